@@ -1,0 +1,215 @@
+#ifndef TRIDENT_CORE_COMM_COMMUNICATOR_H_
+#define TRIDENT_CORE_COMM_COMMUNICATOR_H_
+
+// The one communicator interface every backend implements (DESIGN.md rule 5):
+// local threads, MPI processes, NCCL on GPUs. A Communicator is one rank's
+// handle on a group; the group's members are listed by their world ranks, so
+// error messages name ranks the way a user sees them.
+//
+// Semantics shared by every backend:
+// - Collectives on one communicator are issued in the same order on every member
+//   (as in MPI and NCCL). Point-to-point messages between two members with the
+//   same tag arrive in the order they were sent.
+// - Every operation has an async form returning a CommHandle; the buffers belong
+//   to the operation until Wait() returns. The blocking forms are the async form
+//   followed by Wait().
+// - An operation that does not complete within timeout() fails with
+//   DEADLINE_EXCEEDED naming the group, the operation and the ranks that did not
+//   arrive. After such a failure the communicator is broken: further operations
+//   fail with FAILED_PRECONDITION (the group's members disagree on what ran).
+// - Argument errors (mismatched counts or dtypes, a peer out of range) surface as
+//   INVALID_ARGUMENT from Wait().
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "core/dtype.h"
+
+namespace trident::comm {
+
+enum class ReduceOp : uint8_t { kSum, kAvg, kMax, kMin };
+
+absl::string_view ReduceOpName(ReduceOp op);
+
+// A typed, contiguous buffer the caller owns: host memory for the local and MPI
+// backends, device memory for NCCL.
+struct Buffer {
+  void* data = nullptr;
+  int64_t count = 0;  // Elements, not bytes.
+  DType dtype = DType::kFloat32;
+
+  int64_t bytes() const { return count * static_cast<int64_t>(DTypeSize(dtype)); }
+};
+
+struct ConstBuffer {
+  const void* data = nullptr;
+  int64_t count = 0;
+  DType dtype = DType::kFloat32;
+
+  ConstBuffer() = default;
+  ConstBuffer(const void* data, int64_t count, DType dtype)
+      : data(data), count(count), dtype(dtype) {}
+  ConstBuffer(const Buffer& b) : data(b.data), count(b.count), dtype(b.dtype) {}  // NOLINT
+
+  int64_t bytes() const { return count * static_cast<int64_t>(DTypeSize(dtype)); }
+};
+
+template <typename T>
+Buffer MakeBuffer(absl::Span<T> values) {
+  return Buffer{values.data(), static_cast<int64_t>(values.size()), DTypeOf<T>::value};
+}
+
+template <typename T>
+ConstBuffer MakeConstBuffer(absl::Span<const T> values) {
+  return ConstBuffer(values.data(), static_cast<int64_t>(values.size()), DTypeOf<T>::value);
+}
+
+// The operations a communicator counts (see CommStats).
+enum class CommOp : uint8_t {
+  kAllReduce,
+  kReduceScatter,
+  kAllGather,
+  kBroadcast,
+  kSend,
+  kRecv,
+  kBarrier,
+};
+inline constexpr int kNumCommOps = 7;
+
+absl::string_view CommOpName(CommOp op);
+
+// Calls and payload bytes per operation, counted by the issuing rank. The
+// payload of a collective is the size of this rank's full buffer: all-reduce and
+// broadcast count the buffer, all-gather the gathered output, reduce-scatter the
+// unreduced input, send/recv the message. (Wire traffic depends on the algorithm;
+// bench/comm_bench converts payload to bus bandwidth.)
+struct CommStats {
+  std::array<int64_t, kNumCommOps> calls{};
+  std::array<int64_t, kNumCommOps> bytes{};
+
+  int64_t calls_of(CommOp op) const { return calls[static_cast<int>(op)]; }
+  int64_t bytes_of(CommOp op) const { return bytes[static_cast<int>(op)]; }
+  void Record(CommOp op, int64_t payload_bytes) {
+    ++calls[static_cast<int>(op)];
+    bytes[static_cast<int>(op)] += payload_bytes;
+  }
+};
+
+// A pending operation. Destroying a handle before Wait() waits for it (and
+// drops its status), so buffers are never written after they are released.
+class CommHandle {
+ public:
+  virtual ~CommHandle() = default;
+  // Blocks until the operation completes, fails, or times out.
+  virtual absl::Status Wait() = 0;
+};
+
+// A handle that is already complete, holding the operation's final status.
+std::unique_ptr<CommHandle> CompletedHandle(absl::Status status);
+
+struct CommOptions {
+  // How long any single operation may wait for its peers.
+  absl::Duration timeout = absl::Minutes(5);
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  // This rank's position in the group, 0 <= rank() < size().
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // The world rank of each member, indexed by group rank.
+  virtual absl::Span<const int> world_ranks() const = 0;
+  // The group's name for messages, e.g. "world" or "tp[dp=0,pp=1]".
+  virtual const std::string& name() const = 0;
+  // The backend's name: "local", "mpi", "nccl".
+  virtual absl::string_view backend() const = 0;
+
+  // In place: every member ends with the reduction of every member's buffer.
+  virtual std::unique_ptr<CommHandle> AllReduceAsync(Buffer inout, ReduceOp op) = 0;
+  // in.count == out.count * size(); member r receives the reduction of the r-th
+  // slice of out.count elements.
+  virtual std::unique_ptr<CommHandle> ReduceScatterAsync(ConstBuffer in, Buffer out,
+                                                         ReduceOp op) = 0;
+  // out.count == in.count * size(); member r's input lands in the r-th slice.
+  virtual std::unique_ptr<CommHandle> AllGatherAsync(ConstBuffer in, Buffer out) = 0;
+  // The root's buffer is copied into every member's buffer. `root` is a group rank.
+  virtual std::unique_ptr<CommHandle> BroadcastAsync(Buffer buffer, int root) = 0;
+  // Point to point; `peer` is a group rank, tags are >= 0.
+  virtual std::unique_ptr<CommHandle> SendAsync(ConstBuffer buffer, int peer, int tag) = 0;
+  virtual std::unique_ptr<CommHandle> RecvAsync(Buffer buffer, int peer, int tag) = 0;
+  virtual std::unique_ptr<CommHandle> BarrierAsync() = 0;
+
+  // Creates the communicator of the members `ranks` (group ranks of this
+  // communicator, in the order that defines the new group's ranks). Called by
+  // exactly those members and by no one else; members create their groups in
+  // the same order. The child inherits this communicator's options.
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> CreateGroup(
+      absl::Span<const int> ranks, absl::string_view name) = 0;
+
+  // Blocking forms.
+  absl::Status AllReduce(Buffer inout, ReduceOp op) { return AllReduceAsync(inout, op)->Wait(); }
+  absl::Status ReduceScatter(ConstBuffer in, Buffer out, ReduceOp op) {
+    return ReduceScatterAsync(in, out, op)->Wait();
+  }
+  absl::Status AllGather(ConstBuffer in, Buffer out) { return AllGatherAsync(in, out)->Wait(); }
+  absl::Status Broadcast(Buffer buffer, int root) { return BroadcastAsync(buffer, root)->Wait(); }
+  absl::Status Send(ConstBuffer buffer, int peer, int tag) {
+    return SendAsync(buffer, peer, tag)->Wait();
+  }
+  absl::Status Recv(Buffer buffer, int peer, int tag) {
+    return RecvAsync(buffer, peer, tag)->Wait();
+  }
+  absl::Status Barrier() { return BarrierAsync()->Wait(); }
+
+  const CommOptions& options() const { return options_; }
+  absl::Duration timeout() const { return options_.timeout; }
+  void set_timeout(absl::Duration timeout) { options_.timeout = timeout; }
+
+  // What this rank issued on this communicator since creation or ResetStats().
+  const CommStats& stats() const { return stats_; }
+  void ResetStats() { stats_ = CommStats(); }
+
+ protected:
+  explicit Communicator(CommOptions options) : options_(options) {}
+  CommStats& mutable_stats() { return stats_; }
+
+ private:
+  CommOptions options_;
+  CommStats stats_;
+};
+
+// "tp[dp=0,pp=1] (world ranks 0, 1)"-style description used in error messages.
+std::string DescribeGroup(const Communicator& comm);
+
+// Checks the arguments every backend must reject, with messages naming the
+// group, the operation and the offending value. OK when the call is well formed.
+absl::Status ValidateReduceScatter(const Communicator& comm, const ConstBuffer& in,
+                                   const Buffer& out);
+absl::Status ValidateAllGather(const Communicator& comm, const ConstBuffer& in,
+                               const Buffer& out);
+absl::Status ValidateRoot(const Communicator& comm, CommOp op, int root);
+absl::Status ValidatePeer(const Communicator& comm, CommOp op, int peer, int tag);
+absl::Status ValidateGroupRanks(const Communicator& comm, absl::Span<const int> ranks);
+
+// Reduces `count` elements of `src` into `dst` in place (dst = dst op src), in
+// the element type `dtype`; 16-bit floats are widened to float, combined and
+// rounded back (one rounding per call). kAvg is treated as kSum (the caller
+// divides with DivideInPlace).
+void ReduceInto(void* dst, const void* src, int64_t count, DType dtype, ReduceOp op);
+
+// Divides `count` elements by `divisor` in place (finishes kAvg).
+void DivideInPlace(void* data, int64_t count, DType dtype, int divisor);
+
+}  // namespace trident::comm
+
+#endif  // TRIDENT_CORE_COMM_COMMUNICATOR_H_

@@ -1,0 +1,399 @@
+#include "training/checkpoint/checkpoint.h"
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "training/checkpoint/file_util.h"
+#include "training/checkpoint/tensor_blob.h"
+#include "training/checkpoint/tensor_file.h"
+#include "training/checkpoint/test_util.h"
+
+namespace trident::checkpoint {
+namespace {
+
+using testing::FlipByte;
+using testing::FreshTestDir;
+using testing::PatternBytes;
+using testing::ReadWholeFile;
+using testing::TruncateFile;
+using testing::WriteWholeFile;
+
+constexpr absl::string_view kLayout = "tp=1 pp=3 dp=1 schedule=\"1f1b\"";
+
+// One rank's parameters and Adam state, distinct per rank and per version.
+struct RankState {
+  std::vector<std::vector<std::byte>> storage;
+  std::vector<TensorBlob> blobs;
+
+  RankState(int rank, int version) {
+    const std::vector<std::pair<std::string, std::vector<int64_t>>> params = {
+        {absl::StrCat("h.", rank, ".attn.c_attn.weight"), {8, 24}},
+        {absl::StrCat("h.", rank, ".ln_1.bias"), {8}}};
+    storage.reserve(params.size() * 3);
+    for (const auto& [name, shape] : params) {
+      int64_t elements = 1;
+      for (const int64_t d : shape) elements *= d;
+      for (const char* prefix : {"param/", "adam_m/", "adam_v/"}) {
+        storage.push_back(PatternBytes(elements * 4, 1000 * version + 10 * rank + storage.size()));
+        blobs.push_back(TensorBlob{absl::StrCat(prefix, name), DType::kFloat32, shape,
+                                   storage.back()});
+      }
+    }
+  }
+};
+
+CheckpointMeta MakeMeta(int world_size, int64_t step) {
+  CheckpointMeta meta;
+  meta.step = step;
+  meta.seed = std::numeric_limits<uint64_t>::max() - 5;  // beyond int64: must stay exact
+  meta.data_position = {step * 4096, -1, std::numeric_limits<int64_t>::max()};
+  meta.rng_state = std::string("\x00\x01\xfe\xff rng", 8);
+  meta.layout = std::string(kLayout);
+  meta.world_size = world_size;
+  return meta;
+}
+
+// Writes a `world_size`-rank checkpoint the way a trainer would, one thread per rank.
+absl::Status WriteMultiRank(const std::string& dir, int world_size, int64_t step, int version) {
+  absl::StatusOr<std::string> partial = BeginCheckpoint(dir);
+  if (!partial.ok()) return partial.status();
+  std::vector<absl::Status> results(world_size);
+  std::vector<std::thread> ranks;
+  for (int rank = 0; rank < world_size; ++rank) {
+    ranks.emplace_back([&, rank] {
+      const RankState state(rank, version);
+      results[rank] = WriteRankShard(*partial, rank, state.blobs);
+    });
+  }
+  for (std::thread& t : ranks) t.join();
+  for (const absl::Status& status : results) {
+    if (!status.ok()) return status;
+  }
+  return FinalizeCheckpoint(dir, MakeMeta(world_size, step));
+}
+
+void ExpectRankMatches(const std::string& dir, int rank, int version) {
+  const absl::StatusOr<TensorSet> read = ReadRankShard(dir, rank);
+  ASSERT_TRUE(read.ok()) << read.status();
+  const RankState expected(rank, version);
+  ASSERT_EQ(read->size(), expected.blobs.size());
+  for (const TensorBlob& blob : expected.blobs) {
+    const absl::StatusOr<const LoadedTensor*> got =
+        read->GetExpected(blob.name, blob.dtype, blob.shape);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ASSERT_EQ((*got)->bytes.size(), blob.bytes.size());
+    EXPECT_TRUE(std::equal(blob.bytes.begin(), blob.bytes.end(), (*got)->bytes.begin()))
+        << blob.name;
+  }
+}
+
+void ExpectStatus(const absl::Status& status, absl::StatusCode code,
+                  const std::vector<std::string>& fragments) {
+  ASSERT_FALSE(status.ok()) << "expected an error";
+  EXPECT_EQ(status.code(), code) << status;
+  for (const std::string& fragment : fragments) {
+    EXPECT_TRUE(absl::StrContains(status.message(), fragment))
+        << "missing '" << fragment << "' in: " << status;
+  }
+}
+
+TEST(CheckpointTest, ThreeRanksWriteAndReadBack) {
+  const std::string root = FreshTestDir("ckpt_three_ranks");
+  const std::string dir = JoinPath(root, "step_120");
+  ASSERT_TRUE(WriteMultiRank(dir, 3, 120, 1).ok());
+
+  EXPECT_EQ(*ListDirectory(root), std::vector<std::string>{"step_120"});  // no .partial/.old
+  EXPECT_EQ(*ListDirectory(dir),
+            (std::vector<std::string>{"meta.json", "rank_00000.tensors", "rank_00001.tensors",
+                                      "rank_00002.tensors"}));
+  const absl::StatusOr<CheckpointMeta> meta = ReadCheckpointMeta(dir);
+  ASSERT_TRUE(meta.ok()) << meta.status();
+  const CheckpointMeta expected = MakeMeta(3, 120);
+  EXPECT_EQ(meta->format_version, kCheckpointFormatVersion);
+  EXPECT_EQ(meta->step, 120);
+  EXPECT_EQ(meta->seed, expected.seed);
+  EXPECT_EQ(meta->data_position, expected.data_position);
+  EXPECT_EQ(meta->rng_state, expected.rng_state);
+  EXPECT_EQ(meta->layout, expected.layout);
+  EXPECT_EQ(meta->world_size, 3);
+  ASSERT_EQ(meta->files.size(), 3u);
+  for (int rank = 0; rank < 3; ++rank) {
+    EXPECT_EQ(meta->files[rank].name, RankFileName(rank));
+    const std::string path = JoinPath(dir, RankFileName(rank));
+    EXPECT_EQ(meta->files[rank].size, ReadWholeFile(path).size());
+    EXPECT_EQ(meta->files[rank].crc32c, ReadTensorFileSummary(path)->file_crc32c);
+    ExpectRankMatches(dir, rank, 1);
+  }
+  EXPECT_TRUE(CheckResumeCompatible(dir, *meta, 3, kLayout).ok());
+  ExpectStatus(ReadRankShard(dir, 3).status(), absl::StatusCode::kInvalidArgument,
+               {"rank 3 is outside", "written by 3 ranks"});
+}
+
+TEST(CheckpointTest, ShapeMismatchNamesCheckpointAndTensor) {
+  const std::string dir = JoinPath(FreshTestDir("ckpt_shape"), "ckpt");
+  ASSERT_TRUE(WriteMultiRank(dir, 1, 5, 1).ok());
+  const absl::StatusOr<TensorSet> read = ReadRankShard(dir, 0);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->GetExpected("param/h.0.attn.c_attn.weight", DType::kFloat32, {8, 12})
+                .status()
+                .message(),
+            absl::StrCat("checkpoint '", dir,
+                         "' rank 0 has tensor 'param/h.0.attn.c_attn.weight' with shape [8, 24], "
+                         "expected [8, 12]"));
+}
+
+TEST(CheckpointTest, ReplacesExistingCheckpoint) {
+  const std::string root = FreshTestDir("ckpt_replace");
+  const std::string dir = JoinPath(root, "latest/");  // trailing slash is fine
+  ASSERT_TRUE(WriteMultiRank(dir, 2, 10, 1).ok());
+  ASSERT_TRUE(WriteMultiRank(dir, 2, 20, 2).ok());
+  EXPECT_EQ(*ListDirectory(root), std::vector<std::string>{"latest"});
+  EXPECT_EQ(ReadCheckpointMeta(dir)->step, 20);
+  ExpectRankMatches(dir, 0, 2);
+  ExpectRankMatches(dir, 1, 2);
+}
+
+TEST(CheckpointTest, SingleProcessSaveAndLoad) {
+  const std::string root = FreshTestDir("ckpt_single");
+  const std::string dir = JoinPath(root, "ckpt");
+  const RankState state(0, 7);
+  ASSERT_TRUE(SaveCheckpoint(dir, MakeMeta(1, 3), state.blobs).ok());
+  const RankState newer(0, 8);
+  ASSERT_TRUE(SaveCheckpoint(dir, MakeMeta(1, 4), newer.blobs).ok());
+  const absl::StatusOr<LoadedCheckpoint> loaded = LoadCheckpoint(dir, kLayout);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->meta.step, 4);
+  EXPECT_EQ(loaded->tensors.size(), newer.blobs.size());
+  ExpectRankMatches(dir, 0, 8);
+  EXPECT_EQ(*ListDirectory(root), std::vector<std::string>{"ckpt"});
+
+  ExpectStatus(SaveCheckpoint(dir, MakeMeta(2, 5), newer.blobs), absl::StatusCode::kInvalidArgument,
+               {"meta.world_size is 2"});
+  std::vector<TensorBlob> bad = newer.blobs;
+  bad[0].shape = {1};
+  ExpectStatus(SaveCheckpoint(dir, MakeMeta(1, 5), bad), absl::StatusCode::kInvalidArgument,
+               {"param/h.0.attn.c_attn.weight"});
+  EXPECT_EQ(ReadCheckpointMeta(dir)->step, 4);  // untouched
+  EXPECT_EQ(*ListDirectory(root), std::vector<std::string>{"ckpt"});
+}
+
+TEST(CheckpointTest, MetaMismatchIsRefused) {
+  const std::string dir = JoinPath(FreshTestDir("ckpt_mismatch"), "c");
+  ASSERT_TRUE(WriteMultiRank(dir, 3, 1, 1).ok());
+  const CheckpointMeta meta = *ReadCheckpointMeta(dir);
+  ExpectStatus(CheckResumeCompatible(dir, meta, 2, kLayout), absl::StatusCode::kFailedPrecondition,
+               {dir, "written by 3 ranks, this job has 2"});
+  ExpectStatus(CheckResumeCompatible(dir, meta, 3, "tp=3 pp=1 dp=1"),
+               absl::StatusCode::kFailedPrecondition,
+               {dir, "tp=3 pp=1 dp=1", "different parallel layout"});
+  ExpectStatus(LoadCheckpoint(dir, kLayout).status(), absl::StatusCode::kFailedPrecondition,
+               {"written by 3 ranks, this job has 1"});
+}
+
+TEST(CheckpointTest, DamagedRankFilesAreRefused) {
+  const std::string root = FreshTestDir("ckpt_damaged");
+  const std::string dir = JoinPath(root, "c");
+  ASSERT_TRUE(WriteMultiRank(dir, 3, 1, 1).ok());
+  const std::string rank1 = JoinPath(dir, RankFileName(1));
+  const std::string original = ReadWholeFile(rank1);
+
+  ASSERT_TRUE(RemoveTree(rank1).ok());
+  ExpectStatus(ReadRankShard(dir, 1).status(), absl::StatusCode::kNotFound,
+               {"is missing rank 1's file", rank1});
+
+  WriteWholeFile(rank1, original);
+  TruncateFile(rank1, original.size() - 100);
+  ExpectStatus(ReadRankShard(dir, 1).status(), absl::StatusCode::kDataLoss,
+               {rank1, "truncated", absl::StrCat("expected ", original.size(), " bytes")});
+
+  WriteWholeFile(rank1, original);
+  FlipByte(rank1, original.size() - 30);  // inside the last tensor's payload (before the 20-byte trailer)
+  ExpectStatus(ReadRankShard(dir, 1).status(), absl::StatusCode::kDataLoss,
+               {rank1, "tensor 'adam_v/h.1.ln_1.bias' is corrupted"});
+
+  // A valid file from another checkpoint is not this checkpoint's file.
+  const std::string other = JoinPath(root, "other");
+  ASSERT_TRUE(WriteMultiRank(other, 3, 2, 2).ok());
+  WriteWholeFile(rank1, ReadWholeFile(JoinPath(other, RankFileName(1))));
+  ExpectStatus(ReadRankShard(dir, 1).status(), absl::StatusCode::kDataLoss,
+               {rank1, "does not belong to this checkpoint"});
+
+  WriteWholeFile(rank1, original);
+  ExpectRankMatches(dir, 1, 1);
+}
+
+TEST(CheckpointTest, DamagedMetaIsRefused) {
+  const std::string dir = JoinPath(FreshTestDir("ckpt_meta"), "c");
+  ASSERT_TRUE(WriteMultiRank(dir, 1, 1, 1).ok());
+  const std::string meta_path = JoinPath(dir, "meta.json");
+  const std::string original = ReadWholeFile(meta_path);
+
+  TruncateFile(meta_path, original.size() / 2);
+  ExpectStatus(ReadCheckpointMeta(dir).status(), absl::StatusCode::kDataLoss, {meta_path, "JSON"});
+
+  std::string text = original;
+  text.replace(text.find("\"format_version\": 1"), 19, "\"format_version\": 2");
+  WriteWholeFile(meta_path, text);
+  ExpectStatus(ReadCheckpointMeta(dir).status(), absl::StatusCode::kFailedPrecondition,
+               {"format_version 2 is not supported"});
+
+  text = original;
+  text.replace(text.find("\"step\""), 6, "\"stop\"");
+  WriteWholeFile(meta_path, text);
+  ExpectStatus(ReadCheckpointMeta(dir).status(), absl::StatusCode::kDataLoss,
+               {"field \"stop\" is unknown"});
+
+  text = original;
+  text.replace(text.find("\"rng_state_hex\": \""), 18, "\"rng_state_hex\": \"zz");
+  WriteWholeFile(meta_path, text);
+  ExpectStatus(ReadCheckpointMeta(dir).status(), absl::StatusCode::kDataLoss,
+               {"rng_state_hex"});
+
+  ASSERT_TRUE(RemoveTree(meta_path).ok());
+  ExpectStatus(ReadCheckpointMeta(dir).status(), absl::StatusCode::kNotFound,
+               {"has no meta.json"});
+  ExpectStatus(ReadCheckpointMeta(JoinPath(dir, "nowhere")).status(), absl::StatusCode::kNotFound,
+               {"does not exist"});
+}
+
+TEST(CheckpointTest, MetaTextRoundTrips) {
+  CheckpointMeta meta = MakeMeta(2, 77);
+  meta.layout = "line1\n\"quoted\"\ttab \xc3\xa9";
+  meta.files = {{RankFileName(0), 123, 0xFFFFFFFFu}, {RankFileName(1), 0, 0}};
+  const std::string text = FormatCheckpointMeta(meta);
+  EXPECT_TRUE(absl::StrContains(text, "\n  \"step\": 77,\n")) << text;
+  const absl::StatusOr<CheckpointMeta> back = ParseCheckpointMeta(text, "test");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->layout, meta.layout);
+  EXPECT_EQ(back->seed, meta.seed);
+  EXPECT_EQ(back->data_position, meta.data_position);
+  EXPECT_EQ(back->rng_state, meta.rng_state);
+  ASSERT_EQ(back->files.size(), 2u);
+  EXPECT_EQ(back->files[0].size, 123u);
+  EXPECT_EQ(back->files[0].crc32c, 0xFFFFFFFFu);
+  EXPECT_EQ(FormatCheckpointMeta(*back), text);
+
+  meta.files.pop_back();
+  ExpectStatus(ParseCheckpointMeta(FormatCheckpointMeta(meta), "test").status(),
+               absl::StatusCode::kDataLoss, {"lists 1 rank files for world_size 2"});
+}
+
+TEST(CheckpointTest, FinalizeRefusesIncompleteOrForeignPartialDirectory) {
+  const std::string root = FreshTestDir("ckpt_finalize");
+  const std::string dir = JoinPath(root, "c");
+  ASSERT_TRUE(WriteMultiRank(dir, 3, 1, 1).ok());
+
+  // Only two of three ranks wrote: the old checkpoint stays.
+  absl::StatusOr<std::string> partial = BeginCheckpoint(dir);
+  ASSERT_TRUE(partial.ok()) << partial.status();
+  EXPECT_EQ(*partial, PartialCheckpointDir(dir));
+  for (int rank = 0; rank < 2; ++rank) {
+    ASSERT_TRUE(WriteRankShard(*partial, rank, RankState(rank, 2).blobs).ok());
+  }
+  ExpectStatus(FinalizeCheckpoint(dir, MakeMeta(3, 2)), absl::StatusCode::kFailedPrecondition,
+               {"rank 2 of 3 has not written"});
+  EXPECT_EQ(ReadCheckpointMeta(dir)->step, 1);
+  ExpectRankMatches(dir, 2, 1);
+
+  // A file from a larger earlier job is refused rather than swept in.
+  ASSERT_TRUE(WriteRankShard(*partial, 2, RankState(2, 2).blobs).ok());
+  ASSERT_TRUE(WriteRankShard(*partial, 5, RankState(5, 2).blobs).ok());
+  ExpectStatus(FinalizeCheckpoint(dir, MakeMeta(3, 2)), absl::StatusCode::kFailedPrecondition,
+               {"unexpected entry 'rank_00005.tensors'"});
+  EXPECT_EQ(ReadCheckpointMeta(dir)->step, 1);
+
+  // BeginCheckpoint clears the stale partial directory.
+  partial = BeginCheckpoint(dir);
+  ASSERT_TRUE(partial.ok());
+  EXPECT_TRUE(ListDirectory(*partial)->empty());
+
+  ExpectStatus(FinalizeCheckpoint(dir, MakeMeta(0, 2)), absl::StatusCode::kInvalidArgument,
+               {"world_size is 0"});
+  ExpectStatus(WriteRankShard(*partial, -1, {}), absl::StatusCode::kInvalidArgument,
+               {"rank is -1"});
+}
+
+TEST(CheckpointTest, RefusesToReplaceSomethingElse) {
+  const std::string root = FreshTestDir("ckpt_foreign");
+  const std::string dir = JoinPath(root, "results");
+  ASSERT_TRUE(MakeDirectory(dir).ok());
+  WriteWholeFile(JoinPath(dir, "important.txt"), "keep me");
+  const RankState state(0, 1);
+  ExpectStatus(SaveCheckpoint(dir, MakeMeta(1, 1), state.blobs),
+               absl::StatusCode::kFailedPrecondition, {"is not a checkpoint", "refusing"});
+  EXPECT_EQ(ReadWholeFile(JoinPath(dir, "important.txt")), "keep me");
+
+  // Directories with the reserved suffixes are only deleted when they hold
+  // checkpoint files.
+  const std::string other = JoinPath(root, "other");
+  ASSERT_TRUE(MakeDirectory(PartialCheckpointDir(other)).ok());
+  WriteWholeFile(JoinPath(PartialCheckpointDir(other), "notes.txt"), "mine");
+  ExpectStatus(SaveCheckpoint(other, MakeMeta(1, 1), state.blobs),
+               absl::StatusCode::kFailedPrecondition, {"refusing to delete", "notes.txt"});
+  EXPECT_EQ(ReadWholeFile(JoinPath(PartialCheckpointDir(other), "notes.txt")), "mine");
+
+  // An empty directory (made ahead for --save) is fine to fill.
+  const std::string empty = JoinPath(root, "empty");
+  ASSERT_TRUE(MakeDirectory(empty).ok());
+  ASSERT_TRUE(SaveCheckpoint(empty, MakeMeta(1, 1), state.blobs).ok());
+  EXPECT_EQ(ReadCheckpointMeta(empty)->step, 1);
+}
+
+TEST(CheckpointTest, RecoversFromCrashBetweenRenames) {
+  const std::string root = FreshTestDir("ckpt_crash");
+  const std::string dir = JoinPath(root, "c");
+  const std::string staged = JoinPath(root, "staged");
+  ASSERT_TRUE(WriteMultiRank(dir, 2, 1, 1).ok());
+  ASSERT_TRUE(WriteMultiRank(staged, 2, 2, 2).ok());
+
+  // State after the first rename of a replacement: <dir>.old (step 1) and a
+  // complete <dir>.partial (step 2), no <dir>.
+  ASSERT_TRUE(RenamePath(dir, OldCheckpointDir(dir)).ok());
+  ASSERT_TRUE(RenamePath(staged, PartialCheckpointDir(dir)).ok());
+  ExpectStatus(ReadCheckpointMeta(dir).status(), absl::StatusCode::kFailedPrecondition,
+               {"was interrupted", "RecoverCheckpoint"});
+  ASSERT_TRUE(RecoverCheckpoint(dir).ok());
+  EXPECT_EQ(ReadCheckpointMeta(dir)->step, 2);
+  ExpectRankMatches(dir, 1, 2);
+  EXPECT_EQ(*ListDirectory(root), std::vector<std::string>{"c"});
+
+  // Same, but the new one never got its meta.json: the old one comes back.
+  ASSERT_TRUE(WriteMultiRank(staged, 2, 3, 3).ok());
+  ASSERT_TRUE(RemoveTree(JoinPath(staged, "meta.json")).ok());
+  ASSERT_TRUE(RenamePath(dir, OldCheckpointDir(dir)).ok());
+  ASSERT_TRUE(RenamePath(staged, PartialCheckpointDir(dir)).ok());
+  ASSERT_TRUE(RecoverCheckpoint(dir).ok());
+  EXPECT_EQ(ReadCheckpointMeta(dir)->step, 2);
+  // The unfinished partial directory is cleared by the next BeginCheckpoint.
+  ASSERT_TRUE(WriteMultiRank(dir, 2, 4, 4).ok());
+  EXPECT_EQ(*ListDirectory(root), std::vector<std::string>{"c"});
+  EXPECT_EQ(ReadCheckpointMeta(dir)->step, 4);
+
+  // After the second rename only a stale <dir>.old is left: removed.
+  ASSERT_TRUE(MakeDirectory(OldCheckpointDir(dir)).ok());
+  ASSERT_TRUE(RecoverCheckpoint(dir).ok());
+  EXPECT_EQ(*ListDirectory(root), std::vector<std::string>{"c"});
+  ExpectRankMatches(dir, 0, 4);
+}
+
+TEST(CheckpointTest, FirstCheckpointInterruptedLeavesNothingReadable) {
+  const std::string root = FreshTestDir("ckpt_first_crash");
+  const std::string dir = JoinPath(root, "c");
+  absl::StatusOr<std::string> partial = BeginCheckpoint(dir);
+  ASSERT_TRUE(partial.ok());
+  ASSERT_TRUE(WriteRankShard(*partial, 0, RankState(0, 1).blobs).ok());
+  // Crash before FinalizeCheckpoint: no checkpoint, and a clear message.
+  ExpectStatus(ReadCheckpointMeta(dir).status(), absl::StatusCode::kNotFound,
+               {"does not exist", "unfinished write"});
+  ASSERT_TRUE(RecoverCheckpoint(dir).ok());
+  EXPECT_FALSE(PathExists(dir));
+}
+
+}  // namespace
+}  // namespace trident::checkpoint

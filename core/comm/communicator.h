@@ -189,10 +189,31 @@ class Communicator {
 };
 
 // "tp[dp=0,pp=1] (world ranks 0, 1)"-style description used in error messages.
+// Runs of three or more consecutive ranks are written as a range: "world (world
+// ranks 0-7)".
 std::string DescribeGroup(const Communicator& comm);
+std::string DescribeGroup(absl::string_view name, absl::Span<const int> world_ranks);
+
+// The DEADLINE_EXCEEDED status of an operation that waited longer than
+// `timeout`: "all-reduce on tp[pp=0] (world ranks 0, 1) timed out after 200ms;
+// did not arrive: world rank 1". `group` is a DescribeGroup() string. Every
+// backend words its timeouts this way so that tests and users see one format.
+absl::Status DeadlineExceededError(absl::string_view group, CommOp op, absl::Duration timeout,
+                                   absl::Span<const int> missing_world_ranks);
+
+// The FAILED_PRECONDITION status of an operation issued on a communicator that an
+// earlier failure (`cause`) broke.
+absl::Status BrokenCommunicatorError(absl::string_view group, CommOp op,
+                                     const absl::Status& cause);
 
 // Checks the arguments every backend must reject, with messages naming the
 // group, the operation and the offending value. OK when the call is well formed.
+// ValidateBuffer: count >= 0 and data non-null when count > 0 (`role` names the
+// argument: "buffer", "input", "output"). ValidatePeer also rejects the calling
+// rank itself as peer (point-to-point needs two members) and negative tags.
+// ValidateGroupRanks: non-empty, distinct group ranks that include the caller.
+absl::Status ValidateBuffer(const Communicator& comm, CommOp op, absl::string_view role,
+                            const ConstBuffer& buffer);
 absl::Status ValidateReduceScatter(const Communicator& comm, const ConstBuffer& in,
                                    const Buffer& out);
 absl::Status ValidateAllGather(const Communicator& comm, const ConstBuffer& in,

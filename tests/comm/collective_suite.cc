@@ -1,0 +1,834 @@
+#include "tests/comm/collective_suite.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "core/comm/communicator.h"
+#include "core/dtype.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/comm/host_buffer.h"
+
+namespace trident::comm::suite {
+
+void PrintTo(const SuiteParam& param, std::ostream* os) { *os << param.name; }
+
+std::string SuiteParamName(const ::testing::TestParamInfo<SuiteParam>& info) {
+  return info.param.name;
+}
+
+void CollectiveSuite::SetUp() {
+  runner_ = GetParam().make_runner();
+  ASSERT_NE(runner_, nullptr);
+}
+
+// A library of TEST_Ps may be linked without an instantiation (e.g. while a
+// backend is being written).
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(CollectiveSuite);
+
+namespace {
+
+using ::testing::HasSubstr;
+
+#define SUITE_ASSERT_OK(expr)                 \
+  do {                                        \
+    const ::absl::Status suite_status = (expr); \
+    ASSERT_TRUE(suite_status.ok()) << suite_status; \
+  } while (0)
+
+#define SUITE_EXPECT_CODE(expr, code_value)                   \
+  do {                                                        \
+    const ::absl::Status suite_status = (expr);               \
+    EXPECT_EQ(suite_status.code(), (code_value)) << suite_status; \
+  } while (0)
+
+constexpr DType kAllDTypes[] = {DType::kFloat32, DType::kBFloat16, DType::kFloat16,
+                                DType::kInt32, DType::kInt64};
+constexpr ReduceOp kAllOps[] = {ReduceOp::kSum, ReduceOp::kAvg, ReduceOp::kMax, ReduceOp::kMin};
+// Empty, single element, odd.
+constexpr int64_t kSmallCounts[] = {0, 1, 1001};
+// A little over 3 MiB of fp32.
+constexpr int64_t kMultiMegabyteFloats = 3 * 262144 + 17;
+
+int MaxRanks(RankRunner& runner) { return std::min(8, runner.MaxWorldSize()); }
+
+std::string Where(const Communicator& comm, absl::string_view what) {
+  return absl::StrCat(comm.backend(), " n=", comm.size(), " rank=", comm.rank(), ": ", what);
+}
+
+// Fills `buffer` with every element's rank-`rank` value.
+void FillRankValues(HostBuffer& buffer, int rank, int64_t offset = 0) {
+  for (int64_t i = 0; i < buffer.count(); ++i) {
+    buffer.SetInteger(i, ElementValue(buffer.dtype(), rank, offset + i));
+  }
+}
+
+// The element `i + offset` of a reduction over ranks [0, n) of ElementValue.
+void SetExpectedReduction(HostBuffer& expected, int64_t i, int n, ReduceOp op, int64_t offset) {
+  std::vector<int64_t> values(n);
+  for (int r = 0; r < n; ++r) values[r] = ElementValue(expected.dtype(), r, offset + i);
+  expected.SetReduction(i, values, op);
+}
+
+// ---------------------------------------------------------------------------
+// Every collective, every dtype, world sizes 1-8, exactly known values.
+
+TEST_P(CollectiveSuite, AllReduceEveryDTypeOpAndWorldSize) {
+  for (int n = 1; n <= MaxRanks(runner()); ++n) {
+    runner().Run(n, [&](Communicator& comm) {
+      for (DType dtype : kAllDTypes) {
+        for (ReduceOp op : kAllOps) {
+          for (int64_t count : kSmallCounts) {
+            const std::string where = Where(comm, absl::StrCat("all-reduce ", ReduceOpName(op), " ",
+                                                               DTypeName(dtype), " x", count));
+            HostBuffer data(dtype, count), expected(dtype, count);
+            FillRankValues(data, comm.rank());
+            for (int64_t i = 0; i < count; ++i) SetExpectedReduction(expected, i, n, op, 0);
+            SUITE_ASSERT_OK(comm.AllReduce(data.buffer(), op));
+            ExpectSameBits(data, expected, where);
+          }
+        }
+      }
+    });
+  }
+}
+
+TEST_P(CollectiveSuite, AllReduceMultiMegabyte) {
+  for (int n : {2, 5, 8}) {
+    if (n > MaxRanks(runner())) continue;
+    runner().Run(n, [&](Communicator& comm) {
+      struct Case {
+        DType dtype;
+        ReduceOp op;
+        int64_t count;
+      };
+      for (const Case& c : {Case{DType::kFloat32, ReduceOp::kSum, kMultiMegabyteFloats},
+                            Case{DType::kFloat32, ReduceOp::kMax, kMultiMegabyteFloats},
+                            Case{DType::kBFloat16, ReduceOp::kAvg, 600001}}) {
+        const std::string where = Where(comm, absl::StrCat("all-reduce ", ReduceOpName(c.op), " ",
+                                                           DTypeName(c.dtype), " x", c.count));
+        HostBuffer data(c.dtype, c.count), expected(c.dtype, c.count);
+        FillRankValues(data, comm.rank());
+        for (int64_t i = 0; i < c.count; ++i) SetExpectedReduction(expected, i, n, c.op, 0);
+        SUITE_ASSERT_OK(comm.AllReduce(data.buffer(), c.op));
+        ExpectSameBits(data, expected, where);
+      }
+    });
+  }
+}
+
+void CheckReduceScatter(Communicator& comm, DType dtype, ReduceOp op, int64_t per_rank) {
+  const int n = comm.size();
+  const std::string where = Where(comm, absl::StrCat("reduce-scatter ", ReduceOpName(op), " ",
+                                                     DTypeName(dtype), " x", per_rank));
+  HostBuffer in(dtype, per_rank * n), out(dtype, per_rank), expected(dtype, per_rank);
+  FillRankValues(in, comm.rank());
+  FillRankValues(out, 999);  // Overwritten entirely.
+  for (int64_t i = 0; i < per_rank; ++i) {
+    SetExpectedReduction(expected, i, n, op, comm.rank() * per_rank);
+  }
+  SUITE_ASSERT_OK(comm.ReduceScatter(in.const_buffer(), out.buffer(), op));
+  ExpectSameBits(out, expected, where);
+}
+
+TEST_P(CollectiveSuite, ReduceScatterEveryDTypeOpAndWorldSize) {
+  for (int n = 1; n <= MaxRanks(runner()); ++n) {
+    runner().Run(n, [&](Communicator& comm) {
+      for (DType dtype : kAllDTypes) {
+        for (ReduceOp op : kAllOps) {
+          for (int64_t count : kSmallCounts) CheckReduceScatter(comm, dtype, op, count);
+        }
+      }
+    });
+  }
+}
+
+TEST_P(CollectiveSuite, ReduceScatterMultiMegabyte) {
+  const int n = MaxRanks(runner());
+  runner().Run(n, [&](Communicator& comm) {
+    CheckReduceScatter(comm, DType::kFloat32, ReduceOp::kSum, kMultiMegabyteFloats / n + 3);
+    CheckReduceScatter(comm, DType::kFloat16, ReduceOp::kMin, 2 * kMultiMegabyteFloats / n + 1);
+  });
+}
+
+void CheckAllGather(Communicator& comm, DType dtype, int64_t per_rank, bool in_place) {
+  const int n = comm.size();
+  const std::string where = Where(comm, absl::StrCat(in_place ? "in-place " : "", "all-gather ",
+                                                     DTypeName(dtype), " x", per_rank));
+  HostBuffer out(dtype, per_rank * n), expected(dtype, per_rank * n);
+  HostBuffer in(dtype, per_rank);
+  FillRankValues(in, comm.rank());
+  FillRankValues(out, 999);
+  for (int s = 0; s < n; ++s) {
+    for (int64_t i = 0; i < per_rank; ++i) {
+      expected.SetInteger(s * per_rank + i, ElementValue(dtype, s, i));
+    }
+  }
+  ConstBuffer input = in.const_buffer();
+  if (in_place) {
+    // Megatron style: this rank's input already sits in its slice of the output.
+    std::memcpy(out.element(comm.rank() * per_rank), in.element(0), in.bytes());
+    input = ConstBuffer(out.element(comm.rank() * per_rank), per_rank, dtype);
+  }
+  SUITE_ASSERT_OK(comm.AllGather(input, out.buffer()));
+  ExpectSameBits(out, expected, where);
+}
+
+TEST_P(CollectiveSuite, AllGatherEveryDTypeAndWorldSize) {
+  for (int n = 1; n <= MaxRanks(runner()); ++n) {
+    runner().Run(n, [&](Communicator& comm) {
+      for (DType dtype : kAllDTypes) {
+        for (int64_t count : kSmallCounts) {
+          CheckAllGather(comm, dtype, count, /*in_place=*/false);
+          CheckAllGather(comm, dtype, count, /*in_place=*/true);
+        }
+      }
+    });
+  }
+}
+
+TEST_P(CollectiveSuite, AllGatherMultiMegabyte) {
+  const int n = std::min(4, MaxRanks(runner()));
+  runner().Run(n, [&](Communicator& comm) {
+    CheckAllGather(comm, DType::kFloat32, kMultiMegabyteFloats / n + 5, /*in_place=*/false);
+    CheckAllGather(comm, DType::kInt64, kMultiMegabyteFloats / (2 * n) + 1, /*in_place=*/true);
+  });
+}
+
+void CheckBroadcast(Communicator& comm, DType dtype, int64_t count, int root) {
+  const std::string where =
+      Where(comm, absl::StrCat("broadcast from ", root, " ", DTypeName(dtype), " x", count));
+  HostBuffer data(dtype, count), expected(dtype, count);
+  FillRankValues(data, comm.rank());  // Differs between ranks: only the root's survives.
+  FillRankValues(expected, root);
+  SUITE_ASSERT_OK(comm.Broadcast(data.buffer(), root));
+  ExpectSameBits(data, expected, where);
+}
+
+TEST_P(CollectiveSuite, BroadcastFromEveryRootEveryDTypeAndWorldSize) {
+  for (int n = 1; n <= MaxRanks(runner()); ++n) {
+    runner().Run(n, [&](Communicator& comm) {
+      for (int root = 0; root < n; ++root) {
+        for (DType dtype : kAllDTypes) {
+          for (int64_t count : kSmallCounts) CheckBroadcast(comm, dtype, count, root);
+        }
+      }
+    });
+  }
+}
+
+TEST_P(CollectiveSuite, BroadcastMultiMegabyte) {
+  const int n = MaxRanks(runner());
+  runner().Run(n, [&](Communicator& comm) {
+    CheckBroadcast(comm, DType::kFloat32, kMultiMegabyteFloats, 0);
+    CheckBroadcast(comm, DType::kBFloat16, kMultiMegabyteFloats, n - 1);
+  });
+}
+
+// Each rank sends to the next and receives from the previous (a ring), with the
+// async forms so that no backend needs eager sends.
+TEST_P(CollectiveSuite, SendRecvRingEveryDTypeAndWorldSize) {
+  for (int n = 2; n <= MaxRanks(runner()); ++n) {
+    runner().Run(n, [&](Communicator& comm) {
+      const int next = (comm.rank() + 1) % n;
+      const int prev = (comm.rank() + n - 1) % n;
+      for (DType dtype : kAllDTypes) {
+        std::vector<int64_t> counts(std::begin(kSmallCounts), std::end(kSmallCounts));
+        // Several MiB on the smallest and largest rings only (keeps the suite fast).
+        if (dtype == DType::kFloat32 && (n == 2 || n == MaxRanks(runner()))) {
+          counts.push_back(kMultiMegabyteFloats);
+        }
+        for (int64_t count : counts) {
+          const std::string where = Where(comm, absl::StrCat("ring ", DTypeName(dtype), " x", count));
+          HostBuffer out(dtype, count), in(dtype, count), expected(dtype, count);
+          FillRankValues(out, comm.rank());
+          FillRankValues(in, 999);
+          FillRankValues(expected, prev);
+          std::unique_ptr<CommHandle> recv = comm.RecvAsync(in.buffer(), prev, /*tag=*/7);
+          std::unique_ptr<CommHandle> send = comm.SendAsync(out.const_buffer(), next, /*tag=*/7);
+          SUITE_ASSERT_OK(send->Wait());
+          SUITE_ASSERT_OK(recv->Wait());
+          ExpectSameBits(in, expected, where);
+        }
+      }
+    });
+  }
+}
+
+// Nobody leaves a barrier before the last member entered it: entry and exit
+// times (one clock: the ranks run on one machine) are gathered afterwards.
+TEST_P(CollectiveSuite, BarrierHoldsEveryoneUntilTheLastArrives) {
+  for (int n = 1; n <= MaxRanks(runner()); ++n) {
+    runner().Run(n, [&](Communicator& comm) {
+      if (comm.rank() == n - 1) absl::SleepFor(absl::Milliseconds(20));
+      std::vector<int64_t> times(2);
+      times[0] = absl::GetCurrentTimeNanos();
+      SUITE_ASSERT_OK(comm.Barrier());
+      times[1] = absl::GetCurrentTimeNanos();
+      std::vector<int64_t> all(2 * n);
+      SUITE_ASSERT_OK(comm.AllGather(MakeConstBuffer<int64_t>(times),
+                                     MakeBuffer<int64_t>(absl::MakeSpan(all))));
+      int64_t last_entry = 0;
+      for (int r = 0; r < n; ++r) last_entry = std::max(last_entry, all[2 * r]);
+      for (int r = 0; r < n; ++r) {
+        EXPECT_GE(all[2 * r + 1], last_entry) << Where(comm, "barrier") << ": rank " << r
+                                              << " left before the last entry";
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Every group kind of the grids tp x pp x dp, Megatron rank order tp-dp-pp.
+
+struct Grid {
+  int tp, pp, dp;
+  int Rank(int t, int p, int d) const { return t + tp * (d + dp * p); }
+};
+
+struct GroupSpec {
+  std::string name;
+  std::vector<int> ranks;
+};
+
+// The groups `rank` belongs to, in the order every rank creates them.
+std::vector<GroupSpec> GroupsOf(const Grid& g, int rank) {
+  const int t = rank % g.tp;
+  const int d = (rank / g.tp) % g.dp;
+  const int p = rank / (g.tp * g.dp);
+  std::vector<GroupSpec> groups;
+  GroupSpec tp{absl::StrCat("tp[pp=", p, ",dp=", d, "]"), {}};
+  for (int i = 0; i < g.tp; ++i) tp.ranks.push_back(g.Rank(i, p, d));
+  GroupSpec dp{absl::StrCat("dp[tp=", t, ",pp=", p, "]"), {}};
+  for (int i = 0; i < g.dp; ++i) dp.ranks.push_back(g.Rank(t, p, i));
+  GroupSpec pp{absl::StrCat("pp[tp=", t, ",dp=", d, "]"), {}};
+  for (int i = 0; i < g.pp; ++i) pp.ranks.push_back(g.Rank(t, i, d));
+  GroupSpec mp{absl::StrCat("mp[dp=", d, "]"), {}};
+  for (int i = 0; i < g.pp; ++i) {
+    for (int j = 0; j < g.tp; ++j) mp.ranks.push_back(g.Rank(j, i, d));
+  }
+  std::sort(mp.ranks.begin(), mp.ranks.end());
+  GroupSpec embedding{absl::StrCat("embedding[tp=", t, ",dp=", d, "]"), {g.Rank(t, 0, d)}};
+  if (g.pp > 1) embedding.ranks.push_back(g.Rank(t, g.pp - 1, d));
+  groups = {tp, dp, pp, mp};
+  // Only the first and last stages belong to an embedding group.
+  if (p == 0 || p == g.pp - 1) groups.push_back(embedding);
+  return groups;
+}
+
+TEST_P(CollectiveSuite, EveryGroupKindOfGrids) {
+  if (runner().MaxWorldSize() < 8) GTEST_SKIP() << "needs 8 ranks";
+  for (const Grid& grid : {Grid{2, 2, 2}, Grid{1, 4, 2}, Grid{4, 1, 2}, Grid{8, 1, 1}}) {
+    runner().Run(8, [&](Communicator& world) {
+      const std::string grid_name = absl::StrCat(grid.tp, "x", grid.pp, "x", grid.dp);
+      const int me = world.rank();
+      for (const GroupSpec& spec : GroupsOf(grid, me)) {
+        const std::string where = Where(world, absl::StrCat(grid_name, " ", spec.name));
+        absl::StatusOr<std::unique_ptr<Communicator>> made = world.CreateGroup(spec.ranks, spec.name);
+        ASSERT_TRUE(made.ok()) << where << ": " << made.status();
+        Communicator& group = **made;
+        const int size = static_cast<int>(spec.ranks.size());
+        const int index = static_cast<int>(std::find(spec.ranks.begin(), spec.ranks.end(), me) -
+                                           spec.ranks.begin());
+        ASSERT_EQ(group.size(), size) << where;
+        EXPECT_EQ(group.rank(), index) << where;
+        EXPECT_EQ(group.name(), spec.name) << where;
+        EXPECT_EQ(group.backend(), world.backend()) << where;
+        std::vector<int> expected_world;
+        for (int r : spec.ranks) expected_world.push_back(world.world_ranks()[r]);
+        EXPECT_THAT(std::vector<int>(group.world_ranks().begin(), group.world_ranks().end()),
+                    ::testing::ElementsAreArray(expected_world))
+            << where;
+
+        // All-reduce: the sum over members of (grid rank + 1).
+        std::vector<int64_t> sum = {me + 1};
+        SUITE_ASSERT_OK(group.AllReduce(MakeBuffer<int64_t>(absl::MakeSpan(sum)), ReduceOp::kSum));
+        int64_t expected_sum = 0;
+        for (int r : spec.ranks) expected_sum += r + 1;
+        EXPECT_EQ(sum[0], expected_sum) << where;
+
+        // All-gather: the member list in group order.
+        std::vector<int32_t> mine = {me};
+        std::vector<int32_t> gathered(size, -1);
+        SUITE_ASSERT_OK(group.AllGather(MakeConstBuffer<int32_t>(mine),
+                                        MakeBuffer<int32_t>(absl::MakeSpan(gathered))));
+        EXPECT_THAT(gathered, ::testing::ElementsAreArray(spec.ranks)) << where;
+
+        // Broadcast from the last member.
+        std::vector<int32_t> value = {me * 10};
+        SUITE_ASSERT_OK(group.Broadcast(MakeBuffer<int32_t>(absl::MakeSpan(value)), size - 1));
+        EXPECT_EQ(value[0], spec.ranks.back() * 10) << where;
+
+        // Pipeline neighbours: each stage passes its rank to the next one.
+        if (spec.name.rfind("pp[", 0) == 0 && size > 1) {
+          std::vector<int32_t> from_prev = {-1};
+          std::unique_ptr<CommHandle> recv;
+          if (index > 0) recv = group.RecvAsync(MakeBuffer<int32_t>(absl::MakeSpan(from_prev)),
+                                                index - 1, /*tag=*/1);
+          if (index + 1 < size) {
+            SUITE_ASSERT_OK(group.Send(MakeConstBuffer<int32_t>(mine), index + 1, /*tag=*/1));
+          }
+          if (recv != nullptr) {
+            SUITE_ASSERT_OK(recv->Wait());
+            EXPECT_EQ(from_prev[0], spec.ranks[index - 1]) << where;
+          }
+        }
+        SUITE_ASSERT_OK(group.Barrier());
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Async handles overlapping on several communicators, waited in reverse order.
+
+TEST_P(CollectiveSuite, ManyAsyncHandlesInFlightWaitedInReverse) {
+  if (runner().MaxWorldSize() < 8) GTEST_SKIP() << "needs 8 ranks";
+  const Grid grid{2, 2, 2};
+  runner().Run(8, [&](Communicator& world) {
+    const int me = world.rank();
+    std::vector<GroupSpec> specs = GroupsOf(grid, me);
+    std::vector<std::unique_ptr<Communicator>> groups;
+    for (const GroupSpec& spec : specs) {
+      absl::StatusOr<std::unique_ptr<Communicator>> made = world.CreateGroup(spec.ranks, spec.name);
+      ASSERT_TRUE(made.ok()) << made.status();
+      groups.push_back(*std::move(made));
+    }
+    Communicator& tp = *groups[0];
+    Communicator& dp = *groups[1];
+    Communicator& pp = *groups[2];
+
+    // Two all-reduces on one buffer of one communicator: max, then sum. Issue
+    // order must hold: the other order would give a different answer.
+    std::vector<int32_t> ordered = {me};
+    // A multi-chunk all-reduce on the world.
+    HostBuffer big(DType::kFloat32, 1 << 18), big_expected(DType::kFloat32, 1 << 18);
+    FillRankValues(big, me);
+    for (int64_t i = 0; i < big.count(); ++i) {
+      SetExpectedReduction(big_expected, i, 8, ReduceOp::kSum, 0);
+    }
+    std::vector<float> tp_avg = {static_cast<float>(me)};
+    std::vector<int64_t> dp_sum = {me};
+    std::vector<int32_t> from_prev = {-1};
+    std::vector<int32_t> mine = {me};
+    std::vector<int32_t> tp_gathered(2, -1);
+    std::vector<int32_t> scattered_in(8 * 3);
+    for (int i = 0; i < 24; ++i) scattered_in[i] = me * 100 + i;
+    std::vector<int32_t> scattered_out(3, -1);
+    std::vector<int32_t> dp_bcast = {me};
+
+    std::vector<std::unique_ptr<CommHandle>> handles;
+    handles.push_back(world.AllReduceAsync(MakeBuffer<int32_t>(absl::MakeSpan(ordered)), ReduceOp::kMax));
+    handles.push_back(world.AllReduceAsync(big.buffer(), ReduceOp::kSum));
+    handles.push_back(tp.AllReduceAsync(MakeBuffer<float>(absl::MakeSpan(tp_avg)), ReduceOp::kAvg));
+    handles.push_back(dp.AllReduceAsync(MakeBuffer<int64_t>(absl::MakeSpan(dp_sum)), ReduceOp::kSum));
+    const int stage = pp.rank();
+    if (stage > 0) {
+      handles.push_back(pp.RecvAsync(MakeBuffer<int32_t>(absl::MakeSpan(from_prev)), stage - 1, 3));
+    }
+    if (stage + 1 < pp.size()) {
+      handles.push_back(pp.SendAsync(MakeConstBuffer<int32_t>(mine), stage + 1, 3));
+    }
+    handles.push_back(tp.AllGatherAsync(MakeConstBuffer<int32_t>(mine),
+                                        MakeBuffer<int32_t>(absl::MakeSpan(tp_gathered))));
+    handles.push_back(world.ReduceScatterAsync(MakeConstBuffer<int32_t>(scattered_in),
+                                               MakeBuffer<int32_t>(absl::MakeSpan(scattered_out)),
+                                               ReduceOp::kSum));
+    handles.push_back(dp.BroadcastAsync(MakeBuffer<int32_t>(absl::MakeSpan(dp_bcast)), 1));
+    handles.push_back(world.AllReduceAsync(MakeBuffer<int32_t>(absl::MakeSpan(ordered)), ReduceOp::kSum));
+    for (auto it = handles.rbegin(); it != handles.rend(); ++it) SUITE_ASSERT_OK((*it)->Wait());
+
+    EXPECT_EQ(ordered[0], 8 * 7) << "max (7) then sum over 8 ranks";
+    ExpectSameBits(big, big_expected, Where(world, "async 1 MiB all-reduce"));
+    const GroupSpec& tp_spec = specs[0];
+    EXPECT_EQ(tp_avg[0], static_cast<float>(tp_spec.ranks[0] + tp_spec.ranks[1]) / 2.0f);
+    const GroupSpec& dp_spec = specs[1];
+    EXPECT_EQ(dp_sum[0], dp_spec.ranks[0] + dp_spec.ranks[1]);
+    if (stage > 0) {
+      EXPECT_EQ(from_prev[0], specs[2].ranks[stage - 1]);
+    }
+    EXPECT_THAT(tp_gathered, ::testing::ElementsAreArray(tp_spec.ranks));
+    for (int i = 0; i < 3; ++i) {
+      // Sum over r of (r * 100 + me * 3 + i).
+      EXPECT_EQ(scattered_out[i], 100 * 28 + 8 * (me * 3 + i)) << i;
+    }
+    EXPECT_EQ(dp_bcast[0], dp_spec.ranks[1]);
+  });
+}
+
+// Two groups with the same members are distinct communicators: ops on one never
+// match ops on the other, even when the members issue them in opposite orders.
+TEST_P(CollectiveSuite, RepeatedGroupsWithTheSameMembersAreDistinct) {
+  if (runner().MaxWorldSize() < 2) GTEST_SKIP() << "needs 2 ranks";
+  runner().Run(2, [&](Communicator& world) {
+    absl::StatusOr<std::unique_ptr<Communicator>> a = world.CreateGroup({0, 1}, "a");
+    absl::StatusOr<std::unique_ptr<Communicator>> b = world.CreateGroup({0, 1}, "b");
+    ASSERT_TRUE(a.ok() && b.ok());
+    std::vector<int32_t> on_a = {1 + world.rank()};
+    std::vector<int32_t> on_b = {10 + world.rank()};
+    std::unique_ptr<CommHandle> first, second;
+    if (world.rank() == 0) {
+      first = (*a)->AllReduceAsync(MakeBuffer<int32_t>(absl::MakeSpan(on_a)), ReduceOp::kSum);
+      second = (*b)->AllReduceAsync(MakeBuffer<int32_t>(absl::MakeSpan(on_b)), ReduceOp::kSum);
+    } else {
+      first = (*b)->AllReduceAsync(MakeBuffer<int32_t>(absl::MakeSpan(on_b)), ReduceOp::kSum);
+      second = (*a)->AllReduceAsync(MakeBuffer<int32_t>(absl::MakeSpan(on_a)), ReduceOp::kSum);
+    }
+    SUITE_ASSERT_OK(second->Wait());
+    SUITE_ASSERT_OK(first->Wait());
+    EXPECT_EQ(on_a[0], 3);
+    EXPECT_EQ(on_b[0], 21);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Point-to-point ordering and matching between many pairs.
+
+// Message k from src to dst: tag k % 3, 1 + tag elements (so a tag mix-up also
+// changes the size), each element encoding (src, dst, k).
+constexpr int kMessagesPerPair = 24;
+int32_t Encode(int src, int dst, int k, int element) {
+  return ((src * 16 + dst) * 100 + k) * 10 + element;
+}
+
+TEST_P(CollectiveSuite, PointToPointOrderPerTagBetweenManyPairs) {
+  const int n = MaxRanks(runner());
+  if (n < 2) GTEST_SKIP() << "needs 2 ranks";
+  runner().Run(n, [&](Communicator& comm) {
+    const int me = comm.rank();
+    // Phase 1: every send first, then receives by peer in reverse order and by
+    // tag in reverse order.
+    std::vector<std::vector<int32_t>> payloads;
+    std::vector<std::unique_ptr<CommHandle>> sends;
+    payloads.reserve(n * kMessagesPerPair);
+    for (int peer = 0; peer < n; ++peer) {
+      if (peer == me) continue;
+      for (int k = 0; k < kMessagesPerPair; ++k) {
+        const int tag = k % 3;
+        std::vector<int32_t>& p = payloads.emplace_back(1 + tag);
+        for (int e = 0; e <= tag; ++e) p[e] = Encode(me, peer, k, e);
+        sends.push_back(comm.SendAsync(MakeConstBuffer<int32_t>(p), peer, tag));
+      }
+    }
+    for (int peer = n - 1; peer >= 0; --peer) {
+      if (peer == me) continue;
+      for (int tag = 2; tag >= 0; --tag) {
+        for (int k = tag; k < kMessagesPerPair; k += 3) {
+          std::vector<int32_t> got(1 + tag, -1);
+          SUITE_ASSERT_OK(comm.Recv(MakeBuffer<int32_t>(absl::MakeSpan(got)), peer, tag));
+          for (int e = 0; e <= tag; ++e) {
+            ASSERT_EQ(got[e], Encode(peer, me, k, e))
+                << Where(comm, absl::StrCat("from ", peer, " tag ", tag, " message ", k));
+          }
+        }
+      }
+    }
+    for (auto& s : sends) SUITE_ASSERT_OK(s->Wait());
+    SUITE_ASSERT_OK(comm.Barrier());
+
+    // Phase 2: every receive posted before any send, waited in reverse order.
+    std::vector<std::vector<int32_t>> inboxes;
+    std::vector<std::pair<int, int>> origin;  // (peer, k) of each receive.
+    std::vector<std::unique_ptr<CommHandle>> recvs;
+    inboxes.reserve(n * kMessagesPerPair);
+    for (int peer = 0; peer < n; ++peer) {
+      if (peer == me) continue;
+      for (int tag = 0; tag < 3; ++tag) {
+        for (int k = tag; k < kMessagesPerPair; k += 3) {
+          std::vector<int32_t>& box = inboxes.emplace_back(1 + tag, -1);
+          origin.emplace_back(peer, k);
+          recvs.push_back(comm.RecvAsync(MakeBuffer<int32_t>(absl::MakeSpan(box)), peer, tag));
+        }
+      }
+    }
+    SUITE_ASSERT_OK(comm.Barrier());
+    sends.clear();
+    for (size_t i = 0; i < payloads.size(); ++i) {
+      // Same payloads, same order as phase 1.
+      const int per_peer = kMessagesPerPair;
+      const int peer_index = static_cast<int>(i) / per_peer;
+      const int peer = peer_index < me ? peer_index : peer_index + 1;
+      const int k = static_cast<int>(i) % per_peer;
+      sends.push_back(comm.SendAsync(MakeConstBuffer<int32_t>(payloads[i]), peer, k % 3));
+    }
+    for (int i = static_cast<int>(recvs.size()) - 1; i >= 0; --i) {
+      SUITE_ASSERT_OK(recvs[i]->Wait());
+      const auto [peer, k] = origin[i];
+      for (size_t e = 0; e < inboxes[i].size(); ++e) {
+        ASSERT_EQ(inboxes[i][e], Encode(peer, me, k, static_cast<int>(e)))
+            << Where(comm, absl::StrCat("pre-posted from ", peer, " message ", k));
+      }
+    }
+    for (auto& s : sends) SUITE_ASSERT_OK(s->Wait());
+  });
+}
+
+TEST_P(CollectiveSuite, AllToAllExchange) {
+  const int n = MaxRanks(runner());
+  if (n < 2) GTEST_SKIP() << "needs 2 ranks";
+  runner().Run(n, [&](Communicator& comm) {
+    const int me = comm.rank();
+    for (int64_t count : {int64_t{1001}, int64_t{65537}}) {
+      std::vector<std::vector<int32_t>> out(n), in(n);
+      std::vector<std::unique_ptr<CommHandle>> handles;
+      for (int peer = 0; peer < n; ++peer) {
+        if (peer == me) continue;
+        out[peer].resize(count);
+        in[peer].assign(count, -1);
+        for (int64_t i = 0; i < count; ++i) out[peer][i] = static_cast<int32_t>((me * 8 + peer) * 1000003 + i);
+        handles.push_back(comm.SendAsync(MakeConstBuffer<int32_t>(out[peer]), peer, 5));
+        handles.push_back(comm.RecvAsync(MakeBuffer<int32_t>(absl::MakeSpan(in[peer])), peer, 5));
+      }
+      for (auto& h : handles) SUITE_ASSERT_OK(h->Wait());
+      for (int peer = 0; peer < n; ++peer) {
+        if (peer == me) continue;
+        for (int64_t i = 0; i < count; ++i) {
+          ASSERT_EQ(in[peer][i], static_cast<int32_t>((peer * 8 + me) * 1000003 + i))
+              << Where(comm, absl::StrCat("from ", peer, " element ", i));
+        }
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Determinism.
+
+// Floats spread over many binades with both signs, so their sum depends on the
+// order of additions.
+float WildValue(int rank, int64_t i) {
+  uint64_t x = static_cast<uint64_t>(rank) * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(i);
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 29;
+  const float mantissa = 1.0f + static_cast<float>(x & 0xffff) / 65536.0f;
+  const int exponent = static_cast<int>((x >> 16) % 40) - 20;
+  const float sign = ((x >> 32) & 1) ? -1.0f : 1.0f;
+  return sign * std::ldexp(mantissa, exponent);
+}
+
+TEST_P(CollectiveSuite, FloatAllReduceIsBitwiseReproducible) {
+  const int n = MaxRanks(runner());
+  if (n < 2) GTEST_SKIP() << "needs 2 ranks";
+  const int64_t count = kMultiMegabyteFloats;
+  // Serial rank-order sums, and proof that the order matters for these values.
+  std::vector<float> serial(count);
+  int64_t order_sensitive = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    float forward = 0.0f, backward = 0.0f;
+    forward = WildValue(0, i);
+    for (int r = 1; r < n; ++r) forward += WildValue(r, i);
+    backward = WildValue(n - 1, i);
+    for (int r = n - 2; r >= 0; --r) backward += WildValue(r, i);
+    serial[i] = forward;
+    if (forward != backward) ++order_sensitive;
+  }
+  ASSERT_GT(order_sensitive, count / 10) << "the test values must make the order visible";
+
+  constexpr int kRuns = 3;
+  // Per rank, the first run's result bits.
+  std::vector<std::vector<float>> first(n);
+  for (int run = 0; run < kRuns; ++run) {
+    runner().Run(n, [&](Communicator& comm) {
+      std::vector<float> data(count);
+      for (int64_t i = 0; i < count; ++i) data[i] = WildValue(comm.rank(), i);
+      SUITE_ASSERT_OK(comm.AllReduce(MakeBuffer<float>(absl::MakeSpan(data)), ReduceOp::kSum));
+      // Every rank holds rank 0's bits.
+      std::vector<float> root = data;
+      SUITE_ASSERT_OK(comm.Broadcast(MakeBuffer<float>(absl::MakeSpan(root)), 0));
+      ASSERT_EQ(std::memcmp(root.data(), data.data(), count * sizeof(float)), 0)
+          << Where(comm, "ranks disagree on the all-reduce result");
+      std::vector<float>& mine = first[comm.rank()];
+      if (run == 0) {
+        mine = data;
+      } else {
+        ASSERT_EQ(std::memcmp(mine.data(), data.data(), count * sizeof(float)), 0)
+            << Where(comm, absl::StrCat("run ", run, " differs from run 0"));
+      }
+      if (runner().traits().rank_ordered_reduction) {
+        ASSERT_EQ(std::memcmp(serial.data(), data.data(), count * sizeof(float)), 0)
+            << Where(comm, "differs from the serial rank-order sum");
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Timeouts.
+
+TEST_P(CollectiveSuite, MissingRankTimesOutNamingIt) {
+  if (!runner().traits().timeouts) GTEST_SKIP() << "backend has no timeouts";
+  const int n = std::min(3, MaxRanks(runner()));
+  if (n < 2) GTEST_SKIP() << "needs 2 ranks";
+  runner().Run(n, [&](Communicator& comm) {
+    comm.set_timeout(absl::Milliseconds(200));
+    if (comm.rank() == n - 1) return;  // Never arrives.
+    std::vector<float> data = {1.0f};
+    const absl::Time start = absl::Now();
+    const absl::Status status = comm.AllReduce(MakeBuffer<float>(absl::MakeSpan(data)), ReduceOp::kSum);
+    const absl::Duration waited = absl::Now() - start;
+    EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+    const std::string message(status.message());
+    EXPECT_THAT(message, HasSubstr("all-reduce"));
+    EXPECT_THAT(message, HasSubstr(DescribeGroup(comm)));
+    EXPECT_THAT(message, HasSubstr(absl::StrCat("did not arrive: world rank ",
+                                                comm.world_ranks()[n - 1])));
+    EXPECT_GE(waited, absl::Milliseconds(150));
+    EXPECT_LT(waited, absl::Seconds(10));
+    // The communicator is broken now.
+    SUITE_EXPECT_CODE(comm.Barrier(), absl::StatusCode::kFailedPrecondition);
+  });
+}
+
+TEST_P(CollectiveSuite, MissingSenderTimesOutNamingIt) {
+  if (!runner().traits().timeouts) GTEST_SKIP() << "backend has no timeouts";
+  if (MaxRanks(runner()) < 2) GTEST_SKIP() << "needs 2 ranks";
+  runner().Run(2, [&](Communicator& comm) {
+    comm.set_timeout(absl::Milliseconds(200));
+    if (comm.rank() == 1) return;  // Never sends.
+    std::vector<int32_t> data(4);
+    const absl::Status status = comm.Recv(MakeBuffer<int32_t>(absl::MakeSpan(data)), 1, 0);
+    EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("recv"));
+    EXPECT_THAT(std::string(status.message()),
+                HasSubstr(absl::StrCat("did not arrive: world rank ", comm.world_ranks()[1])));
+    SUITE_EXPECT_CODE(comm.Send(MakeConstBuffer<int32_t>(data), 1, 0),
+                      absl::StatusCode::kFailedPrecondition);
+  });
+}
+
+TEST_P(CollectiveSuite, LateRankWithinTimeoutSucceeds) {
+  const int n = std::min(3, MaxRanks(runner()));
+  if (n < 2) GTEST_SKIP() << "needs 2 ranks";
+  runner().Run(n, [&](Communicator& comm) {
+    comm.set_timeout(absl::Seconds(5));
+    if (comm.rank() == n - 1) absl::SleepFor(absl::Milliseconds(50));
+    std::vector<int32_t> data = {comm.rank()};
+    SUITE_ASSERT_OK(comm.AllReduce(MakeBuffer<int32_t>(absl::MakeSpan(data)), ReduceOp::kSum));
+    EXPECT_EQ(data[0], n * (n - 1) / 2);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Argument errors.
+
+TEST_P(CollectiveSuite, BadArgumentsAreInvalidArgument) {
+  if (MaxRanks(runner()) < 2) GTEST_SKIP() << "needs 2 ranks";
+  runner().Run(2, [&](Communicator& comm) {
+    const auto invalid = absl::StatusCode::kInvalidArgument;
+    std::vector<float> four(4), five(5), two(2);
+    std::vector<int32_t> ints(2);
+    // Reduce-scatter: input must be size() times the output.
+    SUITE_EXPECT_CODE(comm.ReduceScatter(MakeConstBuffer<float>(five),
+                                         MakeBuffer<float>(absl::MakeSpan(two)), ReduceOp::kSum),
+                      invalid);
+    // All-gather: output must be size() times the input; dtypes must match.
+    SUITE_EXPECT_CODE(comm.AllGather(MakeConstBuffer<float>(two), MakeBuffer<float>(absl::MakeSpan(five))),
+                      invalid);
+    SUITE_EXPECT_CODE(comm.AllGather(MakeConstBuffer<int32_t>(ints), MakeBuffer<float>(absl::MakeSpan(four))),
+                      invalid);
+    // Roots and peers must be group ranks; tags non-negative; data non-null.
+    SUITE_EXPECT_CODE(comm.Broadcast(MakeBuffer<float>(absl::MakeSpan(two)), 2), invalid);
+    SUITE_EXPECT_CODE(comm.Broadcast(MakeBuffer<float>(absl::MakeSpan(two)), -1), invalid);
+    SUITE_EXPECT_CODE(comm.Send(MakeConstBuffer<float>(two), 2, 0), invalid);
+    SUITE_EXPECT_CODE(comm.Send(MakeConstBuffer<float>(two), -1, 0), invalid);
+    SUITE_EXPECT_CODE(comm.Send(MakeConstBuffer<float>(two), comm.rank(), 0), invalid);
+    SUITE_EXPECT_CODE(comm.Send(MakeConstBuffer<float>(two), 1 - comm.rank(), -3), invalid);
+    SUITE_EXPECT_CODE(comm.Recv(MakeBuffer<float>(absl::MakeSpan(two)), 5, 0), invalid);
+    SUITE_EXPECT_CODE(comm.AllReduce(Buffer{nullptr, 3, DType::kFloat32}, ReduceOp::kSum), invalid);
+    // Groups: members must be distinct group ranks including the caller.
+    EXPECT_EQ(comm.CreateGroup({}, "empty").status().code(), invalid);
+    EXPECT_EQ(comm.CreateGroup({comm.rank(), 2}, "out of range").status().code(), invalid);
+    EXPECT_EQ(comm.CreateGroup({comm.rank(), comm.rank()}, "twice").status().code(), invalid);
+    EXPECT_EQ(comm.CreateGroup({1 - comm.rank()}, "without me").status().code(), invalid);
+    const absl::Status root_error = comm.Broadcast(MakeBuffer<float>(absl::MakeSpan(two)), 7);
+    EXPECT_THAT(std::string(root_error.message()), HasSubstr("broadcast"));
+    EXPECT_THAT(std::string(root_error.message()), HasSubstr(comm.name()));
+    EXPECT_THAT(std::string(root_error.message()), HasSubstr("root 7"));
+
+    // None of the above was issued: the next collective pairs up normally.
+    std::vector<int32_t> sum = {comm.rank() + 1};
+    SUITE_ASSERT_OK(comm.AllReduce(MakeBuffer<int32_t>(absl::MakeSpan(sum)), ReduceOp::kSum));
+    EXPECT_EQ(sum[0], 3);
+  });
+}
+
+TEST_P(CollectiveSuite, MembersDisagreeingOnCountsFailTheCollective) {
+  if (!runner().traits().detects_mismatched_members) GTEST_SKIP() << "not detected by backend";
+  if (MaxRanks(runner()) < 2) GTEST_SKIP() << "needs 2 ranks";
+  runner().Run(2, [&](Communicator& comm) {
+    std::vector<float> data(10 + comm.rank(), 1.0f);
+    const absl::Status status = comm.AllReduce(MakeBuffer<float>(absl::MakeSpan(data)), ReduceOp::kSum);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("all-reduce"));
+    std::vector<float> root_differs(3, 1.0f);
+    SUITE_EXPECT_CODE(comm.Broadcast(MakeBuffer<float>(absl::MakeSpan(root_differs)), comm.rank()),
+                      absl::StatusCode::kInvalidArgument);
+    // The group stays usable.
+    std::vector<int32_t> sum = {comm.rank() + 1};
+    SUITE_ASSERT_OK(comm.AllReduce(MakeBuffer<int32_t>(absl::MakeSpan(sum)), ReduceOp::kSum));
+    EXPECT_EQ(sum[0], 3);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Stats.
+
+TEST_P(CollectiveSuite, StatsCountCallsAndPayloadBytes) {
+  const int n = std::min(4, MaxRanks(runner()));
+  if (n < 2) GTEST_SKIP() << "needs 2 ranks";
+  runner().Run(n, [&](Communicator& comm) {
+    comm.ResetStats();
+    constexpr int kCalls = 3;
+    constexpr int64_t kFloats = 1000;
+    std::vector<float> data(kFloats, 1.0f);
+    for (int k = 0; k < kCalls; ++k) {
+      SUITE_ASSERT_OK(comm.AllReduce(MakeBuffer<float>(absl::MakeSpan(data)), ReduceOp::kSum));
+    }
+    std::vector<float> big(kFloats * n, 1.0f), small(kFloats);
+    SUITE_ASSERT_OK(comm.ReduceScatter(MakeConstBuffer<float>(big), MakeBuffer<float>(absl::MakeSpan(small)),
+                                       ReduceOp::kSum));
+    SUITE_ASSERT_OK(comm.AllGather(MakeConstBuffer<float>(small), MakeBuffer<float>(absl::MakeSpan(big))));
+    SUITE_ASSERT_OK(comm.Broadcast(MakeBuffer<float>(absl::MakeSpan(small)), 0));
+    SUITE_ASSERT_OK(comm.Barrier());
+    const int next = (comm.rank() + 1) % n, prev = (comm.rank() + n - 1) % n;
+    std::unique_ptr<CommHandle> recv = comm.RecvAsync(MakeBuffer<float>(absl::MakeSpan(small)), prev, 0);
+    SUITE_ASSERT_OK(comm.Send(MakeConstBuffer<float>(data), next, 0));
+    SUITE_ASSERT_OK(recv->Wait());
+    // A call refused for its arguments is not counted.
+    EXPECT_FALSE(comm.Broadcast(MakeBuffer<float>(absl::MakeSpan(small)), n).ok());
+
+    const CommStats& stats = comm.stats();
+    EXPECT_EQ(stats.calls_of(CommOp::kAllReduce), kCalls);
+    EXPECT_EQ(stats.bytes_of(CommOp::kAllReduce), 4 * kFloats * kCalls);
+    EXPECT_EQ(stats.calls_of(CommOp::kReduceScatter), 1);
+    EXPECT_EQ(stats.bytes_of(CommOp::kReduceScatter), 4 * kFloats * n);
+    EXPECT_EQ(stats.calls_of(CommOp::kAllGather), 1);
+    EXPECT_EQ(stats.bytes_of(CommOp::kAllGather), 4 * kFloats * n);
+    EXPECT_EQ(stats.calls_of(CommOp::kBroadcast), 1);
+    EXPECT_EQ(stats.bytes_of(CommOp::kBroadcast), 4 * kFloats);
+    EXPECT_EQ(stats.calls_of(CommOp::kBarrier), 1);
+    EXPECT_EQ(stats.bytes_of(CommOp::kBarrier), 0);
+    EXPECT_EQ(stats.calls_of(CommOp::kSend), 1);
+    EXPECT_EQ(stats.bytes_of(CommOp::kSend), 4 * kFloats);
+    EXPECT_EQ(stats.calls_of(CommOp::kRecv), 1);
+    EXPECT_EQ(stats.bytes_of(CommOp::kRecv), 4 * kFloats);
+    comm.ResetStats();
+    EXPECT_EQ(comm.stats().calls_of(CommOp::kAllReduce), 0);
+    EXPECT_EQ(comm.stats().bytes_of(CommOp::kAllReduce), 0);
+  });
+}
+
+}  // namespace
+}  // namespace trident::comm::suite

@@ -1,0 +1,187 @@
+#include "topology/layout_validation.h"
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "core/check.h"
+#include "core/status_macros.h"
+#include "topology/layout_names.h"
+#include "topology/process_grid.h"
+
+namespace trident::topology {
+namespace {
+
+absl::Status Positive(absl::string_view field, int64_t value, absl::string_view why = "") {
+  if (value >= 1) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(field, "=", value, " must be positive", why));
+}
+
+absl::Status CheckSizes(const ParallelLayout& l) {
+  RETURN_IF_ERROR(Positive("tensor_parallel", l.tensor_parallel()));
+  RETURN_IF_ERROR(Positive("pipeline_parallel", l.pipeline_parallel()));
+  RETURN_IF_ERROR(Positive("data_parallel", l.data_parallel()));
+  RETURN_IF_ERROR(Positive("virtual_pipeline_stages", l.virtual_pipeline_stages()));
+  RETURN_IF_ERROR(Positive("micro_batch_size", l.micro_batch_size()));
+  return Positive("num_micro_batches", l.num_micro_batches());
+}
+
+absl::Status CheckModel(const ModelDimensions& m) {
+  constexpr absl::string_view kWhy = " (model dimension)";
+  RETURN_IF_ERROR(Positive("num_layers", m.num_layers, kWhy));
+  RETURN_IF_ERROR(Positive("num_heads", m.num_heads, kWhy));
+  RETURN_IF_ERROR(Positive("hidden_size", m.hidden_size, kWhy));
+  RETURN_IF_ERROR(Positive("ffn_hidden_size", m.ffn_hidden_size, kWhy));
+  RETURN_IF_ERROR(Positive("vocab_size", m.vocab_size, kWhy));
+  if (m.seq_length < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("seq_length=", m.seq_length, " must be positive, or 0 when unknown"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TensorParallelDivides(int tp, absl::string_view field, int64_t value,
+                                   absl::string_view why) {
+  if (value % tp == 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("tensor_parallel=", tp, " must divide ", field, "=", value, " (", why, ")"));
+}
+
+absl::Status CheckTensorParallel(const ParallelLayout& l, const ModelDimensions& m) {
+  const int tp = l.tensor_parallel();
+  RETURN_IF_ERROR(
+      TensorParallelDivides(tp, "num_heads", m.num_heads, "each tp rank owns whole attention heads"));
+  RETURN_IF_ERROR(TensorParallelDivides(
+      tp, "hidden_size", m.hidden_size,
+      "the attention projections split the hidden dimension evenly across tp ranks"));
+  return TensorParallelDivides(
+      tp, "ffn_hidden_size", m.ffn_hidden_size,
+      "the MLP's first linear layer is split by columns and its second by rows");
+}
+
+absl::Status CheckLayerSplit(const ParallelLayout& l, const ModelDimensions& m) {
+  const int64_t chunks = int64_t{l.pipeline_parallel()} * l.virtual_pipeline_stages();
+  const std::string chunks_text =
+      absl::StrCat("pipeline_parallel=", l.pipeline_parallel(), " x virtual_pipeline_stages=",
+                   l.virtual_pipeline_stages(), " = ", chunks);
+  if (l.layers_per_stage_size() == 0) {
+    if (m.num_layers % chunks == 0) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(
+        chunks_text, " must divide num_layers=", m.num_layers,
+        " (each stage chunk gets an equal number of layers; list an uneven split in "
+        "layers_per_stage)"));
+  }
+  if (l.layers_per_stage_size() != chunks) {
+    return absl::InvalidArgumentError(absl::StrCat("layers_per_stage has ",
+                                                   l.layers_per_stage_size(),
+                                                   " entries but needs ", chunks_text,
+                                                   " (one per stage chunk)"));
+  }
+  int64_t sum = 0;
+  for (int i = 0; i < l.layers_per_stage_size(); ++i) {
+    if (l.layers_per_stage(i) < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layers_per_stage[", i, "]=", l.layers_per_stage(i),
+                       " must be at least 1 (every stage chunk holds a layer)"));
+    }
+    sum += l.layers_per_stage(i);
+  }
+  if (sum != m.num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("layers_per_stage sums to ", sum,
+                                                   " but num_layers=", m.num_layers,
+                                                   " (the split must cover every layer once)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSchedule(const ParallelLayout& l) {
+  const bool interleaved = l.schedule() == INTERLEAVED_1F1B;
+  if (l.virtual_pipeline_stages() > 1 && !interleaved) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "virtual_pipeline_stages=", l.virtual_pipeline_stages(), " needs schedule ",
+        ScheduleName(INTERLEAVED_1F1B), ", not ", ScheduleName(l.schedule()),
+        " (only the interleaved schedule runs several model chunks per stage)"));
+  }
+  if (interleaved && l.pipeline_parallel() > 1 &&
+      l.num_micro_batches() % l.pipeline_parallel() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_micro_batches=", l.num_micro_batches(), " must be a multiple of pipeline_parallel=",
+        l.pipeline_parallel(), " with schedule ", ScheduleName(INTERLEAVED_1F1B),
+        " (micro-batches enter the virtual stages in groups of pipeline_parallel)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckGlobalBatch(const ParallelLayout& l) {
+  const int64_t global =
+      int64_t{l.micro_batch_size()} * l.num_micro_batches() * l.data_parallel();
+  if (l.global_batch_size() == 0 || l.global_batch_size() == global) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "global_batch_size=", l.global_batch_size(), " must equal micro_batch_size=",
+      l.micro_batch_size(), " x num_micro_batches=", l.num_micro_batches(),
+      " x data_parallel=", l.data_parallel(), " = ", global, " (or be 0 to derive it)"));
+}
+
+absl::Status CheckSequenceParallel(const ParallelLayout& l, const ModelDimensions& m) {
+  if (!l.sequence_parallel()) return absl::OkStatus();
+  if (l.tensor_parallel() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sequence_parallel=true needs tensor_parallel > 1, got tensor_parallel=",
+        l.tensor_parallel(), " (it splits activations along the sequence across the tp group)"));
+  }
+  if (m.seq_length > 0 && m.seq_length % l.tensor_parallel() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor_parallel=", l.tensor_parallel(), " must divide seq_length=", m.seq_length,
+        " with sequence_parallel=true (each tp rank holds an equal slice of the sequence)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckZero(const ParallelLayout& l) {
+  if (l.zero_stage() >= 0 && l.zero_stage() <= 3) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "zero_stage=", l.zero_stage(),
+      " must be in 0..3 (0 off, 1 shards optimizer state, 2 also gradients, 3 also parameters)"));
+}
+
+absl::Status CheckGradients(const ParallelLayout& l) {
+  // Written as !(inside) so that NaN fails too.
+  if (l.gradient_compression() == GradientCompression::TOPK &&
+      !(l.topk_ratio() > 0.0f && l.topk_ratio() <= 1.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "topk_ratio=", l.topk_ratio(), " must be in (0, 1] with gradient_compression ",
+        CompressionName(GradientCompression::TOPK), " (the fraction of each bucket sent)"));
+  }
+  if (!(l.grad_bucket_mb() > 0.0f) || std::isinf(l.grad_bucket_mb())) {
+    return absl::InvalidArgumentError(absl::StrCat("grad_bucket_mb=", l.grad_bucket_mb(),
+                                                   " must be a positive number of MiB"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateLayout(const ParallelLayout& layout, int world_size,
+                            const ModelDimensions& model) {
+  RETURN_IF_ERROR(CheckSizes(layout));
+  RETURN_IF_ERROR(CheckModel(model));
+  RETURN_IF_ERROR(ValidateGridShape(layout, world_size));
+  RETURN_IF_ERROR(CheckTensorParallel(layout, model));
+  RETURN_IF_ERROR(CheckLayerSplit(layout, model));
+  RETURN_IF_ERROR(CheckSchedule(layout));
+  RETURN_IF_ERROR(CheckGlobalBatch(layout));
+  RETURN_IF_ERROR(CheckSequenceParallel(layout, model));
+  RETURN_IF_ERROR(CheckZero(layout));
+  return CheckGradients(layout);
+}
+
+int64_t PaddedVocabSize(int64_t vocab_size, int tensor_parallel) {
+  TRIDENT_CHECK_GE(vocab_size, 1);
+  TRIDENT_CHECK_GE(tensor_parallel, 1);
+  const int64_t multiple = int64_t{kVocabPaddingMultiple} * tensor_parallel;
+  return (vocab_size + multiple - 1) / multiple * multiple;
+}
+
+}  // namespace trident::topology

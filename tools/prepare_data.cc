@@ -15,7 +15,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
-#include "training/data/user_path.h"
+#include "core/io/user_path.h"
 
 namespace {
 const trident::data::PrepareDataOptions kDefaults;
@@ -39,10 +39,10 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
 
   trident::data::PrepareDataOptions options;
-  options.input = trident::data::ResolveUserPath(absl::GetFlag(FLAGS_input));
-  options.output_dir = trident::data::ResolveUserPath(absl::GetFlag(FLAGS_output_dir));
+  options.input = trident::io::ResolveUserPath(absl::GetFlag(FLAGS_input));
+  options.output_dir = trident::io::ResolveUserPath(absl::GetFlag(FLAGS_output_dir));
   options.tokenizer = absl::GetFlag(FLAGS_tokenizer);
-  options.gpt2_dir = trident::data::ResolveUserPath(absl::GetFlag(FLAGS_gpt2_dir));
+  options.gpt2_dir = trident::io::ResolveUserPath(absl::GetFlag(FLAGS_gpt2_dir));
   options.val_fraction = absl::GetFlag(FLAGS_val_fraction);
 
   const auto result = trident::data::PrepareData(options);

@@ -8,13 +8,31 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/io/atomic_file.h"
+#include "core/io/file_util.h"
+#include "core/io/json.h"
 #include "core/status_macros.h"
-#include "training/checkpoint/atomic_file.h"
-#include "training/checkpoint/file_util.h"
-#include "training/checkpoint/json.h"
 #include "training/checkpoint/tensor_file.h"
 
 namespace trident::checkpoint {
+
+using ::trident::io::AppendJsonString;
+using ::trident::io::IsDirectory;
+using ::trident::io::JoinPath;
+using ::trident::io::JsonKindName;
+using ::trident::io::JsonValue;
+using ::trident::io::ListDirectory;
+using ::trident::io::MakeDirectory;
+using ::trident::io::ParentDirectory;
+using ::trident::io::ParseJson;
+using ::trident::io::PathExists;
+using ::trident::io::ReadFileToString;
+using ::trident::io::RemoveTree;
+using ::trident::io::RenamePath;
+using ::trident::io::StripTrailingSlashes;
+using ::trident::io::SyncDirectory;
+using ::trident::io::WriteFileAtomically;
+
 namespace {
 
 constexpr absl::string_view kMetaFileName = "meta.json";

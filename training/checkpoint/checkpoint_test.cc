@@ -8,13 +8,21 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/io/file_util.h"
 #include "gtest/gtest.h"
-#include "training/checkpoint/file_util.h"
 #include "training/checkpoint/tensor_blob.h"
 #include "training/checkpoint/tensor_file.h"
 #include "training/checkpoint/test_util.h"
 
 namespace trident::checkpoint {
+
+using ::trident::io::JoinPath;
+using ::trident::io::ListDirectory;
+using ::trident::io::MakeDirectory;
+using ::trident::io::PathExists;
+using ::trident::io::RemoveTree;
+using ::trident::io::RenamePath;
+
 namespace {
 
 using testing::FlipByte;

@@ -9,13 +9,25 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/io/atomic_file.h"
+#include "core/io/file_util.h"
+#include "core/io/json.h"
+#include "core/io/little_endian.h"
+#include "core/io/utf8.h"
 #include "core/status_macros.h"
-#include "training/checkpoint/atomic_file.h"
-#include "training/checkpoint/file_util.h"
-#include "training/checkpoint/json.h"
-#include "training/checkpoint/little_endian.h"
 
 namespace trident::checkpoint {
+
+using ::trident::io::AppendJsonString;
+using ::trident::io::AppendLittleEndian;
+using ::trident::io::AtomicFileWriter;
+using ::trident::io::IsValidUtf8;
+using ::trident::io::JsonKindName;
+using ::trident::io::JsonValue;
+using ::trident::io::LoadLittleEndian;
+using ::trident::io::ParseJson;
+using ::trident::io::ReadOnlyFile;
+
 namespace {
 
 // The reference refuses headers above this size.

@@ -12,13 +12,21 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "core/check.h"
+#include "core/io/atomic_file.h"
+#include "core/io/crc32c.h"
+#include "core/io/file_util.h"
+#include "core/io/little_endian.h"
 #include "core/status_macros.h"
-#include "training/checkpoint/atomic_file.h"
-#include "training/checkpoint/crc32c.h"
-#include "training/checkpoint/file_util.h"
-#include "training/checkpoint/little_endian.h"
 
 namespace trident::checkpoint {
+
+using ::trident::io::AppendLittleEndian;
+using ::trident::io::AtomicFileWriter;
+using ::trident::io::Crc32c;
+using ::trident::io::Crc32cExtend;
+using ::trident::io::LoadLittleEndian;
+using ::trident::io::ReadOnlyFile;
+
 namespace {
 
 constexpr absl::string_view kMagic("\x89TRDTNS\n", 8);

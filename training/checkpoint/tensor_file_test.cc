@@ -6,14 +6,21 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/io/crc32c.h"
+#include "core/io/file_util.h"
+#include "core/io/little_endian.h"
 #include "gtest/gtest.h"
-#include "training/checkpoint/crc32c.h"
-#include "training/checkpoint/file_util.h"
-#include "training/checkpoint/little_endian.h"
 #include "training/checkpoint/tensor_blob.h"
 #include "training/checkpoint/test_util.h"
 
 namespace trident::checkpoint {
+
+using ::trident::io::AppendLittleEndian;
+using ::trident::io::Crc32c;
+using ::trident::io::JoinPath;
+using ::trident::io::ListDirectory;
+using ::trident::io::LoadLittleEndian;
+
 namespace {
 
 using testing::FlipByte;

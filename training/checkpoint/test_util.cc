@@ -2,23 +2,9 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
-
 #include "core/check.h"
-#include "training/checkpoint/file_util.h"
 
 namespace trident::checkpoint::testing {
-
-std::string FreshTestDir(absl::string_view name) {
-  const char* root = std::getenv("TEST_TMPDIR");
-  const std::string path = JoinPath(root != nullptr ? root : "/tmp", name);
-  TRIDENT_CHECK_OK(RemoveTree(path));
-  TRIDENT_CHECK_OK(MakeDirectory(path));
-  return path;
-}
-
 namespace {
 
 // SplitMix64's output function: a bijective mix of all 64 bits.
@@ -39,20 +25,6 @@ std::vector<std::byte> PatternBytes(size_t size, uint64_t seed) {
     bytes[i] = static_cast<std::byte>(Mix(state) & 0xFF);
   }
   return bytes;
-}
-
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  TRIDENT_CHECK(in.good()) << "cannot open " << path;
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  return contents.str();
-}
-
-void WriteWholeFile(const std::string& path, absl::string_view contents) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-  TRIDENT_CHECK(out.good()) << "cannot write " << path;
 }
 
 void TruncateFile(const std::string& path, uint64_t size) {

@@ -9,11 +9,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "training/data/file_util.h"
+#include "core/io/file_util.h"
+#include "core/io/json.h"
+#include "core/io/utf8.h"
 #include "training/data/gpt2_pretokenizer.h"
-#include "training/data/json_strings.h"
 
 namespace trident::data {
+
+using ::trident::io::AppendUtf8;
+using ::trident::io::JoinPath;
+using ::trident::io::ParseJsonObjectOfInts;
+using ::trident::io::ReadFileToString;
+
 namespace {
 
 constexpr uint32_t kNumMappedCodePoints = 256 + 68;  // U+0000 .. U+0143 cover the image.
@@ -75,12 +82,6 @@ absl::StatusOr<std::string> AlphabetToBytes(absl::string_view spelled) {
     pos += length;
   }
   return bytes;
-}
-
-std::string JoinPath(absl::string_view dir, absl::string_view name) {
-  if (dir.empty()) return std::string(name);
-  if (dir.back() == '/') return absl::StrCat(dir, name);
-  return absl::StrCat(dir, "/", name);
 }
 
 }  // namespace

@@ -13,14 +13,20 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/io/file_util.h"
+#include "core/io/json.h"
+#include "core/io/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "training/data/file_util.h"
-#include "training/data/json_strings.h"
 #include "training/data/test_util.h"
 #include "training/data/tokenizer_factory.h"
 
 namespace trident::data {
+
+using ::trident::io::AppendUtf8;
+using ::trident::io::ParseJsonString;
+using ::trident::io::ReadFileToString;
+
 namespace {
 
 using ::testing::ElementsAre;

@@ -12,13 +12,17 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/io/file_util.h"
 #include "core/status_macros.h"
-#include "training/data/file_util.h"
 #include "training/data/token_file.h"
 #include "training/data/tokenizer.h"
 #include "training/data/tokenizer_factory.h"
 
 namespace trident::data {
+
+using ::trident::io::JoinPath;
+using ::trident::io::ReadFileToString;
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -94,12 +98,6 @@ absl::Status CreateDirectories(const std::string& dir) {
     return absl::ErrnoToStatus(error.value(), absl::StrCat("cannot create directory ", dir));
   }
   return absl::OkStatus();
-}
-
-std::string JoinPath(absl::string_view dir, absl::string_view name) {
-  if (dir.empty()) return std::string(name);
-  if (dir.back() == '/') return absl::StrCat(dir, name);
-  return absl::StrCat(dir, "/", name);
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include "training/data/prepare_data.h"
 
-#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -12,7 +11,6 @@
 #include "training/data/byte_tokenizer.h"
 #include "training/data/test_util.h"
 #include "training/data/token_file.h"
-#include "training/data/user_path.h"
 
 namespace trident::data {
 namespace {
@@ -183,16 +181,6 @@ TEST(PrepareDataTest, RefusesBadOptionsAndInputs) {
 
   // Nothing was written by the failed runs.
   EXPECT_FALSE(PreparedDataExists(options.output_dir));
-}
-
-TEST(UserPathTest, RelativePathsMeanTheUsersDirectoryUnderBazelRun) {
-  ASSERT_EQ(unsetenv("BUILD_WORKING_DIRECTORY"), 0);
-  EXPECT_EQ(ResolveUserPath("data/brown"), "data/brown");
-  ASSERT_EQ(setenv("BUILD_WORKING_DIRECTORY", "/home/user/trident/", 1), 0);
-  EXPECT_EQ(ResolveUserPath("data/brown"), "/home/user/trident/data/brown");
-  EXPECT_EQ(ResolveUserPath("/abs/path"), "/abs/path");
-  EXPECT_EQ(ResolveUserPath(""), "");
-  ASSERT_EQ(unsetenv("BUILD_WORKING_DIRECTORY"), 0);
 }
 
 }  // namespace

@@ -13,10 +13,15 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/io/atomic_file.h"
+#include "core/io/crc32c.h"
 #include "core/status_macros.h"
-#include "training/data/crc32c.h"
 
 namespace trident::data {
+
+using ::trident::io::AtomicFileWriter;
+using ::trident::io::Crc32cExtend;
+
 namespace {
 
 static_assert(std::endian::native == std::endian::little,

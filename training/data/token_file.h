@@ -24,7 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "core/check.h"
-#include "training/data/file_util.h"
+#include "core/io/atomic_file.h"
 
 namespace trident::data {
 
@@ -50,10 +50,10 @@ class TokenFileWriter {
   int64_t token_count() const { return token_count_; }
 
  private:
-  TokenFileWriter(AtomicFileWriter file, int64_t vocab_size)
+  TokenFileWriter(io::AtomicFileWriter file, int64_t vocab_size)
       : file_(std::move(file)), vocab_size_(vocab_size) {}
 
-  AtomicFileWriter file_;
+  io::AtomicFileWriter file_;
   int64_t vocab_size_;
   int64_t token_count_ = 0;
   uint32_t payload_crc_ = 0;

@@ -8,13 +8,17 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/io/crc32c.h"
+#include "core/io/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "training/data/crc32c.h"
-#include "training/data/file_util.h"
 #include "training/data/test_util.h"
 
 namespace trident::data {
+
+using ::trident::io::Crc32c;
+using ::trident::io::ReadFileToString;
+
 namespace {
 
 using ::testing::HasSubstr;

@@ -1,0 +1,24 @@
+#ifndef TRIDENT_CORE_OPS_REDUCTION_H_
+#define TRIDENT_CORE_OPS_REDUCTION_H_
+
+// Whole-tensor reductions returned to the host (on a GPU they synchronise the
+// stream: call them once per step, e.g. for the loss and the gradient norm).
+//
+// Both accumulate in double over fixed blocks of 64 Ki elements whose partial
+// sums are added in block order, so the result is deterministic and the same for
+// any thread count. Inputs are contiguous fp32.
+
+#include "core/exec_context.h"
+#include "core/tensor.h"
+
+namespace trident::ops {
+
+// sum_i x[i].
+double Sum(const ExecContext& ctx, const Tensor& x);
+
+// sum_i x[i]^2 (the squared L2 norm; see GlobalL2Norm in optimizer.h).
+double SumOfSquares(const ExecContext& ctx, const Tensor& x);
+
+}  // namespace trident::ops
+
+#endif  // TRIDENT_CORE_OPS_REDUCTION_H_

@@ -1,0 +1,51 @@
+#ifndef TRIDENT_TRAINING_EXPORT_H_
+#define TRIDENT_TRAINING_EXPORT_H_
+
+// Export of the model in the serial layout: tensor-parallel shards gathered,
+// vocabulary padding trimmed, written as safetensors with Hugging Face GPT-2
+// tensor names ("wte.weight", "h.0.attn.c_attn.weight", ...; Conv1D weights
+// are [in, out], as in HF's GPT2Model), so PyTorch loads it directly.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/exec_context.h"
+#include "core/parameter.h"
+#include "core/tensor.h"
+#include "tensor_parallel/tp_group.h"
+#include "training/checkpoint/tensor_blob.h"
+#include "transformer/model.pb.h"
+
+namespace trident::training {
+
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;  // Contiguous, on the CPU.
+};
+
+// The serial model's value (or gradient, with `gradients`) of every parameter
+// in `params`, gathered over the tensor-parallel group (collective: every tp
+// member calls it) with the token embedding cut to `vocab_size` rows.
+absl::StatusOr<std::vector<NamedTensor>> GatherSerialTensors(const ExecContext& ctx,
+                                                             const ParameterList& params,
+                                                             const tp::TpGroup& tp,
+                                                             int64_t vocab_size,
+                                                             bool gradients = false);
+
+// A view of a contiguous CPU tensor's bytes for the checkpoint writers.
+checkpoint::TensorBlob BlobOf(const std::string& name, const Tensor& tensor);
+
+// GPT-2's configuration keys (n_layer, n_head, n_embd, n_inner, vocab_size,
+// n_positions, layer_norm_epsilon) for a safetensors __metadata__ block.
+std::vector<std::pair<std::string, std::string>> Gpt2Metadata(const transformer::GptConfig& config);
+
+// Writes `tensors` (whole model, serial layout) to `path` atomically.
+absl::Status WriteGpt2Safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                                  const transformer::GptConfig& config);
+
+}  // namespace trident::training
+
+#endif  // TRIDENT_TRAINING_EXPORT_H_

@@ -1,0 +1,220 @@
+#include "training/metrics.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/check.h"
+#include "core/io/json.h"
+
+namespace trident::training {
+
+// ---------------------------------------------------------------------------
+// JSON lines.
+
+std::string JsonNumber(double value) {
+  if (!std::isfinite(value)) return "null";
+  char buffer[64];
+  const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  TRIDENT_CHECK(result.ec == std::errc()) << "to_chars of " << value;
+  return std::string(buffer, result.ptr);
+}
+
+void JsonLine::AppendKey(absl::string_view key) {
+  if (body_.size() > 1) body_ += ',';
+  io::AppendJsonString(key, &body_);
+  body_ += ':';
+}
+
+JsonLine& JsonLine::AddInt(absl::string_view key, int64_t value) {
+  AppendKey(key);
+  absl::StrAppend(&body_, value);
+  return *this;
+}
+
+JsonLine& JsonLine::AddNumber(absl::string_view key, double value) {
+  AppendKey(key);
+  body_ += JsonNumber(value);
+  return *this;
+}
+
+JsonLine& JsonLine::AddString(absl::string_view key, absl::string_view value) {
+  AppendKey(key);
+  io::AppendJsonString(value, &body_);
+  return *this;
+}
+
+JsonLine& JsonLine::AddBool(absl::string_view key, bool value) {
+  AppendKey(key);
+  body_ += value ? "true" : "false";
+  return *this;
+}
+
+JsonLine& JsonLine::AddNull(absl::string_view key) {
+  AppendKey(key);
+  body_ += "null";
+  return *this;
+}
+
+JsonLine TrainMetricsLine(const TrainMetrics& m) {
+  JsonLine line;
+  line.AddInt("step", m.step)
+      .AddNumber("loss", m.loss)
+      .AddNumber("lr", m.lr)
+      .AddNumber("grad_norm", m.grad_norm)
+      .AddNumber("tokens_per_s", m.tokens_per_s)
+      .AddNumber("step_time_ms", m.step_time_ms);
+  if (m.mfu.has_value()) {
+    line.AddNumber("mfu", *m.mfu);
+  } else {
+    line.AddNull("mfu");
+  }
+  line.AddInt("tokens", m.tokens);
+  return line;
+}
+
+JsonLine ValidationMetricsLine(const ValidationMetrics& m) {
+  JsonLine line;
+  line.AddInt("step", m.step).AddNumber("val_loss", m.val_loss);
+  return line;
+}
+
+// ---------------------------------------------------------------------------
+// The writer.
+
+absl::StatusOr<std::unique_ptr<MetricsWriter>> MetricsWriter::Open(const std::string& path,
+                                                                   Mode mode) {
+  if (path.empty()) return absl::InvalidArgumentError("metrics file path is empty");
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(parent, error);
+    if (error) {
+      return absl::PermissionDeniedError(absl::StrCat("cannot create directory '",
+                                                      parent.string(), "' for metrics file '",
+                                                      path, "': ", error.message()));
+    }
+  }
+  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (mode == Mode::kAppend ? O_APPEND : O_TRUNC);
+  const int fd = ::open(path.c_str(), flags, 0644);
+  if (fd < 0) {
+    const int e = errno;
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot open metrics file '", path, "' for writing: ", std::strerror(e)));
+  }
+  return std::unique_ptr<MetricsWriter>(new MetricsWriter(path, fd));
+}
+
+MetricsWriter::~MetricsWriter() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::Status MetricsWriter::Write(const JsonLine& line) {
+  const std::string text = line.ToString() + "\n";
+  size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(fd_, text.data() + written, text.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      return absl::DataLossError(
+          absl::StrCat("cannot write to metrics file '", path_, "': ", std::strerror(e)));
+    }
+    written += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Progress lines.
+
+namespace {
+
+int DecimalDigits(int64_t n) {
+  int digits = 1;
+  for (n = n < 0 ? -n : n; n >= 10; n /= 10) ++digits;
+  return digits;
+}
+
+// %.4f and friends print "nan"/"inf" themselves; keep that.
+std::string Milliseconds(double ms) {
+  if (!std::isfinite(ms) || ms >= 100) return absl::StrFormat("%.0f", ms);
+  if (ms >= 10) return absl::StrFormat("%.1f", ms);
+  return absl::StrFormat("%.2f", ms);
+}
+
+std::string StepField(int64_t step, int64_t total_steps) {
+  return absl::StrFormat("step %*d/%d", DecimalDigits(total_steps), step, total_steps);
+}
+
+}  // namespace
+
+std::string FormatDuration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const int64_t total = static_cast<int64_t>(std::llround(seconds));
+  return absl::StrFormat("%d:%02d:%02d", total / 3600, total / 60 % 60, total % 60);
+}
+
+std::string FormatProgressLine(const ProgressInfo& info) {
+  std::string line = absl::StrCat(StepField(info.step, info.total_steps),
+                                  absl::StrFormat(" | loss %.4f | lr %.2e", info.loss, info.lr));
+  if (info.grad_norm.has_value()) absl::StrAppendFormat(&line, " | gnorm %.3g", *info.grad_norm);
+  absl::StrAppendFormat(&line, " | %.2e tok/s", info.tokens_per_s);
+  if (info.mfu.has_value()) absl::StrAppendFormat(&line, " | mfu %.1f%%", *info.mfu * 100.0);
+  absl::StrAppend(&line, " | ", Milliseconds(info.step_time_ms), " ms/step | eta ",
+                  info.eta_seconds.has_value() ? FormatDuration(*info.eta_seconds) : "?");
+  return line;
+}
+
+std::string FormatValidationLine(int64_t step, int64_t total_steps, double val_loss) {
+  return absl::StrCat(StepField(step, total_steps), absl::StrFormat(" | val_loss %.4f", val_loss));
+}
+
+// ---------------------------------------------------------------------------
+// Throughput.
+
+ThroughputTracker::ThroughputTracker(double smoothing) : smoothing_(smoothing) {
+  TRIDENT_CHECK(smoothing > 0.0 && smoothing <= 1.0)
+      << "ThroughputTracker: smoothing " << smoothing << " must be in (0, 1]";
+}
+
+void ThroughputTracker::AddStep(double seconds, int64_t tokens) {
+  TRIDENT_CHECK(std::isfinite(seconds) && seconds > 0.0)
+      << "ThroughputTracker: step time " << seconds << " s";
+  TRIDENT_CHECK_GE(tokens, 0) << "ThroughputTracker: tokens";
+  if (steps_ == 0) {
+    ema_seconds_ = seconds;
+    ema_tokens_ = static_cast<double>(tokens);
+  } else {
+    ema_seconds_ += smoothing_ * (seconds - ema_seconds_);
+    ema_tokens_ += smoothing_ * (static_cast<double>(tokens) - ema_tokens_);
+  }
+  ++steps_;
+  total_tokens_ += tokens;
+  total_seconds_ += seconds;
+  last_seconds_ = seconds;
+  last_tokens_ = tokens;
+}
+
+double ThroughputTracker::last_tokens_per_second() const {
+  return steps_ == 0 ? 0.0 : static_cast<double>(last_tokens_) / last_seconds_;
+}
+
+double ThroughputTracker::smoothed_tokens_per_second() const {
+  return steps_ == 0 ? 0.0 : ema_tokens_ / ema_seconds_;
+}
+
+std::optional<double> ThroughputTracker::EtaSeconds(int64_t remaining_steps) const {
+  if (steps_ == 0) return std::nullopt;
+  return static_cast<double>(remaining_steps < 0 ? 0 : remaining_steps) * ema_seconds_;
+}
+
+}  // namespace trident::training

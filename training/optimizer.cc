@@ -1,0 +1,274 @@
+#include "training/optimizer.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/check.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/optimizer.h"
+#include "core/ops/reduction.h"
+#include "core/status_macros.h"
+
+namespace trident::training {
+namespace {
+
+// Checkpoint bytes are little-endian; the tensors' memory is copied as is.
+static_assert(std::endian::native == std::endian::little);
+
+std::vector<int64_t> ShapeVector(const Tensor& t) {
+  return std::vector<int64_t>(t.shape().begin(), t.shape().end());
+}
+
+absl::Status CheckTensor(const ExecContext& ctx, const Parameter& p, const char* role,
+                         const Tensor& t) {
+  if (!t.defined()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("parameter '", p.name, "' has no ", role, " tensor"));
+  }
+  if (t.dtype() != DType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter '", p.name, "' ", role, " is ",
+                                                   t.DebugString(),
+                                                   "; AdamW keeps fp32 parameters"));
+  }
+  if (!t.is_contiguous()) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter '", p.name, "' ", role, " ",
+                                                   t.DebugString(), " must be contiguous"));
+  }
+  if (!(t.device() == ctx.device())) {
+    return absl::InvalidArgumentError(absl::StrCat("parameter '", p.name, "' ", role, " is on ",
+                                                   t.device().ToString(),
+                                                   ", the optimizer's context on ",
+                                                   ctx.device().ToString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSettings(const AdamWSettings& s) {
+  auto unit = [](double x) { return x >= 0.0 && x < 1.0; };
+  if (!unit(s.beta1) || !unit(s.beta2)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AdamW betas (", s.beta1, ", ", s.beta2, ") must each be in [0, 1)"));
+  }
+  if (!(std::isfinite(s.epsilon) && s.epsilon > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AdamW epsilon=", s.epsilon, " must be a finite number > 0"));
+  }
+  if (!(std::isfinite(s.weight_decay) && s.weight_decay >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AdamW weight_decay=", s.weight_decay, " must be a finite number >= 0"));
+  }
+  return absl::OkStatus();
+}
+
+checkpoint::TensorBlob BlobOf(std::string name, const Tensor& t,
+                              std::vector<std::vector<float>>& host_copies) {
+  checkpoint::TensorBlob blob;
+  blob.name = std::move(name);
+  blob.dtype = DType::kFloat32;
+  blob.shape = ShapeVector(t);
+  if (t.device().is_cpu()) {
+    blob.bytes = absl::MakeConstSpan(static_cast<const std::byte*>(t.raw_data()), t.nbytes());
+  } else {
+    // Moving a std::vector into the outer vector keeps its heap buffer, so the
+    // span stays valid when host_copies grows.
+    host_copies.push_back(t.ToVector<float>());
+    const std::vector<float>& copy = host_copies.back();
+    blob.bytes = absl::MakeConstSpan(reinterpret_cast<const std::byte*>(copy.data()),
+                                     copy.size() * sizeof(float));
+  }
+  return blob;
+}
+
+void CopyBytesInto(const checkpoint::LoadedTensor& source, const Tensor& destination) {
+  TRIDENT_CHECK_EQ(source.bytes.size(), destination.nbytes()) << source.name;
+  if (destination.device().is_cpu()) {
+    std::memcpy(destination.raw_data(), source.bytes.data(), source.bytes.size());
+    return;
+  }
+  std::vector<float> values(static_cast<size_t>(destination.numel()));
+  std::memcpy(values.data(), source.bytes.data(), source.bytes.size());
+  destination.CopyFrom(values);
+}
+
+}  // namespace
+
+AdamWSettings AdamWSettingsFrom(const OptimizerConfig& config) {
+  AdamWSettings s;
+  s.beta1 = config.beta1();
+  s.beta2 = config.beta2();
+  s.epsilon = config.epsilon();
+  s.weight_decay = config.weight_decay();
+  return s;
+}
+
+float ClipScale(double norm, double max_norm) {
+  if (max_norm == 0.0) return 1.0f;
+  if (!std::isfinite(norm)) return std::numeric_limits<float>::quiet_NaN();
+  return ops::ClipCoefficient(norm, static_cast<float>(max_norm));
+}
+
+NormFilter CountReplicatedOnlyOnTensorRank0(int tensor_parallel_rank) {
+  return [tensor_parallel_rank](const Parameter& p) {
+    return !p.layout.replicated() || tensor_parallel_rank == 0;
+  };
+}
+
+absl::StatusOr<std::unique_ptr<AdamW>> AdamW::Create(const ExecContext& ctx,
+                                                     ParameterList params,
+                                                     const AdamWSettings& settings) {
+  RETURN_IF_ERROR(CheckSettings(settings));
+  absl::flat_hash_set<std::string> names;
+  std::vector<Tensor> exp_avg;
+  std::vector<Tensor> exp_avg_sq;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Parameter* p = params[i];
+    if (p == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("parameter ", i, " of the list is null"));
+    }
+    if (p->name.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("parameter ", i, " has an empty name"));
+    }
+    if (!names.insert(p->name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameter name '", p->name, "' appears twice in the list"));
+    }
+    RETURN_IF_ERROR(CheckTensor(ctx, *p, "value", p->value));
+    RETURN_IF_ERROR(CheckTensor(ctx, *p, "grad", p->grad));
+    if (p->grad.shape() != p->value.shape()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("parameter '", p->name, "' has grad ", ShapeToString(p->grad.shape()),
+                       " for value ", ShapeToString(p->value.shape()), "; they must match"));
+    }
+    exp_avg.push_back(Tensor::Zeros(p->value.shape(), DType::kFloat32, ctx.allocator()));
+    exp_avg_sq.push_back(Tensor::Zeros(p->value.shape(), DType::kFloat32, ctx.allocator()));
+  }
+  return std::unique_ptr<AdamW>(
+      new AdamW(std::move(params), settings, std::move(exp_avg), std::move(exp_avg_sq)));
+}
+
+AdamW::AdamW(ParameterList params, const AdamWSettings& settings, std::vector<Tensor> exp_avg,
+             std::vector<Tensor> exp_avg_sq)
+    : params_(std::move(params)),
+      settings_(settings),
+      exp_avg_(std::move(exp_avg)),
+      exp_avg_sq_(std::move(exp_avg_sq)),
+      counts_in_norm_(params_.size(), true) {}
+
+void AdamW::ZeroGrad(const ExecContext& ctx) const {
+  for (const Parameter* p : params_) ops::Fill(ctx, p->grad, 0.0f);
+}
+
+void AdamW::SetNormFilter(const NormFilter& counts) {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    counts_in_norm_[i] = counts == nullptr || counts(*params_[i]);
+  }
+}
+
+absl::StatusOr<double> AdamW::GradientNorm(const ExecContext& ctx,
+                                           const SquaredNormReducer& reduce) const {
+  double sum_of_squares = 0.0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (counts_in_norm_[i]) sum_of_squares += ops::SumOfSquares(ctx, params_[i]->grad);
+  }
+  if (reduce != nullptr) RETURN_IF_ERROR(reduce(sum_of_squares));
+  return std::sqrt(sum_of_squares);
+}
+
+void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale) {
+  TRIDENT_CHECK(std::isfinite(learning_rate) && learning_rate >= 0.0)
+      << "AdamW::Step: learning rate " << learning_rate;
+  TRIDENT_CHECK(std::isfinite(grad_scale))
+      << "AdamW::Step: gradient scale " << grad_scale
+      << " (a non-finite gradient norm must be handled before stepping)";
+  ++step_;
+  host_copies_.clear();
+  ops::AdamWOptions options;
+  options.learning_rate = learning_rate;
+  options.beta1 = settings_.beta1;
+  options.beta2 = settings_.beta2;
+  options.epsilon = settings_.epsilon;
+  options.weight_decay = settings_.weight_decay;
+  options.step = step_;
+  options.grad_scale = grad_scale;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Parameter& p = *params_[i];
+    ops::AdamWStep(ctx, p.value, p.grad, exp_avg_[i], exp_avg_sq_[i], options,
+                   p.weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
+  }
+}
+
+void AdamW::AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const {
+  host_copies_.clear();
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string& name = params_[i]->name;
+    blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
+    blobs.push_back(BlobOf(ExpAvgName(name), exp_avg_[i], host_copies_));
+    blobs.push_back(BlobOf(ExpAvgSqName(name), exp_avg_sq_[i], host_copies_));
+  }
+  checkpoint::TensorBlob step;
+  step.name = kStepName;
+  step.dtype = DType::kInt64;
+  step.shape = {};
+  step.bytes = absl::MakeConstSpan(reinterpret_cast<const std::byte*>(&step_), sizeof(step_));
+  blobs.push_back(std::move(step));
+}
+
+absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
+  // 1. Nothing in the set may belong to a parameter we do not have.
+  absl::flat_hash_set<absl::string_view> ours;
+  for (const Parameter* p : params_) ours.insert(p->name);
+  for (const checkpoint::LoadedTensor& t : tensors.tensors()) {
+    for (absl::string_view prefix : {"param/", "adam_m/", "adam_v/"}) {
+      if (!absl::StartsWith(t.name, prefix)) continue;
+      const absl::string_view param_name = absl::string_view(t.name).substr(prefix.size());
+      if (!ours.contains(param_name)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            tensors.source(), " has tensor '", t.name, "' for parameter '", param_name,
+            "', which this model (", params_.size(),
+            " parameters) does not have: the checkpoint is of a different model or shard"));
+      }
+    }
+  }
+  // 2. Every tensor we need, with our dtype and shape.
+  struct Target {
+    const checkpoint::LoadedTensor* source;
+    Tensor destination;
+  };
+  std::vector<Target> targets;
+  targets.reserve(3 * params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const std::string& name = params_[i]->name;
+    const std::vector<int64_t> shape = ShapeVector(params_[i]->value);
+    for (auto [tensor_name, destination] :
+         {std::pair<std::string, Tensor>{ParamName(name), params_[i]->value},
+          {ExpAvgName(name), exp_avg_[i]},
+          {ExpAvgSqName(name), exp_avg_sq_[i]}}) {
+      ASSIGN_OR_RETURN(const checkpoint::LoadedTensor* source,
+                       tensors.GetExpected(tensor_name, DType::kFloat32, shape));
+      targets.push_back({source, destination});
+    }
+  }
+  ASSIGN_OR_RETURN(const checkpoint::LoadedTensor* step_tensor,
+                   tensors.GetExpected(kStepName, DType::kInt64, {}));
+  TRIDENT_CHECK_EQ(step_tensor->bytes.size(), sizeof(int64_t));
+  int64_t step = 0;
+  std::memcpy(&step, step_tensor->bytes.data(), sizeof(step));
+  if (step < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(tensors.source(), " has ", kStepName, "=",
+                                                   step, "; it must be >= 0"));
+  }
+  // 3. Only now write.
+  for (const Target& target : targets) CopyBytesInto(*target.source, target.destination);
+  step_ = step;
+  host_copies_.clear();
+  return absl::OkStatus();
+}
+
+}  // namespace trident::training

@@ -1,0 +1,156 @@
+#ifndef TRIDENT_TRAINING_OPTIMIZER_H_
+#define TRIDENT_TRAINING_OPTIMIZER_H_
+
+// AdamW over a list of parameters: the optimizer state, the update, the global
+// gradient norm for clipping, and the checkpoint adapters.
+//
+// A step of the trainer, per rank:
+//   optimizer.ZeroGrad(ctx);
+//   ... forward/backward over the micro-batches (gradients accumulate) ...
+//   ... data-parallel gradient reduction ...
+//   ASSIGN_OR_RETURN(double norm, optimizer.GradientNorm(ctx, reduce_over_model_parallel));
+//   if (!std::isfinite(norm)) ... skip the step or stop: clipping cannot repair it ...
+//   optimizer.Step(ctx, LearningRate(step, ...), ClipScale(norm, grad_clip));
+//
+// The optimizer does not own the parameters (the model does); the pointers in
+// the ParameterList must outlive it. Its state tensors (exp_avg, exp_avg_sq) are
+// fp32, shaped like each value, on the value's device, zero at the start.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/exec_context.h"
+#include "core/parameter.h"
+#include "core/tensor.h"
+#include "training/checkpoint/tensor_blob.h"
+#include "training/train_config.pb.h"
+
+namespace trident::training {
+
+// The hyper-parameters AdamW keeps for every step (the learning rate changes
+// per step and is passed to Step).
+struct AdamWSettings {
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double epsilon = 1e-8;
+  // Decoupled decay, applied to parameters whose Parameter::weight_decay is true.
+  double weight_decay = 0.1;
+};
+
+AdamWSettings AdamWSettingsFrom(const OptimizerConfig& config);
+
+// The factor gradients are scaled by so that their global norm is at most
+// max_norm: min(1, max_norm / (norm + 1e-6)) as torch.nn.utils.clip_grad_norm_
+// (ops::ClipCoefficient); 1 when max_norm is 0 (clipping off). A NaN or
+// infinite norm gives NaN: there is no finite factor that repairs such
+// gradients, and a NaN scale makes the problem visible instead of hiding it.
+float ClipScale(double norm, double max_norm);
+
+// Whether a parameter's gradient counts towards the global gradient norm on
+// this rank (see AdamW::SetNormFilter).
+using NormFilter = std::function<bool(const Parameter&)>;
+
+// Replaces this rank's partial sum of squared gradients by the sum over the
+// ranks that hold different parts of the model (an all-reduce over the
+// model-parallel group: tensor x pipeline). Null on a single rank.
+using SquaredNormReducer = std::function<absl::Status(double& sum_of_squares)>;
+
+// The standard filter under tensor parallelism: sharded parameters count on
+// every rank (each holds a different slice), replicated ones (LayerNorm,
+// row-parallel biases: the same gradient on every tp rank) only on tp rank 0,
+// so that the model-parallel sum counts each element once.
+NormFilter CountReplicatedOnlyOnTensorRank0(int tensor_parallel_rank);
+
+class AdamW {
+ public:
+  // Every parameter needs a distinct non-empty name and defined, contiguous
+  // fp32 value and grad tensors of one shape on the context's device;
+  // otherwise INVALID_ARGUMENT naming the parameter. Settings are checked as
+  // ValidateTrainConfig does (betas in [0, 1), epsilon > 0, decay >= 0).
+  static absl::StatusOr<std::unique_ptr<AdamW>> Create(const ExecContext& ctx,
+                                                       ParameterList params,
+                                                       const AdamWSettings& settings);
+
+  AdamW(const AdamW&) = delete;
+  AdamW& operator=(const AdamW&) = delete;
+
+  // grad = 0 for every parameter (gradients accumulate over micro-batches).
+  void ZeroGrad(const ExecContext& ctx) const;
+
+  // sqrt(sum of squared gradient elements) over the parameters the norm filter
+  // admits, after `reduce` (when given) has combined the partial sums of the
+  // model-parallel ranks. Data-parallel replicas hold equal gradients after
+  // their reduction: do not sum over them. Computed in double; NaN or Inf when
+  // a gradient is not finite (the caller decides what to do). Errors come only
+  // from `reduce`.
+  absl::StatusOr<double> GradientNorm(const ExecContext& ctx,
+                                      const SquaredNormReducer& reduce = nullptr) const;
+
+  // Decides, once, which parameters GradientNorm counts (default: all). With
+  // tensor parallelism use CountReplicatedOnlyOnTensorRank0; with pipeline
+  // parallelism and tied embeddings, also leave out the copy of the embedding
+  // that the last stage holds.
+  void SetNormFilter(const NormFilter& counts);
+  bool CountsInNorm(int index) const { return counts_in_norm_[index]; }
+
+  // One AdamW update of every parameter with this learning rate, gradients
+  // multiplied by `grad_scale` first (clipping; loss-scale removal). Advances
+  // step() by one before updating, so the first update uses step 1 in its bias
+  // corrections (as PyTorch). `learning_rate` must be finite and >= 0 and
+  // grad_scale finite (checked: the trainer must not step on a NaN norm).
+  void Step(const ExecContext& ctx, double learning_rate, float grad_scale = 1.0f);
+
+  // Updates taken so far (0 before the first Step).
+  int64_t step() const { return step_; }
+  const AdamWSettings& settings() const { return settings_; }
+  const ParameterList& params() const { return params_; }
+  const Tensor& exp_avg(int index) const { return exp_avg_[index]; }
+  const Tensor& exp_avg_sq(int index) const { return exp_avg_sq_[index]; }
+
+  // ---- Checkpoints. ----
+  // Tensor names in a checkpoint file.
+  static std::string ParamName(const std::string& name) { return "param/" + name; }
+  static std::string ExpAvgName(const std::string& name) { return "adam_m/" + name; }
+  static std::string ExpAvgSqName(const std::string& name) { return "adam_v/" + name; }
+  static constexpr char kStepName[] = "optimizer/step";  // int64 scalar
+
+  // Appends "param/<name>", "adam_m/<name>" and "adam_v/<name>" for every
+  // parameter, in parameter order, then "optimizer/step". The blobs borrow
+  // memory: the tensors' own storage on the CPU, or host copies owned by this
+  // optimizer otherwise; they stay valid until the next AppendStateBlobs, Step,
+  // LoadState or the optimizer's destruction, and their bytes change when the
+  // parameters do (write them before the next update).
+  void AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const;
+
+  // Restores parameter values, optimizer state and the step from a checkpoint
+  // written by AppendStateBlobs for the same parameters. Everything is checked
+  // before anything is written, so on error the optimizer and the parameters
+  // are unchanged: each of this optimizer's tensors must be present with this
+  // rank's dtype and shape, "optimizer/step" an int64 scalar >= 0, and the set
+  // must not hold "param/", "adam_m/" or "adam_v/" tensors of parameters this
+  // optimizer does not have (a checkpoint of a different model or shard).
+  // Other tensors (RNG state, data position) are ignored.
+  absl::Status LoadState(const checkpoint::TensorSet& tensors);
+
+ private:
+  AdamW(ParameterList params, const AdamWSettings& settings, std::vector<Tensor> exp_avg,
+        std::vector<Tensor> exp_avg_sq);
+
+  ParameterList params_;
+  AdamWSettings settings_;
+  std::vector<Tensor> exp_avg_;
+  std::vector<Tensor> exp_avg_sq_;
+  std::vector<bool> counts_in_norm_;
+  int64_t step_ = 0;
+  // Host copies of device tensors for AppendStateBlobs.
+  mutable std::vector<std::vector<float>> host_copies_;
+};
+
+}  // namespace trident::training
+
+#endif  // TRIDENT_TRAINING_OPTIMIZER_H_

@@ -1,0 +1,460 @@
+#include "training/optimizer.h"
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/exec_context.h"
+#include "core/parameter.h"
+#include "core/tensor.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "training/checkpoint/tensor_blob.h"
+
+namespace trident::training {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A tiny model: a matrix-like "w" (decayed) and a bias-like "b" (not decayed).
+struct TinyModel {
+  std::vector<std::unique_ptr<Parameter>> storage;
+
+  Parameter& Add(const std::string& name, std::vector<float> value, bool decay) {
+    auto p = std::make_unique<Parameter>();
+    p->name = name;
+    const int64_t n = static_cast<int64_t>(value.size());
+    p->value = Tensor::FromVector<float>(value, {n});
+    p->grad = Tensor::Zeros({n}, DType::kFloat32);
+    p->weight_decay = decay;
+    p->layout.global_shape = {n};
+    storage.push_back(std::move(p));
+    return *storage.back();
+  }
+  ParameterList List() const {
+    ParameterList list;
+    for (const auto& p : storage) list.push_back(p.get());
+    return list;
+  }
+  Parameter& operator[](int i) { return *storage[i]; }
+};
+
+TinyModel MakeModel() {
+  TinyModel m;
+  m.Add("w", {1.0f, -2.0f}, /*decay=*/true);
+  m.Add("b", {0.5f}, /*decay=*/false);
+  return m;
+}
+
+AdamWSettings Settings() {
+  AdamWSettings s;
+  s.beta1 = 0.9;
+  s.beta2 = 0.95;
+  s.epsilon = 1e-8;
+  s.weight_decay = 0.1;
+  return s;
+}
+
+void SetGrads(TinyModel& m, std::vector<float> w, std::vector<float> b) {
+  m[0].grad.CopyFrom(w);
+  m[1].grad.CopyFrom(b);
+}
+
+std::unique_ptr<AdamW> MakeOptimizer(const ExecContext& ctx, const TinyModel& m) {
+  absl::StatusOr<std::unique_ptr<AdamW>> opt = AdamW::Create(ctx, m.List(), Settings());
+  EXPECT_TRUE(opt.ok()) << opt.status();
+  return std::move(opt).value();
+}
+
+// Worked by hand (betas 0.9/0.95, eps 1e-8, wd 0.1; lr 0.1 then 0.05):
+// step 1, w = (1, -2), g = (0.5, -1): decay x 0.99 -> (0.99, -1.98);
+//   m = 0.1 g, v = 0.05 g^2; bias corrections 0.1 and 0.05 give m_hat = g,
+//   v_hat = g^2, so p -= 0.1 g / (|g| + 1e-8) -> (0.8900000020, -1.8800000010).
+//   b = 0.5, g = 0.25, no decay: 0.5 - 0.1 -> 0.4000000040.
+// step 2, g = (0.1, 0.2): decay x 0.995 -> (0.88555, -1.8706);
+//   m = (0.055, -0.07), v = (0.012375, 0.0495); corrections 0.19 and 0.0975:
+//   m_hat = (0.2894737, -0.3684211), sqrt(v_hat) = (0.3562627, 0.7125253);
+//   p -= 0.05 m_hat / sqrt(v_hat) -> (0.8449235604, -1.8447468105).
+//   b, g = -0.5: m = -0.0275, v = 0.01546875 -> 0.4181687011.
+TEST(AdamWTest, TwoStepsMatchTheHandComputedValues) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel m = MakeModel();
+  std::unique_ptr<AdamW> opt = MakeOptimizer(ctx, m);
+  EXPECT_EQ(opt->step(), 0);
+
+  SetGrads(m, {0.5f, -1.0f}, {0.25f});
+  opt->Step(ctx, 0.1);
+  EXPECT_EQ(opt->step(), 1);
+  std::vector<float> w = m[0].value.ToVector<float>();
+  // fp32 storage: 1e-6 relative to values of order 1.
+  EXPECT_NEAR(w[0], 0.8900000020, 1e-6);
+  EXPECT_NEAR(w[1], -1.8800000010, 2e-6);
+  EXPECT_NEAR(m[1].value.ToVector<float>()[0], 0.4000000040, 1e-6);
+  EXPECT_NEAR(opt->exp_avg(0).ToVector<float>()[1], -0.1, 1e-7);
+  EXPECT_NEAR(opt->exp_avg_sq(0).ToVector<float>()[0], 0.0125, 1e-8);
+
+  SetGrads(m, {0.1f, 0.2f}, {-0.5f});
+  opt->Step(ctx, 0.05);
+  EXPECT_EQ(opt->step(), 2);
+  w = m[0].value.ToVector<float>();
+  EXPECT_NEAR(w[0], 0.8449235604, 1e-6);
+  EXPECT_NEAR(w[1], -1.8447468105, 2e-6);
+  EXPECT_NEAR(m[1].value.ToVector<float>()[0], 0.4181687011, 1e-6);
+  EXPECT_NEAR(opt->exp_avg(1).ToVector<float>()[0], -0.0275, 1e-7);
+  EXPECT_NEAR(opt->exp_avg_sq(1).ToVector<float>()[0], 0.01546875, 1e-8);
+}
+
+TEST(AdamWTest, WeightDecayFollowsTheParameterFlag) {
+  // With zero gradients Adam's update is 0, so only the decay moves a value.
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel m = MakeModel();
+  std::unique_ptr<AdamW> opt = MakeOptimizer(ctx, m);
+  opt->Step(ctx, 0.5);
+  EXPECT_FLOAT_EQ(m[0].value.ToVector<float>()[0], 1.0f * (1.0f - 0.05f));
+  EXPECT_FLOAT_EQ(m[0].value.ToVector<float>()[1], -2.0f * (1.0f - 0.05f));
+  EXPECT_EQ(m[1].value.ToVector<float>()[0], 0.5f);
+}
+
+TEST(AdamWTest, GradScaleScalesTheGradientTheMomentsSee) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel m = MakeModel();
+  std::unique_ptr<AdamW> opt = MakeOptimizer(ctx, m);
+  SetGrads(m, {0.5f, -1.0f}, {0.25f});
+  opt->Step(ctx, 0.1, /*grad_scale=*/0.5f);
+  // m = (1 - beta1) * 0.5 * g; the gradient tensor itself is untouched.
+  EXPECT_NEAR(opt->exp_avg(0).ToVector<float>()[0], 0.025, 1e-8);
+  EXPECT_NEAR(opt->exp_avg_sq(0).ToVector<float>()[1], 0.05 * 0.25, 1e-8);
+  EXPECT_EQ(m[0].grad.ToVector<float>()[1], -1.0f);
+}
+
+TEST(AdamWTest, ZeroGradClearsEveryGradient) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel m = MakeModel();
+  std::unique_ptr<AdamW> opt = MakeOptimizer(ctx, m);
+  SetGrads(m, {0.5f, -1.0f}, {0.25f});
+  opt->ZeroGrad(ctx);
+  EXPECT_EQ(m[0].grad.ToVector<float>(), std::vector<float>({0.0f, 0.0f}));
+  EXPECT_EQ(m[1].grad.ToVector<float>(), std::vector<float>({0.0f}));
+}
+
+TEST(GradientNormTest, NormFilterAndReducer) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel m = MakeModel();
+  // "w" is a tp shard, "b" replicated.
+  m[0].layout.split_dim = 0;
+  m[0].layout.num_shards = 2;
+  m[0].layout.global_shape = {4};
+  std::unique_ptr<AdamW> opt = MakeOptimizer(ctx, m);
+  SetGrads(m, {0.5f, -1.0f}, {0.25f});
+
+  absl::StatusOr<double> norm = opt->GradientNorm(ctx);
+  ASSERT_TRUE(norm.ok());
+  EXPECT_NEAR(*norm, std::sqrt(1.3125), 1e-12);  // 0.25 + 1 + 0.0625
+
+  opt->SetNormFilter(CountReplicatedOnlyOnTensorRank0(1));
+  EXPECT_TRUE(opt->CountsInNorm(0));
+  EXPECT_FALSE(opt->CountsInNorm(1));
+  EXPECT_NEAR(*opt->GradientNorm(ctx), std::sqrt(1.25), 1e-12);
+
+  opt->SetNormFilter(CountReplicatedOnlyOnTensorRank0(0));
+  EXPECT_NEAR(*opt->GradientNorm(ctx), std::sqrt(1.3125), 1e-12);
+
+  // The reducer sees this rank's partial sum and returns the group's.
+  double seen = -1;
+  absl::StatusOr<double> reduced = opt->GradientNorm(ctx, [&seen](double& sum) {
+    seen = sum;
+    sum += 2.6875;  // what the other ranks hold
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(reduced.ok());
+  EXPECT_NEAR(seen, 1.3125, 1e-12);
+  EXPECT_NEAR(*reduced, 2.0, 1e-12);
+
+  absl::StatusOr<double> failed = opt->GradientNorm(
+      ctx, [](double&) { return absl::DeadlineExceededError("all-reduce timed out"); });
+  EXPECT_EQ(failed.status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(GradientNormTest, NonFiniteGradientsGiveANonFiniteNorm) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel m = MakeModel();
+  std::unique_ptr<AdamW> opt = MakeOptimizer(ctx, m);
+  SetGrads(m, {0.5f, std::numeric_limits<float>::quiet_NaN()}, {0.25f});
+  EXPECT_TRUE(std::isnan(*opt->GradientNorm(ctx)));
+  SetGrads(m, {0.5f, 1.0f}, {std::numeric_limits<float>::infinity()});
+  EXPECT_TRUE(std::isinf(*opt->GradientNorm(ctx)));
+}
+
+TEST(ClipScaleTest, ClipsOnlyAboveTheLimit) {
+  EXPECT_EQ(ClipScale(0.5, 1.0), 1.0f);
+  EXPECT_EQ(ClipScale(0.0, 1.0), 1.0f);
+  // torch.nn.utils.clip_grad_norm_: max_norm / (norm + 1e-6).
+  EXPECT_FLOAT_EQ(ClipScale(4.0, 1.0), static_cast<float>(1.0 / (4.0 + 1e-6)));
+  EXPECT_FLOAT_EQ(ClipScale(std::sqrt(1.3125), 1.0),
+                  static_cast<float>(1.0 / (std::sqrt(1.3125) + 1e-6)));
+  // Scaled gradients then have (just under) the limit as their norm.
+  const double norm = 37.5;
+  EXPECT_NEAR(norm * ClipScale(norm, 2.0), 2.0, 1e-6);
+  // Off.
+  EXPECT_EQ(ClipScale(1e9, 0.0), 1.0f);
+  // No finite factor repairs a non-finite norm.
+  EXPECT_TRUE(std::isnan(ClipScale(std::numeric_limits<double>::quiet_NaN(), 1.0)));
+  EXPECT_TRUE(std::isnan(ClipScale(std::numeric_limits<double>::infinity(), 1.0)));
+}
+
+TEST(AdamWCreateTest, RefusesBadParameterLists) {
+  const ExecContext ctx = ExecContext::Cpu();
+  {
+    TinyModel m = MakeModel();
+    m[1].name = "w";
+    auto opt = AdamW::Create(ctx, m.List(), Settings());
+    EXPECT_EQ(opt.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(opt.status().message(), HasSubstr("'w' appears twice"));
+  }
+  {
+    TinyModel m = MakeModel();
+    m[1].name = "";
+    EXPECT_THAT(AdamW::Create(ctx, m.List(), Settings()).status().message(),
+                HasSubstr("empty name"));
+  }
+  {
+    TinyModel m = MakeModel();
+    m[0].grad = Tensor::Zeros({3}, DType::kFloat32);
+    auto opt = AdamW::Create(ctx, m.List(), Settings());
+    EXPECT_THAT(opt.status().message(), HasSubstr("'w' has grad [3] for value [2]"));
+  }
+  {
+    TinyModel m = MakeModel();
+    m[1].grad = Tensor();
+    EXPECT_THAT(AdamW::Create(ctx, m.List(), Settings()).status().message(),
+                HasSubstr("'b' has no grad"));
+  }
+  {
+    TinyModel m = MakeModel();
+    m[0].value = Tensor::Zeros({2}, DType::kInt32);
+    EXPECT_THAT(AdamW::Create(ctx, m.List(), Settings()).status().message(),
+                HasSubstr("fp32"));
+  }
+  {
+    TinyModel m = MakeModel();
+    m[0].value = Tensor::Zeros({2, 2}, DType::kFloat32).Transpose(0, 1).Select(0, 0);
+    m[0].grad = Tensor::Zeros({2}, DType::kFloat32);
+    EXPECT_THAT(AdamW::Create(ctx, m.List(), Settings()).status().message(),
+                HasSubstr("contiguous"));
+  }
+  {
+    TinyModel m = MakeModel();
+    AdamWSettings s = Settings();
+    s.beta2 = 1.0;
+    EXPECT_THAT(AdamW::Create(ctx, m.List(), s).status().message(), HasSubstr("[0, 1)"));
+    s = Settings();
+    s.epsilon = 0;
+    EXPECT_THAT(AdamW::Create(ctx, m.List(), s).status().message(), HasSubstr("epsilon=0"));
+  }
+}
+
+TEST(AdamWSettingsTest, ComeFromTheConfig) {
+  OptimizerConfig config;
+  config.set_beta1(0.8);
+  config.set_beta2(0.99);
+  config.set_epsilon(1e-6);
+  config.set_weight_decay(0.05);
+  const AdamWSettings s = AdamWSettingsFrom(config);
+  EXPECT_EQ(s.beta1, 0.8);
+  EXPECT_EQ(s.beta2, 0.99);
+  EXPECT_EQ(s.epsilon, 1e-6);
+  EXPECT_EQ(s.weight_decay, 0.05);
+  // Defaults of the proto are GPT training's usual ones.
+  const AdamWSettings d = AdamWSettingsFrom(OptimizerConfig());
+  EXPECT_EQ(d.beta2, 0.95);
+  EXPECT_EQ(d.weight_decay, 0.1);
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints.
+
+// What a checkpoint reader hands back: owning copies of the blobs.
+checkpoint::TensorSet ToTensorSet(const std::vector<checkpoint::TensorBlob>& blobs) {
+  std::vector<checkpoint::LoadedTensor> loaded;
+  for (const checkpoint::TensorBlob& blob : blobs) {
+    loaded.push_back({blob.name, blob.dtype, blob.shape,
+                      std::vector<std::byte>(blob.bytes.begin(), blob.bytes.end())});
+  }
+  absl::StatusOr<checkpoint::TensorSet> set =
+      checkpoint::TensorSet::Create("test checkpoint", std::move(loaded));
+  EXPECT_TRUE(set.ok()) << set.status();
+  return std::move(set).value();
+}
+
+std::vector<uint32_t> Bits(const Tensor& t) {
+  std::vector<float> values = t.ToVector<float>();
+  std::vector<uint32_t> bits(values.size());
+  std::memcpy(bits.data(), values.data(), values.size() * sizeof(float));
+  return bits;
+}
+
+// Trains `m` two steps and returns the optimizer.
+std::unique_ptr<AdamW> TrainTwoSteps(const ExecContext& ctx, TinyModel& m) {
+  std::unique_ptr<AdamW> opt = MakeOptimizer(ctx, m);
+  SetGrads(m, {0.5f, -1.0f}, {0.25f});
+  opt->Step(ctx, 0.1);
+  SetGrads(m, {0.1f, 0.2f}, {-0.5f});
+  opt->Step(ctx, 0.05);
+  return opt;
+}
+
+TEST(AdamWCheckpointTest, BlobNamesShapesAndStep) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel m = MakeModel();
+  std::unique_ptr<AdamW> opt = TrainTwoSteps(ctx, m);
+  std::vector<checkpoint::TensorBlob> blobs;
+  opt->AppendStateBlobs(blobs);
+  std::vector<std::string> names;
+  for (const auto& b : blobs) names.push_back(b.name);
+  EXPECT_THAT(names, ::testing::ElementsAre("param/w", "adam_m/w", "adam_v/w", "param/b",
+                                            "adam_m/b", "adam_v/b", "optimizer/step"));
+  EXPECT_TRUE(checkpoint::ValidateBlobs(blobs).ok());
+  EXPECT_EQ(blobs[0].shape, std::vector<int64_t>({2}));
+  EXPECT_EQ(blobs[6].dtype, DType::kInt64);
+  EXPECT_TRUE(blobs[6].shape.empty());
+  int64_t step = 0;
+  std::memcpy(&step, blobs[6].bytes.data(), sizeof(step));
+  EXPECT_EQ(step, 2);
+}
+
+TEST(AdamWCheckpointTest, RoundTripIsBitwiseAndTrainingContinuesIdentically) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel a = MakeModel();
+  std::unique_ptr<AdamW> opt_a = TrainTwoSteps(ctx, a);
+  std::vector<checkpoint::TensorBlob> blobs;
+  opt_a->AppendStateBlobs(blobs);
+  const checkpoint::TensorSet saved = ToTensorSet(blobs);
+
+  // A fresh model with other values: everything must come from the checkpoint.
+  TinyModel b;
+  b.Add("w", {7.0f, 7.0f}, true);
+  b.Add("b", {7.0f}, false);
+  std::unique_ptr<AdamW> opt_b = MakeOptimizer(ctx, b);
+  ASSERT_TRUE(opt_b->LoadState(saved).ok());
+  EXPECT_EQ(opt_b->step(), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(Bits(b[i].value), Bits(a[i].value)) << i;
+    EXPECT_EQ(Bits(opt_b->exp_avg(i)), Bits(opt_a->exp_avg(i))) << i;
+    EXPECT_EQ(Bits(opt_b->exp_avg_sq(i)), Bits(opt_a->exp_avg_sq(i))) << i;
+  }
+  // The third step (bias corrections use step 3 on both) gives the same bits.
+  for (TinyModel* m : {&a, &b}) SetGrads(*m, {-0.3f, 0.7f}, {0.125f});
+  opt_a->Step(ctx, 0.02);
+  opt_b->Step(ctx, 0.02);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(Bits(b[i].value), Bits(a[i].value)) << i;
+  EXPECT_EQ(opt_b->step(), 3);
+}
+
+// Applies `edit` to a saved state and expects LoadState to refuse it with
+// `message` and leave the target optimizer and parameters untouched.
+void ExpectRefused(const std::function<void(std::vector<checkpoint::LoadedTensor>&)>& edit,
+                   const std::string& message) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel a = MakeModel();
+  std::unique_ptr<AdamW> opt_a = TrainTwoSteps(ctx, a);
+  std::vector<checkpoint::TensorBlob> blobs;
+  opt_a->AppendStateBlobs(blobs);
+  std::vector<checkpoint::LoadedTensor> loaded;
+  for (const auto& blob : blobs) {
+    loaded.push_back({blob.name, blob.dtype, blob.shape,
+                      std::vector<std::byte>(blob.bytes.begin(), blob.bytes.end())});
+  }
+  edit(loaded);
+  absl::StatusOr<checkpoint::TensorSet> set =
+      checkpoint::TensorSet::Create("checkpoint 'ckpt' rank 0", std::move(loaded));
+  ASSERT_TRUE(set.ok()) << set.status();
+
+  TinyModel b = MakeModel();
+  std::unique_ptr<AdamW> opt_b = MakeOptimizer(ctx, b);
+  const absl::Status status = opt_b->LoadState(*set);
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(status.message(), HasSubstr(message));
+  EXPECT_THAT(status.message(), HasSubstr("checkpoint 'ckpt' rank 0"));
+  EXPECT_EQ(opt_b->step(), 0);
+  EXPECT_EQ(b[0].value.ToVector<float>(), std::vector<float>({1.0f, -2.0f}));
+  EXPECT_EQ(b[1].value.ToVector<float>(), std::vector<float>({0.5f}));
+  EXPECT_EQ(opt_b->exp_avg(0).ToVector<float>(), std::vector<float>({0.0f, 0.0f}));
+}
+
+checkpoint::LoadedTensor* Find(std::vector<checkpoint::LoadedTensor>& set,
+                               const std::string& name) {
+  for (auto& t : set) {
+    if (t.name == name) return &t;
+  }
+  ADD_FAILURE() << "no tensor " << name;
+  return nullptr;
+}
+
+TEST(AdamWCheckpointTest, RefusesAShapeMismatch) {
+  ExpectRefused(
+      [](std::vector<checkpoint::LoadedTensor>& set) {
+        checkpoint::LoadedTensor* t = Find(set, "adam_v/w");
+        t->shape = {1};
+        t->bytes.resize(4);
+      },
+      "adam_v/w");
+}
+
+TEST(AdamWCheckpointTest, RefusesADtypeMismatch) {
+  ExpectRefused(
+      [](std::vector<checkpoint::LoadedTensor>& set) {
+        checkpoint::LoadedTensor* t = Find(set, "optimizer/step");
+        t->dtype = DType::kInt32;
+        t->bytes.resize(4);
+      },
+      "optimizer/step");
+}
+
+TEST(AdamWCheckpointTest, RefusesAMissingTensor) {
+  ExpectRefused(
+      [](std::vector<checkpoint::LoadedTensor>& set) {
+        std::erase_if(set, [](const auto& t) { return t.name == "adam_m/b"; });
+      },
+      "adam_m/b");
+}
+
+TEST(AdamWCheckpointTest, RefusesAParameterThisModelDoesNotHave) {
+  ExpectRefused(
+      [](std::vector<checkpoint::LoadedTensor>& set) {
+        checkpoint::LoadedTensor extra = *Find(set, "param/b");
+        extra.name = "param/h.9.mlp.c_fc.bias";
+        set.push_back(extra);
+      },
+      "'h.9.mlp.c_fc.bias', which this model");
+}
+
+TEST(AdamWCheckpointTest, RefusesANegativeStep) {
+  ExpectRefused(
+      [](std::vector<checkpoint::LoadedTensor>& set) {
+        const int64_t step = -1;
+        std::memcpy(Find(set, "optimizer/step")->bytes.data(), &step, sizeof(step));
+      },
+      "optimizer/step=-1");
+}
+
+TEST(AdamWCheckpointTest, OtherTensorsAreIgnored) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel a = MakeModel();
+  std::unique_ptr<AdamW> opt_a = TrainTwoSteps(ctx, a);
+  std::vector<checkpoint::TensorBlob> blobs;
+  opt_a->AppendStateBlobs(blobs);
+  const int64_t rng = 42;
+  blobs.push_back({"rng/state", DType::kInt64, {},
+                   absl::MakeConstSpan(reinterpret_cast<const std::byte*>(&rng), sizeof(rng))});
+  TinyModel b = MakeModel();
+  std::unique_ptr<AdamW> opt_b = MakeOptimizer(ctx, b);
+  EXPECT_TRUE(opt_b->LoadState(ToTensorSet(blobs)).ok());
+}
+
+}  // namespace
+}  // namespace trident::training

@@ -1,0 +1,331 @@
+#include "training/train_config.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <system_error>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/status_macros.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace trident::training {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Parsing with positions.
+
+bool IsIdentifierChar(char c) { return absl::ascii_isalnum(c) || c == '_'; }
+
+// Byte offset of a 0-based (line, column) as protobuf's tokenizer counts them
+// (a tab advances the column to the next multiple of 8).
+size_t OffsetOfPosition(absl::string_view text, int line, int column) {
+  size_t i = 0;
+  for (int l = 0; l < line && i < text.size(); ++i) {
+    if (text[i] == '\n') ++l;
+  }
+  for (int c = 0; i < text.size() && text[i] != '\n' && c < column; ++i) {
+    c += text[i] == '\t' ? 8 - c % 8 : 1;
+  }
+  return i;
+}
+
+void PositionOfOffset(absl::string_view text, size_t offset, int* line, int* column) {
+  *line = 0;
+  *column = 0;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++*line;
+      *column = 0;
+    } else {
+      *column += text[i] == '\t' ? 8 - *column % 8 : 1;
+    }
+  }
+}
+
+// The field or enum value name a parser message is about, if it names one.
+std::optional<std::string> QuotedNameIn(absl::string_view message) {
+  for (absl::string_view lead : {"has no field named \"", "Unknown enumeration value of \"",
+                                 "Non-repeated field \""}) {
+    const size_t at = message.find(lead);
+    if (at == absl::string_view::npos) continue;
+    const size_t begin = at + lead.size();
+    const size_t end = message.find('"', begin);
+    if (end == absl::string_view::npos || end == begin) return std::nullopt;
+    return std::string(message.substr(begin, end - begin));
+  }
+  return std::nullopt;
+}
+
+// Keeps the parser's first error. The parser reports an unknown field at the
+// token after its name (the ':'), and a bad enum value at the next line; when
+// the message names the culprit, the position moves back to the last
+// whole-word occurrence of that name, so the column points at it.
+class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  FirstErrorCollector(absl::string_view text, absl::string_view source)
+      : text_(text), source_(source) {}
+
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (!error_.empty()) return;
+    if (line < 0) {  // No position, e.g. a missing required field.
+      error_ = absl::StrCat(source_, ": ", message);
+      return;
+    }
+    int error_line = line;
+    int error_column = column;
+    if (std::optional<std::string> name = QuotedNameIn(message)) {
+      const size_t reported = OffsetOfPosition(text_, line, column);
+      if (std::optional<size_t> at = LastWholeWordBefore(*name, reported)) {
+        PositionOfOffset(text_, *at, &error_line, &error_column);
+      }
+    }
+    error_ = absl::StrFormat("%s:%d:%d: %s", source_, error_line + 1, error_column + 1, message);
+  }
+
+  void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
+
+  const std::string& error() const { return error_; }
+
+ private:
+  std::optional<size_t> LastWholeWordBefore(absl::string_view word, size_t end) const {
+    if (word.empty() || end > text_.size()) return std::nullopt;
+    for (size_t at = text_.rfind(word, end >= word.size() ? end - word.size() : 0);
+         at != absl::string_view::npos; at = at == 0 ? absl::string_view::npos
+                                                     : text_.rfind(word, at - 1)) {
+      if (at + word.size() > end) continue;
+      const bool starts = at == 0 || !IsIdentifierChar(text_[at - 1]);
+      const size_t after = at + word.size();
+      const bool ends = after >= text_.size() || !IsIdentifierChar(text_[after]);
+      if (starts && ends) return at;
+    }
+    return std::nullopt;
+  }
+
+  absl::string_view text_;
+  std::string source_;
+  std::string error_;
+};
+
+// ---------------------------------------------------------------------------
+// Validation helpers: each returns OK or the message of the rule it checks.
+
+absl::Status Invalid(absl::string_view message) {
+  return absl::InvalidArgumentError(message);
+}
+
+absl::Status AtLeast(absl::string_view field, int64_t value, int64_t minimum,
+                     absl::string_view why = "") {
+  if (value >= minimum) return absl::OkStatus();
+  return Invalid(absl::StrCat(field, "=", value, " must be >= ", minimum,
+                              why.empty() ? "" : absl::StrCat(" (", why, ")")));
+}
+
+absl::Status FiniteAndPositive(absl::string_view field, double value) {
+  if (std::isfinite(value) && value > 0) return absl::OkStatus();
+  return Invalid(absl::StrCat(field, "=", value, " must be a finite number > 0"));
+}
+
+absl::Status FiniteAndNonNegative(absl::string_view field, double value,
+                                  absl::string_view zero_means = "") {
+  if (std::isfinite(value) && value >= 0) return absl::OkStatus();
+  return Invalid(absl::StrCat(field, "=", value, " must be a finite number >= 0",
+                              zero_means.empty() ? "" : absl::StrCat(" (", zero_means, ")")));
+}
+
+absl::Status InUnitInterval(absl::string_view field, double value) {
+  if (value >= 0.0 && value < 1.0) return absl::OkStatus();
+  return Invalid(absl::StrCat(field, "=", value, " must be in [0, 1)"));
+}
+
+absl::Status ValidateModel(const transformer::GptConfig& model) {
+  RETURN_IF_ERROR(AtLeast("model.vocab_size", model.vocab_size(), 1));
+  RETURN_IF_ERROR(AtLeast("model.context_length", model.context_length(), 1));
+  RETURN_IF_ERROR(AtLeast("model.num_layers", model.num_layers(), 1));
+  RETURN_IF_ERROR(AtLeast("model.num_heads", model.num_heads(), 1));
+  RETURN_IF_ERROR(AtLeast("model.hidden_size", model.hidden_size(), 1));
+  RETURN_IF_ERROR(
+      AtLeast("model.ffn_hidden_size", model.ffn_hidden_size(), 0, "0 means 4 x hidden_size"));
+  if (model.hidden_size() % model.num_heads() != 0) {
+    return Invalid(absl::StrCat("model.num_heads=", model.num_heads(),
+                                " must divide model.hidden_size=", model.hidden_size(),
+                                " (each attention head gets hidden_size / num_heads dimensions)"));
+  }
+  if (!model.tied_embeddings()) {
+    return Invalid(
+        "model.tied_embeddings=false is not supported: the output head always reuses the "
+        "token embedding (GPT-2); remove the field or set it to true");
+  }
+  RETURN_IF_ERROR(FiniteAndPositive("model.init_std", model.init_std()));
+  return FiniteAndPositive("model.layer_norm_epsilon", model.layer_norm_epsilon());
+}
+
+absl::Status ValidateData(const DataConfig& data, const transformer::GptConfig& model) {
+  ASSIGN_OR_RETURN(const int64_t tokenizer_vocab, TokenizerVocabSize(data.tokenizer()));
+  if (model.vocab_size() < tokenizer_vocab) {
+    return Invalid(absl::StrCat("model.vocab_size=", model.vocab_size(),
+                                " is smaller than the vocabulary of data.tokenizer=\"",
+                                data.tokenizer(), "\" (", tokenizer_vocab,
+                                " tokens); it must be >= ", tokenizer_vocab));
+  }
+  RETURN_IF_ERROR(AtLeast("data.seq_length", data.seq_length(), 1));
+  if (data.seq_length() > model.context_length()) {
+    return Invalid(absl::StrCat("data.seq_length=", data.seq_length(),
+                                " must be <= model.context_length=", model.context_length(),
+                                " (the position embedding has context_length rows)"));
+  }
+  if (data.train_path().empty()) return Invalid("data.train_path must not be empty");
+  if (data.val_path().empty()) return Invalid("data.val_path must not be empty");
+  return InUnitInterval("data.val_fraction", data.val_fraction());
+}
+
+absl::Status ValidateSchedule(const TrainConfig& config) {
+  RETURN_IF_ERROR(AtLeast("steps", config.steps(), 1));
+  RETURN_IF_ERROR(AtLeast("eval_interval", config.eval_interval(), 0, "0 turns validation off"));
+  if (config.eval_interval() > 0) {
+    RETURN_IF_ERROR(AtLeast(
+        "eval_batches", config.eval_batches(), 1,
+        absl::StrCat("validation runs every eval_interval=", config.eval_interval(), " steps")));
+  }
+  RETURN_IF_ERROR(AtLeast("log_interval", config.log_interval(), 1));
+  return AtLeast("checkpoint_interval", config.checkpoint_interval(), 0,
+                 "0 saves only at the end");
+}
+
+absl::Status ValidateOptimizer(const OptimizerConfig& opt, int32_t steps) {
+  RETURN_IF_ERROR(FiniteAndPositive("optimizer.learning_rate", opt.learning_rate()));
+  RETURN_IF_ERROR(FiniteAndNonNegative("optimizer.min_learning_rate", opt.min_learning_rate()));
+  if (opt.min_learning_rate() > opt.learning_rate()) {
+    return Invalid(absl::StrCat("optimizer.min_learning_rate=", opt.min_learning_rate(),
+                                " must be <= optimizer.learning_rate=", opt.learning_rate(),
+                                " (the schedule decays from the peak down to the minimum)"));
+  }
+  RETURN_IF_ERROR(AtLeast("optimizer.warmup_steps", opt.warmup_steps(), 0));
+  if (opt.warmup_steps() > steps) {
+    return Invalid(absl::StrCat("optimizer.warmup_steps=", opt.warmup_steps(),
+                                " must be <= steps=", steps,
+                                " (warm-up must end within the run; lower warmup_steps for a "
+                                "short run)"));
+  }
+  RETURN_IF_ERROR(AtLeast("optimizer.decay_steps", opt.decay_steps(), 0, "0 means the total steps"));
+  if (opt.decay_steps() > 0 && opt.decay_steps() < opt.warmup_steps()) {
+    return Invalid(absl::StrCat("optimizer.decay_steps=", opt.decay_steps(),
+                                " must be >= optimizer.warmup_steps=", opt.warmup_steps(),
+                                " (the decay starts where warm-up ends), or 0 for the total "
+                                "steps"));
+  }
+  RETURN_IF_ERROR(InUnitInterval("optimizer.beta1", opt.beta1()));
+  RETURN_IF_ERROR(InUnitInterval("optimizer.beta2", opt.beta2()));
+  RETURN_IF_ERROR(FiniteAndPositive("optimizer.epsilon", opt.epsilon()));
+  RETURN_IF_ERROR(FiniteAndNonNegative("optimizer.weight_decay", opt.weight_decay()));
+  return FiniteAndNonNegative("optimizer.grad_clip", opt.grad_clip(), "0 turns clipping off");
+}
+
+absl::Status ValidateLayoutForModel(const TrainConfig& config) {
+  const topology::ParallelLayout& layout = config.layout();
+  // The world size the grid implies. Non-positive factors are reported by
+  // ValidateLayout's first rule; pass a world size that does not hide them.
+  int64_t world = 1;
+  for (int64_t factor : {int64_t{layout.tensor_parallel()}, int64_t{layout.pipeline_parallel()},
+                         int64_t{layout.data_parallel()}}) {
+    if (factor >= 1) world *= factor;
+    if (world > std::numeric_limits<int>::max()) {
+      return Invalid(absl::StrCat(
+          "layout: tensor_parallel x pipeline_parallel x data_parallel = ",
+          layout.tensor_parallel(), " x ", layout.pipeline_parallel(), " x ",
+          layout.data_parallel(), " exceeds the largest world size ",
+          std::numeric_limits<int>::max()));
+    }
+  }
+  absl::Status status = topology::ValidateLayout(
+      layout, static_cast<int>(world), ModelDimensionsFor(config.model(), config.data().seq_length()));
+  if (status.ok()) return status;
+  return absl::Status(status.code(), absl::StrCat("layout: ", status.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<TrainConfig> ParseTrainConfig(absl::string_view text,
+                                             absl::string_view source_name) {
+  FirstErrorCollector errors(text, source_name);
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&errors);
+  TrainConfig config;
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    if (errors.error().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(source_name, ": not a valid TrainConfig textproto"));
+    }
+    return absl::InvalidArgumentError(errors.error());
+  }
+  return config;
+}
+
+absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("train config ", path, " is a directory, not a textproto file"));
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot open train config ", path, ": ", std::strerror(errno)));
+  }
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  if (file.bad()) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read train config ", path, ": ", std::strerror(errno)));
+  }
+  return ParseTrainConfig(contents.str(), path);
+}
+
+std::string TrainConfigToText(const TrainConfig& config) {
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(config, &text);
+  return text;
+}
+
+absl::StatusOr<int64_t> TokenizerVocabSize(absl::string_view tokenizer) {
+  if (tokenizer == "byte") return 256;
+  if (tokenizer == "gpt2") return 50257;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "data.tokenizer=\"", tokenizer, "\" is not a known tokenizer (choose \"byte\" or \"gpt2\")"));
+}
+
+absl::Status ValidateTrainConfig(const TrainConfig& config) {
+  RETURN_IF_ERROR(ValidateModel(config.model()));
+  RETURN_IF_ERROR(ValidateData(config.data(), config.model()));
+  RETURN_IF_ERROR(ValidateSchedule(config));
+  RETURN_IF_ERROR(ValidateOptimizer(config.optimizer(), config.steps()));
+  return ValidateLayoutForModel(config);
+}
+
+int64_t FfnHiddenSize(const transformer::GptConfig& model) {
+  return model.ffn_hidden_size() > 0 ? int64_t{model.ffn_hidden_size()}
+                                     : 4 * int64_t{model.hidden_size()};
+}
+
+topology::ModelDimensions ModelDimensionsFor(const transformer::GptConfig& model,
+                                             int64_t seq_length) {
+  topology::ModelDimensions dims;
+  dims.num_layers = model.num_layers();
+  dims.num_heads = model.num_heads();
+  dims.hidden_size = model.hidden_size();
+  dims.ffn_hidden_size = FfnHiddenSize(model);
+  dims.vocab_size = model.vocab_size();
+  dims.seq_length = seq_length;
+  return dims;
+}
+
+}  // namespace trident::training

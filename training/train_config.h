@@ -1,0 +1,76 @@
+#ifndef TRIDENT_TRAINING_TRAIN_CONFIG_H_
+#define TRIDENT_TRAINING_TRAIN_CONFIG_H_
+
+// Reading, printing and checking a TrainConfig (training/train_config.proto).
+//
+// Parsing checks syntax and field names only (an unknown or misspelt field is
+// an error with its file:line:column). ValidateTrainConfig checks the values,
+// after the tool has applied its flag overrides, and returns the FIRST broken
+// rule as INVALID_ARGUMENT naming the field path, its value and the rule, e.g.
+//   model.num_heads=3 must divide model.hidden_size=128 (each attention head
+//   gets hidden_size / num_heads dimensions)
+//
+// Rules, in the order they are checked:
+//   model:     vocab_size, context_length, num_layers, num_heads, hidden_size >= 1;
+//              ffn_hidden_size >= 0 (0 = 4 x hidden_size); num_heads divides
+//              hidden_size; tied_embeddings is true (the only supported head);
+//              init_std and layer_norm_epsilon finite and > 0.
+//   data:      tokenizer is "byte" or "gpt2"; model.vocab_size covers the
+//              tokenizer's vocabulary (256 / 50257); 1 <= seq_length <=
+//              model.context_length; train_path and val_path non-empty;
+//              val_fraction in [0, 1).
+//   schedule:  steps >= 1; eval_interval >= 0; eval_batches >= 1 when
+//              eval_interval > 0; log_interval >= 1; checkpoint_interval >= 0.
+//   optimizer: learning_rate finite and > 0; 0 <= min_learning_rate <=
+//              learning_rate; 0 <= warmup_steps <= steps; decay_steps >= 0 and,
+//              when set, >= warmup_steps; beta1, beta2 in [0, 1); epsilon > 0;
+//              weight_decay >= 0; grad_clip >= 0 (0 = off); all finite.
+//   layout:    topology::ValidateLayout for the world size the layout implies
+//              (tensor x pipeline x data) and this model (ModelDimensionsFor);
+//              its message is prefixed "layout: ". The trainer checks the
+//              actual world size against the layout separately.
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "topology/layout_validation.h"
+#include "training/train_config.pb.h"
+#include "transformer/model.pb.h"
+
+namespace trident::training {
+
+// Parses a textproto TrainConfig. Errors are INVALID_ARGUMENT reading
+// "<source_name>:<line>:<column>: <parser message>" (1-based), pointing at the
+// offending field or value name when the parser names one.
+absl::StatusOr<TrainConfig> ParseTrainConfig(absl::string_view text,
+                                             absl::string_view source_name = "<train config>");
+
+// Reads and parses the file at `path` (errors name the file). A missing or
+// unreadable file is NOT_FOUND, a directory INVALID_ARGUMENT.
+absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path);
+
+// The config as textproto, every field that is set (parses back to an equal
+// message).
+std::string TrainConfigToText(const TrainConfig& config);
+
+// The rules listed at the top of this file.
+absl::Status ValidateTrainConfig(const TrainConfig& config);
+
+// The MLP width the model is built with: ffn_hidden_size, or 4 x hidden_size
+// when that is 0.
+int64_t FfnHiddenSize(const transformer::GptConfig& model);
+
+// The model sizes the layout rules need (topology does not know the GPT).
+topology::ModelDimensions ModelDimensionsFor(const transformer::GptConfig& model,
+                                             int64_t seq_length);
+
+// The vocabulary size of a known tokenizer name ("byte" 256, "gpt2" 50257);
+// INVALID_ARGUMENT listing the choices otherwise.
+absl::StatusOr<int64_t> TokenizerVocabSize(absl::string_view tokenizer);
+
+}  // namespace trident::training
+
+#endif  // TRIDENT_TRAINING_TRAIN_CONFIG_H_

@@ -1,0 +1,57 @@
+#ifndef TRIDENT_TRAINING_TRAINER_H_
+#define TRIDENT_TRAINING_TRAINER_H_
+
+// The training loop: builds the process grid and its communicators, the model
+// stage, the optimizer and the data loader on every rank, and runs the steps.
+//
+// One step, per rank (a rank owns one GptStage, tensor-parallel over its tp
+// group, and takes its slice of the global batch by its dp coordinate):
+//   1. zero gradients; the global batch of the step (the same for every layout,
+//      DESIGN.md rule 2) is sliced by dp rank, then into micro-batches;
+//   2. forward and split backward of each micro-batch, with the loss scaled by
+//      1 / (tokens of the global batch), so gradients accumulate to the mean;
+//   3. gradients summed over the data-parallel group;
+//   4. the global gradient norm (over the model-parallel group, replicated
+//      parameters counted once), clipping folded into the AdamW step.
+// Global rank 0 prints one progress line per step and writes the metrics JSONL.
+//
+// Layout features that are not implemented yet are refused with an
+// UNIMPLEMENTED error naming the field; they are never silently ignored.
+
+#include <iosfwd>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "training/train_config.pb.h"
+
+namespace trident::training {
+
+struct TrainOptions {
+  TrainConfig config;
+  std::string backend = "local";  // "local" (threads) or "mpi" (processes).
+  std::string device = "cpu";     // "cpu" or "cuda".
+  std::string metrics_out;        // JSONL file; empty for none.
+  std::string save_dir;           // Checkpoint directory written at the end; empty for none.
+  std::string resume_dir;         // Checkpoint to resume from; empty to start fresh.
+  std::ostream* log = nullptr;    // Progress lines (global rank 0); null for stdout.
+};
+
+struct TrainResult {
+  int64_t first_step = 0;  // > 0 when resumed.
+  std::vector<double> losses;                           // One per step run.
+  std::vector<std::pair<int64_t, double>> val_losses;   // (step, loss).
+  double tokens_per_second = 0;                         // Over the steps run.
+};
+
+// Runs the job described by `options` to completion.
+absl::StatusOr<TrainResult> Train(const TrainOptions& options);
+
+// The layout features this build can train (anything else is UNIMPLEMENTED,
+// naming the field and value).
+absl::Status CheckSupported(const TrainOptions& options);
+
+}  // namespace trident::training
+
+#endif  // TRIDENT_TRAINING_TRAINER_H_

@@ -1,0 +1,162 @@
+#include "transformer/block.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/check.h"
+#include "core/ops/attention.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/gelu.h"
+
+namespace trident::transformer {
+
+int64_t FfnHiddenSize(const GptConfig& config) {
+  return config.ffn_hidden_size() > 0 ? config.ffn_hidden_size() : 4 * config.hidden_size();
+}
+
+namespace {
+
+std::string Name(int layer, const char* part) { return absl::StrCat("h.", layer, ".", part); }
+
+// Rows x cols view of a contiguous activation.
+Tensor Matrix(const Tensor& t, int64_t cols) { return t.Reshape({t.numel() / cols, cols}); }
+
+}  // namespace
+
+TransformerBlock::TransformerBlock(const GptConfig& config, int layer, const tp::TpGroup& tp,
+                                   Device device)
+    : hidden_(config.hidden_size()),
+      ffn_(FfnHiddenSize(config)),
+      local_heads_(config.num_heads() / tp.size()),
+      init_std_(config.init_std()),
+      // GPT-2 scales the init of the projections that feed the residual stream.
+      residual_init_std_(config.init_std() / std::sqrt(2.0f * config.num_layers())),
+      tp_(tp),
+      ln1_(Name(layer, "ln_1"), hidden_, config.layer_norm_epsilon(), device),
+      qkv_(Name(layer, "attn.c_attn"), hidden_, 3 * hidden_, /*blocks=*/3, tp, device),
+      proj_(Name(layer, "attn.c_proj"), hidden_, hidden_, tp, device),
+      ln2_(Name(layer, "ln_2"), hidden_, config.layer_norm_epsilon(), device),
+      fc1_(Name(layer, "mlp.c_fc"), hidden_, ffn_, /*blocks=*/1, tp, device),
+      fc2_(Name(layer, "mlp.c_proj"), ffn_, hidden_, tp, device) {
+  TRIDENT_CHECK_EQ(config.num_heads() % tp.size(), 0);
+}
+
+void TransformerBlock::Initialize(const ExecContext& ctx, uint64_t seed) {
+  ln1_.Initialize(ctx);
+  qkv_.Initialize(ctx, seed, init_std_);
+  proj_.Initialize(ctx, seed, residual_init_std_);
+  ln2_.Initialize(ctx);
+  fc1_.Initialize(ctx, seed, init_std_);
+  fc2_.Initialize(ctx, seed, residual_init_std_);
+}
+
+void TransformerBlock::AppendParameters(ParameterList& params) {
+  for (Parameter* p : {&ln1_.weight(), &ln1_.bias(), &qkv_.weight(), &qkv_.bias(),
+                       &proj_.weight(), &proj_.bias(), &ln2_.weight(), &ln2_.bias(),
+                       &fc1_.weight(), &fc1_.bias(), &fc2_.weight(), &fc2_.bias()}) {
+    params.push_back(p);
+  }
+}
+
+absl::Status TransformerBlock::Forward(const ExecContext& ctx, const Tensor& x,
+                                       BlockActivations* acts) const {
+  const int64_t batch = x.dim(0);
+  const int64_t seq = x.dim(1);
+  const int64_t local_hidden = hidden_ / tp_.size();
+  const int64_t local_ffn = ffn_ / tp_.size();
+  const auto& alloc = ctx.allocator();
+  auto empty = [&](std::initializer_list<int64_t> shape) {
+    return Tensor::Empty(shape, DType::kFloat32, alloc);
+  };
+
+  acts->input = x;
+  const Tensor x2d = Matrix(x, hidden_);
+
+  // Attention half: LN1 -> QKV (column-parallel, this rank's heads) -> causal
+  // attention -> Proj (row-parallel, all-reduced) -> residual add.
+  acts->ln1_out = empty({batch * seq, hidden_});
+  acts->ln1 = ln1_.Forward(ctx, x2d, acts->ln1_out);
+  acts->qkv = empty({batch, seq, 3 * local_hidden});
+  qkv_.Forward(ctx, acts->ln1_out, Matrix(acts->qkv, 3 * local_hidden));
+  acts->attn_probs = empty({batch, local_heads_, seq, seq});
+  Tensor attn_out = empty({batch, seq, local_hidden});
+  ops::AttentionForward(ctx, acts->qkv, local_heads_, attn_out, acts->attn_probs);
+  acts->attn_out = Matrix(attn_out, local_hidden);
+  acts->residual = empty({batch * seq, hidden_});
+  if (absl::Status s = proj_.Forward(ctx, acts->attn_out, acts->residual); !s.ok()) return s;
+  ops::Add(ctx, acts->residual, x2d, acts->residual);
+
+  // MLP half: LN2 -> FC1 (column-parallel) -> GELU -> FC2 (row-parallel) -> add.
+  acts->ln2_out = empty({batch * seq, hidden_});
+  acts->ln2 = ln2_.Forward(ctx, acts->residual, acts->ln2_out);
+  acts->fc_pre = empty({batch * seq, local_ffn});
+  fc1_.Forward(ctx, acts->ln2_out, acts->fc_pre);
+  acts->fc_act = empty({batch * seq, local_ffn});
+  ops::GeluForward(ctx, acts->fc_pre, acts->fc_act);
+  acts->output = empty({batch, seq, hidden_});
+  const Tensor out2d = Matrix(acts->output, hidden_);
+  if (absl::Status s = fc2_.Forward(ctx, acts->fc_act, out2d); !s.ok()) return s;
+  ops::Add(ctx, out2d, acts->residual, out2d);
+  return absl::OkStatus();
+}
+
+absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tensor& dy,
+                                             BlockActivations* acts, Tensor* dx) const {
+  const int64_t rows = dy.numel() / hidden_;
+  const int64_t local_hidden = hidden_ / tp_.size();
+  const int64_t local_ffn = ffn_ / tp_.size();
+  const auto& alloc = ctx.allocator();
+  auto empty = [&](std::initializer_list<int64_t> shape) {
+    return Tensor::Empty(shape, DType::kFloat32, alloc);
+  };
+
+  // MLP half.
+  acts->d_fc2_out = Matrix(dy, hidden_);
+  acts->d_fc_pre = empty({rows, local_ffn});
+  fc2_.BackwardInput(ctx, acts->d_fc2_out, acts->d_fc_pre);
+  ops::GeluBackward(ctx, acts->fc_pre, acts->d_fc_pre, acts->d_fc_pre);
+  acts->d_ln2_out = empty({rows, hidden_});
+  if (absl::Status s = fc1_.BackwardInput(ctx, acts->d_fc_pre, acts->d_ln2_out); !s.ok()) {
+    return s;
+  }
+  acts->d_proj_out = empty({rows, hidden_});
+  ln2_.BackwardInput(ctx, acts->residual, acts->ln2, acts->d_ln2_out, acts->d_proj_out);
+  ops::Add(ctx, acts->d_proj_out, acts->d_fc2_out, acts->d_proj_out);
+
+  // Attention half.
+  Tensor d_attn_out = empty({rows, local_hidden});
+  proj_.BackwardInput(ctx, acts->d_proj_out, d_attn_out);
+  acts->d_qkv = empty({acts->qkv.dim(0), acts->qkv.dim(1), 3 * local_hidden});
+  ops::AttentionBackward(ctx, acts->qkv, acts->attn_probs,
+                         d_attn_out.Reshape({acts->qkv.dim(0), acts->qkv.dim(1), local_hidden}),
+                         local_heads_, acts->d_qkv);
+  acts->d_ln1_out = empty({rows, hidden_});
+  if (absl::Status s =
+          qkv_.BackwardInput(ctx, Matrix(acts->d_qkv, 3 * local_hidden), acts->d_ln1_out);
+      !s.ok()) {
+    return s;
+  }
+  *dx = empty({acts->input.dim(0), acts->input.dim(1), hidden_});
+  const Tensor dx2d = Matrix(*dx, hidden_);
+  ln1_.BackwardInput(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out, dx2d);
+  ops::Add(ctx, dx2d, acts->d_proj_out, dx2d);
+
+  // What only the forward's bookkeeping needed.
+  acts->attn_probs = Tensor();
+  acts->qkv = Tensor();
+  acts->fc_pre = Tensor();
+  acts->output = Tensor();
+  return absl::OkStatus();
+}
+
+void TransformerBlock::BackwardWeights(const ExecContext& ctx, BlockActivations* acts) {
+  fc2_.BackwardWeights(ctx, acts->fc_act, acts->d_fc2_out);
+  fc1_.BackwardWeights(ctx, acts->ln2_out, acts->d_fc_pre);
+  ln2_.BackwardWeights(ctx, acts->residual, acts->ln2, acts->d_ln2_out);
+  proj_.BackwardWeights(ctx, acts->attn_out, acts->d_proj_out);
+  qkv_.BackwardWeights(ctx, acts->ln1_out, Matrix(acts->d_qkv, acts->d_qkv.dim(-1)));
+  ln1_.BackwardWeights(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out);
+  *acts = BlockActivations();
+}
+
+}  // namespace trident::transformer

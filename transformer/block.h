@@ -1,0 +1,93 @@
+#ifndef TRIDENT_TRANSFORMER_BLOCK_H_
+#define TRIDENT_TRANSFORMER_BLOCK_H_
+
+// One GPT-2 transformer block, tensor-parallel (Megatron):
+//
+//   h   = x + Proj(Attention(QKV(LN1(x))))      QKV column-parallel by heads,
+//   out = h + FC2(GELU(FC1(LN2(h))))            Proj and FC2 row-parallel.
+//
+// Each rank holds num_heads / tp whole heads and ffn / tp MLP columns; the
+// LayerNorms are replicated. Activations between blocks are [B, T, hidden],
+// replicated over the tensor-parallel group.
+//
+// Backward is split (DESIGN.md rule 4): BackwardInput computes dx and keeps
+// the gradients of every linear layer's output; BackwardWeights turns them
+// into weight gradients (accumulated) and releases the micro-batch's state.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "core/exec_context.h"
+#include "core/parameter.h"
+#include "core/tensor.h"
+#include "tensor_parallel/linear.h"
+#include "tensor_parallel/tp_group.h"
+#include "transformer/layer_norm.h"
+#include "transformer/model.pb.h"
+
+namespace trident::transformer {
+
+// What one micro-batch leaves in a block between its forward and backward.
+struct BlockActivations {
+  Tensor input;  // x [N, hidden], N = B * T.
+  Tensor ln1_out;
+  LayerNormStats ln1;
+  Tensor qkv;         // [B, T, 3 * hidden / tp]
+  Tensor attn_probs;  // [B, heads / tp, T, T]
+  Tensor attn_out;    // [N, hidden / tp]
+  Tensor residual;    // h [N, hidden]
+  Tensor ln2_out;
+  LayerNormStats ln2;
+  Tensor fc_pre;  // FC1 output before GELU [N, ffn / tp]
+  Tensor fc_act;  // after GELU
+  Tensor output;  // [N, hidden]
+
+  // Saved by BackwardInput for BackwardWeights: dLoss/d(output of) each layer.
+  Tensor d_fc2_out;
+  Tensor d_fc_pre;
+  Tensor d_ln2_out;
+  Tensor d_proj_out;
+  Tensor d_qkv;
+  Tensor d_ln1_out;
+};
+
+class TransformerBlock {
+ public:
+  // Block `layer` (global index, for parameter names "h.<layer>.*").
+  TransformerBlock(const GptConfig& config, int layer, const tp::TpGroup& tp, Device device);
+
+  void Initialize(const ExecContext& ctx, uint64_t seed);
+
+  // x [B, T, hidden] -> acts->output [B, T, hidden].
+  absl::Status Forward(const ExecContext& ctx, const Tensor& x, BlockActivations* acts) const;
+  // dy = dLoss/d(output) -> dx [B, T, hidden] (allocated from ctx).
+  absl::Status BackwardInput(const ExecContext& ctx, const Tensor& dy, BlockActivations* acts,
+                             Tensor* dx) const;
+  // Accumulates every weight gradient of this micro-batch, then clears acts.
+  void BackwardWeights(const ExecContext& ctx, BlockActivations* acts);
+
+  // In a fixed order: ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj.
+  void AppendParameters(ParameterList& params);
+
+ private:
+  int64_t hidden_;
+  int64_t ffn_;
+  int local_heads_;
+  float init_std_;
+  float residual_init_std_;
+  tp::TpGroup tp_;
+  LayerNorm ln1_;
+  tp::ColumnParallelLinear qkv_;
+  tp::RowParallelLinear proj_;
+  LayerNorm ln2_;
+  tp::ColumnParallelLinear fc1_;
+  tp::RowParallelLinear fc2_;
+};
+
+// The MLP width of a config (ffn_hidden_size, or 4 * hidden when 0).
+int64_t FfnHiddenSize(const GptConfig& config);
+
+}  // namespace trident::transformer
+
+#endif  // TRIDENT_TRANSFORMER_BLOCK_H_

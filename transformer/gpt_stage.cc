@@ -1,0 +1,274 @@
+#include "transformer/gpt_stage.h"
+
+#include "absl/strings/str_cat.h"
+#include "core/check.h"
+#include "core/ops/cross_entropy.h"
+#include "core/ops/reduction.h"
+#include "core/status_macros.h"
+
+namespace trident::transformer {
+
+StageSpec StageSpec::Whole(const GptConfig& config, int64_t padded_vocab) {
+  StageSpec spec;
+  spec.first_layer = 0;
+  spec.num_layers = config.num_layers();
+  spec.has_embedding = true;
+  spec.has_head = true;
+  spec.padded_vocab = padded_vocab;
+  return spec;
+}
+
+namespace {
+
+absl::Status CheckPositive(absl::string_view field, int64_t value) {
+  if (value > 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("model.", field, "=", value, " must be > 0"));
+}
+
+absl::Status CheckDivides(absl::string_view what, int64_t divisor, absl::string_view field,
+                          int64_t value, absl::string_view why) {
+  if (value % divisor == 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(what, "=", divisor, " must divide model.",
+                                                 field, "=", value, " (", why, ")"));
+}
+
+absl::Status ValidateStage(const GptConfig& config, const StageSpec& spec, int tp) {
+  RETURN_IF_ERROR(CheckPositive("vocab_size", config.vocab_size()));
+  RETURN_IF_ERROR(CheckPositive("context_length", config.context_length()));
+  RETURN_IF_ERROR(CheckPositive("num_layers", config.num_layers()));
+  RETURN_IF_ERROR(CheckPositive("num_heads", config.num_heads()));
+  RETURN_IF_ERROR(CheckPositive("hidden_size", config.hidden_size()));
+  RETURN_IF_ERROR(CheckPositive("ffn_hidden_size (or 4 * hidden_size)", FfnHiddenSize(config)));
+  RETURN_IF_ERROR(CheckDivides("num_heads", config.num_heads(), "hidden_size",
+                               config.hidden_size(), "heads split the hidden width evenly"));
+  RETURN_IF_ERROR(CheckDivides("tensor_parallel", tp, "num_heads", config.num_heads(),
+                               "each tp rank owns whole attention heads"));
+  RETURN_IF_ERROR(CheckDivides("tensor_parallel", tp, "ffn_hidden_size", FfnHiddenSize(config),
+                               "the MLP is split by columns"));
+  if (!config.tied_embeddings()) {
+    return absl::UnimplementedError(
+        "model.tied_embeddings=false is not supported: the head reuses the token embedding");
+  }
+  if (spec.padded_vocab < config.vocab_size() || spec.padded_vocab % tp != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "padded vocabulary ", spec.padded_vocab, " must be >= model.vocab_size=",
+        config.vocab_size(), " and a multiple of tensor_parallel=", tp));
+  }
+  if (spec.num_layers < 0 || spec.first_layer < 0 ||
+      spec.first_layer + spec.num_layers > config.num_layers()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "stage layers [", spec.first_layer, ", ", spec.first_layer + spec.num_layers,
+        ") are not within model.num_layers=", config.num_layers()));
+  }
+  if (spec.has_embedding != (spec.first_layer == 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the embedding belongs to the stage that starts at layer 0, not to one starting at ",
+        spec.first_layer));
+  }
+  if (spec.has_head != (spec.first_layer + spec.num_layers == config.num_layers())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the head belongs to the stage that ends at layer ", config.num_layers(),
+        ", not to one ending at ", spec.first_layer + spec.num_layers));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GptStage>> GptStage::Create(const GptConfig& config,
+                                                           const StageSpec& spec,
+                                                           const tp::TpGroup& tp,
+                                                           Device device) {
+  RETURN_IF_ERROR(ValidateStage(config, spec, tp.size()));
+  return std::unique_ptr<GptStage>(new GptStage(config, spec, tp, device));
+}
+
+GptStage::GptStage(const GptConfig& config, const StageSpec& spec, const tp::TpGroup& tp,
+                   Device device)
+    : config_(config),
+      spec_(spec),
+      tp_(tp),
+      vocab_shard_(tp::VocabShard::For(config.vocab_size(), spec.padded_vocab, tp)) {
+  if (spec.has_embedding) {
+    embedding_ = std::make_unique<tp::VocabParallelEmbedding>(
+        vocab_shard_, config.context_length(), config.hidden_size(), tp, device);
+  }
+  for (int i = 0; i < spec.num_layers; ++i) {
+    blocks_.push_back(
+        std::make_unique<TransformerBlock>(config, spec.first_layer + i, tp, device));
+  }
+  if (spec.has_head) {
+    final_ln_ = std::make_unique<LayerNorm>("ln_f", config.hidden_size(),
+                                            config.layer_norm_epsilon(), device);
+    loss_ = std::make_unique<tp::VocabParallelCrossEntropy>(vocab_shard_, tp, kIgnoreIndex);
+    if (embedding_ != nullptr) {
+      head_wte_ = &embedding_->wte();
+    } else {
+      head_wte_copy_ = tp::MakeTokenEmbedding(vocab_shard_, config.hidden_size(), device);
+      head_wte_ = &head_wte_copy_;
+    }
+  }
+}
+
+void GptStage::Initialize(const ExecContext& ctx, uint64_t seed) {
+  if (embedding_ != nullptr) embedding_->Initialize(ctx, seed, config_.init_std());
+  for (auto& block : blocks_) block->Initialize(ctx, seed);
+  if (final_ln_ != nullptr) final_ln_->Initialize(ctx);
+  if (head_wte_ == &head_wte_copy_) {
+    tp::InitializeTokenEmbedding(ctx, vocab_shard_, seed, config_.init_std(), head_wte_copy_);
+  }
+}
+
+ParameterList GptStage::parameters() {
+  ParameterList params;
+  if (embedding_ != nullptr) {
+    params.push_back(&embedding_->wte());
+    params.push_back(&embedding_->wpe());
+  }
+  for (auto& block : blocks_) block->AppendParameters(params);
+  if (final_ln_ != nullptr) {
+    params.push_back(&final_ln_->weight());
+    params.push_back(&final_ln_->bias());
+  }
+  if (head_wte_ == &head_wte_copy_) params.push_back(&head_wte_copy_);
+  return params;
+}
+
+absl::StatusOr<GptStage::MicroBatch*> GptStage::Find(int mb, const char* what) {
+  auto it = stash_.find(mb);
+  if (it == stash_.end()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, " of micro-batch ", mb, " before its forward"));
+  }
+  return &it->second;
+}
+
+absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const Tensor& input,
+                                         const Tensor& targets) {
+  if (stash_.contains(mb)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("forward of micro-batch ", mb, " twice without its backward"));
+  }
+  const int64_t hidden = config_.hidden_size();
+  const int64_t batch = input.dim(0);
+  const int64_t seq = input.dim(1);
+  if (seq > config_.context_length()) {
+    return absl::InvalidArgumentError(absl::StrCat("sequence length ", seq,
+                                                   " exceeds model.context_length=",
+                                                   config_.context_length()));
+  }
+  MicroBatch& m = stash_[mb];
+  Tensor x;
+  if (embedding_ != nullptr) {
+    TRIDENT_CHECK(input.dtype() == DType::kInt32 && input.ndim() == 2)
+        << "the first stage takes token ids [B, T] int32, got " << input.DebugString();
+    m.tokens = input;
+    x = Tensor::Empty({batch, seq, hidden}, DType::kFloat32, ctx.allocator());
+    RETURN_IF_ERROR(embedding_->Forward(ctx, input, x));
+  } else {
+    TRIDENT_CHECK(input.ndim() == 3 && input.dim(2) == hidden)
+        << "stage input must be [B, T, " << hidden << "], got " << input.DebugString();
+    x = input;
+  }
+  m.blocks.resize(blocks_.size());
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    RETURN_IF_ERROR(blocks_[i]->Forward(ctx, x, &m.blocks[i]));
+    x = m.blocks[i].output;
+  }
+  if (!spec_.has_head) return x;
+
+  HeadActivations& h = m.head;
+  const int64_t n = batch * seq;
+  h.input = x;
+  h.ln_out = Tensor::Empty({n, hidden}, DType::kFloat32, ctx.allocator());
+  h.ln = final_ln_->Forward(ctx, x.Reshape({n, hidden}), h.ln_out);
+  TRIDENT_CHECK(targets.dtype() == DType::kInt32 && targets.numel() == n)
+      << "the last stage takes targets [B, T] int32, got " << targets.DebugString();
+  h.targets = targets.Reshape({n});
+  h.logits = Tensor::Empty({n, vocab_shard_.rows.size()}, DType::kFloat32, ctx.allocator());
+  Tensor losses = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
+  h.logsumexp = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
+  RETURN_IF_ERROR(
+      loss_->Forward(ctx, head_wte_->value, h.ln_out, h.targets, h.logits, losses, h.logsumexp));
+  h.loss_sum = ops::Sum(ctx, losses);
+  h.loss_tokens = ops::CountTargets(ctx, h.targets, kIgnoreIndex);
+  return Tensor();
+}
+
+double GptStage::LossSum(int mb) const {
+  auto it = stash_.find(mb);
+  TRIDENT_CHECK(spec_.has_head && it != stash_.end()) << "no loss for micro-batch " << mb;
+  return it->second.head.loss_sum;
+}
+
+Tensor GptStage::Logits(int mb) const {
+  auto it = stash_.find(mb);
+  TRIDENT_CHECK(spec_.has_head && it != stash_.end() && !it->second.backward_input_done)
+      << "no logits for micro-batch " << mb;
+  return it->second.head.logits;
+}
+
+int64_t GptStage::LossTokens(int mb) const {
+  auto it = stash_.find(mb);
+  TRIDENT_CHECK(spec_.has_head && it != stash_.end()) << "no loss for micro-batch " << mb;
+  return it->second.head.loss_tokens;
+}
+
+absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
+                                               const Tensor& grad_output, float loss_scale) {
+  ASSIGN_OR_RETURN(MicroBatch * m, Find(mb, "backward"));
+  if (m->backward_input_done) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("backward of micro-batch ", mb, " twice"));
+  }
+  const int64_t hidden = config_.hidden_size();
+  Tensor dy;
+  if (spec_.has_head) {
+    HeadActivations& h = m->head;
+    const int64_t n = h.targets.numel();
+    h.d_ln_out = Tensor::Empty({n, hidden}, DType::kFloat32, ctx.allocator());
+    RETURN_IF_ERROR(loss_->BackwardInput(ctx, head_wte_->value, h.targets, h.logsumexp,
+                                         loss_scale, h.logits, h.d_ln_out));
+    dy = Tensor::Empty(h.input.shape(), DType::kFloat32, ctx.allocator());
+    final_ln_->BackwardInput(ctx, h.input.Reshape({n, hidden}), h.ln, h.d_ln_out,
+                             dy.Reshape({n, hidden}));
+  } else {
+    TRIDENT_CHECK(grad_output.defined() && grad_output.ndim() == 3 &&
+                  grad_output.dim(2) == hidden)
+        << "stage output gradient must be [B, T, " << hidden << "], got "
+        << grad_output.DebugString();
+    dy = grad_output;
+  }
+  for (size_t i = blocks_.size(); i-- > 0;) {
+    Tensor dx;
+    RETURN_IF_ERROR(blocks_[i]->BackwardInput(ctx, dy, &m->blocks[i], &dx));
+    dy = dx;
+  }
+  m->backward_input_done = true;
+  if (embedding_ != nullptr) {
+    m->d_embedding_out = dy;
+    return Tensor();
+  }
+  return dy;
+}
+
+absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb) {
+  ASSIGN_OR_RETURN(MicroBatch * m, Find(mb, "weight gradient"));
+  if (!m->backward_input_done) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "weight gradient of micro-batch ", mb, " before its input gradient"));
+  }
+  if (spec_.has_head) {
+    HeadActivations& h = m->head;
+    const int64_t n = h.targets.numel();
+    loss_->BackwardWeights(ctx, h.ln_out, h.logits, head_wte_->grad);
+    final_ln_->BackwardWeights(ctx, h.input.Reshape({n, config_.hidden_size()}), h.ln,
+                               h.d_ln_out);
+  }
+  for (size_t i = blocks_.size(); i-- > 0;) blocks_[i]->BackwardWeights(ctx, &m->blocks[i]);
+  if (embedding_ != nullptr) embedding_->BackwardWeights(ctx, m->tokens, m->d_embedding_out);
+  stash_.erase(mb);
+  return absl::OkStatus();
+}
+
+}  // namespace trident::transformer

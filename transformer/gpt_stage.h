@@ -1,0 +1,141 @@
+#ifndef TRIDENT_TRANSFORMER_GPT_STAGE_H_
+#define TRIDENT_TRANSFORMER_GPT_STAGE_H_
+
+// GptStage: one model chunk of a GPT — transformer blocks [first, first + n)
+// plus the token/position embedding when it is the first chunk and the final
+// LayerNorm, tied head and loss when it is the last. The serial model is the one
+// stage holding everything (DESIGN.md rule 1); a pipeline stage holds one chunk
+// (or several, with virtual stages), tensor-parallel over its tp group.
+//
+// Work is per micro-batch, named by an id: Forward stashes the activations
+// that its backward needs; BackwardInput produces the gradient for the previous
+// stage; BackwardWeights accumulates parameter gradients and frees the stash.
+// Schedules may interleave micro-batches freely (1F1B, zero-bubble).
+
+#include <memory>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/exec_context.h"
+#include "core/parameter.h"
+#include "core/tensor.h"
+#include "tensor_parallel/tp_group.h"
+#include "tensor_parallel/vocab_parallel.h"
+#include "transformer/block.h"
+#include "transformer/layer_norm.h"
+#include "transformer/model.pb.h"
+
+namespace trident::transformer {
+
+// Targets equal to this add no loss (PyTorch's default ignore index).
+inline constexpr int32_t kIgnoreIndex = -100;
+
+struct StageSpec {
+  int first_layer = 0;
+  int num_layers = 0;
+  bool has_embedding = true;  // The first chunk of the model.
+  bool has_head = true;       // The last chunk: final LayerNorm, tied head, loss.
+  // Rows of the (tensor-parallel padded) vocabulary: topology::PaddedVocabSize.
+  int64_t padded_vocab = 0;
+
+  // The whole model as one stage.
+  static StageSpec Whole(const GptConfig& config, int64_t padded_vocab);
+};
+
+class GptStage {
+ public:
+  // Checks the config and spec (errors name the field); parameters are zero
+  // until Initialize.
+  static absl::StatusOr<std::unique_ptr<GptStage>> Create(const GptConfig& config,
+                                                          const StageSpec& spec,
+                                                          const tp::TpGroup& tp, Device device);
+
+  // The serial model's values for this stage's parameters: a parameter element
+  // depends only on (seed, name, global index), whatever the layout.
+  void Initialize(const ExecContext& ctx, uint64_t seed);
+
+  // Every parameter of the stage in a fixed order (embedding, blocks, final
+  // LayerNorm, head's own copy of wte if this stage holds the head but not the
+  // embedding). Pointers stay valid for the stage's life.
+  ParameterList parameters();
+
+  // Forward of micro-batch `mb`. `input`: tokens [B, T] int32 on the first
+  // stage, the previous stage's output [B, T, hidden] otherwise. `targets`
+  // [B, T] int32 on the last stage (ignored elsewhere). Returns the output
+  // activation [B, T, hidden], or an undefined tensor on the last stage, whose
+  // output is the loss (LossSum).
+  absl::StatusOr<Tensor> Forward(const ExecContext& ctx, int mb, const Tensor& input,
+                                 const Tensor& targets);
+
+  // Last stage, after Forward(mb): the sum of the token losses of mb and the
+  // number of tokens that count (not ignored).
+  double LossSum(int mb) const;
+  // Last stage, between Forward(mb) and BackwardInput(mb): this rank's logits
+  // [B * T, local vocabulary] (its vocabulary shard, padding columns included).
+  Tensor Logits(int mb) const;
+  int64_t LossTokens(int mb) const;
+
+  // Backward of mb for the input only. `grad_output` is dLoss/d(output) on
+  // non-last stages; on the last stage it is ignored and the loss is
+  // loss_scale * sum of token losses (loss_scale = 1 / tokens of the global
+  // batch makes it the mean). Returns dLoss/d(input), undefined on the first
+  // stage (token ids have no gradient).
+  absl::StatusOr<Tensor> BackwardInput(const ExecContext& ctx, int mb, const Tensor& grad_output,
+                                       float loss_scale);
+
+  // Accumulates mb's parameter gradients and releases its stash.
+  absl::Status BackwardWeights(const ExecContext& ctx, int mb);
+
+  // Drops mb's stash without a backward (evaluation, forward-only runs).
+  void Discard(int mb) { stash_.erase(mb); }
+
+  // Micro-batches whose BackwardWeights has not run yet.
+  int pending_micro_batches() const { return static_cast<int>(stash_.size()); }
+
+  const StageSpec& spec() const { return spec_; }
+  const GptConfig& config() const { return config_; }
+
+ private:
+  struct HeadActivations {
+    Tensor input;  // The last block's output [N, hidden].
+    Tensor ln_out;
+    LayerNormStats ln;
+    Tensor targets;    // [N]
+    Tensor logits;     // [N, local vocab]; dLoss/dlogits after BackwardInput.
+    Tensor logsumexp;  // [N]
+    Tensor d_ln_out;
+    double loss_sum = 0;
+    int64_t loss_tokens = 0;
+  };
+  struct MicroBatch {
+    Tensor tokens;  // First stage only.
+    std::vector<BlockActivations> blocks;
+    HeadActivations head;
+    Tensor d_embedding_out;  // First stage: dLoss/d(embedding output).
+    bool backward_input_done = false;
+  };
+
+  GptStage(const GptConfig& config, const StageSpec& spec, const tp::TpGroup& tp, Device device);
+
+  absl::StatusOr<MicroBatch*> Find(int mb, const char* what);
+
+  GptConfig config_;
+  StageSpec spec_;
+  tp::TpGroup tp_;
+  tp::VocabShard vocab_shard_;
+  std::unique_ptr<tp::VocabParallelEmbedding> embedding_;  // First stage.
+  std::vector<std::unique_ptr<TransformerBlock>> blocks_;
+  std::unique_ptr<LayerNorm> final_ln_;                 // Last stage.
+  std::unique_ptr<tp::VocabParallelCrossEntropy> loss_;  // Last stage.
+  // The head's weight: the embedding's wte when this stage has both, else a
+  // copy owned here (tied across pipeline stages, kept equal by the trainer).
+  Parameter* head_wte_ = nullptr;
+  Parameter head_wte_copy_;
+  absl::flat_hash_map<int, MicroBatch> stash_;
+};
+
+}  // namespace trident::transformer
+
+#endif  // TRIDENT_TRANSFORMER_GPT_STAGE_H_

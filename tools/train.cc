@@ -33,6 +33,8 @@ ABSL_FLAG(std::string, backend, "local", "local (threads in this process) or mpi
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
 ABSL_FLAG(std::string, save, "", "checkpoint directory to write at the end");
 ABSL_FLAG(std::string, resume, "", "checkpoint directory to resume from");
+ABSL_FLAG(int64_t, stop_at_step, 0,
+          "stop after this step (0: run all steps); the schedule still spans --steps");
 ABSL_FLAG(std::optional<int>, tp, std::nullopt, "tensor-parallel degree");
 ABSL_FLAG(std::optional<int>, pp, std::nullopt, "pipeline-parallel degree");
 ABSL_FLAG(std::optional<int>, dp, std::nullopt, "data-parallel degree");
@@ -83,6 +85,7 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   options.metrics_out = user_path(absl::GetFlag(FLAGS_metrics_out));
   options.save_dir = user_path(absl::GetFlag(FLAGS_save));
   options.resume_dir = user_path(absl::GetFlag(FLAGS_resume));
+  options.stop_at_step = absl::GetFlag(FLAGS_stop_at_step);
   return options;
 }
 

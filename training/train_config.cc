@@ -201,7 +201,7 @@ absl::Status ValidateSchedule(const TrainConfig& config) {
                  "0 saves only at the end");
 }
 
-absl::Status ValidateOptimizer(const OptimizerConfig& opt, int32_t steps) {
+absl::Status ValidateOptimizer(const OptimizerConfig& opt) {
   RETURN_IF_ERROR(FiniteAndPositive("optimizer.learning_rate", opt.learning_rate()));
   RETURN_IF_ERROR(FiniteAndNonNegative("optimizer.min_learning_rate", opt.min_learning_rate()));
   if (opt.min_learning_rate() > opt.learning_rate()) {
@@ -210,12 +210,8 @@ absl::Status ValidateOptimizer(const OptimizerConfig& opt, int32_t steps) {
                                 " (the schedule decays from the peak down to the minimum)"));
   }
   RETURN_IF_ERROR(AtLeast("optimizer.warmup_steps", opt.warmup_steps(), 0));
-  if (opt.warmup_steps() > steps) {
-    return Invalid(absl::StrCat("optimizer.warmup_steps=", opt.warmup_steps(),
-                                " must be <= steps=", steps,
-                                " (warm-up must end within the run; lower warmup_steps for a "
-                                "short run)"));
-  }
+  // A warm-up longer than the run is allowed: a short trial run simply never
+  // reaches the peak learning rate.
   RETURN_IF_ERROR(AtLeast("optimizer.decay_steps", opt.decay_steps(), 0, "0 means the total steps"));
   if (opt.decay_steps() > 0 && opt.decay_steps() < opt.warmup_steps()) {
     return Invalid(absl::StrCat("optimizer.decay_steps=", opt.decay_steps(),
@@ -307,7 +303,7 @@ absl::Status ValidateTrainConfig(const TrainConfig& config) {
   RETURN_IF_ERROR(ValidateModel(config.model()));
   RETURN_IF_ERROR(ValidateData(config.data(), config.model()));
   RETURN_IF_ERROR(ValidateSchedule(config));
-  RETURN_IF_ERROR(ValidateOptimizer(config.optimizer(), config.steps()));
+  RETURN_IF_ERROR(ValidateOptimizer(config.optimizer()));
   return ValidateLayoutForModel(config);
 }
 

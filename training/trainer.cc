@@ -322,7 +322,9 @@ absl::Status RankTrainer::Run() {
   ThroughputTracker throughput;
   std::vector<double> losses;
   std::vector<std::pair<int64_t, double>> val_losses;
-  for (int64_t step = first_step_; step < steps; ++step) {
+  const int64_t last_step =
+      options_.stop_at_step > 0 ? std::min<int64_t>(options_.stop_at_step, steps) : steps;
+  for (int64_t step = first_step_; step < last_step; ++step) {
     Stopwatch watch;
     double grad_norm = 0;
     ASSIGN_OR_RETURN(const double loss, TrainStep(step, &grad_norm));
@@ -363,7 +365,7 @@ absl::Status RankTrainer::Run() {
         log() << FormatProgressLine(info) << std::endl;
       }
     }
-    const bool last = step + 1 == steps;
+    const bool last = step + 1 == last_step;
     if (val_windows_.has_value() && ((step + 1) % config_.eval_interval() == 0 || last)) {
       ASSIGN_OR_RETURN(const double val_loss, Evaluate());
       val_losses.emplace_back(step + 1, val_loss);

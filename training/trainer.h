@@ -35,6 +35,10 @@ struct TrainOptions {
   std::string metrics_out;        // JSONL file; empty for none.
   std::string save_dir;           // Checkpoint directory written at the end; empty for none.
   std::string resume_dir;         // Checkpoint to resume from; empty to start fresh.
+  // Stop after this step (1-based; 0: run all config.steps), as a job cut by a
+  // time limit would; the learning-rate schedule still spans config.steps, and
+  // the checkpoint (with save_dir) is written at the stop.
+  int64_t stop_at_step = 0;
   std::ostream* log = nullptr;    // Progress lines (global rank 0); null for stdout.
 };
 

@@ -1,0 +1,255 @@
+#include "training/trainer.h"
+
+#include <cmath>
+#include <functional>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/io/test_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "training/data/token_file.h"
+#include "training/train_config.h"
+
+namespace trident::training {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A small English-like byte corpus, written as train.bin / val.bin.
+std::string WriteCorpus(const std::string& dir) {
+  const std::string text =
+      "The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins "
+      "with a single step. To be or not to be, that is the question. All that glitters is "
+      "not gold. ";
+  std::vector<int32_t> tokens;
+  for (int repeat = 0; repeat < 40; ++repeat) {
+    for (unsigned char c : text) tokens.push_back((c + repeat) % 256);
+  }
+  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/train.bin", 256, tokens));
+  tokens.resize(4000);
+  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/val.bin", 256, tokens));
+  return dir;
+}
+
+TrainOptions TinyOptions(const std::string& data_dir) {
+  TrainOptions options;
+  TrainConfig& c = options.config;
+  auto* m = c.mutable_model();
+  m->set_vocab_size(256);
+  m->set_context_length(32);
+  m->set_num_layers(2);
+  m->set_num_heads(4);
+  m->set_hidden_size(32);
+  auto* layout = c.mutable_layout();
+  layout->set_micro_batch_size(4);
+  layout->set_num_micro_batches(1);
+  auto* o = c.mutable_optimizer();
+  o->set_learning_rate(3e-3);
+  o->set_min_learning_rate(3e-4);
+  o->set_warmup_steps(2);
+  c.mutable_data()->set_train_path(data_dir + "/train.bin");
+  c.mutable_data()->set_val_path(data_dir + "/val.bin");
+  c.mutable_data()->set_seq_length(32);
+  c.set_steps(8);
+  c.set_eval_interval(4);
+  c.set_eval_batches(2);
+  c.set_log_interval(1000);
+  return options;
+}
+
+std::ostringstream& Sink() {
+  static std::ostringstream sink;
+  return sink;
+}
+
+TrainResult MustTrain(TrainOptions options) {
+  options.log = &Sink();
+  absl::StatusOr<TrainResult> result = Train(options);
+  TRIDENT_CHECK_OK(result.status());
+  return *std::move(result);
+}
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { data_dir_ = WriteCorpus(io::testing::FreshTestDir("trainer_data")); }
+  std::string data_dir_;
+};
+
+TEST_F(TrainerTest, LossFalls) {
+  TrainOptions options = TinyOptions(data_dir_);
+  options.config.set_steps(40);
+  options.config.set_eval_interval(20);
+  options.config.mutable_optimizer()->set_learning_rate(1e-2);
+  const TrainResult result = MustTrain(options);
+  ASSERT_EQ(result.losses.size(), 40u);
+  for (double loss : result.losses) EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_NEAR(result.losses[0], std::log(256.0), 0.1);  // Near uniform at init.
+  EXPECT_LT(result.losses.back(), result.losses[0] - 0.5)
+      << ::testing::PrintToString(result.losses);
+  ASSERT_EQ(result.val_losses.size(), 2u);
+  EXPECT_EQ(result.val_losses[0].first, 20);
+  EXPECT_EQ(result.val_losses[1].first, 40);
+  EXPECT_LT(result.val_losses[1].second, result.val_losses[0].second);
+}
+
+// The central property (DESIGN.md rule 2): every layout trains the serial
+// model, step for step. fp32 on CPU: relative difference under 1e-5.
+TEST_F(TrainerTest, EveryLayoutReproducesTheSerialLosses) {
+  TrainOptions serial_options = TinyOptions(data_dir_);
+  serial_options.config.mutable_layout()->set_micro_batch_size(4);
+  serial_options.config.mutable_layout()->set_num_micro_batches(2);
+  const TrainResult serial = MustTrain(serial_options);
+  struct Layout {
+    int tp, dp, micro_batch_size, micro_batches;
+  };
+  for (const Layout& l : {Layout{2, 1, 4, 2}, Layout{4, 1, 4, 2}, Layout{1, 2, 4, 1},
+                          Layout{1, 4, 2, 1}, Layout{2, 2, 1, 4}, Layout{1, 1, 1, 8}}) {
+    SCOPED_TRACE(absl::StrCat("tp=", l.tp, " dp=", l.dp, " mbs=", l.micro_batch_size,
+                              " m=", l.micro_batches));
+    TrainOptions options = TinyOptions(data_dir_);
+    auto* layout = options.config.mutable_layout();
+    layout->set_tensor_parallel(l.tp);
+    layout->set_data_parallel(l.dp);
+    layout->set_micro_batch_size(l.micro_batch_size);
+    layout->set_num_micro_batches(l.micro_batches);
+    const TrainResult result = MustTrain(options);
+    ASSERT_EQ(result.losses.size(), serial.losses.size());
+    for (size_t s = 0; s < serial.losses.size(); ++s) {
+      EXPECT_NEAR(result.losses[s], serial.losses[s], 1e-5 * serial.losses[s]) << "step " << s + 1;
+    }
+    for (size_t v = 0; v < serial.val_losses.size(); ++v) {
+      EXPECT_NEAR(result.val_losses[v].second, serial.val_losses[v].second,
+                  1e-5 * serial.val_losses[v].second);
+    }
+  }
+}
+
+TEST_F(TrainerTest, ResumeGivesBitwiseTheSameLosses) {
+  const TrainResult whole = MustTrain(TinyOptions(data_dir_));
+  for (int tp : {1, 2}) {
+    SCOPED_TRACE(absl::StrCat("tp=", tp));
+    const std::string ckpt = io::testing::FreshTestDir(absl::StrCat("resume_tp", tp)) + "/ckpt";
+    TrainOptions first = TinyOptions(data_dir_);
+    first.config.mutable_layout()->set_tensor_parallel(tp);
+    first.save_dir = ckpt;
+    first.stop_at_step = 5;
+    const TrainResult head = MustTrain(first);
+    ASSERT_EQ(head.losses.size(), 5u);
+
+    TrainOptions second = TinyOptions(data_dir_);
+    second.config.mutable_layout()->set_tensor_parallel(tp);
+    second.resume_dir = ckpt;
+    const TrainResult tail = MustTrain(second);
+    EXPECT_EQ(tail.first_step, 5);
+    ASSERT_EQ(tail.losses.size(), 3u);
+    if (tp == 1) {
+      for (int s = 0; s < 5; ++s) EXPECT_EQ(head.losses[s], whole.losses[s]) << "step " << s + 1;
+      for (int s = 0; s < 3; ++s) {
+        EXPECT_EQ(tail.losses[s], whole.losses[5 + s]) << "step " << 6 + s;  // Bitwise.
+      }
+    }
+  }
+}
+
+TEST_F(TrainerTest, DamagedOrMismatchedCheckpointsAreRefused) {
+  const std::string ckpt = io::testing::FreshTestDir("damaged") + "/ckpt";
+  TrainOptions first = TinyOptions(data_dir_);
+  first.save_dir = ckpt;
+  first.stop_at_step = 2;
+  MustTrain(first);
+
+  TrainOptions other_layout = TinyOptions(data_dir_);
+  other_layout.config.mutable_layout()->set_tensor_parallel(2);
+  other_layout.resume_dir = ckpt;
+  other_layout.log = &Sink();
+  EXPECT_FALSE(Train(other_layout).ok());
+
+  // Flip one byte in the middle of the rank file: its checksum catches it.
+  const std::string rank_file = ckpt + "/rank_00000.tensors";
+  std::string bytes = io::testing::ReadWholeFile(rank_file);
+  bytes[bytes.size() / 2] ^= 0x40;
+  io::testing::WriteWholeFile(rank_file, bytes);
+  TrainOptions resume = TinyOptions(data_dir_);
+  resume.resume_dir = ckpt;
+  resume.log = &Sink();
+  absl::StatusOr<TrainResult> damaged = Train(resume);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_THAT(damaged.status().message(), HasSubstr("rank_00000.tensors"));
+
+  // Truncated.
+  io::testing::WriteWholeFile(rank_file, bytes.substr(0, bytes.size() / 3));
+  absl::StatusOr<TrainResult> truncated = Train(resume);
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_THAT(truncated.status().message(), HasSubstr("rank_00000.tensors"));
+}
+
+TEST_F(TrainerTest, MetricsFileHasOneLinePerStepAndValidationLines) {
+  TrainOptions options = TinyOptions(data_dir_);
+  options.metrics_out = io::testing::FreshTestDir("metrics") + "/m.jsonl";
+  MustTrain(options);
+  std::ifstream in(options.metrics_out);
+  std::string line;
+  int train_lines = 0, val_lines = 0;
+  while (std::getline(in, line)) {
+    if (line.find("\"val_loss\"") != std::string::npos) {
+      ++val_lines;
+      continue;
+    }
+    ++train_lines;
+    for (const char* key : {"\"step\":", "\"loss\":", "\"lr\":", "\"tokens_per_s\":"}) {
+      EXPECT_THAT(line, HasSubstr(key));
+    }
+  }
+  EXPECT_EQ(train_lines, 8);
+  EXPECT_EQ(val_lines, 2);
+}
+
+TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
+  struct Case {
+    std::function<void(TrainOptions&)> set;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {[](TrainOptions& o) { o.config.mutable_layout()->set_pipeline_parallel(2); },
+       "layout.pipeline_parallel=2"},
+      {[](TrainOptions& o) {
+         o.config.mutable_layout()->set_tensor_parallel(2);
+         o.config.mutable_layout()->set_sequence_parallel(true);
+       },
+       "layout.sequence_parallel=true"},
+      {[](TrainOptions& o) { o.config.mutable_layout()->set_zero_stage(1); },
+       "layout.zero_stage=1"},
+      {[](TrainOptions& o) { o.device = "cuda"; }, "--device=cuda"},
+      {[](TrainOptions& o) { o.backend = "gloo"; }, "--backend=gloo is unknown"},
+  };
+  for (const Case& c : cases) {
+    TrainOptions options = TinyOptions(data_dir_);
+    c.set(options);
+    absl::StatusOr<TrainResult> result = Train(options);
+    ASSERT_FALSE(result.ok()) << c.message;
+    EXPECT_THAT(result.status().message(), HasSubstr(c.message));
+  }
+}
+
+TEST_F(TrainerTest, BadDataIsAClearError) {
+  TrainOptions options = TinyOptions(data_dir_);
+  options.config.mutable_data()->set_train_path(data_dir_ + "/missing/train.bin");
+  options.config.mutable_data()->set_val_path(data_dir_ + "/missing/elsewhere.bin");
+  absl::StatusOr<TrainResult> missing = Train(options);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_THAT(missing.status().message(), HasSubstr("missing/train.bin"));
+
+  // A token file truncated by a crash.
+  const std::string bytes = io::testing::ReadWholeFile(data_dir_ + "/train.bin");
+  io::testing::WriteWholeFile(data_dir_ + "/train.bin", bytes.substr(0, bytes.size() - 10));
+  absl::StatusOr<TrainResult> truncated = Train(TinyOptions(data_dir_));
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_THAT(truncated.status().message(), HasSubstr("train.bin"));
+}
+
+}  // namespace
+}  // namespace trident::training

@@ -480,7 +480,12 @@ absl::StatusOr<TrainResult> Train(const TrainOptions& options) {
   RETURN_IF_ERROR(ResolveData(options.config, job, log));
   // MFU is measured against this machine's best fp32 GEMM rate on all cores.
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  job.peak_flops = MeasureCpuPeakFlops(ExecContext::Cpu(cores));
+  // Large GEMMs, best of 0.3 s: a short or small measurement underestimates the
+  // peak (and overstates MFU) when anything else runs on the machine.
+  PeakFlopsOptions peak;
+  peak.size = 1024;
+  peak.min_time = absl::Milliseconds(300);
+  job.peak_flops = MeasureCpuPeakFlops(ExecContext::Cpu(cores), peak);
 
   RETURN_IF_ERROR(comm::RunLocalRanks(job.world_size, [&job](int rank, comm::Communicator& world) {
     RankTrainer trainer(job, rank, world);

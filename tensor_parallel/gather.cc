@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
 #include "core/ops/elementwise.h"
+#include "core/tensor_comm.h"
 
 namespace trident::tp {
 

@@ -1,14 +1,9 @@
 #include "tensor_parallel/tp_group.h"
 
 #include "core/check.h"
+#include "core/tensor_comm.h"
 
 namespace trident::tp {
-
-comm::Buffer AsCommBuffer(const Tensor& tensor) {
-  TRIDENT_CHECK(tensor.is_contiguous()) << "communication needs a contiguous tensor, got "
-                                        << tensor.DebugString();
-  return comm::Buffer{tensor.raw_data(), tensor.numel(), tensor.dtype()};
-}
 
 Range ShardRange(int64_t total, int count, int index) {
   TRIDENT_CHECK_EQ(total % count, 0) << "cannot split " << total << " into " << count;

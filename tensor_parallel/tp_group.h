@@ -45,9 +45,6 @@ class TpGroup {
   comm::Communicator* comm_ = nullptr;
 };
 
-// The tensor's elements as a communication buffer (contiguous tensors only).
-comm::Buffer AsCommBuffer(const Tensor& tensor);
-
 // [begin, end) of `total` items owned by shard `index` of `count` equal shards.
 struct Range {
   int64_t begin = 0;

@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/comm/local/local_world.h"
+#include "core/comm/mpi/mpi_communicator.h"
+#include "core/comm/mpi/mpi_runtime.h"
 #include "core/exec_context.h"
 #include "core/io/user_path.h"
 #include "core/status_macros.h"
@@ -430,9 +432,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("--backend=", options.backend, " is unknown: use local or mpi"));
   }
-  if (options.backend == "mpi") {
-    return Unsupported("--backend", "mpi", "the trainer runs on the local backend for now");
-  }
   if (options.device != "cpu" && options.device != "cuda") {
     return absl::InvalidArgumentError(
         absl::StrCat("--device=", options.device, " is unknown: use cpu or cuda"));
@@ -477,20 +476,42 @@ absl::StatusOr<TrainResult> Train(const TrainOptions& options) {
   JobState job;
   job.options = &options;
   job.world_size = layout.tensor_parallel() * layout.pipeline_parallel() * layout.data_parallel();
-  RETURN_IF_ERROR(ResolveData(options.config, job, log));
-  // MFU is measured against this machine's best fp32 GEMM rate on all cores.
+  // MFU is measured against this machine's best fp32 GEMM rate on all cores:
+  // large GEMMs, best of 0.3 s, since a short or small measurement
+  // underestimates the peak (and overstates MFU) when anything else runs.
   const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  // Large GEMMs, best of 0.3 s: a short or small measurement underestimates the
-  // peak (and overstates MFU) when anything else runs on the machine.
   PeakFlopsOptions peak;
   peak.size = 1024;
   peak.min_time = absl::Milliseconds(300);
-  job.peak_flops = MeasureCpuPeakFlops(ExecContext::Cpu(cores), peak);
 
-  RETURN_IF_ERROR(comm::RunLocalRanks(job.world_size, [&job](int rank, comm::Communicator& world) {
-    RankTrainer trainer(job, rank, world);
-    return trainer.Run();
-  }));
+  if (options.backend == "local") {
+    RETURN_IF_ERROR(ResolveData(options.config, job, log));
+    job.peak_flops = MeasureCpuPeakFlops(ExecContext::Cpu(cores), peak);
+    RETURN_IF_ERROR(comm::RunLocalRanks(job.world_size, [&job](int rank, comm::Communicator& world) {
+      RankTrainer trainer(job, rank, world);
+      return trainer.Run();
+    }));
+    return std::move(job.result);
+  }
+
+  // MPI: this process is one rank of a job started by mpirun/srun.
+  ASSIGN_OR_RETURN(std::unique_ptr<comm::MpiRuntime> runtime, comm::MpiRuntime::Initialize());
+  if (runtime->world_size() != job.world_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the launcher started ", runtime->world_size(), " processes, but the layout needs tp x pp "
+        "x dp = ", job.world_size, " ranks (run mpirun -np ", job.world_size, ")"));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<comm::MpiCommunicator> world,
+                   comm::MpiCommunicator::CreateWorld(comm::CommOptions{}));
+  // Rank 0 prepares missing data files; the others wait for it (shared filesystem).
+  absl::Status data_status = world->rank() == 0 ? ResolveData(options.config, job, log)
+                                                : absl::OkStatus();
+  RETURN_IF_ERROR(world->Barrier());
+  RETURN_IF_ERROR(data_status);
+  if (world->rank() != 0) RETURN_IF_ERROR(ResolveData(options.config, job, log));
+  job.peak_flops = MeasureCpuPeakFlops(ExecContext::Cpu(cores), peak);
+  RankTrainer trainer(job, world->rank(), *world);
+  RETURN_IF_ERROR(trainer.Run());
   return std::move(job.result);
 }
 

@@ -1,0 +1,99 @@
+#ifndef TRIDENT_CORE_COMM_MPI_MPI_HANDLE_H_
+#define TRIDENT_CORE_COMM_MPI_MPI_HANDLE_H_
+
+// The pending forms of the MPI backend's operations and the polling loop they
+// wait in. Internal to the MPI backend.
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "core/comm/communicator.h"
+#include "core/comm/mpi/group_state.h"
+
+namespace trident::comm::mpi_internal {
+
+// Paces a polling loop: yields the CPU for the first milliseconds of a wait
+// (MPI's nonblocking collectives only advance inside MPI calls, so a rank
+// that polls late slows its peers), then sleeps with growing intervals so that
+// a long wait leaves the core to ranks with work.
+class PollPacer {
+ public:
+  PollPacer() : start_(absl::Now()) {}
+  void Pause();
+  absl::Duration waited() const { return absl::Now() - start_; }
+
+ private:
+  absl::Time start_;
+  absl::Duration sleep_ = absl::ZeroDuration();
+};
+
+// Polls `requests` (MPI_Test, under MpiLock(), driving every group's queue on
+// the way) until all complete, one fails, or `timeout` passes without any of
+// them completing. Completed entries become MPI_REQUEST_NULL; their statuses
+// land in `statuses` (same size as `requests`) when given. Returns OK,
+// DEADLINE_EXCEEDED (with no message) on timeout, or the MPI error of a failed
+// request, naming `what`.
+absl::Status PollRequests(absl::Span<MPI_Request> requests, absl::Span<MPI_Status> statuses,
+                          absl::Duration timeout, absl::string_view what);
+
+// A collective: waits until its QueuedCollective is done, driving the queues.
+class CollectiveHandle final : public CommHandle {
+ public:
+  CollectiveHandle(std::shared_ptr<GroupState> group, std::shared_ptr<QueuedCollective> op,
+                   absl::Duration timeout);
+  ~CollectiveHandle() override;
+  absl::Status Wait() override;
+
+ private:
+  absl::Status TimeoutError();
+
+  std::shared_ptr<GroupState> group_;
+  std::shared_ptr<QueuedCollective> op_;
+  const absl::Duration timeout_;
+  bool finished_ = false;
+  absl::Status status_;
+};
+
+// A send or receive, posted at once (point-to-point messages are not ordered
+// with collectives).
+class PointToPointHandle final : public CommHandle {
+ public:
+  PointToPointHandle(std::shared_ptr<GroupState> group, CommOp op, int peer, int tag,
+                     absl::Duration timeout);
+  ~PointToPointHandle() override;
+
+  // Takes a posted request. For a receive, `expected_count` is how many
+  // elements (of `datatype`) it must deliver.
+  void AddRequest(MPI_Request request, int64_t expected_count = -1,
+                  MPI_Datatype datatype = MPI_DATATYPE_NULL);
+  // Ends the operation before Wait() with `status` (posting failed).
+  void FailIssue(absl::Status status);
+
+  absl::Status Wait() override;
+
+ private:
+  std::string Describe() const;
+  absl::Status CheckReceivedCounts(absl::Span<MPI_Status> statuses);
+
+  std::shared_ptr<GroupState> group_;
+  const CommOp op_;
+  const int peer_;
+  const int tag_;
+  const absl::Duration timeout_;
+  std::vector<MPI_Request> requests_;
+  std::vector<int64_t> expected_counts_;
+  std::vector<MPI_Datatype> datatypes_;
+  bool finished_ = false;
+  absl::Status status_;
+};
+
+}  // namespace trident::comm::mpi_internal
+
+#endif  // TRIDENT_CORE_COMM_MPI_MPI_HANDLE_H_

@@ -27,11 +27,15 @@
 
 ABSL_FLAG(std::string, config, "", "TrainConfig textproto; the embedded default when empty");
 ABSL_FLAG(int, steps, 0, "training steps (0: the config's)");
-ABSL_FLAG(std::string, metrics_out, "", "JSONL file for per-step metrics");
+ABSL_FLAG(std::string, metrics_out, "out/train/metrics.jsonl",
+          "JSONL file for per-step metrics (empty: none)");
 ABSL_FLAG(int64_t, seed, -1, "seed for initialisation and data order (-1: the config's)");
 ABSL_FLAG(std::string, backend, "local", "local (threads in this process) or mpi");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
-ABSL_FLAG(std::string, save, "", "checkpoint directory to write at the end");
+ABSL_FLAG(std::string, save, "out/train/checkpoint",
+          "checkpoint directory written at the end (empty: none)");
+ABSL_FLAG(std::string, export_safetensors, "",
+          "also write the trained model as Hugging Face GPT-2 safetensors to this file");
 ABSL_FLAG(std::string, resume, "", "checkpoint directory to resume from");
 ABSL_FLAG(int64_t, stop_at_step, 0,
           "stop after this step (0: run all steps); the schedule still spans --steps");
@@ -85,6 +89,7 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   options.metrics_out = user_path(absl::GetFlag(FLAGS_metrics_out));
   options.save_dir = user_path(absl::GetFlag(FLAGS_save));
   options.resume_dir = user_path(absl::GetFlag(FLAGS_resume));
+  options.export_path = user_path(absl::GetFlag(FLAGS_export_safetensors));
   options.stop_at_step = absl::GetFlag(FLAGS_stop_at_step);
   return options;
 }

@@ -29,6 +29,7 @@
 #include "training/data/loader.h"
 #include "training/data/prepare_data.h"
 #include "training/data/token_file.h"
+#include "training/export.h"
 #include "training/flops.h"
 #include "training/lr_schedule.h"
 #include "training/metrics.h"
@@ -93,6 +94,7 @@ class RankTrainer {
   absl::StatusOr<double> Evaluate();
   absl::Status SaveCheckpoint(int64_t next_step);
   absl::Status LoadCheckpoint();
+  absl::Status ExportModel();
   std::string CheckpointLayoutText() const;
   absl::StatusOr<double> SumOverDataParallel(double value);
   std::ostream& log() const { return options_.log != nullptr ? *options_.log : std::cout; }
@@ -314,6 +316,19 @@ absl::Status RankTrainer::LoadCheckpoint() {
   return absl::OkStatus();
 }
 
+absl::Status RankTrainer::ExportModel() {
+  // The first replica's tensor-parallel group gathers the serial tensors;
+  // global rank 0 (a member of it) writes them.
+  if (dp_rank_ != 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<NamedTensor> tensors,
+                   GatherSerialTensors(ctx_, stage_->parameters(), tp::TpGroup(comms_.tp.get()),
+                                       config_.model().vocab_size()));
+  if (!reporter()) return absl::OkStatus();
+  RETURN_IF_ERROR(WriteGpt2Safetensors(options_.export_path, tensors, config_.model()));
+  log() << "exported " << options_.export_path << " (Hugging Face GPT-2 names)\n";
+  return absl::OkStatus();
+}
+
 absl::Status RankTrainer::Run() {
   RETURN_IF_ERROR(Setup());
   const int64_t steps = config_.steps();
@@ -384,6 +399,7 @@ absl::Status RankTrainer::Run() {
       RETURN_IF_ERROR(SaveCheckpoint(step + 1));
     }
   }
+  if (!options_.export_path.empty()) RETURN_IF_ERROR(ExportModel());
   if (reporter()) {
     absl::MutexLock lock(&job_.mu);
     job_.result.first_step = first_step_;

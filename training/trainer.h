@@ -35,6 +35,7 @@ struct TrainOptions {
   std::string metrics_out;        // JSONL file; empty for none.
   std::string save_dir;           // Checkpoint directory written at the end; empty for none.
   std::string resume_dir;         // Checkpoint to resume from; empty to start fresh.
+  std::string export_path;        // Hugging Face GPT-2 safetensors written at the end; empty for none.
   // Stop after this step (1-based; 0: run all config.steps), as a job cut by a
   // time limit would; the learning-rate schedule still spans config.steps, and
   // the checkpoint (with save_dir) is written at the stop.

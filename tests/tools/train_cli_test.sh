@@ -32,7 +32,7 @@ CONFIG
 run() {  # run NAME [train flags...]
   local name="$1"
   shift
-  "$train" --config="$work/config.textproto" --metrics_out="$work/$name.jsonl" "$@" \
+  "$train" --config="$work/config.textproto" --metrics_out="$work/$name.jsonl" --save= "$@" \
     > "$work/$name.log" 2>&1 || { cat "$work/$name.log"; echo "FAIL: $name exited $?"; exit 1; }
 }
 
@@ -52,8 +52,23 @@ print(f"{sys.argv[3]}: {len(o_train)} losses equal the serial run's")
 PY
 }
 
-run serial
+run serial --save="$work/ckpt" --export_safetensors="$work/model.safetensors"
 grep -q '"tokens_per_s"' "$work/serial.jsonl"
+[[ -s "$work/ckpt/meta.json" && -s "$work/ckpt/rank_00000.tensors" ]] || { echo "FAIL: no checkpoint"; exit 1; }
+# The export is Hugging Face GPT-2 safetensors: its header names wte, wpe, h.N.* and ln_f.
+/usr/bin/python3 - "$work/model.safetensors" <<'PY'
+import json, struct, sys
+blob = open(sys.argv[1], "rb").read()
+(n,) = struct.unpack("<Q", blob[:8])
+header = json.loads(blob[8:8 + n])
+meta = header.pop("__metadata__")
+assert meta["n_layer"] == "2" and meta["n_embd"] == "32", meta
+for name in ["wte.weight", "wpe.weight", "h.0.attn.c_attn.weight", "h.1.mlp.c_proj.bias", "ln_f.weight"]:
+    assert name in header, name
+assert header["wte.weight"]["shape"] == [256, 32], header["wte.weight"]
+assert header["h.0.attn.c_attn.weight"]["shape"] == [32, 96]
+print("export: %d tensors with Hugging Face GPT-2 names" % len(header))
+PY
 run tp2 --tp=2
 compare tp2
 run tp2_dp2 --tp=2 --dp=2 --micro_batch_size=1 --micro_batches=2
@@ -62,16 +77,16 @@ compare tp2_dp2
 if command -v mpirun >/dev/null 2>&1; then
   mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 \
     "$train" --config="$work/config.textproto" --metrics_out="$work/mpi_tp2.jsonl" \
-    --backend=mpi --tp=2 > "$work/mpi_tp2.log" 2>&1 || { cat "$work/mpi_tp2.log"; exit 1; }
+    --save= --backend=mpi --tp=2 > "$work/mpi_tp2.log" 2>&1 || { cat "$work/mpi_tp2.log"; exit 1; }
   compare mpi_tp2
 fi
 
 # Unsupported or wrong values fail with the field named, and write nothing.
-if "$train" --config="$work/config.textproto" --pp=2 > "$work/pp.log" 2>&1; then
+if "$train" --config="$work/config.textproto" --save= --pp=2 > "$work/pp.log" 2>&1; then
   echo "FAIL: --pp=2 should be refused"; exit 1
 fi
 grep -q "layout.pipeline_parallel=2" "$work/pp.log" || { cat "$work/pp.log"; exit 1; }
-if "$train" --config="$work/config.textproto" --tp=3 > "$work/tp3.log" 2>&1; then
+if "$train" --config="$work/config.textproto" --save= --tp=3 > "$work/tp3.log" 2>&1; then
   echo "FAIL: --tp=3 should be refused"; exit 1
 fi
 grep -q "tensor_parallel=3" "$work/tp3.log" || { cat "$work/tp3.log"; exit 1; }

@@ -78,6 +78,14 @@ absl::Status ColumnParallelLinear::BackwardInput(const ExecContext& ctx, const T
   return tp_.AllReduceSum(dx);
 }
 
+absl::Status ColumnParallelLinear::BackwardInputReduceScatter(const ExecContext& ctx,
+                                                              const Tensor& dy,
+                                                              const Tensor& dx_local) const {
+  Tensor partial = Tensor::Empty({dy.dim(0), in_}, DType::kFloat32, ctx.allocator());
+  ops::Gemm(ctx, dy, Trans::kNo, weight_.value, Trans::kYes, partial);
+  return tp_.ReduceScatterRows(ctx, partial, dx_local);
+}
+
 void ColumnParallelLinear::BackwardWeights(const ExecContext& ctx, const Tensor& x,
                                            const Tensor& dy) {
   ops::Gemm(ctx, x, Trans::kYes, dy, Trans::kNo, weight_.grad, 1.0f, 1.0f);
@@ -106,6 +114,15 @@ absl::Status RowParallelLinear::Forward(const ExecContext& ctx, const Tensor& x,
   ops::Gemm(ctx, x, Trans::kNo, weight_.value, Trans::kNo, y);
   if (absl::Status s = tp_.AllReduceSum(y); !s.ok()) return s;
   ops::BiasAdd(ctx, bias_.value, y);
+  return absl::OkStatus();
+}
+
+absl::Status RowParallelLinear::ForwardReduceScatter(const ExecContext& ctx, const Tensor& x,
+                                                     const Tensor& y_local) const {
+  Tensor partial = Tensor::Empty({x.dim(0), out_}, DType::kFloat32, ctx.allocator());
+  ops::Gemm(ctx, x, Trans::kNo, weight_.value, Trans::kNo, partial);
+  if (absl::Status s = tp_.ReduceScatterRows(ctx, partial, y_local); !s.ok()) return s;
+  ops::BiasAdd(ctx, bias_.value, y_local);
   return absl::OkStatus();
 }
 

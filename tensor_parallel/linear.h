@@ -47,6 +47,11 @@ class ColumnParallelLinear {
   void Forward(const ExecContext& ctx, const Tensor& x, const Tensor& y) const;
   // dx [N, in] = dy W_local^T, all-reduced over the group (f's backward).
   absl::Status BackwardInput(const ExecContext& ctx, const Tensor& dy, const Tensor& dx) const;
+  // Sequence-parallel form: the input was all-gathered from row chunks, so dx
+  // [N, in] = dy W_local^T is reduce-scattered instead: dx_local gets this
+  // rank's N / tp rows of the sum over the group.
+  absl::Status BackwardInputReduceScatter(const ExecContext& ctx, const Tensor& dy,
+                                          const Tensor& dx_local) const;
   // dW += x^T dy, db += column sums of dy.
   void BackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& dy);
 
@@ -75,6 +80,12 @@ class RowParallelLinear {
 
   // y [N, out] = all-reduce(x_local [N, in/tp] W_local) + b (g's forward).
   absl::Status Forward(const ExecContext& ctx, const Tensor& x, const Tensor& y) const;
+  // Sequence-parallel form: y_local [N/tp, out] = this rank's row chunk of the
+  // reduce-scatter of x_local W_local, + b. Its backward takes dy all-gathered
+  // to [N, out] (BackwardInput/BackwardWeights as above), so the bias gradient
+  // stays whole on every rank.
+  absl::Status ForwardReduceScatter(const ExecContext& ctx, const Tensor& x,
+                                    const Tensor& y_local) const;
   // dx_local [N, in/tp] = dy W_local^T (g's backward is the identity).
   void BackwardInput(const ExecContext& ctx, const Tensor& dy, const Tensor& dx) const;
   // dW += x_local^T dy, db += column sums of dy (the same on every rank).

@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "core/comm/communicator.h"
+#include "core/exec_context.h"
 #include "core/tensor.h"
 
 namespace trident::tp {
@@ -38,6 +39,16 @@ class TpGroup {
   absl::Status AllReduceSum(const Tensor& tensor) const;
   // Max over the group, in place (vocabulary-parallel softmax).
   absl::Status AllReduceMax(const Tensor& tensor) const;
+
+  // Sequence parallelism's two regions (Korthikanti et al. 2022). Activations
+  // [N, ...] are split by rows into size() contiguous chunks of N / size()
+  // rows, rank r holding rows [r * N / size(), (r + 1) * N / size()).
+  // AllGatherRows: every rank's chunk `local` -> the whole `full` [N, ...].
+  absl::Status AllGatherRows(const ExecContext& ctx, const Tensor& local, const Tensor& full) const;
+  // ReduceScatterRows: the sum over the group of `full` [N, ...], of which this
+  // rank keeps its chunk in `local`. Both are copies at size 1.
+  absl::Status ReduceScatterRows(const ExecContext& ctx, const Tensor& full,
+                                 const Tensor& local) const;
 
  private:
   absl::Status AllReduce(const Tensor& tensor, comm::ReduceOp op) const;

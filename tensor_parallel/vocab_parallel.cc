@@ -71,6 +71,17 @@ absl::Status VocabParallelEmbedding::Forward(const ExecContext& ctx, const Tenso
   return absl::OkStatus();
 }
 
+absl::Status VocabParallelEmbedding::ForwardSequenceParallel(const ExecContext& ctx,
+                                                             const Tensor& tokens,
+                                                             const Tensor& out_local) const {
+  const int64_t hidden = wte_.value.dim(1);
+  Tensor partial = Tensor::Empty({tokens.dim(0), tokens.dim(1), hidden}, DType::kFloat32,
+                                 ctx.allocator());
+  ops::GatherRows(ctx, tokens, wte_.value, shard_.rows.begin, partial);
+  if (tp_.rank() == 0) ops::AddPositionEmbedding(ctx, wpe_.value, partial);
+  return tp_.ReduceScatterRows(ctx, partial.Reshape({tokens.numel(), hidden}), out_local);
+}
+
 void VocabParallelEmbedding::BackwardWeights(const ExecContext& ctx, const Tensor& tokens,
                                              const Tensor& dout) {
   ops::ScatterAddRows(ctx, tokens, dout, shard_.rows.begin, wte_.grad);
@@ -119,11 +130,11 @@ absl::Status VocabParallelCrossEntropy::Forward(const ExecContext& ctx, const Te
   return absl::OkStatus();
 }
 
-absl::Status VocabParallelCrossEntropy::BackwardInput(const ExecContext& ctx, const Tensor& wte,
-                                                      const Tensor& targets,
-                                                      const Tensor& logsumexp, float grad_scale,
-                                                      const Tensor& logits_to_grad,
-                                                      const Tensor& dx) const {
+void VocabParallelCrossEntropy::LocalBackwardInput(const ExecContext& ctx, const Tensor& wte,
+                                                   const Tensor& targets,
+                                                   const Tensor& logsumexp, float grad_scale,
+                                                   const Tensor& logits_to_grad,
+                                                   const Tensor& dx) const {
   if (shard_.valid_rows() == 0) {
     ops::Fill(ctx, logits_to_grad, 0.0f);  // Padding logits have no gradient.
   } else {
@@ -131,7 +142,23 @@ absl::Status VocabParallelCrossEntropy::BackwardInput(const ExecContext& ctx, co
                               logits_to_grad);
   }
   ops::Gemm(ctx, logits_to_grad, Trans::kNo, wte, Trans::kNo, dx);
+}
+
+absl::Status VocabParallelCrossEntropy::BackwardInput(const ExecContext& ctx, const Tensor& wte,
+                                                      const Tensor& targets,
+                                                      const Tensor& logsumexp, float grad_scale,
+                                                      const Tensor& logits_to_grad,
+                                                      const Tensor& dx) const {
+  LocalBackwardInput(ctx, wte, targets, logsumexp, grad_scale, logits_to_grad, dx);
   return tp_.AllReduceSum(dx);
+}
+
+absl::Status VocabParallelCrossEntropy::BackwardInputReduceScatter(
+    const ExecContext& ctx, const Tensor& wte, const Tensor& targets, const Tensor& logsumexp,
+    float grad_scale, const Tensor& logits_to_grad, const Tensor& dx_local) const {
+  Tensor dx = Tensor::Empty({targets.numel(), wte.dim(1)}, DType::kFloat32, ctx.allocator());
+  LocalBackwardInput(ctx, wte, targets, logsumexp, grad_scale, logits_to_grad, dx);
+  return tp_.ReduceScatterRows(ctx, dx, dx_local);
 }
 
 void VocabParallelCrossEntropy::BackwardWeights(const ExecContext& ctx, const Tensor& x,

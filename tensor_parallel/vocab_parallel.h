@@ -52,6 +52,12 @@ class VocabParallelEmbedding {
   // all-reduce over the group (each token's row lives on exactly one rank, so the
   // sum adds zeros and is exact), then the position rows.
   absl::Status Forward(const ExecContext& ctx, const Tensor& tokens, const Tensor& out) const;
+  // Sequence-parallel form: tokens [B, T] -> out_local [B * T / tp, hidden],
+  // this rank's row chunk. The masked lookup, with the position rows added on
+  // rank 0 only, is reduce-scattered: each element sums one real value with
+  // exact zeros, so the chunk equals the serial embedding bit for bit.
+  absl::Status ForwardSequenceParallel(const ExecContext& ctx, const Tensor& tokens,
+                                       const Tensor& out_local) const;
   // dwte[rows of this rank] += dout, dwpe += dout summed over the batch.
   void BackwardWeights(const ExecContext& ctx, const Tensor& tokens, const Tensor& dout);
 
@@ -86,12 +92,23 @@ class VocabParallelCrossEntropy {
   absl::Status BackwardInput(const ExecContext& ctx, const Tensor& wte, const Tensor& targets,
                              const Tensor& logsumexp, float grad_scale,
                              const Tensor& logits_to_grad, const Tensor& dx) const;
+  // Sequence-parallel form: as BackwardInput, but dx is reduce-scattered into
+  // this rank's row chunk dx_local [N / tp, hidden] instead of all-reduced.
+  absl::Status BackwardInputReduceScatter(const ExecContext& ctx, const Tensor& wte,
+                                          const Tensor& targets, const Tensor& logsumexp,
+                                          float grad_scale, const Tensor& logits_to_grad,
+                                          const Tensor& dx_local) const;
 
   // dwte += dlogits^T x (the tied head's share of the embedding gradient).
   void BackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& dlogits,
                        const Tensor& dwte) const;
 
  private:
+  // dlogits in place and the unreduced dx = dlogits wte of this shard.
+  void LocalBackwardInput(const ExecContext& ctx, const Tensor& wte, const Tensor& targets,
+                          const Tensor& logsumexp, float grad_scale, const Tensor& logits_to_grad,
+                          const Tensor& dx) const;
+
   VocabShard shard_;
   TpGroup tp_;
   ops::CrossEntropyOptions options_;

@@ -46,7 +46,8 @@ ABSL_FLAG(std::optional<int>, micro_batches, std::nullopt, "micro-batches per st
 ABSL_FLAG(std::optional<int>, micro_batch_size, std::nullopt, "sequences per micro-batch");
 ABSL_FLAG(std::optional<int>, virtual_stages, std::nullopt, "virtual pipeline stages per rank");
 ABSL_FLAG(std::optional<std::string>, schedule, std::nullopt, "gpipe, 1f1b, interleaved or zb-h1");
-ABSL_FLAG(std::optional<bool>, sequence_parallel, std::nullopt, "sequence parallelism");
+ABSL_FLAG(bool, sequence_parallel, false,
+          "turn on sequence parallelism (needs --tp > 1); a config that turns it on keeps it");
 ABSL_FLAG(std::optional<int>, zero_stage, std::nullopt, "ZeRO stage 0-3");
 ABSL_FLAG(std::optional<int>, eval_interval, std::nullopt, "validate every N steps (0: never)");
 
@@ -79,7 +80,7 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   overrides.micro_batch_size = absl::GetFlag(FLAGS_micro_batch_size);
   overrides.virtual_stages = absl::GetFlag(FLAGS_virtual_stages);
   overrides.schedule = absl::GetFlag(FLAGS_schedule);
-  overrides.sequence_parallel = absl::GetFlag(FLAGS_sequence_parallel);
+  if (absl::GetFlag(FLAGS_sequence_parallel)) overrides.sequence_parallel = true;
   overrides.zero_stage = absl::GetFlag(FLAGS_zero_stage);
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, config.mutable_layout()));
 

@@ -129,9 +129,11 @@ absl::Status RankTrainer::Setup() {
   const auto& model = config_.model();
   const int64_t padded_vocab =
       topology::PaddedVocabSize(model.vocab_size(), layout_.tensor_parallel());
-  ASSIGN_OR_RETURN(stage_, transformer::GptStage::Create(
-                               model, transformer::StageSpec::Whole(model, padded_vocab),
-                               tp::TpGroup(comms_.tp.get()), Device::Cpu()));
+  transformer::StageSpec spec = transformer::StageSpec::Whole(model, padded_vocab);
+  spec.sequence_parallel = layout_.sequence_parallel();
+  ASSIGN_OR_RETURN(stage_, transformer::GptStage::Create(model, spec,
+                                                         tp::TpGroup(comms_.tp.get()),
+                                                         Device::Cpu()));
   stage_->Initialize(ctx_, static_cast<uint64_t>(config_.seed()));
   ASSIGN_OR_RETURN(optimizer_, AdamW::Create(ctx_, stage_->parameters(),
                                              AdamWSettingsFrom(config_.optimizer())));
@@ -210,6 +212,7 @@ absl::StatusOr<double> RankTrainer::TrainStep(int64_t step, double* grad_norm) {
     RETURN_IF_ERROR(stage_->BackwardInput(ctx_, mb, Tensor(), loss_scale).status());
     RETURN_IF_ERROR(stage_->BackwardWeights(ctx_, mb));
   }
+  RETURN_IF_ERROR(stage_->ReduceSequenceParallelGradients());
   RETURN_IF_ERROR(data_parallel::AllReduceGradients(stage_->parameters(), comms_.dp.get()));
 
   comm::Communicator* model_parallel = comms_.model_parallel.get();
@@ -463,9 +466,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
     return Unsupported("layout.virtual_pipeline_stages",
                        absl::StrCat(layout.virtual_pipeline_stages()),
                        "interleaved pipelines need pipeline parallelism");
-  }
-  if (layout.sequence_parallel()) {
-    return Unsupported("layout.sequence_parallel", "true", "sequence parallelism is not built yet");
   }
   if (layout.zero_stage() > 0) {
     return Unsupported("layout.zero_stage", absl::StrCat(layout.zero_stage()),

@@ -10,6 +10,17 @@
 // LayerNorms are replicated. Activations between blocks are [B, T, hidden],
 // replicated over the tensor-parallel group.
 //
+// With sequence parallelism (Korthikanti et al. 2022) the activations between
+// blocks are instead split by tokens: the flattened [N = B * T, hidden] is cut
+// into tp contiguous row chunks, and rank r holds rows [r N / tp, (r+1) N / tp).
+// The LayerNorms, residual adds and dropout-free elementwise work run on the
+// chunk; the chunk is all-gathered before QKV and FC1 and the row-parallel
+// outputs are reduce-scattered (not all-reduced) back to chunks. Backward
+// mirrors it. The LayerNorm gradients are then partial sums over this rank's
+// tokens (GptStage::ReduceSequenceParallelGradients sums them); the
+// row-parallel biases get their gradient from the all-gathered output
+// gradient, so it stays whole.
+//
 // Backward is split (DESIGN.md rule 4): BackwardInput computes dx and keeps
 // the gradients of every linear layer's output; BackwardWeights turns them
 // into weight gradients (accumulated) and releases the micro-batch's state.
@@ -29,6 +40,9 @@
 namespace trident::transformer {
 
 // What one micro-batch leaves in a block between its forward and backward.
+// With sequence parallelism, `input`, `residual`, `output`, the LayerNorm stats
+// and d_ln1_out / d_ln2_out are row chunks [N / tp, ...]; ln1_out, ln2_out,
+// d_fc2_out and d_proj_out are all-gathered [N, hidden].
 struct BlockActivations {
   Tensor input;  // x [N, hidden], N = B * T.
   Tensor ln1_out;
@@ -55,13 +69,19 @@ struct BlockActivations {
 class TransformerBlock {
  public:
   // Block `layer` (global index, for parameter names "h.<layer>.*").
-  TransformerBlock(const GptConfig& config, int layer, const tp::TpGroup& tp, Device device);
+  TransformerBlock(const GptConfig& config, int layer, const tp::TpGroup& tp, Device device,
+                   bool sequence_parallel = false);
 
   void Initialize(const ExecContext& ctx, uint64_t seed);
 
   // x [B, T, hidden] -> acts->output [B, T, hidden].
   absl::Status Forward(const ExecContext& ctx, const Tensor& x, BlockActivations* acts) const;
-  // dy = dLoss/d(output) -> dx [B, T, hidden] (allocated from ctx).
+  // Either layout, with the token shape given: x is [B, T, hidden] or, with
+  // sequence parallelism, this rank's chunk [B * T / tp, hidden]; acts->output
+  // has x's shape.
+  absl::Status Forward(const ExecContext& ctx, const Tensor& x, int64_t batch, int64_t seq,
+                       BlockActivations* acts) const;
+  // dy = dLoss/d(output) -> dx shaped like the input (allocated from ctx).
   absl::Status BackwardInput(const ExecContext& ctx, const Tensor& dy, BlockActivations* acts,
                              Tensor* dx) const;
   // Accumulates every weight gradient of this micro-batch, then clears acts.
@@ -70,6 +90,10 @@ class TransformerBlock {
   // In a fixed order: ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj.
   void AppendParameters(ParameterList& params);
 
+  // The parameters whose gradients are partial sums over this rank's tokens
+  // under sequence parallelism (ln_1 and ln_2 weights and biases).
+  void AppendSequenceParallelPartials(ParameterList& params);
+
  private:
   int64_t hidden_;
   int64_t ffn_;
@@ -77,6 +101,7 @@ class TransformerBlock {
   float init_std_;
   float residual_init_std_;
   tp::TpGroup tp_;
+  bool sequence_parallel_;
   LayerNorm ln1_;
   tp::ColumnParallelLinear qkv_;
   tp::RowParallelLinear proj_;

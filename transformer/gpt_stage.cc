@@ -70,6 +70,17 @@ absl::Status ValidateStage(const GptConfig& config, const StageSpec& spec, int t
         "the head belongs to the stage that ends at layer ", config.num_layers(),
         ", not to one ending at ", spec.first_layer + spec.num_layers));
   }
+  if (spec.sequence_parallel && tp == 1) {
+    return absl::InvalidArgumentError(
+        "sequence_parallel=true needs tensor_parallel > 1, got tensor_parallel=1 (it splits the "
+        "tokens over the tensor-parallel group)");
+  }
+  if (spec.sequence_parallel && !spec.has_embedding) {
+    return absl::UnimplementedError(absl::StrCat(
+        "sequence_parallel=true on a stage starting at layer ", spec.first_layer,
+        " is not supported yet: only a stage holding the embedding knows its micro-batch's "
+        "B and T"));
+  }
   return absl::OkStatus();
 }
 
@@ -95,7 +106,8 @@ GptStage::GptStage(const GptConfig& config, const StageSpec& spec, const tp::TpG
   }
   for (int i = 0; i < spec.num_layers; ++i) {
     blocks_.push_back(
-        std::make_unique<TransformerBlock>(config, spec.first_layer + i, tp, device));
+        std::make_unique<TransformerBlock>(config, spec.first_layer + i, tp, device,
+                                           spec.sequence_parallel));
   }
   if (spec.has_head) {
     final_ln_ = std::make_unique<LayerNorm>("ln_f", config.hidden_size(),
@@ -157,14 +169,28 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
                                                    " exceeds model.context_length=",
                                                    config_.context_length()));
   }
+  const int64_t n = batch * seq;
+  const bool sp = spec_.sequence_parallel;
+  if (sp && n % tp_.size() != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sequence_parallel=true: the micro-batch's ", batch, " x ", seq, " = ", n,
+        " tokens must be a multiple of tensor_parallel=", tp_.size(),
+        " (each tp rank holds an equal chunk of them)"));
+  }
+  const int64_t local_rows = sp ? n / tp_.size() : n;
   MicroBatch& m = stash_[mb];
   Tensor x;
   if (embedding_ != nullptr) {
     TRIDENT_CHECK(input.dtype() == DType::kInt32 && input.ndim() == 2)
         << "the first stage takes token ids [B, T] int32, got " << input.DebugString();
     m.tokens = input;
-    x = Tensor::Empty({batch, seq, hidden}, DType::kFloat32, ctx.allocator());
-    RETURN_IF_ERROR(embedding_->Forward(ctx, input, x));
+    if (sp) {
+      x = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
+      RETURN_IF_ERROR(embedding_->ForwardSequenceParallel(ctx, input, x));
+    } else {
+      x = Tensor::Empty({batch, seq, hidden}, DType::kFloat32, ctx.allocator());
+      RETURN_IF_ERROR(embedding_->Forward(ctx, input, x));
+    }
   } else {
     TRIDENT_CHECK(input.ndim() == 3 && input.dim(2) == hidden)
         << "stage input must be [B, T, " << hidden << "], got " << input.DebugString();
@@ -172,16 +198,22 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
   }
   m.blocks.resize(blocks_.size());
   for (size_t i = 0; i < blocks_.size(); ++i) {
-    RETURN_IF_ERROR(blocks_[i]->Forward(ctx, x, &m.blocks[i]));
+    RETURN_IF_ERROR(blocks_[i]->Forward(ctx, x, batch, seq, &m.blocks[i]));
     x = m.blocks[i].output;
   }
   if (!spec_.has_head) return x;
 
   HeadActivations& h = m.head;
-  const int64_t n = batch * seq;
   h.input = x;
-  h.ln_out = Tensor::Empty({n, hidden}, DType::kFloat32, ctx.allocator());
-  h.ln = final_ln_->Forward(ctx, x.Reshape({n, hidden}), h.ln_out);
+  // Final LayerNorm on this rank's rows; the head reads all N of them.
+  Tensor ln_local = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
+  h.ln = final_ln_->Forward(ctx, x.Reshape({local_rows, hidden}), ln_local);
+  if (sp) {
+    h.ln_out = Tensor::Empty({n, hidden}, DType::kFloat32, ctx.allocator());
+    RETURN_IF_ERROR(tp_.AllGatherRows(ctx, ln_local, h.ln_out));
+  } else {
+    h.ln_out = ln_local;
+  }
   TRIDENT_CHECK(targets.dtype() == DType::kInt32 && targets.numel() == n)
       << "the last stage takes targets [B, T] int32, got " << targets.DebugString();
   h.targets = targets.Reshape({n});
@@ -225,16 +257,22 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
   Tensor dy;
   if (spec_.has_head) {
     HeadActivations& h = m->head;
-    const int64_t n = h.targets.numel();
-    h.d_ln_out = Tensor::Empty({n, hidden}, DType::kFloat32, ctx.allocator());
-    RETURN_IF_ERROR(loss_->BackwardInput(ctx, head_wte_->value, h.targets, h.logsumexp,
-                                         loss_scale, h.logits, h.d_ln_out));
+    const int64_t local_rows = h.input.numel() / hidden;
+    h.d_ln_out = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
+    if (spec_.sequence_parallel) {
+      RETURN_IF_ERROR(loss_->BackwardInputReduceScatter(ctx, head_wte_->value, h.targets,
+                                                        h.logsumexp, loss_scale, h.logits,
+                                                        h.d_ln_out));
+    } else {
+      RETURN_IF_ERROR(loss_->BackwardInput(ctx, head_wte_->value, h.targets, h.logsumexp,
+                                           loss_scale, h.logits, h.d_ln_out));
+    }
     dy = Tensor::Empty(h.input.shape(), DType::kFloat32, ctx.allocator());
-    final_ln_->BackwardInput(ctx, h.input.Reshape({n, hidden}), h.ln, h.d_ln_out,
-                             dy.Reshape({n, hidden}));
+    final_ln_->BackwardInput(ctx, h.input.Reshape({local_rows, hidden}), h.ln, h.d_ln_out,
+                             dy.Reshape({local_rows, hidden}));
   } else {
-    TRIDENT_CHECK(grad_output.defined() && grad_output.ndim() == 3 &&
-                  grad_output.dim(2) == hidden)
+    TRIDENT_CHECK(grad_output.defined() && grad_output.ndim() == (spec_.sequence_parallel ? 2 : 3) &&
+                  grad_output.dim(-1) == hidden)
         << "stage output gradient must be [B, T, " << hidden << "], got "
         << grad_output.DebugString();
     dy = grad_output;
@@ -246,7 +284,16 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
   }
   m->backward_input_done = true;
   if (embedding_ != nullptr) {
-    m->d_embedding_out = dy;
+    if (spec_.sequence_parallel) {
+      // wpe's gradient sums over the batch at each position and wte's scatters
+      // by token: both read the whole [B, T, hidden] gradient, gathered here
+      // so that they come out whole (and equal) on every rank.
+      m->d_embedding_out = Tensor::Empty({m->tokens.dim(0), m->tokens.dim(1), hidden},
+                                         DType::kFloat32, ctx.allocator());
+      RETURN_IF_ERROR(tp_.AllGatherRows(ctx, dy, m->d_embedding_out.Reshape({-1, hidden})));
+    } else {
+      m->d_embedding_out = dy;
+    }
     return Tensor();
   }
   return dy;
@@ -260,14 +307,24 @@ absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb) {
   }
   if (spec_.has_head) {
     HeadActivations& h = m->head;
-    const int64_t n = h.targets.numel();
     loss_->BackwardWeights(ctx, h.ln_out, h.logits, head_wte_->grad);
-    final_ln_->BackwardWeights(ctx, h.input.Reshape({n, config_.hidden_size()}), h.ln,
-                               h.d_ln_out);
+    final_ln_->BackwardWeights(ctx, h.input.Reshape(h.d_ln_out.shape()), h.ln, h.d_ln_out);
   }
   for (size_t i = blocks_.size(); i-- > 0;) blocks_[i]->BackwardWeights(ctx, &m->blocks[i]);
   if (embedding_ != nullptr) embedding_->BackwardWeights(ctx, m->tokens, m->d_embedding_out);
   stash_.erase(mb);
+  return absl::OkStatus();
+}
+
+absl::Status GptStage::ReduceSequenceParallelGradients() {
+  if (!spec_.sequence_parallel) return absl::OkStatus();
+  ParameterList partial;
+  for (auto& block : blocks_) block->AppendSequenceParallelPartials(partial);
+  if (final_ln_ != nullptr) {
+    partial.push_back(&final_ln_->weight());
+    partial.push_back(&final_ln_->bias());
+  }
+  for (Parameter* p : partial) RETURN_IF_ERROR(tp_.AllReduceSum(p->grad));
   return absl::OkStatus();
 }
 

@@ -39,6 +39,12 @@ struct StageSpec {
   bool has_head = true;       // The last chunk: final LayerNorm, tied head, loss.
   // Rows of the (tensor-parallel padded) vocabulary: topology::PaddedVocabSize.
   int64_t padded_vocab = 0;
+  // Sequence parallelism (Korthikanti et al. 2022), tp > 1 only: activations
+  // between blocks are split by tokens over the tp group (see block.h), and
+  // every micro-batch's B * T must be a multiple of tp. Only for a stage that
+  // holds the embedding for now (a pipeline stage's input would have to carry
+  // the micro-batch's B and T along with its chunk).
+  bool sequence_parallel = false;
 
   // The whole model as one stage.
   static StageSpec Whole(const GptConfig& config, int64_t padded_vocab);
@@ -64,8 +70,9 @@ class GptStage {
   // Forward of micro-batch `mb`. `input`: tokens [B, T] int32 on the first
   // stage, the previous stage's output [B, T, hidden] otherwise. `targets`
   // [B, T] int32 on the last stage (ignored elsewhere). Returns the output
-  // activation [B, T, hidden], or an undefined tensor on the last stage, whose
-  // output is the loss (LossSum).
+  // activation [B, T, hidden] (with sequence parallelism: this rank's row chunk
+  // [B * T / tp, hidden]; its gradient comes back shaped the same), or an
+  // undefined tensor on the last stage, whose output is the loss (LossSum).
   absl::StatusOr<Tensor> Forward(const ExecContext& ctx, int mb, const Tensor& input,
                                  const Tensor& targets);
 
@@ -88,6 +95,15 @@ class GptStage {
   // Accumulates mb's parameter gradients and releases its stash.
   absl::Status BackwardWeights(const ExecContext& ctx, int mb);
 
+  // Sequence parallelism leaves the gradients of the LayerNorms (ln_1, ln_2 of
+  // every block, ln_f) summed over this rank's tokens only. Call once per step,
+  // after every micro-batch's BackwardWeights and before the data-parallel
+  // reduction and the gradient norm: it all-reduces exactly those over tp.
+  // Without sequence parallelism it does nothing. (The row-parallel biases and
+  // wpe get their gradients from all-gathered output gradients: they are
+  // whole on every rank already.)
+  absl::Status ReduceSequenceParallelGradients();
+
   // Drops mb's stash without a backward (evaluation, forward-only runs).
   void Discard(int mb) { stash_.erase(mb); }
 
@@ -99,13 +115,13 @@ class GptStage {
 
  private:
   struct HeadActivations {
-    Tensor input;  // The last block's output [N, hidden].
-    Tensor ln_out;
+    Tensor input;  // The last block's output [N, hidden] (a row chunk with SP).
+    Tensor ln_out;  // [N, hidden] (all-gathered with SP).
     LayerNormStats ln;
     Tensor targets;    // [N]
     Tensor logits;     // [N, local vocab]; dLoss/dlogits after BackwardInput.
     Tensor logsumexp;  // [N]
-    Tensor d_ln_out;
+    Tensor d_ln_out;  // Shaped like `input`.
     double loss_sum = 0;
     int64_t loss_tokens = 0;
   };

@@ -73,6 +73,8 @@ run tp2 --tp=2
 compare tp2
 run tp2_dp2 --tp=2 --dp=2 --micro_batch_size=1 --micro_batches=2
 compare tp2_dp2
+run tp2_sp --tp=2 --sequence_parallel
+compare tp2_sp
 
 if command -v mpirun >/dev/null 2>&1; then
   mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 \

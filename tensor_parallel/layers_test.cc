@@ -176,6 +176,8 @@ TEST_P(ColumnParallelLinearTest, MatchesDenseReference) {
     Tensor y_local = Tensor::Empty({n, out / tp_size}, DType::kFloat32);
     layer.Forward(ctx, ToTensor(x), y_local);
     ExpectClose(y_local, Columns(y, cols).v, where + "y");
+    ASSIGN_OR_RETURN(Tensor y_full, layer.ForwardGatherOutput(ctx, ToTensor(x)));
+    ExpectClose(y_full, y.v, where + "gathered y");
 
     Tensor dy_local = ToTensor(Columns(dy, cols));
     Tensor dx_got = Tensor::Empty({n, in}, DType::kFloat32);

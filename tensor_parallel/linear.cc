@@ -4,6 +4,7 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/gemm.h"
 #include "core/random.h"
+#include "tensor_parallel/gather.h"
 
 namespace trident::tp {
 
@@ -70,6 +71,16 @@ void ColumnParallelLinear::Forward(const ExecContext& ctx, const Tensor& x,
                                    const Tensor& y) const {
   ops::BroadcastRows(ctx, bias_.value, y);
   ops::Gemm(ctx, x, Trans::kNo, weight_.value, Trans::kNo, y, 1.0f, 1.0f);
+}
+
+absl::StatusOr<Tensor> ColumnParallelLinear::ForwardGatherOutput(const ExecContext& ctx,
+                                                                 const Tensor& x) const {
+  const int64_t rows = x.dim(0);
+  Tensor local = Tensor::Empty({rows, local_out_features()}, DType::kFloat32, ctx.allocator());
+  Forward(ctx, x, local);
+  ShardLayout layout = weight_.layout;  // Split like the weight's columns.
+  layout.global_shape = {rows, out_};
+  return GatherShards(ctx, local, layout, tp_);
 }
 
 absl::Status ColumnParallelLinear::BackwardInput(const ExecContext& ctx, const Tensor& dy,

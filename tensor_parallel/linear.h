@@ -21,6 +21,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/exec_context.h"
 #include "core/parameter.h"
 #include "core/tensor.h"
@@ -45,6 +46,10 @@ class ColumnParallelLinear {
 
   // y [N, local_out] = x [N, in] W_local + b_local.
   void Forward(const ExecContext& ctx, const Tensor& x, const Tensor& y) const;
+  // Megatron's gather_output: the whole output [N, out] on every rank, this
+  // rank's slice all-gathered and put back in the serial column order (block by
+  // block). For heads whose consumer needs every feature; the GPT never does.
+  absl::StatusOr<Tensor> ForwardGatherOutput(const ExecContext& ctx, const Tensor& x) const;
   // dx [N, in] = dy W_local^T, all-reduced over the group (f's backward).
   absl::Status BackwardInput(const ExecContext& ctx, const Tensor& dy, const Tensor& dx) const;
   // Sequence-parallel form: the input was all-gathered from row chunks, so dx

@@ -346,8 +346,10 @@ std::string ProcessGrid::Describe(int max_rows) const {
   absl::StrAppend(&out, "  sequence parallel ", l.sequence_parallel() ? "on" : "off",
                   ", ZeRO stage ", l.zero_stage(), ", recompute ", RecomputeName(l.recompute()),
                   ", gradient compression ", compression, ", grad reduce ",
-                  l.overlap_grad_reduce() ? "overlapped" : "after backward", " in ",
-                  l.grad_bucket_mb(), " MiB buckets\n");
+                  l.overlap_grad_reduce()
+                      ? absl::StrCat("overlapped in ", l.grad_bucket_mb(), " MiB buckets")
+                      : std::string("after backward"),
+                  "\n");
 
   std::vector<std::string> counts;
   for (GroupKind kind : kAllGroupKinds) {

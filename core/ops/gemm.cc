@@ -1,5 +1,8 @@
 #include "core/ops/gemm.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "core/check.h"
 #include "core/ops/dispatch.h"
 #include "core/ops/validate.h"
@@ -42,7 +45,44 @@ void CheckGemmShapes(const char* op, const Tensor& a, Trans trans_a, const Tenso
       << "), c is " << c.DebugString() << ": need op(a) [M, K], op(b) [K, N], c [M, N]";
 }
 
+// The observer installed on this thread (ScopedGemmObserver), or null.
+thread_local GemmObserver* current_gemm_observer = nullptr;
+
+// Row stride of the matrix stored in x's last two dims, as the backends use it.
+int64_t RowStride(const Tensor& x) {
+  return x.dim(-2) <= 1 ? std::max<int64_t>(x.dim(-1), 1) : x.stride(-2);
+}
+
+GemmCall DescribeCall(bool batched, const Tensor& a, Trans trans_a, const Tensor& b, Trans trans_b,
+                      const Tensor& c, float alpha, float beta) {
+  GemmCall call;
+  call.batched = batched;
+  call.trans_a = trans_a;
+  call.trans_b = trans_b;
+  call.m = c.dim(-2);
+  call.n = c.dim(-1);
+  call.k = OpDims(a, trans_a).cols;
+  call.batch = batched ? c.dim(0) : 1;
+  call.row_stride_a = RowStride(a);
+  call.row_stride_b = RowStride(b);
+  call.row_stride_c = RowStride(c);
+  if (batched) {
+    call.batch_stride_a = a.stride(0);
+    call.batch_stride_b = b.stride(0);
+    call.batch_stride_c = c.stride(0);
+  }
+  call.alpha = alpha;
+  call.beta = beta;
+  return call;
+}
+
 }  // namespace
+
+ScopedGemmObserver::ScopedGemmObserver(GemmObserver* observer) : previous_(current_gemm_observer) {
+  current_gemm_observer = observer;
+}
+
+ScopedGemmObserver::~ScopedGemmObserver() { current_gemm_observer = previous_; }
 
 void Gemm(const ExecContext& ctx, const Tensor& a, Trans trans_a, const Tensor& b, Trans trans_b,
           const Tensor& c, float alpha, float beta) {
@@ -50,6 +90,13 @@ void Gemm(const ExecContext& ctx, const Tensor& a, Trans trans_a, const Tensor& 
   CheckMatrixOperand(ctx, "Gemm", "b", b, 2);
   CheckMatrixOperand(ctx, "Gemm", "c", c, 2);
   CheckGemmShapes("Gemm", a, trans_a, b, trans_b, c);
+  if (GemmObserver* observer = current_gemm_observer; observer != nullptr) {
+    const GemmCall call = DescribeCall(false, a, trans_a, b, trans_b, c, alpha, beta);
+    observer->BeforeGemm(call);
+    BackendFor(ctx).Gemm(ctx, a, trans_a, b, trans_b, c, alpha, beta);
+    observer->AfterGemm(call);
+    return;
+  }
   BackendFor(ctx).Gemm(ctx, a, trans_a, b, trans_b, c, alpha, beta);
 }
 
@@ -62,6 +109,13 @@ void BatchedGemm(const ExecContext& ctx, const Tensor& a, Trans trans_a, const T
       << "ops::BatchedGemm: batch sizes differ: a " << a.DebugString() << ", b " << b.DebugString()
       << ", c " << c.DebugString();
   CheckGemmShapes("BatchedGemm", a, trans_a, b, trans_b, c);
+  if (GemmObserver* observer = current_gemm_observer; observer != nullptr) {
+    const GemmCall call = DescribeCall(true, a, trans_a, b, trans_b, c, alpha, beta);
+    observer->BeforeGemm(call);
+    BackendFor(ctx).BatchedGemm(ctx, a, trans_a, b, trans_b, c, alpha, beta);
+    observer->AfterGemm(call);
+    return;
+  }
   BackendFor(ctx).BatchedGemm(ctx, a, trans_a, b, trans_b, c, alpha, beta);
 }
 

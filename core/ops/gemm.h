@@ -41,6 +41,67 @@ void BatchedGemm(const ExecContext& ctx, const Tensor& a, Trans trans_a, const T
 Tensor Matmul(const ExecContext& ctx, const Tensor& a, Trans trans_a, const Tensor& b,
               Trans trans_b);
 
+// ---- Observing the products (benchmarks, profilers; not for model code). ----
+//
+// Gemm and BatchedGemm (and Matmul through Gemm) describe every call to the
+// observer installed on the calling thread, if any, before and after running
+// it. With none installed the cost is one thread-local pointer test per call.
+// Products computed inside other ops' kernels (the score and context products
+// of the attention kernel) do not go through these entry points and are not
+// reported.
+
+// One call, enough to replay it on other buffers of the same geometry.
+struct GemmCall {
+  bool batched = false;  // BatchedGemm (else Gemm).
+  Trans trans_a = Trans::kNo;
+  Trans trans_b = Trans::kNo;
+  // op(a) is [m, k], op(b) [k, n], c [m, n]; `batch` such products (1 for Gemm).
+  int64_t m = 0;
+  int64_t n = 0;
+  int64_t k = 0;
+  int64_t batch = 1;
+  // Row strides of the stored matrices (their column count when they have one
+  // row), and batch strides (0 for Gemm), in elements.
+  int64_t row_stride_a = 0;
+  int64_t row_stride_b = 0;
+  int64_t row_stride_c = 0;
+  int64_t batch_stride_a = 0;
+  int64_t batch_stride_b = 0;
+  int64_t batch_stride_c = 0;
+  float alpha = 1.0f;
+  float beta = 0.0f;  // Non-zero: c is read (accumulation).
+
+  // Floating-point operations: 2 m n k per product.
+  double Flops() const {
+    return 2.0 * static_cast<double>(batch) * static_cast<double>(m) * static_cast<double>(n) *
+           static_cast<double>(k);
+  }
+};
+
+class GemmObserver {
+ public:
+  virtual ~GemmObserver() = default;
+  // On the calling thread, after the operands were checked, before the product.
+  virtual void BeforeGemm(const GemmCall& call) = 0;
+  // After the backend returned: on the CPU the product is done; on an
+  // asynchronous device it is only enqueued on the context's stream.
+  virtual void AfterGemm(const GemmCall& call) = 0;
+};
+
+// Installs `observer` (not owned; may be null: none) for the calling thread
+// while in scope; the previously installed one is restored on destruction and
+// does not see the calls meanwhile. Nest in stack order only.
+class ScopedGemmObserver {
+ public:
+  explicit ScopedGemmObserver(GemmObserver* observer);
+  ~ScopedGemmObserver();
+  ScopedGemmObserver(const ScopedGemmObserver&) = delete;
+  ScopedGemmObserver& operator=(const ScopedGemmObserver&) = delete;
+
+ private:
+  GemmObserver* previous_;
+};
+
 }  // namespace trident::ops
 
 #endif  // TRIDENT_CORE_OPS_GEMM_H_

@@ -124,9 +124,12 @@ absl::Status ValidateBuffer(const Communicator& comm, CommOp op, absl::string_vi
   return absl::OkStatus();
 }
 
-absl::Status ValidateReduceScatter(const Communicator& comm, const ConstBuffer& in,
-                                   const Buffer& out) {
-  const CommOp op = CommOp::kReduceScatter;
+namespace {
+
+// The checks reduce-scatter and all-gather share: both buffers well formed and
+// of one dtype.
+absl::Status ValidateInputOutput(const Communicator& comm, CommOp op, const ConstBuffer& in,
+                                 const Buffer& out) {
   if (absl::Status s = ValidateBuffer(comm, op, "input", in); !s.ok()) return s;
   if (absl::Status s = ValidateBuffer(comm, op, "output", out); !s.ok()) return s;
   if (in.dtype != out.dtype) {
@@ -134,6 +137,15 @@ absl::Status ValidateReduceScatter(const Communicator& comm, const ConstBuffer& 
                                                    DTypeName(in.dtype), " differs from output dtype ",
                                                    DTypeName(out.dtype)));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateReduceScatter(const Communicator& comm, const ConstBuffer& in,
+                                   const Buffer& out) {
+  const CommOp op = CommOp::kReduceScatter;
+  if (absl::Status s = ValidateInputOutput(comm, op, in, out); !s.ok()) return s;
   if (in.count != out.count * comm.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         Prefix(comm, op), ": input count ", in.count, " must equal output count ", out.count,
@@ -145,13 +157,7 @@ absl::Status ValidateReduceScatter(const Communicator& comm, const ConstBuffer& 
 absl::Status ValidateAllGather(const Communicator& comm, const ConstBuffer& in,
                                const Buffer& out) {
   const CommOp op = CommOp::kAllGather;
-  if (absl::Status s = ValidateBuffer(comm, op, "input", in); !s.ok()) return s;
-  if (absl::Status s = ValidateBuffer(comm, op, "output", out); !s.ok()) return s;
-  if (in.dtype != out.dtype) {
-    return absl::InvalidArgumentError(absl::StrCat(Prefix(comm, op), ": input dtype ",
-                                                   DTypeName(in.dtype), " differs from output dtype ",
-                                                   DTypeName(out.dtype)));
-  }
+  if (absl::Status s = ValidateInputOutput(comm, op, in, out); !s.ok()) return s;
   if (out.count != in.count * comm.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         Prefix(comm, op), ": output count ", out.count, " must equal input count ", in.count,

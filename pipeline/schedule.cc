@@ -240,6 +240,26 @@ absl::StatusOr<Schedule> MakeZeroBubbleH1Schedule(int num_stages, int num_micro_
   return Assemble(ScheduleKind::kZeroBubbleH1, p, m, 1, computes);
 }
 
+absl::StatusOr<Schedule> MakeForwardOnlySchedule(int num_stages, int num_micro_batches,
+                                                 int num_chunks) {
+  if (absl::Status status = ValidateCommon(num_stages, num_micro_batches, num_chunks);
+      !status.ok()) {
+    return status;
+  }
+  std::vector<std::vector<Compute>> computes(num_stages);
+  for (int mb = 0; mb < num_micro_batches; ++mb) {
+    for (int chunk = 0; chunk < num_chunks; ++chunk) {
+      for (int s = 0; s < num_stages; ++s) {
+        computes[s].push_back({ActionKind::kForward, mb, chunk});
+      }
+    }
+  }
+  Schedule schedule = Assemble(ScheduleKind::kOneFOneB, num_stages, num_micro_batches,
+                               num_chunks, computes);
+  schedule.forward_only = true;
+  return schedule;
+}
+
 absl::StatusOr<Schedule> MakeSchedule(ScheduleKind kind, int num_stages, int num_micro_batches,
                                       int num_chunks) {
   if (kind != ScheduleKind::kInterleaved1F1B && num_chunks != 1) {

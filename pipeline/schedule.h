@@ -72,6 +72,9 @@ struct Schedule {
   int num_stages = 1;        // p
   int num_micro_batches = 1; // m
   int num_chunks = 1;        // v, model chunks per stage
+  // Only F actions (and activation transfers): evaluation. The checker then
+  // expects no B or W.
+  bool forward_only = false;
   // stages[s] is the ordered action list of stage s.
   std::vector<std::vector<Action>> stages;
 
@@ -103,6 +106,12 @@ absl::StatusOr<Schedule> MakeInterleavedSchedule(int num_stages, int num_micro_b
 // micro-batches between F and B (as 1F1B) and at most p between F and W, which
 // is 1F1B's peak (stage 0); W needs less memory than B, as the paper notes.
 absl::StatusOr<Schedule> MakeZeroBubbleH1Schedule(int num_stages, int num_micro_batches);
+
+// Forward passes only, for evaluation: each stage runs its chunks' forwards
+// micro-batch by micro-batch, in model-chunk order (activations are freed by
+// the caller as soon as they are used). `kind` is only recorded.
+absl::StatusOr<Schedule> MakeForwardOnlySchedule(int num_stages, int num_micro_batches,
+                                                 int num_chunks = 1);
 
 // Dispatches on `kind`; `num_chunks` must be 1 unless kind is interleaved.
 absl::StatusOr<Schedule> MakeSchedule(ScheduleKind kind, int num_stages, int num_micro_batches,

@@ -1,6 +1,7 @@
 #include "pipeline/simulator.h"
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <map>
 #include <optional>
@@ -27,9 +28,12 @@ struct Message {
 
 class Simulation {
  public:
-  Simulation(const Schedule& schedule, const ActionDurations& durations)
+  // durations[s][i]: how long compute action i of stage s takes.
+  Simulation(const Schedule& schedule, std::vector<std::vector<double>> durations,
+             double comm_latency)
       : schedule_(schedule),
-        durations_(durations),
+        durations_(std::move(durations)),
+        comm_latency_(comm_latency),
         p_(schedule.num_stages),
         m_(schedule.num_micro_batches),
         num_model_chunks_(schedule.NumModelChunks()),
@@ -148,7 +152,7 @@ class Simulation {
             return false;
           }
         }
-        RunCompute(stage, kForwardPass, mb, k, durations_.forward, timing);
+        RunCompute(stage, kForwardPass, mb, k, durations_[stage][index], timing);
         ++in_flight_[stage];
         ++awaiting_backward_[stage];
         result_.peak_in_flight[stage] = std::max(result_.peak_in_flight[stage], in_flight_[stage]);
@@ -157,6 +161,7 @@ class Simulation {
         return true;
       }
       case ActionKind::kBackwardInput: {
+        if (schedule_.forward_only) return Error(stage, index, "a forward-only schedule has no B");
         if (Done(kBackwardInputPass, mb, k)) return Error(stage, index, "runs a second time");
         if (!Done(kForwardPass, mb, k)) {
           *wait_reason = absl::StrCat(ComputeName(ActionKind::kForward, mb, k),
@@ -176,18 +181,19 @@ class Simulation {
             return false;
           }
         }
-        RunCompute(stage, kBackwardInputPass, mb, k, durations_.backward_input, timing);
+        RunCompute(stage, kBackwardInputPass, mb, k, durations_[stage][index], timing);
         --awaiting_backward_[stage];
         return true;
       }
       case ActionKind::kBackwardWeight: {
+        if (schedule_.forward_only) return Error(stage, index, "a forward-only schedule has no W");
         if (Done(kBackwardWeightPass, mb, k)) return Error(stage, index, "runs a second time");
         if (!Done(kBackwardInputPass, mb, k)) {
           *wait_reason = absl::StrCat(ComputeName(ActionKind::kBackwardInput, mb, k),
                                       ", which has not run");
           return false;
         }
-        RunCompute(stage, kBackwardWeightPass, mb, k, durations_.backward_weight, timing);
+        RunCompute(stage, kBackwardWeightPass, mb, k, durations_[stage][index], timing);
         --in_flight_[stage];
         return true;
       }
@@ -217,7 +223,7 @@ class Simulation {
         }
         timing.start = timing.end = free_at_[stage];
         channels_[{stage, target, gradient}].push_back(
-            {mb, k, free_at_[stage] + durations_.comm_latency});
+            {mb, k, free_at_[stage] + comm_latency_});
         return true;
       }
       case ActionKind::kRecvActivation:
@@ -280,7 +286,7 @@ class Simulation {
     std::vector<std::string> missing;
     for (int k = 0; k < num_model_chunks_; ++k) {
       for (int mb = 0; mb < m_; ++mb) {
-        for (int pass = 0; pass < 3; ++pass) {
+        for (int pass = 0; pass < (schedule_.forward_only ? 1 : 3); ++pass) {
           if (Done(static_cast<Pass>(pass), mb, k)) continue;
           missing.push_back(absl::StrFormat(
               "stage %d never runs %s(mb=%d, chunk=%d)", schedule_.StageOfModelChunk(k),
@@ -308,7 +314,8 @@ class Simulation {
   }
 
   const Schedule& schedule_;
-  const ActionDurations durations_;
+  const std::vector<std::vector<double>> durations_;
+  const double comm_latency_;
   const int p_;
   const int m_;
   const int num_model_chunks_;
@@ -337,6 +344,12 @@ absl::Status ValidateShape(const Schedule& schedule) {
   return absl::OkStatus();
 }
 
+absl::Status CheckDuration(double d) {
+  if (d >= 0.0 && std::isfinite(d)) return absl::OkStatus();  // Also rejects NaN.
+  return absl::InvalidArgumentError(
+      absl::StrCat("action durations must be finite non-negative numbers, got ", d));
+}
+
 }  // namespace
 
 absl::StatusOr<SimulationResult> SimulateSchedule(const Schedule& schedule,
@@ -344,12 +357,43 @@ absl::StatusOr<SimulationResult> SimulateSchedule(const Schedule& schedule,
   if (absl::Status status = ValidateShape(schedule); !status.ok()) return status;
   for (double d : {durations.forward, durations.backward_input, durations.backward_weight,
                    durations.comm_latency}) {
-    if (!(d >= 0.0)) {  // Also rejects NaN.
-      return absl::InvalidArgumentError(
-          absl::StrCat("action durations must be non-negative numbers, got ", d));
+    if (absl::Status status = CheckDuration(d); !status.ok()) return status;
+  }
+  std::vector<std::vector<double>> per_action(schedule.stages.size());
+  for (size_t s = 0; s < schedule.stages.size(); ++s) {
+    for (const Action& action : schedule.stages[s]) {
+      double d = 0;
+      if (action.kind == ActionKind::kForward) d = durations.forward;
+      if (action.kind == ActionKind::kBackwardInput) d = durations.backward_input;
+      if (action.kind == ActionKind::kBackwardWeight) d = durations.backward_weight;
+      per_action[s].push_back(d);
     }
   }
-  Simulation simulation(schedule, durations);
+  Simulation simulation(schedule, std::move(per_action), durations.comm_latency);
+  return simulation.Run();
+}
+
+absl::StatusOr<SimulationResult> ReplaySchedule(
+    const Schedule& schedule, const std::vector<std::vector<double>>& action_durations,
+    double comm_latency) {
+  if (absl::Status status = ValidateShape(schedule); !status.ok()) return status;
+  if (action_durations.size() != schedule.stages.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "replay has durations for %d stages, the schedule has %d", action_durations.size(),
+        schedule.stages.size()));
+  }
+  for (size_t s = 0; s < schedule.stages.size(); ++s) {
+    if (action_durations[s].size() != schedule.stages[s].size()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "replay has %d durations for stage %d, which has %d actions", action_durations[s].size(),
+          s, schedule.stages[s].size()));
+    }
+    for (double d : action_durations[s]) {
+      if (absl::Status status = CheckDuration(d); !status.ok()) return status;
+    }
+  }
+  if (absl::Status status = CheckDuration(comm_latency); !status.ok()) return status;
+  Simulation simulation(schedule, action_durations, comm_latency);
   return simulation.Run();
 }
 

@@ -82,6 +82,15 @@ struct SimulationResult {
 absl::StatusOr<SimulationResult> SimulateSchedule(const Schedule& schedule,
                                                   const ActionDurations& durations);
 
+// SimulateSchedule with a duration per action: action_durations[s][i] is how
+// long compute action i of stage s takes (entries of transfers are ignored).
+// The bubble profiler replays a measured step with it, as if every stage had a
+// device of its own. INVALID_ARGUMENT when the shape does not match the
+// schedule or a duration is negative or not finite.
+absl::StatusOr<SimulationResult> ReplaySchedule(
+    const Schedule& schedule, const std::vector<std::vector<double>>& action_durations,
+    double comm_latency = 0.0);
+
 // SimulateSchedule with unit durations: the checker.
 absl::StatusOr<SimulationResult> CheckSchedule(const Schedule& schedule);
 

@@ -306,5 +306,63 @@ TEST(SimulatorTest, RejectsBadDurations) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// A replay with per-action durations is the uniform simulation when every
+// action of a kind gets that kind's duration, and it moves work when one
+// action alone gets longer.
+TEST(SimulatorTest, ReplayWithPerActionDurations) {
+  const Schedule schedule = *MakeOneFOneBSchedule(4, 8);
+  const ActionDurations uniform{1.5, 2.5, 0.5, 0.25};
+  std::vector<std::vector<double>> durations(4);
+  for (int s = 0; s < 4; ++s) {
+    for (const Action& a : schedule.stages[s]) {
+      durations[s].push_back(a.kind == ActionKind::kForward         ? uniform.forward
+                             : a.kind == ActionKind::kBackwardInput ? uniform.backward_input
+                             : a.kind == ActionKind::kBackwardWeight ? uniform.backward_weight
+                                                                     : 0.0);
+    }
+  }
+  const SimulationResult expected = *SimulateSchedule(schedule, uniform);
+  absl::StatusOr<SimulationResult> replayed = ReplaySchedule(schedule, durations, 0.25);
+  ASSERT_TRUE(replayed.ok()) << replayed.status();
+  EXPECT_EQ(replayed->makespan, expected.makespan);
+  EXPECT_EQ(replayed->busy, expected.busy);
+
+  // The last stage's first forward 10 units longer delays everything after it.
+  for (size_t i = 0; i < schedule.stages[3].size(); ++i) {
+    if (schedule.stages[3][i].kind == ActionKind::kForward) {
+      durations[3][i] += 10.0;
+      break;
+    }
+  }
+  absl::StatusOr<SimulationResult> slower = ReplaySchedule(schedule, durations, 0.25);
+  ASSERT_TRUE(slower.ok()) << slower.status();
+  EXPECT_EQ(slower->makespan, expected.makespan + 10.0);
+
+  durations[1].pop_back();
+  absl::Status status = ReplaySchedule(schedule, durations).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("for stage 1"));
+}
+
+TEST(SimulatorTest, ForwardOnlySchedulesAreCompleteWithoutBackward) {
+  for (int p = 1; p <= 4; ++p) {
+    for (int v : {1, 2}) {
+      absl::StatusOr<Schedule> schedule = MakeForwardOnlySchedule(p, 5, v);
+      ASSERT_TRUE(schedule.ok()) << schedule.status();
+      absl::StatusOr<SimulationResult> result = CheckSchedule(*schedule);
+      ASSERT_TRUE(result.ok()) << result.status();
+      for (const Action& a : schedule->stages[0]) {
+        EXPECT_TRUE(a.kind == ActionKind::kForward || a.kind == ActionKind::kSendActivation ||
+                    a.kind == ActionKind::kRecvActivation)
+            << a.ToString();
+      }
+    }
+  }
+  Schedule with_backward = *MakeForwardOnlySchedule(1, 1);
+  with_backward.stages[0].push_back({ActionKind::kBackwardInput, 0, 0, -1});
+  EXPECT_THAT(std::string(CheckSchedule(with_backward).status().message()),
+              HasSubstr("a forward-only schedule has no B"));
+}
+
 }  // namespace
 }  // namespace trident::pipeline

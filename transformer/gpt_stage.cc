@@ -1,5 +1,6 @@
 #include "transformer/gpt_stage.h"
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
 #include "core/ops/cross_entropy.h"
@@ -144,6 +145,32 @@ ParameterList GptStage::parameters() {
   }
   if (head_wte_ == &head_wte_copy_) params.push_back(&head_wte_copy_);
   return params;
+}
+
+int64_t GptStage::StashBytes() const {
+  absl::flat_hash_set<const void*> seen;
+  int64_t bytes = 0;
+  const auto add = [&](const Tensor& t) {
+    if (t.defined() && seen.insert(t.raw_data()).second) bytes += static_cast<int64_t>(t.nbytes());
+  };
+  for (const auto& [mb, m] : stash_) {
+    add(m.tokens);
+    add(m.d_embedding_out);
+    for (const BlockActivations& b : m.blocks) {
+      for (const Tensor* t : {&b.input, &b.ln1_out, &b.ln1.mean, &b.ln1.rstd, &b.qkv, &b.attn_probs,
+                              &b.attn_out, &b.residual, &b.ln2_out, &b.ln2.mean, &b.ln2.rstd,
+                              &b.fc_pre, &b.fc_act, &b.output, &b.d_fc2_out, &b.d_fc_pre,
+                              &b.d_ln2_out, &b.d_proj_out, &b.d_qkv, &b.d_ln1_out}) {
+        add(*t);
+      }
+    }
+    const HeadActivations& h = m.head;
+    for (const Tensor* t : {&h.input, &h.ln_out, &h.ln.mean, &h.ln.rstd, &h.targets, &h.logits,
+                            &h.logsumexp, &h.d_ln_out}) {
+      add(*t);
+    }
+  }
+  return bytes;
 }
 
 absl::StatusOr<GptStage::MicroBatch*> GptStage::Find(int mb, const char* what) {

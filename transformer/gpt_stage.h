@@ -107,6 +107,19 @@ class GptStage {
   // Drops mb's stash without a backward (evaluation, forward-only runs).
   void Discard(int mb) { stash_.erase(mb); }
 
+  // Bytes of the distinct tensors the stash holds now (activations kept for
+  // the backward, over every pending micro-batch): the stage's activation
+  // memory.
+  int64_t StashBytes() const;
+
+  // The head's own copy of the token embedding on a stage that holds the head
+  // but not the embedding (pipeline parallelism with tied embeddings); null
+  // otherwise. Its gradient must be summed with the embedding's over the
+  // embedding group, and it must not count twice in the gradient norm.
+  Parameter* head_embedding_copy() {
+    return head_wte_ == &head_wte_copy_ ? &head_wte_copy_ : nullptr;
+  }
+
   // Micro-batches whose BackwardWeights has not run yet.
   int pending_micro_batches() const { return static_cast<int>(stash_.size()); }
 

@@ -1,0 +1,52 @@
+#ifndef TRIDENT_PIPELINE_EXECUTOR_H_
+#define TRIDENT_PIPELINE_EXECUTOR_H_
+
+// Runs one stage's action list of a Schedule (DESIGN.md rule 6: the list the
+// checker proved is the list that runs) against a PipelineStage, moving
+// activations and gradients over the pipeline communicator.
+//
+// Transfers follow the simulator's model (simulator.h), which the checker
+// proved deadlock-free for the list:
+// - A SEND is asynchronous: it is issued and never waited for until the end of
+//   the step, so no stage ever blocks on a slower receiver. The sent tensor is
+//   kept alive until then.
+// - A RECV blocks until its data is there. To overlap the transfer with
+//   compute, the receive of the next RECV in the list is posted before each
+//   compute action (one receive in flight ahead, in list order, so messages of
+//   one kind between two stages still match in order).
+// Activations use tag 0 and gradients tag 1 on the pp communicator, whose ranks
+// are the stages. Hand-offs between two chunks of one stage (p = 1 with v > 1)
+// stay in memory.
+//
+// Every action can be stamped (start and end on a clock shared by all stages of
+// the process), which is what the bubble profiler records.
+
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/comm/communicator.h"
+#include "pipeline/schedule.h"
+#include "pipeline/stage.h"
+#include "pipeline/simulator.h"
+
+namespace trident::pipeline {
+
+struct ExecutorOptions {
+  // When set, timings[i] receives action i's [start, end] in seconds after
+  // `epoch` (wall clock). RECV actions span the wait for their data.
+  std::vector<ActionTiming>* timings = nullptr;
+  absl::Time epoch = absl::InfinitePast();
+};
+
+// Runs `schedule.stages[stage_index]` on `stage`. `pp` is the pipeline
+// communicator (rank = stage index, size = num_stages); it may be null when the
+// schedule has one stage. Every stage of the pipeline calls this with the same
+// schedule at the same step. Returns the first error of a pass or transfer,
+// naming the action.
+absl::Status RunStageSchedule(const Schedule& schedule, int stage_index, PipelineStage& stage,
+                              comm::Communicator* pp, const ExecutorOptions& options = {});
+
+}  // namespace trident::pipeline
+
+#endif  // TRIDENT_PIPELINE_EXECUTOR_H_

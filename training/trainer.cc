@@ -34,6 +34,7 @@
 #include "training/lr_schedule.h"
 #include "training/metrics.h"
 #include "training/optimizer.h"
+#include "training/step_runner.h"
 #include "training/train_config.h"
 #include "transformer/gpt_stage.h"
 
@@ -96,7 +97,6 @@ class RankTrainer {
   absl::Status LoadCheckpoint();
   absl::Status ExportModel();
   std::string CheckpointLayoutText() const;
-  absl::StatusOr<double> SumOverDataParallel(double value);
   std::ostream& log() const { return options_.log != nullptr ? *options_.log : std::cout; }
   bool reporter() const { return rank_ == 0; }
 
@@ -110,8 +110,7 @@ class RankTrainer {
 
   std::optional<topology::ProcessGrid> grid_;
   topology::GridCommunicators comms_;
-  std::unique_ptr<transformer::GptStage> stage_;
-  std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<StepRunner> runner_;
   std::optional<data::TrainBatches> batches_;
   std::optional<data::ValidationWindows> val_windows_;
   std::unique_ptr<MetricsWriter> metrics_;
@@ -129,15 +128,7 @@ absl::Status RankTrainer::Setup() {
   const auto& model = config_.model();
   const int64_t padded_vocab =
       topology::PaddedVocabSize(model.vocab_size(), layout_.tensor_parallel());
-  transformer::StageSpec spec = transformer::StageSpec::Whole(model, padded_vocab);
-  spec.sequence_parallel = layout_.sequence_parallel();
-  ASSIGN_OR_RETURN(stage_, transformer::GptStage::Create(model, spec,
-                                                         tp::TpGroup(comms_.tp.get()),
-                                                         Device::Cpu()));
-  stage_->Initialize(ctx_, static_cast<uint64_t>(config_.seed()));
-  ASSIGN_OR_RETURN(optimizer_, AdamW::Create(ctx_, stage_->parameters(),
-                                             AdamWSettingsFrom(config_.optimizer())));
-  optimizer_->SetNormFilter(CountReplicatedOnlyOnTensorRank0(comms_.tp->rank()));
+  ASSIGN_OR_RETURN(runner_, StepRunner::Create(config_, *grid_, rank_, comms_, ctx_));
 
   const int64_t global_batch = static_cast<int64_t>(layout_.micro_batch_size()) *
                                layout_.num_micro_batches() * layout_.data_parallel();
@@ -177,23 +168,12 @@ absl::Status RankTrainer::Setup() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<double> RankTrainer::SumOverDataParallel(double value) {
-  // The local backend reduces in rank order, so this sum is deterministic. fp32
-  // carries the per-replica loss sums to ~1e-7 relative.
-  float buffer = static_cast<float>(value);
-  if (comms_.dp->size() == 1) return value;
-  RETURN_IF_ERROR(comms_.dp->AllReduce(comm::Buffer{&buffer, 1, DType::kFloat32},
-                                       comm::ReduceOp::kSum));
-  return static_cast<double>(buffer);
-}
-
 absl::StatusOr<double> RankTrainer::TrainStep(int64_t step, double* grad_norm) {
   const int64_t mbs = layout_.micro_batch_size();
   const int m = layout_.num_micro_batches();
   const int64_t seq = batches_->seq_len();
-  optimizer_->ZeroGrad(ctx_);
-
-  // This replica's rows of the global batch, then micro-batches of them.
+  // This replica's rows of the global batch; the stage model cuts them into
+  // micro-batches.
   const data::RowRange rows{dp_rank_ * mbs * m, mbs * m};
   ASSIGN_OR_RETURN(std::vector<int32_t> tokens, batches_->Rows(step, rows));
   Tensor inputs, targets;
@@ -201,38 +181,9 @@ absl::StatusOr<double> RankTrainer::TrainStep(int64_t step, double* grad_norm) {
   // Every target of the data counts (no ignored positions), so the global batch
   // has global_batch * seq loss tokens whatever the layout.
   const double global_tokens = static_cast<double>(mbs) * m * layout_.data_parallel() * seq;
-  const float loss_scale = static_cast<float>(1.0 / global_tokens);
-
-  double loss_sum = 0;
-  for (int mb = 0; mb < m; ++mb) {
-    const Tensor mb_inputs = inputs.Slice(0, mb * mbs, mbs);
-    const Tensor mb_targets = targets.Slice(0, mb * mbs, mbs);
-    RETURN_IF_ERROR(stage_->Forward(ctx_, mb, mb_inputs, mb_targets).status());
-    loss_sum += stage_->LossSum(mb);
-    RETURN_IF_ERROR(stage_->BackwardInput(ctx_, mb, Tensor(), loss_scale).status());
-    RETURN_IF_ERROR(stage_->BackwardWeights(ctx_, mb));
-  }
-  RETURN_IF_ERROR(stage_->ReduceSequenceParallelGradients());
-  RETURN_IF_ERROR(data_parallel::AllReduceGradients(stage_->parameters(), comms_.dp.get()));
-
-  comm::Communicator* model_parallel = comms_.model_parallel.get();
-  ASSIGN_OR_RETURN(*grad_norm,
-                   optimizer_->GradientNorm(ctx_, [model_parallel](double& sum_of_squares) {
-                     if (model_parallel->size() == 1) return absl::OkStatus();
-                     float partial = static_cast<float>(sum_of_squares);
-                     RETURN_IF_ERROR(model_parallel->AllReduce(
-                         comm::Buffer{&partial, 1, DType::kFloat32}, comm::ReduceOp::kSum));
-                     sum_of_squares = partial;
-                     return absl::OkStatus();
-                   }));
-  if (!std::isfinite(*grad_norm)) {
-    return absl::InternalError(absl::StrCat("step ", step + 1, ": the gradient norm is ",
-                                            *grad_norm, "; stopping rather than stepping"));
-  }
-  const double lr = LearningRate(step, config_.optimizer(), config_.steps());
-  optimizer_->Step(ctx_, lr, ClipScale(*grad_norm, config_.optimizer().grad_clip()));
-  ASSIGN_OR_RETURN(const double total_loss, SumOverDataParallel(loss_sum));
-  return total_loss / global_tokens;
+  ASSIGN_OR_RETURN(const StepResult result, runner_->TrainStep(step, inputs, targets, global_tokens));
+  *grad_norm = result.grad_norm;
+  return result.loss;
 }
 
 absl::StatusOr<double> RankTrainer::Evaluate() {
@@ -251,21 +202,15 @@ absl::StatusOr<double> RankTrainer::Evaluate() {
         absl::MakeSpan(tokens)));
     Tensor inputs, targets;
     SplitRows(tokens, per_replica, seq, &inputs, &targets);
-    for (int mb = 0; mb < layout_.num_micro_batches(); ++mb) {
-      RETURN_IF_ERROR(stage_->Forward(ctx_, mb, inputs.Slice(0, mb * mbs, mbs),
-                                      targets.Slice(0, mb * mbs, mbs))
-                          .status());
-      loss_sum += stage_->LossSum(mb);
-      stage_->Discard(mb);
-    }
+    ASSIGN_OR_RETURN(const double batch_loss, runner_->EvaluateLossSum(inputs, targets));
+    loss_sum += batch_loss;
   }
   if (batches == 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "validation data ", job_.val_path, " has ", val_windows_->num_windows(),
         " windows, fewer than one global batch of ", global_batch));
   }
-  ASSIGN_OR_RETURN(const double total, SumOverDataParallel(loss_sum));
-  return total / static_cast<double>(batches * global_batch * seq);
+  return loss_sum / static_cast<double>(batches * global_batch * seq);
 }
 
 std::string RankTrainer::CheckpointLayoutText() const {
@@ -280,7 +225,7 @@ absl::Status RankTrainer::SaveCheckpoint(int64_t next_step) {
   if (reporter()) RETURN_IF_ERROR(checkpoint::BeginCheckpoint(dir).status());
   RETURN_IF_ERROR(world_.Barrier());
   std::vector<checkpoint::TensorBlob> blobs;
-  optimizer_->AppendStateBlobs(blobs);
+  runner_->optimizer().AppendStateBlobs(blobs);
   RETURN_IF_ERROR(checkpoint::WriteRankShard(checkpoint::PartialCheckpointDir(dir), rank_, blobs));
   RETURN_IF_ERROR(world_.Barrier());
   if (reporter()) {
@@ -314,18 +259,15 @@ absl::Status RankTrainer::LoadCheckpoint() {
                                                    ", beyond steps=", config_.steps()));
   }
   ASSIGN_OR_RETURN(checkpoint::TensorSet tensors, checkpoint::ReadRankShard(dir, rank_));
-  RETURN_IF_ERROR(optimizer_->LoadState(tensors));
+  RETURN_IF_ERROR(runner_->optimizer().LoadState(tensors));
   first_step_ = meta.step;
   return absl::OkStatus();
 }
 
 absl::Status RankTrainer::ExportModel() {
-  // The first replica's tensor-parallel group gathers the serial tensors;
-  // global rank 0 (a member of it) writes them.
-  if (dp_rank_ != 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(std::vector<NamedTensor> tensors,
-                   GatherSerialTensors(ctx_, stage_->parameters(), tp::TpGroup(comms_.tp.get()),
-                                       config_.model().vocab_size()));
+  // Replica 0's stages gather the serial tensors over tp and pp; global rank 0
+  // (stage 0, tp rank 0 of replica 0) writes them.
+  ASSIGN_OR_RETURN(std::vector<NamedTensor> tensors, runner_->GatherSerial(/*gradients=*/false));
   if (!reporter()) return absl::OkStatus();
   RETURN_IF_ERROR(WriteGpt2Safetensors(options_.export_path, tensors, config_.model()));
   log() << "exported " << options_.export_path << " (Hugging Face GPT-2 names)\n";
@@ -458,14 +400,10 @@ absl::Status CheckSupported(const TrainOptions& options) {
   if (options.device == "cuda") {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
   }
-  if (layout.pipeline_parallel() > 1) {
-    return Unsupported("layout.pipeline_parallel", absl::StrCat(layout.pipeline_parallel()),
-                       "pipeline parallelism (schedules and executor) is not built yet");
-  }
-  if (layout.virtual_pipeline_stages() > 1) {
-    return Unsupported("layout.virtual_pipeline_stages",
-                       absl::StrCat(layout.virtual_pipeline_stages()),
-                       "interleaved pipelines need pipeline parallelism");
+  if (layout.sequence_parallel() && layout.pipeline_parallel() > 1) {
+    return Unsupported("layout.sequence_parallel", "true",
+                       absl::StrCat("with pipeline_parallel=", layout.pipeline_parallel(),
+                                    " (sequence parallelism works within one stage so far)"));
   }
   if (layout.zero_stage() > 0) {
     return Unsupported("layout.zero_stage", absl::StrCat(layout.zero_stage()),

@@ -37,6 +37,7 @@
 #include "gtest/gtest.h"
 #include "tensor_parallel/gather.h"
 #include "tensor_parallel/tp_group.h"
+#include "tests/common/serial_comparison.h"
 #include "training/optimizer.h"
 #include "transformer/gpt_stage.h"
 
@@ -83,8 +84,11 @@ void MakeMicroBatch(int step, int mb, int64_t vocab, Tensor* tokens, Tensor* tar
   *targets = Tensor::FromVector(out, {kMicroBatchSize, kSeq});
 }
 
-// The serial model's tensors by parameter name.
-using TensorsByName = std::map<std::string, std::vector<float>>;
+using testing::ExpectSameTensors;
+using testing::kKeyBiasSuffix;
+using testing::MaxAbs;
+using testing::SplitOffKeyBias;
+using testing::TensorsByName;
 
 struct RunResult {
   std::vector<double> losses;     // Mean token loss of each step.
@@ -178,72 +182,6 @@ absl::StatusOr<RunResult> TrainModel(const Layout& layout) {
   return result;
 }
 
-// ||got - want|| / ||want||, or ||got|| when want is all zeros (then any
-// difference fails); NaN propagates (and fails every comparison).
-double RelativeDifference(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - want[i];
-    diff += d * d;
-    norm += static_cast<double>(want[i]) * want[i];
-  }
-  return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff) * 1e30;
-}
-
-// The key third of attn.c_attn.bias has a gradient that is exactly zero in
-// exact arithmetic (softmax is invariant to adding q.b_k to every score of a
-// row), so it holds only rounding noise (~1e-12), which AdamW's normalisation
-// turns into noise-sized steps that no two summation orders share. Parameters
-// after training are therefore compared with the key bias taken out
-// (`key_bias_out`); KeyBiasStaysNoise checks that it never learns anything.
-constexpr char kKeyBiasSuffix[] = " (key third)";
-
-TensorsByName SplitOffKeyBias(TensorsByName tensors, int64_t hidden) {
-  TensorsByName out;
-  for (auto& [name, values] : tensors) {
-    if (!absl::EndsWith(name, "attn.c_attn.bias")) {
-      out[name] = std::move(values);
-      continue;
-    }
-    std::vector<float> query_value(values.begin(), values.begin() + hidden);
-    query_value.insert(query_value.end(), values.begin() + 2 * hidden, values.end());
-    out[name + kKeyBiasSuffix] =
-        std::vector<float>(values.begin() + hidden, values.begin() + 2 * hidden);
-    out[name] = std::move(query_value);
-  }
-  return out;
-}
-
-double MaxAbs(const std::vector<float>& values) {
-  double m = 0;
-  for (float v : values) m = std::max(m, static_cast<double>(std::abs(v)));
-  return m;
-}
-
-// Adds a failure per tensor that differs; `worst` keeps the largest difference.
-void ExpectSameTensors(const TensorsByName& got, const TensorsByName& want, const char* what,
-                       bool key_bias_out, double* worst) {
-  const int64_t hidden = ModelConfig().hidden_size();
-  const TensorsByName a = key_bias_out ? SplitOffKeyBias(got, hidden) : got;
-  const TensorsByName b = key_bias_out ? SplitOffKeyBias(want, hidden) : want;
-  ASSERT_EQ(a.size(), b.size()) << what;
-  for (const auto& [name, values] : b) {
-    auto it = a.find(name);
-    ASSERT_NE(it, a.end()) << what << ": no " << name;
-    ASSERT_EQ(it->second.size(), values.size()) << what << ": " << name;
-    if (absl::EndsWith(name, kKeyBiasSuffix)) {
-      // Noise only: both runs keep it orders of magnitude below the learnt
-      // biases (~1e-2 after 20 steps), and finite.
-      EXPECT_LT(MaxAbs(it->second), 1e-4) << what << ": " << name;
-      EXPECT_LT(MaxAbs(values), 1e-4) << what << ": " << name;
-      continue;
-    }
-    const double difference = RelativeDifference(it->second, values);
-    EXPECT_LT(difference, kTolerance) << what << ": " << name;
-    if (!(difference <= *worst)) *worst = difference;
-  }
-}
-
 class ModelEquivalenceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -268,10 +206,12 @@ class ModelEquivalenceTest : public ::testing::Test {
       EXPECT_LT(difference, kTolerance)
           << "step " << s + 1 << ": " << run->losses[s] << " vs serial " << serial_->losses[s];
     }
+    const int64_t hidden = ModelConfig().hidden_size();
     ExpectSameTensors(run->grads_after_step1, serial_->grads_after_step1, "gradients after step 1",
-                      /*key_bias_out=*/false, &worst_grad);
+                      hidden, /*key_bias_out=*/false, kTolerance, &worst_grad);
     ExpectSameTensors(run->params_after_last, serial_->params_after_last,
-                      "parameters after step 20", /*key_bias_out=*/true, &worst_param);
+                      "parameters after step 20", hidden, /*key_bias_out=*/true, kTolerance,
+                      &worst_param);
     // For the record (the README quotes these).
     std::printf("%s: worst relative difference: loss %.3g, gradients %.3g, parameters %.3g\n",
                 layout.Name().c_str(), worst_loss, worst_grad, worst_param);

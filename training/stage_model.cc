@@ -1,0 +1,120 @@
+#include "training/stage_model.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "topology/layer_split.h"
+#include "topology/layout_validation.h"
+
+namespace trident::training {
+
+absl::StatusOr<std::unique_ptr<StageModel>> StageModel::Create(
+    const transformer::GptConfig& model, const topology::ParallelLayout& layout,
+    int pipeline_stage, const tp::TpGroup& tp, const ExecContext& ctx) {
+  const int p = layout.pipeline_parallel();
+  const int v = layout.virtual_pipeline_stages();
+  if (pipeline_stage < 0 || pipeline_stage >= p) {
+    return absl::InvalidArgumentError(absl::StrCat("pipeline stage ", pipeline_stage,
+                                                   " is outside pipeline_parallel=", p));
+  }
+  if (layout.sequence_parallel() && p > 1) {
+    return absl::UnimplementedError(
+        absl::StrCat("sequence_parallel=true with pipeline_parallel=", p,
+                     " is not supported yet: a stage's input would have to carry the "
+                     "micro-batch's shape with its row chunk"));
+  }
+  std::unique_ptr<StageModel> stage(new StageModel(pipeline_stage, p, ctx));
+  stage->hidden_ = model.hidden_size();
+  const int64_t padded_vocab = topology::PaddedVocabSize(model.vocab_size(), layout.tensor_parallel());
+  for (int chunk = 0; chunk < v; ++chunk) {
+    const topology::LayerRange layers =
+        topology::ChunkLayers(layout, model.num_layers(), pipeline_stage, chunk);
+    const int k = stage->model_chunk(chunk);
+    transformer::StageSpec spec;
+    spec.first_layer = layers.first;
+    spec.num_layers = layers.count;
+    spec.has_embedding = k == 0;
+    spec.has_head = k == p * v - 1;
+    spec.padded_vocab = padded_vocab;
+    spec.sequence_parallel = layout.sequence_parallel();
+    ASSIGN_OR_RETURN(std::unique_ptr<transformer::GptStage> gpt,
+                     transformer::GptStage::Create(model, spec, tp, ctx.device()));
+    stage->chunks_.push_back(std::move(gpt));
+  }
+  return stage;
+}
+
+void StageModel::Initialize(uint64_t seed) {
+  for (auto& chunk : chunks_) chunk->Initialize(ctx_, seed);
+}
+
+ParameterList StageModel::parameters() {
+  ParameterList params;
+  for (auto& chunk : chunks_) {
+    ParameterList own = chunk->parameters();
+    params.insert(params.end(), own.begin(), own.end());
+  }
+  return params;
+}
+
+void StageModel::SetMicroBatches(const Tensor& inputs, const Tensor& targets,
+                                 int micro_batch_size, float loss_scale, bool forward_only) {
+  inputs_ = inputs;
+  targets_ = targets;
+  micro_batch_size_ = micro_batch_size;
+  loss_scale_ = loss_scale;
+  forward_only_ = forward_only;
+  loss_sum_ = 0;
+  peak_stash_bytes_ = 0;
+}
+
+absl::Status StageModel::ReduceSequenceParallelGradients() {
+  for (auto& chunk : chunks_) RETURN_IF_ERROR(chunk->ReduceSequenceParallelGradients());
+  return absl::OkStatus();
+}
+
+Tensor StageModel::MicroBatchRows(const Tensor& rows, int mb) const {
+  return rows.Slice(0, static_cast<int64_t>(mb) * micro_batch_size_, micro_batch_size_);
+}
+
+std::vector<int64_t> StageModel::InputShape(int, int) const {
+  return {micro_batch_size_, inputs_.dim(1), hidden_};
+}
+
+std::vector<int64_t> StageModel::OutputShape(int chunk, int mb) const {
+  return InputShape(chunk, mb);
+}
+
+absl::StatusOr<Tensor> StageModel::Forward(int chunk, int mb, const Tensor& input) {
+  transformer::GptStage& gpt = *chunks_[chunk];
+  const bool first = gpt.spec().has_embedding;
+  const bool last = gpt.spec().has_head;
+  const Tensor targets = last ? MicroBatchRows(targets_, mb) : Tensor();
+  ASSIGN_OR_RETURN(Tensor output,
+                   gpt.Forward(ctx_, mb, first ? MicroBatchRows(inputs_, mb) : input, targets));
+  if (last) loss_sum_ += gpt.LossSum(mb);
+  if (forward_only_) {
+    gpt.Discard(mb);
+  } else {
+    int64_t stash = 0;
+    for (const auto& c : chunks_) stash += c->StashBytes();
+    peak_stash_bytes_ = std::max(peak_stash_bytes_, stash);
+  }
+  if (last) return Tensor();
+  // Blocks work on [B * T, hidden] rows; the next chunk takes [B, T, hidden].
+  return output.Reshape(OutputShape(chunk, mb));
+}
+
+absl::StatusOr<Tensor> StageModel::BackwardInput(int chunk, int mb, const Tensor& grad_output) {
+  transformer::GptStage& gpt = *chunks_[chunk];
+  ASSIGN_OR_RETURN(Tensor grad_input, gpt.BackwardInput(ctx_, mb, grad_output, loss_scale_));
+  if (gpt.spec().has_embedding) return Tensor();
+  return grad_input.Reshape(InputShape(chunk, mb));
+}
+
+absl::Status StageModel::BackwardWeight(int chunk, int mb) {
+  return chunks_[chunk]->BackwardWeights(ctx_, mb);
+}
+
+}  // namespace trident::training

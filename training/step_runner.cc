@@ -1,0 +1,156 @@
+#include "training/step_runner.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "core/tensor_comm.h"
+#include "data_parallel/gradient_sync.h"
+#include "pipeline/executor.h"
+#include "training/lr_schedule.h"
+#include "training/model_gather.h"
+
+namespace trident::training {
+namespace {
+
+pipeline::ScheduleKind ScheduleKindOf(topology::PipelineSchedule schedule) {
+  switch (schedule) {
+    case topology::GPIPE:
+      return pipeline::ScheduleKind::kGPipe;
+    case topology::ONE_F_ONE_B:
+      return pipeline::ScheduleKind::kOneFOneB;
+    case topology::INTERLEAVED_1F1B:
+      return pipeline::ScheduleKind::kInterleaved1F1B;
+    case topology::ZERO_BUBBLE_H1:
+      return pipeline::ScheduleKind::kZeroBubbleH1;
+  }
+  return pipeline::ScheduleKind::kOneFOneB;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
+    const TrainConfig& config, const topology::ProcessGrid& grid, int rank,
+    const topology::GridCommunicators& comms, const ExecContext& ctx) {
+  const topology::ParallelLayout& layout = config.layout();
+  std::unique_ptr<StepRunner> runner(new StepRunner(config, comms, ctx));
+  runner->coordinates_ = grid.CoordinatesOf(rank);
+  ASSIGN_OR_RETURN(runner->model_,
+                   StageModel::Create(config.model(), layout, runner->coordinates_.pp,
+                                      tp::TpGroup(comms.tp.get()), ctx));
+  runner->model_->Initialize(static_cast<uint64_t>(config.seed()));
+  ASSIGN_OR_RETURN(runner->optimizer_,
+                   AdamW::Create(ctx, runner->model_->parameters(),
+                                 AdamWSettingsFrom(config.optimizer())));
+  const NormFilter replicated = CountReplicatedOnlyOnTensorRank0(comms.tp->rank());
+  const Parameter* head_copy = runner->model_->head_embedding_copy();
+  runner->optimizer_->SetNormFilter([replicated, head_copy](const Parameter& p) {
+    return &p != head_copy && replicated(p);
+  });
+  const int p = layout.pipeline_parallel();
+  const int m = layout.num_micro_batches();
+  const int v = layout.virtual_pipeline_stages();
+  ASSIGN_OR_RETURN(runner->schedule_,
+                   pipeline::MakeSchedule(ScheduleKindOf(layout.schedule()), p, m, v));
+  ASSIGN_OR_RETURN(runner->forward_schedule_, pipeline::MakeForwardOnlySchedule(p, m, v));
+  return runner;
+}
+
+absl::Status StepRunner::SyncTiedEmbedding() {
+  // Stage 0 holds wte, the last stage a copy for the head. Each received only
+  // its own share of the gradient; summing both over the embedding group gives
+  // both the serial gradient, and equal copies take equal AdamW steps.
+  if (config_.layout().pipeline_parallel() == 1 || comms_.embedding == nullptr) {
+    return absl::OkStatus();
+  }
+  Parameter* wte = nullptr;
+  if (model_->holds_embedding()) {
+    for (Parameter* p : model_->chunk_parameters(0)) {
+      if (p->name == "wte.weight") wte = p;
+    }
+  } else {
+    wte = model_->head_embedding_copy();
+  }
+  if (wte == nullptr) {
+    return absl::InternalError(absl::StrCat("pipeline stage ", coordinates_.pp,
+                                            " is in the embedding group but holds no wte"));
+  }
+  return comms_.embedding->AllReduce(AsCommBuffer(wte->grad), comm::ReduceOp::kSum);
+}
+
+absl::StatusOr<double> StepRunner::ShareLoss(double value) {
+  // Doubles travel as their bits (int64): the broadcast and gather are exact,
+  // and every rank sums the replicas in the same order.
+  int64_t bits = std::bit_cast<int64_t>(value);
+  if (comms_.pp->size() > 1) {
+    RETURN_IF_ERROR(comms_.pp->Broadcast(comm::Buffer{&bits, 1, DType::kInt64},
+                                         comms_.pp->size() - 1));
+  }
+  const int dp = comms_.dp->size();
+  if (dp == 1) return std::bit_cast<double>(bits);
+  std::vector<int64_t> all(dp);
+  RETURN_IF_ERROR(comms_.dp->AllGather(comm::ConstBuffer(&bits, 1, DType::kInt64),
+                                       comm::Buffer{all.data(), dp, DType::kInt64}));
+  double sum = 0;
+  for (int64_t b : all) sum += std::bit_cast<double>(b);
+  return sum;
+}
+
+absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inputs,
+                                                 const Tensor& targets, double global_tokens,
+                                                 StepProfile* profile) {
+  const topology::ParallelLayout& layout = config_.layout();
+  optimizer_->ZeroGrad(ctx_);
+  model_->SetMicroBatches(inputs, targets, layout.micro_batch_size(),
+                          static_cast<float>(1.0 / global_tokens), /*forward_only=*/false);
+  pipeline::ExecutorOptions options;
+  if (profile != nullptr) {
+    options.timings = &profile->timings;
+    options.epoch = profile->epoch;
+  }
+  RETURN_IF_ERROR(pipeline::RunStageSchedule(schedule_, coordinates_.pp, *model_,
+                                             comms_.pp.get(), options));
+  if (profile != nullptr) profile->peak_stash_bytes = model_->peak_stash_bytes();
+  RETURN_IF_ERROR(model_->ReduceSequenceParallelGradients());
+  RETURN_IF_ERROR(SyncTiedEmbedding());
+  RETURN_IF_ERROR(data_parallel::AllReduceGradients(model_->parameters(), comms_.dp.get()));
+
+  StepResult result;
+  comm::Communicator* model_parallel = comms_.model_parallel.get();
+  ASSIGN_OR_RETURN(result.grad_norm,
+                   optimizer_->GradientNorm(ctx_, [model_parallel](double& sum_of_squares) {
+                     if (model_parallel->size() == 1) return absl::OkStatus();
+                     float partial = static_cast<float>(sum_of_squares);
+                     RETURN_IF_ERROR(model_parallel->AllReduce(
+                         comm::Buffer{&partial, 1, DType::kFloat32}, comm::ReduceOp::kSum));
+                     sum_of_squares = partial;
+                     return absl::OkStatus();
+                   }));
+  if (!std::isfinite(result.grad_norm)) {
+    return absl::InternalError(absl::StrCat("step ", step + 1, ": the gradient norm is ",
+                                            result.grad_norm, "; stopping rather than stepping"));
+  }
+  const double lr = LearningRate(step, config_.optimizer(), config_.steps());
+  optimizer_->Step(ctx_, lr, ClipScale(result.grad_norm, config_.optimizer().grad_clip()));
+  ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
+  result.loss = loss_sum / global_tokens;
+  return result;
+}
+
+absl::StatusOr<double> StepRunner::EvaluateLossSum(const Tensor& inputs, const Tensor& targets) {
+  model_->SetMicroBatches(inputs, targets, config_.layout().micro_batch_size(), 0.0f,
+                          /*forward_only=*/true);
+  RETURN_IF_ERROR(pipeline::RunStageSchedule(forward_schedule_, coordinates_.pp, *model_,
+                                             comms_.pp.get()));
+  return ShareLoss(model_->loss_sum());
+}
+
+absl::StatusOr<std::vector<NamedTensor>> StepRunner::GatherSerial(bool gradients) {
+  if (coordinates_.dp != 0) return std::vector<NamedTensor>();
+  return GatherModelTensors(ctx_, *model_, tp::TpGroup(comms_.tp.get()), comms_.pp.get(),
+                            config_.model().vocab_size(), gradients);
+}
+
+}  // namespace trident::training

@@ -1,0 +1,112 @@
+#ifndef TRIDENT_TRAINING_STEP_RUNNER_H_
+#define TRIDENT_TRAINING_STEP_RUNNER_H_
+
+// One rank's model, optimizer and pipeline schedule, and the training step
+// that drives them: the part of the trainer that every layout shares and that
+// the equivalence tests run directly (DESIGN.md rule 1: one code path).
+//
+// A step, on every rank of the grid:
+//   1. ZeroGrad; the replica's micro-batches go to the stage model;
+//   2. the layout's pipeline schedule runs this stage's action list
+//      (pipeline/executor.h): F, B, W of every micro-batch and chunk, with
+//      activations and gradients moving over the pp group. The loss is scaled
+//      by 1 / tokens of the global batch, so gradients accumulate to the mean;
+//   3. with sequence parallelism the LayerNorm gradients are summed over tp;
+//      with a pipeline the two copies of the tied token embedding (first and
+//      last stage) have their gradients summed over the embedding group, so
+//      they stay equal;
+//   4. gradients are summed over the data-parallel group;
+//   5. the global gradient norm: squared norms summed over the model-parallel
+//      group (tp x pp), parameters replicated over tp counted on tp rank 0
+//      only and the head's embedding copy not at all;
+//   6. AdamW with clipping folded in.
+// The step's loss is the last stage's, sent to every stage and summed over
+// data-parallel replicas in double precision.
+
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/exec_context.h"
+#include "core/tensor.h"
+#include "pipeline/schedule.h"
+#include "pipeline/simulator.h"
+#include "topology/grid_communicators.h"
+#include "topology/process_grid.h"
+#include "training/export.h"
+#include "training/optimizer.h"
+#include "training/stage_model.h"
+#include "training/train_config.pb.h"
+
+namespace trident::training {
+
+struct StepResult {
+  double loss = 0;       // Mean token loss of the global batch (every rank).
+  double grad_norm = 0;  // Before clipping (every rank).
+};
+
+// Optional per-step observations for the bubble profiler.
+struct StepProfile {
+  // Wall-clock [start, end] of each of this stage's actions, seconds after
+  // `epoch` (pipeline/executor.h).
+  std::vector<pipeline::ActionTiming> timings;
+  absl::Time epoch = absl::InfinitePast();
+  int64_t peak_stash_bytes = 0;  // This stage's activation memory peak.
+};
+
+class StepRunner {
+ public:
+  // Builds this rank's stage model (initialised from config.seed), its AdamW
+  // and the layout's schedule. `comms` and `ctx` must outlive the runner.
+  static absl::StatusOr<std::unique_ptr<StepRunner>> Create(const TrainConfig& config,
+                                                            const topology::ProcessGrid& grid,
+                                                            int rank,
+                                                            const topology::GridCommunicators& comms,
+                                                            const ExecContext& ctx);
+
+  // One optimisation step at 0-based `step` (for the learning rate) on this
+  // replica's rows of the global batch: `inputs` and `targets` [m *
+  // micro_batch_size, T] int32. `global_tokens` is the number of loss tokens
+  // in the global batch. `profile` (optional) receives this stage's action
+  // timings.
+  absl::StatusOr<StepResult> TrainStep(int64_t step, const Tensor& inputs, const Tensor& targets,
+                                       double global_tokens, StepProfile* profile = nullptr);
+
+  // The sum of the token losses of `inputs`/`targets` (this replica's rows,
+  // shaped as for TrainStep) over every replica: a forward-only pass through
+  // the pipeline. Known on every rank.
+  absl::StatusOr<double> EvaluateLossSum(const Tensor& inputs, const Tensor& targets);
+
+  // The serial model's parameters (or gradients of the last step) on global
+  // rank 0 (GatherModelTensors over replica 0); empty elsewhere. Collective:
+  // every rank calls it.
+  absl::StatusOr<std::vector<NamedTensor>> GatherSerial(bool gradients);
+
+  StageModel& model() { return *model_; }
+  AdamW& optimizer() { return *optimizer_; }
+  const pipeline::Schedule& schedule() const { return schedule_; }
+  int pipeline_stage() const { return coordinates_.pp; }
+
+ private:
+  StepRunner(const TrainConfig& config, const topology::GridCommunicators& comms,
+             const ExecContext& ctx)
+      : config_(config), comms_(comms), ctx_(ctx) {}
+
+  // The last stage's `value` on every stage, then summed over replicas.
+  absl::StatusOr<double> ShareLoss(double value);
+  absl::Status SyncTiedEmbedding();
+
+  const TrainConfig& config_;
+  const topology::GridCommunicators& comms_;
+  const ExecContext& ctx_;
+  topology::Coordinates coordinates_;
+  std::unique_ptr<StageModel> model_;
+  std::unique_ptr<AdamW> optimizer_;
+  pipeline::Schedule schedule_;
+  pipeline::Schedule forward_schedule_;
+};
+
+}  // namespace trident::training
+
+#endif  // TRIDENT_TRAINING_STEP_RUNNER_H_

@@ -83,11 +83,51 @@ if command -v mpirun >/dev/null 2>&1; then
   compare mpi_tp2
 fi
 
-# Unsupported or wrong values fail with the field named, and write nothing.
-if "$train" --config="$work/config.textproto" --save= --pp=2 > "$work/pp.log" 2>&1; then
-  echo "FAIL: --pp=2 should be refused"; exit 1
+# Pipelines: two stages of one layer each, every schedule that fits two layers.
+for schedule in gpipe 1f1b zb-h1; do
+  run "pp2_$schedule" --pp=2 --micro_batch_size=1 --micro_batches=4 --schedule="$schedule"
+  compare "pp2_$schedule"
+done
+# All three dimensions at once (8 ranks), with the export gathered over them.
+run tp2_pp2_dp2 --tp=2 --pp=2 --dp=2 --micro_batch_size=1 --micro_batches=2 \
+  --export_safetensors="$work/model_3d.safetensors"
+compare tp2_pp2_dp2
+/usr/bin/python3 - "$work/model.safetensors" "$work/model_3d.safetensors" <<'PY'
+import json, struct, sys
+def header(path):
+    blob = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    h = json.loads(blob[8:8 + n]); h.pop("__metadata__")
+    return {k: v["shape"] for k, v in h.items()}
+serial, layout_3d = header(sys.argv[1]), header(sys.argv[2])
+assert serial == layout_3d, set(serial.items()) ^ set(layout_3d.items())
+print("export tp2_pp2_dp2: the serial model's %d tensors" % len(serial))
+PY
+if command -v mpirun >/dev/null 2>&1; then
+  mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 \
+    "$train" --config="$work/config.textproto" --metrics_out="$work/mpi_pp2.jsonl" \
+    --save= --backend=mpi --pp=2 --micro_batch_size=2 --micro_batches=2 \
+    > "$work/mpi_pp2.log" 2>&1 || { cat "$work/mpi_pp2.log"; exit 1; }
+  compare mpi_pp2
 fi
-grep -q "layout.pipeline_parallel=2" "$work/pp.log" || { cat "$work/pp.log"; exit 1; }
+
+# Unsupported or wrong values fail with the field named, and write nothing.
+if "$train" --config="$work/config.textproto" --save= --pp=3 > "$work/pp3.log" 2>&1; then
+  echo "FAIL: --pp=3 should be refused"; exit 1
+fi
+grep -q "pipeline_parallel=3 x virtual_pipeline_stages=1 = 3 must divide num_layers=2" \
+  "$work/pp3.log" || { cat "$work/pp3.log"; exit 1; }
+if "$train" --config="$work/config.textproto" --save= --virtual_stages=2 \
+  > "$work/v2.log" 2>&1; then
+  echo "FAIL: --virtual_stages=2 with 1f1b should be refused"; exit 1
+fi
+grep -q "virtual_pipeline_stages=2 needs schedule" "$work/v2.log" || { cat "$work/v2.log"; exit 1; }
+if "$train" --config="$work/config.textproto" --save= --pp=2 --schedule=interleaved \
+  --micro_batches=3 --micro_batch_size=1 > "$work/interleaved.log" 2>&1; then
+  echo "FAIL: interleaved with 3 micro-batches on 2 stages should be refused"; exit 1
+fi
+grep -q "num_micro_batches=3 must be a multiple of pipeline_parallel=2" "$work/interleaved.log" ||
+  { cat "$work/interleaved.log"; exit 1; }
 if "$train" --config="$work/config.textproto" --save= --tp=3 > "$work/tp3.log" 2>&1; then
   echo "FAIL: --tp=3 should be refused"; exit 1
 fi

@@ -1,5 +1,7 @@
 #include "pipeline/executor.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <deque>
 #include <memory>
@@ -19,6 +21,12 @@ constexpr int kGradientTag = 1;
 
 using MicroBatchChunk = std::pair<int, int>;  // (micro-batch, local chunk)
 
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
 class StageRun {
  public:
   StageRun(const Schedule& schedule, int stage_index, PipelineStage& stage,
@@ -35,12 +43,17 @@ class StageRun {
     const absl::Time epoch =
         options_.epoch == absl::InfinitePast() ? absl::Now() : options_.epoch;
     if (options_.timings != nullptr) options_.timings->assign(actions_.size(), ActionTiming{});
+    if (options_.cpu_seconds != nullptr) options_.cpu_seconds->assign(actions_.size(), 0.0);
     absl::Status status;
     for (size_t i = 0; i < actions_.size() && status.ok(); ++i) {
       if (IsCompute(actions_[i].kind)) status = PostNextReceive(i + 1);
       if (!status.ok()) break;
       const absl::Time start = absl::Now();
+      const double cpu_start = ThreadCpuSeconds();
       status = RunAction(i);
+      if (options_.cpu_seconds != nullptr && IsCompute(actions_[i].kind)) {
+        (*options_.cpu_seconds)[i] = ThreadCpuSeconds() - cpu_start;
+      }
       if (options_.timings != nullptr) {
         (*options_.timings)[i] = {absl::ToDoubleSeconds(start - epoch),
                                   absl::ToDoubleSeconds(absl::Now() - epoch)};

@@ -37,6 +37,11 @@ struct ExecutorOptions {
   // `epoch` (wall clock). RECV actions span the wait for their data.
   std::vector<ActionTiming>* timings = nullptr;
   absl::Time epoch = absl::InfinitePast();
+  // When set, cpu_seconds[i] receives the CPU time the calling thread spent
+  // in action i (0 for transfers): the work of a compute action without the
+  // time its thread waited for a core that other ranks were using. The bubble
+  // profiler replays with it when ranks share cores.
+  std::vector<double>* cpu_seconds = nullptr;
 };
 
 // Runs `schedule.stages[stage_index]` on `stage`. `pp` is the pipeline

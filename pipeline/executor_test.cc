@@ -180,11 +180,13 @@ void RunAndCompare(const Case& c) {
   std::map<int, std::vector<float>> gradients;  // By model chunk.
   std::map<int, double> losses;
   std::vector<std::vector<ActionTiming>> timings(c.p);
+  std::vector<std::vector<double>> cpu_seconds(c.p);
   const absl::Time epoch = absl::Now();
   absl::Status status = comm::RunLocalRanks(c.p, [&](int rank, comm::Communicator& pp) {
     ToyStage stage(*schedule, rank);
     ExecutorOptions options;
     options.timings = &timings[rank];
+    options.cpu_seconds = &cpu_seconds[rank];
     options.epoch = epoch;
     RETURN_IF_ERROR(RunStageSchedule(*schedule, rank, stage, c.p > 1 ? &pp : nullptr, options));
     if (stage.stashed() != 0) return absl::InternalError("stash not empty after the step");
@@ -201,6 +203,11 @@ void RunAndCompare(const Case& c) {
   for (int k = 0; k < c.p * c.v; ++k) EXPECT_EQ(gradients[k], ref.gradient[k]) << "chunk " << k;
   for (int s = 0; s < c.p; ++s) {
     ASSERT_EQ(timings[s].size(), schedule->stages[s].size());
+    ASSERT_EQ(cpu_seconds[s].size(), schedule->stages[s].size());
+    for (size_t i = 0; i < cpu_seconds[s].size(); ++i) {
+      EXPECT_GE(cpu_seconds[s][i], 0.0);
+      if (!IsCompute(schedule->stages[s][i].kind)) EXPECT_EQ(cpu_seconds[s][i], 0.0);
+    }
     for (size_t i = 0; i < timings[s].size(); ++i) {
       EXPECT_LE(timings[s][i].start, timings[s][i].end);
       if (i > 0) {

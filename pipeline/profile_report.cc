@@ -250,7 +250,10 @@ absl::StatusOr<BubbleReport> MakeBubbleReport(const Schedule& schedule,
         case ActionKind::kBackwardWeight: slot = 2; break;
         default: continue;
       }
-      sum[slot] += measured[s][i].end - measured[s][i].start;
+      // The replay's durations are the ones it ran with (the measured wall
+      // durations, or the ranks' CPU times when they share cores): the
+      // analytic value describes that same ideal pipeline.
+      sum[slot] += replayed[s][i].end - replayed[s][i].start;
       ++count[slot];
     }
   }

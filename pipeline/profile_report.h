@@ -59,7 +59,7 @@ struct BubbleReport {
   int p = 1;
   int m = 1;
   int v = 1;
-  // Means over all stages' F, B and W actions of the measured durations; 0
+  // Means over all stages' F, B and W actions of the replayed durations; 0
   // for a kind with no action.
   double mean_forward_s = 0;
   double mean_backward_input_s = 0;

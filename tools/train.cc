@@ -1,7 +1,7 @@
 // The main training job: `bazel run //tools:train` trains the embedded default
 // (a small GPT on the Brown corpus, CPU, local backend) and prints one progress
 // line per step. Every field of the config can come from --config, and the
-// layout flags override single layout fields.
+// layout flags (tools/config_flags.h) override single layout fields.
 //
 //   bazel run //tools:train -- --steps=50 --tp=2 --metrics_out=/tmp/tp2.jsonl
 //
@@ -20,16 +20,12 @@
 #include "absl/strings/str_cat.h"
 #include "core/io/user_path.h"
 #include "core/status_macros.h"
-#include "topology/layout_io.h"
-#include "training/default_config.h"
-#include "training/train_config.h"
+#include "tools/config_flags.h"
 #include "training/trainer.h"
 
-ABSL_FLAG(std::string, config, "", "TrainConfig textproto; the embedded default when empty");
 ABSL_FLAG(int, steps, 0, "training steps (0: the config's)");
 ABSL_FLAG(std::string, metrics_out, "out/train/metrics.jsonl",
           "JSONL file for per-step metrics (empty: none)");
-ABSL_FLAG(int64_t, seed, -1, "seed for initialisation and data order (-1: the config's)");
 ABSL_FLAG(std::string, backend, "local", "local (threads in this process) or mpi");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
 ABSL_FLAG(std::string, save, "out/train/checkpoint",
@@ -39,16 +35,6 @@ ABSL_FLAG(std::string, export_safetensors, "",
 ABSL_FLAG(std::string, resume, "", "checkpoint directory to resume from");
 ABSL_FLAG(int64_t, stop_at_step, 0,
           "stop after this step (0: run all steps); the schedule still spans --steps");
-ABSL_FLAG(std::optional<int>, tp, std::nullopt, "tensor-parallel degree");
-ABSL_FLAG(std::optional<int>, pp, std::nullopt, "pipeline-parallel degree");
-ABSL_FLAG(std::optional<int>, dp, std::nullopt, "data-parallel degree");
-ABSL_FLAG(std::optional<int>, micro_batches, std::nullopt, "micro-batches per step");
-ABSL_FLAG(std::optional<int>, micro_batch_size, std::nullopt, "sequences per micro-batch");
-ABSL_FLAG(std::optional<int>, virtual_stages, std::nullopt, "virtual pipeline stages per rank");
-ABSL_FLAG(std::optional<std::string>, schedule, std::nullopt, "gpipe, 1f1b, interleaved or zb-h1");
-ABSL_FLAG(bool, sequence_parallel, false,
-          "turn on sequence parallelism (needs --tp > 1); a config that turns it on keeps it");
-ABSL_FLAG(std::optional<int>, zero_stage, std::nullopt, "ZeRO stage 0-3");
 ABSL_FLAG(std::optional<int>, eval_interval, std::nullopt, "validate every N steps (0: never)");
 
 namespace trident {
@@ -56,33 +42,14 @@ namespace {
 
 absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   training::TrainOptions options;
-  const std::string config_path = absl::GetFlag(FLAGS_config);
-  if (config_path.empty()) {
-    ASSIGN_OR_RETURN(options.config, training::ParseTrainConfig(training::DefaultTrainConfigText(),
-                                                                "<embedded default config>"));
-  } else {
-    ASSIGN_OR_RETURN(options.config, training::LoadTrainConfig(io::ResolveUserPath(config_path)));
-  }
+  ASSIGN_OR_RETURN(options.config, tools::TrainConfigFromFlags());
   training::TrainConfig& config = options.config;
   if (absl::GetFlag(FLAGS_steps) < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--steps=", absl::GetFlag(FLAGS_steps),
                                                    " must be positive"));
   }
   if (absl::GetFlag(FLAGS_steps) > 0) config.set_steps(absl::GetFlag(FLAGS_steps));
-  if (absl::GetFlag(FLAGS_seed) >= 0) config.set_seed(absl::GetFlag(FLAGS_seed));
   if (auto v = absl::GetFlag(FLAGS_eval_interval)) config.set_eval_interval(*v);
-
-  topology::LayoutOverrides overrides;
-  overrides.tp = absl::GetFlag(FLAGS_tp);
-  overrides.pp = absl::GetFlag(FLAGS_pp);
-  overrides.dp = absl::GetFlag(FLAGS_dp);
-  overrides.micro_batches = absl::GetFlag(FLAGS_micro_batches);
-  overrides.micro_batch_size = absl::GetFlag(FLAGS_micro_batch_size);
-  overrides.virtual_stages = absl::GetFlag(FLAGS_virtual_stages);
-  overrides.schedule = absl::GetFlag(FLAGS_schedule);
-  if (absl::GetFlag(FLAGS_sequence_parallel)) overrides.sequence_parallel = true;
-  overrides.zero_stage = absl::GetFlag(FLAGS_zero_stage);
-  RETURN_IF_ERROR(topology::ApplyOverrides(overrides, config.mutable_layout()));
 
   options.backend = absl::GetFlag(FLAGS_backend);
   options.device = absl::GetFlag(FLAGS_device);

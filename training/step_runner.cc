@@ -49,13 +49,18 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   runner->optimizer_->SetNormFilter([replicated, head_copy](const Parameter& p) {
     return &p != head_copy && replicated(p);
   });
-  const int p = layout.pipeline_parallel();
-  const int m = layout.num_micro_batches();
-  const int v = layout.virtual_pipeline_stages();
-  ASSIGN_OR_RETURN(runner->schedule_,
-                   pipeline::MakeSchedule(ScheduleKindOf(layout.schedule()), p, m, v));
-  ASSIGN_OR_RETURN(runner->forward_schedule_, pipeline::MakeForwardOnlySchedule(p, m, v));
+  ASSIGN_OR_RETURN(runner->schedule_, MakeLayoutSchedule(layout));
+  ASSIGN_OR_RETURN(runner->forward_schedule_,
+                   pipeline::MakeForwardOnlySchedule(layout.pipeline_parallel(),
+                                                     layout.num_micro_batches(),
+                                                     layout.virtual_pipeline_stages()));
   return runner;
+}
+
+absl::StatusOr<pipeline::Schedule> StepRunner::MakeLayoutSchedule(
+    const topology::ParallelLayout& layout) {
+  return pipeline::MakeSchedule(ScheduleKindOf(layout.schedule()), layout.pipeline_parallel(),
+                                layout.num_micro_batches(), layout.virtual_pipeline_stages());
 }
 
 absl::Status StepRunner::SyncTiedEmbedding() {
@@ -108,6 +113,7 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   pipeline::ExecutorOptions options;
   if (profile != nullptr) {
     options.timings = &profile->timings;
+    options.cpu_seconds = &profile->cpu_seconds;
     options.epoch = profile->epoch;
   }
   RETURN_IF_ERROR(pipeline::RunStageSchedule(schedule_, coordinates_.pp, *model_,

@@ -51,6 +51,8 @@ struct StepProfile {
   // Wall-clock [start, end] of each of this stage's actions, seconds after
   // `epoch` (pipeline/executor.h).
   std::vector<pipeline::ActionTiming> timings;
+  // CPU time of this rank's thread in each compute action.
+  std::vector<double> cpu_seconds;
   absl::Time epoch = absl::InfinitePast();
   int64_t peak_stash_bytes = 0;  // This stage's activation memory peak.
 };
@@ -82,6 +84,11 @@ class StepRunner {
   // rank 0 (GatherModelTensors over replica 0); empty elsewhere. Collective:
   // every rank calls it.
   absl::StatusOr<std::vector<NamedTensor>> GatherSerial(bool gradients);
+
+  // The schedule of a (validated) layout: its kind, stages, micro-batches and
+  // virtual stages.
+  static absl::StatusOr<pipeline::Schedule> MakeLayoutSchedule(
+      const topology::ParallelLayout& layout);
 
   StageModel& model() { return *model_; }
   AdamW& optimizer() { return *optimizer_; }

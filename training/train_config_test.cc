@@ -47,8 +47,13 @@ TEST(DefaultConfigTest, ParsesAndValidates) {
   EXPECT_EQ(config->data().seq_length(), 128);
   EXPECT_EQ(config->data().tokenizer(), "byte");
   EXPECT_EQ(config->data().train_path(), "data/brown/train.bin");
-  EXPECT_EQ(config->layout().micro_batch_size(), 8);
-  EXPECT_EQ(config->layout().num_micro_batches(), 1);
+  // A 3D layout (tp x pp x dp = 2 x 2 x 2) with the serial global batch of 8.
+  EXPECT_EQ(config->layout().tensor_parallel(), 2);
+  EXPECT_EQ(config->layout().pipeline_parallel(), 2);
+  EXPECT_EQ(config->layout().data_parallel(), 2);
+  EXPECT_EQ(config->layout().micro_batch_size() * config->layout().num_micro_batches() *
+                config->layout().data_parallel(),
+            8);
   EXPECT_EQ(config->steps(), 200);
   EXPECT_EQ(config->optimizer().learning_rate(), 1e-3);
   EXPECT_EQ(config->optimizer().min_learning_rate(), 1e-4);

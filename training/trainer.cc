@@ -17,9 +17,6 @@
 #include "core/io/user_path.h"
 #include "core/status_macros.h"
 #include "core/tensor.h"
-#include "core/tensor_comm.h"
-#include "data_parallel/gradient_sync.h"
-#include "tensor_parallel/tp_group.h"
 #include "topology/grid_communicators.h"
 #include "topology/layout_io.h"
 #include "topology/layout_names.h"
@@ -36,7 +33,6 @@
 #include "training/optimizer.h"
 #include "training/step_runner.h"
 #include "training/train_config.h"
-#include "transformer/gpt_stage.h"
 
 namespace trident::training {
 namespace {

@@ -4,15 +4,13 @@
 // The training loop: builds the process grid and its communicators, the model
 // stage, the optimizer and the data loader on every rank, and runs the steps.
 //
-// One step, per rank (a rank owns one GptStage, tensor-parallel over its tp
-// group, and takes its slice of the global batch by its dp coordinate):
-//   1. zero gradients; the global batch of the step (the same for every layout,
-//      DESIGN.md rule 2) is sliced by dp rank, then into micro-batches;
-//   2. forward and split backward of each micro-batch, with the loss scaled by
-//      1 / (tokens of the global batch), so gradients accumulate to the mean;
-//   3. gradients summed over the data-parallel group;
-//   4. the global gradient norm (over the model-parallel group, replicated
-//      parameters counted once), clipping folded into the AdamW step.
+// One step, per rank (a rank owns the model chunks of its pipeline stage,
+// tensor-parallel over its tp group, and takes its slice of the global batch
+// by its dp coordinate): the global batch of the step (the same for every
+// layout, DESIGN.md rule 2) is sliced by dp rank and handed to
+// training::StepRunner (step_runner.h), which runs the layout's pipeline
+// schedule, syncs tied embeddings and data-parallel gradients, clips by the
+// global norm and applies AdamW.
 // Global rank 0 prints one progress line per step and writes the metrics JSONL.
 //
 // Layout features that are not implemented yet are refused with an

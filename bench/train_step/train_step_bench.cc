@@ -58,6 +58,7 @@
 #include "core/status_macros.h"
 #include "core/tensor.h"
 #include "tensor_parallel/tp_group.h"
+#include "topology/layout.pb.h"
 #include "topology/layout_validation.h"
 #include "training/default_config.h"
 #include "training/flops.h"
@@ -278,6 +279,13 @@ absl::StatusOr<training::TrainConfig> LoadConfig() {
   if (path.empty()) {
     ASSIGN_OR_RETURN(config, training::ParseTrainConfig(training::DefaultTrainConfigText(),
                                                         "<embedded default config>"));
+    // The default job runs on a 3D grid; this benchmark times its serial
+    // equivalent: the same model and global batch as one micro-batch.
+    topology::ParallelLayout& layout = *config.mutable_layout();
+    const int global_batch =
+        layout.micro_batch_size() * layout.num_micro_batches() * layout.data_parallel();
+    layout.Clear();
+    layout.set_micro_batch_size(global_batch);
   } else {
     ASSIGN_OR_RETURN(config, training::LoadTrainConfig(io::ResolveUserPath(path)));
   }

@@ -1,0 +1,53 @@
+#include "tools/config_flags.h"
+
+#include <optional>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "core/io/user_path.h"
+#include "core/status_macros.h"
+#include "topology/layout_io.h"
+#include "training/default_config.h"
+#include "training/train_config.h"
+
+ABSL_FLAG(std::string, config, "", "TrainConfig textproto; the embedded default when empty");
+ABSL_FLAG(int64_t, seed, -1, "seed for initialisation and data order (-1: the config's)");
+ABSL_FLAG(std::optional<int>, tp, std::nullopt, "tensor-parallel degree");
+ABSL_FLAG(std::optional<int>, pp, std::nullopt, "pipeline-parallel degree");
+ABSL_FLAG(std::optional<int>, dp, std::nullopt, "data-parallel degree");
+ABSL_FLAG(std::optional<int>, micro_batches, std::nullopt, "micro-batches per step");
+ABSL_FLAG(std::optional<int>, micro_batch_size, std::nullopt, "sequences per micro-batch");
+ABSL_FLAG(std::optional<int>, virtual_stages, std::nullopt, "virtual pipeline stages per rank");
+ABSL_FLAG(std::optional<std::string>, schedule, std::nullopt, "gpipe, 1f1b, interleaved or zb-h1");
+ABSL_FLAG(bool, sequence_parallel, false,
+          "turn on sequence parallelism (needs --tp > 1); a config that turns it on keeps it");
+ABSL_FLAG(std::optional<int>, zero_stage, std::nullopt, "ZeRO stage 0-3");
+
+namespace trident::tools {
+
+absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
+  training::TrainConfig config;
+  const std::string config_path = absl::GetFlag(FLAGS_config);
+  if (config_path.empty()) {
+    ASSIGN_OR_RETURN(config, training::ParseTrainConfig(training::DefaultTrainConfigText(),
+                                                        "<embedded default config>"));
+  } else {
+    ASSIGN_OR_RETURN(config, training::LoadTrainConfig(io::ResolveUserPath(config_path)));
+  }
+  if (absl::GetFlag(FLAGS_seed) >= 0) config.set_seed(absl::GetFlag(FLAGS_seed));
+
+  topology::LayoutOverrides overrides;
+  overrides.tp = absl::GetFlag(FLAGS_tp);
+  overrides.pp = absl::GetFlag(FLAGS_pp);
+  overrides.dp = absl::GetFlag(FLAGS_dp);
+  overrides.micro_batches = absl::GetFlag(FLAGS_micro_batches);
+  overrides.micro_batch_size = absl::GetFlag(FLAGS_micro_batch_size);
+  overrides.virtual_stages = absl::GetFlag(FLAGS_virtual_stages);
+  overrides.schedule = absl::GetFlag(FLAGS_schedule);
+  if (absl::GetFlag(FLAGS_sequence_parallel)) overrides.sequence_parallel = true;
+  overrides.zero_stage = absl::GetFlag(FLAGS_zero_stage);
+  RETURN_IF_ERROR(topology::ApplyOverrides(overrides, config.mutable_layout()));
+  return config;
+}
+
+}  // namespace trident::tools

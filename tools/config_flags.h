@@ -1,0 +1,21 @@
+#ifndef TRIDENT_TOOLS_CONFIG_FLAGS_H_
+#define TRIDENT_TOOLS_CONFIG_FLAGS_H_
+
+// The flags that pick a job's config and layout, shared by every tool that
+// runs the model (//tools:train, //tools:bubble_profile): --config, --seed and
+// the layout overrides (--tp, --pp, --dp, --micro_batches, --micro_batch_size,
+// --virtual_stages, --schedule, --sequence_parallel, --zero_stage).
+
+#include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "training/train_config.pb.h"
+
+namespace trident::tools {
+
+// The config named by --config (the embedded default when empty) with --seed
+// and the layout flags applied. Errors name the flag or the config field.
+absl::StatusOr<training::TrainConfig> TrainConfigFromFlags();
+
+}  // namespace trident::tools
+
+#endif  // TRIDENT_TOOLS_CONFIG_FLAGS_H_

@@ -21,14 +21,6 @@ namespace trident::pipeline {
 namespace {
 
 // Max end over all stamps: the step's makespan (its zero is time 0).
-double Makespan(const StageTimings& timings) {
-  double makespan = 0.0;
-  for (const std::vector<ActionTiming>& stage : timings) {
-    for (const ActionTiming& timing : stage) makespan = std::max(makespan, timing.end);
-  }
-  return makespan;
-}
-
 std::vector<StageBubble> StageBubbles(const Schedule& schedule, const StageTimings& timings,
                                       double makespan) {
   std::vector<StageBubble> bubbles(schedule.stages.size());
@@ -172,6 +164,15 @@ void CheckTimingsFit(const Schedule& schedule, const StageTimings& timings,
 }
 
 }  // namespace
+
+double Makespan(const StageTimings& timings) {
+  double makespan = 0.0;
+  for (const std::vector<ActionTiming>& stage : timings) {
+    for (const ActionTiming& timing : stage) makespan = std::max(makespan, timing.end);
+  }
+  return makespan;
+}
+
 
 double AnalyticBubbleFraction(ScheduleKind kind, int p, int m, int v, double f, double b,
                               double w) {

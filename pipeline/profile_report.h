@@ -76,6 +76,9 @@ struct BubbleReport {
 // OK when `timings` fits `schedule`: one list per stage, one stamp per action,
 // every value finite, 0 <= start <= end. Otherwise INVALID_ARGUMENT naming
 // `what` ("measured", "replayed"), the stage, the action and the rule broken.
+// The latest end over every stage's actions (the step's zero is time 0).
+double Makespan(const StageTimings& timings);
+
 absl::Status ValidateStageTimings(const Schedule& schedule, const StageTimings& timings,
                                   absl::string_view what);
 

@@ -39,14 +39,6 @@ void SyntheticBatch(uint64_t seed, int64_t step, int replica, int64_t rows, int6
   *targets = Tensor::FromVector(out, {rows, seq});
 }
 
-double Makespan(const pipeline::StageTimings& timings) {
-  double end = 0;
-  for (const auto& stage : timings) {
-    for (const auto& t : stage) end = std::max(end, t.end);
-  }
-  return end;
-}
-
 }  // namespace
 
 absl::StatusOr<PipelineProfile> ProfilePipeline(const PipelineProfileOptions& options) {
@@ -116,7 +108,9 @@ absl::StatusOr<PipelineProfile> ProfilePipeline(const PipelineProfileOptions& op
   // The step with the median makespan.
   std::vector<int> order(options.profile_steps);
   std::iota(order.begin(), order.end(), 0);
-  for (int i = 0; i < options.profile_steps; ++i) profile.step_seconds.push_back(Makespan(wall[i]));
+  for (int i = 0; i < options.profile_steps; ++i) {
+    profile.step_seconds.push_back(pipeline::Makespan(wall[i]));
+  }
   std::sort(order.begin(), order.end(), [&](int a, int b) {
     return profile.step_seconds[a] < profile.step_seconds[b];
   });

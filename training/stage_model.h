@@ -52,6 +52,11 @@ class StageModel : public pipeline::PipelineStage {
   // The last stage's copy of the tied token embedding; null on other stages
   // and when the embedding and the head share one stage.
   Parameter* head_embedding_copy() { return chunks_.back()->head_embedding_copy(); }
+  // This stage's share of the tied token embedding: wte on the first stage,
+  // the head's copy on the last (when they differ); null on other stages.
+  Parameter* tied_embedding() {
+    return holds_embedding() ? chunks_.front()->token_embedding() : head_embedding_copy();
+  }
 
   // The step's micro-batches: `inputs` and `targets` are [m * micro_batch_size,
   // T] int32; micro-batch i is rows [i * micro_batch_size, (i + 1) *

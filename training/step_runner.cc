@@ -70,14 +70,7 @@ absl::Status StepRunner::SyncTiedEmbedding() {
   if (config_.layout().pipeline_parallel() == 1 || comms_.embedding == nullptr) {
     return absl::OkStatus();
   }
-  Parameter* wte = nullptr;
-  if (model_->holds_embedding()) {
-    for (Parameter* p : model_->chunk_parameters(0)) {
-      if (p->name == "wte.weight") wte = p;
-    }
-  } else {
-    wte = model_->head_embedding_copy();
-  }
+  Parameter* wte = model_->tied_embedding();
   if (wte == nullptr) {
     return absl::InternalError(absl::StrCat("pipeline stage ", coordinates_.pp,
                                             " is in the embedding group but holds no wte"));

@@ -112,6 +112,9 @@ class GptStage {
   // memory.
   int64_t StashBytes() const;
 
+  // The token embedding wte on the stage holding the embedding; null elsewhere.
+  Parameter* token_embedding() { return embedding_ != nullptr ? &embedding_->wte() : nullptr; }
+
   // The head's own copy of the token embedding on a stage that holds the head
   // but not the embedding (pipeline parallelism with tied embeddings); null
   // otherwise. Its gradient must be summed with the embedding's over the

@@ -7,6 +7,7 @@
 #include "core/io/user_path.h"
 #include "core/status_macros.h"
 #include "topology/layout_io.h"
+#include "topology/layout_validation.h"
 #include "training/default_config.h"
 #include "training/train_config.h"
 
@@ -15,8 +16,12 @@ ABSL_FLAG(int64_t, seed, -1, "seed for initialisation and data order (-1: the co
 ABSL_FLAG(std::optional<int>, tp, std::nullopt, "tensor-parallel degree");
 ABSL_FLAG(std::optional<int>, pp, std::nullopt, "pipeline-parallel degree");
 ABSL_FLAG(std::optional<int>, dp, std::nullopt, "data-parallel degree");
-ABSL_FLAG(std::optional<int>, micro_batches, std::nullopt, "micro-batches per step");
+ABSL_FLAG(std::optional<int>, micro_batches, std::nullopt,
+          "micro-batches per step (derived from --global_batch_size when that is set)");
 ABSL_FLAG(std::optional<int>, micro_batch_size, std::nullopt, "sequences per micro-batch");
+ABSL_FLAG(std::optional<int>, global_batch_size, std::nullopt,
+          "sequences per step over all replicas; micro_batches = global_batch_size / "
+          "(micro_batch_size x dp), so changing --dp keeps the batch");
 ABSL_FLAG(std::optional<int>, virtual_stages, std::nullopt, "virtual pipeline stages per rank");
 ABSL_FLAG(std::optional<std::string>, schedule, std::nullopt, "gpipe, 1f1b, interleaved or zb-h1");
 ABSL_FLAG(bool, sequence_parallel, false,
@@ -42,11 +47,13 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
   overrides.dp = absl::GetFlag(FLAGS_dp);
   overrides.micro_batches = absl::GetFlag(FLAGS_micro_batches);
   overrides.micro_batch_size = absl::GetFlag(FLAGS_micro_batch_size);
+  overrides.global_batch_size = absl::GetFlag(FLAGS_global_batch_size);
   overrides.virtual_stages = absl::GetFlag(FLAGS_virtual_stages);
   overrides.schedule = absl::GetFlag(FLAGS_schedule);
   if (absl::GetFlag(FLAGS_sequence_parallel)) overrides.sequence_parallel = true;
   overrides.zero_stage = absl::GetFlag(FLAGS_zero_stage);
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, config.mutable_layout()));
+  RETURN_IF_ERROR(topology::DeriveMicroBatches(config.mutable_layout()));
   return config;
 }
 

@@ -4,7 +4,8 @@
 // The flags that pick a job's config and layout, shared by every tool that
 // runs the model (//tools:train, //tools:bubble_profile): --config, --seed and
 // the layout overrides (--tp, --pp, --dp, --micro_batches, --micro_batch_size,
-// --virtual_stages, --schedule, --sequence_parallel, --zero_stage).
+// --global_batch_size, --virtual_stages, --schedule, --sequence_parallel,
+// --zero_stage).
 
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"

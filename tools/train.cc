@@ -8,7 +8,9 @@
 // Flags that name features this build does not have yet are refused with an
 // error, never ignored.
 
+#include <algorithm>
 #include <iostream>
+#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,9 +20,11 @@
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "core/exec_context.h"
 #include "core/io/user_path.h"
 #include "core/status_macros.h"
 #include "tools/config_flags.h"
+#include "training/flops.h"
 #include "training/trainer.h"
 
 ABSL_FLAG(int, steps, 0, "training steps (0: the config's)");
@@ -36,6 +40,9 @@ ABSL_FLAG(std::string, resume, "", "checkpoint directory to resume from");
 ABSL_FLAG(int64_t, stop_at_step, 0,
           "stop after this step (0: run all steps); the schedule still spans --steps");
 ABSL_FLAG(std::optional<int>, eval_interval, std::nullopt, "validate every N steps (0: never)");
+ABSL_FLAG(double, peak_tflops, 0,
+          "the peak TFLOP/s of the machine, MFU's denominator (0: measure this machine's "
+          "best fp32 GEMM rate on all its cores once at start-up)");
 
 namespace trident {
 namespace {
@@ -59,6 +66,25 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   options.resume_dir = user_path(absl::GetFlag(FLAGS_resume));
   options.export_path = user_path(absl::GetFlag(FLAGS_export_safetensors));
   options.stop_at_step = absl::GetFlag(FLAGS_stop_at_step);
+
+  const double peak_tflops = absl::GetFlag(FLAGS_peak_tflops);
+  if (!(peak_tflops >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--peak_tflops=", peak_tflops, " must be >= 0 (0: measure)"));
+  }
+  if (peak_tflops > 0) {
+    options.peak_flops = peak_tflops * 1e12;
+    options.peak_source = "--peak_tflops";
+  } else {
+    // Large GEMMs, best of 0.3 s, on every core the job shares: a short or
+    // small measurement underestimates the peak (and overstates MFU).
+    const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    training::PeakFlopsOptions peak;
+    peak.size = 1024;
+    peak.min_time = absl::Milliseconds(300);
+    options.peak_flops = training::MeasureCpuPeakFlops(ExecContext::Cpu(cores), peak);
+    options.peak_source = absl::StrCat("best fp32 GEMM of this machine on ", cores, " cores");
+  }
   return options;
 }
 

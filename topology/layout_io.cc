@@ -173,7 +173,8 @@ std::string LayoutToText(const ParallelLayout& layout) {
 }
 
 bool LayoutOverrides::empty() const {
-  return !tp && !pp && !dp && !micro_batches && !micro_batch_size && !virtual_stages &&
+  return !tp && !pp && !dp && !micro_batches && !micro_batch_size && !global_batch_size &&
+         !virtual_stages &&
          !schedule && !sequence_parallel && !zero_stage && !rank_order && !recompute &&
          !gradient_compression;
 }
@@ -186,6 +187,12 @@ absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* la
   if (overrides.dp) result.set_data_parallel(*overrides.dp);
   if (overrides.micro_batches) result.set_num_micro_batches(*overrides.micro_batches);
   if (overrides.micro_batch_size) result.set_micro_batch_size(*overrides.micro_batch_size);
+  if (overrides.global_batch_size) result.set_global_batch_size(*overrides.global_batch_size);
+  // A new dp, micro-batch size or global batch re-derives the micro-batch count.
+  if (result.global_batch_size() > 0 && !overrides.micro_batches &&
+      (overrides.dp || overrides.micro_batch_size || overrides.global_batch_size)) {
+    result.clear_num_micro_batches();
+  }
   if (overrides.virtual_stages) result.set_virtual_pipeline_stages(*overrides.virtual_stages);
   if (overrides.schedule) {
     ASSIGN_OR_RETURN(PipelineSchedule schedule, ParseScheduleName(*overrides.schedule));

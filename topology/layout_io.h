@@ -39,6 +39,7 @@ struct LayoutOverrides {
   std::optional<int> dp;
   std::optional<int> micro_batches;
   std::optional<int> micro_batch_size;
+  std::optional<int> global_batch_size;
   std::optional<int> virtual_stages;
   std::optional<std::string> schedule;  // "gpipe", "1f1b", "interleaved", "zb-h1".
   std::optional<bool> sequence_parallel;
@@ -53,6 +54,11 @@ struct LayoutOverrides {
 // Writes every set override into `layout`. Fails (INVALID_ARGUMENT, layout
 // untouched) only on names that do not parse, e.g. an unknown schedule; the
 // values themselves are checked afterwards by ValidateLayout.
+// With a global batch (global_batch_size > 0 in the layout or the overrides),
+// an override of dp, micro_batch_size or global_batch_size and none of
+// micro_batches, num_micro_batches is cleared so that
+// DeriveMicroBatches (layout_validation.h) derives it for the new dp and
+// micro-batch size, as Megatron does: a user changes dp and keeps the batch.
 absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* layout);
 
 }  // namespace trident::topology

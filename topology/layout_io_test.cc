@@ -1,5 +1,7 @@
 #include "topology/layout_io.h"
 
+#include "topology/layout_validation.h"
+
 #include <fstream>
 #include <string>
 
@@ -7,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "topology/layout.pb.h"
 #include "topology/layout_names.h"
+#include "topology/layout_validation.h"
 
 namespace trident::topology {
 namespace {
@@ -254,6 +257,30 @@ TEST(ApplyOverridesTest, OverridesOnlyTheGivenFields) {
   ASSERT_TRUE(ApplyOverrides(tp_only, &layout).ok());
   EXPECT_EQ(layout.tensor_parallel(), 8);
   EXPECT_EQ(layout.pipeline_parallel(), 4);
+}
+
+// With a global batch, a new dp or micro-batch size re-derives the
+// micro-batch count (DeriveMicroBatches), unless --micro_batches says it.
+TEST(ApplyOverridesTest, GlobalBatchKeepsTheBatchWhenDpChanges) {
+  ParallelLayout layout =
+      *ParseLayoutText("data_parallel: 2\nglobal_batch_size: 8\nnum_micro_batches: 4\n");
+  LayoutOverrides tp_only;
+  tp_only.tp = 2;
+  ASSERT_TRUE(ApplyOverrides(tp_only, &layout).ok());
+  EXPECT_EQ(layout.num_micro_batches(), 4) << "dp and the batch did not change";
+
+  LayoutOverrides dp;
+  dp.dp = 4;
+  ASSERT_TRUE(ApplyOverrides(dp, &layout).ok());
+  EXPECT_FALSE(layout.has_num_micro_batches());
+  ASSERT_TRUE(DeriveMicroBatches(&layout).ok());
+  EXPECT_EQ(layout.num_micro_batches(), 2);
+
+  LayoutOverrides explicit_count;
+  explicit_count.global_batch_size = 16;
+  explicit_count.micro_batches = 3;
+  ASSERT_TRUE(ApplyOverrides(explicit_count, &layout).ok());
+  EXPECT_EQ(layout.num_micro_batches(), 3) << "rule 7 then reports 1 x 3 x 4 != 16";
 }
 
 TEST(ApplyOverridesTest, BadNameFailsAndLeavesLayoutUntouched) {

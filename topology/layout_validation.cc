@@ -121,8 +121,28 @@ absl::Status CheckGlobalBatch(const ParallelLayout& l) {
   return absl::InvalidArgumentError(absl::StrCat(
       "global_batch_size=", l.global_batch_size(), " must equal micro_batch_size=",
       l.micro_batch_size(), " x num_micro_batches=", l.num_micro_batches(),
-      " x data_parallel=", l.data_parallel(), " = ", global, " (or be 0 to derive it)"));
+      " x data_parallel=", l.data_parallel(), " = ", global,
+      " (leave num_micro_batches unset to derive it from global_batch_size)"));
 }
+
+}  // namespace
+
+absl::Status DeriveMicroBatches(ParallelLayout* layout) {
+  const ParallelLayout& l = *layout;
+  if (l.global_batch_size() <= 0 || l.has_num_micro_batches()) return absl::OkStatus();
+  const int64_t per_micro_batch_step = int64_t{l.micro_batch_size()} * l.data_parallel();
+  if (per_micro_batch_step < 1 || l.global_batch_size() % per_micro_batch_step != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "global_batch_size=", l.global_batch_size(), " is not a multiple of micro_batch_size=",
+        l.micro_batch_size(), " x data_parallel=", l.data_parallel(), " = ",
+        per_micro_batch_step, " (num_micro_batches = global_batch_size / (micro_batch_size x "
+        "data_parallel) must be a whole number)"));
+  }
+  layout->set_num_micro_batches(static_cast<int32_t>(l.global_batch_size() / per_micro_batch_step));
+  return absl::OkStatus();
+}
+
+namespace {
 
 absl::Status CheckSequenceParallel(const ParallelLayout& l, const ModelDimensions& m) {
   if (!l.sequence_parallel()) return absl::OkStatus();

@@ -26,7 +26,8 @@
 //      multiple of pipeline_parallel. (GPipe, 1F1B and ZB-H1 run any number
 //      of micro-batches; fewer than the stages only widens the bubble.)
 //   7. global_batch_size, when set (non-zero), equals
-//      micro_batch_size x num_micro_batches x data_parallel.
+//      micro_batch_size x num_micro_batches x data_parallel (DeriveMicroBatches
+//      fills num_micro_batches from it first when it is unset).
 //   8. sequence_parallel needs tensor_parallel > 1, and tensor_parallel
 //      dividing seq_length when the model's seq_length is known.
 //   9. zero_stage in 0..3.
@@ -54,6 +55,13 @@ struct ModelDimensions {
 
 absl::Status ValidateLayout(const ParallelLayout& layout, int world_size,
                             const ModelDimensions& model);
+
+// Megatron's --global-batch-size: with global_batch_size > 0 and
+// num_micro_batches unset, sets num_micro_batches = global_batch_size /
+// (micro_batch_size x data_parallel), or fails (INVALID_ARGUMENT, layout
+// untouched) showing the arithmetic when that does not divide. Anything else
+// is left alone (rule 7 then checks a num_micro_batches that is set).
+absl::Status DeriveMicroBatches(ParallelLayout* layout);
 
 // Megatron's vocabulary padding (--make-vocab-size-divisible-by 128).
 inline constexpr int kVocabPaddingMultiple = 128;

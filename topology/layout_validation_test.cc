@@ -234,9 +234,42 @@ TEST(ValidateLayoutTest, GlobalBatchMustMatchWhenGiven) {
   layout.set_global_batch_size(32);
   EXPECT_EQ(Violation(layout, 2, Model()),
             "global_batch_size=32 must equal micro_batch_size=2 x num_micro_batches=4 x "
-            "data_parallel=2 = 16 (or be 0 to derive it)");
+            "data_parallel=2 = 16 (leave num_micro_batches unset to derive it from "
+            "global_batch_size)");
   layout.set_global_batch_size(16);
   EXPECT_EQ(Violation(layout, 2, Model()), "");
+}
+
+TEST(DeriveMicroBatchesTest, DividesTheGlobalBatchAmongReplicasAndMicroBatches) {
+  ParallelLayout layout = Layout(1, 1, 2);
+  layout.set_micro_batch_size(2);
+  layout.set_global_batch_size(16);
+  ASSERT_TRUE(DeriveMicroBatches(&layout).ok());
+  EXPECT_EQ(layout.num_micro_batches(), 4);  // 16 / (2 x 2)
+  EXPECT_EQ(Violation(layout, 2, Model()), "");
+
+  // A count that is set is left to rule 7; no global batch, nothing derived.
+  layout.set_num_micro_batches(3);
+  ASSERT_TRUE(DeriveMicroBatches(&layout).ok());
+  EXPECT_EQ(layout.num_micro_batches(), 3);
+  ParallelLayout plain = Layout(1, 1, 2);
+  ASSERT_TRUE(DeriveMicroBatches(&plain).ok());
+  EXPECT_FALSE(plain.has_num_micro_batches());
+}
+
+TEST(DeriveMicroBatchesTest, RefusesWithTheArithmetic) {
+  ParallelLayout layout = Layout(1, 1, 3);
+  layout.set_micro_batch_size(2);
+  layout.set_global_batch_size(16);
+  const ParallelLayout before = layout;
+  const absl::Status status = DeriveMicroBatches(&layout);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "global_batch_size=16 is not a multiple of micro_batch_size=2 x data_parallel=3 = 6 "
+            "(num_micro_batches = global_batch_size / (micro_batch_size x data_parallel) must be "
+            "a whole number)");
+  EXPECT_FALSE(layout.has_num_micro_batches());
+  EXPECT_EQ(layout.DebugString(), before.DebugString());
 }
 
 TEST(ValidateLayoutTest, SequenceParallelNeedsTensorParallel) {

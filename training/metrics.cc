@@ -64,7 +64,7 @@ JsonLine& JsonLine::AddNull(absl::string_view key) {
   return *this;
 }
 
-JsonLine TrainMetricsLine(const TrainMetrics& m) {
+JsonLine TrainMetricsLine(const StepReport& m) {
   JsonLine line;
   line.AddInt("step", m.step)
       .AddNumber("loss", m.loss)
@@ -163,11 +163,11 @@ std::string FormatDuration(double seconds) {
   return absl::StrFormat("%d:%02d:%02d", total / 3600, total / 60 % 60, total % 60);
 }
 
-std::string FormatProgressLine(const ProgressInfo& info) {
-  std::string line = absl::StrCat(StepField(info.step, info.total_steps),
-                                  absl::StrFormat(" | loss %.4f | lr %.2e", info.loss, info.lr));
-  if (info.grad_norm.has_value()) absl::StrAppendFormat(&line, " | gnorm %.3g", *info.grad_norm);
-  absl::StrAppendFormat(&line, " | %.2e tok/s", info.tokens_per_s);
+std::string FormatProgressLine(const StepReport& info) {
+  std::string line = absl::StrCat(
+      StepField(info.step, info.total_steps),
+      absl::StrFormat(" | loss %.4f | lr %.2e | gnorm %.3g | %.2e tok/s", info.loss, info.lr,
+                      info.grad_norm, info.tokens_per_s));
   if (info.mfu.has_value()) absl::StrAppendFormat(&line, " | mfu %.1f%%", *info.mfu * 100.0);
   absl::StrAppend(&line, " | ", Milliseconds(info.step_time_ms), " ms/step | eta ",
                   info.eta_seconds.has_value() ? FormatDuration(*info.eta_seconds) : "?");

@@ -51,15 +51,21 @@ class JsonLine {
 // ("0.1", "3", "1e-08", "-0"); "null" for NaN and +-Inf.
 std::string JsonNumber(double value);
 
-struct TrainMetrics {
-  int64_t step = 0;
+// One finished training step as reported: the JSONL line and the progress
+// line are two renderings of this one record, so they never disagree. Every
+// rate describes the step itself (not a moving average); only the ETA looks
+// ahead, from the smoothed step time.
+struct StepReport {
+  int64_t step = 0;         // 1-based, as shown
+  int64_t total_steps = 0;  // of the run (the progress line's denominator)
   double loss = 0;
   double lr = 0;
-  double grad_norm = 0;
+  double grad_norm = 0;  // before clipping
   double tokens_per_s = 0;
   double step_time_ms = 0;
-  std::optional<double> mfu;  // fraction; null when unknown
+  std::optional<double> mfu;  // fraction; null when no peak is known
   int64_t tokens = 0;         // tokens trained on so far, this step included
+  std::optional<double> eta_seconds;
 };
 
 struct ValidationMetrics {
@@ -67,7 +73,9 @@ struct ValidationMetrics {
   double val_loss = 0;
 };
 
-JsonLine TrainMetricsLine(const TrainMetrics& m);
+// The JSONL keys are those of the header comment; total_steps and the ETA are
+// the progress line's alone.
+JsonLine TrainMetricsLine(const StepReport& m);
 JsonLine ValidationMetricsLine(const ValidationMetrics& m);
 
 // Appends lines to a JSONL file. Each line is handed to the kernel with one
@@ -90,7 +98,7 @@ class MetricsWriter {
 
   // Writes line.ToString() + "\n".
   absl::Status Write(const JsonLine& line);
-  absl::Status WriteTrain(const TrainMetrics& m) { return Write(TrainMetricsLine(m)); }
+  absl::Status WriteTrain(const StepReport& m) { return Write(TrainMetricsLine(m)); }
   absl::Status WriteValidation(const ValidationMetrics& m) {
     return Write(ValidationMetricsLine(m));
   }
@@ -106,23 +114,11 @@ class MetricsWriter {
 
 // ---- The progress line. ----
 
-struct ProgressInfo {
-  int64_t step = 0;  // as shown (the trainer shows 1-based steps)
-  int64_t total_steps = 0;
-  double loss = 0;
-  double lr = 0;
-  std::optional<double> grad_norm;
-  double tokens_per_s = 0;
-  std::optional<double> mfu;  // fraction
-  double step_time_ms = 0;
-  std::optional<double> eta_seconds;
-};
-
 // "step  12/200 | loss 3.4521 | lr 6.00e-04 | gnorm 0.873 | 1.23e+04 tok/s |
 //  mfu 12.3% | 85.1 ms/step | eta 0:00:16" (one line). The step is right-aligned
-// to the width of total_steps; optional parts are left out when absent (the
-// ETA shows "eta ?"); non-finite numbers print as "nan"/"inf".
-std::string FormatProgressLine(const ProgressInfo& info);
+// to the width of total_steps; the MFU is left out when unknown and the ETA
+// shows "eta ?"; non-finite numbers print as "nan"/"inf".
+std::string FormatProgressLine(const StepReport& info);
 
 // "step  50/200 | val_loss 2.9876".
 std::string FormatValidationLine(int64_t step, int64_t total_steps, double val_loss);

@@ -84,7 +84,7 @@ TEST(JsonLineTest, KeysInOrderAndEscaped) {
 }
 
 TEST(TrainMetricsLineTest, ExactTextAndParsesBack) {
-  TrainMetrics m;
+  StepReport m;
   m.step = 12;
   m.loss = 3.4521;
   m.lr = 6e-4;
@@ -108,7 +108,7 @@ TEST(TrainMetricsLineTest, ExactTextAndParsesBack) {
 }
 
 TEST(TrainMetricsLineTest, NonFiniteAndUnknownValuesAreNull) {
-  TrainMetrics m;
+  StepReport m;
   m.step = 7;
   m.loss = kNaN;
   m.grad_norm = kInf;
@@ -132,7 +132,7 @@ TEST(MetricsWriterTest, CreatesDirectoriesAndEveryLineIsOnDiskAtOnce) {
   EXPECT_EQ((*writer)->path(), path);
   std::vector<double> losses = {5.5451774444795623, 4.1, 3.0000001};
   for (int s = 0; s < 3; ++s) {
-    TrainMetrics m;
+    StepReport m;
     m.step = s + 1;
     m.loss = losses[s];
     ASSERT_TRUE((*writer)->WriteTrain(m).ok());
@@ -192,7 +192,7 @@ TEST(MetricsWriterTest, ErrorsNameThePath) {
 }
 
 TEST(ProgressLineTest, FullLine) {
-  ProgressInfo info;
+  StepReport info;
   info.step = 12;
   info.total_steps = 200;
   info.loss = 3.45213;
@@ -208,15 +208,17 @@ TEST(ProgressLineTest, FullLine) {
 }
 
 TEST(ProgressLineTest, OptionalPartsLeftOutAndNonFiniteShown) {
-  ProgressInfo info;
+  StepReport info;
   info.step = 5;
   info.total_steps = 1000;
   info.loss = kNaN;
   info.lr = 1e-3;
+  info.grad_norm = kInf;
   info.tokens_per_s = 500;
   info.step_time_ms = 412.4;
   EXPECT_EQ(FormatProgressLine(info),
-            "step    5/1000 | loss nan | lr 1.00e-03 | 5.00e+02 tok/s | 412 ms/step | eta ?");
+            "step    5/1000 | loss nan | lr 1.00e-03 | gnorm inf | 5.00e+02 tok/s | 412 ms/step | "
+            "eta ?");
   info.step_time_ms = 3.14159;
   EXPECT_THAT(FormatProgressLine(info), HasSubstr("| 3.14 ms/step |"));
 }

@@ -13,33 +13,14 @@
 #include "pipeline/simulator.h"
 #include "topology/grid_communicators.h"
 #include "topology/process_grid.h"
+#include "topology/layout_validation.h"
+#include "training/batch_geometry.h"
 #include "training/step_runner.h"
+#include "training/synthetic_batch.h"
 #include "training/train_config.h"
 #include "training/trainer.h"
 
 namespace trident::training {
-namespace {
-
-// Tokens and targets [rows, seq] of one replica at one step: a hash of (seed,
-// step, replica, position), uniform over the vocabulary.
-void SyntheticBatch(uint64_t seed, int64_t step, int replica, int64_t rows, int64_t seq,
-                    int64_t vocab, Tensor* inputs, Tensor* targets) {
-  std::vector<int32_t> in(rows * seq), out(rows * seq);
-  for (int64_t i = 0; i < rows * seq; ++i) {
-    for (int which = 0; which < 2; ++which) {
-      uint64_t z = seed ^ (static_cast<uint64_t>(step) << 40) ^
-                   (static_cast<uint64_t>(replica) << 32) ^ static_cast<uint64_t>(2 * i + which);
-      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-      z ^= z >> 31;
-      (which == 0 ? in : out)[i] = static_cast<int32_t>(z % static_cast<uint64_t>(vocab));
-    }
-  }
-  *inputs = Tensor::FromVector(in, {rows, seq});
-  *targets = Tensor::FromVector(out, {rows, seq});
-}
-
-}  // namespace
 
 absl::StatusOr<PipelineProfile> ProfilePipeline(const PipelineProfileOptions& options) {
   if (options.warmup_steps < 0 || options.profile_steps < 1) {
@@ -48,6 +29,7 @@ absl::StatusOr<PipelineProfile> ProfilePipeline(const PipelineProfileOptions& op
         options.profile_steps, " >= 1"));
   }
   TrainConfig config = options.config;
+  RETURN_IF_ERROR(topology::DeriveMicroBatches(config.mutable_layout()));
   const int total_steps = options.warmup_steps + options.profile_steps;
   config.set_steps(total_steps);
   RETURN_IF_ERROR(ValidateTrainConfig(config));
@@ -60,10 +42,7 @@ absl::StatusOr<PipelineProfile> ProfilePipeline(const PipelineProfileOptions& op
   const int world_size = layout.tensor_parallel() * p * layout.data_parallel();
   ASSIGN_OR_RETURN(const topology::ProcessGrid grid,
                    topology::ProcessGrid::Create(layout, world_size));
-  const int64_t mbs = layout.micro_batch_size();
-  const int64_t rows = mbs * layout.num_micro_batches();
-  const int64_t seq = config.data().seq_length();
-  const double global_tokens = static_cast<double>(rows) * layout.data_parallel() * seq;
+  const BatchGeometry batch = BatchGeometry::Of(config);
 
   PipelineProfile profile;
   profile.threads_per_rank = CpuThreadsPerRank(world_size);
@@ -85,15 +64,15 @@ absl::StatusOr<PipelineProfile> ProfilePipeline(const PipelineProfileOptions& op
     const topology::Coordinates at = grid.CoordinatesOf(rank);
     Tensor inputs, targets;
     for (int step = 0; step < total_steps; ++step) {
-      SyntheticBatch(static_cast<uint64_t>(config.seed()), step, at.dp, rows, seq,
-                     config.model().vocab_size(), &inputs, &targets);
+      SyntheticRows(static_cast<uint64_t>(config.seed()), step, batch.ReplicaRows(at.dp),
+                    batch.seq_length, config.model().vocab_size(), &inputs, &targets);
       // Every stage starts the step at one instant, the zero of its stamps.
       RETURN_IF_ERROR(world.Barrier());
       if (rank == 0) epochs[step] = absl::Now();
       RETURN_IF_ERROR(world.Barrier());
       StepProfile step_profile;
       step_profile.epoch = epochs[step];
-      RETURN_IF_ERROR(runner->TrainStep(step, inputs, targets, global_tokens, &step_profile).status());
+      RETURN_IF_ERROR(runner->TrainStep(step, inputs, targets, batch.tokens_per_step(), &step_profile).status());
       const int profiled = step - options.warmup_steps;
       if (profiled < 0 || at.dp != 0 || at.tp != 0) continue;
       std::lock_guard<std::mutex> lock(mu);

@@ -131,8 +131,8 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
     return absl::InternalError(absl::StrCat("step ", step + 1, ": the gradient norm is ",
                                             result.grad_norm, "; stopping rather than stepping"));
   }
-  const double lr = LearningRate(step, config_.optimizer(), config_.steps());
-  optimizer_->Step(ctx_, lr, ClipScale(result.grad_norm, config_.optimizer().grad_clip()));
+  result.lr = LearningRate(step, config_.optimizer(), config_.steps());
+  optimizer_->Step(ctx_, result.lr, ClipScale(result.grad_norm, config_.optimizer().grad_clip()));
   ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
   result.loss = loss_sum / global_tokens;
   return result;

@@ -44,6 +44,7 @@ namespace trident::training {
 struct StepResult {
   double loss = 0;       // Mean token loss of the global batch (every rank).
   double grad_norm = 0;  // Before clipping (every rank).
+  double lr = 0;         // The learning rate the step applied.
 };
 
 // Optional per-step observations for the bubble profiler.

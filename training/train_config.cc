@@ -263,6 +263,11 @@ absl::StatusOr<TrainConfig> ParseTrainConfig(absl::string_view text,
     }
     return absl::InvalidArgumentError(errors.error());
   }
+  // A config that states a global batch gets its micro-batch count now, so
+  // every reader sees a complete layout (tools re-derive after their flags).
+  if (absl::Status derived = topology::DeriveMicroBatches(config.mutable_layout()); !derived.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(source_name, ": layout: ", derived.message()));
+  }
   return config;
 }
 

@@ -44,7 +44,9 @@ namespace trident::training {
 
 // Parses a textproto TrainConfig. Errors are INVALID_ARGUMENT reading
 // "<source_name>:<line>:<column>: <parser message>" (1-based), pointing at the
-// offending field or value name when the parser names one.
+// offending field or value name when the parser names one. A layout with
+// global_batch_size and no num_micro_batches gets it derived
+// (topology::DeriveMicroBatches; its error is prefixed "<source_name>: layout: ").
 absl::StatusOr<TrainConfig> ParseTrainConfig(absl::string_view text,
                                              absl::string_view source_name = "<train config>");
 

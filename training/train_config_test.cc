@@ -37,6 +37,9 @@ TEST(DefaultConfigTest, EmbeddedTextIsTheFileByteForByte) {
 TEST(DefaultConfigTest, ParsesAndValidates) {
   absl::StatusOr<TrainConfig> config = DefaultTrainConfig();
   ASSERT_TRUE(config.ok()) << config.status();
+  // The micro-batch count is derived from the global batch when parsed.
+  EXPECT_EQ(config->layout().global_batch_size(), 8);
+  EXPECT_EQ(config->layout().num_micro_batches(), 4);
   EXPECT_TRUE(ValidateTrainConfig(*config).ok()) << ValidateTrainConfig(*config);
   // The job the brief describes: a small byte-level GPT on the Brown corpus.
   EXPECT_EQ(config->model().vocab_size(), 256);

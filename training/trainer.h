@@ -1,17 +1,20 @@
 #ifndef TRIDENT_TRAINING_TRAINER_H_
 #define TRIDENT_TRAINING_TRAINER_H_
 
-// The training loop: builds the process grid and its communicators, the model
-// stage, the optimizer and the data loader on every rank, and runs the steps.
+// The training loop. Train() launches the job's ranks (training/launch.h:
+// threads, or this MPI process); each rank builds the process grid and its
+// communicators, its StepRunner (model stage, AdamW, schedule) and the data
+// loader, then runs, as picotron's train.py reads:
 //
-// One step, per rank (a rank owns the model chunks of its pipeline stage,
-// tensor-parallel over its tp group, and takes its slice of the global batch
-// by its dp coordinate): the global batch of the step (the same for every
-// layout, DESIGN.md rule 2) is sliced by dp rank and handed to
-// training::StepRunner (step_runner.h), which runs the layout's pipeline
-// schedule, syncs tied embeddings and data-parallel gradients, clips by the
-// global norm and applies AdamW.
-// Global rank 0 prints one progress line per step and writes the metrics JSONL.
+//   for step in [first, last):
+//     train one step          (StepRunner::TrainStep on this replica's rows)
+//     report it               (RunReporter: progress line + metrics JSONL)
+//     maybe evaluate          (every eval_interval steps and at the end)
+//     maybe save a checkpoint (every checkpoint_interval steps and at the end)
+//   maybe export; print the summary
+//
+// The step's global batch is the same for every layout (DESIGN.md rule 2);
+// BatchGeometry says which rows each replica takes. Global rank 0 reports.
 //
 // Layout features that are not implemented yet are refused with an
 // UNIMPLEMENTED error naming the field; they are never silently ignored.
@@ -39,6 +42,11 @@ struct TrainOptions {
   // the checkpoint (with save_dir) is written at the stop.
   int64_t stop_at_step = 0;
   std::ostream* log = nullptr;    // Progress lines (global rank 0); null for stdout.
+  // The FLOP/s of all the devices the job runs on together, the denominator
+  // of MFU, and how it was obtained (printed in the header). Measured or given
+  // by the caller, once: 0 prints no MFU.
+  double peak_flops = 0;
+  std::string peak_source;
 };
 
 struct TrainResult {

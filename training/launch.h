@@ -1,0 +1,39 @@
+#ifndef TRIDENT_TRAINING_LAUNCH_H_
+#define TRIDENT_TRAINING_LAUNCH_H_
+
+// How the ranks of a job come to exist, one home for every tool that runs
+// one: with the `local` backend this process starts a thread per rank; with
+// `mpi` this process is one rank of a job that mpirun/srun started, and the
+// launcher's process count must equal the layout's world size. Either way
+// the body runs once per rank of this process with that rank's world
+// communicator, so the trainer is written once for both.
+
+#include <functional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "core/comm/communicator.h"
+
+namespace trident::training {
+
+// The backends LaunchRanks knows, in the order messages list them.
+inline constexpr absl::string_view kBackends[] = {"local", "mpi"};
+
+using RankBody = std::function<absl::Status(int rank, comm::Communicator& world)>;
+
+// INVALID_ARGUMENT for an unknown backend (listing kBackends); OK when `name`
+// is one of them.
+absl::Status ValidateBackend(absl::string_view name);
+
+// Runs `body` for the ranks of a `world_size`-rank job on `backend` and
+// returns OK or the first failure: on `local` the first rank's error (by
+// time), prefixed "rank R: "; on `mpi` this rank's. An MPI launch whose
+// process count is not `world_size` fails before any body runs, saying which
+// -np to use.
+absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBody& body,
+                         comm::CommOptions options = {});
+
+}  // namespace trident::training
+
+#endif  // TRIDENT_TRAINING_LAUNCH_H_

@@ -12,7 +12,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "topology/layout.pb.h"
-#include "topology/layout_names.h"
 #include "training/data/token_file.h"
 #include "training/train_config.h"
 
@@ -98,50 +97,68 @@ TEST_F(TrainerTest, LossFalls) {
   EXPECT_LT(result.val_losses[1].second, result.val_losses[0].second);
 }
 
-// The central property (DESIGN.md rule 2): every layout trains the serial
-// model, step for step. fp32 on CPU: relative difference under 1e-5.
-TEST_F(TrainerTest, EveryLayoutReproducesTheSerialLosses) {
+// Every layout trains the serial model: the table of layouts lives in
+// tests/equivalence (synthetic tokens, every gradient and parameter). Here the
+// trainer's own data path: each replica's rows of the real loader's global
+// batch and of the validation windows, for a 3D layout. fp32 on the CPU:
+// relative difference under 1e-5.
+TEST_F(TrainerTest, ThreeDimensionalLayoutReproducesTheSerialLosses) {
   TrainOptions serial_options = TinyOptions(data_dir_);
-  serial_options.config.mutable_layout()->set_micro_batch_size(4);
-  serial_options.config.mutable_layout()->set_num_micro_batches(2);
+  serial_options.config.mutable_layout()->set_micro_batch_size(1);
+  serial_options.config.mutable_layout()->set_num_micro_batches(8);
   const TrainResult serial = MustTrain(serial_options);
-  struct Layout {
-    int tp, dp, micro_batch_size, micro_batches;
-    bool sequence_parallel = false;
-    int pp = 1;
-    topology::PipelineSchedule schedule = topology::ONE_F_ONE_B;
-  };
-  for (const Layout& l :
-       {Layout{2, 1, 4, 2}, Layout{4, 1, 4, 2}, Layout{1, 2, 4, 1}, Layout{1, 4, 2, 1},
-        Layout{2, 2, 1, 4}, Layout{1, 1, 1, 8}, Layout{2, 1, 4, 2, true},
-        Layout{2, 2, 1, 4, true}, Layout{1, 1, 4, 2, false, 2},
-        Layout{1, 1, 2, 4, false, 2, topology::GPIPE},
-        Layout{1, 1, 1, 8, false, 2, topology::ZERO_BUBBLE_H1},
-        // All three dimensions at once: 8 ranks.
-        Layout{2, 2, 1, 4, false, 2, topology::ONE_F_ONE_B}}) {
-    SCOPED_TRACE(absl::StrCat("tp=", l.tp, " dp=", l.dp, " pp=", l.pp, " mbs=",
-                              l.micro_batch_size, " m=", l.micro_batches,
-                              l.sequence_parallel ? " sp" : "", " ",
-                              topology::ScheduleName(l.schedule)));
+
+  TrainOptions options = TinyOptions(data_dir_);
+  auto* layout = options.config.mutable_layout();
+  layout->set_tensor_parallel(2);
+  layout->set_pipeline_parallel(2);
+  layout->set_data_parallel(2);
+  layout->set_micro_batch_size(1);
+  layout->set_num_micro_batches(4);
+  const TrainResult result = MustTrain(options);
+  ASSERT_EQ(result.losses.size(), serial.losses.size());
+  for (size_t s = 0; s < serial.losses.size(); ++s) {
+    EXPECT_NEAR(result.losses[s], serial.losses[s], 1e-5 * serial.losses[s]) << "step " << s + 1;
+  }
+  ASSERT_EQ(result.val_losses.size(), serial.val_losses.size());
+  for (size_t v = 0; v < serial.val_losses.size(); ++v) {
+    EXPECT_NEAR(result.val_losses[v].second, serial.val_losses[v].second,
+                1e-5 * serial.val_losses[v].second);
+  }
+}
+
+// Megatron's --global-batch-size: the micro-batch count follows dp, so the
+// same global batch trains the same model whatever the layout.
+TEST_F(TrainerTest, GlobalBatchSizeDerivesMicroBatches) {
+  const auto with_global_batch = [&](int dp) {
     TrainOptions options = TinyOptions(data_dir_);
     auto* layout = options.config.mutable_layout();
-    layout->set_tensor_parallel(l.tp);
-    layout->set_pipeline_parallel(l.pp);
-    layout->set_schedule(l.schedule);
-    layout->set_sequence_parallel(l.sequence_parallel);
-    layout->set_data_parallel(l.dp);
-    layout->set_micro_batch_size(l.micro_batch_size);
-    layout->set_num_micro_batches(l.micro_batches);
-    const TrainResult result = MustTrain(options);
-    ASSERT_EQ(result.losses.size(), serial.losses.size());
-    for (size_t s = 0; s < serial.losses.size(); ++s) {
-      EXPECT_NEAR(result.losses[s], serial.losses[s], 1e-5 * serial.losses[s]) << "step " << s + 1;
-    }
-    for (size_t v = 0; v < serial.val_losses.size(); ++v) {
-      EXPECT_NEAR(result.val_losses[v].second, serial.val_losses[v].second,
-                  1e-5 * serial.val_losses[v].second);
-    }
+    layout->set_data_parallel(dp);
+    layout->set_micro_batch_size(1);
+    layout->clear_num_micro_batches();
+    layout->set_global_batch_size(4);
+    options.config.set_steps(3);
+    options.config.set_eval_interval(0);
+    return MustTrain(options);
+  };
+  const TrainResult serial = with_global_batch(1);  // 4 micro-batches
+  const TrainResult dp4 = with_global_batch(4);     // 1 micro-batch per replica
+  ASSERT_EQ(serial.losses.size(), 3u);
+  ASSERT_EQ(dp4.losses.size(), 3u);
+  for (size_t s = 0; s < 3; ++s) {
+    EXPECT_NEAR(dp4.losses[s], serial.losses[s], 1e-5 * serial.losses[s]) << "step " << s + 1;
   }
+
+  TrainOptions indivisible = TinyOptions(data_dir_);
+  indivisible.config.mutable_layout()->set_data_parallel(3);
+  indivisible.config.mutable_layout()->clear_num_micro_batches();
+  indivisible.config.mutable_layout()->set_global_batch_size(4);
+  indivisible.log = &Sink();
+  absl::StatusOr<TrainResult> refused = Train(indivisible);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("global_batch_size=4 is not a multiple of micro_batch_size=4 x "
+                        "data_parallel=3 = 12"));
 }
 
 TEST_F(TrainerTest, ResumeGivesBitwiseTheSameLosses) {
@@ -243,7 +260,7 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
        "layout.sequence_parallel=true is not supported yet: with pipeline_parallel=2"},
       {[](TrainOptions& o) { o.config.mutable_layout()->set_pipeline_parallel(3); },
        "= 3 must divide num_layers=2"},
-      // Sequence parallelism runs (EveryLayoutReproducesTheSerialLosses) but
+      // Sequence parallelism runs (tests/equivalence) but
       // splits nothing on one tensor-parallel rank.
       {[](TrainOptions& o) { o.config.mutable_layout()->set_sequence_parallel(true); },
        "sequence_parallel=true needs tensor_parallel > 1"},

@@ -1,0 +1,183 @@
+#include "tests/common/layout_equivalence.h"
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "core/check.h"
+#include "core/comm/local/local_world.h"
+#include "core/exec_context.h"
+#include "core/status_macros.h"
+#include "core/tensor.h"
+#include "gtest/gtest.h"
+#include "topology/grid_communicators.h"
+#include "topology/layout_names.h"
+#include "topology/layout_validation.h"
+#include "topology/process_grid.h"
+#include "training/batch_geometry.h"
+#include "training/step_runner.h"
+#include "training/synthetic_batch.h"
+#include "training/train_config.h"
+
+namespace trident::testing {
+namespace {
+
+constexpr uint64_t kSeed = 20261122;
+// The held-out batch's step number: no training step uses it.
+constexpr int64_t kValidationStep = 1 << 30;
+
+TensorsByName ByName(const std::vector<training::NamedTensor>& tensors) {
+  TensorsByName out;
+  for (const training::NamedTensor& t : tensors) out[t.name] = t.tensor.ToVector<float>();
+  return out;
+}
+
+}  // namespace
+
+topology::ParallelLayout LayoutRow::ToLayout() const {
+  topology::ParallelLayout layout;
+  layout.set_tensor_parallel(tp);
+  layout.set_pipeline_parallel(pp);
+  layout.set_data_parallel(dp);
+  layout.set_micro_batch_size(micro_batch_size);
+  layout.set_num_micro_batches(micro_batches);
+  layout.set_schedule(schedule);
+  layout.set_virtual_pipeline_stages(virtual_stages);
+  layout.set_sequence_parallel(sequence_parallel);
+  for (int layers : layers_per_stage) layout.add_layers_per_stage(layers);
+  return layout;
+}
+
+std::string LayoutName(const topology::ParallelLayout& l) {
+  std::string name = absl::StrCat("tp", l.tensor_parallel(), "_pp", l.pipeline_parallel(), "_dp",
+                                  l.data_parallel(), "_mbs", l.micro_batch_size(), "_m",
+                                  l.num_micro_batches(), "_",
+                                  absl::StrReplaceAll(topology::ScheduleName(l.schedule()),
+                                                      {{"-", ""}}));
+  if (l.virtual_pipeline_stages() > 1) absl::StrAppend(&name, "_v", l.virtual_pipeline_stages());
+  if (l.sequence_parallel()) absl::StrAppend(&name, "_sp");
+  if (l.layers_per_stage_size() > 0) {
+    absl::StrAppend(&name, "_split", absl::StrJoin(l.layers_per_stage(), "x"));
+  }
+  return name;
+}
+
+training::TrainConfig EquivalenceConfig(const topology::ParallelLayout& layout, int steps) {
+  training::TrainConfig config;
+  auto* model = config.mutable_model();
+  model->set_vocab_size(61);
+  model->set_context_length(16);
+  model->set_num_layers(8);
+  model->set_num_heads(4);
+  model->set_hidden_size(32);
+  *config.mutable_layout() = layout;
+  config.mutable_data()->set_seq_length(16);
+  auto* optimizer = config.mutable_optimizer();
+  optimizer->set_learning_rate(1e-3);
+  optimizer->set_min_learning_rate(1e-4);
+  optimizer->set_warmup_steps(2);
+  optimizer->set_weight_decay(0.1);
+  optimizer->set_grad_clip(0.5);
+  optimizer->set_epsilon(1e-6);
+  config.set_steps(steps);
+  config.set_seed(static_cast<int64_t>(kSeed));
+  return config;
+}
+
+topology::ParallelLayout SerialTwin(const topology::ParallelLayout& layout) {
+  topology::ParallelLayout serial;
+  serial.set_micro_batch_size(layout.micro_batch_size());
+  serial.set_num_micro_batches(layout.num_micro_batches() * layout.data_parallel());
+  return serial;
+}
+
+absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
+  const topology::ParallelLayout& layout = config.layout();
+  const int world_size =
+      layout.tensor_parallel() * layout.pipeline_parallel() * layout.data_parallel();
+  // The layout rules only: the synthetic tokens need no tokenizer or files.
+  RETURN_IF_ERROR(topology::ValidateLayout(
+      layout, world_size,
+      training::ModelDimensionsFor(config.model(), config.data().seq_length())));
+  ASSIGN_OR_RETURN(const topology::ProcessGrid grid,
+                   topology::ProcessGrid::Create(layout, world_size));
+  const training::BatchGeometry batch = training::BatchGeometry::Of(config);
+  const int64_t vocab = config.model().vocab_size();
+  const int steps = config.steps();
+  TrainedRun result;
+  RETURN_IF_ERROR(comm::RunLocalRanks(world_size, [&](int rank, comm::Communicator& world) {
+    const ExecContext ctx = ExecContext::Cpu();
+    ASSIGN_OR_RETURN(const topology::GridCommunicators comms,
+                     topology::BuildGridCommunicators(grid, world));
+    ASSIGN_OR_RETURN(std::unique_ptr<training::StepRunner> runner,
+                     training::StepRunner::Create(config, grid, rank, comms, ctx));
+    const data::RowRange rows = batch.ReplicaRows(grid.CoordinatesOf(rank).dp);
+    Tensor inputs, targets;
+    for (int step = 0; step < steps; ++step) {
+      training::SyntheticRows(kSeed, step, rows, batch.seq_length, vocab, &inputs, &targets);
+      ASSIGN_OR_RETURN(const training::StepResult step_result,
+                       runner->TrainStep(step, inputs, targets, batch.tokens_per_step()));
+      if (rank == 0) result.losses.push_back(step_result.loss);
+      if (step == 0) {
+        ASSIGN_OR_RETURN(std::vector<training::NamedTensor> grads,
+                         runner->GatherSerial(/*gradients=*/true));
+        if (rank == 0) result.grads_after_step1 = ByName(grads);
+      }
+    }
+    ASSIGN_OR_RETURN(std::vector<training::NamedTensor> values,
+                     runner->GatherSerial(/*gradients=*/false));
+    if (rank == 0) result.params_after_last = ByName(values);
+    training::SyntheticRows(kSeed, kValidationStep, rows, batch.seq_length, vocab, &inputs,
+                            &targets);
+    ASSIGN_OR_RETURN(const double val_loss_sum, runner->EvaluateLossSum(inputs, targets));
+    if (rank == 0) result.val_loss = val_loss_sum / batch.tokens_per_step();
+    return absl::OkStatus();
+  }));
+  return result;
+}
+
+const TrainedRun& SerialRun(const training::TrainConfig& config) {
+  static std::mutex mu;
+  static auto* runs = new std::map<std::string, TrainedRun>();
+  training::TrainConfig serial = config;
+  *serial.mutable_layout() = SerialTwin(config.layout());
+  const std::string key = serial.SerializeAsString();
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = runs->find(key);
+  if (it == runs->end()) {
+    absl::StatusOr<TrainedRun> run = TrainLayout(serial);
+    TRIDENT_CHECK_OK(run.status());
+    it = runs->emplace(key, *std::move(run)).first;
+  }
+  return it->second;
+}
+
+Differences ExpectSameTraining(const TrainedRun& run, const TrainedRun& serial,
+                               const training::TrainConfig& config, double tolerance) {
+  Differences worst;
+  const auto relative = [](double got, double want) { return std::abs(got - want) / std::abs(want); };
+  EXPECT_EQ(run.losses.size(), serial.losses.size());
+  for (size_t s = 0; s < std::min(run.losses.size(), serial.losses.size()); ++s) {
+    const double difference = relative(run.losses[s], serial.losses[s]);
+    if (!(difference <= worst.loss)) worst.loss = difference;
+    EXPECT_LT(difference, tolerance)
+        << "step " << s + 1 << ": loss " << run.losses[s] << ", serial " << serial.losses[s];
+  }
+  const int64_t hidden = config.model().hidden_size();
+  ExpectSameTensors(run.grads_after_step1, serial.grads_after_step1, "gradients after step 1",
+                    hidden, /*key_bias_out=*/false, tolerance, &worst.gradients);
+  ExpectSameTensors(run.params_after_last, serial.params_after_last,
+                    absl::StrCat("parameters after step ", config.steps()), hidden,
+                    /*key_bias_out=*/true, tolerance, &worst.parameters);
+  worst.val_loss = relative(run.val_loss, serial.val_loss);
+  EXPECT_LT(worst.val_loss, tolerance)
+      << "validation loss " << run.val_loss << ", serial " << serial.val_loss;
+  return worst;
+}
+
+}  // namespace trident::testing

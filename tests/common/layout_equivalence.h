@@ -1,0 +1,97 @@
+#ifndef TRIDENT_TESTS_COMMON_LAYOUT_EQUIVALENCE_H_
+#define TRIDENT_TESTS_COMMON_LAYOUT_EQUIVALENCE_H_
+
+// The one layout-equivalence harness (DESIGN.md rule 2): a layout trains the
+// serial model. Given a layout, TrainLayout runs N steps of the trainer's own
+// step (training::StepRunner: production vocabulary padding, schedule,
+// executor, tied-embedding sync, data-parallel reduction, gradient norm,
+// AdamW with clipping and weight decay) on the local backend, every replica on
+// its rows of one global batch (training/synthetic_batch.h), and records:
+//   - the loss of every step;
+//   - every gradient after step 1, gathered over tp and pp (before the update);
+//   - every parameter after step N, gathered likewise;
+//   - the validation loss of a fixed held-out batch after step N (the
+//     forward-only schedule).
+// ExpectSameTraining compares two such runs: the layout's and the serial
+// run's of the same global batch and micro-batch size (SerialTwin).
+//
+// Tolerances (fp32, CPU): per step |loss - serial| / serial; per tensor
+// ||got - serial|| / ||serial|| (tests/common/serial_comparison.h: a serial
+// tensor that is exactly 0 must stay exactly 0); NaN always fails. The only
+// differences are the orders of floating-point sums (all-reduce of partial
+// GEMMs, gradients accumulated over replicas), so 1e-5 is tight.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "tests/common/serial_comparison.h"
+#include "topology/layout.pb.h"
+#include "training/train_config.pb.h"
+
+namespace trident::testing {
+
+// One row of a layout table, written with designated initialisers:
+//   {.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4}
+// Later features (ZeRO, recomputation, compression, precision) add fields.
+struct LayoutRow {
+  int tp = 1;
+  int pp = 1;
+  int dp = 1;
+  int micro_batch_size = 1;
+  int micro_batches = 1;
+  topology::PipelineSchedule schedule = topology::ONE_F_ONE_B;
+  int virtual_stages = 1;
+  bool sequence_parallel = false;
+  std::vector<int> layers_per_stage;
+
+  topology::ParallelLayout ToLayout() const;
+};
+
+// A readable, unique test name: "tp2_pp2_dp2_mbs1_m4_1f1b", with "_v2",
+// "_sp" and "_split3x5" where they apply (only [A-Za-z0-9_], as gtest needs).
+std::string LayoutName(const topology::ParallelLayout& layout);
+
+// The harness's model and optimizer with `layout`: 8 layers (pp = 4 with
+// v = 2 needs 8 chunks), 4 heads, hidden 32, vocabulary 61 (not a multiple of
+// 128 or of tp: the padding is exercised), 16 tokens per sequence; AdamW with
+// warm-up, cosine decay, weight decay 0.1 and clipping at 0.5 (active in the
+// first steps: the initial gradient norm is about 1); epsilon 1e-6 (with
+// 1e-8, Adam turns the rounding noise of an element whose gradient hovers at
+// zero into full-size steps whose sign the last bits decide).
+training::TrainConfig EquivalenceConfig(const topology::ParallelLayout& layout, int steps = 20);
+
+// The serial layout (tp = pp = dp = 1) that trains the same global batch with
+// the same micro-batch size: micro_batches x dp micro-batches.
+topology::ParallelLayout SerialTwin(const topology::ParallelLayout& layout);
+
+struct TrainedRun {
+  std::vector<double> losses;
+  TensorsByName grads_after_step1;
+  TensorsByName params_after_last;
+  double val_loss = 0;
+};
+
+// Trains config.steps() steps of `config` as described above; a layout that
+// breaks a rule of topology::ValidateLayout is refused with its message.
+absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config);
+
+// The serial twin's run of `config`, trained once per process and shared.
+const TrainedRun& SerialRun(const training::TrainConfig& config);
+
+struct Differences {
+  double loss = 0;
+  double gradients = 0;
+  double parameters = 0;
+  double val_loss = 0;
+};
+
+// Adds a gtest failure for every step, tensor or validation loss of `run`
+// that differs from `serial` by `tolerance` or more (relative), and returns
+// the worst differences.
+Differences ExpectSameTraining(const TrainedRun& run, const TrainedRun& serial,
+                               const training::TrainConfig& config, double tolerance = 1e-5);
+
+}  // namespace trident::testing
+
+#endif  // TRIDENT_TESTS_COMMON_LAYOUT_EQUIVALENCE_H_

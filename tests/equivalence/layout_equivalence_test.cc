@@ -1,0 +1,165 @@
+// Every layout trains the serial model (DESIGN.md rule 2), in one table: each
+// row is a named test case (e.g. LayoutEquivalence/ThreeD.TrainsTheSerialModel/
+// tp2_pp2_dp2_mbs1_m4_1f1b) that trains 20 steps through the trainer's own step
+// and compares loss per step, every gradient after step 1, every parameter
+// after step 20 and the validation loss with the serial run of the same
+// global batch (tests/common/layout_equivalence.h), relative 1e-5, fp32.
+//
+// A new feature that must not change the arithmetic adds rows here, nothing
+// else. Bazel shards the cases (BUILD: shard_count); each shard trains the
+// serial runs it needs once.
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/common/layout_equivalence.h"
+#include "tests/common/serial_comparison.h"
+#include "topology/layout.pb.h"
+
+namespace trident::testing {
+namespace {
+
+using topology::GPIPE;
+using topology::INTERLEAVED_1F1B;
+using topology::ONE_F_ONE_B;
+using topology::ZERO_BUBBLE_H1;
+
+class LayoutEquivalence : public ::testing::TestWithParam<LayoutRow> {};
+
+TEST_P(LayoutEquivalence, TrainsTheSerialModel) {
+  const training::TrainConfig config = EquivalenceConfig(GetParam().ToLayout());
+  const TrainedRun& serial = SerialRun(config);
+  absl::StatusOr<TrainedRun> run = TrainLayout(config);
+  ASSERT_TRUE(run.ok()) << run.status();
+  const Differences worst = ExpectSameTraining(*run, serial, config);
+  // For the record (the README quotes these).
+  std::printf("%s: worst relative difference: loss %.3g, gradients %.3g, parameters %.3g, "
+              "validation loss %.3g\n",
+              LayoutName(config.layout()).c_str(), worst.loss, worst.gradients, worst.parameters,
+              worst.val_loss);
+}
+
+std::string RowName(const ::testing::TestParamInfo<LayoutRow>& info) {
+  return LayoutName(info.param.ToLayout());
+}
+
+// Tensor parallelism, with and without sequence parallelism.
+INSTANTIATE_TEST_SUITE_P(
+    TensorParallel, LayoutEquivalence,
+    ::testing::Values(LayoutRow{.tp = 2, .micro_batch_size = 2, .micro_batches = 2},
+                      LayoutRow{.tp = 4, .micro_batch_size = 2, .micro_batches = 2},
+                      LayoutRow{.tp = 2, .micro_batch_size = 2, .micro_batches = 2,
+                                .sequence_parallel = true},
+                      LayoutRow{.tp = 4, .micro_batch_size = 2, .micro_batches = 2,
+                                .sequence_parallel = true},
+                      LayoutRow{.tp = 2, .micro_batch_size = 4, .micro_batches = 2}),
+    RowName);
+
+// Data parallelism, alone and with tensor parallelism.
+INSTANTIATE_TEST_SUITE_P(
+    DataParallel, LayoutEquivalence,
+    ::testing::Values(LayoutRow{.dp = 2, .micro_batch_size = 4},
+                      LayoutRow{.dp = 4, .micro_batch_size = 2},
+                      LayoutRow{.dp = 2, .micro_batch_size = 1, .micro_batches = 4},
+                      LayoutRow{.tp = 2, .dp = 2, .micro_batch_size = 1, .micro_batches = 4},
+                      LayoutRow{.tp = 2, .dp = 2, .micro_batch_size = 1, .micro_batches = 4,
+                                .sequence_parallel = true}),
+    RowName);
+
+// Pipelines: pp in {2, 4}, m in {1, p, 2p, 8}, every schedule (interleaved
+// with v = 2 where m % p == 0).
+std::vector<LayoutRow> PipelineRows() {
+  std::vector<LayoutRow> rows;
+  for (int p : {2, 4}) {
+    for (int m : p == 2 ? std::vector<int>{1, 2, 4, 8} : std::vector<int>{1, 4, 8}) {
+      for (auto schedule : {GPIPE, ONE_F_ONE_B, ZERO_BUBBLE_H1}) {
+        rows.push_back({.pp = p, .micro_batches = m, .schedule = schedule});
+      }
+      if (m % p == 0) {
+        rows.push_back(
+            {.pp = p, .micro_batches = m, .schedule = INTERLEAVED_1F1B, .virtual_stages = 2});
+      }
+    }
+  }
+  // Uneven splits.
+  rows.push_back({.pp = 2, .micro_batches = 4, .layers_per_stage = {3, 5}});
+  rows.push_back(
+      {.pp = 4, .micro_batches = 4, .schedule = ZERO_BUBBLE_H1, .layers_per_stage = {1, 2, 4, 1}});
+  rows.push_back({.pp = 2, .micro_batches = 4, .schedule = INTERLEAVED_1F1B, .virtual_stages = 2,
+                  .layers_per_stage = {1, 3, 2, 2}});
+  // Larger micro-batches.
+  rows.push_back({.pp = 2, .micro_batch_size = 4, .micro_batches = 2});
+  rows.push_back({.pp = 2, .micro_batch_size = 2, .micro_batches = 4, .schedule = GPIPE});
+  return rows;
+}
+INSTANTIATE_TEST_SUITE_P(Pipeline, LayoutEquivalence, ::testing::ValuesIn(PipelineRows()),
+                         RowName);
+
+// Pipelines with tensor parallelism, and all three dimensions at once.
+INSTANTIATE_TEST_SUITE_P(
+    ThreeD, LayoutEquivalence,
+    ::testing::Values(
+        LayoutRow{.tp = 2, .pp = 2, .micro_batches = 4},
+        LayoutRow{.tp = 2, .pp = 2, .micro_batches = 4, .schedule = INTERLEAVED_1F1B,
+                  .virtual_stages = 2},
+        LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4},
+        LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = ZERO_BUBBLE_H1},
+        LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = INTERLEAVED_1F1B,
+                  .virtual_stages = 2}),
+    RowName);
+
+// ---- The serial run itself, and what the table cannot express. ----
+
+training::TrainConfig SerialConfig(int micro_batch_size, int micro_batches) {
+  return EquivalenceConfig(
+      LayoutRow{.micro_batch_size = micro_batch_size, .micro_batches = micro_batches}.ToLayout());
+}
+
+// The baseline is meaningful: it learns (the loss falls from about ln 61) and
+// every parameter gets a finite, non-zero gradient.
+TEST(SerialRun, Trains) {
+  const TrainedRun& serial = SerialRun(SerialConfig(1, 4));
+  ASSERT_EQ(serial.losses.size(), 20u);
+  EXPECT_NEAR(serial.losses.front(), std::log(61.0), 0.1);
+  EXPECT_LT(serial.losses.back(), serial.losses.front() - 0.05);
+  // wte, wpe, 12 tensors per block, ln_f: the tied head adds nothing.
+  EXPECT_EQ(serial.grads_after_step1.size(), 2 + 12 * 8 + 2u);
+  for (const auto& [name, grad] : serial.grads_after_step1) {
+    double sum = 0;
+    for (float g : grad) sum += std::abs(g);
+    EXPECT_TRUE(std::isfinite(sum) && sum > 0) << name;
+  }
+  EXPECT_TRUE(std::isfinite(serial.val_loss));
+}
+
+// Why the key bias is compared apart: its gradient is rounding noise, many
+// orders of magnitude below the query and value biases' gradients.
+TEST(SerialRun, KeyBiasGradientIsRoundingNoise) {
+  const training::TrainConfig config = SerialConfig(1, 4);
+  const int64_t hidden = config.model().hidden_size();
+  const TensorsByName grads = SplitOffKeyBias(SerialRun(config).grads_after_step1, hidden);
+  for (int layer = 0; layer < config.model().num_layers(); ++layer) {
+    const std::string name = absl::StrCat("h.", layer, ".attn.c_attn.bias");
+    const double key = MaxAbs(grads.at(name + kKeyBiasSuffix));
+    const double query_value = MaxAbs(grads.at(name));
+    EXPECT_GT(query_value, 1e-5) << name;
+    EXPECT_LT(key, 1e-6 * query_value) << name;
+  }
+}
+
+// Micro-batching is arithmetic only: 8 micro-batches of 1 sequence train what
+// 1 micro-batch of 8 does (the serial twins of the table differ in this).
+TEST(SerialRun, MicroBatchingDoesNotChangeTraining) {
+  const training::TrainConfig config = SerialConfig(1, 8);
+  const Differences worst = ExpectSameTraining(SerialRun(config), SerialRun(SerialConfig(8, 1)),
+                                               config);
+  std::printf("mbs1_m8 against mbs8_m1: loss %.3g, gradients %.3g, parameters %.3g\n", worst.loss,
+              worst.gradients, worst.parameters);
+}
+
+}  // namespace
+}  // namespace trident::testing

@@ -113,12 +113,13 @@ TEST_F(TrainerTest, EveryLayoutReproducesTheSerialLosses) {
   };
   for (const Layout& l :
        {Layout{2, 1, 4, 2}, Layout{4, 1, 4, 2}, Layout{1, 2, 4, 1}, Layout{1, 4, 2, 1},
-        Layout{2, 2, 1, 4}, Layout{1, 1, 1, 8}, Layout{2, 1, 4, 2, true},
-        Layout{2, 2, 1, 4, true}, Layout{1, 1, 4, 2, false, 2},
-        Layout{1, 1, 2, 4, false, 2, topology::GPIPE},
+        Layout{2, 2, 1, 4}, Layout{1, 1, 1, 8}, Layout{2, 1, 4, 2, true}, Layout{2, 2, 1, 4, true},
+        Layout{1, 1, 4, 2, false, 2}, Layout{1, 1, 2, 4, false, 2, topology::GPIPE},
         Layout{1, 1, 1, 8, false, 2, topology::ZERO_BUBBLE_H1},
         // All three dimensions at once: 8 ranks.
-        Layout{2, 2, 1, 4, false, 2, topology::ONE_F_ONE_B}}) {
+        Layout{2, 2, 1, 4, false, 2, topology::ONE_F_ONE_B},
+        // Sequence parallelism across pipeline stages (row chunks cross them).
+        Layout{2, 1, 2, 4, true, 2, topology::ONE_F_ONE_B}}) {
     SCOPED_TRACE(absl::StrCat("tp=", l.tp, " dp=", l.dp, " pp=", l.pp, " mbs=",
                               l.micro_batch_size, " m=", l.micro_batches,
                               l.sequence_parallel ? " sp" : "", " ",
@@ -235,12 +236,6 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
     const char* message;
   };
   const std::vector<Case> cases = {
-      {[](TrainOptions& o) {
-         o.config.mutable_layout()->set_tensor_parallel(2);
-         o.config.mutable_layout()->set_pipeline_parallel(2);
-         o.config.mutable_layout()->set_sequence_parallel(true);
-       },
-       "layout.sequence_parallel=true is not supported yet: with pipeline_parallel=2"},
       {[](TrainOptions& o) { o.config.mutable_layout()->set_pipeline_parallel(3); },
        "= 3 must divide num_layers=2"},
       // Sequence parallelism runs (EveryLayoutReproducesTheSerialLosses) but

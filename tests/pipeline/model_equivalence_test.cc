@@ -1,10 +1,10 @@
 // Pipeline parallelism trains the same model as the serial run (DESIGN.md
 // rule 2). For pp in {2, 4}, m in {1, p, 2p, 8} micro-batches and every
 // schedule (GPipe, 1F1B, ZB-H1; interleaved with v = 2 where m % p == 0), plus
-// uneven layer splits and pipeline x tensor parallelism, the whole training
-// step of the trainer (training::StepRunner: schedule, executor, tied
-// embedding sync, gradient norm, AdamW with clipping and weight decay) runs 20
-// steps, and:
+// uneven layer splits and pipeline x tensor parallelism (with and without
+// sequence parallelism), the whole training step of the trainer
+// (training::StepRunner: schedule, executor, tied embedding sync, gradient
+// norm, AdamW with clipping and weight decay) runs 20 steps, and:
 //   - every step's loss equals the serial run's (same micro-batching);
 //   - the gradients after step 1, gathered over tp and pp, equal the serial
 //     gradients;
@@ -54,11 +54,13 @@ struct Layout {
   int v = 1;
   int tp = 1;
   std::vector<int> layers_per_stage;
+  bool sequence_parallel = false;
 
   std::string Name() const {
     std::string name = absl::StrCat("pp=", pp, " m=", m, " ", topology::ScheduleName(schedule));
     if (v > 1) absl::StrAppend(&name, " v=", v);
     if (tp > 1) absl::StrAppend(&name, " tp=", tp);
+    if (sequence_parallel) absl::StrAppend(&name, " sp");
     if (!layers_per_stage.empty()) {
       absl::StrAppend(&name, " layers=[", absl::StrJoin(layers_per_stage, ","), "]");
     }
@@ -77,6 +79,7 @@ training::TrainConfig MakeConfig(const Layout& l) {
   auto* layout = config.mutable_layout();
   layout->set_pipeline_parallel(l.pp);
   layout->set_tensor_parallel(l.tp);
+  layout->set_sequence_parallel(l.sequence_parallel);
   layout->set_num_micro_batches(l.m);
   layout->set_micro_batch_size(1);
   layout->set_schedule(l.schedule);
@@ -254,6 +257,24 @@ TEST_F(PipelineEquivalenceTest, UnevenSplitsEqualSerial) {
 TEST_F(PipelineEquivalenceTest, PipelineWithTensorParallelEqualsSerial) {
   ExpectEqualsSerial(Layout{2, 4, topology::ONE_F_ONE_B, 1, 2});
   ExpectEqualsSerial(Layout{2, 4, topology::INTERLEAVED_1F1B, 2, 2});
+}
+
+// Sequence parallelism across stages: the activations and gradients crossing
+// the pipeline are each tp rank's row chunk, and every stage's LayerNorm
+// gradients (ln_f on the last) are summed over tp.
+const Layout kSequenceParallelRows[] = {
+    {.pp = 2, .m = 4, .schedule = topology::ONE_F_ONE_B, .tp = 2, .sequence_parallel = true},
+    {.pp = 2,
+     .m = 4,
+     .schedule = topology::INTERLEAVED_1F1B,
+     .v = 2,
+     .tp = 2,
+     .sequence_parallel = true},
+    {.pp = 2, .m = 4, .schedule = topology::ZERO_BUBBLE_H1, .tp = 2, .sequence_parallel = true},
+};
+
+TEST_F(PipelineEquivalenceTest, PipelineWithSequenceParallelEqualsSerial) {
+  for (const Layout& layout : kSequenceParallelRows) ExpectEqualsSerial(layout);
 }
 
 }  // namespace

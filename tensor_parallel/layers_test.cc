@@ -174,7 +174,7 @@ TEST_P(ColumnParallelLinearTest, MatchesDenseReference) {
     const std::string where = absl::StrCat("rank ", rank, " ");
 
     Tensor y_local = Tensor::Empty({n, out / tp_size}, DType::kFloat32);
-    layer.Forward(ctx, ToTensor(x), y_local);
+    RETURN_IF_ERROR(layer.Forward(ctx, ToTensor(x), y_local));
     ExpectClose(y_local, Columns(y, cols).v, where + "y");
     ASSIGN_OR_RETURN(Tensor y_full, layer.ForwardGatherOutput(ctx, ToTensor(x)));
     ExpectClose(y_full, y.v, where + "gathered y");
@@ -184,7 +184,7 @@ TEST_P(ColumnParallelLinearTest, MatchesDenseReference) {
     RETURN_IF_ERROR(layer.BackwardInput(ctx, dy_local, dx_got));
     ExpectClose(dx_got, dx.v, where + "dx (all-reduced)");
 
-    layer.BackwardWeights(ctx, ToTensor(x), dy_local);
+    RETURN_IF_ERROR(layer.BackwardWeights(ctx, ToTensor(x), dy_local));
     ASSIGN_OR_RETURN(Tensor dw_full,
                      GatherShards(ctx, layer.weight().grad, layer.weight().layout, tp));
     ExpectClose(dw_full, dw.v, where + "gathered dW");
@@ -192,7 +192,7 @@ TEST_P(ColumnParallelLinearTest, MatchesDenseReference) {
     ExpectClose(db_full, db, where + "gathered db");
 
     // BackwardWeights accumulates: a second micro-batch doubles the gradient.
-    layer.BackwardWeights(ctx, ToTensor(x), dy_local);
+    RETURN_IF_ERROR(layer.BackwardWeights(ctx, ToTensor(x), dy_local));
     std::vector<double> twice = Columns(dw, cols).v;
     for (double& v : twice) v *= 2;
     ExpectClose(layer.weight().grad, twice, where + "dW after two micro-batches");
@@ -244,10 +244,10 @@ TEST_P(RowParallelLinearTest, MatchesDenseReference) {
     ExpectClose(y_got, y.v, where + "y (all-reduced, bias once)");
 
     Tensor dx_local = Tensor::Empty({n, local_in}, DType::kFloat32);
-    layer.BackwardInput(ctx, ToTensor(dy), dx_local);
+    ASSIGN_OR_RETURN(const Tensor dy_for_weights, layer.BackwardInput(ctx, ToTensor(dy), dx_local));
     ExpectClose(dx_local, Columns(dx, mine).v, where + "dx shard");
 
-    layer.BackwardWeights(ctx, x_local, ToTensor(dy));
+    layer.BackwardWeights(ctx, x_local, dy_for_weights);
     ASSIGN_OR_RETURN(Tensor dw_full,
                      GatherShards(ctx, layer.weight().grad, layer.weight().layout, tp));
     ExpectClose(dw_full, dw.v, where + "gathered dW");
@@ -366,7 +366,8 @@ TEST_P(VocabParallelEmbeddingTest, MatchesDenseReference) {
     RETURN_IF_ERROR(emb.Forward(ctx, token_tensor, out_got));
     ExpectClose(out_got, out.v, where + "out");
 
-    emb.BackwardWeights(ctx, token_tensor, ToTensor(dout).Reshape({batch, seq, hidden}));
+    RETURN_IF_ERROR(
+        emb.BackwardWeights(ctx, token_tensor, ToTensor(dout).Reshape({batch, seq, hidden})));
     ASSIGN_OR_RETURN(Tensor dwte_full, GatherShards(ctx, emb.wte().grad, emb.wte().layout, tp));
     ExpectClose(dwte_full, dwte.v, where + "gathered dwte");
     ExpectClose(emb.wpe().grad, dwpe.v, where + "dwpe");
@@ -441,7 +442,7 @@ TEST_P(VocabParallelCrossEntropyTest, MatchesDenseReference) {
                 where + "dlogits shard");
     ExpectClose(dx_got, dx.v, where + "dx (all-reduced)");
 
-    loss.BackwardWeights(ctx, ToTensor(x), logits_local, wte_param.grad);
+    RETURN_IF_ERROR(loss.BackwardWeights(ctx, ToTensor(x), logits_local, wte_param.grad));
     ASSIGN_OR_RETURN(Tensor dwte_full, GatherShards(ctx, wte_param.grad, wte_param.layout, tp));
     ExpectClose(dwte_full, dwte.v, where + "gathered dwte");
     return absl::OkStatus();

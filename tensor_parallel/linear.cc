@@ -4,6 +4,7 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/gemm.h"
 #include "core/random.h"
+#include "core/status_macros.h"
 #include "tensor_parallel/gather.h"
 
 namespace trident::tp {
@@ -67,17 +68,19 @@ void ColumnParallelLinear::Initialize(const ExecContext& ctx, uint64_t seed, flo
   ops::Fill(ctx, bias_.value, 0.0f);
 }
 
-void ColumnParallelLinear::Forward(const ExecContext& ctx, const Tensor& x,
-                                   const Tensor& y) const {
+absl::Status ColumnParallelLinear::Forward(const ExecContext& ctx, const Tensor& x,
+                                           const Tensor& y) const {
+  ASSIGN_OR_RETURN(const Tensor input, tp_.GatherSequence(ctx, x));
   ops::BroadcastRows(ctx, bias_.value, y);
-  ops::Gemm(ctx, x, Trans::kNo, weight_.value, Trans::kNo, y, 1.0f, 1.0f);
+  ops::Gemm(ctx, input, Trans::kNo, weight_.value, Trans::kNo, y, 1.0f, 1.0f);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Tensor> ColumnParallelLinear::ForwardGatherOutput(const ExecContext& ctx,
                                                                  const Tensor& x) const {
-  const int64_t rows = x.dim(0);
+  const int64_t rows = x.dim(0) * (tp_.sequence_parallel() ? tp_.size() : 1);
   Tensor local = Tensor::Empty({rows, local_out_features()}, DType::kFloat32, ctx.allocator());
-  Forward(ctx, x, local);
+  RETURN_IF_ERROR(Forward(ctx, x, local));
   ShardLayout layout = weight_.layout;  // Split like the weight's columns.
   layout.global_shape = {rows, out_};
   return GatherShards(ctx, local, layout, tp_);
@@ -85,22 +88,17 @@ absl::StatusOr<Tensor> ColumnParallelLinear::ForwardGatherOutput(const ExecConte
 
 absl::Status ColumnParallelLinear::BackwardInput(const ExecContext& ctx, const Tensor& dy,
                                                  const Tensor& dx) const {
-  ops::Gemm(ctx, dy, Trans::kNo, weight_.value, Trans::kYes, dx);
-  return tp_.AllReduceSum(dx);
-}
-
-absl::Status ColumnParallelLinear::BackwardInputReduceScatter(const ExecContext& ctx,
-                                                              const Tensor& dy,
-                                                              const Tensor& dx_local) const {
-  Tensor partial = Tensor::Empty({dy.dim(0), in_}, DType::kFloat32, ctx.allocator());
+  const Tensor partial = tp_.PartialSums(ctx, {dy.dim(0), in_}, dx);
   ops::Gemm(ctx, dy, Trans::kNo, weight_.value, Trans::kYes, partial);
-  return tp_.ReduceScatterRows(ctx, partial, dx_local);
+  return tp_.ReduceToLocal(ctx, partial, dx);
 }
 
-void ColumnParallelLinear::BackwardWeights(const ExecContext& ctx, const Tensor& x,
-                                           const Tensor& dy) {
-  ops::Gemm(ctx, x, Trans::kYes, dy, Trans::kNo, weight_.grad, 1.0f, 1.0f);
+absl::Status ColumnParallelLinear::BackwardWeights(const ExecContext& ctx, const Tensor& x,
+                                                   const Tensor& dy) {
+  ASSIGN_OR_RETURN(const Tensor input, tp_.GatherSequence(ctx, x));
+  ops::Gemm(ctx, input, Trans::kYes, dy, Trans::kNo, weight_.grad, 1.0f, 1.0f);
   ops::BiasGrad(ctx, dy, bias_.grad);
+  return absl::OkStatus();
 }
 
 RowParallelLinear::RowParallelLinear(const std::string& name, int64_t in, int64_t out,
@@ -122,24 +120,18 @@ void RowParallelLinear::Initialize(const ExecContext& ctx, uint64_t seed, float 
 
 absl::Status RowParallelLinear::Forward(const ExecContext& ctx, const Tensor& x,
                                         const Tensor& y) const {
-  ops::Gemm(ctx, x, Trans::kNo, weight_.value, Trans::kNo, y);
-  if (absl::Status s = tp_.AllReduceSum(y); !s.ok()) return s;
+  const Tensor partial = tp_.PartialSums(ctx, {x.dim(0), out_}, y);
+  ops::Gemm(ctx, x, Trans::kNo, weight_.value, Trans::kNo, partial);
+  RETURN_IF_ERROR(tp_.ReduceToLocal(ctx, partial, y));
   ops::BiasAdd(ctx, bias_.value, y);
   return absl::OkStatus();
 }
 
-absl::Status RowParallelLinear::ForwardReduceScatter(const ExecContext& ctx, const Tensor& x,
-                                                     const Tensor& y_local) const {
-  Tensor partial = Tensor::Empty({x.dim(0), out_}, DType::kFloat32, ctx.allocator());
-  ops::Gemm(ctx, x, Trans::kNo, weight_.value, Trans::kNo, partial);
-  if (absl::Status s = tp_.ReduceScatterRows(ctx, partial, y_local); !s.ok()) return s;
-  ops::BiasAdd(ctx, bias_.value, y_local);
-  return absl::OkStatus();
-}
-
-void RowParallelLinear::BackwardInput(const ExecContext& ctx, const Tensor& dy,
-                                      const Tensor& dx) const {
-  ops::Gemm(ctx, dy, Trans::kNo, weight_.value, Trans::kYes, dx);
+absl::StatusOr<Tensor> RowParallelLinear::BackwardInput(const ExecContext& ctx, const Tensor& dy,
+                                                        const Tensor& dx) const {
+  ASSIGN_OR_RETURN(Tensor d_out, tp_.GatherSequence(ctx, dy));
+  ops::Gemm(ctx, d_out, Trans::kNo, weight_.value, Trans::kYes, dx);
+  return d_out;
 }
 
 void RowParallelLinear::BackwardWeights(const ExecContext& ctx, const Tensor& x,

@@ -14,6 +14,20 @@
 // and produces a partial sum that g (ReduceFromTpRegion) all-reduces; the bias
 // is replicated and added once, after the reduction.
 //
+// When the group runs sequence-parallel (TpGroup::sequence_parallel(),
+// Korthikanti et al. 2022) the activations between layers are row chunks
+// [N / tp, features] and the layers do the communication themselves:
+//   column: Forward all-gathers its input chunk, BackwardInput
+//           reduce-scatters dx into a chunk, BackwardWeights all-gathers the
+//           input chunk again (Megatron's re-gather: the caller keeps only the
+//           chunk, 1 / tp of the input, between forward and backward);
+//   row:    Forward reduce-scatters the output into a chunk, BackwardInput
+//           all-gathers the output gradient and hands the gathered [N, out]
+//           back for BackwardWeights (as Megatron keeps it for the weight
+//           gradient: gathering it again would add an all-gather per layer).
+// The communication order depends only on the calls, which every tp rank
+// makes in the same order (they run the same schedule).
+//
 // Backward is split (DESIGN.md rule 4): BackwardInput computes dx only,
 // BackwardWeights accumulates dW and db (+=) and may run later (zero-bubble
 // schedules) or once per micro-batch into the same buffers.
@@ -44,21 +58,20 @@ class ColumnParallelLinear {
   // Weight ~ N(0, std^2) (this rank's slice of the serial model's values), bias 0.
   void Initialize(const ExecContext& ctx, uint64_t seed, float std);
 
-  // y [N, local_out] = x [N, in] W_local + b_local.
-  void Forward(const ExecContext& ctx, const Tensor& x, const Tensor& y) const;
+  // y [N, local_out] = x [N, in] W_local + b_local. With sequence parallelism
+  // x is this rank's chunk [N / tp, in], all-gathered first.
+  absl::Status Forward(const ExecContext& ctx, const Tensor& x, const Tensor& y) const;
   // Megatron's gather_output: the whole output [N, out] on every rank, this
   // rank's slice all-gathered and put back in the serial column order (block by
   // block). For heads whose consumer needs every feature; the GPT never does.
   absl::StatusOr<Tensor> ForwardGatherOutput(const ExecContext& ctx, const Tensor& x) const;
-  // dx [N, in] = dy W_local^T, all-reduced over the group (f's backward).
+  // dx = dy [N, local_out] W_local^T summed over the group (f's backward): dx
+  // is shaped like Forward's x, all-reduced [N, in] or, with sequence
+  // parallelism, this rank's reduce-scattered chunk [N / tp, in].
   absl::Status BackwardInput(const ExecContext& ctx, const Tensor& dy, const Tensor& dx) const;
-  // Sequence-parallel form: the input was all-gathered from row chunks, so dx
-  // [N, in] = dy W_local^T is reduce-scattered instead: dx_local gets this
-  // rank's N / tp rows of the sum over the group.
-  absl::Status BackwardInputReduceScatter(const ExecContext& ctx, const Tensor& dy,
-                                          const Tensor& dx_local) const;
-  // dW += x^T dy, db += column sums of dy.
-  void BackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& dy);
+  // dW += x^T dy, db += column sums of dy. `x` is what Forward took (with
+  // sequence parallelism the chunk, all-gathered again here).
+  absl::Status BackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& dy);
 
   Parameter& weight() { return weight_; }
   Parameter& bias() { return bias_; }
@@ -84,16 +97,17 @@ class RowParallelLinear {
   void Initialize(const ExecContext& ctx, uint64_t seed, float std);
 
   // y [N, out] = all-reduce(x_local [N, in/tp] W_local) + b (g's forward).
+  // With sequence parallelism y is this rank's chunk [N / tp, out] of the
+  // reduce-scatter instead, + b.
   absl::Status Forward(const ExecContext& ctx, const Tensor& x, const Tensor& y) const;
-  // Sequence-parallel form: y_local [N/tp, out] = this rank's row chunk of the
-  // reduce-scatter of x_local W_local, + b. Its backward takes dy all-gathered
-  // to [N, out] (BackwardInput/BackwardWeights as above), so the bias gradient
-  // stays whole on every rank.
-  absl::Status ForwardReduceScatter(const ExecContext& ctx, const Tensor& x,
-                                    const Tensor& y_local) const;
-  // dx_local [N, in/tp] = dy W_local^T (g's backward is the identity).
-  void BackwardInput(const ExecContext& ctx, const Tensor& dy, const Tensor& dx) const;
-  // dW += x_local^T dy, db += column sums of dy (the same on every rank).
+  // dx_local [N, in/tp] = dy W_local^T (g's backward is the identity). `dy` is
+  // shaped like Forward's y; with sequence parallelism it is all-gathered to
+  // [N, out] first. Returns the output gradient BackwardWeights takes: dy
+  // itself, or that gathered [N, out] (so the bias gradient is whole).
+  absl::StatusOr<Tensor> BackwardInput(const ExecContext& ctx, const Tensor& dy,
+                                       const Tensor& dx) const;
+  // dW += x_local^T dy, db += column sums of dy (the same on every rank); dy
+  // as BackwardInput returned it.
   void BackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& dy);
 
   Parameter& weight() { return weight_; }

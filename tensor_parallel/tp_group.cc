@@ -63,4 +63,31 @@ absl::Status TpGroup::ReduceScatterRows(const ExecContext& ctx, const Tensor& fu
   return comm_->ReduceScatter(AsConstCommBuffer(full), AsCommBuffer(local), comm::ReduceOp::kSum);
 }
 
+absl::StatusOr<Tensor> TpGroup::GatherSequence(const ExecContext& ctx, const Tensor& local) const {
+  if (!sequence_parallel_) return local;
+  Shape shape = local.shape();
+  shape[0] *= size();
+  Tensor full = Tensor::Empty(shape, local.dtype(), ctx.allocator());
+  if (absl::Status s = AllGatherRows(ctx, local, full); !s.ok()) return s;
+  return full;
+}
+
+Tensor TpGroup::PartialSums(const ExecContext& ctx, const Shape& full_shape,
+                            const Tensor& local) const {
+  if (!sequence_parallel_) return local;
+  return Tensor::Empty(full_shape, local.dtype(), ctx.allocator());
+}
+
+absl::Status TpGroup::ReduceToLocal(const ExecContext& ctx, const Tensor& partial,
+                                    const Tensor& local) const {
+  if (!sequence_parallel_) {
+    TRIDENT_CHECK(partial.raw_data() == local.raw_data())
+        << "without sequence parallelism the partial sums are reduced in place";
+    return AllReduceSum(local);
+  }
+  // Rows of the activation, whatever its leading dims ([B, T, h] or [N, h]).
+  const int64_t cols = local.shape().back();
+  return ReduceScatterRows(ctx, partial.Reshape({-1, cols}), local.Reshape({-1, cols}));
+}
+
 }  // namespace trident::tp

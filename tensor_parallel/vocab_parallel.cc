@@ -9,6 +9,7 @@
 #include "core/ops/embedding.h"
 #include "core/ops/gemm.h"
 #include "core/random.h"
+#include "core/status_macros.h"
 #include "tensor_parallel/linear.h"
 
 namespace trident::tp {
@@ -65,27 +66,25 @@ void VocabParallelEmbedding::Initialize(const ExecContext& ctx, uint64_t seed, f
 
 absl::Status VocabParallelEmbedding::Forward(const ExecContext& ctx, const Tensor& tokens,
                                              const Tensor& out) const {
-  ops::GatherRows(ctx, tokens, wte_.value, shard_.rows.begin, out);
-  if (absl::Status s = tp_.AllReduceSum(out); !s.ok()) return s;
-  ops::AddPositionEmbedding(ctx, wpe_.value, out);
-  return absl::OkStatus();
-}
-
-absl::Status VocabParallelEmbedding::ForwardSequenceParallel(const ExecContext& ctx,
-                                                             const Tensor& tokens,
-                                                             const Tensor& out_local) const {
-  const int64_t hidden = wte_.value.dim(1);
-  Tensor partial = Tensor::Empty({tokens.dim(0), tokens.dim(1), hidden}, DType::kFloat32,
-                                 ctx.allocator());
+  const int64_t batch = tokens.dim(0), seq = tokens.dim(1), hidden = wte_.value.dim(1);
+  const Tensor partial =
+      tp_.PartialSums(ctx, {batch, seq, hidden}, out).Reshape({batch, seq, hidden});
   ops::GatherRows(ctx, tokens, wte_.value, shard_.rows.begin, partial);
+  // The position rows join rank 0's partial sum, before the reduction, so
+  // that a chunk needs no positions of its own: every element then sums
+  // wte[token] + wpe[position] (in one order or the other, which is the same
+  // float) with exact zeros, equal to the serial embedding bit for bit.
   if (tp_.rank() == 0) ops::AddPositionEmbedding(ctx, wpe_.value, partial);
-  return tp_.ReduceScatterRows(ctx, partial.Reshape({tokens.numel(), hidden}), out_local);
+  return tp_.ReduceToLocal(ctx, partial, out);
 }
 
-void VocabParallelEmbedding::BackwardWeights(const ExecContext& ctx, const Tensor& tokens,
-                                             const Tensor& dout) {
-  ops::ScatterAddRows(ctx, tokens, dout, shard_.rows.begin, wte_.grad);
-  ops::PositionEmbeddingGrad(ctx, dout, wpe_.grad);
+absl::Status VocabParallelEmbedding::BackwardWeights(const ExecContext& ctx, const Tensor& tokens,
+                                                     const Tensor& dout) {
+  ASSIGN_OR_RETURN(const Tensor whole, tp_.GatherSequence(ctx, dout));
+  const Tensor d_out = whole.Reshape({tokens.dim(0), tokens.dim(1), wte_.value.dim(1)});
+  ops::ScatterAddRows(ctx, tokens, d_out, shard_.rows.begin, wte_.grad);
+  ops::PositionEmbeddingGrad(ctx, d_out, wpe_.grad);
+  return absl::OkStatus();
 }
 
 VocabParallelCrossEntropy::VocabParallelCrossEntropy(const VocabShard& shard, const TpGroup& tp,
@@ -103,7 +102,8 @@ absl::Status VocabParallelCrossEntropy::Forward(const ExecContext& ctx, const Te
                                                 const Tensor& x, const Tensor& targets,
                                                 const Tensor& logits, const Tensor& losses,
                                                 const Tensor& logsumexp) const {
-  ops::Gemm(ctx, x, Trans::kNo, wte, Trans::kYes, logits);
+  ASSIGN_OR_RETURN(const Tensor input, tp_.GatherSequence(ctx, x));
+  ops::Gemm(ctx, input, Trans::kNo, wte, Trans::kYes, logits);
   const int64_t n = targets.numel();
   Tensor row_max = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
   Tensor sum_exp = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
@@ -130,40 +130,28 @@ absl::Status VocabParallelCrossEntropy::Forward(const ExecContext& ctx, const Te
   return absl::OkStatus();
 }
 
-void VocabParallelCrossEntropy::LocalBackwardInput(const ExecContext& ctx, const Tensor& wte,
-                                                   const Tensor& targets,
-                                                   const Tensor& logsumexp, float grad_scale,
-                                                   const Tensor& logits_to_grad,
-                                                   const Tensor& dx) const {
+absl::Status VocabParallelCrossEntropy::BackwardInput(const ExecContext& ctx, const Tensor& wte,
+                                                      const Tensor& targets,
+                                                      const Tensor& logsumexp, float grad_scale,
+                                                      const Tensor& logits_to_grad,
+                                                      const Tensor& dx) const {
   if (shard_.valid_rows() == 0) {
     ops::Fill(ctx, logits_to_grad, 0.0f);  // Padding logits have no gradient.
   } else {
     ops::CrossEntropyBackward(ctx, logits_to_grad, targets, logsumexp, grad_scale, options_,
                               logits_to_grad);
   }
-  ops::Gemm(ctx, logits_to_grad, Trans::kNo, wte, Trans::kNo, dx);
+  const Tensor partial = tp_.PartialSums(ctx, {targets.numel(), wte.dim(1)}, dx);
+  ops::Gemm(ctx, logits_to_grad, Trans::kNo, wte, Trans::kNo, partial);
+  return tp_.ReduceToLocal(ctx, partial, dx);
 }
 
-absl::Status VocabParallelCrossEntropy::BackwardInput(const ExecContext& ctx, const Tensor& wte,
-                                                      const Tensor& targets,
-                                                      const Tensor& logsumexp, float grad_scale,
-                                                      const Tensor& logits_to_grad,
-                                                      const Tensor& dx) const {
-  LocalBackwardInput(ctx, wte, targets, logsumexp, grad_scale, logits_to_grad, dx);
-  return tp_.AllReduceSum(dx);
-}
-
-absl::Status VocabParallelCrossEntropy::BackwardInputReduceScatter(
-    const ExecContext& ctx, const Tensor& wte, const Tensor& targets, const Tensor& logsumexp,
-    float grad_scale, const Tensor& logits_to_grad, const Tensor& dx_local) const {
-  Tensor dx = Tensor::Empty({targets.numel(), wte.dim(1)}, DType::kFloat32, ctx.allocator());
-  LocalBackwardInput(ctx, wte, targets, logsumexp, grad_scale, logits_to_grad, dx);
-  return tp_.ReduceScatterRows(ctx, dx, dx_local);
-}
-
-void VocabParallelCrossEntropy::BackwardWeights(const ExecContext& ctx, const Tensor& x,
-                                                const Tensor& dlogits, const Tensor& dwte) const {
-  ops::Gemm(ctx, dlogits, Trans::kYes, x, Trans::kNo, dwte, 1.0f, 1.0f);
+absl::Status VocabParallelCrossEntropy::BackwardWeights(const ExecContext& ctx, const Tensor& x,
+                                                        const Tensor& dlogits,
+                                                        const Tensor& dwte) const {
+  ASSIGN_OR_RETURN(const Tensor input, tp_.GatherSequence(ctx, x));
+  ops::Gemm(ctx, dlogits, Trans::kYes, input, Trans::kNo, dwte, 1.0f, 1.0f);
+  return absl::OkStatus();
 }
 
 }  // namespace trident::tp

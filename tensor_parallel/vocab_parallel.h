@@ -49,17 +49,16 @@ class VocabParallelEmbedding {
   void Initialize(const ExecContext& ctx, uint64_t seed, float std);
 
   // tokens [B, T] int32 -> out [B, T, hidden]: masked lookup of this rank's rows,
-  // all-reduce over the group (each token's row lives on exactly one rank, so the
-  // sum adds zeros and is exact), then the position rows.
+  // all-reduced over the group (each token's row lives on exactly one rank, so the
+  // sum adds zeros and is exact), plus the position rows. With sequence
+  // parallelism out is this rank's row chunk [B * T / tp, hidden] of the same
+  // sum, reduce-scattered (still bit for bit the serial embedding).
   absl::Status Forward(const ExecContext& ctx, const Tensor& tokens, const Tensor& out) const;
-  // Sequence-parallel form: tokens [B, T] -> out_local [B * T / tp, hidden],
-  // this rank's row chunk. The masked lookup, with the position rows added on
-  // rank 0 only, is reduce-scattered: each element sums one real value with
-  // exact zeros, so the chunk equals the serial embedding bit for bit.
-  absl::Status ForwardSequenceParallel(const ExecContext& ctx, const Tensor& tokens,
-                                       const Tensor& out_local) const;
-  // dwte[rows of this rank] += dout, dwpe += dout summed over the batch.
-  void BackwardWeights(const ExecContext& ctx, const Tensor& tokens, const Tensor& dout);
+  // dwte[rows of this rank] += dout, dwpe += dout summed over the batch. `dout`
+  // is shaped like Forward's out: with sequence parallelism the chunk, which
+  // both gradients need whole, so it is all-gathered here (Megatron's backward
+  // of the scatter into the sequence-parallel region).
+  absl::Status BackwardWeights(const ExecContext& ctx, const Tensor& tokens, const Tensor& dout);
 
   Parameter& wte() { return wte_; }
   Parameter& wpe() { return wpe_; }
@@ -80,35 +79,30 @@ class VocabParallelCrossEntropy {
   // `ignore_index`: targets with this value add no loss and no gradient.
   VocabParallelCrossEntropy(const VocabShard& shard, const TpGroup& tp, int32_t ignore_index);
 
-  // x [N, hidden]; wte this rank's [rows, hidden]; targets [N] int32; logits
-  // [N, rows] (kept for the backward); losses and logsumexp [N]: losses[i] is
-  // token i's loss.
+  // x [N, hidden] (with sequence parallelism this rank's chunk [N / tp,
+  // hidden], all-gathered first); wte this rank's [rows, hidden]; targets [N]
+  // int32; logits [N, rows] (kept for the backward); losses and logsumexp [N]:
+  // losses[i] is token i's loss.
   absl::Status Forward(const ExecContext& ctx, const Tensor& wte, const Tensor& x,
                        const Tensor& targets, const Tensor& logits, const Tensor& losses,
                        const Tensor& logsumexp) const;
 
   // Turns `logits` into dLoss/dlogits in place, for the loss
-  // grad_scale * sum(losses), and writes dx [N, hidden] (all-reduced).
+  // grad_scale * sum(losses), and writes dx shaped like Forward's x: [N,
+  // hidden] all-reduced, or with sequence parallelism this rank's
+  // reduce-scattered chunk.
   absl::Status BackwardInput(const ExecContext& ctx, const Tensor& wte, const Tensor& targets,
                              const Tensor& logsumexp, float grad_scale,
                              const Tensor& logits_to_grad, const Tensor& dx) const;
-  // Sequence-parallel form: as BackwardInput, but dx is reduce-scattered into
-  // this rank's row chunk dx_local [N / tp, hidden] instead of all-reduced.
-  absl::Status BackwardInputReduceScatter(const ExecContext& ctx, const Tensor& wte,
-                                          const Tensor& targets, const Tensor& logsumexp,
-                                          float grad_scale, const Tensor& logits_to_grad,
-                                          const Tensor& dx_local) const;
 
-  // dwte += dlogits^T x (the tied head's share of the embedding gradient).
-  void BackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& dlogits,
-                       const Tensor& dwte) const;
+  // dwte += dlogits^T x (the tied head's share of the embedding gradient); x
+  // as Forward took it (a chunk is all-gathered again here, as for
+  // ColumnParallelLinear::BackwardWeights: the head is column-parallel over
+  // the vocabulary).
+  absl::Status BackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& dlogits,
+                               const Tensor& dwte) const;
 
  private:
-  // dlogits in place and the unreduced dx = dlogits wte of this shard.
-  void LocalBackwardInput(const ExecContext& ctx, const Tensor& wte, const Tensor& targets,
-                          const Tensor& logsumexp, float grad_scale, const Tensor& logits_to_grad,
-                          const Tensor& dx) const;
-
   VocabShard shard_;
   TpGroup tp_;
   ops::CrossEntropyOptions options_;

@@ -18,14 +18,9 @@ absl::StatusOr<std::unique_ptr<StageModel>> StageModel::Create(
     return absl::InvalidArgumentError(absl::StrCat("pipeline stage ", pipeline_stage,
                                                    " is outside pipeline_parallel=", p));
   }
-  if (layout.sequence_parallel() && p > 1) {
-    return absl::UnimplementedError(
-        absl::StrCat("sequence_parallel=true with pipeline_parallel=", p,
-                     " is not supported yet: a stage's input would have to carry the "
-                     "micro-batch's shape with its row chunk"));
-  }
   std::unique_ptr<StageModel> stage(new StageModel(pipeline_stage, p, ctx));
   stage->hidden_ = model.hidden_size();
+  stage->sequence_parallel_split_ = layout.sequence_parallel() ? layout.tensor_parallel() : 1;
   const int64_t padded_vocab = topology::PaddedVocabSize(model.vocab_size(), layout.tensor_parallel());
   for (int chunk = 0; chunk < v; ++chunk) {
     const topology::LayerRange layers =
@@ -79,7 +74,13 @@ Tensor StageModel::MicroBatchRows(const Tensor& rows, int mb) const {
 }
 
 std::vector<int64_t> StageModel::InputShape(int, int) const {
-  return {micro_batch_size_, inputs_.dim(1), hidden_};
+  const int64_t seq = inputs_.dim(1);
+  // With sequence parallelism stages exchange this rank's row chunk of the
+  // micro-batch's activation, as Megatron's p2p does: 1 / tp of the bytes.
+  if (sequence_parallel_split_ > 1) {
+    return {micro_batch_size_ * seq / sequence_parallel_split_, hidden_};
+  }
+  return {micro_batch_size_, seq, hidden_};
 }
 
 std::vector<int64_t> StageModel::OutputShape(int chunk, int mb) const {
@@ -91,8 +92,8 @@ absl::StatusOr<Tensor> StageModel::Forward(int chunk, int mb, const Tensor& inpu
   const bool first = gpt.spec().has_embedding;
   const bool last = gpt.spec().has_head;
   const Tensor targets = last ? MicroBatchRows(targets_, mb) : Tensor();
-  ASSIGN_OR_RETURN(Tensor output,
-                   gpt.Forward(ctx_, mb, first ? MicroBatchRows(inputs_, mb) : input, targets));
+  ASSIGN_OR_RETURN(Tensor output, gpt.Forward(ctx_, mb, first ? MicroBatchRows(inputs_, mb) : input,
+                                              targets, micro_batch_size_, inputs_.dim(1)));
   if (last) loss_sum_ += gpt.LossSum(mb);
   if (forward_only_) {
     gpt.Discard(mb);
@@ -102,7 +103,8 @@ absl::StatusOr<Tensor> StageModel::Forward(int chunk, int mb, const Tensor& inpu
     peak_stash_bytes_ = std::max(peak_stash_bytes_, stash);
   }
   if (last) return Tensor();
-  // Blocks work on [B * T, hidden] rows; the next chunk takes [B, T, hidden].
+  // Blocks work on [B * T, hidden] rows (a chunk of them with sequence
+  // parallelism); the next chunk takes OutputShape.
   return output.Reshape(OutputShape(chunk, mb));
 }
 

@@ -97,6 +97,9 @@ class StageModel : public pipeline::PipelineStage {
   const ExecContext& ctx_;
   std::vector<std::unique_ptr<transformer::GptStage>> chunks_;
   int64_t hidden_ = 0;
+  // Into how many row chunks the activations between stages are split: tp with
+  // sequence parallelism, else 1.
+  int sequence_parallel_split_ = 1;
 
   Tensor inputs_;
   Tensor targets_;

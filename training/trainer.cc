@@ -361,11 +361,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
   if (options.device == "cuda") {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
   }
-  if (layout.sequence_parallel() && layout.pipeline_parallel() > 1) {
-    return Unsupported("layout.sequence_parallel", "true",
-                       absl::StrCat("with pipeline_parallel=", layout.pipeline_parallel(),
-                                    " (sequence parallelism works within one stage so far)"));
-  }
   if (layout.zero_stage() > 0) {
     return Unsupported("layout.zero_stage", absl::StrCat(layout.zero_stage()),
                        "ZeRO sharding is not built yet");

@@ -252,12 +252,6 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
     const char* message;
   };
   const std::vector<Case> cases = {
-      {[](TrainOptions& o) {
-         o.config.mutable_layout()->set_tensor_parallel(2);
-         o.config.mutable_layout()->set_pipeline_parallel(2);
-         o.config.mutable_layout()->set_sequence_parallel(true);
-       },
-       "layout.sequence_parallel=true is not supported yet: with pipeline_parallel=2"},
       {[](TrainOptions& o) { o.config.mutable_layout()->set_pipeline_parallel(3); },
        "= 3 must divide num_layers=2"},
       // Sequence parallelism runs (tests/equivalence) but

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
 #include "core/ops/attention.h"
@@ -24,8 +25,24 @@ Tensor Matrix(const Tensor& t, int64_t cols) { return t.Reshape({t.numel() / col
 
 }  // namespace
 
+std::vector<const Tensor*> BlockActivations::tensors() const {
+  return {&input,     &ln1_out,  &ln1.mean,  &ln1.rstd,   &qkv,    &attn_probs, &attn_out,
+          &residual,  &ln2_out,  &ln2.mean,  &ln2.rstd,   &fc_pre, &fc_act,     &output,
+          &d_fc2_out, &d_fc_pre, &d_ln2_out, &d_proj_out, &d_qkv,  &d_ln1_out};
+}
+
+int64_t BlockActivations::HeldBytes() const {
+  absl::flat_hash_set<const void*> seen;
+  int64_t bytes = 0;
+  for (const Tensor* t : tensors()) {
+    if (t == &output || !t->defined() || !seen.insert(t->raw_data()).second) continue;
+    bytes += static_cast<int64_t>(t->nbytes());
+  }
+  return bytes;
+}
+
 TransformerBlock::TransformerBlock(const GptConfig& config, int layer, const tp::TpGroup& tp,
-                                   Device device, bool sequence_parallel)
+                                   Device device)
     : hidden_(config.hidden_size()),
       ffn_(FfnHiddenSize(config)),
       local_heads_(config.num_heads() / tp.size()),
@@ -33,7 +50,6 @@ TransformerBlock::TransformerBlock(const GptConfig& config, int layer, const tp:
       // GPT-2 scales the init of the projections that feed the residual stream.
       residual_init_std_(config.init_std() / std::sqrt(2.0f * config.num_layers())),
       tp_(tp),
-      sequence_parallel_(sequence_parallel),
       ln1_(Name(layer, "ln_1"), hidden_, config.layer_norm_epsilon(), device),
       qkv_(Name(layer, "attn.c_attn"), hidden_, 3 * hidden_, /*blocks=*/3, tp, device),
       proj_(Name(layer, "attn.c_proj"), hidden_, hidden_, tp, device),
@@ -75,7 +91,9 @@ absl::Status TransformerBlock::Forward(const ExecContext& ctx, const Tensor& x,
 absl::Status TransformerBlock::Forward(const ExecContext& ctx, const Tensor& x, int64_t batch,
                                        int64_t seq, BlockActivations* acts) const {
   const int64_t rows = batch * seq;
-  const int64_t local_rows = sequence_parallel_ ? rows / tp_.size() : rows;
+  // The LayerNorms and residual adds work on this rank's rows: all N, or its
+  // chunk with sequence parallelism (the linear layers gather it).
+  const int64_t local_rows = tp_.LocalRows(rows);
   TRIDENT_CHECK_EQ(x.numel(), local_rows * hidden_) << x.DebugString();
   const int64_t local_hidden = hidden_ / tp_.size();
   const int64_t local_ffn = ffn_ / tp_.size();
@@ -86,48 +104,31 @@ absl::Status TransformerBlock::Forward(const ExecContext& ctx, const Tensor& x, 
 
   acts->input = x;
   const Tensor x2d = Matrix(x, hidden_);
-  // The LayerNorm output that QKV / FC1 read: the whole [N, hidden], gathered
-  // from the chunks under sequence parallelism.
-  auto layer_norm_then_gather = [&](const LayerNorm& ln, const Tensor& in, LayerNormStats* stats,
-                                    Tensor* full) -> absl::Status {
-    Tensor local = empty({local_rows, hidden_});
-    *stats = ln.Forward(ctx, in, local);
-    if (!sequence_parallel_) {
-      *full = local;
-      return absl::OkStatus();
-    }
-    *full = empty({rows, hidden_});
-    return tp_.AllGatherRows(ctx, local, *full);
-  };
-  // A row-parallel layer's output: all-reduced, or reduce-scattered to chunks.
-  auto row_parallel = [&](const tp::RowParallelLinear& layer, const Tensor& in,
-                          const Tensor& out) {
-    return sequence_parallel_ ? layer.ForwardReduceScatter(ctx, in, out)
-                              : layer.Forward(ctx, in, out);
-  };
 
   // Attention half: LN1 -> QKV (column-parallel, this rank's heads) -> causal
-  // attention -> Proj (row-parallel, all-reduced) -> residual add.
-  RETURN_IF_ERROR(layer_norm_then_gather(ln1_, x2d, &acts->ln1, &acts->ln1_out));
+  // attention -> Proj (row-parallel) -> residual add.
+  acts->ln1_out = empty({local_rows, hidden_});
+  acts->ln1 = ln1_.Forward(ctx, x2d, acts->ln1_out);
   acts->qkv = empty({batch, seq, 3 * local_hidden});
-  qkv_.Forward(ctx, acts->ln1_out, Matrix(acts->qkv, 3 * local_hidden));
+  RETURN_IF_ERROR(qkv_.Forward(ctx, acts->ln1_out, Matrix(acts->qkv, 3 * local_hidden)));
   acts->attn_probs = empty({batch, local_heads_, seq, seq});
   Tensor attn_out = empty({batch, seq, local_hidden});
   ops::AttentionForward(ctx, acts->qkv, local_heads_, attn_out, acts->attn_probs);
   acts->attn_out = Matrix(attn_out, local_hidden);
   acts->residual = empty({local_rows, hidden_});
-  RETURN_IF_ERROR(row_parallel(proj_, acts->attn_out, acts->residual));
+  RETURN_IF_ERROR(proj_.Forward(ctx, acts->attn_out, acts->residual));
   ops::Add(ctx, acts->residual, x2d, acts->residual);
 
   // MLP half: LN2 -> FC1 (column-parallel) -> GELU -> FC2 (row-parallel) -> add.
-  RETURN_IF_ERROR(layer_norm_then_gather(ln2_, acts->residual, &acts->ln2, &acts->ln2_out));
+  acts->ln2_out = empty({local_rows, hidden_});
+  acts->ln2 = ln2_.Forward(ctx, acts->residual, acts->ln2_out);
   acts->fc_pre = empty({rows, local_ffn});
-  fc1_.Forward(ctx, acts->ln2_out, acts->fc_pre);
+  RETURN_IF_ERROR(fc1_.Forward(ctx, acts->ln2_out, acts->fc_pre));
   acts->fc_act = empty({rows, local_ffn});
   ops::GeluForward(ctx, acts->fc_pre, acts->fc_act);
   acts->output = Tensor::Empty(x.shape(), DType::kFloat32, alloc);
   const Tensor out2d = Matrix(acts->output, hidden_);
-  RETURN_IF_ERROR(row_parallel(fc2_, acts->fc_act, out2d));
+  RETURN_IF_ERROR(fc2_.Forward(ctx, acts->fc_act, out2d));
   ops::Add(ctx, out2d, acts->residual, out2d);
   return absl::OkStatus();
 }
@@ -135,55 +136,35 @@ absl::Status TransformerBlock::Forward(const ExecContext& ctx, const Tensor& x, 
 absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tensor& dy,
                                              BlockActivations* acts, Tensor* dx) const {
   const int64_t local_rows = dy.numel() / hidden_;
-  const int64_t rows = sequence_parallel_ ? local_rows * tp_.size() : local_rows;
+  const int64_t rows = acts->fc_pre.dim(0);  // Column-parallel outputs have all N rows.
   const int64_t local_hidden = hidden_ / tp_.size();
   const int64_t local_ffn = ffn_ / tp_.size();
   const auto& alloc = ctx.allocator();
   auto empty = [&](std::initializer_list<int64_t> shape) {
     return Tensor::Empty(shape, DType::kFloat32, alloc);
   };
-  // The gradient of a row-parallel layer's output as its backward reads it:
-  // whole [N, hidden] (all-gathered from chunks under sequence parallelism).
-  auto gather = [&](const Tensor& local, Tensor* full) -> absl::Status {
-    if (!sequence_parallel_) {
-      *full = local;
-      return absl::OkStatus();
-    }
-    *full = empty({rows, hidden_});
-    return tp_.AllGatherRows(ctx, local, *full);
-  };
-  // A column-parallel layer's input gradient: all-reduced, or reduce-scattered
-  // to this rank's chunk.
-  auto column_parallel_dx = [&](const tp::ColumnParallelLinear& layer, const Tensor& d_out,
-                                const Tensor& d_in) {
-    return sequence_parallel_ ? layer.BackwardInputReduceScatter(ctx, d_out, d_in)
-                              : layer.BackwardInput(ctx, d_out, d_in);
-  };
 
   // MLP half.
-  const Tensor d_out_local = Matrix(dy, hidden_);
-  RETURN_IF_ERROR(gather(d_out_local, &acts->d_fc2_out));
+  const Tensor d_out = Matrix(dy, hidden_);
   acts->d_fc_pre = empty({rows, local_ffn});
-  fc2_.BackwardInput(ctx, acts->d_fc2_out, acts->d_fc_pre);
+  ASSIGN_OR_RETURN(acts->d_fc2_out, fc2_.BackwardInput(ctx, d_out, acts->d_fc_pre));
   ops::GeluBackward(ctx, acts->fc_pre, acts->d_fc_pre, acts->d_fc_pre);
   acts->d_ln2_out = empty({local_rows, hidden_});
-  RETURN_IF_ERROR(column_parallel_dx(fc1_, acts->d_fc_pre, acts->d_ln2_out));
+  RETURN_IF_ERROR(fc1_.BackwardInput(ctx, acts->d_fc_pre, acts->d_ln2_out));
   // dLoss/d(residual) on this rank's rows: through LN2, plus the skip path.
   const Tensor d_residual = empty({local_rows, hidden_});
   ln2_.BackwardInput(ctx, acts->residual, acts->ln2, acts->d_ln2_out, d_residual);
-  ops::Add(ctx, d_residual, d_out_local, d_residual);
+  ops::Add(ctx, d_residual, d_out, d_residual);
 
   // Attention half.
-  RETURN_IF_ERROR(gather(d_residual, &acts->d_proj_out));
   Tensor d_attn_out = empty({rows, local_hidden});
-  proj_.BackwardInput(ctx, acts->d_proj_out, d_attn_out);
+  ASSIGN_OR_RETURN(acts->d_proj_out, proj_.BackwardInput(ctx, d_residual, d_attn_out));
   acts->d_qkv = empty({acts->qkv.dim(0), acts->qkv.dim(1), 3 * local_hidden});
   ops::AttentionBackward(ctx, acts->qkv, acts->attn_probs,
                          d_attn_out.Reshape({acts->qkv.dim(0), acts->qkv.dim(1), local_hidden}),
                          local_heads_, acts->d_qkv);
   acts->d_ln1_out = empty({local_rows, hidden_});
-  RETURN_IF_ERROR(
-      column_parallel_dx(qkv_, Matrix(acts->d_qkv, 3 * local_hidden), acts->d_ln1_out));
+  RETURN_IF_ERROR(qkv_.BackwardInput(ctx, Matrix(acts->d_qkv, 3 * local_hidden), acts->d_ln1_out));
   *dx = Tensor::Empty(acts->input.shape(), DType::kFloat32, alloc);
   const Tensor dx2d = Matrix(*dx, hidden_);
   ln1_.BackwardInput(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out, dx2d);
@@ -197,14 +178,16 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
   return absl::OkStatus();
 }
 
-void TransformerBlock::BackwardWeights(const ExecContext& ctx, BlockActivations* acts) {
+absl::Status TransformerBlock::BackwardWeights(const ExecContext& ctx, BlockActivations* acts) {
   fc2_.BackwardWeights(ctx, acts->fc_act, acts->d_fc2_out);
-  fc1_.BackwardWeights(ctx, acts->ln2_out, acts->d_fc_pre);
+  RETURN_IF_ERROR(fc1_.BackwardWeights(ctx, acts->ln2_out, acts->d_fc_pre));
   ln2_.BackwardWeights(ctx, acts->residual, acts->ln2, acts->d_ln2_out);
   proj_.BackwardWeights(ctx, acts->attn_out, acts->d_proj_out);
-  qkv_.BackwardWeights(ctx, acts->ln1_out, Matrix(acts->d_qkv, acts->d_qkv.dim(-1)));
+  RETURN_IF_ERROR(
+      qkv_.BackwardWeights(ctx, acts->ln1_out, Matrix(acts->d_qkv, acts->d_qkv.dim(-1))));
   ln1_.BackwardWeights(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out);
   *acts = BlockActivations();
+  return absl::OkStatus();
 }
 
 }  // namespace trident::transformer

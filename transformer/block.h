@@ -10,13 +10,13 @@
 // LayerNorms are replicated. Activations between blocks are [B, T, hidden],
 // replicated over the tensor-parallel group.
 //
-// With sequence parallelism (Korthikanti et al. 2022) the activations between
-// blocks are instead split by tokens: the flattened [N = B * T, hidden] is cut
-// into tp contiguous row chunks, and rank r holds rows [r N / tp, (r+1) N / tp).
-// The LayerNorms, residual adds and dropout-free elementwise work run on the
-// chunk; the chunk is all-gathered before QKV and FC1 and the row-parallel
-// outputs are reduce-scattered (not all-reduced) back to chunks. Backward
-// mirrors it. The LayerNorm gradients are then partial sums over this rank's
+// With sequence parallelism (Korthikanti et al. 2022, a property of the tp
+// group: TpGroup::sequence_parallel) the activations between blocks are
+// instead split by tokens: the flattened [N = B * T, hidden] is cut into tp
+// contiguous row chunks, and rank r holds rows [r N / tp, (r+1) N / tp). The
+// LayerNorms and residual adds run on the chunk; the linear layers gather and
+// scatter it themselves (tensor_parallel/linear.h), so the block reads the same
+// either way. The LayerNorm gradients are then partial sums over this rank's
 // tokens (GptStage::ReduceSequenceParallelGradients sums them); the
 // row-parallel biases get their gradient from the all-gathered output
 // gradient, so it stays whole.
@@ -27,6 +27,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "core/exec_context.h"
@@ -40,9 +41,14 @@
 namespace trident::transformer {
 
 // What one micro-batch leaves in a block between its forward and backward.
-// With sequence parallelism, `input`, `residual`, `output`, the LayerNorm stats
-// and d_ln1_out / d_ln2_out are row chunks [N / tp, ...]; ln1_out, ln2_out,
-// d_fc2_out and d_proj_out are all-gathered [N, hidden].
+// With sequence parallelism every [N, hidden] tensor below (input, ln1_out,
+// residual, ln2_out, output, d_ln1_out, d_ln2_out) and the LayerNorm stats
+// hold this rank's row chunk [N / tp, ...] only: the column-parallel layers
+// gather ln1_out / ln2_out again for their weight gradients, as Megatron
+// does. d_fc2_out and d_proj_out are the row-parallel layers' output
+// gradients as their BackwardInput gathered them, [N, hidden]: their weight
+// gradients read them whole, and keeping them saves the all-gather that
+// re-gathering would repeat (Megatron keeps them too).
 struct BlockActivations {
   Tensor input;  // x [N, hidden], N = B * T.
   Tensor ln1_out;
@@ -64,28 +70,36 @@ struct BlockActivations {
   Tensor d_proj_out;
   Tensor d_qkv;
   Tensor d_ln1_out;
+
+  // Every tensor above (some may be undefined).
+  std::vector<const Tensor*> tensors() const;
+  // Bytes of the distinct defined tensors held, except `output`: it is the
+  // next block's input (or the stage's output, which the next stage holds),
+  // so a stack of blocks counts each activation once. After Forward this is
+  // the block's activation memory.
+  int64_t HeldBytes() const;
 };
 
 class TransformerBlock {
  public:
-  // Block `layer` (global index, for parameter names "h.<layer>.*").
-  TransformerBlock(const GptConfig& config, int layer, const tp::TpGroup& tp, Device device,
-                   bool sequence_parallel = false);
+  // Block `layer` (global index, for parameter names "h.<layer>.*"), sequence
+  // parallel when `tp` is.
+  TransformerBlock(const GptConfig& config, int layer, const tp::TpGroup& tp, Device device);
 
   void Initialize(const ExecContext& ctx, uint64_t seed);
 
   // x [B, T, hidden] -> acts->output [B, T, hidden].
   absl::Status Forward(const ExecContext& ctx, const Tensor& x, BlockActivations* acts) const;
-  // Either layout, with the token shape given: x is [B, T, hidden] or, with
-  // sequence parallelism, this rank's chunk [B * T / tp, hidden]; acts->output
-  // has x's shape.
+  // Either layout, with the token shape given: x is [B, T, hidden] (or [B * T,
+  // hidden]) or, with sequence parallelism, this rank's chunk [B * T / tp,
+  // hidden]; acts->output has x's shape.
   absl::Status Forward(const ExecContext& ctx, const Tensor& x, int64_t batch, int64_t seq,
                        BlockActivations* acts) const;
   // dy = dLoss/d(output) -> dx shaped like the input (allocated from ctx).
   absl::Status BackwardInput(const ExecContext& ctx, const Tensor& dy, BlockActivations* acts,
                              Tensor* dx) const;
   // Accumulates every weight gradient of this micro-batch, then clears acts.
-  void BackwardWeights(const ExecContext& ctx, BlockActivations* acts);
+  absl::Status BackwardWeights(const ExecContext& ctx, BlockActivations* acts);
 
   // In a fixed order: ln_1, attn.c_attn, attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj.
   void AppendParameters(ParameterList& params);
@@ -101,7 +115,6 @@ class TransformerBlock {
   float init_std_;
   float residual_init_std_;
   tp::TpGroup tp_;
-  bool sequence_parallel_;
   LayerNorm ln1_;
   tp::ColumnParallelLinear qkv_;
   tp::RowParallelLinear proj_;

@@ -76,12 +76,6 @@ absl::Status ValidateStage(const GptConfig& config, const StageSpec& spec, int t
         "sequence_parallel=true needs tensor_parallel > 1, got tensor_parallel=1 (it splits the "
         "tokens over the tensor-parallel group)");
   }
-  if (spec.sequence_parallel && !spec.has_embedding) {
-    return absl::UnimplementedError(absl::StrCat(
-        "sequence_parallel=true on a stage starting at layer ", spec.first_layer,
-        " is not supported yet: only a stage holding the embedding knows its micro-batch's "
-        "B and T"));
-  }
   return absl::OkStatus();
 }
 
@@ -99,21 +93,20 @@ GptStage::GptStage(const GptConfig& config, const StageSpec& spec, const tp::TpG
                    Device device)
     : config_(config),
       spec_(spec),
-      tp_(tp),
+      tp_(tp.communicator(), spec.sequence_parallel),
       vocab_shard_(tp::VocabShard::For(config.vocab_size(), spec.padded_vocab, tp)) {
   if (spec.has_embedding) {
-    embedding_ = std::make_unique<tp::VocabParallelEmbedding>(
-        vocab_shard_, config.context_length(), config.hidden_size(), tp, device);
+    embedding_ = std::make_unique<tp::VocabParallelEmbedding>(vocab_shard_, config.context_length(),
+                                                              config.hidden_size(), tp_, device);
   }
   for (int i = 0; i < spec.num_layers; ++i) {
     blocks_.push_back(
-        std::make_unique<TransformerBlock>(config, spec.first_layer + i, tp, device,
-                                           spec.sequence_parallel));
+        std::make_unique<TransformerBlock>(config, spec.first_layer + i, tp_, device));
   }
   if (spec.has_head) {
     final_ln_ = std::make_unique<LayerNorm>("ln_f", config.hidden_size(),
                                             config.layer_norm_epsilon(), device);
-    loss_ = std::make_unique<tp::VocabParallelCrossEntropy>(vocab_shard_, tp, kIgnoreIndex);
+    loss_ = std::make_unique<tp::VocabParallelCrossEntropy>(vocab_shard_, tp_, kIgnoreIndex);
     if (embedding_ != nullptr) {
       head_wte_ = &embedding_->wte();
     } else {
@@ -157,12 +150,7 @@ int64_t GptStage::StashBytes() const {
     add(m.tokens);
     add(m.d_embedding_out);
     for (const BlockActivations& b : m.blocks) {
-      for (const Tensor* t : {&b.input, &b.ln1_out, &b.ln1.mean, &b.ln1.rstd, &b.qkv, &b.attn_probs,
-                              &b.attn_out, &b.residual, &b.ln2_out, &b.ln2.mean, &b.ln2.rstd,
-                              &b.fc_pre, &b.fc_act, &b.output, &b.d_fc2_out, &b.d_fc_pre,
-                              &b.d_ln2_out, &b.d_proj_out, &b.d_qkv, &b.d_ln1_out}) {
-        add(*t);
-      }
+      for (const Tensor* t : b.tensors()) add(*t);
     }
     const HeadActivations& h = m.head;
     for (const Tensor* t : {&h.input, &h.ln_out, &h.ln.mean, &h.ln.rstd, &h.targets, &h.logits,
@@ -184,45 +172,50 @@ absl::StatusOr<GptStage::MicroBatch*> GptStage::Find(int mb, const char* what) {
 
 absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const Tensor& input,
                                          const Tensor& targets) {
+  TRIDENT_CHECK(input.ndim() >= 2)
+      << "stage input must be [B, T, ...], got " << input.DebugString();
+  return Forward(ctx, mb, input, targets, input.dim(0), input.dim(1));
+}
+
+absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const Tensor& input,
+                                         const Tensor& targets, int64_t batch, int64_t seq) {
   if (stash_.contains(mb)) {
     return absl::FailedPreconditionError(
         absl::StrCat("forward of micro-batch ", mb, " twice without its backward"));
   }
   const int64_t hidden = config_.hidden_size();
-  const int64_t batch = input.dim(0);
-  const int64_t seq = input.dim(1);
   if (seq > config_.context_length()) {
     return absl::InvalidArgumentError(absl::StrCat("sequence length ", seq,
                                                    " exceeds model.context_length=",
                                                    config_.context_length()));
   }
   const int64_t n = batch * seq;
-  const bool sp = spec_.sequence_parallel;
-  if (sp && n % tp_.size() != 0) {
+  if (tp_.sequence_parallel() && n % tp_.size() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "sequence_parallel=true: the micro-batch's ", batch, " x ", seq, " = ", n,
         " tokens must be a multiple of tensor_parallel=", tp_.size(),
         " (each tp rank holds an equal chunk of them)"));
   }
-  const int64_t local_rows = sp ? n / tp_.size() : n;
-  MicroBatch& m = stash_[mb];
+  // This rank's rows of every activation between layers.
+  const int64_t local_rows = tp_.LocalRows(n);
   Tensor x;
   if (embedding_ != nullptr) {
-    TRIDENT_CHECK(input.dtype() == DType::kInt32 && input.ndim() == 2)
-        << "the first stage takes token ids [B, T] int32, got " << input.DebugString();
-    m.tokens = input;
-    if (sp) {
-      x = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
-      RETURN_IF_ERROR(embedding_->ForwardSequenceParallel(ctx, input, x));
-    } else {
-      x = Tensor::Empty({batch, seq, hidden}, DType::kFloat32, ctx.allocator());
-      RETURN_IF_ERROR(embedding_->Forward(ctx, input, x));
-    }
+    TRIDENT_CHECK(input.dtype() == DType::kInt32 && input.ndim() == 2 && input.dim(0) == batch &&
+                  input.dim(1) == seq)
+        << "the first stage takes token ids [" << batch << ", " << seq << "] int32, got "
+        << input.DebugString();
+    x = tp_.sequence_parallel()
+            ? Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator())
+            : Tensor::Empty({batch, seq, hidden}, DType::kFloat32, ctx.allocator());
+    RETURN_IF_ERROR(embedding_->Forward(ctx, input, x));
   } else {
-    TRIDENT_CHECK(input.ndim() == 3 && input.dim(2) == hidden)
-        << "stage input must be [B, T, " << hidden << "], got " << input.DebugString();
+    TRIDENT_CHECK(input.dim(-1) == hidden && input.numel() == local_rows * hidden)
+        << "stage input must hold " << local_rows << " rows of " << hidden << " (micro-batch "
+        << batch << " x " << seq << "), got " << input.DebugString();
     x = input;
   }
+  MicroBatch& m = stash_[mb];
+  if (embedding_ != nullptr) m.tokens = input;
   m.blocks.resize(blocks_.size());
   for (size_t i = 0; i < blocks_.size(); ++i) {
     RETURN_IF_ERROR(blocks_[i]->Forward(ctx, x, batch, seq, &m.blocks[i]));
@@ -232,15 +225,9 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
 
   HeadActivations& h = m.head;
   h.input = x;
-  // Final LayerNorm on this rank's rows; the head reads all N of them.
-  Tensor ln_local = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
-  h.ln = final_ln_->Forward(ctx, x.Reshape({local_rows, hidden}), ln_local);
-  if (sp) {
-    h.ln_out = Tensor::Empty({n, hidden}, DType::kFloat32, ctx.allocator());
-    RETURN_IF_ERROR(tp_.AllGatherRows(ctx, ln_local, h.ln_out));
-  } else {
-    h.ln_out = ln_local;
-  }
+  // Final LayerNorm on this rank's rows; the head gathers them (with SP).
+  h.ln_out = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
+  h.ln = final_ln_->Forward(ctx, x.Reshape({local_rows, hidden}), h.ln_out);
   TRIDENT_CHECK(targets.dtype() == DType::kInt32 && targets.numel() == n)
       << "the last stage takes targets [B, T] int32, got " << targets.DebugString();
   h.targets = targets.Reshape({n});
@@ -286,21 +273,14 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
     HeadActivations& h = m->head;
     const int64_t local_rows = h.input.numel() / hidden;
     h.d_ln_out = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
-    if (spec_.sequence_parallel) {
-      RETURN_IF_ERROR(loss_->BackwardInputReduceScatter(ctx, head_wte_->value, h.targets,
-                                                        h.logsumexp, loss_scale, h.logits,
-                                                        h.d_ln_out));
-    } else {
-      RETURN_IF_ERROR(loss_->BackwardInput(ctx, head_wte_->value, h.targets, h.logsumexp,
-                                           loss_scale, h.logits, h.d_ln_out));
-    }
+    RETURN_IF_ERROR(loss_->BackwardInput(ctx, head_wte_->value, h.targets, h.logsumexp, loss_scale,
+                                         h.logits, h.d_ln_out));
     dy = Tensor::Empty(h.input.shape(), DType::kFloat32, ctx.allocator());
     final_ln_->BackwardInput(ctx, h.input.Reshape({local_rows, hidden}), h.ln, h.d_ln_out,
                              dy.Reshape({local_rows, hidden}));
   } else {
-    TRIDENT_CHECK(grad_output.defined() && grad_output.ndim() == (spec_.sequence_parallel ? 2 : 3) &&
-                  grad_output.dim(-1) == hidden)
-        << "stage output gradient must be [B, T, " << hidden << "], got "
+    TRIDENT_CHECK(grad_output.defined() && grad_output.dim(-1) == hidden)
+        << "stage output gradient must be shaped like the stage output, got "
         << grad_output.DebugString();
     dy = grad_output;
   }
@@ -311,16 +291,7 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
   }
   m->backward_input_done = true;
   if (embedding_ != nullptr) {
-    if (spec_.sequence_parallel) {
-      // wpe's gradient sums over the batch at each position and wte's scatters
-      // by token: both read the whole [B, T, hidden] gradient, gathered here
-      // so that they come out whole (and equal) on every rank.
-      m->d_embedding_out = Tensor::Empty({m->tokens.dim(0), m->tokens.dim(1), hidden},
-                                         DType::kFloat32, ctx.allocator());
-      RETURN_IF_ERROR(tp_.AllGatherRows(ctx, dy, m->d_embedding_out.Reshape({-1, hidden})));
-    } else {
-      m->d_embedding_out = dy;
-    }
+    m->d_embedding_out = dy;  // The embedding's BackwardWeights gathers a chunk.
     return Tensor();
   }
   return dy;
@@ -334,17 +305,21 @@ absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb) {
   }
   if (spec_.has_head) {
     HeadActivations& h = m->head;
-    loss_->BackwardWeights(ctx, h.ln_out, h.logits, head_wte_->grad);
+    RETURN_IF_ERROR(loss_->BackwardWeights(ctx, h.ln_out, h.logits, head_wte_->grad));
     final_ln_->BackwardWeights(ctx, h.input.Reshape(h.d_ln_out.shape()), h.ln, h.d_ln_out);
   }
-  for (size_t i = blocks_.size(); i-- > 0;) blocks_[i]->BackwardWeights(ctx, &m->blocks[i]);
-  if (embedding_ != nullptr) embedding_->BackwardWeights(ctx, m->tokens, m->d_embedding_out);
+  for (size_t i = blocks_.size(); i-- > 0;) {
+    RETURN_IF_ERROR(blocks_[i]->BackwardWeights(ctx, &m->blocks[i]));
+  }
+  if (embedding_ != nullptr) {
+    RETURN_IF_ERROR(embedding_->BackwardWeights(ctx, m->tokens, m->d_embedding_out));
+  }
   stash_.erase(mb);
   return absl::OkStatus();
 }
 
 absl::Status GptStage::ReduceSequenceParallelGradients() {
-  if (!spec_.sequence_parallel) return absl::OkStatus();
+  if (!tp_.sequence_parallel()) return absl::OkStatus();
   ParameterList partial;
   for (auto& block : blocks_) block->AppendSequenceParallelPartials(partial);
   if (final_ln_ != nullptr) {

@@ -41,9 +41,9 @@ struct StageSpec {
   int64_t padded_vocab = 0;
   // Sequence parallelism (Korthikanti et al. 2022), tp > 1 only: activations
   // between blocks are split by tokens over the tp group (see block.h), and
-  // every micro-batch's B * T must be a multiple of tp. Only for a stage that
-  // holds the embedding for now (a pipeline stage's input would have to carry
-  // the micro-batch's B and T along with its chunk).
+  // every micro-batch's B * T must be a multiple of tp. The stage's input and
+  // output are then this rank's row chunks too, so the activations crossing
+  // pipeline stages are 1 / tp of the whole (as in Megatron).
   bool sequence_parallel = false;
 
   // The whole model as one stage.
@@ -53,7 +53,8 @@ struct StageSpec {
 class GptStage {
  public:
   // Checks the config and spec (errors name the field); parameters are zero
-  // until Initialize.
+  // until Initialize. The stage's layers share one group over `tp`'s
+  // communicator, sequence-parallel iff spec.sequence_parallel.
   static absl::StatusOr<std::unique_ptr<GptStage>> Create(const GptConfig& config,
                                                           const StageSpec& spec,
                                                           const tp::TpGroup& tp, Device device);
@@ -75,6 +76,12 @@ class GptStage {
   // undefined tensor on the last stage, whose output is the loss (LossSum).
   absl::StatusOr<Tensor> Forward(const ExecContext& ctx, int mb, const Tensor& input,
                                  const Tensor& targets);
+  // As above, with the micro-batch's shape given, for an input that does not
+  // show it: with sequence parallelism a stage without the embedding takes
+  // this rank's chunk [batch * seq / tp, hidden] of the previous stage's
+  // output.
+  absl::StatusOr<Tensor> Forward(const ExecContext& ctx, int mb, const Tensor& input,
+                                 const Tensor& targets, int64_t batch, int64_t seq);
 
   // Last stage, after Forward(mb): the sum of the token losses of mb and the
   // number of tokens that count (not ignored).
@@ -131,8 +138,10 @@ class GptStage {
 
  private:
   struct HeadActivations {
-    Tensor input;  // The last block's output [N, hidden] (a row chunk with SP).
-    Tensor ln_out;  // [N, hidden] (all-gathered with SP).
+    // With SP, input, ln_out, the stats and d_ln_out are row chunks [N / tp,
+    // ...]: the vocab-parallel head gathers ln_out when it needs it whole.
+    Tensor input;   // The last block's output [N, hidden].
+    Tensor ln_out;  // [N, hidden]
     LayerNormStats ln;
     Tensor targets;    // [N]
     Tensor logits;     // [N, local vocab]; dLoss/dlogits after BackwardInput.
@@ -145,7 +154,7 @@ class GptStage {
     Tensor tokens;  // First stage only.
     std::vector<BlockActivations> blocks;
     HeadActivations head;
-    Tensor d_embedding_out;  // First stage: dLoss/d(embedding output).
+    Tensor d_embedding_out;  // First stage: dLoss/d(embedding output), a chunk with SP.
     bool backward_input_done = false;
   };
 

@@ -112,6 +112,20 @@ INSTANTIATE_TEST_SUITE_P(
                   .virtual_stages = 2}),
     RowName);
 
+// Sequence parallelism across pipeline stages: the row chunks cross them.
+INSTANTIATE_TEST_SUITE_P(
+    SequenceParallelPipeline, LayoutEquivalence,
+    ::testing::Values(
+        LayoutRow{.tp = 2, .pp = 2, .micro_batches = 4, .sequence_parallel = true},
+        LayoutRow{.tp = 2, .pp = 2, .micro_batches = 4, .schedule = INTERLEAVED_1F1B,
+                  .virtual_stages = 2, .sequence_parallel = true},
+        LayoutRow{.tp = 2, .pp = 2, .micro_batches = 4, .schedule = ZERO_BUBBLE_H1,
+                  .sequence_parallel = true},
+        LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batch_size = 2, .micro_batches = 2,
+                  .sequence_parallel = true},
+        LayoutRow{.tp = 4, .pp = 2, .micro_batches = 4, .sequence_parallel = true}),
+    RowName);
+
 // ---- The serial run itself, and what the table cannot express. ----
 
 training::TrainConfig SerialConfig(int micro_batch_size, int micro_batches) {

@@ -6,115 +6,15 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <optional>
 #include <sstream>
 #include <system_error>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "core/io/text_proto.h"
 #include "core/status_macros.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
 
 namespace trident::training {
 namespace {
-
-// ---------------------------------------------------------------------------
-// Parsing with positions.
-
-bool IsIdentifierChar(char c) { return absl::ascii_isalnum(c) || c == '_'; }
-
-// Byte offset of a 0-based (line, column) as protobuf's tokenizer counts them
-// (a tab advances the column to the next multiple of 8).
-size_t OffsetOfPosition(absl::string_view text, int line, int column) {
-  size_t i = 0;
-  for (int l = 0; l < line && i < text.size(); ++i) {
-    if (text[i] == '\n') ++l;
-  }
-  for (int c = 0; i < text.size() && text[i] != '\n' && c < column; ++i) {
-    c += text[i] == '\t' ? 8 - c % 8 : 1;
-  }
-  return i;
-}
-
-void PositionOfOffset(absl::string_view text, size_t offset, int* line, int* column) {
-  *line = 0;
-  *column = 0;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++*line;
-      *column = 0;
-    } else {
-      *column += text[i] == '\t' ? 8 - *column % 8 : 1;
-    }
-  }
-}
-
-// The field or enum value name a parser message is about, if it names one.
-std::optional<std::string> QuotedNameIn(absl::string_view message) {
-  for (absl::string_view lead : {"has no field named \"", "Unknown enumeration value of \"",
-                                 "Non-repeated field \""}) {
-    const size_t at = message.find(lead);
-    if (at == absl::string_view::npos) continue;
-    const size_t begin = at + lead.size();
-    const size_t end = message.find('"', begin);
-    if (end == absl::string_view::npos || end == begin) return std::nullopt;
-    return std::string(message.substr(begin, end - begin));
-  }
-  return std::nullopt;
-}
-
-// Keeps the parser's first error. The parser reports an unknown field at the
-// token after its name (the ':'), and a bad enum value at the next line; when
-// the message names the culprit, the position moves back to the last
-// whole-word occurrence of that name, so the column points at it.
-class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  FirstErrorCollector(absl::string_view text, absl::string_view source)
-      : text_(text), source_(source) {}
-
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    if (!error_.empty()) return;
-    if (line < 0) {  // No position, e.g. a missing required field.
-      error_ = absl::StrCat(source_, ": ", message);
-      return;
-    }
-    int error_line = line;
-    int error_column = column;
-    if (std::optional<std::string> name = QuotedNameIn(message)) {
-      const size_t reported = OffsetOfPosition(text_, line, column);
-      if (std::optional<size_t> at = LastWholeWordBefore(*name, reported)) {
-        PositionOfOffset(text_, *at, &error_line, &error_column);
-      }
-    }
-    error_ = absl::StrFormat("%s:%d:%d: %s", source_, error_line + 1, error_column + 1, message);
-  }
-
-  void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
-
-  const std::string& error() const { return error_; }
-
- private:
-  std::optional<size_t> LastWholeWordBefore(absl::string_view word, size_t end) const {
-    if (word.empty() || end > text_.size()) return std::nullopt;
-    for (size_t at = text_.rfind(word, end >= word.size() ? end - word.size() : 0);
-         at != absl::string_view::npos; at = at == 0 ? absl::string_view::npos
-                                                     : text_.rfind(word, at - 1)) {
-      if (at + word.size() > end) continue;
-      const bool starts = at == 0 || !IsIdentifierChar(text_[at - 1]);
-      const size_t after = at + word.size();
-      const bool ends = after >= text_.size() || !IsIdentifierChar(text_[after]);
-      if (starts && ends) return at;
-    }
-    return std::nullopt;
-  }
-
-  absl::string_view text_;
-  std::string source_;
-  std::string error_;
-};
 
 // ---------------------------------------------------------------------------
 // Validation helpers: each returns OK or the message of the rule it checks.
@@ -252,17 +152,8 @@ absl::Status ValidateLayoutForModel(const TrainConfig& config) {
 
 absl::StatusOr<TrainConfig> ParseTrainConfig(absl::string_view text,
                                              absl::string_view source_name) {
-  FirstErrorCollector errors(text, source_name);
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
   TrainConfig config;
-  if (!parser.ParseFromString(std::string(text), &config)) {
-    if (errors.error().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source_name, ": not a valid TrainConfig textproto"));
-    }
-    return absl::InvalidArgumentError(errors.error());
-  }
+  RETURN_IF_ERROR(io::ParseTextProto(text, source_name, &config));
   return config;
 }
 
@@ -287,9 +178,7 @@ absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
 }
 
 std::string TrainConfigToText(const TrainConfig& config) {
-  std::string text;
-  google::protobuf::TextFormat::PrintToString(config, &text);
-  return text;
+  return io::PrintTextProto(config);
 }
 
 absl::StatusOr<int64_t> TokenizerVocabSize(absl::string_view tokenizer) {

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/io/text_proto.h"
 #include "core/status_macros.h"
+#include "transformer/model_config.h"
 
 namespace trident::training {
 namespace {
@@ -45,28 +46,6 @@ absl::Status FiniteAndNonNegative(absl::string_view field, double value,
 absl::Status InUnitInterval(absl::string_view field, double value) {
   if (value >= 0.0 && value < 1.0) return absl::OkStatus();
   return Invalid(absl::StrCat(field, "=", value, " must be in [0, 1)"));
-}
-
-absl::Status ValidateModel(const transformer::GptConfig& model) {
-  RETURN_IF_ERROR(AtLeast("model.vocab_size", model.vocab_size(), 1));
-  RETURN_IF_ERROR(AtLeast("model.context_length", model.context_length(), 1));
-  RETURN_IF_ERROR(AtLeast("model.num_layers", model.num_layers(), 1));
-  RETURN_IF_ERROR(AtLeast("model.num_heads", model.num_heads(), 1));
-  RETURN_IF_ERROR(AtLeast("model.hidden_size", model.hidden_size(), 1));
-  RETURN_IF_ERROR(
-      AtLeast("model.ffn_hidden_size", model.ffn_hidden_size(), 0, "0 means 4 x hidden_size"));
-  if (model.hidden_size() % model.num_heads() != 0) {
-    return Invalid(absl::StrCat("model.num_heads=", model.num_heads(),
-                                " must divide model.hidden_size=", model.hidden_size(),
-                                " (each attention head gets hidden_size / num_heads dimensions)"));
-  }
-  if (!model.tied_embeddings()) {
-    return Invalid(
-        "model.tied_embeddings=false is not supported: the output head always reuses the "
-        "token embedding (GPT-2); remove the field or set it to true");
-  }
-  RETURN_IF_ERROR(FiniteAndPositive("model.init_std", model.init_std()));
-  return FiniteAndPositive("model.layer_norm_epsilon", model.layer_norm_epsilon());
 }
 
 absl::Status ValidateData(const DataConfig& data, const transformer::GptConfig& model) {
@@ -189,16 +168,11 @@ absl::StatusOr<int64_t> TokenizerVocabSize(absl::string_view tokenizer) {
 }
 
 absl::Status ValidateTrainConfig(const TrainConfig& config) {
-  RETURN_IF_ERROR(ValidateModel(config.model()));
+  RETURN_IF_ERROR(transformer::ValidateGptConfig(config.model()));
   RETURN_IF_ERROR(ValidateData(config.data(), config.model()));
   RETURN_IF_ERROR(ValidateSchedule(config));
   RETURN_IF_ERROR(ValidateOptimizer(config.optimizer()));
   return ValidateLayoutForModel(config);
-}
-
-int64_t FfnHiddenSize(const transformer::GptConfig& model) {
-  return model.ffn_hidden_size() > 0 ? int64_t{model.ffn_hidden_size()}
-                                     : 4 * int64_t{model.hidden_size()};
 }
 
 topology::ModelDimensions ModelDimensionsFor(const transformer::GptConfig& model,
@@ -207,7 +181,7 @@ topology::ModelDimensions ModelDimensionsFor(const transformer::GptConfig& model
   dims.num_layers = model.num_layers();
   dims.num_heads = model.num_heads();
   dims.hidden_size = model.hidden_size();
-  dims.ffn_hidden_size = FfnHiddenSize(model);
+  dims.ffn_hidden_size = transformer::FfnHiddenSize(model);
   dims.vocab_size = model.vocab_size();
   dims.seq_length = seq_length;
   return dims;

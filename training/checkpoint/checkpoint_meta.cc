@@ -12,6 +12,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/reflection.h"
+#include "google/protobuf/text_format.h"
 
 namespace trident::checkpoint {
 namespace {
@@ -21,44 +22,14 @@ using ::google::protobuf::Message;
 using ::google::protobuf::Reflection;
 
 // One value of `field` in `message` (element `index` of a repeated field, or
-// the field itself when `index` is -1), as text for messages.
+// the field itself when `index` is -1), as text format writes it, on one
+// line. Only for error messages: values are compared as typed values.
 std::string ValueText(const Message& message, const FieldDescriptor* field, int index) {
-  const Reflection* r = message.GetReflection();
-  const bool repeated = index >= 0;
-  switch (field->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32:
-      return absl::StrCat(repeated ? r->GetRepeatedInt32(message, field, index)
-                                   : r->GetInt32(message, field));
-    case FieldDescriptor::CPPTYPE_INT64:
-      return absl::StrCat(repeated ? r->GetRepeatedInt64(message, field, index)
-                                   : r->GetInt64(message, field));
-    case FieldDescriptor::CPPTYPE_UINT32:
-      return absl::StrCat(repeated ? r->GetRepeatedUInt32(message, field, index)
-                                   : r->GetUInt32(message, field));
-    case FieldDescriptor::CPPTYPE_UINT64:
-      return absl::StrCat(repeated ? r->GetRepeatedUInt64(message, field, index)
-                                   : r->GetUInt64(message, field));
-    case FieldDescriptor::CPPTYPE_DOUBLE:
-      return absl::StrCat(repeated ? r->GetRepeatedDouble(message, field, index)
-                                   : r->GetDouble(message, field));
-    case FieldDescriptor::CPPTYPE_FLOAT:
-      return absl::StrCat(repeated ? r->GetRepeatedFloat(message, field, index)
-                                   : r->GetFloat(message, field));
-    case FieldDescriptor::CPPTYPE_BOOL:
-      return (repeated ? r->GetRepeatedBool(message, field, index) : r->GetBool(message, field))
-                 ? "true"
-                 : "false";
-    case FieldDescriptor::CPPTYPE_ENUM:
-      return (repeated ? r->GetRepeatedEnum(message, field, index) : r->GetEnum(message, field))
-          ->name();
-    case FieldDescriptor::CPPTYPE_STRING:
-      return absl::StrCat(
-          "\"", repeated ? r->GetRepeatedString(message, field, index) : r->GetString(message, field),
-          "\"");
-    case FieldDescriptor::CPPTYPE_MESSAGE:
-      break;
-  }
-  return "";
+  google::protobuf::TextFormat::Printer printer;
+  printer.SetSingleLineMode(true);
+  std::string text;
+  printer.PrintFieldValueToString(message, field, index, &text);
+  return text;
 }
 
 // Whether two scalar values are equal. Compared as typed values, never as text
@@ -121,9 +92,7 @@ std::optional<Difference> FirstDifference(const Message& saved, const Message& c
       const auto list = [&](const Message& m) {
         std::vector<std::string> items;
         for (int k = 0; k < m.GetReflection()->FieldSize(m, field); ++k) {
-          items.push_back(field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE
-                              ? m.GetReflection()->GetRepeatedMessage(m, field, k).ShortDebugString()
-                              : ValueText(m, field, k));
+          items.push_back(ValueText(m, field, k));
         }
         return absl::StrCat("[", absl::StrJoin(items, ", "), "]");
       };

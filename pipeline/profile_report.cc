@@ -16,6 +16,7 @@
 #include "pipeline/schedule.h"
 #include "pipeline/schedule_printer.h"
 #include "pipeline/simulator.h"
+#include "nlohmann/json.hpp"
 
 namespace trident::pipeline {
 namespace {
@@ -49,52 +50,61 @@ double MeanFraction(const std::vector<StageBubble>& bubbles) {
 
 constexpr double kMicrosPerSecond = 1e6;
 
-// Chrome trace timestamps are microseconds; three decimals keep nanoseconds.
-std::string Micros(double seconds) { return absl::StrFormat("%.3f", seconds * kMicrosPerSecond); }
+// Chrome trace timestamps are microseconds, rounded to nanoseconds.
+double Micros(double seconds) { return std::round(seconds * 1e9) / 1e3; }
 
-void AppendEvent(const std::string& event, bool* first, std::string* json) {
-  absl::StrAppend(json, *first ? "\n" : ",\n", event);
+// One event per line, each encoded by nlohmann::json (names escaped).
+void AppendEvent(const nlohmann::ordered_json& event, bool* first, std::string* json) {
+  absl::StrAppend(json, *first ? "\n" : ",\n", event.dump());
   *first = false;
+}
+
+nlohmann::ordered_json MetadataEvent(absl::string_view name, int pid, int tid,
+                                     nlohmann::ordered_json args) {
+  return {{"name", std::string(name)}, {"ph", "M"}, {"pid", pid}, {"tid", tid},
+          {"args", std::move(args)}};
 }
 
 void AppendProcessEvents(const Schedule& schedule, const StageTimings& timings, int pid,
                          absl::string_view process_name, bool* first, std::string* json) {
-  AppendEvent(absl::StrFormat(R"({"name":"process_name","ph":"M","pid":%d,"tid":0,)"
-                              R"("args":{"name":"%s"}})",
-                              pid, process_name),
+  AppendEvent(MetadataEvent("process_name", pid, 0, {{"name", std::string(process_name)}}),
               first, json);
-  AppendEvent(absl::StrFormat(R"({"name":"process_sort_index","ph":"M","pid":%d,"tid":0,)"
-                              R"("args":{"sort_index":%d}})",
-                              pid, pid),
-              first, json);
+  AppendEvent(MetadataEvent("process_sort_index", pid, 0, {{"sort_index", pid}}), first, json);
   for (size_t s = 0; s < schedule.stages.size(); ++s) {
-    AppendEvent(absl::StrFormat(R"({"name":"thread_name","ph":"M","pid":%d,"tid":%d,)"
-                                R"("args":{"name":"stage %d"}})",
-                                pid, s, s),
+    const int tid = static_cast<int>(s);
+    AppendEvent(MetadataEvent("thread_name", pid, tid, {{"name", absl::StrCat("stage ", s)}}),
                 first, json);
-    AppendEvent(absl::StrFormat(R"({"name":"thread_sort_index","ph":"M","pid":%d,"tid":%d,)"
-                                R"("args":{"sort_index":%d}})",
-                                pid, s, s),
-                first, json);
+    AppendEvent(MetadataEvent("thread_sort_index", pid, tid, {{"sort_index", tid}}), first, json);
     for (size_t i = 0; i < schedule.stages[s].size(); ++i) {
       const Action& action = schedule.stages[s][i];
       const ActionTiming& timing = timings[s][i];
-      const std::string ts = Micros(timing.start);
-      const std::string dur = Micros(timing.end - timing.start);
+      const double ts = Micros(timing.start);
+      const double dur = Micros(timing.end - timing.start);
       if (IsCompute(action.kind)) {
-        AppendEvent(absl::StrFormat(R"({"name":"%s","cat":"%s","ph":"X","pid":%d,"tid":%d,)"
-                                    R"("ts":%s,"dur":%s,"args":{"mb":%d,"chunk":%d}})",
-                                    ComputeLabel(schedule, action), ActionKindName(action.kind),
-                                    pid, s, ts, dur, action.micro_batch, action.chunk),
+        AppendEvent({{"name", std::string(ComputeLabel(schedule, action))},
+                     {"cat", std::string(ActionKindName(action.kind))},
+                     {"ph", "X"},
+                     {"pid", pid},
+                     {"tid", tid},
+                     {"ts", ts},
+                     {"dur", dur},
+                     {"args", {{"mb", action.micro_batch}, {"chunk", action.chunk}}}},
                     first, json);
       } else if ((action.kind == ActionKind::kRecvActivation ||
                   action.kind == ActionKind::kRecvGradient) &&
                  timing.end > timing.start) {
-        AppendEvent(absl::StrFormat(R"({"name":"wait","cat":"wait","ph":"X","pid":%d,"tid":%d,)"
-                                    R"("ts":%s,"dur":%s,"args":{"mb":%d,"chunk":%d,)"
-                                    R"("kind":"%s","peer":%d}})",
-                                    pid, s, ts, dur, action.micro_batch, action.chunk,
-                                    ActionKindName(action.kind), action.peer_stage),
+        AppendEvent({{"name", "wait"},
+                     {"cat", "wait"},
+                     {"ph", "X"},
+                     {"pid", pid},
+                     {"tid", tid},
+                     {"ts", ts},
+                     {"dur", dur},
+                     {"args",
+                      {{"mb", action.micro_batch},
+                       {"chunk", action.chunk},
+                       {"kind", std::string(ActionKindName(action.kind))},
+                       {"peer", action.peer_stage}}}},
                     first, json);
       }
     }

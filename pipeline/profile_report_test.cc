@@ -15,9 +15,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
-#include "core/io/json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "pipeline/schedule.h"
 #include "pipeline/schedule_printer.h"
 #include "pipeline/simulator.h"
@@ -297,31 +297,31 @@ struct ParsedTrace {
 
 ParsedTrace ParseTrace(const std::string& json) {
   ParsedTrace trace;
-  absl::StatusOr<io::JsonValue> root = io::ParseJson(json);
-  EXPECT_TRUE(root.ok()) << root.status();
-  if (!root.ok()) return trace;
-  const io::JsonValue* events = root->Find("traceEvents");
-  EXPECT_NE(events, nullptr);
-  if (events == nullptr) return trace;
-  for (const io::JsonValue& event : events->items()) {
-    const int pid = static_cast<int>(*event.Find("pid")->AsInt64("pid"));
-    const int tid = static_cast<int>(*event.Find("tid")->AsInt64("tid"));
-    const std::string& ph = event.Find("ph")->string_value();
-    const std::string& name = event.Find("name")->string_value();
-    const io::JsonValue* args = event.Find("args");
+  const nlohmann::json root = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(root.is_discarded()) << json;
+  if (root.is_discarded()) return trace;
+  EXPECT_TRUE(root.contains("traceEvents"));
+  if (!root.contains("traceEvents")) return trace;
+  for (const nlohmann::json& event : root["traceEvents"]) {
+    const int pid = event["pid"].get<int>();
+    const int tid = event["tid"].get<int>();
+    const std::string ph = event["ph"].get<std::string>();
+    const std::string name = event["name"].get<std::string>();
+    const nlohmann::json& args = event["args"];
     if (ph == "M") {
-      if (name == "process_name") trace.process_names[pid] = args->Find("name")->string_value();
-      if (name == "thread_name") trace.thread_names[{pid, tid}] = args->Find("name")->string_value();
+      if (name == "process_name") trace.process_names[pid] = args["name"].get<std::string>();
+      if (name == "thread_name") trace.thread_names[{pid, tid}] = args["name"].get<std::string>();
       continue;
     }
     EXPECT_EQ(ph, "X");
     ParsedTrace::Event parsed;
     parsed.name = name;
-    parsed.category = event.Find("cat")->string_value();
-    EXPECT_TRUE(absl::SimpleAtod(event.Find("ts")->number_literal(), &parsed.ts));
-    EXPECT_TRUE(absl::SimpleAtod(event.Find("dur")->number_literal(), &parsed.dur));
-    parsed.mb = *args->Find("mb")->AsInt64("mb");
-    EXPECT_NE(args->Find("chunk"), nullptr);
+    parsed.category = event["cat"].get<std::string>();
+    EXPECT_TRUE(event["ts"].is_number() && event["dur"].is_number());
+    parsed.ts = event["ts"].get<double>();
+    parsed.dur = event["dur"].get<double>();
+    parsed.mb = args["mb"].get<int64_t>();
+    EXPECT_TRUE(args.contains("chunk"));
     trace.events[{pid, tid}].push_back(parsed);
   }
   return trace;

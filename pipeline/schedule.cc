@@ -3,9 +3,9 @@
 #include <algorithm>
 
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/schedule_names.h"
 
 namespace trident::pipeline {
 namespace {
@@ -121,28 +121,22 @@ std::string Action::ToString() const {
                          peer_stage);
 }
 
+// The names are core's (core/schedule_names.h), indexed by ScheduleKind.
+static_assert(static_cast<int>(ScheduleKind::kGPipe) == 0 &&
+              static_cast<int>(ScheduleKind::kOneFOneB) == 1 &&
+              static_cast<int>(ScheduleKind::kInterleaved1F1B) == 2 &&
+              static_cast<int>(ScheduleKind::kZeroBubbleH1) == 3 &&
+              kPipelineScheduleNames.size() == 4);
+
 absl::string_view ScheduleKindName(ScheduleKind kind) {
-  switch (kind) {
-    case ScheduleKind::kGPipe:
-      return "gpipe";
-    case ScheduleKind::kOneFOneB:
-      return "1f1b";
-    case ScheduleKind::kInterleaved1F1B:
-      return "interleaved";
-    case ScheduleKind::kZeroBubbleH1:
-      return "zb-h1";
-  }
-  return "?";
+  const size_t index = static_cast<size_t>(kind);
+  return index < kPipelineScheduleNames.size() ? kPipelineScheduleNames[index] : "?";
 }
 
 absl::StatusOr<ScheduleKind> ParseScheduleKind(absl::string_view name) {
-  const std::string lower = absl::AsciiStrToLower(name);
-  for (ScheduleKind kind : {ScheduleKind::kGPipe, ScheduleKind::kOneFOneB,
-                            ScheduleKind::kInterleaved1F1B, ScheduleKind::kZeroBubbleH1}) {
-    if (lower == ScheduleKindName(kind)) return kind;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "schedule = \"", name, "\": must be one of gpipe, 1f1b, interleaved, zb-h1"));
+  absl::StatusOr<int> index = ParsePipelineScheduleName(name);
+  if (!index.ok()) return index.status();
+  return static_cast<ScheduleKind>(*index);
 }
 
 absl::StatusOr<Schedule> MakeGPipeSchedule(int num_stages, int num_micro_batches) {

@@ -63,7 +63,7 @@ struct Action {
 
 enum class ScheduleKind { kGPipe, kOneFOneB, kInterleaved1F1B, kZeroBubbleH1 };
 
-// "gpipe", "1f1b", "interleaved", "zb-h1".
+// Its name in core/schedule_names.h ("gpipe", "1f1b", "interleaved", "zb-h1").
 absl::string_view ScheduleKindName(ScheduleKind kind);
 absl::StatusOr<ScheduleKind> ParseScheduleKind(absl::string_view name);
 

@@ -199,11 +199,13 @@ TEST(LayoutNamesTest, ScheduleNamesRoundTrip) {
 }
 
 TEST(LayoutNamesTest, UnknownNamesListTheValidOnes) {
-  absl::StatusOr<PipelineSchedule> schedule = ParseScheduleName("1F1B");
+  absl::StatusOr<PipelineSchedule> schedule = ParseScheduleName("2f2b");
   ASSERT_FALSE(schedule.ok());
   EXPECT_EQ(schedule.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(std::string(schedule.status().message()),
-            "unknown schedule \"1F1B\" (valid: \"gpipe\", \"1f1b\", \"interleaved\", \"zb-h1\")");
+            "unknown schedule \"2f2b\" (valid: \"gpipe\", \"1f1b\", \"interleaved\", \"zb-h1\")");
+  // Schedule names are shared with the pipeline package, which ignores case.
+  EXPECT_EQ(*ParseScheduleName("1F1B"), ONE_F_ONE_B);
   EXPECT_EQ(std::string(ParseRecomputeName("some").status().message()),
             "unknown recompute policy \"some\" (valid: \"none\", \"selective\", \"full\")");
   EXPECT_EQ(std::string(ParseCompressionName("fp8").status().message()),

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
+#include "core/schedule_names.h"
 
 namespace trident::topology {
 namespace {
@@ -15,12 +16,9 @@ namespace {
 template <typename Enum>
 using NameTable = std::pair<Enum, absl::string_view>;
 
-constexpr NameTable<PipelineSchedule> kScheduleNames[] = {
-    {GPIPE, "gpipe"},
-    {ONE_F_ONE_B, "1f1b"},
-    {INTERLEAVED_1F1B, "interleaved"},
-    {ZERO_BUBBLE_H1, "zb-h1"},
-};
+// Schedule names are core's (core/schedule_names.h), indexed by the enum.
+static_assert(GPIPE == 0 && ONE_F_ONE_B == 1 && INTERLEAVED_1F1B == 2 && ZERO_BUBBLE_H1 == 3 &&
+              kPipelineScheduleNames.size() == PipelineSchedule_ARRAYSIZE);
 
 constexpr NameTable<Recompute::Policy> kRecomputeNames[] = {
     {Recompute::NONE, "none"},
@@ -59,11 +57,14 @@ absl::StatusOr<Enum> ParseName(absl::Span<const NameTable<Enum>> table, absl::st
 }  // namespace
 
 absl::string_view ScheduleName(PipelineSchedule schedule) {
-  return NameOf<PipelineSchedule>(kScheduleNames, schedule);
+  const size_t index = static_cast<size_t>(schedule);
+  return index < kPipelineScheduleNames.size() ? kPipelineScheduleNames[index] : "unknown";
 }
 
 absl::StatusOr<PipelineSchedule> ParseScheduleName(absl::string_view name) {
-  return ParseName<PipelineSchedule>(kScheduleNames, "schedule", name);
+  absl::StatusOr<int> index = ParsePipelineScheduleName(name);
+  if (!index.ok()) return index.status();
+  return static_cast<PipelineSchedule>(*index);
 }
 
 absl::string_view RecomputeName(Recompute::Policy policy) {

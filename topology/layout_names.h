@@ -10,7 +10,7 @@
 
 namespace trident::topology {
 
-// "gpipe", "1f1b", "interleaved", "zb-h1".
+// Its name in core/schedule_names.h ("gpipe", "1f1b", "interleaved", "zb-h1").
 absl::string_view ScheduleName(PipelineSchedule schedule);
 // Inverse of ScheduleName; an unknown name is INVALID_ARGUMENT listing the
 // valid ones.

@@ -6,7 +6,7 @@
 #include "core/status_macros.h"
 #include "tensor_parallel/gather.h"
 #include "training/checkpoint/safetensors.h"
-#include "transformer/block.h"
+#include "transformer/model_config.h"
 
 namespace trident::training {
 

@@ -6,6 +6,7 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/gemm.h"
 #include "core/tensor.h"
+#include "transformer/model_config.h"
 
 namespace trident::training {
 
@@ -13,7 +14,7 @@ int64_t GptParameterCount(const transformer::GptConfig& model) {
   const int64_t v = model.vocab_size();
   const int64_t t = model.context_length();
   const int64_t h = model.hidden_size();
-  const int64_t f = model.ffn_hidden_size() > 0 ? int64_t{model.ffn_hidden_size()} : 4 * h;
+  const int64_t f = transformer::FfnHiddenSize(model);
   const int64_t per_layer = 2 * h                // ln_1
                             + h * 3 * h + 3 * h  // attn.c_attn
                             + h * h + h          // attn.c_proj

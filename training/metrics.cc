@@ -13,14 +13,28 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/check.h"
-#include "core/io/json.h"
+#include "nlohmann/json.hpp"
 
 namespace trident::training {
 
 // ---------------------------------------------------------------------------
-// JSON lines.
+// JSON lines. Strings are encoded by nlohmann::json; numbers by to_chars, whose
+// shortest round-trip form is what the JSONL readers already parse (nlohmann
+// would print 3.0 as "3.0" and 6e-4 as "0.0006").
+
+namespace {
+
+// `value` as a quoted JSON string (UTF-8 kept verbatim, control characters
+// escaped; invalid UTF-8 becomes U+FFFD instead of failing the line).
+void AppendJsonString(absl::string_view value, std::string* out) {
+  *out += nlohmann::json(std::string(value))
+              .dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
 
 std::string JsonNumber(double value) {
+  // JSON has no NaN or infinity: they are written as null, explicitly.
   if (!std::isfinite(value)) return "null";
   char buffer[64];
   const std::to_chars_result result = std::to_chars(buffer, buffer + sizeof(buffer), value);
@@ -30,7 +44,7 @@ std::string JsonNumber(double value) {
 
 void JsonLine::AppendKey(absl::string_view key) {
   if (body_.size() > 1) body_ += ',';
-  io::AppendJsonString(key, &body_);
+  AppendJsonString(key, &body_);
   body_ += ':';
 }
 
@@ -48,7 +62,7 @@ JsonLine& JsonLine::AddNumber(absl::string_view key, double value) {
 
 JsonLine& JsonLine::AddString(absl::string_view key, absl::string_view value) {
   AppendKey(key);
-  io::AppendJsonString(value, &body_);
+  AppendJsonString(value, &body_);
   return *this;
 }
 

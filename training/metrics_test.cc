@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
-#include "core/io/json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace trident::training {
 namespace {
@@ -42,9 +42,14 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-double ParseNumber(const io::JsonValue& value) {
-  EXPECT_EQ(value.kind(), io::JsonValue::Kind::kNumber);
-  return std::strtod(value.number_literal().c_str(), nullptr);
+using Json = ::nlohmann::ordered_json;
+
+// Parses one JSON text; a discarded value (is_discarded()) when it is invalid.
+Json Parse(const std::string& text) { return Json::parse(text, nullptr, /*allow_exceptions=*/false); }
+
+double ParseNumber(const Json& value) {
+  EXPECT_TRUE(value.is_number()) << value.dump();
+  return value.get<double>();
 }
 
 TEST(JsonNumberTest, ShortestFormThatRoundTrips) {
@@ -65,8 +70,9 @@ TEST(JsonNumberTest, ShortestFormThatRoundTrips) {
     const std::string text = JsonNumber(x);
     EXPECT_EQ(std::strtod(text.c_str(), nullptr), x) << text;
     // And it is a valid JSON number.
-    absl::StatusOr<io::JsonValue> parsed = io::ParseJson(text);
-    ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.status();
+    const Json parsed = Parse(text);
+    ASSERT_FALSE(parsed.is_discarded()) << text;
+    EXPECT_EQ(parsed.get<double>(), x) << text;
   }
 }
 
@@ -97,14 +103,14 @@ TEST(TrainMetricsLineTest, ExactTextAndParsesBack) {
   EXPECT_EQ(text,
             R"({"step":12,"loss":3.4521,"lr":6e-04,"grad_norm":0.875,"tokens_per_s":12345.5,)"
             R"("step_time_ms":85.25,"mfu":0.125,"tokens":12288})");
-  absl::StatusOr<io::JsonValue> json = io::ParseJson(text);
-  ASSERT_TRUE(json.ok()) << json.status();
+  const Json json = Parse(text);
+  ASSERT_FALSE(json.is_discarded()) << text;
   std::vector<std::string> keys;
-  for (const auto& [key, value] : json->members()) keys.push_back(key);
+  for (const auto& [key, value] : json.items()) keys.push_back(key);
   EXPECT_THAT(keys, ::testing::ElementsAre("step", "loss", "lr", "grad_norm", "tokens_per_s",
                                            "step_time_ms", "mfu", "tokens"));
-  EXPECT_EQ(ParseNumber(*json->Find("loss")), 3.4521);
-  EXPECT_EQ(*json->Find("tokens")->AsInt64("tokens"), 12288);
+  EXPECT_EQ(ParseNumber(json["loss"]), 3.4521);
+  EXPECT_EQ(json["tokens"].get<int64_t>(), 12288);
 }
 
 TEST(TrainMetricsLineTest, NonFiniteAndUnknownValuesAreNull) {
@@ -113,12 +119,12 @@ TEST(TrainMetricsLineTest, NonFiniteAndUnknownValuesAreNull) {
   m.loss = kNaN;
   m.grad_norm = kInf;
   const std::string text = TrainMetricsLine(m).ToString();
-  absl::StatusOr<io::JsonValue> json = io::ParseJson(text);
-  ASSERT_TRUE(json.ok()) << text;
-  EXPECT_EQ(json->Find("loss")->kind(), io::JsonValue::Kind::kNull);
-  EXPECT_EQ(json->Find("grad_norm")->kind(), io::JsonValue::Kind::kNull);
-  EXPECT_EQ(json->Find("mfu")->kind(), io::JsonValue::Kind::kNull);
-  EXPECT_EQ(json->Find("lr")->number_literal(), "0");
+  const Json json = Parse(text);
+  ASSERT_FALSE(json.is_discarded()) << text;
+  EXPECT_TRUE(json["loss"].is_null());
+  EXPECT_TRUE(json["grad_norm"].is_null());
+  EXPECT_TRUE(json["mfu"].is_null());
+  EXPECT_THAT(text, HasSubstr(R"("lr":0,)"));
 }
 
 TEST(ValidationMetricsLineTest, ExactText) {
@@ -143,13 +149,13 @@ TEST(MetricsWriterTest, CreatesDirectoriesAndEveryLineIsOnDiskAtOnce) {
   const std::vector<std::string> lines = Lines(ReadFile(path));
   ASSERT_EQ(lines.size(), 4u);
   for (int s = 0; s < 3; ++s) {
-    absl::StatusOr<io::JsonValue> json = io::ParseJson(lines[s]);
-    ASSERT_TRUE(json.ok()) << lines[s];
-    EXPECT_EQ(ParseNumber(*json->Find("loss")), losses[s]);  // exact, not to 1e-6
+    const Json json = Parse(lines[s]);
+    ASSERT_FALSE(json.is_discarded()) << lines[s];
+    EXPECT_EQ(ParseNumber(json["loss"]), losses[s]);  // exact, not to 1e-6
   }
-  absl::StatusOr<io::JsonValue> val = io::ParseJson(lines[3]);
-  ASSERT_TRUE(val.ok());
-  EXPECT_EQ(ParseNumber(*val->Find("val_loss")), 2.5);
+  const Json val = Parse(lines[3]);
+  ASSERT_FALSE(val.is_discarded());
+  EXPECT_EQ(ParseNumber(val["val_loss"]), 2.5);
 }
 
 TEST(MetricsWriterTest, TruncateStartsFreshAppendContinues) {

@@ -6,115 +6,16 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <optional>
 #include <sstream>
 #include <system_error>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "core/io/text_proto.h"
 #include "core/status_macros.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
+#include "transformer/model_config.h"
 
 namespace trident::training {
 namespace {
-
-// ---------------------------------------------------------------------------
-// Parsing with positions.
-
-bool IsIdentifierChar(char c) { return absl::ascii_isalnum(c) || c == '_'; }
-
-// Byte offset of a 0-based (line, column) as protobuf's tokenizer counts them
-// (a tab advances the column to the next multiple of 8).
-size_t OffsetOfPosition(absl::string_view text, int line, int column) {
-  size_t i = 0;
-  for (int l = 0; l < line && i < text.size(); ++i) {
-    if (text[i] == '\n') ++l;
-  }
-  for (int c = 0; i < text.size() && text[i] != '\n' && c < column; ++i) {
-    c += text[i] == '\t' ? 8 - c % 8 : 1;
-  }
-  return i;
-}
-
-void PositionOfOffset(absl::string_view text, size_t offset, int* line, int* column) {
-  *line = 0;
-  *column = 0;
-  for (size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++*line;
-      *column = 0;
-    } else {
-      *column += text[i] == '\t' ? 8 - *column % 8 : 1;
-    }
-  }
-}
-
-// The field or enum value name a parser message is about, if it names one.
-std::optional<std::string> QuotedNameIn(absl::string_view message) {
-  for (absl::string_view lead : {"has no field named \"", "Unknown enumeration value of \"",
-                                 "Non-repeated field \""}) {
-    const size_t at = message.find(lead);
-    if (at == absl::string_view::npos) continue;
-    const size_t begin = at + lead.size();
-    const size_t end = message.find('"', begin);
-    if (end == absl::string_view::npos || end == begin) return std::nullopt;
-    return std::string(message.substr(begin, end - begin));
-  }
-  return std::nullopt;
-}
-
-// Keeps the parser's first error. The parser reports an unknown field at the
-// token after its name (the ':'), and a bad enum value at the next line; when
-// the message names the culprit, the position moves back to the last
-// whole-word occurrence of that name, so the column points at it.
-class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  FirstErrorCollector(absl::string_view text, absl::string_view source)
-      : text_(text), source_(source) {}
-
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    if (!error_.empty()) return;
-    if (line < 0) {  // No position, e.g. a missing required field.
-      error_ = absl::StrCat(source_, ": ", message);
-      return;
-    }
-    int error_line = line;
-    int error_column = column;
-    if (std::optional<std::string> name = QuotedNameIn(message)) {
-      const size_t reported = OffsetOfPosition(text_, line, column);
-      if (std::optional<size_t> at = LastWholeWordBefore(*name, reported)) {
-        PositionOfOffset(text_, *at, &error_line, &error_column);
-      }
-    }
-    error_ = absl::StrFormat("%s:%d:%d: %s", source_, error_line + 1, error_column + 1, message);
-  }
-
-  void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
-
-  const std::string& error() const { return error_; }
-
- private:
-  std::optional<size_t> LastWholeWordBefore(absl::string_view word, size_t end) const {
-    if (word.empty() || end > text_.size()) return std::nullopt;
-    for (size_t at = text_.rfind(word, end >= word.size() ? end - word.size() : 0);
-         at != absl::string_view::npos; at = at == 0 ? absl::string_view::npos
-                                                     : text_.rfind(word, at - 1)) {
-      if (at + word.size() > end) continue;
-      const bool starts = at == 0 || !IsIdentifierChar(text_[at - 1]);
-      const size_t after = at + word.size();
-      const bool ends = after >= text_.size() || !IsIdentifierChar(text_[after]);
-      if (starts && ends) return at;
-    }
-    return std::nullopt;
-  }
-
-  absl::string_view text_;
-  std::string source_;
-  std::string error_;
-};
 
 // ---------------------------------------------------------------------------
 // Validation helpers: each returns OK or the message of the rule it checks.
@@ -145,28 +46,6 @@ absl::Status FiniteAndNonNegative(absl::string_view field, double value,
 absl::Status InUnitInterval(absl::string_view field, double value) {
   if (value >= 0.0 && value < 1.0) return absl::OkStatus();
   return Invalid(absl::StrCat(field, "=", value, " must be in [0, 1)"));
-}
-
-absl::Status ValidateModel(const transformer::GptConfig& model) {
-  RETURN_IF_ERROR(AtLeast("model.vocab_size", model.vocab_size(), 1));
-  RETURN_IF_ERROR(AtLeast("model.context_length", model.context_length(), 1));
-  RETURN_IF_ERROR(AtLeast("model.num_layers", model.num_layers(), 1));
-  RETURN_IF_ERROR(AtLeast("model.num_heads", model.num_heads(), 1));
-  RETURN_IF_ERROR(AtLeast("model.hidden_size", model.hidden_size(), 1));
-  RETURN_IF_ERROR(
-      AtLeast("model.ffn_hidden_size", model.ffn_hidden_size(), 0, "0 means 4 x hidden_size"));
-  if (model.hidden_size() % model.num_heads() != 0) {
-    return Invalid(absl::StrCat("model.num_heads=", model.num_heads(),
-                                " must divide model.hidden_size=", model.hidden_size(),
-                                " (each attention head gets hidden_size / num_heads dimensions)"));
-  }
-  if (!model.tied_embeddings()) {
-    return Invalid(
-        "model.tied_embeddings=false is not supported: the output head always reuses the "
-        "token embedding (GPT-2); remove the field or set it to true");
-  }
-  RETURN_IF_ERROR(FiniteAndPositive("model.init_std", model.init_std()));
-  return FiniteAndPositive("model.layer_norm_epsilon", model.layer_norm_epsilon());
 }
 
 absl::Status ValidateData(const DataConfig& data, const transformer::GptConfig& model) {
@@ -252,17 +131,8 @@ absl::Status ValidateLayoutForModel(const TrainConfig& config) {
 
 absl::StatusOr<TrainConfig> ParseTrainConfig(absl::string_view text,
                                              absl::string_view source_name) {
-  FirstErrorCollector errors(text, source_name);
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
   TrainConfig config;
-  if (!parser.ParseFromString(std::string(text), &config)) {
-    if (errors.error().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(source_name, ": not a valid TrainConfig textproto"));
-    }
-    return absl::InvalidArgumentError(errors.error());
-  }
+  RETURN_IF_ERROR(io::ParseTextProto(text, source_name, &config));
   // A config that states a global batch gets its micro-batch count now, so
   // every reader sees a complete layout (tools re-derive after their flags).
   if (absl::Status derived = topology::DeriveMicroBatches(config.mutable_layout()); !derived.ok()) {
@@ -292,9 +162,7 @@ absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
 }
 
 std::string TrainConfigToText(const TrainConfig& config) {
-  std::string text;
-  google::protobuf::TextFormat::PrintToString(config, &text);
-  return text;
+  return io::PrintTextProto(config);
 }
 
 absl::StatusOr<int64_t> TokenizerVocabSize(absl::string_view tokenizer) {
@@ -305,16 +173,11 @@ absl::StatusOr<int64_t> TokenizerVocabSize(absl::string_view tokenizer) {
 }
 
 absl::Status ValidateTrainConfig(const TrainConfig& config) {
-  RETURN_IF_ERROR(ValidateModel(config.model()));
+  RETURN_IF_ERROR(transformer::ValidateGptConfig(config.model()));
   RETURN_IF_ERROR(ValidateData(config.data(), config.model()));
   RETURN_IF_ERROR(ValidateSchedule(config));
   RETURN_IF_ERROR(ValidateOptimizer(config.optimizer()));
   return ValidateLayoutForModel(config);
-}
-
-int64_t FfnHiddenSize(const transformer::GptConfig& model) {
-  return model.ffn_hidden_size() > 0 ? int64_t{model.ffn_hidden_size()}
-                                     : 4 * int64_t{model.hidden_size()};
 }
 
 topology::ModelDimensions ModelDimensionsFor(const transformer::GptConfig& model,
@@ -323,7 +186,7 @@ topology::ModelDimensions ModelDimensionsFor(const transformer::GptConfig& model
   dims.num_layers = model.num_layers();
   dims.num_heads = model.num_heads();
   dims.hidden_size = model.hidden_size();
-  dims.ffn_hidden_size = FfnHiddenSize(model);
+  dims.ffn_hidden_size = transformer::FfnHiddenSize(model);
   dims.vocab_size = model.vocab_size();
   dims.seq_length = seq_length;
   return dims;

@@ -11,10 +11,9 @@
 //   gets hidden_size / num_heads dimensions)
 //
 // Rules, in the order they are checked:
-//   model:     vocab_size, context_length, num_layers, num_heads, hidden_size >= 1;
-//              ffn_hidden_size >= 0 (0 = 4 x hidden_size); num_heads divides
-//              hidden_size; tied_embeddings is true (the only supported head);
-//              init_std and layer_norm_epsilon finite and > 0.
+//   model:     transformer::ValidateGptConfig (transformer/model_config.h):
+//              sizes >= 1, ffn_hidden_size >= 0, num_heads divides
+//              hidden_size, tied embeddings, init_std and epsilon > 0.
 //   data:      tokenizer is "byte" or "gpt2"; model.vocab_size covers the
 //              tokenizer's vocabulary (256 / 50257); 1 <= seq_length <=
 //              model.context_length; train_path and val_path non-empty;
@@ -60,10 +59,6 @@ std::string TrainConfigToText(const TrainConfig& config);
 
 // The rules listed at the top of this file.
 absl::Status ValidateTrainConfig(const TrainConfig& config);
-
-// The MLP width the model is built with: ffn_hidden_size, or 4 x hidden_size
-// when that is 0.
-int64_t FfnHiddenSize(const transformer::GptConfig& model);
 
 // The model sizes the layout rules need (topology does not know the GPT).
 topology::ModelDimensions ModelDimensionsFor(const transformer::GptConfig& model,

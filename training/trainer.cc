@@ -137,7 +137,6 @@ class RankTrainer {
   absl::Status SaveCheckpoint(int64_t next_step);
   absl::Status LoadCheckpoint();
   absl::Status ExportModel();
-  std::string CheckpointLayoutText() const;
   absl::Status Publish();
 
   bool EvaluationDue(int64_t step) const {
@@ -277,13 +276,6 @@ absl::Status RankTrainer::Evaluate(int64_t after_step) {
       after_step, loss_sum / static_cast<double>(batches * batch_.tokens_per_step()));
 }
 
-std::string RankTrainer::CheckpointLayoutText() const {
-  // A checkpoint holds per-rank shards: resuming needs the same layout and model.
-  return absl::StrCat("model {\n", config_.model().DebugString(), "}\nlayout {\n",
-                      topology::LayoutToText(config_.layout()), "}\nseq_length: ",
-                      config_.data().seq_length(), "\n");
-}
-
 absl::Status RankTrainer::SaveCheckpoint(int64_t next_step) {
   const std::string& dir = options_.save_dir;
   if (reporting()) RETURN_IF_ERROR(checkpoint::BeginCheckpoint(dir).status());
@@ -293,14 +285,12 @@ absl::Status RankTrainer::SaveCheckpoint(int64_t next_step) {
   RETURN_IF_ERROR(checkpoint::WriteRankShard(checkpoint::PartialCheckpointDir(dir), rank_, blobs));
   RETURN_IF_ERROR(world_.Barrier());
   if (reporting()) {
-    checkpoint::CheckpointMeta meta;
-    meta.step = next_step;
-    meta.seed = static_cast<uint64_t>(config_.seed());
     const data::DataPosition position = batches_->Position(next_step);
-    meta.data_position = {static_cast<int64_t>(position.seed), position.step};
-    meta.layout = CheckpointLayoutText();
-    meta.world_size = job_.world_size;
-    RETURN_IF_ERROR(checkpoint::FinalizeCheckpoint(dir, meta));
+    checkpoint::DataPosition data_position;
+    data_position.set_seed(position.seed);
+    data_position.set_step(position.step);
+    RETURN_IF_ERROR(checkpoint::FinalizeCheckpoint(
+        dir, checkpoint::MakeCheckpointMeta(config_, job_.world_size, next_step, data_position)));
     reporter_->Note(absl::StrCat("saved checkpoint ", dir, " (step ", next_step, ")"));
   }
   return world_.Barrier();
@@ -311,20 +301,24 @@ absl::Status RankTrainer::LoadCheckpoint() {
   if (reporting()) RETURN_IF_ERROR(checkpoint::RecoverCheckpoint(dir));
   RETURN_IF_ERROR(world_.Barrier());
   ASSIGN_OR_RETURN(checkpoint::CheckpointMeta meta, checkpoint::ReadCheckpointMeta(dir));
-  RETURN_IF_ERROR(checkpoint::CheckResumeCompatible(dir, meta, job_.world_size,
-                                                    CheckpointLayoutText()));
-  if (meta.seed != static_cast<uint64_t>(config_.seed())) {
+  // A checkpoint holds per-rank shards: resuming needs the same model, layout,
+  // sequence length and world size.
+  RETURN_IF_ERROR(checkpoint::CheckResumeCompatible(
+      dir, meta, checkpoint::MakeCheckpointMeta(config_, job_.world_size, 0, {})));
+  if (meta.seed() != static_cast<uint64_t>(config_.seed())) {
     return absl::InvalidArgumentError(absl::StrCat("checkpoint ", dir, " was trained with seed ",
-                                                   meta.seed, ", this job has seed ",
+                                                   meta.seed(), ", this job has seed ",
                                                    config_.seed()));
   }
-  if (meta.step > config_.steps()) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint ", dir, " is at step ", meta.step,
-                                                   ", beyond steps=", config_.steps()));
+  if (meta.step() > config_.steps()) {
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint ", dir, " is at step ",
+                                                   meta.step(), ", beyond steps=",
+                                                   config_.steps()));
   }
   ASSIGN_OR_RETURN(checkpoint::TensorSet tensors, checkpoint::ReadRankShard(dir, rank_));
+  RETURN_IF_ERROR(checkpoint::CheckStoredStep(dir, meta, tensors, AdamW::kStepName));
   RETURN_IF_ERROR(runner_->optimizer().LoadState(tensors));
-  first_step_ = meta.step;
+  first_step_ = meta.step();
   return absl::OkStatus();
 }
 

@@ -9,12 +9,9 @@
 #include "core/ops/elementwise.h"
 #include "core/ops/gelu.h"
 #include "core/status_macros.h"
+#include "transformer/model_config.h"
 
 namespace trident::transformer {
-
-int64_t FfnHiddenSize(const GptConfig& config) {
-  return config.ffn_hidden_size() > 0 ? config.ffn_hidden_size() : 4 * config.hidden_size();
-}
 
 namespace {
 

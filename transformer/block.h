@@ -123,9 +123,6 @@ class TransformerBlock {
   tp::RowParallelLinear fc2_;
 };
 
-// The MLP width of a config (ffn_hidden_size, or 4 * hidden when 0).
-int64_t FfnHiddenSize(const GptConfig& config);
-
 }  // namespace trident::transformer
 
 #endif  // TRIDENT_TRANSFORMER_BLOCK_H_

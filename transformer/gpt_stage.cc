@@ -6,6 +6,7 @@
 #include "core/ops/cross_entropy.h"
 #include "core/ops/reduction.h"
 #include "core/status_macros.h"
+#include "transformer/model_config.h"
 
 namespace trident::transformer {
 
@@ -21,35 +22,12 @@ StageSpec StageSpec::Whole(const GptConfig& config, int64_t padded_vocab) {
 
 namespace {
 
-absl::Status CheckPositive(absl::string_view field, int64_t value) {
-  if (value > 0) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("model.", field, "=", value, " must be > 0"));
-}
-
-absl::Status CheckDivides(absl::string_view what, int64_t divisor, absl::string_view field,
-                          int64_t value, absl::string_view why) {
-  if (value % divisor == 0) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(what, "=", divisor, " must divide model.",
-                                                 field, "=", value, " (", why, ")"));
-}
-
+// The model's own rules are transformer::ValidateGptConfig's; the rules tying
+// it to tensor_parallel (tp divides num_heads, hidden_size and the MLP width)
+// are topology::ValidateLayout's, which every layout passes before a stage is
+// built (the layers CHECK them as invariants). Here: the stage's own spec.
 absl::Status ValidateStage(const GptConfig& config, const StageSpec& spec, int tp) {
-  RETURN_IF_ERROR(CheckPositive("vocab_size", config.vocab_size()));
-  RETURN_IF_ERROR(CheckPositive("context_length", config.context_length()));
-  RETURN_IF_ERROR(CheckPositive("num_layers", config.num_layers()));
-  RETURN_IF_ERROR(CheckPositive("num_heads", config.num_heads()));
-  RETURN_IF_ERROR(CheckPositive("hidden_size", config.hidden_size()));
-  RETURN_IF_ERROR(CheckPositive("ffn_hidden_size (or 4 * hidden_size)", FfnHiddenSize(config)));
-  RETURN_IF_ERROR(CheckDivides("num_heads", config.num_heads(), "hidden_size",
-                               config.hidden_size(), "heads split the hidden width evenly"));
-  RETURN_IF_ERROR(CheckDivides("tensor_parallel", tp, "num_heads", config.num_heads(),
-                               "each tp rank owns whole attention heads"));
-  RETURN_IF_ERROR(CheckDivides("tensor_parallel", tp, "ffn_hidden_size", FfnHiddenSize(config),
-                               "the MLP is split by columns"));
-  if (!config.tied_embeddings()) {
-    return absl::UnimplementedError(
-        "model.tied_embeddings=false is not supported: the head reuses the token embedding");
-  }
+  RETURN_IF_ERROR(ValidateGptConfig(config));
   if (spec.padded_vocab < config.vocab_size() || spec.padded_vocab % tp != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "padded vocabulary ", spec.padded_vocab, " must be >= model.vocab_size=",

@@ -66,6 +66,7 @@
 #include "training/optimizer.h"
 #include "training/train_config.h"
 #include "transformer/gpt_stage.h"
+#include "transformer/model_config.h"
 
 ABSL_FLAG(std::string, config, "",
           "TrainConfig textproto: its model, layout.micro_batch_size, layout.num_micro_batches, "
@@ -326,7 +327,7 @@ absl::Status Run() {
       "%d micro-batch(es) of %d x %d tokens = %ld tokens/step; %d thread(s); %d warm-up + %d "
       "timed steps\n",
       model.num_layers(), model.hidden_size(), model.num_heads(),
-      static_cast<long>(training::FfnHiddenSize(model)), model.vocab_size(),
+      static_cast<long>(transformer::FfnHiddenSize(model)), model.vocab_size(),
       training::GptParameterCount(model) / 1e6, config.layout().num_micro_batches(),
       config.layout().micro_batch_size(), config.data().seq_length(), static_cast<long>(tokens),
       threads, warmup, steps);

@@ -9,9 +9,9 @@
 
 #include "core/tensor.h"
 #include "tensor_parallel/param_count.h"
-#include "transformer/block.h"
 #include "transformer/gpt_stage.h"
 #include "transformer/model.pb.h"
+#include "transformer/model_config.h"
 
 namespace trident::tp::test_support {
 

@@ -8,24 +8,23 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "core/io/atomic_file.h"
 #include "core/io/file_util.h"
-#include "core/io/json.h"
+#include "core/io/json_parse.h"
 #include "core/io/little_endian.h"
 #include "core/io/utf8.h"
 #include "core/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace trident::checkpoint {
 
-using ::trident::io::AppendJsonString;
+using ::nlohmann::ordered_json;
 using ::trident::io::AppendLittleEndian;
 using ::trident::io::AtomicFileWriter;
 using ::trident::io::IsValidUtf8;
-using ::trident::io::JsonKindName;
-using ::trident::io::JsonValue;
+using ::trident::io::JsonTypeName;
 using ::trident::io::LoadLittleEndian;
-using ::trident::io::ParseJson;
+using ::trident::io::ParseJsonDocument;
 using ::trident::io::ReadOnlyFile;
 
 namespace {
@@ -106,59 +105,58 @@ struct ParsedHeader {
 };
 
 absl::StatusOr<HeaderEntry> ParseEntry(absl::string_view source, const std::string& name,
-                                       const JsonValue& value) {
+                                       const ordered_json& value) {
   const std::string where = absl::StrCat("tensor '", name, "'");
   if (!value.is_object()) {
-    return ReadError(source, absl::StrCat(where, " is a JSON ", JsonKindName(value.kind()),
+    return ReadError(source, absl::StrCat(where, " is a JSON ", JsonTypeName(value),
                                           ", expected an object"));
   }
-  for (const JsonValue::Member& member : value.members()) {
-    if (member.first != "dtype" && member.first != "shape" && member.first != "data_offsets") {
-      return ReadError(source, absl::StrCat(where, " has unknown field \"", member.first,
+  for (const auto& [key, unused] : value.items()) {
+    if (key != "dtype" && key != "shape" && key != "data_offsets") {
+      return ReadError(source, absl::StrCat(where, " has unknown field \"", key,
                                             "\" (expected dtype, shape, data_offsets)"));
     }
   }
-  const JsonValue* dtype = value.Find("dtype");
-  const JsonValue* shape = value.Find("shape");
-  const JsonValue* offsets = value.Find("data_offsets");
-  if (dtype == nullptr || shape == nullptr || offsets == nullptr) {
+  if (!value.contains("dtype") || !value.contains("shape") || !value.contains("data_offsets")) {
     return ReadError(source, absl::StrCat(where, " lacks one of dtype, shape, data_offsets"));
   }
+  const ordered_json& dtype = value["dtype"];
+  const ordered_json& shape = value["shape"];
+  const ordered_json& offsets = value["data_offsets"];
   HeaderEntry entry;
   entry.name = name;
-  if (dtype->kind() != JsonValue::Kind::kString) {
+  if (!dtype.is_string()) {
     return ReadError(source, absl::StrCat(where, " has a non-string dtype"));
   }
-  absl::StatusOr<DType> parsed_dtype = ParseSafetensorsDType(dtype->string_value());
+  absl::StatusOr<DType> parsed_dtype = ParseSafetensorsDType(dtype.get<std::string>());
   if (!parsed_dtype.ok()) {
     return ReadError(source, absl::StrCat(where, ": ", parsed_dtype.status().message()));
   }
   entry.dtype = *parsed_dtype;
-  if (shape->kind() != JsonValue::Kind::kArray) {
+  if (!shape.is_array()) {
     return ReadError(source, absl::StrCat(where, " has a shape that is not an array"));
   }
-  for (const JsonValue& dim : shape->items()) {
-    absl::StatusOr<int64_t> value_or = dim.AsInt64(absl::StrCat(where, " shape dimension"));
-    if (!value_or.ok() || *value_or < 0) {
+  for (const ordered_json& dim : shape) {
+    // Integers only: nlohmann keeps 12 and 12.0 apart (is_number_integer).
+    if (!dim.is_number_integer() || (dim.is_number_unsigned() &&
+                                     dim.get<uint64_t>() > std::numeric_limits<int64_t>::max()) ||
+        (!dim.is_number_unsigned() && dim.get<int64_t>() < 0)) {
       return ReadError(source, absl::StrCat(where, " has shape dimension ",
-                                            dim.kind() == JsonValue::Kind::kNumber
-                                                ? dim.number_literal()
-                                                : std::string(JsonKindName(dim.kind())),
+                                            dim.is_number() ? dim.dump() : JsonTypeName(dim),
                                             "; dimensions must be integers >= 0"));
     }
-    entry.shape.push_back(*value_or);
+    entry.shape.push_back(dim.get<int64_t>());
   }
-  if (offsets->kind() != JsonValue::Kind::kArray || offsets->items().size() != 2) {
+  if (!offsets.is_array() || offsets.size() != 2) {
     return ReadError(source, absl::StrCat(where, " needs data_offsets [begin, end]"));
   }
-  absl::StatusOr<uint64_t> begin = offsets->items()[0].AsUint64("data_offsets begin");
-  absl::StatusOr<uint64_t> end = offsets->items()[1].AsUint64("data_offsets end");
-  if (!begin.ok() || !end.ok() || *end < *begin) {
+  if (!offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned() ||
+      offsets[1].get<uint64_t>() < offsets[0].get<uint64_t>()) {
     return ReadError(source, absl::StrCat(where, " has bad data_offsets: they must be two ",
                                           "integers with 0 <= begin <= end"));
   }
-  entry.begin = *begin;
-  entry.end = *end;
+  entry.begin = offsets[0].get<uint64_t>();
+  entry.end = offsets[1].get<uint64_t>();
   const absl::StatusOr<int64_t> elements = NumElements(entry.shape);
   const uint64_t element_size = DTypeSize(entry.dtype);
   if (!elements.ok() ||
@@ -175,26 +173,25 @@ absl::StatusOr<HeaderEntry> ParseEntry(absl::string_view source, const std::stri
 
 absl::StatusOr<ParsedHeader> ParseHeader(absl::string_view source, absl::string_view header,
                                          uint64_t data_size) {
-  absl::StatusOr<JsonValue> json = ParseJson(header);
+  absl::StatusOr<ordered_json> json = ParseJsonDocument(header);
   if (!json.ok()) return ReadError(source, absl::StrCat("header: ", json.status().message()));
   if (!json->is_object()) return ReadError(source, "header is not a JSON object");
   ParsedHeader parsed;
-  for (const JsonValue::Member& member : json->members()) {
-    if (member.first == kMetadataKey) {
-      if (!member.second.is_object()) {
+  for (const auto& [key, value] : json->items()) {
+    if (key == kMetadataKey) {
+      if (!value.is_object()) {
         return ReadError(source, "__metadata__ must be an object of strings");
       }
-      for (const JsonValue::Member& item : member.second.members()) {
-        if (item.second.kind() != JsonValue::Kind::kString) {
-          return ReadError(source, absl::StrCat("__metadata__ entry \"", item.first,
-                                                "\" is a ", JsonKindName(item.second.kind()),
-                                                ", expected a string"));
+      for (const auto& [item_key, item] : value.items()) {
+        if (!item.is_string()) {
+          return ReadError(source, absl::StrCat("__metadata__ entry \"", item_key, "\" is a ",
+                                                JsonTypeName(item), ", expected a string"));
         }
-        parsed.metadata[item.first] = item.second.string_value();
+        parsed.metadata[item_key] = item.get<std::string>();
       }
       continue;
     }
-    ASSIGN_OR_RETURN(HeaderEntry entry, ParseEntry(source, member.first, member.second));
+    ASSIGN_OR_RETURN(HeaderEntry entry, ParseEntry(source, key, value));
     parsed.entries.push_back(std::move(entry));
   }
   std::stable_sort(parsed.entries.begin(), parsed.entries.end(),
@@ -291,29 +288,20 @@ absl::StatusOr<std::string> SafetensorsHeader(absl::Span<const TensorBlob> tenso
   SafetensorsMetadata full_metadata = metadata;
   full_metadata.emplace("format", "pt");
 
-  std::string header = "{";
-  AppendJsonString(kMetadataKey, &header);
-  header += ":{";
-  bool first = true;
-  for (const auto& [key, value] : full_metadata) {
-    if (!first) header += ",";
-    first = false;
-    AppendJsonString(key, &header);
-    header += ":";
-    AppendJsonString(value, &header);
-  }
-  header += "}";
+  // Members in the reference's order: __metadata__ first, then the tensors by
+  // dtype and name; dump() writes compact JSON like the reference does.
+  ordered_json json = ordered_json::object();
+  ordered_json& metadata_json = json[std::string(kMetadataKey)] = ordered_json::object();
+  for (const auto& [key, value] : full_metadata) metadata_json[key] = value;
   uint64_t offset = 0;
   for (const size_t index : ReferenceOrder(tensors)) {
     const TensorBlob& blob = tensors[index];
-    header += ",";
-    AppendJsonString(blob.name, &header);
-    absl::StrAppend(&header, ":{\"dtype\":\"", SafetensorsDTypeName(blob.dtype),
-                    "\",\"shape\":[", absl::StrJoin(blob.shape, ","), "],\"data_offsets\":[",
-                    offset, ",", offset + blob.bytes.size(), "]}");
+    json[blob.name] = {{"dtype", std::string(SafetensorsDTypeName(blob.dtype))},
+                       {"shape", blob.shape},
+                       {"data_offsets", {offset, offset + blob.bytes.size()}}};
     offset += blob.bytes.size();
   }
-  header += "}";
+  std::string header = json.dump();
   header.append((8 - header.size() % 8) % 8, ' ');
   return header;
 }

@@ -10,7 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/io/file_util.h"
-#include "core/io/json.h"
+#include "core/io/json_parse.h"
 #include "core/io/utf8.h"
 #include "training/data/gpt2_pretokenizer.h"
 

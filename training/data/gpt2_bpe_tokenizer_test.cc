@@ -14,17 +14,16 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/io/file_util.h"
-#include "core/io/json.h"
 #include "core/io/utf8.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "training/data/test_util.h"
 #include "training/data/tokenizer_factory.h"
 
 namespace trident::data {
 
 using ::trident::io::AppendUtf8;
-using ::trident::io::ParseJsonString;
 using ::trident::io::ReadFileToString;
 
 namespace {
@@ -257,11 +256,13 @@ std::vector<Fixture> ReadFixtures() {
   EXPECT_TRUE(contents.ok()) << contents.status();
   std::vector<Fixture> fixtures;
   for (absl::string_view line : absl::StrSplit(*contents, '\n', absl::SkipEmpty())) {
-    size_t pos = 0;
-    auto text = ParseJsonString(line, &pos);
-    EXPECT_TRUE(text.ok()) << text.status();
-    EXPECT_EQ(line.substr(pos, 1), "\t");
-    Fixture fixture{*text, {}};
+    // A JSON string literal (a tab inside it is escaped), a tab, the ids.
+    const size_t pos = line.find('\t');
+    const nlohmann::json text =
+        nlohmann::json::parse(std::string(line.substr(0, pos)), nullptr, /*allow_exceptions=*/false);
+    EXPECT_TRUE(pos != absl::string_view::npos && text.is_string()) << line;
+    if (pos == absl::string_view::npos || !text.is_string()) continue;
+    Fixture fixture{text.get<std::string>(), {}};
     for (absl::string_view id : absl::StrSplit(line.substr(pos + 1), ' ', absl::SkipEmpty())) {
       int32_t value;
       EXPECT_TRUE(absl::SimpleAtoi(id, &value)) << id;

@@ -68,29 +68,21 @@ TEST(Gpt2PretokenizerTest, UnicodeClasses) {
   EXPECT_THAT(Split("a\xE3\x80\x80\xE3\x80\x80 b"),
               ElementsAre("a", "\xE3\x80\x80\xE3\x80\x80", " b"));
 
-  EXPECT_EQ(ClassifyCodePoint('A'), CharClass::kLetter);
-  EXPECT_EQ(ClassifyCodePoint('7'), CharClass::kNumber);
-  EXPECT_EQ(ClassifyCodePoint('_'), CharClass::kOther);
-  EXPECT_EQ(ClassifyCodePoint('\v'), CharClass::kSpace);
-  EXPECT_EQ(ClassifyCodePoint(0x00D7), CharClass::kOther);    // multiplication sign
-  EXPECT_EQ(ClassifyCodePoint(0x00DF), CharClass::kLetter);   // sharp s
-  EXPECT_EQ(ClassifyCodePoint(0x03A9), CharClass::kLetter);   // Greek capital omega
-  EXPECT_EQ(ClassifyCodePoint(0x0436), CharClass::kLetter);   // Cyrillic zhe
-  EXPECT_EQ(ClassifyCodePoint(0x0301), CharClass::kOther);    // combining acute accent
-  EXPECT_EQ(ClassifyCodePoint(0x0663), CharClass::kNumber);   // Arabic-Indic three
-  EXPECT_EQ(ClassifyCodePoint(0x2014), CharClass::kOther);    // em dash
-  EXPECT_EQ(ClassifyCodePoint(0x2028), CharClass::kSpace);    // line separator
-  EXPECT_EQ(ClassifyCodePoint(0x2153), CharClass::kNumber);   // vulgar fraction one third
-  EXPECT_EQ(ClassifyCodePoint(0x65E5), CharClass::kLetter);   // CJK "sun"
-  EXPECT_EQ(ClassifyCodePoint(0x30C6), CharClass::kLetter);   // katakana te
-  EXPECT_EQ(ClassifyCodePoint(0xD55C), CharClass::kLetter);   // Hangul han
-  EXPECT_EQ(ClassifyCodePoint(0xFF15), CharClass::kNumber);   // fullwidth five
-  EXPECT_EQ(ClassifyCodePoint(0xFEFF), CharClass::kSpace);    // BOM: JavaScript's \s has it
-  EXPECT_EQ(ClassifyCodePoint(0x1F389), CharClass::kOther);   // party popper emoji
-  EXPECT_EQ(ClassifyCodePoint(0x1D7D9), CharClass::kNumber);  // mathematical double-struck one
+  // Combining marks are not letters: GPT-2 splits "e" + U+0301 after the "e".
+  EXPECT_THAT(Split("e\xCC\x81t\xC3\xA9"), ElementsAre("e", "\xCC\x81", "t\xC3\xA9"));
+  // Digits of other scripts are numbers: Arabic-Indic, Devanagari, fullwidth.
+  EXPECT_THAT(Split("\xD9\xA1\xD9\xA2 \xE0\xA5\xA9 \xEF\xBC\x95"),
+              ElementsAre("\xD9\xA1\xD9\xA2", " \xE0\xA5\xA9", " \xEF\xBC\x95"));
+  // Cyrillic and CJK are letters; an emoji is a symbol.
+  EXPECT_THAT(Split("\xD0\xB6\xE6\x97\xA5 \xF0\x9F\x8E\x89!"),
+              ElementsAre("\xD0\xB6\xE6\x97\xA5", " \xF0\x9F\x8E\x89!"));
+  // U+2028 LINE SEPARATOR is white space.
+  EXPECT_THAT(Split("a\xE2\x80\xA8"
+                    "b"),
+              ElementsAre("a", "\xE2\x80\xA8", "b"));
 }
 
-TEST(Gpt2PretokenizerTest, InvalidUtf8BytesAreSingleSymbols) {
+TEST(Gpt2PretokenizerTest, InvalidUtf8RunsArePiecesOfTheirOwn) {
   // A lone continuation byte, a truncated sequence, an overlong encoding.
   EXPECT_THAT(Split("a\x80"
                     "b"),
@@ -99,6 +91,8 @@ TEST(Gpt2PretokenizerTest, InvalidUtf8BytesAreSingleSymbols) {
   EXPECT_THAT(Split("\xC0\xAF"
                     "x"),
               ElementsAre("\xC0\xAF", "x"));
+  // The pattern sees the invalid run as the end of its stretch of text.
+  EXPECT_THAT(Split("a  \xFF b"), ElementsAre("a", "  ", "\xFF", " b"));
 }
 
 TEST(Gpt2PretokenizerTest, PiecesConcatenateToTheInputForArbitraryBytes) {

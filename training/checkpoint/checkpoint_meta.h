@@ -1,0 +1,57 @@
+#ifndef TRIDENT_TRAINING_CHECKPOINT_CHECKPOINT_META_H_
+#define TRIDENT_TRAINING_CHECKPOINT_CHECKPOINT_META_H_
+
+// The checkpoint's metadata (checkpoint_meta.proto): building it from the
+// job's configuration, its text form, and the checks a resume makes with it.
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "training/checkpoint/checkpoint_meta.pb.h"
+#include "training/checkpoint/tensor_blob.h"
+#include "training/train_config.pb.h"
+
+namespace trident::checkpoint {
+
+// Version 1 was a hand-written meta.json; version 2 is CheckpointMeta in
+// protobuf text format.
+inline constexpr int kCheckpointFormatVersion = 2;
+
+// "rank_00003.tensors".
+std::string RankFileName(int rank);
+
+// The metadata of a checkpoint taken by a job running `config` on
+// `world_size` ranks, to resume at `step` with the data stream at
+// `data_position`. `format_version` and `files` are left to FinalizeCheckpoint.
+CheckpointMeta MakeCheckpointMeta(const training::TrainConfig& config, int world_size,
+                                  int64_t step, const DataPosition& data_position);
+
+// Text format of `meta`, and its parser. The parser refuses (DATA_LOSS, naming
+// `source` and the line and column or the field) text that is not a
+// CheckpointMeta, an unsupported format_version, a world_size below 1, a
+// negative step, and a file list that is not exactly rank_00000..rank_<N-1>.
+std::string FormatCheckpointMeta(const CheckpointMeta& meta);
+absl::StatusOr<CheckpointMeta> ParseCheckpointMeta(absl::string_view text,
+                                                   absl::string_view source);
+
+// The checkpoint in `dir`, described by `saved`, can be resumed by the job
+// described by `current` (as MakeCheckpointMeta builds it): the model, the
+// layout, seq_length and world_size must be equal, field by field and by value
+// (a field set to its default equals an unset one). Otherwise
+// FAILED_PRECONDITION naming the first differing field and both values, e.g.
+// "layout.pipeline_parallel: checkpoint 2, this job 1".
+absl::Status CheckResumeCompatible(const std::string& dir, const CheckpointMeta& saved,
+                                   const CheckpointMeta& current);
+
+// When `tensors` (a rank file of the checkpoint in `dir`) holds an int64
+// scalar named `step_tensor`, it must equal `meta.step()`; DATA_LOSS naming
+// both otherwise. A set without that tensor passes.
+absl::Status CheckStoredStep(const std::string& dir, const CheckpointMeta& meta,
+                             const TensorSet& tensors, absl::string_view step_tensor);
+
+}  // namespace trident::checkpoint
+
+#endif  // TRIDENT_TRAINING_CHECKPOINT_CHECKPOINT_META_H_

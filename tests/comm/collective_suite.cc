@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -236,29 +237,30 @@ TEST_P(CollectiveSuite, BroadcastMultiMegabyte) {
   });
 }
 
-// Each rank sends to the next and receives from the previous (a ring), with the
-// async forms so that no backend needs eager sends.
-TEST_P(CollectiveSuite, SendRecvRingEveryDTypeAndWorldSize) {
-  for (int n = 2; n <= MaxRanks(runner()); ++n) {
-    runner().Run(n, [&](Communicator& comm) {
+// Each rank sends `out` to the next rank and receives `in` from the previous
+// one (a ring), every dtype, world sizes 2 to MaxRanks; `exchange` moves the
+// data and returns the status of its waits.
+using RingExchange = std::function<absl::Status(Communicator& comm, ConstBuffer out, Buffer in,
+                                                int next, int prev)>;
+void CheckRings(RankRunner& runner, absl::string_view what, const RingExchange& exchange) {
+  for (int n = 2; n <= MaxRanks(runner); ++n) {
+    runner.Run(n, [&](Communicator& comm) {
       const int next = (comm.rank() + 1) % n;
       const int prev = (comm.rank() + n - 1) % n;
       for (DType dtype : kAllDTypes) {
         std::vector<int64_t> counts(std::begin(kSmallCounts), std::end(kSmallCounts));
         // Several MiB on the smallest and largest rings only (keeps the suite fast).
-        if (dtype == DType::kFloat32 && (n == 2 || n == MaxRanks(runner()))) {
+        if (dtype == DType::kFloat32 && (n == 2 || n == MaxRanks(runner))) {
           counts.push_back(kMultiMegabyteFloats);
         }
         for (int64_t count : counts) {
-          const std::string where = Where(comm, absl::StrCat("ring ", DTypeName(dtype), " x", count));
+          const std::string where =
+              Where(comm, absl::StrCat(what, " ", DTypeName(dtype), " x", count));
           HostBuffer out(dtype, count), in(dtype, count), expected(dtype, count);
           FillRankValues(out, comm.rank());
           FillRankValues(in, 999);
           FillRankValues(expected, prev);
-          std::unique_ptr<CommHandle> recv = comm.RecvAsync(in.buffer(), prev, /*tag=*/7);
-          std::unique_ptr<CommHandle> send = comm.SendAsync(out.const_buffer(), next, /*tag=*/7);
-          SUITE_ASSERT_OK(send->Wait());
-          SUITE_ASSERT_OK(recv->Wait());
+          SUITE_ASSERT_OK(exchange(comm, out.const_buffer(), in.buffer(), next, prev));
           ExpectSameBits(in, expected, where);
         }
       }
@@ -266,35 +268,29 @@ TEST_P(CollectiveSuite, SendRecvRingEveryDTypeAndWorldSize) {
   }
 }
 
-// The same ring as one batch per rank. Even ranks list the send first, odd
-// ranks the receive first: with blocking calls, sends first would deadlock a
-// rendezvous backend; a batch starts everything before waiting.
+// With the async forms, so that no backend needs eager sends.
+TEST_P(CollectiveSuite, SendRecvRingEveryDTypeAndWorldSize) {
+  CheckRings(runner(), "ring", [](Communicator& comm, ConstBuffer out, Buffer in, int next,
+                                  int prev) {
+    std::unique_ptr<CommHandle> recv = comm.RecvAsync(in, prev, /*tag=*/7);
+    std::unique_ptr<CommHandle> send = comm.SendAsync(out, next, /*tag=*/7);
+    absl::Status status = send->Wait();
+    status.Update(recv->Wait());
+    return status;
+  });
+}
+
+// One batch per rank. Even ranks list the send first, odd ranks the receive
+// first: with blocking calls, sends first would deadlock a rendezvous backend;
+// a batch starts everything before waiting.
 TEST_P(CollectiveSuite, BatchSendRecvRingEveryDTypeAndWorldSize) {
-  for (int n = 2; n <= MaxRanks(runner()); ++n) {
-    runner().Run(n, [&](Communicator& comm) {
-      const int next = (comm.rank() + 1) % n;
-      const int prev = (comm.rank() + n - 1) % n;
-      for (DType dtype : kAllDTypes) {
-        std::vector<int64_t> counts(std::begin(kSmallCounts), std::end(kSmallCounts));
-        if (dtype == DType::kFloat32 && (n == 2 || n == MaxRanks(runner()))) {
-          counts.push_back(kMultiMegabyteFloats);
-        }
-        for (int64_t count : counts) {
-          const std::string where =
-              Where(comm, absl::StrCat("batched ring ", DTypeName(dtype), " x", count));
-          HostBuffer out(dtype, count), in(dtype, count), expected(dtype, count);
-          FillRankValues(out, comm.rank());
-          FillRankValues(in, 999);
-          FillRankValues(expected, prev);
-          std::vector<P2POp> ops = {P2POp::Send(out.const_buffer(), next, /*tag=*/7),
-                                    P2POp::Recv(in.buffer(), prev, /*tag=*/7)};
-          if (comm.rank() % 2 == 1) std::swap(ops[0], ops[1]);
-          SUITE_ASSERT_OK(comm.BatchSendRecv(ops));
-          ExpectSameBits(in, expected, where);
-        }
-      }
-    });
-  }
+  CheckRings(runner(), "batched ring", [](Communicator& comm, ConstBuffer out, Buffer in,
+                                          int next, int prev) {
+    std::vector<P2POp> ops = {P2POp::Send(out, next, /*tag=*/7),
+                              P2POp::Recv(in, prev, /*tag=*/7)};
+    if (comm.rank() % 2 == 1) std::swap(ops[0], ops[1]);
+    return comm.BatchSendRecv(ops);
+  });
 }
 
 // Partners (0, 1), (2, 3), ... exchange three messages each way in one batch,

@@ -31,8 +31,8 @@ double ThreadCpuSeconds() {
 
 class StageRun {
  public:
-  StageRun(const Schedule& schedule, int stage_index, PipelineStage& stage,
-           comm::Communicator* pp, const ExecutorOptions& options)
+  StageRun(const Schedule& schedule, int stage_index, PipelineStage& stage, comm::Communicator* pp,
+           const ExecutorOptions& options)
       : schedule_(schedule),
         stage_index_(stage_index),
         actions_(schedule.stages[stage_index]),
@@ -166,8 +166,8 @@ class StageRun {
                          {action.micro_batch, action.chunk},
                          gradient ? "input gradient to send" : "output to send", &tensor));
     if (!tensor.is_contiguous()) {
-      return absl::InternalError(absl::StrCat("the stage returned a non-contiguous tensor ",
-                                              tensor.DebugString()));
+      return absl::InternalError(
+          absl::StrCat("the stage returned a non-contiguous tensor ", tensor.DebugString()));
     }
     return tensor;
   }

@@ -51,8 +51,7 @@ class RecordingCommunicator : public comm::Communicator {
                                                                 comm::ReduceOp) override {
     return Unsupported();
   }
-  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoReduceScatter(comm::ConstBuffer,
-                                                                    comm::Buffer,
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoReduceScatter(comm::ConstBuffer, comm::Buffer,
                                                                     comm::ReduceOp) override {
     return Unsupported();
   }

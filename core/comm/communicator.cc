@@ -156,15 +156,14 @@ absl::Status CheckScatterGather(const Communicator& comm, CommOp op, const Const
   const int64_t many = scatter ? in.count : out.count;
   const int64_t one = scatter ? out.count : in.count;
   if (many != one * comm.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        prefix, ": ", many_role, " count ", many, " must equal ", one_role, " count ", one,
-        " times the group size ", comm.size(), " (", one * comm.size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, ": ", many_role, " count ", many, " must equal ", one_role, " count ",
+                     one, " times the group size ", comm.size(), " (", one * comm.size(), ")"));
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckGroupRank(absl::string_view prefix, absl::string_view role, int rank,
-                            int size) {
+absl::Status CheckGroupRank(absl::string_view prefix, absl::string_view role, int rank, int size) {
   if (rank < 0 || rank >= size) {
     return absl::InvalidArgumentError(
         absl::StrCat(prefix, ": ", role, " ", rank, " is not a group rank in [0, ", size, ")"));
@@ -286,8 +285,8 @@ std::unique_ptr<CommHandle> Communicator::BatchSendRecvAsync(absl::Span<const P2
   return *std::move(started);
 }
 
-absl::StatusOr<std::unique_ptr<Communicator>> Communicator::CreateGroup(
-    absl::Span<const int> ranks, absl::string_view name) {
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::CreateGroup(absl::Span<const int> ranks,
+                                                                        absl::string_view name) {
   if (absl::Status s = CheckGroupRanks(*this, ranks); !s.ok()) return s;
   return DoCreateGroup(ranks, name);
 }

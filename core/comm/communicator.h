@@ -128,7 +128,9 @@ struct P2POp {
   }
 
   // The buffer the operation moves, whichever direction.
-  ConstBuffer buffer() const { return op == CommOp::kSend ? send_buffer : ConstBuffer(recv_buffer); }
+  ConstBuffer buffer() const {
+    return op == CommOp::kSend ? send_buffer : ConstBuffer(recv_buffer);
+  }
 
   CommOp op = CommOp::kSend;  // kSend or kRecv.
   ConstBuffer send_buffer;    // The message, for a send.
@@ -230,8 +232,7 @@ class Communicator {
   // and peers group ranks, peers not this rank, tags >= 0, batches non-empty.
   // Returns the pending operation, or an error when the backend did not start
   // it (then nothing of it runs and it is not counted).
-  virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoAllReduce(Buffer buffer,
-                                                                  ReduceOp op) = 0;
+  virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoAllReduce(Buffer buffer, ReduceOp op) = 0;
   virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoReduceScatter(ConstBuffer in, Buffer out,
                                                                       ReduceOp op) = 0;
   virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoAllGather(ConstBuffer in, Buffer out) = 0;
@@ -242,8 +243,8 @@ class Communicator {
   // after some ops started (the group broke meanwhile) is the handle's status.
   virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoSendRecv(absl::Span<const P2POp> ops) = 0;
   // `ranks` are distinct group ranks that include rank().
-  virtual absl::StatusOr<std::unique_ptr<Communicator>> DoCreateGroup(
-      absl::Span<const int> ranks, absl::string_view name) = 0;
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> DoCreateGroup(absl::Span<const int> ranks,
+                                                                      absl::string_view name) = 0;
 
  private:
   // Counts `op` with `payload_bytes` when `started` holds a handle; returns a

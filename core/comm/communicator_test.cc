@@ -138,7 +138,8 @@ TEST(CommunicatorValidateTest, ReduceScatterAndAllGatherCounts) {
             "reduce-scatter on tp (world ranks 4-6): input count 7 must equal output count 2 "
             "times the group size 3 (6)");
 
-  EXPECT_TRUE(comm.AllGather(MakeConstBuffer<float>(out), MakeBuffer<float>(absl::MakeSpan(in))).ok());
+  EXPECT_TRUE(
+      comm.AllGather(MakeConstBuffer<float>(out), MakeBuffer<float>(absl::MakeSpan(in))).ok());
   s = comm.AllGather(MakeConstBuffer<float>(out), MakeBuffer<float>(absl::MakeSpan(big)));
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), HasSubstr("all-gather"));
@@ -146,7 +147,8 @@ TEST(CommunicatorValidateTest, ReduceScatterAndAllGatherCounts) {
 
   // Buffers are checked before how they relate.
   std::vector<int32_t> ints(2);
-  s = comm.AllGather(ConstBuffer(nullptr, 2, DType::kInt32), MakeBuffer<float>(absl::MakeSpan(big)));
+  s = comm.AllGather(ConstBuffer(nullptr, 2, DType::kInt32),
+                     MakeBuffer<float>(absl::MakeSpan(big)));
   EXPECT_THAT(std::string(s.message()), HasSubstr("input data is null but count is 2"));
   s = comm.AllGather(MakeConstBuffer<int32_t>(ints), MakeBuffer<float>(absl::MakeSpan(in)));
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
@@ -158,8 +160,7 @@ TEST(CommunicatorValidateTest, ReduceScatterAndAllGatherCounts) {
   s = comm.AllReduce(Buffer{nullptr, -1, DType::kFloat32}, ReduceOp::kSum);
   EXPECT_THAT(std::string(s.message()), HasSubstr("buffer count -1 is negative"));
   EXPECT_TRUE(comm.AllReduce(Buffer{nullptr, 0, DType::kFloat32}, ReduceOp::kSum).ok());
-  EXPECT_THAT(comm.calls(),
-              ElementsAre("reduce-scatter", "all-gather", "all-reduce"));
+  EXPECT_THAT(comm.calls(), ElementsAre("reduce-scatter", "all-gather", "all-reduce"));
 }
 
 TEST(CommunicatorValidateTest, RootPeerAndTag) {
@@ -208,7 +209,8 @@ TEST(CommunicatorValidateTest, BatchChecksEveryOpBeforeStartingAny) {
   P2POp not_p2p = ops[0];
   not_p2p.op = CommOp::kBarrier;
   s = comm.BatchSendRecv({ops[0], not_p2p});
-  EXPECT_EQ(s.message(), "barrier (op 1 of a batch of 2) on pp (world ranks 0-2): not a send or recv");
+  EXPECT_EQ(s.message(),
+            "barrier (op 1 of a batch of 2) on pp (world ranks 0-2): not a send or recv");
 
   EXPECT_TRUE(comm.BatchSendRecv({}).ok());
   EXPECT_TRUE(comm.calls().empty());

@@ -240,8 +240,8 @@ TEST_P(CollectiveSuite, BroadcastMultiMegabyte) {
 // Each rank sends `out` to the next rank and receives `in` from the previous
 // one (a ring), every dtype, world sizes 2 to MaxRanks; `exchange` moves the
 // data and returns the status of its waits.
-using RingExchange = std::function<absl::Status(Communicator& comm, ConstBuffer out, Buffer in,
-                                                int next, int prev)>;
+using RingExchange =
+    std::function<absl::Status(Communicator& comm, ConstBuffer out, Buffer in, int next, int prev)>;
 void CheckRings(RankRunner& runner, absl::string_view what, const RingExchange& exchange) {
   for (int n = 2; n <= MaxRanks(runner); ++n) {
     runner.Run(n, [&](Communicator& comm) {
@@ -270,27 +270,27 @@ void CheckRings(RankRunner& runner, absl::string_view what, const RingExchange& 
 
 // With the async forms, so that no backend needs eager sends.
 TEST_P(CollectiveSuite, SendRecvRingEveryDTypeAndWorldSize) {
-  CheckRings(runner(), "ring", [](Communicator& comm, ConstBuffer out, Buffer in, int next,
-                                  int prev) {
-    std::unique_ptr<CommHandle> recv = comm.RecvAsync(in, prev, /*tag=*/7);
-    std::unique_ptr<CommHandle> send = comm.SendAsync(out, next, /*tag=*/7);
-    absl::Status status = send->Wait();
-    status.Update(recv->Wait());
-    return status;
-  });
+  CheckRings(runner(), "ring",
+             [](Communicator& comm, ConstBuffer out, Buffer in, int next, int prev) {
+               std::unique_ptr<CommHandle> recv = comm.RecvAsync(in, prev, /*tag=*/7);
+               std::unique_ptr<CommHandle> send = comm.SendAsync(out, next, /*tag=*/7);
+               absl::Status status = send->Wait();
+               status.Update(recv->Wait());
+               return status;
+             });
 }
 
 // One batch per rank. Even ranks list the send first, odd ranks the receive
 // first: with blocking calls, sends first would deadlock a rendezvous backend;
 // a batch starts everything before waiting.
 TEST_P(CollectiveSuite, BatchSendRecvRingEveryDTypeAndWorldSize) {
-  CheckRings(runner(), "batched ring", [](Communicator& comm, ConstBuffer out, Buffer in,
-                                          int next, int prev) {
-    std::vector<P2POp> ops = {P2POp::Send(out, next, /*tag=*/7),
-                              P2POp::Recv(in, prev, /*tag=*/7)};
-    if (comm.rank() % 2 == 1) std::swap(ops[0], ops[1]);
-    return comm.BatchSendRecv(ops);
-  });
+  CheckRings(runner(), "batched ring",
+             [](Communicator& comm, ConstBuffer out, Buffer in, int next, int prev) {
+               std::vector<P2POp> ops = {P2POp::Send(out, next, /*tag=*/7),
+                                         P2POp::Recv(in, prev, /*tag=*/7)};
+               if (comm.rank() % 2 == 1) std::swap(ops[0], ops[1]);
+               return comm.BatchSendRecv(ops);
+             });
 }
 
 // Partners (0, 1), (2, 3), ... exchange three messages each way in one batch,
@@ -780,8 +780,9 @@ TEST_P(CollectiveSuite, BatchTimesOutNamingTheMissingPeerOnly) {
     if (comm.rank() == 2) return;  // Never sends.
     std::vector<int32_t> out = {comm.rank()}, from_1 = {-1}, from_2 = {-1};
     if (comm.rank() == 1) {
-      SUITE_ASSERT_OK(comm.BatchSendRecv({P2POp::Recv(MakeBuffer<int32_t>(absl::MakeSpan(from_1)), 0, 0),
-                                          P2POp::Send(MakeConstBuffer<int32_t>(out), 0, 0)}));
+      SUITE_ASSERT_OK(
+          comm.BatchSendRecv({P2POp::Recv(MakeBuffer<int32_t>(absl::MakeSpan(from_1)), 0, 0),
+                              P2POp::Send(MakeConstBuffer<int32_t>(out), 0, 0)}));
       EXPECT_EQ(from_1[0], 0);
       return;
     }
@@ -859,15 +860,18 @@ TEST_P(CollectiveSuite, ArgumentErrorsAreWordedAlikeOnEveryBackend) {
     };
     const Case cases[] = {
         // Negative counts.
-        {comm.AllReduce(negative, ReduceOp::kSum), "all-reduce on " + g + ": buffer count -1 is negative"},
+        {comm.AllReduce(negative, ReduceOp::kSum),
+         "all-reduce on " + g + ": buffer count -1 is negative"},
         {comm.Recv(negative, other, 0), "recv on " + g + ": buffer count -1 is negative"},
         {comm.ReduceScatter(two_in, negative, ReduceOp::kSum),
          "reduce-scatter on " + g + ": output count -1 is negative"},
         // Null data with a positive count.
-        {comm.AllReduce(null, ReduceOp::kMax), "all-reduce on " + g + ": buffer data is null but count is 3"},
+        {comm.AllReduce(null, ReduceOp::kMax),
+         "all-reduce on " + g + ": buffer data is null but count is 3"},
         {comm.Broadcast(null, 0), "broadcast on " + g + ": buffer data is null but count is 3"},
         {comm.Send(null, other, 0), "send on " + g + ": buffer data is null but count is 3"},
-        {comm.AllGather(null, five_out), "all-gather on " + g + ": input data is null but count is 3"},
+        {comm.AllGather(null, five_out),
+         "all-gather on " + g + ": input data is null but count is 3"},
         // Dtype mismatch.
         {comm.AllGather(MakeConstBuffer<int32_t>(ints), five_out),
          "all-gather on " + g + ": input dtype int32 differs from output dtype fp32"},
@@ -875,12 +879,16 @@ TEST_P(CollectiveSuite, ArgumentErrorsAreWordedAlikeOnEveryBackend) {
          "reduce-scatter on " + g + ": input dtype int32 differs from output dtype fp32"},
         // Count mismatch.
         {comm.ReduceScatter(five_in, two_out, ReduceOp::kSum),
-         "reduce-scatter on " + g + ": input count 5 must equal output count 2 times the group size 2 (4)"},
+         "reduce-scatter on " + g +
+             ": input count 5 must equal output count 2 times the group size 2 (4)"},
         {comm.AllGather(two_in, five_out),
-         "all-gather on " + g + ": output count 5 must equal input count 2 times the group size 2 (4)"},
+         "all-gather on " + g +
+             ": output count 5 must equal input count 2 times the group size 2 (4)"},
         // Root out of range.
-        {comm.Broadcast(two_out, 2), "broadcast on " + g + ": root 2 is not a group rank in [0, 2)"},
-        {comm.Broadcast(two_out, -1), "broadcast on " + g + ": root -1 is not a group rank in [0, 2)"},
+        {comm.Broadcast(two_out, 2),
+         "broadcast on " + g + ": root 2 is not a group rank in [0, 2)"},
+        {comm.Broadcast(two_out, -1),
+         "broadcast on " + g + ": root -1 is not a group rank in [0, 2)"},
         // Peer out of range, peer == self, negative tag.
         {comm.Send(two_in, 2, 0), "send on " + g + ": peer 2 is not a group rank in [0, 2)"},
         {comm.Recv(two_out, -1, 0), "recv on " + g + ": peer -1 is not a group rank in [0, 2)"},
@@ -907,8 +915,9 @@ TEST_P(CollectiveSuite, ArgumentErrorsAreWordedAlikeOnEveryBackend) {
       EXPECT_EQ(comm.stats().calls[op], 0) << CommOpName(static_cast<CommOp>(op));
     }
     std::vector<float> sent = {static_cast<float>(me), 1.0f}, got = {9.0f, 9.0f};
-    SUITE_ASSERT_OK(comm.BatchSendRecv({P2POp::Send(MakeConstBuffer<float>(sent), other, 4),
-                                        P2POp::Recv(MakeBuffer<float>(absl::MakeSpan(got)), other, 4)}));
+    SUITE_ASSERT_OK(
+        comm.BatchSendRecv({P2POp::Send(MakeConstBuffer<float>(sent), other, 4),
+                            P2POp::Recv(MakeBuffer<float>(absl::MakeSpan(got)), other, 4)}));
     EXPECT_EQ(got, (std::vector<float>{static_cast<float>(other), 1.0f}));
     std::vector<int32_t> sum = {me + 1};
     SUITE_ASSERT_OK(comm.AllReduce(MakeBuffer<int32_t>(absl::MakeSpan(sum)), ReduceOp::kSum));
@@ -959,8 +968,9 @@ TEST_P(CollectiveSuite, StatsCountCallsAndPayloadBytes) {
     SUITE_ASSERT_OK(comm.Send(MakeConstBuffer<float>(data), next, 0));
     SUITE_ASSERT_OK(recv->Wait());
     // Each op of a batch counts as one send or receive.
-    SUITE_ASSERT_OK(comm.BatchSendRecv({P2POp::Recv(MakeBuffer<float>(absl::MakeSpan(small)), prev, 1),
-                                        P2POp::Send(MakeConstBuffer<float>(data), next, 1)}));
+    SUITE_ASSERT_OK(
+        comm.BatchSendRecv({P2POp::Recv(MakeBuffer<float>(absl::MakeSpan(small)), prev, 1),
+                            P2POp::Send(MakeConstBuffer<float>(data), next, 1)}));
     // A call refused for its arguments is not counted.
     EXPECT_FALSE(comm.Broadcast(MakeBuffer<float>(absl::MakeSpan(small)), n).ok());
 

@@ -50,10 +50,9 @@ absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::Collective(
       group_->PostCollective(rank_, next_seq_, contribution);
   if (!op.ok()) return op.status();
   ++next_seq_;
-  return std::make_unique<LocalHandle>(
-      [group = group_, op = *std::move(op), timeout = timeout()] {
-        return group->WaitCollective(op, timeout);
-      });
+  return std::make_unique<LocalHandle>([group = group_, op = *std::move(op), timeout = timeout()] {
+    return group->WaitCollective(op, timeout);
+  });
 }
 
 absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::DoAllReduce(Buffer buffer,

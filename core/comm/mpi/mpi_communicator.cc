@@ -303,13 +303,11 @@ absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoAllGather(ConstBu
       });
 }
 
-absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoBroadcast(Buffer buffer,
-                                                                         int root) {
+absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoBroadcast(Buffer buffer, int root) {
   const MPI_Comm comm = state_->comm;
   const int64_t limit = state_->settings.max_count_per_call;
   return IssueCollective(
-      state_, timeout(), CommOp::kBroadcast,
-      [buffer, root, comm, limit](QueuedCollective& queued) {
+      state_, timeout(), CommOp::kBroadcast, [buffer, root, comm, limit](QueuedCollective& queued) {
         const MPI_Datatype type = MpiDatatype(buffer.dtype);
         return ForEachPiece(buffer.count, limit, [&](int64_t offset, int length) {
           MPI_Request request;
@@ -323,11 +321,10 @@ absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoBroadcast(Buffer 
 
 absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoBarrier() {
   const MPI_Comm comm = state_->comm;
-  return IssueCollective(state_, timeout(), CommOp::kBarrier,
-                         [comm](QueuedCollective& queued) {
-                           MPI_Request request;
-                           return Track(queued, MPI_Ibarrier(comm, &request), request);
-                         });
+  return IssueCollective(state_, timeout(), CommOp::kBarrier, [comm](QueuedCollective& queued) {
+    MPI_Request request;
+    return Track(queued, MPI_Ibarrier(comm, &request), request);
+  });
 }
 
 absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoSendRecv(
@@ -335,8 +332,8 @@ absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoSendRecv(
   for (size_t i = 0; i < ops.size(); ++i) {
     if (ops[i].tag > state_->max_tag) {
       return absl::InvalidArgumentError(absl::StrCat(DescribeP2POp(*this, ops, i), ": tag ",
-                                                     ops[i].tag, " exceeds MPI_TAG_UB = ",
-                                                     state_->max_tag));
+                                                     ops[i].tag,
+                                                     " exceeds MPI_TAG_UB = ", state_->max_tag));
     }
   }
   RETURN_IF_ERROR(state_->CheckHealthy(ops.front().op));

@@ -153,9 +153,9 @@ void PointToPointHandle::AddRequest(MPI_Request request, int64_t expected_count,
 void PointToPointHandle::Abandon() { finished_ = true; }
 
 std::string PointToPointHandle::Describe(const Op& op) const {
-  return absl::StrCat(CommOpName(op.op), (op.op == CommOp::kSend ? " to" : " from"),
-                      " group rank ", op.peer, " (world rank ", group_->world_ranks[op.peer],
-                      ", tag ", op.tag, ") on ", group_->description);
+  return absl::StrCat(CommOpName(op.op), (op.op == CommOp::kSend ? " to" : " from"), " group rank ",
+                      op.peer, " (world rank ", group_->world_ranks[op.peer], ", tag ", op.tag,
+                      ") on ", group_->description);
 }
 
 std::string PointToPointHandle::DescribeAll() const {

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/status_macros.h"
@@ -29,15 +31,16 @@ double ThreadCpuSeconds() {
 
 class StageRun {
  public:
-  StageRun(const Schedule& schedule, int stage_index, PipelineStage& stage,
-           comm::Communicator* pp, const ExecutorOptions& options)
+  StageRun(const Schedule& schedule, int stage_index, PipelineStage& stage, comm::Communicator* pp,
+           const ExecutorOptions& options)
       : schedule_(schedule),
         stage_index_(stage_index),
         actions_(schedule.stages[stage_index]),
         stage_(stage),
         pp_(pp),
         options_(options),
-        last_model_chunk_(schedule.NumModelChunks() - 1) {}
+        last_model_chunk_(schedule.NumModelChunks() - 1),
+        batch_sends_with_receive_(schedule.num_chunks == 1) {}
 
   absl::Status Run() {
     const absl::Time epoch =
@@ -46,7 +49,11 @@ class StageRun {
     if (options_.cpu_seconds != nullptr) options_.cpu_seconds->assign(actions_.size(), 0.0);
     absl::Status status;
     for (size_t i = 0; i < actions_.size() && status.ok(); ++i) {
-      if (IsCompute(actions_[i].kind)) status = PostNextReceive(i + 1);
+      // A compute action followed by a SEND leaves the receive to that SEND's
+      // batch (see BatchSends).
+      if (IsCompute(actions_[i].kind) && !(batch_sends_with_receive_ && IsSend(i + 1))) {
+        status = PostNextReceive(i + 1);
+      }
       if (!status.ok()) break;
       const absl::Time start = absl::Now();
       const double cpu_start = ThreadCpuSeconds();
@@ -66,6 +73,8 @@ class StageRun {
       }
     }
     // Sends must complete before their tensors are released, error or not.
+    // (A batch's handle is shared by its sends and receive; waiting it again
+    // returns its status.)
     for (auto& send : sends_) {
       absl::Status send_status = send.handle->Wait();
       if (status.ok() && !send_status.ok()) {
@@ -81,13 +90,14 @@ class StageRun {
   }
 
  private:
+  // Handles are shared: the ops of one batch (sends and a receive) have one.
   struct PostedReceive {
     Tensor buffer;
-    std::unique_ptr<comm::CommHandle> handle;
+    std::shared_ptr<comm::CommHandle> handle;
   };
   struct PendingSend {
     Tensor tensor;
-    std::unique_ptr<comm::CommHandle> handle;
+    std::shared_ptr<comm::CommHandle> handle;
     std::string what;
   };
 
@@ -96,33 +106,110 @@ class StageRun {
   static bool IsReceive(ActionKind kind) {
     return kind == ActionKind::kRecvActivation || kind == ActionKind::kRecvGradient;
   }
+  bool IsSend(size_t index) const {
+    return index < actions_.size() && (actions_[index].kind == ActionKind::kSendActivation ||
+                                       actions_[index].kind == ActionKind::kSendGradient);
+  }
+  static int TagOf(ActionKind kind) {
+    return kind == ActionKind::kSendGradient || kind == ActionKind::kRecvGradient ? kGradientTag
+                                                                                  : kActivationTag;
+  }
+
+  // The index of the first RECV at or after `from` whose receive is to be
+  // posted next: none while a posted one is not yet consumed.
+  std::optional<size_t> NextReceiveToPost(size_t from) const {
+    if (!posted_.empty()) return std::nullopt;
+    for (size_t j = std::max(from, next_unposted_); j < actions_.size(); ++j) {
+      if (IsReceive(actions_[j].kind)) return j;
+    }
+    return std::nullopt;
+  }
 
   // Posts the receive of the first RECV at or after `from` unless one is
   // already posted and not yet consumed.
   absl::Status PostNextReceive(size_t from) {
-    if (!posted_.empty()) return absl::OkStatus();
-    for (size_t j = std::max(from, next_unposted_); j < actions_.size(); ++j) {
-      if (IsReceive(actions_[j].kind)) return Post(j);
-    }
-    return absl::OkStatus();
+    const std::optional<size_t> next = NextReceiveToPost(from);
+    if (!next.has_value()) return absl::OkStatus();
+    return Post(*next);
   }
 
   absl::Status Post(size_t index) {
-    const Action& action = actions_[index];
     if (pp_ == nullptr) {
       return absl::FailedPreconditionError("a transfer needs the pipeline communicator");
     }
-    const bool gradient = action.kind == ActionKind::kRecvGradient;
-    // An activation arrives as this chunk's input; a gradient as the gradient
-    // of this chunk's output.
-    const std::vector<int64_t> shape = gradient ? stage_.OutputShape(action.chunk, action.micro_batch)
-                                                : stage_.InputShape(action.chunk, action.micro_batch);
-    PostedReceive receive;
-    receive.buffer = Tensor::Empty(shape, stage_.ActivationDType());
-    receive.handle = pp_->RecvAsync(AsCommBuffer(receive.buffer), action.peer_stage,
-                                    gradient ? kGradientTag : kActivationTag);
+    PostedReceive receive = ReceiveBuffer(index);
+    receive.handle = pp_->RecvAsync(AsCommBuffer(receive.buffer), actions_[index].peer_stage,
+                                    TagOf(actions_[index].kind));
     posted_.emplace(index, std::move(receive));
     next_unposted_ = index + 1;
+    return absl::OkStatus();
+  }
+
+  // The buffer RECV `index` lands in: an activation arrives as its chunk's
+  // input, a gradient as the gradient of its chunk's output.
+  PostedReceive ReceiveBuffer(size_t index) const {
+    const Action& action = actions_[index];
+    const std::vector<int64_t> shape = action.kind == ActionKind::kRecvGradient
+                                           ? stage_.OutputShape(action.chunk, action.micro_batch)
+                                           : stage_.InputShape(action.chunk, action.micro_batch);
+    PostedReceive receive;
+    receive.buffer = Tensor::Empty(shape, stage_.ActivationDType());
+    return receive;
+  }
+
+  // The tensor SEND `index` sends, taken from the results of the F/B before it.
+  absl::StatusOr<Tensor> TakeSendTensor(size_t index) {
+    const Action& action = actions_[index];
+    const bool gradient = action.kind == ActionKind::kSendGradient;
+    Tensor tensor;
+    RETURN_IF_ERROR(Take(gradient ? gradients_out_ : activations_out_,
+                         {action.micro_batch, action.chunk},
+                         gradient ? "input gradient to send" : "output to send", &tensor));
+    if (!tensor.is_contiguous()) {
+      return absl::InternalError(
+          absl::StrCat("the stage returned a non-contiguous tensor ", tensor.DebugString()));
+    }
+    return tensor;
+  }
+
+  // Starts SEND `index`, the SENDs right after it, and (for lists that allow
+  // it, see batch_sends_with_receive_) the receive to post next, as one batch
+  // (as Megatron's send_forward_recv_backward). The later SENDs of the batch
+  // are done when their turn comes.
+  absl::Status BatchSends(size_t index) {
+    std::vector<comm::P2POp> ops;
+    std::vector<size_t> sends;
+    for (size_t j = index; IsSend(j); ++j) {
+      absl::StatusOr<Tensor> tensor = TakeSendTensor(j);
+      if (!tensor.ok()) {
+        if (j == index) return tensor.status();
+        break;  // Reported by SEND j itself.
+      }
+      PendingSend send;
+      send.tensor = *std::move(tensor);
+      send.what = actions_[j].ToString();
+      ops.push_back(comm::P2POp::Send(AsConstCommBuffer(send.tensor), actions_[j].peer_stage,
+                                      TagOf(actions_[j].kind)));
+      sends_.push_back(std::move(send));
+      sends.push_back(j);
+    }
+    std::optional<size_t> receive_index;
+    PostedReceive receive;
+    if (batch_sends_with_receive_) receive_index = NextReceiveToPost(sends.back() + 1);
+    if (receive_index.has_value()) {
+      receive = ReceiveBuffer(*receive_index);
+      ops.push_back(comm::P2POp::Recv(AsCommBuffer(receive.buffer),
+                                      actions_[*receive_index].peer_stage,
+                                      TagOf(actions_[*receive_index].kind)));
+    }
+    std::shared_ptr<comm::CommHandle> handle = pp_->BatchSendRecvAsync(ops);
+    for (size_t k = 0; k < sends.size(); ++k) sends_[sends_.size() - 1 - k].handle = handle;
+    for (size_t j : sends) started_sends_.insert(j);
+    if (receive_index.has_value()) {
+      receive.handle = std::move(handle);
+      posted_.emplace(*receive_index, std::move(receive));
+      next_unposted_ = *receive_index + 1;
+    }
     return absl::OkStatus();
   }
 
@@ -166,25 +253,11 @@ class StageRun {
         return stage_.BackwardWeight(action.chunk, action.micro_batch);
       case ActionKind::kSendActivation:
       case ActionKind::kSendGradient: {
-        const bool gradient = action.kind == ActionKind::kSendGradient;
         if (pp_ == nullptr) {
           return absl::FailedPreconditionError("a transfer needs the pipeline communicator");
         }
-        Tensor tensor;
-        RETURN_IF_ERROR(Take(gradient ? gradients_out_ : activations_out_, key,
-                                   gradient ? "input gradient to send" : "output to send",
-                                   &tensor));
-        if (!tensor.is_contiguous()) {
-          return absl::InternalError(absl::StrCat("the stage returned a non-contiguous tensor ",
-                                                  tensor.DebugString()));
-        }
-        PendingSend send;
-        send.handle = pp_->SendAsync(AsConstCommBuffer(tensor), action.peer_stage,
-                                     gradient ? kGradientTag : kActivationTag);
-        send.tensor = std::move(tensor);
-        send.what = action.ToString();
-        sends_.push_back(std::move(send));
-        return absl::OkStatus();
+        if (started_sends_.erase(index) > 0) return absl::OkStatus();  // Batched earlier.
+        return BatchSends(index);
       }
       case ActionKind::kRecvActivation:
       case ActionKind::kRecvGradient: {
@@ -247,6 +320,16 @@ class StageRun {
   absl::flat_hash_map<size_t, PostedReceive> posted_;  // By action index.
   size_t next_unposted_ = 0;
   std::deque<PendingSend> sends_;
+  // SENDs started by the batch of an earlier SEND.
+  absl::flat_hash_set<size_t> started_sends_;
+  // Whether a SEND's batch may carry the next receive, whose RECV then also
+  // waits for the sends of its batch. Only for lists where every stage talks
+  // to its two neighbours with one kind of message each way (non-interleaved
+  // schedules): there the peer posts the receive of every message in the order
+  // it was sent, without waiting for anything this stage does later, so the
+  // extra wait cannot deadlock. Interleaved lists with two stages send both
+  // kinds to one peer, which may consume them in another order.
+  const bool batch_sends_with_receive_;
 };
 
 }  // namespace

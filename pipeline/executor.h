@@ -7,13 +7,22 @@
 //
 // Transfers follow the simulator's model (simulator.h), which the checker
 // proved deadlock-free for the list:
-// - A SEND is asynchronous: it is issued and never waited for until the end of
-//   the step, so no stage ever blocks on a slower receiver. The sent tensor is
-//   kept alive until then.
+// - A SEND is asynchronous: it is issued and not waited for before the end of
+//   the step (but see batching below). The sent tensor is kept alive until then.
 // - A RECV blocks until its data is there. To overlap the transfer with
-//   compute, the receive of the next RECV in the list is posted before each
-//   compute action (one receive in flight ahead, in list order, so messages of
-//   one kind between two stages still match in order).
+//   compute, the receive of the next RECV in the list is posted ahead (one
+//   receive in flight, in list order, so messages of one kind between two
+//   stages still match in order): before each compute action, or, when the
+//   compute action is followed by SENDs, together with them.
+// - Transfers that start together start as one batch
+//   (Communicator::BatchSendRecvAsync, as Megatron's send_forward_recv_backward):
+//   the SENDs right after a compute action and the receive posted next. The
+//   RECV of that receive then waits for the whole batch, i.e. also until its
+//   sends were taken by their peers. That extra wait cannot deadlock in
+//   non-interleaved schedules (each stage sends one kind of message to each
+//   neighbour, which posts its receives in send order without waiting for
+//   anything later); interleaved schedules batch the SENDs only and post
+//   receives before compute. With the local backend sends complete when issued.
 // Activations use tag 0 and gradients tag 1 on the pp communicator, whose ranks
 // are the stages. Hand-offs between two chunks of one stage (p = 1 with v > 1)
 // stay in memory.

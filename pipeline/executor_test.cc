@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/comm/local/local_world.h"
 #include "core/status_macros.h"
 #include "gtest/gtest.h"
@@ -295,6 +296,75 @@ TEST(ExecutorTest, ALostMessageTimesOutNamingTheReceive) {
   EXPECT_EQ(stage1_status.code(), absl::StatusCode::kDeadlineExceeded) << stage1_status;
   EXPECT_NE(stage1_status.message().find("RECV_ACT(mb=0, chunk=0, peer=0)"), std::string::npos)
       << stage1_status;
+}
+
+// Forwards every call to a local communicator and records each point-to-point
+// batch the executor starts, as "SEND_ACT+RECV_GRAD"-like strings.
+class BatchRecorder final : public comm::Communicator {
+ public:
+  explicit BatchRecorder(comm::Communicator* inner)
+      : Communicator(inner->options()), inner_(inner) {}
+
+  int rank() const override { return inner_->rank(); }
+  int size() const override { return inner_->size(); }
+  absl::Span<const int> world_ranks() const override { return inner_->world_ranks(); }
+  const std::string& name() const override { return inner_->name(); }
+  absl::string_view backend() const override { return inner_->backend(); }
+
+  const std::vector<std::string>& batches() const { return batches_; }
+
+ private:
+  using Started = absl::StatusOr<std::unique_ptr<comm::CommHandle>>;
+  Started DoAllReduce(comm::Buffer b, comm::ReduceOp op) override {
+    return inner_->AllReduceAsync(b, op);
+  }
+  Started DoReduceScatter(comm::ConstBuffer in, comm::Buffer out, comm::ReduceOp op) override {
+    return inner_->ReduceScatterAsync(in, out, op);
+  }
+  Started DoAllGather(comm::ConstBuffer in, comm::Buffer out) override {
+    return inner_->AllGatherAsync(in, out);
+  }
+  Started DoBroadcast(comm::Buffer b, int root) override { return inner_->BroadcastAsync(b, root); }
+  Started DoBarrier() override { return inner_->BarrierAsync(); }
+  Started DoSendRecv(absl::Span<const comm::P2POp> ops) override {
+    std::vector<std::string> names;
+    for (const comm::P2POp& op : ops) {
+      names.push_back(absl::StrCat(op.op == comm::CommOp::kSend ? "SEND_" : "RECV_",
+                                   op.tag == 0 ? "ACT" : "GRAD"));
+    }
+    batches_.push_back(absl::StrJoin(names, "+"));
+    return inner_->BatchSendRecvAsync(ops);
+  }
+  absl::StatusOr<std::unique_ptr<comm::Communicator>> DoCreateGroup(
+      absl::Span<const int> ranks, absl::string_view name) override {
+    return inner_->CreateGroup(ranks, name);
+  }
+
+  comm::Communicator* inner_;
+  std::vector<std::string> batches_;
+};
+
+TEST(ExecutorTest, SendsAfterAComputeStartInOneBatchWithTheNextReceive) {
+  absl::StatusOr<Schedule> schedule = MakeSchedule(ScheduleKind::kOneFOneB, 2, 3);
+  ASSERT_TRUE(schedule.ok());
+  std::vector<std::vector<std::string>> batches(2);
+  absl::Status status = comm::RunLocalRanks(2, [&](int rank, comm::Communicator& pp) {
+    BatchRecorder recorder(&pp);
+    ToyStage stage(*schedule, rank);
+    RETURN_IF_ERROR(RunStageSchedule(*schedule, rank, stage, &recorder));
+    batches[rank] = recorder.batches();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  // Stage 0: F0 SEND_ACT0 F1 SEND_ACT1 RECV_GRAD0 B0 F2 SEND_ACT2 RECV_GRAD1 B1
+  // RECV_GRAD2 B2. SEND_ACT0 follows a compute with no receive in flight: it
+  // carries RECV_GRAD0. The later receives are posted alone before the compute
+  // actions that no SEND follows, while the SENDs find one in flight.
+  EXPECT_EQ(absl::StrJoin(batches[0], ", "),
+            "SEND_ACT+RECV_GRAD, SEND_ACT, RECV_GRAD, SEND_ACT, RECV_GRAD");
+  // Stage 1 receives ahead before each F, so its SENDs go alone.
+  EXPECT_EQ(absl::StrJoin(batches[1], ", "),
+            "RECV_ACT, RECV_ACT, SEND_GRAD, RECV_ACT, SEND_GRAD, SEND_GRAD");
 }
 
 }  // namespace

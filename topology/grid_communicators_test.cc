@@ -47,28 +47,28 @@ class RecordingCommunicator : public comm::Communicator {
   const std::string& name() const override { return name_; }
   absl::string_view backend() const override { return "recording"; }
 
-  std::unique_ptr<comm::CommHandle> AllReduceAsync(comm::Buffer, comm::ReduceOp) override {
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoAllReduce(comm::Buffer,
+                                                                comm::ReduceOp) override {
     return Unsupported();
   }
-  std::unique_ptr<comm::CommHandle> ReduceScatterAsync(comm::ConstBuffer, comm::Buffer,
-                                                       comm::ReduceOp) override {
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoReduceScatter(comm::ConstBuffer, comm::Buffer,
+                                                                    comm::ReduceOp) override {
     return Unsupported();
   }
-  std::unique_ptr<comm::CommHandle> AllGatherAsync(comm::ConstBuffer, comm::Buffer) override {
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoAllGather(comm::ConstBuffer,
+                                                                comm::Buffer) override {
     return Unsupported();
   }
-  std::unique_ptr<comm::CommHandle> BroadcastAsync(comm::Buffer, int) override {
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoBroadcast(comm::Buffer, int) override {
     return Unsupported();
   }
-  std::unique_ptr<comm::CommHandle> SendAsync(comm::ConstBuffer, int, int) override {
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoBarrier() override { return Unsupported(); }
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoSendRecv(
+      absl::Span<const comm::P2POp>) override {
     return Unsupported();
   }
-  std::unique_ptr<comm::CommHandle> RecvAsync(comm::Buffer, int, int) override {
-    return Unsupported();
-  }
-  std::unique_ptr<comm::CommHandle> BarrierAsync() override { return Unsupported(); }
 
-  absl::StatusOr<std::unique_ptr<comm::Communicator>> CreateGroup(
+  absl::StatusOr<std::unique_ptr<comm::Communicator>> DoCreateGroup(
       absl::Span<const int> ranks, absl::string_view name) override {
     if (name == fail_on_) return absl::UnavailableError("backend refused");
     std::vector<int> members;
@@ -78,14 +78,11 @@ class RecordingCommunicator : public comm::Communicator {
       if (ranks[i] == rank_) my_index = static_cast<int>(i);
     }
     log_->push_back({world_ranks_[rank_], members, std::string(name)});
-    if (my_index < 0) return absl::InvalidArgumentError("caller is not a member");
     return std::make_unique<RecordingCommunicator>(members, my_index, std::string(name), log_);
   }
 
  private:
-  static std::unique_ptr<comm::CommHandle> Unsupported() {
-    return comm::CompletedHandle(absl::UnimplementedError("recording communicator"));
-  }
+  static absl::Status Unsupported() { return absl::UnimplementedError("recording communicator"); }
 
   std::vector<int> world_ranks_;
   int rank_;

@@ -35,54 +35,46 @@ TimedCommunicator::TimedCommunicator(comm::Communicator* inner)
     : comm::Communicator(inner->options()), inner_(inner) {}
 
 std::unique_ptr<comm::CommHandle> TimedCommunicator::Timed(
-    absl::Time issued, comm::CommOp op, int64_t bytes, std::unique_ptr<comm::CommHandle> handle) {
-  mutable_stats().Record(op, bytes);
+    absl::Time issued, std::unique_ptr<comm::CommHandle> handle) {
   return std::make_unique<TimedHandle>(issued, &busy_, std::move(handle));
 }
 
-std::unique_ptr<comm::CommHandle> TimedCommunicator::AllReduceAsync(comm::Buffer inout,
-                                                                    comm::ReduceOp op) {
+absl::StatusOr<std::unique_ptr<comm::CommHandle>> TimedCommunicator::DoAllReduce(
+    comm::Buffer buffer, comm::ReduceOp op) {
   const absl::Time now = absl::Now();
-  return Timed(now, comm::CommOp::kAllReduce, inout.bytes(), inner_->AllReduceAsync(inout, op));
+  return Timed(now, inner_->AllReduceAsync(buffer, op));
 }
 
-std::unique_ptr<comm::CommHandle> TimedCommunicator::ReduceScatterAsync(comm::ConstBuffer in,
-                                                                        comm::Buffer out,
-                                                                        comm::ReduceOp op) {
+absl::StatusOr<std::unique_ptr<comm::CommHandle>> TimedCommunicator::DoReduceScatter(
+    comm::ConstBuffer in, comm::Buffer out, comm::ReduceOp op) {
   const absl::Time now = absl::Now();
-  return Timed(now, comm::CommOp::kReduceScatter, in.bytes(),
-               inner_->ReduceScatterAsync(in, out, op));
+  return Timed(now, inner_->ReduceScatterAsync(in, out, op));
 }
 
-std::unique_ptr<comm::CommHandle> TimedCommunicator::AllGatherAsync(comm::ConstBuffer in,
-                                                                    comm::Buffer out) {
+absl::StatusOr<std::unique_ptr<comm::CommHandle>> TimedCommunicator::DoAllGather(
+    comm::ConstBuffer in, comm::Buffer out) {
   const absl::Time now = absl::Now();
-  return Timed(now, comm::CommOp::kAllGather, out.bytes(), inner_->AllGatherAsync(in, out));
+  return Timed(now, inner_->AllGatherAsync(in, out));
 }
 
-std::unique_ptr<comm::CommHandle> TimedCommunicator::BroadcastAsync(comm::Buffer buffer, int root) {
+absl::StatusOr<std::unique_ptr<comm::CommHandle>> TimedCommunicator::DoBroadcast(
+    comm::Buffer buffer, int root) {
   const absl::Time now = absl::Now();
-  return Timed(now, comm::CommOp::kBroadcast, buffer.bytes(), inner_->BroadcastAsync(buffer, root));
+  return Timed(now, inner_->BroadcastAsync(buffer, root));
 }
 
-std::unique_ptr<comm::CommHandle> TimedCommunicator::SendAsync(comm::ConstBuffer buffer, int peer,
-                                                               int tag) {
+absl::StatusOr<std::unique_ptr<comm::CommHandle>> TimedCommunicator::DoBarrier() {
   const absl::Time now = absl::Now();
-  return Timed(now, comm::CommOp::kSend, buffer.bytes(), inner_->SendAsync(buffer, peer, tag));
+  return Timed(now, inner_->BarrierAsync());
 }
 
-std::unique_ptr<comm::CommHandle> TimedCommunicator::RecvAsync(comm::Buffer buffer, int peer,
-                                                               int tag) {
+absl::StatusOr<std::unique_ptr<comm::CommHandle>> TimedCommunicator::DoSendRecv(
+    absl::Span<const comm::P2POp> ops) {
   const absl::Time now = absl::Now();
-  return Timed(now, comm::CommOp::kRecv, buffer.bytes(), inner_->RecvAsync(buffer, peer, tag));
+  return Timed(now, inner_->BatchSendRecvAsync(ops));
 }
 
-std::unique_ptr<comm::CommHandle> TimedCommunicator::BarrierAsync() {
-  const absl::Time now = absl::Now();
-  return Timed(now, comm::CommOp::kBarrier, 0, inner_->BarrierAsync());
-}
-
-absl::StatusOr<std::unique_ptr<comm::Communicator>> TimedCommunicator::CreateGroup(
+absl::StatusOr<std::unique_ptr<comm::Communicator>> TimedCommunicator::DoCreateGroup(
     absl::Span<const int> ranks, absl::string_view name) {
   return inner_->CreateGroup(ranks, name);
 }

@@ -5,7 +5,9 @@
 // time this rank spends inside them: from issue until Wait() returns (for the
 // blocking forms, which is all the tensor-parallel layers use, that is the time
 // the rank cannot compute, including waiting for slower peers). For measuring
-// the share of a step spent in communication; stats() counts like the inner one.
+// the share of a step spent in communication. stats() counts every call handed
+// to the inner communicator (the base class counts; a call the inner one then
+// refuses, e.g. on a broken group, is counted here but not there).
 
 #include <memory>
 #include <string>
@@ -26,17 +28,6 @@ class TimedCommunicator : public comm::Communicator {
   const std::string& name() const override { return inner_->name(); }
   absl::string_view backend() const override { return inner_->backend(); }
 
-  std::unique_ptr<comm::CommHandle> AllReduceAsync(comm::Buffer inout, comm::ReduceOp op) override;
-  std::unique_ptr<comm::CommHandle> ReduceScatterAsync(comm::ConstBuffer in, comm::Buffer out,
-                                                       comm::ReduceOp op) override;
-  std::unique_ptr<comm::CommHandle> AllGatherAsync(comm::ConstBuffer in, comm::Buffer out) override;
-  std::unique_ptr<comm::CommHandle> BroadcastAsync(comm::Buffer buffer, int root) override;
-  std::unique_ptr<comm::CommHandle> SendAsync(comm::ConstBuffer buffer, int peer, int tag) override;
-  std::unique_ptr<comm::CommHandle> RecvAsync(comm::Buffer buffer, int peer, int tag) override;
-  std::unique_ptr<comm::CommHandle> BarrierAsync() override;
-  absl::StatusOr<std::unique_ptr<comm::Communicator>> CreateGroup(absl::Span<const int> ranks,
-                                                                  absl::string_view name) override;
-
   // Time spent in operations whose Wait() has returned, since creation or Reset().
   absl::Duration busy() const { return busy_; }
   void Reset() {
@@ -45,8 +36,25 @@ class TimedCommunicator : public comm::Communicator {
   }
 
  private:
+  // Each forwards the (already checked) call to the inner communicator's
+  // public method and times it.
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoAllReduce(comm::Buffer buffer,
+                                                                comm::ReduceOp op) override;
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoReduceScatter(comm::ConstBuffer in,
+                                                                    comm::Buffer out,
+                                                                    comm::ReduceOp op) override;
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoAllGather(comm::ConstBuffer in,
+                                                                comm::Buffer out) override;
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoBroadcast(comm::Buffer buffer,
+                                                                int root) override;
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoBarrier() override;
+  absl::StatusOr<std::unique_ptr<comm::CommHandle>> DoSendRecv(
+      absl::Span<const comm::P2POp> ops) override;
+  absl::StatusOr<std::unique_ptr<comm::Communicator>> DoCreateGroup(
+      absl::Span<const int> ranks, absl::string_view name) override;
+
   // Wraps `handle` so that its Wait() adds issue-to-completion time to busy_.
-  std::unique_ptr<comm::CommHandle> Timed(absl::Time issued, comm::CommOp op, int64_t bytes,
+  std::unique_ptr<comm::CommHandle> Timed(absl::Time issued,
                                           std::unique_ptr<comm::CommHandle> handle);
 
   comm::Communicator* inner_;

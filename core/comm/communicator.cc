@@ -95,6 +95,12 @@ std::string DescribeGroup(const Communicator& comm) {
   return DescribeGroup(comm.name(), comm.world_ranks());
 }
 
+std::string DescribeP2POp(const Communicator& comm, absl::Span<const P2POp> ops, size_t index) {
+  const std::string position =
+      ops.size() == 1 ? "" : absl::StrCat(" (op ", index, " of a batch of ", ops.size(), ")");
+  return absl::StrCat(CommOpName(ops[index].op), position, " on ", DescribeGroup(comm));
+}
+
 absl::Status DeadlineExceededError(absl::string_view group, CommOp op, absl::Duration timeout,
                                    absl::Span<const int> missing_world_ranks) {
   return absl::DeadlineExceededError(absl::StrCat(
@@ -111,89 +117,81 @@ absl::Status BrokenCommunicatorError(absl::string_view group, CommOp op,
                    cause.ToString(), ")"));
 }
 
-absl::Status ValidateBuffer(const Communicator& comm, CommOp op, absl::string_view role,
-                            const ConstBuffer& buffer) {
-  if (buffer.count < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(Prefix(comm, op), ": ", role, " count ",
-                                                   buffer.count, " is negative"));
-  }
-  if (buffer.count > 0 && buffer.data == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(Prefix(comm, op), ": ", role,
-                                                   " data is null but count is ", buffer.count));
-  }
-  return absl::OkStatus();
-}
-
 namespace {
 
-// The checks reduce-scatter and all-gather share: both buffers well formed and
-// of one dtype.
-absl::Status ValidateInputOutput(const Communicator& comm, CommOp op, const ConstBuffer& in,
-                                 const Buffer& out) {
-  if (absl::Status s = ValidateBuffer(comm, op, "input", in); !s.ok()) return s;
-  if (absl::Status s = ValidateBuffer(comm, op, "output", out); !s.ok()) return s;
+// The argument checks of the public operations. They live here, not in the
+// backends, so that every backend refuses a call with the same words and in the
+// same order: buffers (input before output), then how they relate (dtype,
+// counts), then roots, peers and tags. `prefix` names the operation and the
+// group ("recv on pp (world ranks 0-3)").
+
+absl::Status CheckBuffer(absl::string_view prefix, absl::string_view role,
+                         const ConstBuffer& buffer) {
+  if (buffer.count < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, ": ", role, " count ", buffer.count, " is negative"));
+  }
+  if (buffer.count > 0 && buffer.data == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, ": ", role, " data is null but count is ", buffer.count));
+  }
+  return absl::OkStatus();
+}
+
+// Reduce-scatter and all-gather: both buffers well formed, one dtype, and the
+// larger buffer size() times the smaller.
+absl::Status CheckScatterGather(const Communicator& comm, CommOp op, const ConstBuffer& in,
+                                const Buffer& out) {
+  const std::string prefix = Prefix(comm, op);
+  if (absl::Status s = CheckBuffer(prefix, "input", in); !s.ok()) return s;
+  if (absl::Status s = CheckBuffer(prefix, "output", out); !s.ok()) return s;
   if (in.dtype != out.dtype) {
-    return absl::InvalidArgumentError(absl::StrCat(Prefix(comm, op), ": input dtype ",
-                                                   DTypeName(in.dtype), " differs from output dtype ",
+    return absl::InvalidArgumentError(absl::StrCat(prefix, ": input dtype ", DTypeName(in.dtype),
+                                                   " differs from output dtype ",
                                                    DTypeName(out.dtype)));
   }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::Status ValidateReduceScatter(const Communicator& comm, const ConstBuffer& in,
-                                   const Buffer& out) {
-  const CommOp op = CommOp::kReduceScatter;
-  if (absl::Status s = ValidateInputOutput(comm, op, in, out); !s.ok()) return s;
-  if (in.count != out.count * comm.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Prefix(comm, op), ": input count ", in.count, " must equal output count ", out.count,
-        " times the group size ", comm.size(), " (", out.count * comm.size(), ")"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateAllGather(const Communicator& comm, const ConstBuffer& in,
-                               const Buffer& out) {
-  const CommOp op = CommOp::kAllGather;
-  if (absl::Status s = ValidateInputOutput(comm, op, in, out); !s.ok()) return s;
-  if (out.count != in.count * comm.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        Prefix(comm, op), ": output count ", out.count, " must equal input count ", in.count,
-        " times the group size ", comm.size(), " (", in.count * comm.size(), ")"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateRoot(const Communicator& comm, CommOp op, int root) {
-  if (root < 0 || root >= comm.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(Prefix(comm, op), ": root ", root,
-                                                   " is not a group rank in [0, ", comm.size(),
-                                                   ")"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidatePeer(const Communicator& comm, CommOp op, int peer, int tag) {
-  if (peer < 0 || peer >= comm.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(Prefix(comm, op), ": peer ", peer,
-                                                   " is not a group rank in [0, ", comm.size(),
-                                                   ")"));
-  }
-  if (peer == comm.rank()) {
+  const bool scatter = op == CommOp::kReduceScatter;
+  const absl::string_view many_role = scatter ? "input" : "output";
+  const absl::string_view one_role = scatter ? "output" : "input";
+  const int64_t many = scatter ? in.count : out.count;
+  const int64_t one = scatter ? out.count : in.count;
+  if (many != one * comm.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(Prefix(comm, op), ": peer ", peer,
+        absl::StrCat(prefix, ": ", many_role, " count ", many, " must equal ", one_role, " count ",
+                     one, " times the group size ", comm.size(), " (", one * comm.size(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckGroupRank(absl::string_view prefix, absl::string_view role, int rank, int size) {
+  if (rank < 0 || rank >= size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, ": ", role, " ", rank, " is not a group rank in [0, ", size, ")"));
+  }
+  return absl::OkStatus();
+}
+
+// A send or receive: its buffer, then its peer (another member), then its tag.
+absl::Status CheckPointToPoint(const Communicator& comm, absl::string_view prefix,
+                               const P2POp& op) {
+  if (op.op != CommOp::kSend && op.op != CommOp::kRecv) {
+    return absl::InvalidArgumentError(absl::StrCat(prefix, ": not a send or recv"));
+  }
+  if (absl::Status s = CheckBuffer(prefix, "buffer", op.buffer()); !s.ok()) return s;
+  if (absl::Status s = CheckGroupRank(prefix, "peer", op.peer, comm.size()); !s.ok()) return s;
+  if (op.peer == comm.rank()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(prefix, ": peer ", op.peer,
                      " is the calling rank itself; point-to-point needs another member"));
   }
-  if (tag < 0) {
+  if (op.tag < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat(Prefix(comm, op), ": tag ", tag, " is negative; tags must be >= 0"));
+        absl::StrCat(prefix, ": tag ", op.tag, " is negative; tags must be >= 0"));
   }
   return absl::OkStatus();
 }
 
-absl::Status ValidateGroupRanks(const Communicator& comm, absl::Span<const int> ranks) {
+absl::Status CheckGroupRanks(const Communicator& comm, absl::Span<const int> ranks) {
   const std::string prefix = absl::StrCat("CreateGroup on ", DescribeGroup(comm));
   if (ranks.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(prefix, ": the rank list is empty"));
@@ -201,10 +199,7 @@ absl::Status ValidateGroupRanks(const Communicator& comm, absl::Span<const int> 
   absl::flat_hash_set<int> seen;
   bool has_caller = false;
   for (int r : ranks) {
-    if (r < 0 || r >= comm.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          prefix, ": rank ", r, " is not a group rank in [0, ", comm.size(), ")"));
-    }
+    if (absl::Status s = CheckGroupRank(prefix, "rank", r, comm.size()); !s.ok()) return s;
     if (!seen.insert(r).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(prefix, ": rank ", r, " is listed more than once in [",
@@ -218,6 +213,82 @@ absl::Status ValidateGroupRanks(const Communicator& comm, absl::Span<const int> 
         comm.rank(), "; only the members of a new group call CreateGroup"));
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+std::unique_ptr<CommHandle> Communicator::Counted(
+    absl::StatusOr<std::unique_ptr<CommHandle>> started, CommOp op, int64_t payload_bytes) {
+  if (!started.ok()) return CompletedHandle(started.status());
+  stats_.Record(op, payload_bytes);
+  return *std::move(started);
+}
+
+std::unique_ptr<CommHandle> Communicator::AllReduceAsync(Buffer buffer, ReduceOp op) {
+  const CommOp kind = CommOp::kAllReduce;
+  if (absl::Status s = CheckBuffer(Prefix(*this, kind), "buffer", buffer); !s.ok()) {
+    return CompletedHandle(std::move(s));
+  }
+  return Counted(DoAllReduce(buffer, op), kind, buffer.bytes());
+}
+
+std::unique_ptr<CommHandle> Communicator::ReduceScatterAsync(ConstBuffer in, Buffer out,
+                                                             ReduceOp op) {
+  const CommOp kind = CommOp::kReduceScatter;
+  if (absl::Status s = CheckScatterGather(*this, kind, in, out); !s.ok()) {
+    return CompletedHandle(std::move(s));
+  }
+  return Counted(DoReduceScatter(in, out, op), kind, in.bytes());
+}
+
+std::unique_ptr<CommHandle> Communicator::AllGatherAsync(ConstBuffer in, Buffer out) {
+  const CommOp kind = CommOp::kAllGather;
+  if (absl::Status s = CheckScatterGather(*this, kind, in, out); !s.ok()) {
+    return CompletedHandle(std::move(s));
+  }
+  return Counted(DoAllGather(in, out), kind, out.bytes());
+}
+
+std::unique_ptr<CommHandle> Communicator::BroadcastAsync(Buffer buffer, int root) {
+  const CommOp kind = CommOp::kBroadcast;
+  const std::string prefix = Prefix(*this, kind);
+  absl::Status s = CheckBuffer(prefix, "buffer", buffer);
+  if (s.ok()) s = CheckGroupRank(prefix, "root", root, size());
+  if (!s.ok()) return CompletedHandle(std::move(s));
+  return Counted(DoBroadcast(buffer, root), kind, buffer.bytes());
+}
+
+std::unique_ptr<CommHandle> Communicator::BarrierAsync() {
+  return Counted(DoBarrier(), CommOp::kBarrier, 0);
+}
+
+std::unique_ptr<CommHandle> Communicator::SendAsync(ConstBuffer buffer, int peer, int tag) {
+  const P2POp op = P2POp::Send(buffer, peer, tag);
+  return BatchSendRecvAsync(absl::MakeConstSpan(&op, 1));
+}
+
+std::unique_ptr<CommHandle> Communicator::RecvAsync(Buffer buffer, int peer, int tag) {
+  const P2POp op = P2POp::Recv(buffer, peer, tag);
+  return BatchSendRecvAsync(absl::MakeConstSpan(&op, 1));
+}
+
+std::unique_ptr<CommHandle> Communicator::BatchSendRecvAsync(absl::Span<const P2POp> ops) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (absl::Status s = CheckPointToPoint(*this, DescribeP2POp(*this, ops, i), ops[i]); !s.ok()) {
+      return CompletedHandle(std::move(s));
+    }
+  }
+  if (ops.empty()) return CompletedHandle(absl::OkStatus());
+  absl::StatusOr<std::unique_ptr<CommHandle>> started = DoSendRecv(ops);
+  if (!started.ok()) return CompletedHandle(started.status());
+  for (const P2POp& op : ops) stats_.Record(op.op, op.buffer().bytes());
+  return *std::move(started);
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::CreateGroup(absl::Span<const int> ranks,
+                                                                        absl::string_view name) {
+  if (absl::Status s = CheckGroupRanks(*this, ranks); !s.ok()) return s;
+  return DoCreateGroup(ranks, name);
 }
 
 void ReduceInto(void* dst, const void* src, int64_t count, DType dtype, ReduceOp op) {

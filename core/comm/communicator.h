@@ -18,7 +18,9 @@
 //   arrive. After such a failure the communicator is broken: further operations
 //   fail with FAILED_PRECONDITION (the group's members disagree on what ran).
 // - Argument errors (mismatched counts or dtypes, a peer out of range) surface as
-//   INVALID_ARGUMENT from Wait().
+//   INVALID_ARGUMENT from Wait(), worded alike by every backend (the checks
+//   live in this class, see Communicator); a refused call is not issued, so the
+//   members' next collective still pairs up.
 
 #include <array>
 #include <cstdint>
@@ -115,11 +117,42 @@ class CommHandle {
 // A handle that is already complete, holding the operation's final status.
 std::unique_ptr<CommHandle> CompletedHandle(absl::Status status);
 
+// One send or receive of a batch (Communicator::BatchSendRecvAsync), as NCCL's
+// grouped calls and PyTorch's batch_isend_irecv take them.
+struct P2POp {
+  static P2POp Send(ConstBuffer buffer, int peer, int tag) {
+    return P2POp{CommOp::kSend, buffer, Buffer(), peer, tag};
+  }
+  static P2POp Recv(Buffer buffer, int peer, int tag) {
+    return P2POp{CommOp::kRecv, ConstBuffer(), buffer, peer, tag};
+  }
+
+  // The buffer the operation moves, whichever direction.
+  ConstBuffer buffer() const {
+    return op == CommOp::kSend ? send_buffer : ConstBuffer(recv_buffer);
+  }
+
+  CommOp op = CommOp::kSend;  // kSend or kRecv.
+  ConstBuffer send_buffer;    // The message, for a send.
+  Buffer recv_buffer;         // Where the message lands, for a receive.
+  int peer = 0;               // A group rank.
+  int tag = 0;
+};
+
 struct CommOptions {
   // How long any single operation may wait for its peers.
   absl::Duration timeout = absl::Minutes(5);
 };
 
+// The public operations are template methods: each checks its arguments
+// (one order and one wording for every backend, so that users and the shared
+// test suite see the same INVALID_ARGUMENT message whatever runs underneath),
+// hands the call to the backend's Do* method, and counts it in stats(). A
+// backend therefore only moves data; it never validates what the base class
+// checked nor counts. It may still refuse a call for its own reasons (a broken
+// group, an MPI tag above MPI_TAG_UB, posting failed) by returning an error
+// from Do*: the call then completes with that error and is not counted.
+// Counted calls are exactly the calls the backend started.
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -135,29 +168,38 @@ class Communicator {
   virtual absl::string_view backend() const = 0;
 
   // In place: every member ends with the reduction of every member's buffer.
-  virtual std::unique_ptr<CommHandle> AllReduceAsync(Buffer inout, ReduceOp op) = 0;
+  std::unique_ptr<CommHandle> AllReduceAsync(Buffer buffer, ReduceOp op);
   // in.count == out.count * size(); member r receives the reduction of the r-th
   // slice of out.count elements.
-  virtual std::unique_ptr<CommHandle> ReduceScatterAsync(ConstBuffer in, Buffer out,
-                                                         ReduceOp op) = 0;
+  std::unique_ptr<CommHandle> ReduceScatterAsync(ConstBuffer in, Buffer out, ReduceOp op);
   // out.count == in.count * size(); member r's input lands in the r-th slice.
-  virtual std::unique_ptr<CommHandle> AllGatherAsync(ConstBuffer in, Buffer out) = 0;
+  std::unique_ptr<CommHandle> AllGatherAsync(ConstBuffer in, Buffer out);
   // The root's buffer is copied into every member's buffer. `root` is a group rank.
-  virtual std::unique_ptr<CommHandle> BroadcastAsync(Buffer buffer, int root) = 0;
-  // Point to point; `peer` is a group rank, tags are >= 0.
-  virtual std::unique_ptr<CommHandle> SendAsync(ConstBuffer buffer, int peer, int tag) = 0;
-  virtual std::unique_ptr<CommHandle> RecvAsync(Buffer buffer, int peer, int tag) = 0;
-  virtual std::unique_ptr<CommHandle> BarrierAsync() = 0;
+  std::unique_ptr<CommHandle> BroadcastAsync(Buffer buffer, int root);
+  // Point to point; `peer` is a group rank other than rank(), tags are >= 0.
+  std::unique_ptr<CommHandle> SendAsync(ConstBuffer buffer, int peer, int tag);
+  std::unique_ptr<CommHandle> RecvAsync(Buffer buffer, int peer, int tag);
+  std::unique_ptr<CommHandle> BarrierAsync();
+  // Starts every send and receive of `ops` together and returns one handle
+  // that waits for all of them (its status is the first failure in list
+  // order). Since nothing waits between the ops, any pattern completes
+  // whatever order the peers list their ops in (e.g. a ring where every rank
+  // sends to rank+1 and receives from rank-1), which the blocking forms in the
+  // wrong order would deadlock. Ops start in list order, so messages of one
+  // (peer, tag) match in list order. Every op is checked first: if one is
+  // malformed, none starts and the error names its index. Each op counts as
+  // one send or receive in stats(). An empty batch completes at once.
+  std::unique_ptr<CommHandle> BatchSendRecvAsync(absl::Span<const P2POp> ops);
 
   // Creates the communicator of the members `ranks` (group ranks of this
   // communicator, in the order that defines the new group's ranks). Called by
   // exactly those members and by no one else; members create their groups in
   // the same order. The child inherits this communicator's options.
-  virtual absl::StatusOr<std::unique_ptr<Communicator>> CreateGroup(
-      absl::Span<const int> ranks, absl::string_view name) = 0;
+  absl::StatusOr<std::unique_ptr<Communicator>> CreateGroup(absl::Span<const int> ranks,
+                                                            absl::string_view name);
 
   // Blocking forms.
-  absl::Status AllReduce(Buffer inout, ReduceOp op) { return AllReduceAsync(inout, op)->Wait(); }
+  absl::Status AllReduce(Buffer buffer, ReduceOp op) { return AllReduceAsync(buffer, op)->Wait(); }
   absl::Status ReduceScatter(ConstBuffer in, Buffer out, ReduceOp op) {
     return ReduceScatterAsync(in, out, op)->Wait();
   }
@@ -170,6 +212,9 @@ class Communicator {
     return RecvAsync(buffer, peer, tag)->Wait();
   }
   absl::Status Barrier() { return BarrierAsync()->Wait(); }
+  absl::Status BatchSendRecv(absl::Span<const P2POp> ops) {
+    return BatchSendRecvAsync(ops)->Wait();
+  }
 
   const CommOptions& options() const { return options_; }
   absl::Duration timeout() const { return options_.timeout; }
@@ -181,9 +226,32 @@ class Communicator {
 
  protected:
   explicit Communicator(CommOptions options) : options_(options) {}
-  CommStats& mutable_stats() { return stats_; }
+
+  // The backend's half of each operation, called with arguments the public
+  // method checked: buffers well formed, dtypes and counts consistent, roots
+  // and peers group ranks, peers not this rank, tags >= 0, batches non-empty.
+  // Returns the pending operation, or an error when the backend did not start
+  // it (then nothing of it runs and it is not counted).
+  virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoAllReduce(Buffer buffer, ReduceOp op) = 0;
+  virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoReduceScatter(ConstBuffer in, Buffer out,
+                                                                      ReduceOp op) = 0;
+  virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoAllGather(ConstBuffer in, Buffer out) = 0;
+  virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoBroadcast(Buffer buffer, int root) = 0;
+  virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoBarrier() = 0;
+  // Sends and receives, single ones included (SendAsync is a batch of one op).
+  // Returns an error when the backend refused to start the batch; a failure
+  // after some ops started (the group broke meanwhile) is the handle's status.
+  virtual absl::StatusOr<std::unique_ptr<CommHandle>> DoSendRecv(absl::Span<const P2POp> ops) = 0;
+  // `ranks` are distinct group ranks that include rank().
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> DoCreateGroup(absl::Span<const int> ranks,
+                                                                      absl::string_view name) = 0;
 
  private:
+  // Counts `op` with `payload_bytes` when `started` holds a handle; returns a
+  // handle either way.
+  std::unique_ptr<CommHandle> Counted(absl::StatusOr<std::unique_ptr<CommHandle>> started,
+                                      CommOp op, int64_t payload_bytes);
+
   CommOptions options_;
   CommStats stats_;
 };
@@ -193,6 +261,12 @@ class Communicator {
 // ranks 0-7)".
 std::string DescribeGroup(const Communicator& comm);
 std::string DescribeGroup(absl::string_view name, absl::Span<const int> world_ranks);
+
+// "recv on pp (world ranks 0-3)", or for an op of a batch of several,
+// "recv (op 2 of a batch of 3) on pp (world ranks 0-3)": how messages name
+// ops[index] of a send/recv batch (a single SendAsync/RecvAsync is a batch of
+// one).
+std::string DescribeP2POp(const Communicator& comm, absl::Span<const P2POp> ops, size_t index);
 
 // The DEADLINE_EXCEEDED status of an operation that waited longer than
 // `timeout`: "all-reduce on tp[pp=0] (world ranks 0, 1) timed out after 200ms;
@@ -205,22 +279,6 @@ absl::Status DeadlineExceededError(absl::string_view group, CommOp op, absl::Dur
 // earlier failure (`cause`) broke.
 absl::Status BrokenCommunicatorError(absl::string_view group, CommOp op,
                                      const absl::Status& cause);
-
-// Checks the arguments every backend must reject, with messages naming the
-// group, the operation and the offending value. OK when the call is well formed.
-// ValidateBuffer: count >= 0 and data non-null when count > 0 (`role` names the
-// argument: "buffer", "input", "output"). ValidatePeer also rejects the calling
-// rank itself as peer (point-to-point needs two members) and negative tags.
-// ValidateGroupRanks: non-empty, distinct group ranks that include the caller.
-absl::Status ValidateBuffer(const Communicator& comm, CommOp op, absl::string_view role,
-                            const ConstBuffer& buffer);
-absl::Status ValidateReduceScatter(const Communicator& comm, const ConstBuffer& in,
-                                   const Buffer& out);
-absl::Status ValidateAllGather(const Communicator& comm, const ConstBuffer& in,
-                               const Buffer& out);
-absl::Status ValidateRoot(const Communicator& comm, CommOp op, int root);
-absl::Status ValidatePeer(const Communicator& comm, CommOp op, int peer, int tag);
-absl::Status ValidateGroupRanks(const Communicator& comm, absl::Span<const int> ranks);
 
 // Reduces `count` elements of `src` into `dst` in place (dst = dst op src), in
 // the element type `dtype`; 16-bit floats are widened to float, combined and

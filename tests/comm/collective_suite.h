@@ -40,14 +40,16 @@
 // Tests that need more ranks than MaxWorldSize() skip; world sizes go up to 8.
 //
 // What the suite covers: all-reduce (sum, avg, max, min), reduce-scatter,
-// all-gather, broadcast from every root, send/recv, barrier, on world sizes 1-8,
+// all-gather, broadcast from every root, send/recv, batched send/recv (rings,
+// both ways on two tags, partial timeouts), barrier, on world sizes 1-8,
 // every dtype (fp32, bf16, fp16, int32, int64) with exactly known values; every
 // group kind (tp, dp, pp, model-parallel, embedding, pipeline neighbours) of the
 // grids tp x pp x dp = 2x2x2, 1x4x2, 4x1x2, 8x1x1 in Megatron rank order tp-dp-pp
 // (tp fastest); sizes 0, 1, 1001 and several MiB; many async handles in flight
 // on several communicators, waited in reverse order; p2p ordering between many
 // pairs and tags, all-to-all exchange; determinism across runs; timeouts; bad
-// arguments; CommStats counts.
+// arguments, each with its exact message (the same on every backend); CommStats
+// counts.
 
 #include <functional>
 #include <ostream>

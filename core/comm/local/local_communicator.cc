@@ -1,6 +1,7 @@
 #include "core/comm/local/local_communicator.h"
 
 #include <algorithm>
+#include <functional>
 #include <utility>
 
 #include "core/check.h"
@@ -8,51 +9,31 @@
 namespace trident::comm::local_internal {
 namespace {
 
-// Waits for a collective slot. Destroying it unwaited waits (interface rule).
-class CollectiveHandle final : public CommHandle {
+// Every pending local operation, collective or point to point: Wait() runs
+// `wait` (which blocks in the GroupState) once and keeps its status. Destroying
+// it unwaited waits (interface rule).
+class LocalHandle final : public CommHandle {
  public:
-  CollectiveHandle(std::shared_ptr<GroupState> group, std::shared_ptr<CollectiveOp> op,
-                   absl::Duration timeout)
-      : group_(std::move(group)), op_(std::move(op)), timeout_(timeout) {}
-  ~CollectiveHandle() override { Wait().IgnoreError(); }
+  explicit LocalHandle(std::function<absl::Status()> wait) : wait_(std::move(wait)) {}
+  ~LocalHandle() override { Wait().IgnoreError(); }
 
   absl::Status Wait() override {
-    if (!waited_) {
-      status_ = group_->WaitCollective(op_, timeout_);
-      waited_ = true;
+    if (wait_ != nullptr) {
+      status_ = wait_();
+      wait_ = nullptr;
     }
     return status_;
   }
 
  private:
-  std::shared_ptr<GroupState> group_;
-  std::shared_ptr<CollectiveOp> op_;
-  absl::Duration timeout_;
-  bool waited_ = false;
+  std::function<absl::Status()> wait_;
   absl::Status status_;
 };
 
-class RecvHandle final : public CommHandle {
- public:
-  RecvHandle(std::shared_ptr<GroupState> group, std::shared_ptr<PendingRecv> recv,
-             absl::Duration timeout)
-      : group_(std::move(group)), recv_(std::move(recv)), timeout_(timeout) {}
-  ~RecvHandle() override { Wait().IgnoreError(); }
-
-  absl::Status Wait() override {
-    if (!waited_) {
-      status_ = group_->WaitRecv(recv_, timeout_);
-      waited_ = true;
-    }
-    return status_;
-  }
-
- private:
-  std::shared_ptr<GroupState> group_;
-  std::shared_ptr<PendingRecv> recv_;
-  absl::Duration timeout_;
-  bool waited_ = false;
-  absl::Status status_;
+// One op of a DoSendRecv batch: a send's final status, or a posted receive.
+struct StartedP2P {
+  absl::Status status;
+  std::shared_ptr<PendingRecv> recv;
 };
 
 }  // namespace
@@ -63,33 +44,32 @@ LocalCommunicator::LocalCommunicator(std::shared_ptr<GroupState> group, int rank
   TRIDENT_CHECK(rank_ >= 0 && rank_ < group_->size()) << rank_;
 }
 
-std::unique_ptr<CommHandle> LocalCommunicator::Collective(const Contribution& contribution,
-                                                          int64_t payload_bytes) {
+absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::Collective(
+    const Contribution& contribution) {
   absl::StatusOr<std::shared_ptr<CollectiveOp>> op =
       group_->PostCollective(rank_, next_seq_, contribution);
-  if (!op.ok()) return CompletedHandle(op.status());
+  if (!op.ok()) return op.status();
   ++next_seq_;
-  mutable_stats().Record(contribution.kind, payload_bytes);
-  return std::make_unique<CollectiveHandle>(group_, *std::move(op), timeout());
+  return std::make_unique<LocalHandle>([group = group_, op = *std::move(op), timeout = timeout()] {
+    return group->WaitCollective(op, timeout);
+  });
 }
 
-std::unique_ptr<CommHandle> LocalCommunicator::AllReduceAsync(Buffer inout, ReduceOp op) {
-  if (absl::Status s = ValidateBuffer(*this, CommOp::kAllReduce, "buffer", inout); !s.ok()) {
-    return CompletedHandle(s);
-  }
+absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::DoAllReduce(Buffer buffer,
+                                                                           ReduceOp op) {
   Contribution c;
   c.kind = CommOp::kAllReduce;
-  c.in = inout.data;
-  c.out = inout.data;
-  c.in_count = c.out_count = inout.count;
-  c.dtype = inout.dtype;
+  c.in = buffer.data;
+  c.out = buffer.data;
+  c.in_count = c.out_count = buffer.count;
+  c.dtype = buffer.dtype;
   c.reduce_op = op;
-  return Collective(c, inout.bytes());
+  return Collective(c);
 }
 
-std::unique_ptr<CommHandle> LocalCommunicator::ReduceScatterAsync(ConstBuffer in, Buffer out,
-                                                                  ReduceOp op) {
-  if (absl::Status s = ValidateReduceScatter(*this, in, out); !s.ok()) return CompletedHandle(s);
+absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::DoReduceScatter(ConstBuffer in,
+                                                                               Buffer out,
+                                                                               ReduceOp op) {
   Contribution c;
   c.kind = CommOp::kReduceScatter;
   c.in = in.data;
@@ -98,11 +78,11 @@ std::unique_ptr<CommHandle> LocalCommunicator::ReduceScatterAsync(ConstBuffer in
   c.out_count = out.count;
   c.dtype = in.dtype;
   c.reduce_op = op;
-  return Collective(c, in.bytes());
+  return Collective(c);
 }
 
-std::unique_ptr<CommHandle> LocalCommunicator::AllGatherAsync(ConstBuffer in, Buffer out) {
-  if (absl::Status s = ValidateAllGather(*this, in, out); !s.ok()) return CompletedHandle(s);
+absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::DoAllGather(ConstBuffer in,
+                                                                           Buffer out) {
   Contribution c;
   c.kind = CommOp::kAllGather;
   c.in = in.data;
@@ -110,16 +90,11 @@ std::unique_ptr<CommHandle> LocalCommunicator::AllGatherAsync(ConstBuffer in, Bu
   c.in_count = in.count;
   c.out_count = out.count;
   c.dtype = in.dtype;
-  return Collective(c, out.bytes());
+  return Collective(c);
 }
 
-std::unique_ptr<CommHandle> LocalCommunicator::BroadcastAsync(Buffer buffer, int root) {
-  if (absl::Status s = ValidateBuffer(*this, CommOp::kBroadcast, "buffer", buffer); !s.ok()) {
-    return CompletedHandle(s);
-  }
-  if (absl::Status s = ValidateRoot(*this, CommOp::kBroadcast, root); !s.ok()) {
-    return CompletedHandle(s);
-  }
+absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::DoBroadcast(Buffer buffer,
+                                                                           int root) {
   Contribution c;
   c.kind = CommOp::kBroadcast;
   c.in = buffer.data;
@@ -127,43 +102,53 @@ std::unique_ptr<CommHandle> LocalCommunicator::BroadcastAsync(Buffer buffer, int
   c.in_count = c.out_count = buffer.count;
   c.dtype = buffer.dtype;
   c.root = root;
-  return Collective(c, buffer.bytes());
+  return Collective(c);
 }
 
-std::unique_ptr<CommHandle> LocalCommunicator::BarrierAsync() {
+absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::DoBarrier() {
   Contribution c;
   c.kind = CommOp::kBarrier;
-  return Collective(c, 0);
+  return Collective(c);
 }
 
-std::unique_ptr<CommHandle> LocalCommunicator::SendAsync(ConstBuffer buffer, int peer, int tag) {
-  if (absl::Status s = ValidateBuffer(*this, CommOp::kSend, "buffer", buffer); !s.ok()) {
-    return CompletedHandle(s);
+absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::DoSendRecv(
+    absl::Span<const P2POp> ops) {
+  std::vector<StartedP2P> started(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const P2POp& op = ops[i];
+    if (op.op == CommOp::kSend) {
+      started[i].status = group_->Send(rank_, op.peer, op.tag, op.send_buffer);
+    } else {
+      absl::StatusOr<std::shared_ptr<PendingRecv>> recv =
+          group_->PostRecv(rank_, op.peer, op.tag, op.recv_buffer);
+      if (recv.ok()) {
+        started[i].recv = *std::move(recv);
+      } else {
+        started[i].status = recv.status();
+      }
+    }
+    // Only a broken group refuses an op: if it refused the first, nothing
+    // started. Later refusals (another member broke the group meanwhile) are
+    // the batch's outcome.
+    if (i == 0 && !started[0].status.ok()) return started[0].status;
   }
-  if (absl::Status s = ValidatePeer(*this, CommOp::kSend, peer, tag); !s.ok()) {
-    return CompletedHandle(s);
+  if (ops.size() == 1 && started[0].recv == nullptr) {
+    return CompletedHandle(std::move(started[0].status));  // A send: already done.
   }
-  absl::Status sent = group_->Send(rank_, peer, tag, buffer);
-  if (sent.ok()) mutable_stats().Record(CommOp::kSend, buffer.bytes());
-  return CompletedHandle(std::move(sent));
+  return std::make_unique<LocalHandle>(
+      [group = group_, started = std::move(started), timeout = timeout()]() mutable {
+        // Every receive is waited, so none writes its buffer after Wait().
+        absl::Status first_error;
+        for (StartedP2P& op : started) {
+          if (op.recv != nullptr) op.status = group->WaitRecv(op.recv, timeout);
+          first_error.Update(op.status);
+        }
+        return first_error;
+      });
 }
 
-std::unique_ptr<CommHandle> LocalCommunicator::RecvAsync(Buffer buffer, int peer, int tag) {
-  if (absl::Status s = ValidateBuffer(*this, CommOp::kRecv, "buffer", buffer); !s.ok()) {
-    return CompletedHandle(s);
-  }
-  if (absl::Status s = ValidatePeer(*this, CommOp::kRecv, peer, tag); !s.ok()) {
-    return CompletedHandle(s);
-  }
-  absl::StatusOr<std::shared_ptr<PendingRecv>> recv = group_->PostRecv(rank_, peer, tag, buffer);
-  if (!recv.ok()) return CompletedHandle(recv.status());
-  mutable_stats().Record(CommOp::kRecv, buffer.bytes());
-  return std::make_unique<RecvHandle>(group_, *std::move(recv), timeout());
-}
-
-absl::StatusOr<std::unique_ptr<Communicator>> LocalCommunicator::CreateGroup(
+absl::StatusOr<std::unique_ptr<Communicator>> LocalCommunicator::DoCreateGroup(
     absl::Span<const int> ranks, absl::string_view name) {
-  if (absl::Status s = ValidateGroupRanks(*this, ranks); !s.ok()) return s;
   std::vector<int> members(ranks.begin(), ranks.end());
   const int64_t instance = created_[members]++;
   absl::StatusOr<std::shared_ptr<GroupState>> child = group_->JoinChild(members, instance, name);

@@ -31,21 +31,21 @@ class LocalCommunicator final : public Communicator {
   const std::string& name() const override { return name_; }
   absl::string_view backend() const override { return "local"; }
 
-  std::unique_ptr<CommHandle> AllReduceAsync(Buffer inout, ReduceOp op) override;
-  std::unique_ptr<CommHandle> ReduceScatterAsync(ConstBuffer in, Buffer out,
-                                                 ReduceOp op) override;
-  std::unique_ptr<CommHandle> AllGatherAsync(ConstBuffer in, Buffer out) override;
-  std::unique_ptr<CommHandle> BroadcastAsync(Buffer buffer, int root) override;
-  std::unique_ptr<CommHandle> SendAsync(ConstBuffer buffer, int peer, int tag) override;
-  std::unique_ptr<CommHandle> RecvAsync(Buffer buffer, int peer, int tag) override;
-  std::unique_ptr<CommHandle> BarrierAsync() override;
-
-  absl::StatusOr<std::unique_ptr<Communicator>> CreateGroup(absl::Span<const int> ranks,
-                                                            absl::string_view name) override;
-
  private:
-  // Posts this rank's next collective and counts `payload_bytes` on success.
-  std::unique_ptr<CommHandle> Collective(const Contribution& contribution, int64_t payload_bytes);
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoAllReduce(Buffer buffer, ReduceOp op) override;
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoReduceScatter(ConstBuffer in, Buffer out,
+                                                              ReduceOp op) override;
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoAllGather(ConstBuffer in, Buffer out) override;
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoBroadcast(Buffer buffer, int root) override;
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoBarrier() override;
+  // Sends are eager (done when this returns); receives are posted in list
+  // order and waited by the handle.
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoSendRecv(absl::Span<const P2POp> ops) override;
+  absl::StatusOr<std::unique_ptr<Communicator>> DoCreateGroup(absl::Span<const int> ranks,
+                                                              absl::string_view name) override;
+
+  // Posts this rank's next collective.
+  absl::StatusOr<std::unique_ptr<CommHandle>> Collective(const Contribution& contribution);
 
   std::shared_ptr<GroupState> group_;
   const int rank_;

@@ -146,19 +146,14 @@ using mpi_internal::CollectiveHandle;
 using mpi_internal::PointToPointHandle;
 using mpi_internal::QueuedCollective;
 
-// Queues one collective: checks the group is healthy, records the stats,
-// announces the collective on the arrival board, and appends it to the
-// group's queue (which posts it through `post` once its predecessors are done).
-std::unique_ptr<CommHandle> IssueCollective(const std::shared_ptr<GroupState>& state,
-                                            CommStats& stats, absl::Duration timeout, CommOp op,
-                                            int64_t payload_bytes,
-                                            std::function<int(QueuedCollective&)> post,
-                                            std::function<void()> on_success = nullptr,
-                                            std::unique_ptr<char[]> scratch = nullptr) {
-  if (absl::Status healthy = state->CheckHealthy(op); !healthy.ok()) {
-    return CompletedHandle(std::move(healthy));
-  }
-  stats.Record(op, payload_bytes);
+// Queues one collective: checks the group is healthy, announces the
+// collective on the arrival board, and appends it to the group's queue (which
+// posts it through `post` once its predecessors are done).
+absl::StatusOr<std::unique_ptr<CommHandle>> IssueCollective(
+    const std::shared_ptr<GroupState>& state, absl::Duration timeout, CommOp op,
+    std::function<int(QueuedCollective&)> post, std::function<void()> on_success = nullptr,
+    std::unique_ptr<char[]> scratch = nullptr) {
+  RETURN_IF_ERROR(state->CheckHealthy(op));
   auto queued = std::make_shared<QueuedCollective>();
   queued->op = op;
   queued->op_number = ++state->collectives_issued;
@@ -183,28 +178,26 @@ int Track(QueuedCollective& op, int rc, const MPI_Request& request) {
 
 }  // namespace
 
-std::unique_ptr<CommHandle> MpiCommunicator::AllReduceAsync(Buffer inout, ReduceOp op) {
-  if (absl::Status s = ValidateBuffer(*this, CommOp::kAllReduce, "inout", inout); !s.ok()) {
-    return CompletedHandle(std::move(s));
-  }
+absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoAllReduce(Buffer buffer,
+                                                                         ReduceOp op) {
   const MPI_Comm comm = state_->comm;
   const int64_t limit = state_->settings.max_count_per_call;
   const int group_size = size();
   std::function<void()> finish;
   if (op == ReduceOp::kAvg) {
-    finish = [inout, group_size] {
-      DivideInPlace(inout.data, inout.count, inout.dtype, group_size);
+    finish = [buffer, group_size] {
+      DivideInPlace(buffer.data, buffer.count, buffer.dtype, group_size);
     };
   }
   return IssueCollective(
-      state_, mutable_stats(), timeout(), CommOp::kAllReduce, inout.bytes(),
-      [inout, op, comm, limit](QueuedCollective& queued) {
-        const MPI_Datatype type = MpiDatatype(inout.dtype);
-        const MPI_Op mpi_op = MpiReduceOp(inout.dtype, op);
-        return ForEachPiece(inout.count, limit, [&](int64_t offset, int length) {
+      state_, timeout(), CommOp::kAllReduce,
+      [buffer, op, comm, limit](QueuedCollective& queued) {
+        const MPI_Datatype type = MpiDatatype(buffer.dtype);
+        const MPI_Op mpi_op = MpiReduceOp(buffer.dtype, op);
+        return ForEachPiece(buffer.count, limit, [&](int64_t offset, int length) {
           MPI_Request request;
           return Track(queued,
-                       MPI_Iallreduce(MPI_IN_PLACE, At(inout.data, offset, inout.dtype), length,
+                       MPI_Iallreduce(MPI_IN_PLACE, At(buffer.data, offset, buffer.dtype), length,
                                       type, mpi_op, comm, &request),
                        request);
         });
@@ -212,11 +205,9 @@ std::unique_ptr<CommHandle> MpiCommunicator::AllReduceAsync(Buffer inout, Reduce
       std::move(finish));
 }
 
-std::unique_ptr<CommHandle> MpiCommunicator::ReduceScatterAsync(ConstBuffer in, Buffer out,
-                                                                ReduceOp op) {
-  if (absl::Status valid = ValidateReduceScatter(*this, in, out); !valid.ok()) {
-    return CompletedHandle(std::move(valid));
-  }
+absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoReduceScatter(ConstBuffer in,
+                                                                             Buffer out,
+                                                                             ReduceOp op) {
   const MPI_Comm comm = state_->comm;
   const int64_t limit = state_->settings.max_count_per_call;
   const int group_size = size();
@@ -238,7 +229,7 @@ std::unique_ptr<CommHandle> MpiCommunicator::ReduceScatterAsync(ConstBuffer in, 
     };
   }
   return IssueCollective(
-      state_, mutable_stats(), timeout(), CommOp::kReduceScatter, in.bytes(),
+      state_, timeout(), CommOp::kReduceScatter,
       [in, out, target, op, comm, limit, group_size, my_rank](QueuedCollective& queued) {
         const MPI_Datatype type = MpiDatatype(out.dtype);
         const MPI_Op mpi_op = MpiReduceOp(out.dtype, op);
@@ -267,24 +258,23 @@ std::unique_ptr<CommHandle> MpiCommunicator::ReduceScatterAsync(ConstBuffer in, 
       std::move(finish), std::move(scratch));
 }
 
-std::unique_ptr<CommHandle> MpiCommunicator::AllGatherAsync(ConstBuffer in, Buffer out) {
-  absl::Status valid = ValidateAllGather(*this, in, out);
+absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoAllGather(ConstBuffer in,
+                                                                         Buffer out) {
   const int my_rank = rank();
   const int group_size = size();
   // The one overlap MPI allows: the input is this rank's own slice of the
   // output (MPI_IN_PLACE).
   const bool in_place = in.count > 0 && in.data == At(out.data, my_rank * in.count, in.dtype);
-  if (valid.ok() && !in_place && Overlap(in.data, in.bytes(), out.data, out.bytes())) {
-    valid = absl::InvalidArgumentError(
+  if (!in_place && Overlap(in.data, in.bytes(), out.data, out.bytes())) {
+    return absl::InvalidArgumentError(
         absl::StrCat("all-gather on ", DescribeGroup(*this),
                      ": the input overlaps the output other than as this rank's own slice (rank ",
                      my_rank, " at element ", my_rank * in.count, ")"));
   }
-  if (!valid.ok()) return CompletedHandle(std::move(valid));
   const MPI_Comm comm = state_->comm;
   const int64_t limit = state_->settings.max_count_per_call;
   return IssueCollective(
-      state_, mutable_stats(), timeout(), CommOp::kAllGather, out.bytes(),
+      state_, timeout(), CommOp::kAllGather,
       [in, out, in_place, comm, limit, group_size, my_rank](QueuedCollective& queued) {
         const MPI_Datatype type = MpiDatatype(in.dtype);
         const int64_t slice = in.count;
@@ -313,15 +303,11 @@ std::unique_ptr<CommHandle> MpiCommunicator::AllGatherAsync(ConstBuffer in, Buff
       });
 }
 
-std::unique_ptr<CommHandle> MpiCommunicator::BroadcastAsync(Buffer buffer, int root) {
-  absl::Status valid = ValidateRoot(*this, CommOp::kBroadcast, root);
-  if (valid.ok()) valid = ValidateBuffer(*this, CommOp::kBroadcast, "buffer", buffer);
-  if (!valid.ok()) return CompletedHandle(std::move(valid));
+absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoBroadcast(Buffer buffer, int root) {
   const MPI_Comm comm = state_->comm;
   const int64_t limit = state_->settings.max_count_per_call;
   return IssueCollective(
-      state_, mutable_stats(), timeout(), CommOp::kBroadcast, buffer.bytes(),
-      [buffer, root, comm, limit](QueuedCollective& queued) {
+      state_, timeout(), CommOp::kBroadcast, [buffer, root, comm, limit](QueuedCollective& queued) {
         const MPI_Datatype type = MpiDatatype(buffer.dtype);
         return ForEachPiece(buffer.count, limit, [&](int64_t offset, int length) {
           MPI_Request request;
@@ -333,79 +319,57 @@ std::unique_ptr<CommHandle> MpiCommunicator::BroadcastAsync(Buffer buffer, int r
       });
 }
 
-std::unique_ptr<CommHandle> MpiCommunicator::BarrierAsync() {
+absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoBarrier() {
   const MPI_Comm comm = state_->comm;
-  return IssueCollective(state_, mutable_stats(), timeout(), CommOp::kBarrier, 0,
-                         [comm](QueuedCollective& queued) {
-                           MPI_Request request;
-                           return Track(queued, MPI_Ibarrier(comm, &request), request);
-                         });
+  return IssueCollective(state_, timeout(), CommOp::kBarrier, [comm](QueuedCollective& queued) {
+    MPI_Request request;
+    return Track(queued, MPI_Ibarrier(comm, &request), request);
+  });
 }
 
-namespace {
-
-absl::Status CheckTag(const Communicator& comm, CommOp op, int tag, int max_tag) {
-  if (tag > max_tag) {
-    return absl::InvalidArgumentError(absl::StrCat(CommOpName(op), " on ", DescribeGroup(comm),
-                                                   ": tag ", tag,
-                                                   " exceeds MPI_TAG_UB = ", max_tag));
+absl::StatusOr<std::unique_ptr<CommHandle>> MpiCommunicator::DoSendRecv(
+    absl::Span<const P2POp> ops) {
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].tag > state_->max_tag) {
+      return absl::InvalidArgumentError(absl::StrCat(DescribeP2POp(*this, ops, i), ": tag ",
+                                                     ops[i].tag,
+                                                     " exceeds MPI_TAG_UB = ", state_->max_tag));
+    }
   }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-std::unique_ptr<CommHandle> MpiCommunicator::SendAsync(ConstBuffer buffer, int peer, int tag) {
-  absl::Status valid = ValidatePeer(*this, CommOp::kSend, peer, tag);
-  if (valid.ok()) valid = CheckTag(*this, CommOp::kSend, tag, state_->max_tag);
-  if (valid.ok()) valid = ValidateBuffer(*this, CommOp::kSend, "buffer", buffer);
-  if (valid.ok()) valid = state_->CheckHealthy(CommOp::kSend);
-  if (!valid.ok()) return CompletedHandle(std::move(valid));
-  mutable_stats().Record(CommOp::kSend, buffer.bytes());
-  auto handle = std::make_unique<PointToPointHandle>(state_, CommOp::kSend, peer, tag, timeout());
-  const MPI_Datatype type = MpiDatatype(buffer.dtype);
+  RETURN_IF_ERROR(state_->CheckHealthy(ops.front().op));
+  auto handle = std::make_unique<PointToPointHandle>(state_, timeout());
   absl::MutexLock lock(&MpiLock());
-  const int rc = ForEachPiece(
-      buffer.count, state_->settings.max_count_per_call, [&](int64_t offset, int length) {
-        MPI_Request request;
-        const int rc = MPI_Isend(At(buffer.data, offset, buffer.dtype), length, type, peer, tag,
-                                 state_->comm, &request);
-        if (rc == MPI_SUCCESS) handle->AddRequest(request);
-        return rc;
-      });
-  if (rc != MPI_SUCCESS) {
-    handle->FailIssue(MpiErrorToStatus(rc, absl::StrCat("posting send on ", state_->description)));
+  for (const P2POp& op : ops) {
+    const bool send = op.op == CommOp::kSend;
+    const ConstBuffer buffer = op.buffer();
+    const MPI_Datatype type = MpiDatatype(buffer.dtype);
+    handle->BeginOp(op.op, op.peer, op.tag);
+    const int rc = ForEachPiece(
+        buffer.count, state_->settings.max_count_per_call, [&](int64_t offset, int length) {
+          MPI_Request request;
+          if (send) {
+            const int rc = MPI_Isend(At(buffer.data, offset, buffer.dtype), length, type, op.peer,
+                                     op.tag, state_->comm, &request);
+            if (rc == MPI_SUCCESS) handle->AddRequest(request);
+            return rc;
+          }
+          const int rc = MPI_Irecv(At(op.recv_buffer.data, offset, buffer.dtype), length, type,
+                                   op.peer, op.tag, state_->comm, &request);
+          if (rc == MPI_SUCCESS) handle->AddRequest(request, length, type);
+          return rc;
+        });
+    if (rc != MPI_SUCCESS) {
+      // Requests already posted are abandoned to MPI (as after a timeout).
+      handle->Abandon();
+      return MpiErrorToStatus(
+          rc, absl::StrCat("posting ", CommOpName(op.op), " on ", state_->description));
+    }
   }
-  return handle;
+  return std::unique_ptr<CommHandle>(std::move(handle));
 }
 
-std::unique_ptr<CommHandle> MpiCommunicator::RecvAsync(Buffer buffer, int peer, int tag) {
-  absl::Status valid = ValidatePeer(*this, CommOp::kRecv, peer, tag);
-  if (valid.ok()) valid = CheckTag(*this, CommOp::kRecv, tag, state_->max_tag);
-  if (valid.ok()) valid = ValidateBuffer(*this, CommOp::kRecv, "buffer", buffer);
-  if (valid.ok()) valid = state_->CheckHealthy(CommOp::kRecv);
-  if (!valid.ok()) return CompletedHandle(std::move(valid));
-  mutable_stats().Record(CommOp::kRecv, buffer.bytes());
-  auto handle = std::make_unique<PointToPointHandle>(state_, CommOp::kRecv, peer, tag, timeout());
-  const MPI_Datatype type = MpiDatatype(buffer.dtype);
-  absl::MutexLock lock(&MpiLock());
-  const int rc = ForEachPiece(
-      buffer.count, state_->settings.max_count_per_call, [&](int64_t offset, int length) {
-        MPI_Request request;
-        const int rc = MPI_Irecv(At(buffer.data, offset, buffer.dtype), length, type, peer, tag,
-                                 state_->comm, &request);
-        if (rc == MPI_SUCCESS) handle->AddRequest(request, length, type);
-        return rc;
-      });
-  if (rc != MPI_SUCCESS) {
-    handle->FailIssue(MpiErrorToStatus(rc, absl::StrCat("posting recv on ", state_->description)));
-  }
-  return handle;
-}
-
-absl::StatusOr<std::unique_ptr<Communicator>> MpiCommunicator::CreateGroup(
+absl::StatusOr<std::unique_ptr<Communicator>> MpiCommunicator::DoCreateGroup(
     absl::Span<const int> ranks, absl::string_view name) {
-  RETURN_IF_ERROR(ValidateGroupRanks(*this, ranks));
   // Group creation is not an operation of the interface's list; kBarrier names
   // the kind of meeting it is in the broken-communicator message.
   RETURN_IF_ERROR(state_->CheckHealthy(CommOp::kBarrier));
@@ -421,11 +385,6 @@ absl::StatusOr<std::unique_ptr<Communicator>> MpiCommunicator::CreateGroup(
   for (int r : ranks) child->world_ranks.push_back(state_->world_ranks[r]);
   child->size = static_cast<int>(ranks.size());
   child->rank = static_cast<int>(std::find(ranks.begin(), ranks.end(), rank()) - ranks.begin());
-  if (child->rank == child->size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(creating, ": this rank (", rank(), ") is not among the members [",
-                     absl::StrJoin(ranks, ", "), "]; only members call CreateGroup"));
-  }
   const uint64_t fingerprint = GroupFingerprint(child->world_ranks, name);
   // MPI_Comm_create_group's tag must agree among the members, or the call
   // hangs: it depends on the rank list only, so that members disagreeing on the

@@ -14,7 +14,8 @@
 //   only). CommHandle::Wait polls MPI_Test, yielding the CPU and then sleeping
 //   briefly between polls, so that ranks oversubscribing a few cores leave them
 //   to the ranks doing work; the wait ends at completion or after timeout()
-//   without progress.
+//   without progress. A batch of sends and receives (BatchSendRecvAsync) posts
+//   all its requests at once and one handle polls them together.
 // - Collectives of one communicator run one after the other in issue order, as
 //   on a stream: the next is handed to MPI when the previous completed (two MPI
 //   collectives in flight on one buffer would race). Any wait of the process
@@ -90,21 +91,6 @@ class MpiCommunicator final : public Communicator {
   const std::string& name() const override;
   absl::string_view backend() const override { return "mpi"; }
 
-  std::unique_ptr<CommHandle> AllReduceAsync(Buffer inout, ReduceOp op) override;
-  std::unique_ptr<CommHandle> ReduceScatterAsync(ConstBuffer in, Buffer out, ReduceOp op) override;
-  std::unique_ptr<CommHandle> AllGatherAsync(ConstBuffer in, Buffer out) override;
-  std::unique_ptr<CommHandle> BroadcastAsync(Buffer buffer, int root) override;
-  std::unique_ptr<CommHandle> SendAsync(ConstBuffer buffer, int peer, int tag) override;
-  std::unique_ptr<CommHandle> RecvAsync(Buffer buffer, int peer, int tag) override;
-  std::unique_ptr<CommHandle> BarrierAsync() override;
-
-  // Collective over the members only (MPI_Comm_create_group). Besides the
-  // interface's checks, the members compare their rank lists and names and
-  // fail with INVALID_ARGUMENT when they disagree. If a member never calls,
-  // the others block inside MPI_Comm_create_group: MPI offers no timeout there.
-  absl::StatusOr<std::unique_ptr<Communicator>> CreateGroup(absl::Span<const int> ranks,
-                                                            absl::string_view name) override;
-
   // Whether a timeout can name the missing ranks (the arrival counters'
   // RMA window exists).
   bool tracks_arrivals() const;
@@ -113,6 +99,24 @@ class MpiCommunicator final : public Communicator {
 
  private:
   MpiCommunicator(CommOptions options, std::shared_ptr<mpi_internal::GroupState> state);
+
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoAllReduce(Buffer buffer, ReduceOp op) override;
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoReduceScatter(ConstBuffer in, Buffer out,
+                                                              ReduceOp op) override;
+  // Also refuses an input that overlaps the output other than as this rank's
+  // own slice (MPI forbids it).
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoAllGather(ConstBuffer in, Buffer out) override;
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoBroadcast(Buffer buffer, int root) override;
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoBarrier() override;
+  // Posts every MPI_Isend/MPI_Irecv of `ops` at once; one handle polls them
+  // all. Also refuses tags above MPI_TAG_UB.
+  absl::StatusOr<std::unique_ptr<CommHandle>> DoSendRecv(absl::Span<const P2POp> ops) override;
+  // Collective over the members only (MPI_Comm_create_group). Besides the
+  // interface's checks, the members compare their rank lists and names and
+  // fail with INVALID_ARGUMENT when they disagree. If a member never calls,
+  // the others block inside MPI_Comm_create_group: MPI offers no timeout there.
+  absl::StatusOr<std::unique_ptr<Communicator>> DoCreateGroup(absl::Span<const int> ranks,
+                                                              absl::string_view name) override;
 
   std::shared_ptr<mpi_internal::GroupState> state_;
 };

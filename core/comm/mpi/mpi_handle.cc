@@ -131,12 +131,15 @@ absl::Status CollectiveHandle::TimeoutError() {
 // ---------------------------------------------------------------------------
 // Point to point.
 
-PointToPointHandle::PointToPointHandle(std::shared_ptr<GroupState> group, CommOp op, int peer,
-                                       int tag, absl::Duration timeout)
-    : group_(std::move(group)), op_(op), peer_(peer), tag_(tag), timeout_(timeout) {}
+PointToPointHandle::PointToPointHandle(std::shared_ptr<GroupState> group, absl::Duration timeout)
+    : group_(std::move(group)), timeout_(timeout) {}
 
 PointToPointHandle::~PointToPointHandle() {
   if (!finished_) Wait().IgnoreError();
+}
+
+void PointToPointHandle::BeginOp(CommOp op, int peer, int tag) {
+  ops_.push_back(Op{op, peer, tag, requests_.size(), requests_.size()});
 }
 
 void PointToPointHandle::AddRequest(MPI_Request request, int64_t expected_count,
@@ -144,44 +147,72 @@ void PointToPointHandle::AddRequest(MPI_Request request, int64_t expected_count,
   requests_.push_back(request);
   expected_counts_.push_back(expected_count);
   datatypes_.push_back(datatype);
+  ops_.back().end_request = requests_.size();
 }
 
-void PointToPointHandle::FailIssue(absl::Status status) {
-  status_ = std::move(status);
-  finished_ = true;
+void PointToPointHandle::Abandon() { finished_ = true; }
+
+std::string PointToPointHandle::Describe(const Op& op) const {
+  return absl::StrCat(CommOpName(op.op), (op.op == CommOp::kSend ? " to" : " from"), " group rank ",
+                      op.peer, " (world rank ", group_->world_ranks[op.peer], ", tag ", op.tag,
+                      ") on ", group_->description);
 }
 
-std::string PointToPointHandle::Describe() const {
-  return absl::StrCat(CommOpName(op_), (op_ == CommOp::kSend ? " to" : " from"), " group rank ",
-                      peer_, " (world rank ", group_->world_ranks[peer_], ", tag ", tag_, ") on ",
-                      group_->description);
+std::string PointToPointHandle::DescribeAll() const {
+  if (ops_.size() == 1) return Describe(ops_.front());
+  return absl::StrCat("batch of ", ops_.size(), " sends and receives on ", group_->description);
 }
 
 absl::Status PointToPointHandle::Wait() {
   if (finished_) return status_;
   finished_ = true;
   std::vector<MPI_Status> statuses(requests_.size());
-  const absl::Status polled =
-      PollRequests(absl::MakeSpan(requests_), absl::MakeSpan(statuses), timeout_, Describe());
-  if (absl::IsDeadlineExceeded(polled)) {
-    // The partner never posted the matching call (a send of a small message
-    // completes on its own, so this is a receive or a large send).
-    status_ =
-        DeadlineExceededError(group_->description, op_, timeout_, {group_->world_ranks[peer_]});
-    absl::MutexLock lock(&MpiLock());
-    group_->Break(status_);
-    return status_;
+  status_ =
+      PollRequests(absl::MakeSpan(requests_), absl::MakeSpan(statuses), timeout_, DescribeAll());
+  if (absl::IsDeadlineExceeded(status_)) status_ = TimeoutError(absl::MakeSpan(statuses));
+  for (const Op& op : ops_) {
+    if (!status_.ok()) break;
+    if (op.op == CommOp::kRecv) status_ = CheckReceivedCounts(op, absl::MakeSpan(statuses));
   }
-  status_ = polled.ok() ? CheckReceivedCounts(absl::MakeSpan(statuses)) : polled;
   return status_;
 }
 
-absl::Status PointToPointHandle::CheckReceivedCounts(absl::Span<MPI_Status> statuses) {
+absl::Status PointToPointHandle::TimeoutError(absl::Span<MPI_Status> statuses) {
+  absl::MutexLock lock(&MpiLock());
+  // PollRequests stops testing at the first pending request: test the rest,
+  // so that only the ops really pending are blamed.
+  for (size_t i = 0; i < requests_.size(); ++i) {
+    if (requests_[i] == MPI_REQUEST_NULL) continue;
+    int flag = 0;
+    if (MPI_Test(&requests_[i], &flag, &statuses[i]) != MPI_SUCCESS) flag = 0;
+  }
+  const Op* first_pending = nullptr;
+  std::vector<int> missing;
+  for (const Op& op : ops_) {
+    for (size_t i = op.first_request; i < op.end_request; ++i) {
+      if (requests_[i] == MPI_REQUEST_NULL) continue;
+      // The partner never posted the matching call (a send of a small
+      // message completes on its own, so this is a receive or a large send).
+      if (first_pending == nullptr) first_pending = &op;
+      missing.push_back(group_->world_ranks[op.peer]);
+      break;
+    }
+  }
+  if (first_pending == nullptr) return absl::OkStatus();  // Completed meanwhile.
+  std::sort(missing.begin(), missing.end());
+  missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+  absl::Status status =
+      DeadlineExceededError(group_->description, first_pending->op, timeout_, missing);
+  group_->Break(status);
+  return status;
+}
+
+absl::Status PointToPointHandle::CheckReceivedCounts(const Op& op,
+                                                     absl::Span<MPI_Status> statuses) {
   int64_t received = 0;
   int64_t expected = 0;
   bool mismatch = false;
-  for (size_t i = 0; i < statuses.size(); ++i) {
-    if (expected_counts_[i] < 0) continue;
+  for (size_t i = op.first_request; i < op.end_request; ++i) {
     int count = 0;
     MPI_Get_count(&statuses[i], datatypes_[i], &count);
     expected += expected_counts_[i];
@@ -193,7 +224,7 @@ absl::Status PointToPointHandle::CheckReceivedCounts(absl::Span<MPI_Status> stat
     if (count != expected_counts_[i]) mismatch = true;
   }
   if (!mismatch) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(Describe(), ": received ", received,
+  return absl::InvalidArgumentError(absl::StrCat(Describe(op), ": received ", received,
                                                  " elements but the buffer holds ", expected,
                                                  " (the sender's count or dtype differs)"));
 }

@@ -61,32 +61,47 @@ class CollectiveHandle final : public CommHandle {
   absl::Status status_;
 };
 
-// A send or receive, posted at once (point-to-point messages are not ordered
-// with collectives).
+// Sends and receives posted together: one op (SendAsync, RecvAsync) or a
+// batch (BatchSendRecvAsync). Point-to-point messages are not ordered with
+// collectives, so they are posted at once, not queued. Wait() polls every
+// request of every op in one loop; its status is the first failure in op
+// order, and a timeout names the peers of the ops still pending.
 class PointToPointHandle final : public CommHandle {
  public:
-  PointToPointHandle(std::shared_ptr<GroupState> group, CommOp op, int peer, int tag,
-                     absl::Duration timeout);
+  PointToPointHandle(std::shared_ptr<GroupState> group, absl::Duration timeout);
   ~PointToPointHandle() override;
 
-  // Takes a posted request. For a receive, `expected_count` is how many
-  // elements (of `datatype`) it must deliver.
+  // Starts the next op (a send or recv with `peer` and `tag`); the requests
+  // added next are its pieces.
+  void BeginOp(CommOp op, int peer, int tag);
+  // Takes a posted request of the current op. For a receive,
+  // `expected_count` is how many elements (of `datatype`) it must deliver.
   void AddRequest(MPI_Request request, int64_t expected_count = -1,
                   MPI_Datatype datatype = MPI_DATATYPE_NULL);
-  // Ends the operation before Wait() with `status` (posting failed).
-  void FailIssue(absl::Status status);
+  // Gives up before Wait() (posting failed): the posted requests are left to
+  // MPI and destroying the handle does not wait for them.
+  void Abandon();
 
   absl::Status Wait() override;
 
  private:
-  std::string Describe() const;
-  absl::Status CheckReceivedCounts(absl::Span<MPI_Status> statuses);
+  struct Op {
+    CommOp op;
+    int peer;
+    int tag;
+    size_t first_request;  // Its requests are [first_request, end_request).
+    size_t end_request;
+  };
+
+  std::string Describe(const Op& op) const;
+  // What MPI errors name: the op, or the batch.
+  std::string DescribeAll() const;
+  absl::Status TimeoutError(absl::Span<MPI_Status> statuses);
+  absl::Status CheckReceivedCounts(const Op& op, absl::Span<MPI_Status> statuses);
 
   std::shared_ptr<GroupState> group_;
-  const CommOp op_;
-  const int peer_;
-  const int tag_;
   const absl::Duration timeout_;
+  std::vector<Op> ops_;
   std::vector<MPI_Request> requests_;
   std::vector<int64_t> expected_counts_;
   std::vector<MPI_Datatype> datatypes_;

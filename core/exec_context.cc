@@ -1,5 +1,7 @@
 #include "core/exec_context.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -32,10 +34,16 @@ ExecContext ExecContext::WithAllocator(std::shared_ptr<Allocator> allocator) con
   return copy;
 }
 
+int AvailableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 int CpuThreadsPerRank(int ranks_in_process) {
   TRIDENT_CHECK_GE(ranks_in_process, 1);
-  const int cores = std::max(1u, std::thread::hardware_concurrency());
-  return std::max(1, cores / ranks_in_process);
+  return std::max(1, AvailableCores() / ranks_in_process);
 }
 
 }  // namespace trident

@@ -66,8 +66,13 @@ class ExecContext {
   std::shared_ptr<ThreadPool> pool_;  // Null when num_threads_ == 1.
 };
 
-// CPU threads for each of `ranks_in_process` ranks sharing this machine's
-// cores: max(1, cores / ranks_in_process).
+// The cores this process may run on: its CPU affinity mask (what `taskset`,
+// cgroups' cpusets or an MPI launcher's binding leave it), not the machine's
+// core count.
+int AvailableCores();
+
+// CPU threads for each of `ranks_in_process` ranks sharing this process's
+// cores: max(1, AvailableCores() / ranks_in_process).
 int CpuThreadsPerRank(int ranks_in_process);
 
 }  // namespace trident

@@ -57,4 +57,9 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
   return config;
 }
 
+std::string ConfigFileFromFlags() {
+  const std::string path = absl::GetFlag(FLAGS_config);
+  return path.empty() ? path : io::ResolveUserPath(path);
+}
+
 }  // namespace trident::tools

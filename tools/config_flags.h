@@ -7,6 +7,8 @@
 // --global_batch_size, --virtual_stages, --schedule, --sequence_parallel,
 // --zero_stage).
 
+#include <string>
+
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
 #include "training/train_config.pb.h"
@@ -16,6 +18,10 @@ namespace trident::tools {
 // The config named by --config (the embedded default when empty) with --seed
 // and the layout flags applied. Errors name the flag or the config field.
 absl::StatusOr<training::TrainConfig> TrainConfigFromFlags();
+
+// The file --config names, resolved against the user's directory; empty for
+// the embedded default.
+std::string ConfigFileFromFlags();
 
 }  // namespace trident::tools
 

@@ -8,9 +8,8 @@
 // Flags that name features this build does not have yet are refused with an
 // error, never ignored.
 
-#include <algorithm>
+#include <cstdlib>
 #include <iostream>
-#include <thread>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,21 +18,28 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "core/exec_context.h"
 #include "core/io/user_path.h"
 #include "core/status_macros.h"
 #include "tools/config_flags.h"
-#include "training/flops.h"
+#include "training/cpu_peak.h"
+#include "training/stop_signals.h"
 #include "training/trainer.h"
 
 ABSL_FLAG(int, steps, 0, "training steps (0: the config's)");
-ABSL_FLAG(std::string, metrics_out, "out/train/metrics.jsonl",
-          "JSONL file for per-step metrics (empty: none)");
-ABSL_FLAG(std::string, backend, "local", "local (threads in this process) or mpi");
+ABSL_FLAG(std::string, metrics_out, "out/train/{run}/metrics.jsonl",
+          "JSONL file for per-step metrics (empty: none); {run} is a fresh directory per run "
+          "(a UTC timestamp; out/train/latest links to the newest)");
+ABSL_FLAG(std::optional<std::string>, backend, std::nullopt,
+          "local (threads in this process) or mpi (one process per rank, under mpirun/srun); "
+          "default: mpi when started by a launcher with several processes, else local");
 ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
-ABSL_FLAG(std::string, save, "out/train/checkpoint",
-          "checkpoint directory written at the end (empty: none)");
+ABSL_FLAG(std::string, save, "out/train/{run}/checkpoint",
+          "checkpoint directory written at the end and every checkpoint_interval steps "
+          "(empty: none, but a stop signal still saves to the default)");
+ABSL_FLAG(bool, overwrite, false,
+          "let outputs replace existing files (never a directory that is not a checkpoint)");
 ABSL_FLAG(std::string, export_safetensors, "",
           "also write the trained model as Hugging Face GPT-2 safetensors to this file");
 ABSL_FLAG(std::string, resume, "", "checkpoint directory to resume from");
@@ -41,11 +47,43 @@ ABSL_FLAG(int64_t, stop_at_step, 0,
           "stop after this step (0: run all steps); the schedule still spans --steps");
 ABSL_FLAG(std::optional<int>, eval_interval, std::nullopt, "validate every N steps (0: never)");
 ABSL_FLAG(double, peak_tflops, 0,
-          "the peak TFLOP/s of the machine, MFU's denominator (0: measure this machine's "
-          "best fp32 GEMM rate on all its cores once at start-up)");
+          "the peak TFLOP/s of all the job's cores together, MFU's denominator (0: one core's "
+          "best fp32 GEMM rate, measured once per machine and cached, times the job's cores)");
+ABSL_FLAG(int, threads, 0,
+          "compute threads per rank (0: the cores this process may use, honouring taskset and "
+          "launcher binding, divided among the ranks that share them)");
+ABSL_FLAG(double, comm_timeout_s, 60,
+          "seconds a rank waits for its peers in one operation before the job fails naming the "
+          "missing ranks");
 
 namespace trident {
 namespace {
+
+constexpr char kDefaultSave[] = "out/train/{run}/checkpoint";
+
+// The launcher's process count: Open MPI, any PMI launcher, Slurm's srun.
+int LauncherProcesses() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
+    int value = 0;
+    if (const char* text = std::getenv(name); text != nullptr && absl::SimpleAtoi(text, &value)) {
+      return value;
+    }
+  }
+  return 1;
+}
+
+// Under mpirun -np N (N > 1) without --backend, the ranks are those processes:
+// the local backend would run N duplicate jobs writing the same files.
+absl::StatusOr<std::string> ChooseBackend(const std::optional<std::string>& flag) {
+  const int processes = LauncherProcesses();
+  if (!flag.has_value()) return processes > 1 ? "mpi" : "local";
+  if (*flag == "local" && processes > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--backend=local, but a launcher started ", processes, " processes: each would run the "
+        "whole job; use --backend=mpi (or leave --backend out) to make them one job's ranks"));
+  }
+  return *flag;
+}
 
 absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   training::TrainOptions options;
@@ -58,14 +96,30 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   if (absl::GetFlag(FLAGS_steps) > 0) config.set_steps(absl::GetFlag(FLAGS_steps));
   if (auto v = absl::GetFlag(FLAGS_eval_interval)) config.set_eval_interval(*v);
 
-  options.backend = absl::GetFlag(FLAGS_backend);
+  ASSIGN_OR_RETURN(options.backend, ChooseBackend(absl::GetFlag(FLAGS_backend)));
   options.device = absl::GetFlag(FLAGS_device);
   const auto user_path = [](const std::string& p) { return p.empty() ? p : io::ResolveUserPath(p); };
   options.metrics_out = user_path(absl::GetFlag(FLAGS_metrics_out));
   options.save_dir = user_path(absl::GetFlag(FLAGS_save));
+  options.signal_save_dir = user_path(kDefaultSave);
+  options.overwrite = absl::GetFlag(FLAGS_overwrite);
+  options.config_path = tools::ConfigFileFromFlags();
   options.resume_dir = user_path(absl::GetFlag(FLAGS_resume));
   options.export_path = user_path(absl::GetFlag(FLAGS_export_safetensors));
   options.stop_at_step = absl::GetFlag(FLAGS_stop_at_step);
+
+  const int threads = absl::GetFlag(FLAGS_threads);
+  if (threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--threads=", threads, " must be >= 0 (0: the available cores)"));
+  }
+  options.threads = threads;
+  const double timeout = absl::GetFlag(FLAGS_comm_timeout_s);
+  if (!(timeout > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--comm_timeout_s=", timeout, " must be positive"));
+  }
+  options.comm_timeout = absl::Seconds(timeout);
 
   const double peak_tflops = absl::GetFlag(FLAGS_peak_tflops);
   if (!(peak_tflops >= 0)) {
@@ -76,14 +130,9 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
     options.peak_flops = peak_tflops * 1e12;
     options.peak_source = "--peak_tflops";
   } else {
-    // Large GEMMs, best of 0.3 s, on every core the job shares: a short or
-    // small measurement underestimates the peak (and overstates MFU).
-    const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    training::PeakFlopsOptions peak;
-    peak.size = 1024;
-    peak.min_time = absl::Milliseconds(300);
-    options.peak_flops = training::MeasureCpuPeakFlops(ExecContext::Cpu(cores), peak);
-    options.peak_source = absl::StrCat("best fp32 GEMM of this machine on ", cores, " cores");
+    const training::CpuPeak peak = training::MeasuredCpuPeak(training::DefaultCpuPeakCache());
+    options.peak_flops_per_core = peak.flops_per_core;
+    options.peak_source = peak.source;
   }
   return options;
 }
@@ -94,11 +143,14 @@ int Main() {
     std::cerr << "train: " << options.status().message() << "\n";
     return 2;
   }
+  training::StopSignals stop_signals;
   absl::StatusOr<training::TrainResult> result = training::Train(*options);
   if (!result.ok()) {
     std::cerr << "train: " << result.status().ToString() << "\n";
     return 1;
   }
+  // Stopped by a signal after saving: the shell's status for that signal.
+  if (result->stop_signal != 0) return training::SignalExitCode(result->stop_signal);
   return 0;
 }
 

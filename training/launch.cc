@@ -1,9 +1,13 @@
 #include "training/launch.h"
 
+#include <cstdlib>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "core/exec_context.h"
 #include "core/comm/local/local_world.h"
 #include "core/comm/mpi/mpi_communicator.h"
 #include "core/comm/mpi/mpi_runtime.h"
@@ -33,6 +37,49 @@ absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBo
   ASSIGN_OR_RETURN(std::unique_ptr<comm::MpiCommunicator> world,
                    comm::MpiCommunicator::CreateWorld(options));
   return body(world->rank(), *world);
+}
+
+int RanksSharingCores(absl::string_view backend, int world_size) {
+  if (backend == "local") return world_size;
+  if (AvailableCores() < static_cast<int>(std::thread::hardware_concurrency())) return 1;
+  int local_ranks = 1;
+  if (const char* value = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) {
+    if (!absl::SimpleAtoi(value, &local_ranks) || local_ranks < 1) local_ranks = 1;
+  }
+  return local_ranks;
+}
+
+absl::Status BroadcastStrings(comm::Communicator& world, std::vector<std::string>* values) {
+  if (world.size() == 1) return absl::OkStatus();
+  // Lengths first (count, then each length), then the bytes in one message.
+  std::vector<int64_t> lengths;
+  if (world.rank() == 0) {
+    lengths.push_back(static_cast<int64_t>(values->size()));
+    for (const std::string& value : *values) lengths.push_back(static_cast<int64_t>(value.size()));
+  }
+  int64_t count = lengths.empty() ? 0 : lengths[0];
+  RETURN_IF_ERROR(world.Broadcast(comm::Buffer{&count, 1, DType::kInt64}, 0));
+  lengths.resize(count + 1);
+  RETURN_IF_ERROR(world.Broadcast(comm::Buffer{lengths.data() + 1, count, DType::kInt64}, 0));
+  std::string bytes;
+  if (world.rank() == 0) {
+    for (const std::string& value : *values) bytes += value;
+  }
+  int64_t total = 0;
+  for (int64_t i = 1; i <= count; ++i) total += lengths[i];
+  // The communicators carry no byte type: the bytes travel as int64 words.
+  bytes.resize((total + 7) / 8 * 8);
+  RETURN_IF_ERROR(world.Broadcast(
+      comm::Buffer{bytes.data(), static_cast<int64_t>(bytes.size() / 8), DType::kInt64}, 0));
+  if (world.rank() != 0) {
+    values->clear();
+    int64_t offset = 0;
+    for (int64_t i = 1; i <= count; ++i) {
+      values->push_back(bytes.substr(offset, lengths[i]));
+      offset += lengths[i];
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace trident::training

@@ -9,6 +9,7 @@
 // communicator, so the trainer is written once for both.
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -33,6 +34,17 @@ absl::Status ValidateBackend(absl::string_view name);
 // -np to use.
 absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBody& body,
                          comm::CommOptions options = {});
+
+// How many ranks of a `world_size`-rank job share this process's cores, so
+// that each takes its share of them: every rank on `local`; under MPI the
+// launcher's ranks on this node (OMPI_COMM_WORLD_LOCAL_SIZE), or 1 when the
+// launcher bound this process to fewer cores than the machine has.
+int RanksSharingCores(absl::string_view backend, int world_size);
+
+// Rank 0's `values` on every rank of `world` (the others' are replaced): how
+// rank 0 hands the ranks what it alone decided, such as the checked paths of
+// a run or the status of its checks, so that every rank fails alike.
+absl::Status BroadcastStrings(comm::Communicator& world, std::vector<std::string>* values);
 
 }  // namespace trident::training
 

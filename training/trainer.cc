@@ -27,8 +27,10 @@
 #include "training/flops.h"
 #include "training/launch.h"
 #include "training/metrics.h"
+#include "training/run_files.h"
 #include "training/run_reporter.h"
 #include "training/step_runner.h"
+#include "training/stop_signals.h"
 #include "training/train_config.h"
 
 namespace trident::training {
@@ -96,34 +98,106 @@ void SplitRows(const std::vector<int32_t>& rows, int64_t n, int64_t seq, Tensor*
 struct JobState {
   const TrainOptions* options = nullptr;
   int world_size = 1;
+  int threads_per_rank = 1;
 
   absl::Mutex mu;
   TrainResult result;
 };
 
+// The files of a run as every rank uses them: rank 0 resolves and checks
+// them (training/run_files.h) before anything is trained and hands them to
+// the others, with the verdict, so every rank fails alike and at once.
+struct JobPaths {
+  DataPaths data;
+  std::string metrics;
+  std::string save;         // where checkpoints go; empty: none
+  std::string signal_save;  // where a stop signal saves: save, or the default
+  std::string export_path;
+};
+
+// An estimate of one checkpoint's bytes: fp32 parameters and AdamW's two
+// moments (the tensor files add a few hundred bytes per tensor).
+int64_t CheckpointBytes(const TrainConfig& config) {
+  return 3 * 4 * GptParameterCount(config.model()) + (1 << 20);
+}
+
+// Rank 0: finds (or prepares) the token files, expands {run}, and checks
+// every path of the run.
+absl::StatusOr<JobPaths> PrepareJobPaths(const TrainOptions& options, std::ostream& log) {
+  JobPaths paths;
+  ASSIGN_OR_RETURN(paths.data, ResolveData(options.config, log));
+  paths.metrics = options.metrics_out;
+  paths.save = options.save_dir;
+  paths.signal_save = options.save_dir.empty() ? options.signal_save_dir : options.save_dir;
+  paths.export_path = options.export_path;
+  ASSIGN_OR_RETURN(const std::string run_directory,
+                   ExpandRunDirectory({&paths.metrics, &paths.save, &paths.signal_save,
+                                       &paths.export_path}));
+  if (!run_directory.empty()) log << "run directory " << run_directory << "\n";
+  RunFiles files;
+  files.inputs = {paths.data.train, paths.data.val};
+  if (!options.config_path.empty()) files.inputs.push_back(options.config_path);
+  files.metrics = paths.metrics;
+  files.save = paths.signal_save;
+  files.export_path = paths.export_path;
+  files.resume = options.resume_dir;
+  files.overwrite = options.overwrite;
+  files.checkpoint_bytes = CheckpointBytes(options.config);
+  files.export_bytes = paths.export_path.empty() ? 0 : 4 * GptParameterCount(options.config.model());
+  RETURN_IF_ERROR(CheckRunFiles(files));
+  return paths;
+}
+
+// Rank 0's JobPaths, or its error, on every rank.
+absl::StatusOr<JobPaths> ShareJobPaths(comm::Communicator& world,
+                                       const absl::StatusOr<JobPaths>& mine) {
+  std::vector<std::string> fields;
+  if (world.rank() == 0) {
+    const JobPaths& p = mine.ok() ? *mine : JobPaths();
+    fields = {absl::StrCat(static_cast<int>(mine.status().code())),
+              std::string(mine.status().message()),
+              p.data.train, p.data.val, p.metrics, p.save, p.signal_save, p.export_path};
+  }
+  RETURN_IF_ERROR(BroadcastStrings(world, &fields));
+  if (fields.size() != 8) return absl::InternalError("job paths: malformed broadcast");
+  const auto code = static_cast<absl::StatusCode>(std::stoi(fields[0]));
+  if (code != absl::StatusCode::kOk) return absl::Status(code, fields[1]);
+  JobPaths paths;
+  paths.data = {fields[2], fields[3]};
+  paths.metrics = fields[4];
+  paths.save = fields[5];
+  paths.signal_save = fields[6];
+  paths.export_path = fields[7];
+  return paths;
+}
+
 // One rank's part of the job.
 class RankTrainer {
  public:
-  RankTrainer(JobState& job, DataPaths data, int rank, comm::Communicator& world)
+  RankTrainer(JobState& job, JobPaths paths, int rank, comm::Communicator& world)
       : job_(job),
         options_(*job.options),
         config_(options_.config),
         batch_(BatchGeometry::Of(config_)),
-        data_(std::move(data)),
+        paths_(std::move(paths)),
+        data_(paths_.data),
         rank_(rank),
         world_(world),
-        ctx_(ExecContext::Cpu(CpuThreadsPerRank(job.world_size))) {}
+        ctx_(ExecContext::Cpu(job.threads_per_rank)) {}
 
   // The whole run, as the user sees it: set up, then train, evaluate and
-  // save on schedule, and export at the end.
+  // save on schedule, and export at the end. A stop signal ends the loop
+  // after the step it arrived in, with a checkpoint.
   absl::Status Run() {
     RETURN_IF_ERROR(Setup());
     for (int64_t step = first_step_; step < last_step_; ++step) {
       RETURN_IF_ERROR(TrainStep(step));
       if (EvaluationDue(step)) RETURN_IF_ERROR(Evaluate(step + 1));
-      if (CheckpointDue(step)) RETURN_IF_ERROR(SaveCheckpoint(step + 1));
+      if (CheckpointDue(step)) RETURN_IF_ERROR(SaveCheckpoint(paths_.save, step + 1));
+      ASSIGN_OR_RETURN(const int signal_number, AgreedStopSignal());
+      if (signal_number != 0) return StopForSignal(signal_number, step + 1);
     }
-    if (!options_.export_path.empty()) RETURN_IF_ERROR(ExportModel());
+    if (!paths_.export_path.empty()) RETURN_IF_ERROR(ExportModel());
     reporter_->Finish();
     return Publish();
   }
@@ -134,7 +208,9 @@ class RankTrainer {
   std::string Header() const;
   absl::Status TrainStep(int64_t step);
   absl::Status Evaluate(int64_t after_step);
-  absl::Status SaveCheckpoint(int64_t next_step);
+  absl::Status SaveCheckpoint(const std::string& dir, int64_t next_step);
+  absl::StatusOr<int> AgreedStopSignal();
+  absl::Status StopForSignal(int signal_number, int64_t next_step);
   absl::Status LoadCheckpoint();
   absl::Status ExportModel();
   absl::Status Publish();
@@ -145,7 +221,7 @@ class RankTrainer {
   }
   bool CheckpointDue(int64_t step) const {
     const int interval = config_.checkpoint_interval();
-    return !options_.save_dir.empty() &&
+    return !paths_.save.empty() &&
            (step + 1 == last_step_ || (interval > 0 && (step + 1) % interval == 0));
   }
   bool reporting() const { return rank_ == 0; }
@@ -155,7 +231,8 @@ class RankTrainer {
   const TrainOptions& options_;
   const TrainConfig& config_;
   const BatchGeometry batch_;
-  const DataPaths data_;
+  const JobPaths paths_;
+  const DataPaths& data_;
   const int rank_;
   comm::Communicator& world_;
   const ExecContext ctx_;
@@ -187,7 +264,7 @@ absl::Status RankTrainer::Setup() {
   RunReporterOptions report;
   if (reporting()) {
     report.log = &log();
-    report.metrics_path = options_.metrics_out;
+    report.metrics_path = paths_.metrics;
   }
   report.resumed = first_step_ > 0;
   report.total_steps = config_.steps();
@@ -231,6 +308,9 @@ std::string RankTrainer::Header() const {
       " heads, vocabulary ", model.vocab_size(), " (padded to ",
       topology::PaddedVocabSize(model.vocab_size(), config_.layout().tensor_parallel()),
       "); global batch ", batch_.global_rows(), " x ", batch_.seq_length, " tokens");
+  absl::StrAppend(&header, "\nthreads: ", job_.threads_per_rank, " per rank (", AvailableCores(),
+                  " cores available to this process; ", options_.backend, " backend, ",
+                  job_.world_size, " ranks)");
   if (options_.peak_flops > 0) {
     absl::StrAppendFormat(&header, "\nmfu: model FLOPs over %.3g TFLOP/s (%s)",
                           options_.peak_flops / 1e12, options_.peak_source);
@@ -276,8 +356,7 @@ absl::Status RankTrainer::Evaluate(int64_t after_step) {
       after_step, loss_sum / static_cast<double>(batches * batch_.tokens_per_step()));
 }
 
-absl::Status RankTrainer::SaveCheckpoint(int64_t next_step) {
-  const std::string& dir = options_.save_dir;
+absl::Status RankTrainer::SaveCheckpoint(const std::string& dir, int64_t next_step) {
   if (reporting()) RETURN_IF_ERROR(checkpoint::BeginCheckpoint(dir).status());
   RETURN_IF_ERROR(world_.Barrier());
   std::vector<checkpoint::TensorBlob> blobs;
@@ -327,8 +406,32 @@ absl::Status RankTrainer::ExportModel() {
   // (stage 0, tp rank 0 of replica 0) writes them.
   ASSIGN_OR_RETURN(std::vector<NamedTensor> tensors, runner_->GatherSerial(/*gradients=*/false));
   if (!reporting()) return absl::OkStatus();
-  RETURN_IF_ERROR(WriteGpt2Safetensors(options_.export_path, tensors, config_.model()));
-  reporter_->Note(absl::StrCat("exported ", options_.export_path, " (Hugging Face GPT-2 names)"));
+  RETURN_IF_ERROR(WriteGpt2Safetensors(paths_.export_path, tensors, config_.model()));
+  reporter_->Note(absl::StrCat("exported ", paths_.export_path, " (Hugging Face GPT-2 names)"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> RankTrainer::AgreedStopSignal() {
+  // Ranks may notice a signal at different steps: the largest signal number
+  // any rank saw decides, after the same step on every rank.
+  int32_t signal_number = StopSignals::Received();
+  RETURN_IF_ERROR(world_.AllReduce(comm::Buffer{&signal_number, 1, DType::kInt32},
+                                   comm::ReduceOp::kMax));
+  return signal_number;
+}
+
+absl::Status RankTrainer::StopForSignal(int signal_number, int64_t next_step) {
+  const bool saved_already = CheckpointDue(next_step - 1);
+  if (!saved_already) RETURN_IF_ERROR(SaveCheckpoint(paths_.signal_save, next_step));
+  reporter_->Note(absl::StrCat("stopped by ", SignalName(signal_number), " after step ", next_step,
+                               " of ", config_.steps(), "; checkpoint ", paths_.signal_save,
+                               "; continue with --resume=", paths_.signal_save));
+  RETURN_IF_ERROR(Publish());
+  if (reporting()) {
+    absl::MutexLock lock(&job_.mu);
+    job_.result.stop_signal = signal_number;
+    job_.result.checkpoint = paths_.signal_save;
+  }
   return absl::OkStatus();
 }
 
@@ -340,6 +443,7 @@ absl::Status RankTrainer::Publish() {
   job_.result.losses = totals.losses;
   job_.result.val_losses = totals.val_losses;
   job_.result.tokens_per_second = totals.seconds > 0 ? totals.tokens / totals.seconds : 0;
+  job_.result.checkpoint = paths_.save;
   return absl::OkStatus();
 }
 
@@ -387,18 +491,31 @@ absl::StatusOr<TrainResult> Train(const TrainOptions& options_in) {
   JobState job;
   job.options = &options;
   job.world_size = layout.tensor_parallel() * layout.pipeline_parallel() * layout.data_parallel();
+  job.threads_per_rank = options.threads > 0
+                             ? options.threads
+                             : CpuThreadsPerRank(RanksSharingCores(options.backend, job.world_size));
+  if (options.peak_flops <= 0 && options.peak_flops_per_core > 0) {
+    // The cores the job computes on: its threads, at most the cores its
+    // processes may use (every rank on `local` shares this process's).
+    const int sharing = RanksSharingCores(options.backend, job.world_size);
+    const int64_t threads = int64_t{job.threads_per_rank} * job.world_size;
+    const int64_t cores = int64_t{AvailableCores()} * job.world_size / sharing;
+    const int64_t job_cores = std::min(threads, cores);
+    options.peak_flops = options.peak_flops_per_core * job_cores;
+    options.peak_source = absl::StrCat(job_cores, " x ", options.peak_source);
+  }
+  comm::CommOptions comm_options;
+  comm_options.timeout = options.comm_timeout;
   RETURN_IF_ERROR(LaunchRanks(options.backend, job.world_size,
                               [&](int rank, comm::Communicator& world) -> absl::Status {
-    // Rank 0 prepares missing token files while the others wait (a shared
-    // filesystem under MPI); then every rank finds them.
-    absl::StatusOr<DataPaths> data =
-        rank == 0 ? ResolveData(options.config, log) : absl::StatusOr<DataPaths>();
-    RETURN_IF_ERROR(world.Barrier());
-    if (rank != 0) data = ResolveData(options.config, log);
-    RETURN_IF_ERROR(data.status());
-    RankTrainer trainer(job, *std::move(data), rank, world);
+    // Rank 0 prepares missing token files and checks every path while the
+    // others wait (a shared filesystem under MPI), then hands out the result.
+    absl::StatusOr<JobPaths> mine =
+        rank == 0 ? PrepareJobPaths(options, log) : absl::StatusOr<JobPaths>(JobPaths());
+    ASSIGN_OR_RETURN(JobPaths paths, ShareJobPaths(world, mine));
+    RankTrainer trainer(job, std::move(paths), rank, world);
     return trainer.Run();
-  }));
+  }, comm_options));
   return std::move(job.result);
 }
 

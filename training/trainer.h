@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "training/train_config.pb.h"
 
 namespace trident::training {
@@ -33,10 +34,17 @@ struct TrainOptions {
   TrainConfig config;
   std::string backend = "local";  // "local" (threads) or "mpi" (processes).
   std::string device = "cpu";     // "cpu" or "cuda".
+  // Outputs ("{run}" in a path: a fresh run directory, training/run_files.h).
+  // Every path is checked before the first step (training/run_files.h).
   std::string metrics_out;        // JSONL file; empty for none.
   std::string save_dir;           // Checkpoint directory written at the end; empty for none.
-  std::string resume_dir;         // Checkpoint to resume from; empty to start fresh.
   std::string export_path;        // Hugging Face GPT-2 safetensors written at the end; empty for none.
+  // Where a stop signal saves when save_dir is empty; empty: nowhere.
+  std::string signal_save_dir;
+  bool overwrite = false;         // Outputs may replace existing files.
+  // Inputs besides the token files, protected from the outputs.
+  std::string config_path;        // The --config file; empty for none.
+  std::string resume_dir;         // Checkpoint to resume from; empty to start fresh.
   // Stop after this step (1-based; 0: run all config.steps), as a job cut by a
   // time limit would; the learning-rate schedule still spans config.steps, and
   // the checkpoint (with save_dir) is written at the stop.
@@ -45,8 +53,16 @@ struct TrainOptions {
   // The FLOP/s of all the devices the job runs on together, the denominator
   // of MFU, and how it was obtained (printed in the header). Measured or given
   // by the caller, once: 0 prints no MFU.
+  // Or, when peak_flops is 0, one core's peak (training/cpu_peak.h): the job's
+  // peak is then this times the cores the job computes on.
   double peak_flops = 0;
+  double peak_flops_per_core = 0;
   std::string peak_source;
+  // Compute threads per rank; 0: the cores this process may use (its CPU
+  // affinity) divided among the ranks that share them.
+  int threads = 0;
+  // How long a rank waits for its peers in one operation before the job fails.
+  absl::Duration comm_timeout = absl::Seconds(60);
 };
 
 struct TrainResult {
@@ -54,6 +70,10 @@ struct TrainResult {
   std::vector<double> losses;                           // One per step run.
   std::vector<std::pair<int64_t, double>> val_losses;   // (step, loss).
   double tokens_per_second = 0;                         // Over the steps run.
+  std::string checkpoint;  // The last checkpoint written; empty for none.
+  // The signal (SIGINT, SIGTERM, SIGHUP) that stopped the run early, after
+  // saving `checkpoint`; 0 when it ran to its end.
+  int stop_signal = 0;
 };
 
 // Runs the job described by `options` to completion.

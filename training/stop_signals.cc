@@ -1,0 +1,76 @@
+#include "training/stop_signals.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "core/check.h"
+
+namespace trident::training {
+namespace {
+
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+
+std::atomic<int> received_signal{0};
+std::atomic<bool> installed{false};
+struct sigaction previous[sizeof(kStopSignals) / sizeof(kStopSignals[0])];
+
+void WriteStderr(const char* text) {
+  // write(2) is async-signal-safe; the result is irrelevant here.
+  [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, text, std::strlen(text));
+}
+
+void OnStopSignal(int signal_number) {
+  int expected = 0;
+  if (received_signal.compare_exchange_strong(expected, signal_number)) {
+    WriteStderr("\ntrain: ");
+    WriteStderr(SignalName(signal_number));
+    WriteStderr(" received: finishing this step, then saving a checkpoint (send it again to "
+                "stop at once, without saving)\n");
+    return;
+  }
+  WriteStderr("\ntrain: second stop signal: exiting now, without saving\n");
+  ::_exit(SignalExitCode(signal_number));
+}
+
+}  // namespace
+
+const char* SignalName(int signal_number) {
+  switch (signal_number) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "a signal";
+  }
+}
+
+StopSignals::StopSignals() {
+  TRIDENT_CHECK(!installed.exchange(true)) << "StopSignals: one instance at a time";
+  received_signal.store(0);
+  struct sigaction action;
+  std::memset(&action, 0, sizeof(action));
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  // Blocking system calls resume: a rank in the middle of a write is not cut.
+  action.sa_flags = SA_RESTART;
+  for (size_t i = 0; i < sizeof(kStopSignals) / sizeof(kStopSignals[0]); ++i) {
+    sigaction(kStopSignals[i], &action, &previous[i]);
+  }
+}
+
+StopSignals::~StopSignals() {
+  for (size_t i = 0; i < sizeof(kStopSignals) / sizeof(kStopSignals[0]); ++i) {
+    sigaction(kStopSignals[i], &previous[i], nullptr);
+  }
+  installed.store(false);
+}
+
+int StopSignals::Received() { return received_signal.load(std::memory_order_relaxed); }
+
+}  // namespace trident::training

@@ -13,6 +13,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "core/status_macros.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -319,14 +320,19 @@ absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
       return too_large(static_cast<int64_t>(text.size()));
     }
   }
-  ASSIGN_OR_RETURN(TrainConfig config, ParseTrainConfig(text, path));
-  if (config.ByteSizeLong() == 0) {
+  // Empty: every line blank or a comment (a textproto string cannot span lines).
+  bool sets_a_field = false;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripLeadingAsciiWhitespace(line);
+    if (!line.empty() && line[0] != '#') sets_a_field = true;
+  }
+  if (!sets_a_field) {
     return absl::InvalidArgumentError(absl::StrCat(
         "train config ", path, " is empty: it sets no field. Fields a config leaves out take "
         "the defaults of training/train_config.proto, not the embedded default job's; leave out "
         "--config to train the embedded default"));
   }
-  return config;
+  return ParseTrainConfig(text, path);
 }
 
 std::string TrainConfigToText(const TrainConfig& config) {

@@ -33,6 +33,16 @@ CONFIG
 }
 config "$work/data" "" > "$work/good.textproto"
 
+# dataset NAME [FILE...]: a directory $work/NAME holding copies of the prepared
+# FILEs, and $work/NAME.textproto, the tiny job reading it.
+dataset() {
+  local name="$1" file
+  shift
+  mkdir -p "$work/$name"
+  for file in "$@"; do cp "$work/data/$file" "$work/$name/"; done
+  config "$work/$name" "" > "$work/$name.textproto"
+}
+
 # expect_failure NAME STATUS MESSAGE [train flags...]: train exits with STATUS
 # (1: the job failed, 2: a flag or the config file), prints MESSAGE, and never
 # reaches step 1. Every run is bounded: nothing here may wait.
@@ -74,8 +84,7 @@ PY
 # --- Data preparation destroys nothing.
 # val.bin missing: an error naming it; train.bin untouched, even when the
 # config names raw_text (preparing would overwrite train.bin).
-mkdir -p "$work/no_val" && cp "$work/data/train.bin" "$work/no_val/"
-config "$work/no_val" "" > "$work/no_val.textproto"
+dataset no_val train.bin
 expect_failure missing_val 1 "data.val_path $work/no_val/val.bin does not exist" \
   --config="$work/no_val.textproto"
 grep -qF "//tools:prepare_data" "$work/missing_val.log"
@@ -103,21 +112,19 @@ grep -q "preparing $work/fresh" "$work/fresh.log" && grep -q "val_loss" "$work/f
 echo "ok: prepared from raw_text"
 
 # A directory where train.bin should be.
-mkdir -p "$work/dir_as_file/train.bin" && cp "$work/data/val.bin" "$work/dir_as_file/"
-config "$work/dir_as_file" "" > "$work/dir_as_file.textproto"
+dataset dir_as_file val.bin
+mkdir "$work/dir_as_file/train.bin"
 expect_failure train_bin_is_a_directory 1 "token file $work/dir_as_file/train.bin is a directory" \
   --config="$work/dir_as_file.textproto"
 
 # --- val.bin checked before step 1: vocabulary and length.
-mkdir -p "$work/big_vocab" && cp "$work/data/train.bin" "$work/big_vocab/"
+dataset big_vocab train.bin
 write_tokens "$work/big_vocab/val.bin" 300 2000
-config "$work/big_vocab" "" > "$work/big_vocab.textproto"
 expect_failure val_vocabulary 1 \
   "data file $work/big_vocab/val.bin has vocabulary 300, larger than model.vocab_size=256" \
   --config="$work/big_vocab.textproto"
-mkdir -p "$work/short_val" && cp "$work/data/train.bin" "$work/short_val/"
+dataset short_val train.bin
 write_tokens "$work/short_val/val.bin" 256 100
-config "$work/short_val" "" > "$work/short_val.textproto"
 expect_failure val_too_short 1 \
   "has 100 tokens: 3 windows of seq_length+1=33 tokens, fewer than one global batch of 4 windows (needs at least 129 tokens" \
   --config="$work/short_val.textproto"
@@ -150,8 +157,7 @@ grep -q "layers_per_stage" "$work/more_stages_than_layers.log" &&
 expect_failure eval_batches_zero 1 "eval_batches" --config="$work/good.textproto" --eval_batches=0
 
 # --- A token file truncated under a running job: an error naming it, no SIGBUS.
-mkdir -p "$work/shrinking" && cp "$work/data/train.bin" "$work/data/val.bin" "$work/shrinking/"
-config "$work/shrinking" "" > "$work/shrinking.textproto"
+dataset shrinking train.bin val.bin
 timeout 120 "$train" --config="$work/shrinking.textproto" --metrics_out= --save= --peak_tflops=1 \
   --steps=100000 --eval_interval=0 > "$work/shrinking.log" 2>&1 &
 job=$!

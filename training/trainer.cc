@@ -241,7 +241,8 @@ absl::Status RankTrainer::Setup() {
 absl::Status CheckVocabulary(const data::TokenFile& file, const transformer::GptConfig& model) {
   if (file.vocab_size() <= model.vocab_size()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat("data file ", file.path(), " has vocabulary ",
-                                                 file.vocab_size(), ", larger than model.vocab_size=",
+                                                 file.vocab_size(),
+                                                 ", larger than model.vocab_size=",
                                                  model.vocab_size()));
 }
 

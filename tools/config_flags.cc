@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "core/io/user_path.h"
 #include "core/status_macros.h"
 #include "topology/layout_io.h"
@@ -12,7 +13,8 @@
 #include "training/train_config.h"
 
 ABSL_FLAG(std::string, config, "", "TrainConfig textproto; the embedded default when empty");
-ABSL_FLAG(int64_t, seed, -1, "seed for initialisation and data order (-1: the config's)");
+ABSL_FLAG(std::optional<int64_t>, seed, std::nullopt,
+          "seed for initialisation and data order, >= 0 (unset: the config's)");
 ABSL_FLAG(std::optional<int>, tp, std::nullopt, "tensor-parallel degree");
 ABSL_FLAG(std::optional<int>, pp, std::nullopt, "pipeline-parallel degree");
 ABSL_FLAG(std::optional<int>, dp, std::nullopt, "data-parallel degree");
@@ -39,7 +41,13 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
   } else {
     ASSIGN_OR_RETURN(config, training::LoadTrainConfig(io::ResolveUserPath(config_path)));
   }
-  if (absl::GetFlag(FLAGS_seed) >= 0) config.set_seed(absl::GetFlag(FLAGS_seed));
+  if (const std::optional<int64_t> seed = absl::GetFlag(FLAGS_seed)) {
+    if (*seed < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--seed=", *seed, " must be >= 0 (0 is a valid seed)"));
+    }
+    config.set_seed(*seed);
+  }
 
   topology::LayoutOverrides overrides;
   overrides.tp = absl::GetFlag(FLAGS_tp);

@@ -46,6 +46,8 @@ ABSL_FLAG(std::string, resume, "", "checkpoint directory to resume from");
 ABSL_FLAG(int64_t, stop_at_step, 0,
           "stop after this step (0: run all steps); the schedule still spans --steps");
 ABSL_FLAG(std::optional<int>, eval_interval, std::nullopt, "validate every N steps (0: never)");
+ABSL_FLAG(std::optional<int>, eval_batches, std::nullopt,
+          "global batches of validation windows per evaluation, >= 1 (unset: the config's)");
 ABSL_FLAG(double, peak_tflops, 0,
           "the peak TFLOP/s of all the job's cores together, MFU's denominator (0: one core's "
           "best fp32 GEMM rate, measured once per machine and cached, times the job's cores)");
@@ -95,6 +97,7 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   }
   if (absl::GetFlag(FLAGS_steps) > 0) config.set_steps(absl::GetFlag(FLAGS_steps));
   if (auto v = absl::GetFlag(FLAGS_eval_interval)) config.set_eval_interval(*v);
+  if (auto v = absl::GetFlag(FLAGS_eval_batches)) config.set_eval_batches(*v);
 
   ASSIGN_OR_RETURN(options.backend, ChooseBackend(absl::GetFlag(FLAGS_backend)));
   options.device = absl::GetFlag(FLAGS_device);
@@ -107,6 +110,10 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   options.resume_dir = user_path(absl::GetFlag(FLAGS_resume));
   options.export_path = user_path(absl::GetFlag(FLAGS_export_safetensors));
   options.stop_at_step = absl::GetFlag(FLAGS_stop_at_step);
+  if (options.stop_at_step < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--stop_at_step=", options.stop_at_step, " must be >= 0 (0: run all steps)"));
+  }
 
   const int threads = absl::GetFlag(FLAGS_threads);
   if (threads < 0) {

@@ -68,6 +68,11 @@ absl::Status CheckLayerSplit(const ParallelLayout& l, const ModelDimensions& m) 
                    l.virtual_pipeline_stages(), " = ", chunks);
   if (l.layers_per_stage_size() == 0) {
     if (m.num_layers % chunks == 0) return absl::OkStatus();
+    if (chunks > m.num_layers) {  // No split exists: every chunk needs a layer.
+      return absl::InvalidArgumentError(absl::StrCat(
+          chunks_text, " stage chunks exceed num_layers=", m.num_layers,
+          " (every stage chunk holds at least one layer)"));
+    }
     return absl::InvalidArgumentError(absl::StrCat(
         chunks_text, " must divide num_layers=", m.num_layers,
         " (each stage chunk gets an equal number of layers; list an uneven split in "
@@ -110,6 +115,13 @@ absl::Status CheckSchedule(const ParallelLayout& l) {
         "num_micro_batches=", l.num_micro_batches(), " must be a multiple of pipeline_parallel=",
         l.pipeline_parallel(), " with schedule ", ScheduleName(INTERLEAVED_1F1B),
         " (micro-batches enter the virtual stages in groups of pipeline_parallel)"));
+  }
+  if (interleaved && l.pipeline_parallel() > 1 && l.virtual_pipeline_stages() == 1) {
+    // Would run plain 1F1B with the interleaved schedule's bookkeeping.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schedule ", ScheduleName(INTERLEAVED_1F1B), " with pipeline_parallel=",
+        l.pipeline_parallel(), " needs virtual_pipeline_stages >= 2, not 1 (add "
+        "--virtual_stages=2 or more, or use schedule 1f1b)"));
   }
   return absl::OkStatus();
 }

@@ -23,7 +23,8 @@
 //      summing to num_layers.
 //   6. The schedule: virtual_pipeline_stages > 1 only with INTERLEAVED_1F1B;
 //      with INTERLEAVED_1F1B and pipeline_parallel > 1, num_micro_batches is a
-//      multiple of pipeline_parallel. (GPipe, 1F1B and ZB-H1 run any number
+//      multiple of pipeline_parallel and virtual_pipeline_stages >= 2 (with one
+//      chunk per stage it would silently be 1F1B). (GPipe, 1F1B and ZB-H1 run any number
 //      of micro-batches; fewer than the stages only widens the bubble.)
 //   7. global_batch_size, when set (non-zero), equals
 //      micro_batch_size x num_micro_batches x data_parallel (DeriveMicroBatches

@@ -11,7 +11,9 @@
 namespace trident::topology {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // A GPT-2-small-like model that every layout below divides.
 ModelDimensions Model() {
@@ -169,6 +171,20 @@ TEST(ValidateLayoutTest, EvenSplitMustDivideLayers) {
             "layers_per_stage)");
 }
 
+TEST(ValidateLayoutTest, MoreStageChunksThanLayersHasNoSplitToHintAt) {
+  ParallelLayout layout = Layout(1, 16, 1);
+  EXPECT_EQ(Violation(layout, 16, Model()),
+            "pipeline_parallel=16 x virtual_pipeline_stages=1 = 16 stage chunks exceed "
+            "num_layers=12 (every stage chunk holds at least one layer)");
+  layout = Layout(1, 4, 1);
+  layout.set_schedule(INTERLEAVED_1F1B);
+  layout.set_virtual_pipeline_stages(4);
+  layout.set_num_micro_batches(4);
+  EXPECT_THAT(Violation(layout, 4, Model()),
+              AllOf(HasSubstr("= 16 stage chunks exceed num_layers=12"),
+                    Not(HasSubstr("layers_per_stage"))));
+}
+
 TEST(ValidateLayoutTest, ExplicitSplitRules) {
   ParallelLayout layout = Layout(1, 5, 1);
   for (int n : {3, 3, 2, 2, 2}) layout.add_layers_per_stage(n);
@@ -219,6 +235,11 @@ TEST(ValidateLayoutTest, InterleavedNeedsMicroBatchesInGroupsOfStages) {
   EXPECT_THAT(Violation(layout, 4, Model()), HasSubstr("num_micro_batches=2 must be a multiple"));
   layout.set_num_micro_batches(8);
   EXPECT_EQ(Violation(layout, 4, Model()), "");
+  // One chunk per stage would silently run 1F1B.
+  layout.set_virtual_pipeline_stages(1);
+  EXPECT_EQ(Violation(layout, 4, Model()),
+            "schedule interleaved with pipeline_parallel=4 needs virtual_pipeline_stages >= 2, "
+            "not 1 (add --virtual_stages=2 or more, or use schedule 1f1b)");
   // One stage: nothing to interleave across, any count works.
   ParallelLayout single = Layout(1, 1, 1);
   single.set_schedule(INTERLEAVED_1F1B);

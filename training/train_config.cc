@@ -1,16 +1,21 @@
 #include "training/train_config.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <sstream>
 #include <system_error>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "core/io/text_proto.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "core/status_macros.h"
 #include "transformer/model_config.h"
 
@@ -142,23 +147,66 @@ absl::StatusOr<TrainConfig> ParseTrainConfig(absl::string_view text,
 }
 
 absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path) {
-  std::error_code error;
-  if (std::filesystem::is_directory(path, error)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("train config ", path, " is a directory, not a textproto file"));
-  }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
+  // O_NONBLOCK: a FIFO must not block the open (it is refused below).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
     return absl::NotFoundError(
         absl::StrCat("cannot open train config ", path, ": ", std::strerror(errno)));
   }
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  if (file.bad()) {
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat info;
+  if (::fstat(fd, &info) != 0) {
     return absl::NotFoundError(
-        absl::StrCat("cannot read train config ", path, ": ", std::strerror(errno)));
+        absl::StrCat("cannot stat train config ", path, ": ", std::strerror(errno)));
   }
-  return ParseTrainConfig(contents.str(), path);
+  if (S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("train config ", path, " is a directory, not a textproto file"));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "train config ", path, " is not a regular file (a device, FIFO or socket); a config is "
+        "a textproto file"));
+  }
+  const auto too_large = [&path](int64_t bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "train config ", path, " has ", bytes, " bytes or more, over the limit of ",
+        kMaxTrainConfigBytes, " (1 MiB) for a config: is it the right file?"));
+  };
+  if (info.st_size > kMaxTrainConfigBytes) return too_large(info.st_size);
+  // Read to the end, not st_size bytes: /proc files report 0 and a file may
+  // grow; the limit holds either way.
+  std::string text;
+  char buffer[1 << 16];
+  while (true) {
+    const ssize_t got = ::read(fd, buffer, sizeof(buffer));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return absl::NotFoundError(
+          absl::StrCat("cannot read train config ", path, ": ", std::strerror(errno)));
+    }
+    if (got == 0) break;
+    text.append(buffer, static_cast<size_t>(got));
+    if (static_cast<int64_t>(text.size()) > kMaxTrainConfigBytes) {
+      return too_large(static_cast<int64_t>(text.size()));
+    }
+  }
+  // Empty: every line blank or a comment (a textproto string cannot span lines).
+  bool sets_a_field = false;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripLeadingAsciiWhitespace(line);
+    if (!line.empty() && line[0] != '#') sets_a_field = true;
+  }
+  if (!sets_a_field) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "train config ", path, " is empty: it sets no field. Fields a config leaves out take "
+        "the defaults of training/train_config.proto, not the embedded default job's; leave out "
+        "--config to train the embedded default"));
+  }
+  return ParseTrainConfig(text, path);
 }
 
 std::string TrainConfigToText(const TrainConfig& config) {

@@ -49,8 +49,14 @@ namespace trident::training {
 absl::StatusOr<TrainConfig> ParseTrainConfig(absl::string_view text,
                                              absl::string_view source_name = "<train config>");
 
-// Reads and parses the file at `path` (errors name the file). A missing or
-// unreadable file is NOT_FOUND, a directory INVALID_ARGUMENT.
+// A config file's size limit: a config is a small text file, and the limit
+// keeps a wrong path (a data file, /dev/zero) from filling the memory.
+inline constexpr int64_t kMaxTrainConfigBytes = int64_t{1} << 20;  // 1 MiB
+
+// Reads and parses the file at `path` (errors name the file and the rule). A
+// missing or unreadable file is NOT_FOUND; a directory, any other non-regular
+// file (a FIFO, /dev/zero), a file over kMaxTrainConfigBytes and a file that
+// sets no field (empty, or only comments) are INVALID_ARGUMENT.
 absl::StatusOr<TrainConfig> LoadTrainConfig(const std::string& path);
 
 // The config as textproto, every field that is set (parses back to an equal

@@ -1,7 +1,7 @@
 #include "training/trainer.h"
 
 #include <algorithm>
-#include <fstream>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -55,18 +55,54 @@ std::string ParentDir(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-// Finds the token files, preparing them from the raw text when both are missing.
+// Whether anything (a file, a directory, even a dangling link) is at `path`.
+bool PathExists(const std::string& path) {
+  std::error_code error;
+  return std::filesystem::exists(std::filesystem::symlink_status(path, error));
+}
+
+// A missing token file: which one, why the trainer does not make it, and how
+// to make it.
+absl::Status MissingDataError(const TrainConfig& config, const DataPaths& paths,
+                              bool train_exists, bool val_exists) {
+  std::string missing;
+  if (!train_exists) absl::StrAppend(&missing, "data.train_path ", paths.train);
+  if (!train_exists && !val_exists) absl::StrAppend(&missing, " and ");
+  if (!val_exists) absl::StrAppend(&missing, "data.val_path ", paths.val);
+  const std::string prepare = absl::StrCat(
+      "prepare both with //tools:prepare_data --input=TEXT --output_dir=",
+      ParentDir(paths.train), " --tokenizer=", config.data().tokenizer());
+  std::string why;
+  if (train_exists || val_exists) {
+    why = absl::StrCat("the other token file exists, and preparing from raw text would "
+                       "overwrite it: restore the missing one, or ", prepare,
+                       " into a new directory");
+  } else if (!config.data().has_raw_text()) {
+    why = absl::StrCat(prepare, ", or name data.raw_text in the config to have the trainer "
+                                "prepare them when both are missing");
+  } else {
+    why = absl::StrCat("data.raw_text prepares only DIR/train.bin and DIR/val.bin of one "
+                       "directory: ", prepare);
+  }
+  return absl::NotFoundError(absl::StrCat(missing, (train_exists || val_exists) ? " does" : " do",
+                                          " not exist; ", why));
+}
+
+// Finds the token files. The trainer prepares them from the raw text only when
+// the config names data.raw_text (the embedded default does) and neither file
+// exists, so it never overwrites a token file nor fills a mistyped directory
+// from the default text; otherwise a missing file is an error naming it.
 absl::StatusOr<DataPaths> ResolveData(const TrainConfig& config, std::ostream& log) {
   const auto& data_config = config.data();
   DataPaths paths{io::ResolveUserPath(data_config.train_path()),
                   io::ResolveUserPath(data_config.val_path())};
-  const auto exists = [](const std::string& path) { return std::ifstream(path).good(); };
-  if (exists(paths.train) && exists(paths.val)) return paths;
-  if (data::TrainTokenPath(ParentDir(paths.train)) != paths.train ||
-      data::ValTokenPath(ParentDir(paths.train)) != paths.val) {
-    return absl::NotFoundError(absl::StrCat("data.train_path ", paths.train, " or data.val_path ",
-                                            paths.val, " does not exist; prepare them with "
-                                            "//tools:prepare_data"));
+  const bool train_exists = PathExists(paths.train);
+  const bool val_exists = PathExists(paths.val);
+  if (train_exists && val_exists) return paths;
+  const bool one_directory = data::TrainTokenPath(ParentDir(paths.train)) == paths.train &&
+                             data::ValTokenPath(ParentDir(paths.train)) == paths.val;
+  if (train_exists || val_exists || !data_config.has_raw_text() || !one_directory) {
+    return MissingDataError(config, paths, train_exists, val_exists);
   }
   data::PrepareDataOptions prepare;
   prepare.input = io::ResolveUserPath(data_config.raw_text());
@@ -277,25 +313,43 @@ absl::Status RankTrainer::Setup() {
   return absl::OkStatus();
 }
 
+// A token file whose ids the model's embedding cannot hold.
+absl::Status CheckVocabulary(const data::TokenFile& file, const transformer::GptConfig& model) {
+  if (file.vocab_size() <= model.vocab_size()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("data file ", file.path(), " has vocabulary ",
+                                                 file.vocab_size(),
+                                                 ", larger than model.vocab_size=",
+                                                 model.vocab_size()));
+}
+
 absl::Status RankTrainer::OpenData() {
   const auto& model = config_.model();
   ASSIGN_OR_RETURN(data::TokenFile train_file, data::TokenFile::Open(data_.train));
-  if (train_file.vocab_size() > model.vocab_size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data file ", data_.train, " has vocabulary ", train_file.vocab_size(),
-        ", larger than model.vocab_size=", model.vocab_size()));
-  }
+  RETURN_IF_ERROR(CheckVocabulary(train_file, model));
   ASSIGN_OR_RETURN(data::TrainBatches batches,
                    data::TrainBatches::Create(std::move(train_file), batch_.global_rows(),
                                               batch_.seq_length,
                                               static_cast<uint64_t>(config_.seed())));
   batches_.emplace(std::move(batches));
   if (config_.eval_interval() > 0) {
+    // Everything the first evaluation needs is checked here, before step 1.
     ASSIGN_OR_RETURN(data::TokenFile val_file, data::TokenFile::Open(data_.val));
-    ASSIGN_OR_RETURN(data::ValidationWindows windows,
+    RETURN_IF_ERROR(CheckVocabulary(val_file, model));
+    const int64_t rows = batch_.global_rows();
+    const int64_t fit = data::ValidationWindows::WindowsThatFit(val_file.size(), batch_.seq_length);
+    if (fit < rows) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "validation data ", data_.val, " has ", val_file.size(), " tokens: ", fit,
+          " windows of seq_length+1=", batch_.seq_length + 1, " tokens, fewer than one global "
+          "batch of ", rows, " windows (needs at least ", rows * batch_.seq_length + 1,
+          " tokens; or set eval_interval=0 to turn validation off)"));
+    }
+    // Whole global batches of windows, up to eval_batches of them.
+    const int64_t windows = std::min<int64_t>(fit / rows, config_.eval_batches()) * rows;
+    ASSIGN_OR_RETURN(data::ValidationWindows validation,
                      data::ValidationWindows::Create(std::move(val_file), batch_.seq_length,
-                                                     batch_.global_rows() * config_.eval_batches()));
-    val_windows_.emplace(std::move(windows));
+                                                     windows));
+    val_windows_.emplace(std::move(validation));
   }
   return absl::OkStatus();
 }
@@ -335,13 +389,8 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
 }
 
 absl::Status RankTrainer::Evaluate(int64_t after_step) {
-  const int64_t available = val_windows_->num_windows() / batch_.global_rows();
-  const int64_t batches = std::min<int64_t>(available, config_.eval_batches());
-  if (batches == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "validation data ", data_.val, " has ", val_windows_->num_windows(),
-        " windows, fewer than one global batch of ", batch_.global_rows()));
-  }
+  // OpenData made the windows whole global batches, at least one.
+  const int64_t batches = val_windows_->num_windows() / batch_.global_rows();
   double loss_sum = 0;
   for (int64_t b = 0; b < batches; ++b) {
     std::vector<int32_t> tokens(batch_.replica_rows() * (batch_.seq_length + 1));

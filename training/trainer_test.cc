@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 #include "core/io/test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -253,7 +254,7 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
   };
   const std::vector<Case> cases = {
       {[](TrainOptions& o) { o.config.mutable_layout()->set_pipeline_parallel(3); },
-       "= 3 must divide num_layers=2"},
+       "= 3 stage chunks exceed num_layers=2"},
       // Sequence parallelism runs (tests/equivalence) but
       // splits nothing on one tensor-parallel rank.
       {[](TrainOptions& o) { o.config.mutable_layout()->set_sequence_parallel(true); },

@@ -115,7 +115,7 @@ fi
 if "$train" --config="$work/config.textproto" --save= --pp=3 > "$work/pp3.log" 2>&1; then
   echo "FAIL: --pp=3 should be refused"; exit 1
 fi
-grep -q "pipeline_parallel=3 x virtual_pipeline_stages=1 = 3 must divide num_layers=2" \
+grep -q "pipeline_parallel=3 x virtual_pipeline_stages=1 = 3 stage chunks exceed num_layers=2" \
   "$work/pp3.log" || { cat "$work/pp3.log"; exit 1; }
 if "$train" --config="$work/config.textproto" --save= --virtual_stages=2 \
   > "$work/v2.log" 2>&1; then

@@ -130,8 +130,8 @@ absl::Status TrainBatches::FillRows(int64_t step, RowRange rows, absl::Span<int3
   }
   RETURN_IF_ERROR(CheckOutSize(out, rows.count, row_length()));
   for (int64_t i = 0; i < rows.count; ++i) {
-    file_.CopyTokens(WindowStart(step, rows.begin + i),
-                     out.subspan(i * row_length(), row_length()));
+    RETURN_IF_ERROR(file_.CopyTokens(WindowStart(step, rows.begin + i),
+                                     out.subspan(i * row_length(), row_length())));
   }
   return absl::OkStatus();
 }
@@ -149,9 +149,21 @@ absl::StatusOr<ValidationWindows> ValidationWindows::Create(TokenFile file, int6
         absl::StrCat("max_windows ", max_windows, " must be 0 (all) or positive"));
   }
   RETURN_IF_ERROR(CheckSeqLen(file, seq_len));
-  int64_t windows = (file.size() - 1) / seq_len;
+  int64_t windows = WindowsThatFit(file.size(), seq_len);
   if (max_windows > 0) windows = std::min(windows, max_windows);
   return ValidationWindows(std::move(file), seq_len, windows);
+}
+
+int64_t ValidationWindows::WindowsThatFit(int64_t num_tokens, int64_t seq_len) {
+  return num_tokens > seq_len ? (num_tokens - 1) / seq_len : 0;
+}
+
+int64_t ValidationWindows::WindowStart(int64_t k) const {
+  if (num_windows_ <= 1) return 0;
+  // floor(k * S / (K - 1)) in 128 bits: k * S overflows 64 bits for huge files.
+  const auto spare = static_cast<unsigned __int128>(file_.size() - row_length());
+  return static_cast<int64_t>(spare * static_cast<uint64_t>(k) /
+                              static_cast<uint64_t>(num_windows_ - 1));
 }
 
 absl::Status ValidationWindows::FillWindows(RowRange windows, absl::Span<int32_t> out) const {
@@ -162,7 +174,8 @@ absl::Status ValidationWindows::FillWindows(RowRange windows, absl::Span<int32_t
   }
   RETURN_IF_ERROR(CheckOutSize(out, windows.count, row_length()));
   for (int64_t i = 0; i < windows.count; ++i) {
-    file_.CopyTokens((windows.begin + i) * seq_len_, out.subspan(i * row_length(), row_length()));
+    RETURN_IF_ERROR(file_.CopyTokens(WindowStart(windows.begin + i),
+                                     out.subspan(i * row_length(), row_length())));
   }
   return absl::OkStatus();
 }

@@ -25,8 +25,16 @@
 // continues the identical sequence. To notice a different file on resume, also
 // store file().size() and file().payload_crc32c().
 //
-// Validation (ValidationWindows): a fixed sequence, the first K non-overlapping
-// windows of the file, window k = tokens [k * seq_len, k * seq_len + seq_len + 1).
+// Validation (ValidationWindows): a fixed sequence of K windows spread evenly
+// over the whole file, so that validation sees every part of it (the documents
+// of a prepared val.bin come from every genre of the corpus, in order). For a
+// file of n tokens and windows of L + 1 tokens (L = seq_len), W = floor((n-1)/L)
+// windows fit, K = min(max_windows, W), and with S = n - (L + 1) spare tokens
+//   window k in [0, K): tokens [s_k, s_k + L + 1),  s_k = floor(k * S / (K - 1))
+// (s_0 = 0 when K = 1): the first window starts the file, the last one ends it,
+// and since K <= W the gap S / (K - 1) is at least L, so windows never overlap
+// by more than the one token a window shares with its neighbour. The windows
+// depend only on (n, L, K): the same across runs and parallel layouts.
 
 #include <cstdint>
 #include <vector>
@@ -106,6 +114,8 @@ class ValidationWindows {
   // Up to `max_windows` windows (0: all that fit).
   static absl::StatusOr<ValidationWindows> Create(TokenFile file, int64_t seq_len,
                                                   int64_t max_windows);
+  // W above: how many windows of seq_len + 1 tokens a file of num_tokens holds.
+  static int64_t WindowsThatFit(int64_t num_tokens, int64_t seq_len);
 
   int64_t num_windows() const { return num_windows_; }
   int64_t seq_len() const { return seq_len_; }
@@ -116,6 +126,9 @@ class ValidationWindows {
   // [windows.count, seq_len + 1]. Validation batch j of B rows is
   // RowRange{j * B, B}; a dp rank slices it like a training batch.
   absl::Status FillWindows(RowRange windows, absl::Span<int32_t> out) const;
+
+  // s_k above: where window k starts in the file (a token index).
+  int64_t WindowStart(int64_t k) const;
 
  private:
   ValidationWindows(TokenFile file, int64_t seq_len, int64_t num_windows)

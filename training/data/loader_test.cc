@@ -173,15 +173,20 @@ TEST(TrainBatchesTest, RefusesBadArguments) {
               HasSubstr("output buffer holds 18 tokens; 1 rows of 9 need 9"));
 }
 
-TEST(ValidationWindowsTest, TakesTheFirstNonOverlappingWindows) {
+TEST(ValidationWindowsTest, SpreadsWindowsEvenlyFromTheFirstTokenToTheLast) {
   auto windows = ValidationWindows::Create(CountingFile("val.bin", 1000), 100, 5);
   ASSERT_TRUE(windows.ok()) << windows.status();
   EXPECT_EQ(windows->num_windows(), 5);
+  // s_k = floor(k * (1000 - 101) / 4): the last window ends the file.
+  const std::vector<int64_t> starts = {0, 224, 449, 674, 899};
   std::vector<int32_t> out(5 * 101);
   ASSERT_TRUE(windows->FillWindows({0, 5}, absl::MakeSpan(out)).ok());
   for (int64_t k = 0; k < 5; ++k) {
-    for (int64_t j = 0; j <= 100; ++j) ASSERT_EQ(out[k * 101 + j], (k * 100 + j) % kVocab);
+    EXPECT_EQ(windows->WindowStart(k), starts[k]);
+    for (int64_t j = 0; j <= 100; ++j) ASSERT_EQ(out[k * 101 + j], (starts[k] + j) % kVocab);
   }
+  auto one = ValidationWindows::Create(CountingFile("val1.bin", 1000), 100, 1);
+  EXPECT_EQ(one->WindowStart(0), 0);
   // A slice equals the same rows of the whole.
   std::vector<int32_t> part(2 * 101);
   ASSERT_TRUE(windows->FillWindows({3, 2}, absl::MakeSpan(part)).ok());
@@ -189,6 +194,13 @@ TEST(ValidationWindowsTest, TakesTheFirstNonOverlappingWindows) {
 
   auto all = ValidationWindows::Create(CountingFile("val2.bin", 1000), 100, 0);
   EXPECT_EQ(all->num_windows(), 9);  // floor(999 / 100)
+  EXPECT_EQ(ValidationWindows::WindowsThatFit(1000, 100), 9);
+  EXPECT_EQ(ValidationWindows::WindowsThatFit(100, 100), 0);
+  // All that fit: the gaps (112 or 113 tokens) are never under seq_len.
+  for (int64_t k = 1; k < 9; ++k) {
+    EXPECT_GE(all->WindowStart(k) - all->WindowStart(k - 1), 100) << k;
+  }
+  EXPECT_EQ(all->WindowStart(8), 899);
   EXPECT_THAT(all->FillWindows({8, 2}, absl::MakeSpan(part)).message(),
               HasSubstr("validation windows [8, 10) are outside [0, 9)"));
   EXPECT_THAT(ValidationWindows::Create(CountingFile("val3.bin", 50), 100, 0).status().message(),

@@ -24,7 +24,7 @@ std::string DecodeFile(const std::string& path) {
   auto file = TokenFile::Open(path);
   EXPECT_TRUE(file.ok()) << file.status();
   std::vector<int32_t> tokens(file->size());
-  file->CopyTokens(0, absl::MakeSpan(tokens));
+  EXPECT_TRUE(file->CopyTokens(0, absl::MakeSpan(tokens)).ok());
   return *ByteTokenizer().Decode(tokens);
 }
 

@@ -1,18 +1,21 @@
 #include "training/data/token_file.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/check.h"
 #include "core/io/atomic_file.h"
 #include "core/io/crc32c.h"
 #include "core/status_macros.h"
@@ -25,7 +28,7 @@ using ::trident::io::Crc32cExtend;
 namespace {
 
 static_assert(std::endian::native == std::endian::little,
-              "token files are little-endian and mapped as they are");
+              "token files are little-endian and read as they are");
 
 constexpr size_t kVersionOffset = 8;
 constexpr size_t kWidthOffset = 12;
@@ -122,37 +125,41 @@ absl::Status WriteTokenFile(const std::string& path, int64_t vocab_size,
 }
 
 absl::StatusOr<TokenFile> TokenFile::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return absl::ErrnoToStatus(errno, absl::StrCat("cannot open token file ", path));
+  TokenFile file;  // Owns fd from here on.
+  file.path_ = path;
+  file.fd_ = fd;
   struct stat info;
   if (::fstat(fd, &info) != 0) {
-    const int error_number = errno;
-    ::close(fd);
-    return absl::ErrnoToStatus(error_number, absl::StrCat("cannot stat token file ", path));
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot stat token file ", path));
+  }
+  if (S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "token file ", path, " is a directory; name a .bin file written by //tools:prepare_data"));
+  }
+  if (!S_ISREG(info.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "token file ", path, " is not a regular file (a device, FIFO or socket); name a .bin "
+        "file written by //tools:prepare_data"));
   }
   const int64_t file_bytes = info.st_size;
   if (file_bytes == 0) {
-    ::close(fd);
     return FileError(path,
                      "the file is empty (0 bytes); a token file starts with a 64-byte "
                      "header (write one with //tools:prepare_data)");
   }
   if (file_bytes < kTokenFileHeaderBytes) {
-    ::close(fd);
     return FileError(
         path, absl::StrCat("truncated: ", file_bytes, " bytes, fewer than the 64-byte header"));
   }
-  void* mapping = ::mmap(nullptr, static_cast<size_t>(file_bytes), PROT_READ, MAP_PRIVATE, fd, 0);
-  const int mmap_errno = errno;
-  ::close(fd);  // The mapping keeps the file alive.
-  if (mapping == MAP_FAILED) {
-    return absl::ErrnoToStatus(mmap_errno, absl::StrCat("cannot mmap token file ", path));
+  unsigned char header[kTokenFileHeaderBytes];
+  ASSIGN_OR_RETURN(const int64_t header_read, file.ReadAt(0, header, sizeof(header)));
+  if (header_read != kTokenFileHeaderBytes) {
+    return FileError(path, absl::StrCat("truncated while opening: read ", header_read,
+                                        " of the 64 header bytes"));
   }
-  TokenFile file;
-  file.path_ = path;
-  file.mapping_ = static_cast<const unsigned char*>(mapping);
-  file.mapping_bytes_ = static_cast<size_t>(file_bytes);
-  const unsigned char* header = file.mapping_;
 
   if (std::memcmp(header, kTokenFileMagic, sizeof(kTokenFileMagic)) != 0) {
     return FileError(path, "not a token file: the first 8 bytes are not \"TRDTOKEN\"");
@@ -196,24 +203,39 @@ absl::StatusOr<TokenFile> TokenFile::Open(const std::string& path) {
                                         file_bytes - expected_bytes, " more than the header's ",
                                         count, " tokens (", expected_bytes, " bytes) account for"));
   }
-  file.payload_ = file.mapping_ + kTokenFileHeaderBytes;
   file.vocab_size_ = static_cast<int64_t>(vocab_size);
   file.token_count_ = static_cast<int64_t>(count);
   file.token_width_ = static_cast<int>(width);
   file.payload_crc_ = Load<uint32_t>(header, kPayloadCrcOffset);
 
-  const uint32_t payload_crc = Crc32cExtend(0, file.payload_, count * width);
+  // One pass over the payload in chunks: the checksum and the first token
+  // outside the vocabulary (reported after a checksum mismatch, the likelier
+  // cause).
+  constexpr int64_t kChunkTokens = 1 << 18;
+  std::vector<unsigned char> raw;
+  std::vector<int32_t> tokens;
+  uint32_t payload_crc = 0;
+  std::optional<std::pair<int64_t, int32_t>> bad_token;  // (position, value)
+  for (int64_t begin = 0; begin < file.token_count_; begin += kChunkTokens) {
+    const int64_t n = std::min(kChunkTokens, file.token_count_ - begin);
+    raw.resize(static_cast<size_t>(n * width));
+    RETURN_IF_ERROR(file.ReadPayload(begin, n, raw.data()));
+    payload_crc = Crc32cExtend(payload_crc, raw.data(), raw.size());
+    tokens.resize(static_cast<size_t>(n));
+    file.Decode(raw.data(), absl::MakeSpan(tokens));
+    for (int64_t i = 0; i < n && !bad_token.has_value(); ++i) {
+      if (tokens[i] < 0 || tokens[i] >= file.vocab_size_) bad_token.emplace(begin + i, tokens[i]);
+    }
+  }
   if (payload_crc != file.payload_crc_) {
     return FileError(path, absl::StrFormat("payload checksum mismatch (stored 0x%08x, computed "
                                            "0x%08x): the tokens are corrupted",
                                            file.payload_crc_, payload_crc));
   }
-  for (int64_t i = 0; i < file.token_count_; ++i) {
-    const int32_t token = file.TokenAt(i);
-    if (token < 0 || token >= file.vocab_size_) {
-      return FileError(path, absl::StrCat("token at position ", i, " has value ", token,
-                                          ", outside the vocabulary [0, ", file.vocab_size_, ")"));
-    }
+  if (bad_token.has_value()) {
+    return FileError(path, absl::StrCat("token at position ", bad_token->first, " has value ",
+                                        bad_token->second, ", outside the vocabulary [0, ",
+                                        file.vocab_size_, ")"));
   }
   return file;
 }
@@ -222,11 +244,9 @@ TokenFile::TokenFile(TokenFile&& other) noexcept { *this = std::move(other); }
 
 TokenFile& TokenFile::operator=(TokenFile&& other) noexcept {
   if (this != &other) {
-    Unmap();
+    Close();
     path_ = std::move(other.path_);
-    mapping_ = std::exchange(other.mapping_, nullptr);
-    mapping_bytes_ = std::exchange(other.mapping_bytes_, 0);
-    payload_ = std::exchange(other.payload_, nullptr);
+    fd_ = std::exchange(other.fd_, -1);
     vocab_size_ = std::exchange(other.vocab_size_, 0);
     token_count_ = std::exchange(other.token_count_, 0);
     token_width_ = std::exchange(other.token_width_, 0);
@@ -235,35 +255,77 @@ TokenFile& TokenFile::operator=(TokenFile&& other) noexcept {
   return *this;
 }
 
-TokenFile::~TokenFile() { Unmap(); }
+TokenFile::~TokenFile() { Close(); }
 
-void TokenFile::Unmap() {
-  if (mapping_ != nullptr) {
-    ::munmap(const_cast<unsigned char*>(mapping_), mapping_bytes_);
-    mapping_ = nullptr;
+void TokenFile::Close() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
   }
 }
 
-int32_t TokenFile::TokenAt(int64_t index) const {
-  if (token_width_ == 2) {
+absl::StatusOr<int64_t> TokenFile::ReadAt(int64_t offset, unsigned char* out,
+                                          int64_t bytes) const {
+  int64_t done = 0;
+  while (done < bytes) {
+    const ssize_t got = ::pread(fd_, out + done, static_cast<size_t>(bytes - done),
+                                static_cast<off_t>(offset + done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return absl::ErrnoToStatus(errno, absl::StrCat("cannot read token file ", path_,
+                                                     " at byte ", offset + done));
+    }
+    if (got == 0) break;  // End of file.
+    done += got;
+  }
+  return done;
+}
+
+absl::Status TokenFile::ReadPayload(int64_t begin, int64_t count, unsigned char* out) const {
+  const int64_t bytes = count * token_width_;
+  ASSIGN_OR_RETURN(const int64_t got,
+                   ReadAt(kTokenFileHeaderBytes + begin * token_width_, out, bytes));
+  if (got != bytes) {
+    return FileError(path_, absl::StrCat("tokens [", begin, ", ", begin + count, "): read ", got,
+                                         " of ", bytes, " bytes; the file was truncated after it "
+                                         "was opened (write token files atomically, by rename)"));
+  }
+  return absl::OkStatus();
+}
+
+void TokenFile::Decode(const unsigned char* raw, absl::Span<int32_t> out) const {
+  if (token_width_ == 4) {
+    std::memcpy(out.data(), raw, 4 * out.size());
+    return;
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
     uint16_t value;
-    std::memcpy(&value, payload_ + 2 * index, 2);
-    return value;
+    std::memcpy(&value, raw + 2 * i, 2);
+    out[i] = value;
   }
-  int32_t value;
-  std::memcpy(&value, payload_ + 4 * index, 4);
-  return value;
 }
 
-void TokenFile::CopyTokens(int64_t begin, absl::Span<int32_t> out) const {
+absl::Status TokenFile::CopyTokens(int64_t begin, absl::Span<int32_t> out) const {
   const int64_t count = static_cast<int64_t>(out.size());
   TRIDENT_CHECK(begin >= 0 && count >= 0 && begin + count <= token_count_)
       << "tokens [" << begin << ", " << begin + count << ") of " << token_count_ << " in " << path_;
   if (token_width_ == 4) {
-    std::memcpy(out.data(), payload_ + 4 * begin, 4 * out.size());
-    return;
+    RETURN_IF_ERROR(ReadPayload(begin, count, reinterpret_cast<unsigned char*>(out.data())));
+  } else {
+    std::vector<unsigned char> raw(static_cast<size_t>(count * token_width_));
+    RETURN_IF_ERROR(ReadPayload(begin, count, raw.data()));
+    Decode(raw.data(), out);
   }
-  for (int64_t i = 0; i < count; ++i) out[i] = TokenAt(begin + i);
+  // Open checked every token; a token outside the vocabulary now means the
+  // file was rewritten in place since.
+  for (int64_t i = 0; i < count; ++i) {
+    if (out[i] < 0 || out[i] >= vocab_size_) {
+      return FileError(path_, absl::StrCat("token at position ", begin + i, " has value ", out[i],
+                                           ", outside the vocabulary [0, ", vocab_size_,
+                                           "): the file changed after it was opened"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace trident::data

@@ -1,7 +1,7 @@
 #ifndef TRIDENT_TRAINING_DATA_TOKEN_FILE_H_
 #define TRIDENT_TRAINING_DATA_TOKEN_FILE_H_
 
-// Token files: what //tools:prepare_data writes and the loader maps.
+// Token files: what //tools:prepare_data writes and the loader reads.
 //
 // Layout, little-endian, a 64-byte header then the tokens:
 //   offset  size  field
@@ -16,6 +16,22 @@
 //       64     -  payload
 // Opening a file checks all of it (a linear pass): the size against the count,
 // both checksums, and every token against the vocabulary.
+//
+// Reading: TokenFile keeps the file descriptor open and reads each window with
+// pread(2); nothing is memory-mapped. A mapping turns a file that is truncated
+// under a running job into SIGBUS at the next touch of a page past the new end
+// (MAP_PRIVATE does not help: pages not yet copied still come from the file),
+// and copying the whole file into memory costs its size once per rank (eight
+// copies in the default job). pread costs one system call per window of
+// seq_len + 1 tokens, small next to a training step, and fails softly:
+//   - a file replaced by rename (what //tools:prepare_data and every atomic
+//     writer do) or deleted: the descriptor still names the old inode, so the
+//     job keeps reading the snapshot it validated;
+//   - a file truncated or rewritten in place: a short read, or a token outside
+//     the vocabulary, is an error naming the file and the token range, which
+//     ends the job with that message instead of a signal.
+// A rewrite in place with other in-vocabulary tokens is not detected (the
+// windows would need a checksum each); write token files atomically.
 
 #include <cstdint>
 #include <string>
@@ -23,7 +39,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "core/check.h"
 #include "core/io/atomic_file.h"
 
 namespace trident::data {
@@ -64,7 +79,8 @@ class TokenFileWriter {
 absl::Status WriteTokenFile(const std::string& path, int64_t vocab_size,
                             absl::Span<const int32_t> tokens);
 
-// A validated token file, memory-mapped read-only. Move-only.
+// A validated token file, read with pread (see above). Move-only; the const
+// methods may be called from several threads at once.
 class TokenFile {
  public:
   static absl::StatusOr<TokenFile> Open(const std::string& path);
@@ -81,24 +97,23 @@ class TokenFile {
   int token_width() const { return token_width_; }
   uint32_t payload_crc32c() const { return payload_crc_; }
 
-  int32_t token(int64_t index) const {
-    TRIDENT_CHECK(index >= 0 && index < token_count_) << index << " of " << token_count_;
-    return TokenAt(index);
-  }
-
   // Copies tokens [begin, begin + out.size()) as int32; the range must lie in
-  // the file (a programming error otherwise).
-  void CopyTokens(int64_t begin, absl::Span<int32_t> out) const;
+  // the file (a programming error otherwise). Errors (naming the file): a read
+  // error, a file truncated since Open, a token outside the vocabulary.
+  absl::Status CopyTokens(int64_t begin, absl::Span<int32_t> out) const;
 
  private:
   TokenFile() = default;
-  int32_t TokenAt(int64_t index) const;
-  void Unmap();
+  void Close();
+  // Up to `bytes` bytes at `offset` (fewer only at the end of the file).
+  absl::StatusOr<int64_t> ReadAt(int64_t offset, unsigned char* out, int64_t bytes) const;
+  // Tokens [begin, begin + count) as stored; an error when the file is short.
+  absl::Status ReadPayload(int64_t begin, int64_t count, unsigned char* out) const;
+  // Stored tokens -> int32.
+  void Decode(const unsigned char* raw, absl::Span<int32_t> out) const;
 
   std::string path_;
-  const unsigned char* mapping_ = nullptr;
-  size_t mapping_bytes_ = 0;
-  const unsigned char* payload_ = nullptr;
+  int fd_ = -1;
   int64_t vocab_size_ = 0;
   int64_t token_count_ = 0;
   int token_width_ = 0;

@@ -1,5 +1,8 @@
 #include "training/data/token_file.h"
 
+#include <sys/stat.h>
+
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <numeric>
@@ -33,7 +36,8 @@ std::vector<int32_t> Iota(int n, int vocab) {
 
 std::vector<int32_t> ReadAll(const TokenFile& file) {
   std::vector<int32_t> tokens(file.size());
-  file.CopyTokens(0, absl::MakeSpan(tokens));
+  const absl::Status status = file.CopyTokens(0, absl::MakeSpan(tokens));
+  EXPECT_TRUE(status.ok()) << status;
   return tokens;
 }
 
@@ -91,9 +95,8 @@ TEST(TokenFileTest, RoundTripsSmallVocabularyAsUint16) {
   EXPECT_EQ(file->size(), 1000);
   EXPECT_EQ(file->token_width(), 2);
   EXPECT_EQ(ReadAll(*file), tokens);
-  EXPECT_EQ(file->token(999), tokens[999]);
   std::vector<int32_t> middle(10);
-  file->CopyTokens(500, absl::MakeSpan(middle));
+  ASSERT_TRUE(file->CopyTokens(500, absl::MakeSpan(middle)).ok());
   EXPECT_EQ(middle, std::vector<int32_t>(tokens.begin() + 500, tokens.begin() + 510));
   EXPECT_EQ(std::filesystem::file_size(path), 64u + 2 * 1000);
 }
@@ -228,7 +231,7 @@ TEST(TokenFileTest, RefusesATokenOutsideTheVocabularyNamingPositionAndValue) {
   EXPECT_THAT(OpenError(path), HasSubstr("token at position 1 has value -2"));
 }
 
-TEST(TokenFileTest, MovesKeepTheMapping) {
+TEST(TokenFileTest, MovesKeepTheOpenFile) {
   const std::string path = TempPath("move.bin");
   ASSERT_TRUE(WriteTokenFile(path, 256, {9, 8, 7}).ok());
   auto opened = TokenFile::Open(path);
@@ -237,6 +240,69 @@ TEST(TokenFileTest, MovesKeepTheMapping) {
   TokenFile assigned = *TokenFile::Open(path);
   assigned = std::move(moved);
   EXPECT_EQ(ReadAll(assigned), (std::vector<int32_t>{9, 8, 7}));
+}
+
+TEST(TokenFileTest, RefusesADirectoryAndOtherNonRegularFiles) {
+  const std::string dir = TempPath("a_directory.bin");
+  std::filesystem::create_directories(dir);
+  EXPECT_THAT(OpenError(dir, absl::StatusCode::kInvalidArgument),
+              HasSubstr("token file " + dir + " is a directory"));
+  const std::string fifo = TempPath("fifo.bin");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  // Returns at once (no writer needed) and names the rule.
+  EXPECT_THAT(OpenError(fifo, absl::StatusCode::kInvalidArgument),
+              HasSubstr("is not a regular file"));
+}
+
+// The job keeps reading a file that is replaced, truncated or rewritten under
+// it: no SIGBUS, either the snapshot it opened or an error naming the file.
+TEST(TokenFileTest, AFileReplacedAfterOpenStillReadsTheOpenedTokens) {
+  const std::string path = TempPath("replaced.bin");
+  const std::vector<int32_t> tokens = Iota(5000, 256);
+  ASSERT_TRUE(WriteTokenFile(path, 256, tokens).ok());
+  auto file = TokenFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  // An atomic writer renames a new file over the old one.
+  ASSERT_TRUE(WriteTokenFile(path, 256, {1, 2, 3}).ok());
+  EXPECT_EQ(ReadAll(*file), tokens);
+  std::filesystem::remove(path);
+  EXPECT_EQ(ReadAll(*file), tokens);
+}
+
+TEST(TokenFileTest, AFileTruncatedAfterOpenIsAnErrorNamingIt) {
+  const std::string path = TempPath("truncated_later.bin");
+  ASSERT_TRUE(WriteTokenFile(path, 256, Iota(5000, 256)).ok());
+  auto file = TokenFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  std::filesystem::resize_file(path, 64 + 2 * 100);
+  std::vector<int32_t> window(129);
+  ASSERT_TRUE(file->CopyTokens(0, absl::MakeSpan(window).subspan(0, 50)).ok());
+  const absl::Status late = file->CopyTokens(4000, absl::MakeSpan(window));
+  EXPECT_THAT(late.message(), HasSubstr("token file " + path + ": tokens [4000, 4129): read 0 of "
+                                        "258 bytes; the file was truncated after it was opened"));
+  EXPECT_THAT(file->CopyTokens(50, absl::MakeSpan(window)).message(),
+              HasSubstr("read 100 of 258 bytes"));
+  std::filesystem::resize_file(path, 0);
+  EXPECT_FALSE(file->CopyTokens(0, absl::MakeSpan(window)).ok());
+}
+
+TEST(TokenFileTest, ATokenRewrittenInPlaceOutsideTheVocabularyIsAnError) {
+  const std::string path = TempPath("rewritten.bin");
+  ASSERT_TRUE(WriteTokenFile(path, 100000, Iota(300, 100000)).ok());
+  auto file = TokenFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  std::string bytes = ReadFileToString(path).value();
+  StoreAt<int32_t>(&bytes, 64 + 4 * 200, 123456);
+  {
+    std::FILE* out = std::fopen(path.c_str(), "r+b");  // In place: same inode.
+    ASSERT_NE(out, nullptr);
+    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
+    std::fclose(out);
+  }
+  std::vector<int32_t> window(10);
+  EXPECT_THAT(file->CopyTokens(195, absl::MakeSpan(window)).message(),
+              HasSubstr("token at position 200 has value 123456, outside the vocabulary [0, "
+                        "100000): the file changed after it was opened"));
 }
 
 }  // namespace

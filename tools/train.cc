@@ -38,6 +38,11 @@ ABSL_FLAG(std::string, device, "cpu", "cpu or cuda");
 ABSL_FLAG(std::string, save, "out/train/{run}/checkpoint",
           "checkpoint directory written at the end and every checkpoint_interval steps "
           "(empty: none, but a stop signal still saves to the default)");
+ABSL_FLAG(std::optional<int>, save_interval, std::nullopt,
+          "also save every N steps (the config's checkpoint_interval; 0: only at the end)");
+ABSL_FLAG(int, keep_last, 1, "checkpoints kept in --save (older ones are removed)");
+ABSL_FLAG(bool, allow_different_data, false,
+          "resume even when the checkpoint was trained on other token files");
 ABSL_FLAG(bool, overwrite, false,
           "let outputs replace existing files (never a directory that is not a checkpoint)");
 ABSL_FLAG(std::string, export_safetensors, "",
@@ -110,6 +115,19 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   options.resume_dir = user_path(absl::GetFlag(FLAGS_resume));
   options.export_path = user_path(absl::GetFlag(FLAGS_export_safetensors));
   options.stop_at_step = absl::GetFlag(FLAGS_stop_at_step);
+  options.allow_different_data = absl::GetFlag(FLAGS_allow_different_data);
+  if (const std::optional<int> interval = absl::GetFlag(FLAGS_save_interval)) {
+    if (*interval < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--save_interval=", *interval, " must be >= 0 (0: only at the end)"));
+    }
+    config.set_checkpoint_interval(*interval);
+  }
+  options.keep_last = absl::GetFlag(FLAGS_keep_last);
+  if (options.keep_last < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--keep_last=", options.keep_last, " must be >= 1"));
+  }
   if (options.stop_at_step < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--stop_at_step=", options.stop_at_step, " must be >= 0 (0: run all steps)"));

@@ -39,14 +39,20 @@ absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBo
   return body(world->rank(), *world);
 }
 
-int RanksSharingCores(absl::string_view backend, int world_size) {
+int RanksOnThisMachine(absl::string_view backend, int world_size) {
   if (backend == "local") return world_size;
-  if (AvailableCores() < static_cast<int>(std::thread::hardware_concurrency())) return 1;
   int local_ranks = 1;
   if (const char* value = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE")) {
     if (!absl::SimpleAtoi(value, &local_ranks) || local_ranks < 1) local_ranks = 1;
   }
   return local_ranks;
+}
+
+int RanksSharingCores(absl::string_view backend, int world_size) {
+  if (backend == "local") return world_size;
+  // A launcher that bound this process to some cores gave them to it alone.
+  if (AvailableCores() < static_cast<int>(std::thread::hardware_concurrency())) return 1;
+  return RanksOnThisMachine(backend, world_size);
 }
 
 absl::Status BroadcastStrings(comm::Communicator& world, std::vector<std::string>* values) {

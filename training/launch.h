@@ -41,6 +41,11 @@ absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBo
 // launcher bound this process to fewer cores than the machine has.
 int RanksSharingCores(absl::string_view backend, int world_size);
 
+// How many ranks of a `world_size`-rank job run on this machine (they share
+// its memory): every rank on `local`; under MPI OMPI_COMM_WORLD_LOCAL_SIZE
+// (1 when the launcher does not say).
+int RanksOnThisMachine(absl::string_view backend, int world_size);
+
 // Rank 0's `values` on every rank of `world` (the others' are replaced): how
 // rank 0 hands the ranks what it alone decided, such as the checked paths of
 // a run or the status of its checks, so that every rank fails alike.

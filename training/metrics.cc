@@ -92,6 +92,7 @@ JsonLine TrainMetricsLine(const StepReport& m) {
     line.AddNull("mfu");
   }
   line.AddInt("tokens", m.tokens);
+  line.AddNumber("model_tflops", m.model_tflops);
   return line;
 }
 
@@ -180,8 +181,8 @@ std::string FormatDuration(double seconds) {
 std::string FormatProgressLine(const StepReport& info) {
   std::string line = absl::StrCat(
       StepField(info.step, info.total_steps),
-      absl::StrFormat(" | loss %.4f | lr %.2e | gnorm %.3g | %.2e tok/s", info.loss, info.lr,
-                      info.grad_norm, info.tokens_per_s));
+      absl::StrFormat(" | loss %.4f | lr %.2e | gnorm %.3g | %.2e tok/s | %.3g TFLOP/s",
+                      info.loss, info.lr, info.grad_norm, info.tokens_per_s, info.model_tflops));
   if (info.mfu.has_value()) absl::StrAppendFormat(&line, " | mfu %.1f%%", *info.mfu * 100.0);
   absl::StrAppend(&line, " | ", Milliseconds(info.step_time_ms), " ms/step | eta ",
                   info.eta_seconds.has_value() ? FormatDuration(*info.eta_seconds) : "?");

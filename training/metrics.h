@@ -7,13 +7,16 @@
 //
 // JSONL lines, in this key order (scripts and the layout sweep read them):
 //   train:      {"step":12,"loss":3.4521..,"lr":0.0006,"grad_norm":0.87..,
-//                "tokens_per_s":12345.6,"step_time_ms":85.1,"mfu":0.123,"tokens":12288}
+//                "tokens_per_s":12345.6,"step_time_ms":85.1,"mfu":0.123,"tokens":12288,
+//                "model_tflops":0.0123}
 //   validation: {"step":50,"val_loss":2.98..}
 // Numbers are written in the shortest form that reads back to the same double
 // (std::to_chars), so losses of two runs compare exactly, not to a printed
 // precision. JSON has no NaN or infinity: a non-finite number is written as
 // null (a loss that diverged reads as null, never as a made-up number).
-// `mfu` is a fraction (0.123 = 12.3 %); null when unknown.
+// `mfu` is a fraction (0.123 = 12.3 %); null when unknown. `model_tflops` is
+// the model FLOPs of the step (training/flops.h) over its time, all ranks
+// together.
 
 #include <chrono>
 #include <cstdint>
@@ -65,6 +68,7 @@ struct StepReport {
   double step_time_ms = 0;
   std::optional<double> mfu;  // fraction; null when no peak is known
   int64_t tokens = 0;         // tokens trained on so far, this step included
+  double model_tflops = 0;    // achieved model TFLOP/s of the whole job
   std::optional<double> eta_seconds;
 };
 

@@ -99,16 +99,17 @@ TEST(TrainMetricsLineTest, ExactTextAndParsesBack) {
   m.step_time_ms = 85.25;
   m.mfu = 0.125;
   m.tokens = 12288;
+  m.model_tflops = 0.0625;
   const std::string text = TrainMetricsLine(m).ToString();
   EXPECT_EQ(text,
             R"({"step":12,"loss":3.4521,"lr":6e-04,"grad_norm":0.875,"tokens_per_s":12345.5,)"
-            R"("step_time_ms":85.25,"mfu":0.125,"tokens":12288})");
+            R"("step_time_ms":85.25,"mfu":0.125,"tokens":12288,"model_tflops":0.0625})");
   const Json json = Parse(text);
   ASSERT_FALSE(json.is_discarded()) << text;
   std::vector<std::string> keys;
   for (const auto& [key, value] : json.items()) keys.push_back(key);
   EXPECT_THAT(keys, ::testing::ElementsAre("step", "loss", "lr", "grad_norm", "tokens_per_s",
-                                           "step_time_ms", "mfu", "tokens"));
+                                           "step_time_ms", "mfu", "tokens", "model_tflops"));
   EXPECT_EQ(ParseNumber(json["loss"]), 3.4521);
   EXPECT_EQ(json["tokens"].get<int64_t>(), 12288);
 }
@@ -206,11 +207,12 @@ TEST(ProgressLineTest, FullLine) {
   info.grad_norm = 0.8734;
   info.tokens_per_s = 12345;
   info.mfu = 0.1234;
+  info.model_tflops = 0.0617;
   info.step_time_ms = 85.04;
   info.eta_seconds = 16.2;
   EXPECT_EQ(FormatProgressLine(info),
             "step  12/200 | loss 3.4521 | lr 6.00e-04 | gnorm 0.873 | 1.23e+04 tok/s | "
-            "mfu 12.3% | 85.0 ms/step | eta 0:00:16");
+            "0.0617 TFLOP/s | mfu 12.3% | 85.0 ms/step | eta 0:00:16");
 }
 
 TEST(ProgressLineTest, OptionalPartsLeftOutAndNonFiniteShown) {
@@ -223,8 +225,8 @@ TEST(ProgressLineTest, OptionalPartsLeftOutAndNonFiniteShown) {
   info.tokens_per_s = 500;
   info.step_time_ms = 412.4;
   EXPECT_EQ(FormatProgressLine(info),
-            "step    5/1000 | loss nan | lr 1.00e-03 | gnorm inf | 5.00e+02 tok/s | 412 ms/step | "
-            "eta ?");
+            "step    5/1000 | loss nan | lr 1.00e-03 | gnorm inf | 5.00e+02 tok/s | 0 TFLOP/s | "
+            "412 ms/step | eta ?");
   info.step_time_ms = 3.14159;
   EXPECT_THAT(FormatProgressLine(info), HasSubstr("| 3.14 ms/step |"));
 }

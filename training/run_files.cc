@@ -16,7 +16,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/status_macros.h"
-#include "training/checkpoint/checkpoint.h"
+#include "training/checkpoint/checkpoint_series.h"
 
 namespace trident::training {
 namespace {
@@ -95,14 +95,13 @@ absl::Status CheckExisting(const Output& out, const RunFiles& files) {
   }
   const bool resumed = !files.resume.empty();
   if (out.is_directory) {
-    if (resumed && Canonical(out.path) == Canonical(files.resume)) return absl::OkStatus();
+    // A run continuing its own checkpoints adds to their save directory.
+    if (resumed && Within(Canonical(files.resume), Canonical(out.path))) return absl::OkStatus();
     if (IsEmptyDirectory(out.path)) return absl::OkStatus();
-    const bool is_checkpoint =
-        fs::exists(fs::path(out.path) / checkpoint::RankFileName(0), error);
-    if (!is_checkpoint) {
+    if (!checkpoint::IsCheckpointDirectory(out.path)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          Named(out), " is a directory that holds something other than a checkpoint; refusing "
-          "to replace it (choose another path)"));
+          Named(out), " is a directory that holds something other than checkpoints; refusing "
+          "to write into it (choose another path)"));
     }
   } else if (resumed && out.flag == std::string("--metrics_out")) {
     return absl::OkStatus();  // a resumed run appends to its metrics
@@ -160,12 +159,13 @@ absl::Status CheckRunFiles(const RunFiles& files) {
   }
   std::vector<std::string> inputs = files.inputs;
   if (!files.resume.empty()) inputs.push_back(files.resume);
-  // A resumed run may save where it resumed from: that input is replaced by
-  // its own continuation, atomically (training/checkpoint/checkpoint.h).
+  // A resumed run may save next to the checkpoint it resumed from (in the same
+  // save directory): new checkpoints are added beside it, and pruning removes
+  // it only once newer ones exist (training/checkpoint/checkpoint_series.h).
   std::vector<std::string> protected_inputs;
   for (const std::string& input : inputs) {
     if (!files.save.empty() && !files.resume.empty() && input == files.resume &&
-        Canonical(files.save) == Canonical(files.resume)) {
+        Within(Canonical(files.resume), Canonical(files.save))) {
       continue;
     }
     protected_inputs.push_back(input);

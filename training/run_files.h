@@ -14,9 +14,9 @@
 //   2. A file output (--metrics_out, --export_safetensors) is not a
 //      directory; the checkpoint directory (--save) is not a file.
 //   3. Nothing that exists is replaced without --overwrite, except what a
-//      resumed run continues: its metrics file (appended to) and its own
-//      checkpoint (--save equal to --resume). Even with --overwrite, --save
-//      replaces only a checkpoint directory or an empty one.
+//      resumed run continues: its metrics file (appended to) and its save
+//      directory (--resume inside --save). Even with --overwrite, --save
+//      writes only into a save directory of checkpoints or an empty one.
 //   4. The parent directory exists or can be created, and a file can be
 //      created in it (probed with a temporary file, which also catches
 //      read-only filesystems and /proc, where root passes access()).

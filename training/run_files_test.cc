@@ -74,20 +74,24 @@ TEST_F(RunFilesTest, ExistingOutputsNeedOverwrite) {
   files.overwrite = true;
   EXPECT_TRUE(CheckRunFiles(files).ok());
 
-  // A resumed run appends to its metrics and saves over its own checkpoint.
+  // A resumed run appends to its metrics and adds to its own save directory.
   files = Files();
-  files.resume = files.save;
-  fs::create_directories(files.save);
-  io::testing::WriteWholeFile(files.save + "/rank_00000.tensors", "x");
+  files.resume = files.save + "/step_00000004";
+  fs::create_directories(files.resume);
+  io::testing::WriteWholeFile(files.resume + "/rank_00000.tensors", "x");
   EXPECT_TRUE(CheckRunFiles(files).ok()) << CheckRunFiles(files);
+  // Another run's save directory needs --overwrite.
+  files = Files();
+  files.metrics.clear();
+  EXPECT_THAT(Refusal(files), HasSubstr("--save=" + files.save + " exists"));
 
-  // --overwrite replaces a checkpoint, never another directory.
+  // --overwrite writes among checkpoints, never into another directory.
   files = Files();
   files.save = dir_ + "/out/notes";
   fs::create_directories(files.save);
   io::testing::WriteWholeFile(files.save + "/todo.txt", "mine");
   files.overwrite = true;
-  EXPECT_THAT(Refusal(files), HasSubstr("holds something other than a checkpoint"));
+  EXPECT_THAT(Refusal(files), HasSubstr("holds something other than checkpoints"));
 }
 
 TEST_F(RunFilesTest, WrongKindsAndUnwritablePlacesAreRefused) {

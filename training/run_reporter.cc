@@ -45,6 +45,7 @@ absl::Status RunReporter::Step(int64_t step, double seconds, double loss, double
   report.tokens_per_s = options_.tokens_per_step / seconds;
   report.step_time_ms = seconds * 1e3;
   report.mfu = Mfu(report.tokens_per_s);
+  report.model_tflops = options_.flops_per_token * report.tokens_per_s / 1e12;
   report.tokens = (step + 1) * options_.tokens_per_step;
   report.eta_seconds = throughput_.EtaSeconds(options_.total_steps - step - 1);
   if (metrics_ != nullptr) RETURN_IF_ERROR(metrics_->WriteTrain(report));

@@ -52,7 +52,8 @@ TEST(RunReporterTest, OneRecordPerStepRenderedAsLineAndJson) {
   ASSERT_EQ(lines.size(), 6u) << log.str();
   EXPECT_EQ(lines[0], "header");
   EXPECT_THAT(lines[1], StartsWith("step 2/5 | loss 2.9000 |"));
-  EXPECT_THAT(lines[1], HasSubstr("| 2.00e+03 tok/s | mfu 20.0% | 500 ms/step | eta 0:00:02"));
+  EXPECT_THAT(lines[1],
+              HasSubstr("| 2.00e+03 tok/s | 0.002 TFLOP/s | mfu 20.0% | 500 ms/step | eta 0:00:02"));
   EXPECT_THAT(lines[2], StartsWith("step 4/5 |"));
   EXPECT_THAT(lines[3], StartsWith("step 5/5 |"));
   EXPECT_EQ(lines[4], "step 5/5 | val_loss 2.5000");
@@ -62,7 +63,7 @@ TEST(RunReporterTest, OneRecordPerStepRenderedAsLineAndJson) {
   const std::vector<std::string> json = NonEmptyLines(io::testing::ReadWholeFile(metrics));
   ASSERT_EQ(json.size(), 6u);
   EXPECT_EQ(json[1], R"({"step":2,"loss":2.9,"lr":6e-04,"grad_norm":0.5,"tokens_per_s":2000,)"
-                     R"("step_time_ms":500,"mfu":0.2,"tokens":2000})");
+                     R"("step_time_ms":500,"mfu":0.2,"tokens":2000,"model_tflops":0.002})");
   EXPECT_EQ(json[5], R"({"step":5,"val_loss":2.5})");
 
   const RunTotals& totals = (*reporter)->totals();

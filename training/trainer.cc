@@ -20,12 +20,14 @@
 #include "topology/process_grid.h"
 #include "training/batch_geometry.h"
 #include "training/checkpoint/checkpoint.h"
+#include "training/checkpoint/checkpoint_series.h"
 #include "training/data/loader.h"
 #include "training/data/prepare_data.h"
 #include "training/data/token_file.h"
 #include "training/export.h"
 #include "training/flops.h"
 #include "training/launch.h"
+#include "training/memory_estimate.h"
 #include "training/metrics.h"
 #include "training/run_files.h"
 #include "training/run_reporter.h"
@@ -135,6 +137,7 @@ struct JobState {
   const TrainOptions* options = nullptr;
   int world_size = 1;
   int threads_per_rank = 1;
+  MemoryEstimate memory;
 
   absl::Mutex mu;
   TrainResult result;
@@ -149,6 +152,7 @@ struct JobPaths {
   std::string save;         // where checkpoints go; empty: none
   std::string signal_save;  // where a stop signal saves: save, or the default
   std::string export_path;
+  std::string resume;       // the checkpoint directory resumed from; empty: none
 };
 
 // An estimate of one checkpoint's bytes: fp32 parameters and AdamW's two
@@ -166,6 +170,9 @@ absl::StatusOr<JobPaths> PrepareJobPaths(const TrainOptions& options, std::ostre
   paths.save = options.save_dir;
   paths.signal_save = options.save_dir.empty() ? options.signal_save_dir : options.save_dir;
   paths.export_path = options.export_path;
+  if (!options.resume_dir.empty()) {
+    ASSIGN_OR_RETURN(paths.resume, checkpoint::ResolveResumeCheckpoint(options.resume_dir));
+  }
   ASSIGN_OR_RETURN(const std::string run_directory,
                    ExpandRunDirectory({&paths.metrics, &paths.save, &paths.signal_save,
                                        &paths.export_path}));
@@ -176,7 +183,7 @@ absl::StatusOr<JobPaths> PrepareJobPaths(const TrainOptions& options, std::ostre
   files.metrics = paths.metrics;
   files.save = paths.signal_save;
   files.export_path = paths.export_path;
-  files.resume = options.resume_dir;
+  files.resume = paths.resume;
   files.overwrite = options.overwrite;
   files.checkpoint_bytes = CheckpointBytes(options.config);
   files.export_bytes = paths.export_path.empty() ? 0 : 4 * GptParameterCount(options.config.model());
@@ -192,10 +199,11 @@ absl::StatusOr<JobPaths> ShareJobPaths(comm::Communicator& world,
     const JobPaths& p = mine.ok() ? *mine : JobPaths();
     fields = {absl::StrCat(static_cast<int>(mine.status().code())),
               std::string(mine.status().message()),
-              p.data.train, p.data.val, p.metrics, p.save, p.signal_save, p.export_path};
+              p.data.train, p.data.val, p.metrics, p.save, p.signal_save, p.export_path,
+              p.resume};
   }
   RETURN_IF_ERROR(BroadcastStrings(world, &fields));
-  if (fields.size() != 8) return absl::InternalError("job paths: malformed broadcast");
+  if (fields.size() != 9) return absl::InternalError("job paths: malformed broadcast");
   const auto code = static_cast<absl::StatusCode>(std::stoi(fields[0]));
   if (code != absl::StatusCode::kOk) return absl::Status(code, fields[1]);
   JobPaths paths;
@@ -204,6 +212,7 @@ absl::StatusOr<JobPaths> ShareJobPaths(comm::Communicator& world,
   paths.save = fields[5];
   paths.signal_save = fields[6];
   paths.export_path = fields[7];
+  paths.resume = fields[8];
   return paths;
 }
 
@@ -292,7 +301,7 @@ absl::Status RankTrainer::Setup() {
   dp_rank_ = grid_->CoordinatesOf(rank_).dp;
   ASSIGN_OR_RETURN(runner_, StepRunner::Create(config_, *grid_, rank_, comms_, ctx_));
   RETURN_IF_ERROR(OpenData());
-  if (!options_.resume_dir.empty()) RETURN_IF_ERROR(LoadCheckpoint());
+  if (!paths_.resume.empty()) RETURN_IF_ERROR(LoadCheckpoint());
   last_step_ = options_.stop_at_step > 0
                    ? std::min<int64_t>(options_.stop_at_step, config_.steps())
                    : config_.steps();
@@ -311,6 +320,15 @@ absl::Status RankTrainer::Setup() {
   ASSIGN_OR_RETURN(reporter_, RunReporter::Create(std::move(report)));
   reporter_->Note(Header());
   return absl::OkStatus();
+}
+
+// What a checkpoint records of the training data.
+checkpoint::DataSet DataSetOf(const data::TokenFile& file) {
+  checkpoint::DataSet data_set;
+  data_set.set_train_path(file.path());
+  data_set.set_train_tokens(file.size());
+  data_set.set_train_crc32c(file.payload_crc32c());
+  return data_set;
 }
 
 // A token file whose ids the model's embedding cannot hold.
@@ -362,6 +380,12 @@ std::string RankTrainer::Header() const {
       " heads, vocabulary ", model.vocab_size(), " (padded to ",
       topology::PaddedVocabSize(model.vocab_size(), config_.layout().tensor_parallel()),
       "); global batch ", batch_.global_rows(), " x ", batch_.seq_length, " tokens");
+  absl::StrAppendFormat(&header,
+                        "\nmemory: about %.1f MB per rank (parameters %.1f, gradients %.1f, "
+                        "optimizer state %.1f, activations %.1f; estimated)",
+                        job_.memory.total() / 1e6, job_.memory.parameter_bytes / 1e6,
+                        job_.memory.gradient_bytes / 1e6, job_.memory.optimizer_state_bytes / 1e6,
+                        job_.memory.activation_bytes / 1e6);
   absl::StrAppend(&header, "\nthreads: ", job_.threads_per_rank, " per rank (", AvailableCores(),
                   " cores available to this process; ", options_.backend, " backend, ",
                   job_.world_size, " ranks)");
@@ -370,7 +394,7 @@ std::string RankTrainer::Header() const {
                           options_.peak_flops / 1e12, options_.peak_source);
   }
   if (first_step_ > 0) {
-    absl::StrAppend(&header, "\nresumed from ", options_.resume_dir, " at step ", first_step_);
+    absl::StrAppend(&header, "\nresumed from ", paths_.resume, " at step ", first_step_);
   }
   return header;
 }
@@ -405,8 +429,14 @@ absl::Status RankTrainer::Evaluate(int64_t after_step) {
       after_step, loss_sum / static_cast<double>(batches * batch_.tokens_per_step()));
 }
 
-absl::Status RankTrainer::SaveCheckpoint(const std::string& dir, int64_t next_step) {
-  if (reporting()) RETURN_IF_ERROR(checkpoint::BeginCheckpoint(dir).status());
+absl::Status RankTrainer::SaveCheckpoint(const std::string& root, int64_t next_step) {
+  // One checkpoint per save under the save directory; `latest` names the
+  // newest complete one (training/checkpoint/checkpoint_series.h).
+  const std::string dir = checkpoint::StepCheckpointDir(root, next_step);
+  if (reporting()) {
+    RETURN_IF_ERROR(checkpoint::CreateSaveDirectory(root));
+    RETURN_IF_ERROR(checkpoint::BeginCheckpoint(dir).status());
+  }
   RETURN_IF_ERROR(world_.Barrier());
   std::vector<checkpoint::TensorBlob> blobs;
   runner_->optimizer().AppendStateBlobs(blobs);
@@ -417,15 +447,19 @@ absl::Status RankTrainer::SaveCheckpoint(const std::string& dir, int64_t next_st
     checkpoint::DataPosition data_position;
     data_position.set_seed(position.seed);
     data_position.set_step(position.step);
-    RETURN_IF_ERROR(checkpoint::FinalizeCheckpoint(
-        dir, checkpoint::MakeCheckpointMeta(config_, job_.world_size, next_step, data_position)));
+    checkpoint::CheckpointMeta meta =
+        checkpoint::MakeCheckpointMeta(config_, job_.world_size, next_step, data_position);
+    *meta.mutable_data_set() = DataSetOf(batches_->file());
+    RETURN_IF_ERROR(checkpoint::FinalizeCheckpoint(dir, meta));
+    RETURN_IF_ERROR(checkpoint::SetLatestCheckpoint(root, next_step));
+    RETURN_IF_ERROR(checkpoint::PruneCheckpoints(root, options_.keep_last));
     reporter_->Note(absl::StrCat("saved checkpoint ", dir, " (step ", next_step, ")"));
   }
   return world_.Barrier();
 }
 
 absl::Status RankTrainer::LoadCheckpoint() {
-  const std::string& dir = options_.resume_dir;
+  const std::string& dir = paths_.resume;
   if (reporting()) RETURN_IF_ERROR(checkpoint::RecoverCheckpoint(dir));
   RETURN_IF_ERROR(world_.Barrier());
   ASSIGN_OR_RETURN(checkpoint::CheckpointMeta meta, checkpoint::ReadCheckpointMeta(dir));
@@ -442,6 +476,13 @@ absl::Status RankTrainer::LoadCheckpoint() {
     return absl::InvalidArgumentError(absl::StrCat("checkpoint ", dir, " is at step ",
                                                    meta.step(), ", beyond steps=",
                                                    config_.steps()));
+  }
+  RETURN_IF_ERROR(checkpoint::CheckSameData(dir, meta, DataSetOf(batches_->file()),
+                                            options_.allow_different_data));
+  if (options_.allow_different_data && reporting() && meta.has_data_set() &&
+      !checkpoint::CheckSameData(dir, meta, DataSetOf(batches_->file()), false).ok()) {
+    log() << "resuming on other data than " << meta.data_set().train_path()
+          << " (--allow_different_data)\n";
   }
   ASSIGN_OR_RETURN(checkpoint::TensorSet tensors, checkpoint::ReadRankShard(dir, rank_));
   RETURN_IF_ERROR(checkpoint::CheckStoredStep(dir, meta, tensors, AdamW::kStepName));
@@ -540,6 +581,10 @@ absl::StatusOr<TrainResult> Train(const TrainOptions& options_in) {
   JobState job;
   job.options = &options;
   job.world_size = layout.tensor_parallel() * layout.pipeline_parallel() * layout.data_parallel();
+  // Refused before anything is allocated when it cannot fit.
+  ASSIGN_OR_RETURN(job.memory, EstimateRankMemory(options.config));
+  RETURN_IF_ERROR(CheckMemoryFits(job.memory, RanksOnThisMachine(options.backend, job.world_size),
+                                  AvailableMemoryBytes()));
   job.threads_per_rank = options.threads > 0
                              ? options.threads
                              : CpuThreadsPerRank(RanksSharingCores(options.backend, job.world_size));

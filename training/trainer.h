@@ -37,14 +37,22 @@ struct TrainOptions {
   // Outputs ("{run}" in a path: a fresh run directory, training/run_files.h).
   // Every path is checked before the first step (training/run_files.h).
   std::string metrics_out;        // JSONL file; empty for none.
-  std::string save_dir;           // Checkpoint directory written at the end; empty for none.
+  // Save directory: a checkpoint per save (step_NNNNNNNN/, `latest` names the
+  // newest) at the end and every config.checkpoint_interval steps; empty for none.
+  std::string save_dir;
   std::string export_path;        // Hugging Face GPT-2 safetensors written at the end; empty for none.
   // Where a stop signal saves when save_dir is empty; empty: nowhere.
   std::string signal_save_dir;
   bool overwrite = false;         // Outputs may replace existing files.
   // Inputs besides the token files, protected from the outputs.
   std::string config_path;        // The --config file; empty for none.
-  std::string resume_dir;         // Checkpoint to resume from; empty to start fresh.
+  // A checkpoint, or a save directory (its `latest`), to resume from; empty
+  // to start fresh.
+  std::string resume_dir;
+  // Resume even when the checkpoint was trained on other token files.
+  bool allow_different_data = false;
+  // Checkpoints kept in save_dir (the newest; older ones are removed).
+  int keep_last = 1;
   // Stop after this step (1-based; 0: run all config.steps), as a job cut by a
   // time limit would; the learning-rate schedule still spans config.steps, and
   // the checkpoint (with save_dir) is written at the stop.

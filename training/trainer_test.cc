@@ -208,7 +208,7 @@ TEST_F(TrainerTest, DamagedOrMismatchedCheckpointsAreRefused) {
   EXPECT_FALSE(Train(other_layout).ok());
 
   // Flip one byte in the middle of the rank file: its checksum catches it.
-  const std::string rank_file = ckpt + "/rank_00000.tensors";
+  const std::string rank_file = ckpt + "/latest/rank_00000.tensors";
   std::string bytes = io::testing::ReadWholeFile(rank_file);
   bytes[bytes.size() / 2] ^= 0x40;
   io::testing::WriteWholeFile(rank_file, bytes);

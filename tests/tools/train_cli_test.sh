@@ -54,7 +54,7 @@ PY
 
 run serial --save="$work/ckpt" --export_safetensors="$work/model.safetensors"
 grep -q '"tokens_per_s"' "$work/serial.jsonl"
-[[ -s "$work/ckpt/meta.textproto" && -s "$work/ckpt/rank_00000.tensors" ]] || { echo "FAIL: no checkpoint"; exit 1; }
+[[ -s "$work/ckpt/latest/meta.textproto" && -s "$work/ckpt/latest/rank_00000.tensors" ]] || { echo "FAIL: no checkpoint"; exit 1; }
 # The export is Hugging Face GPT-2 safetensors: its header names wte, wpe, h.N.* and ln_f.
 /usr/bin/python3 - "$work/model.safetensors" <<'PY'
 import json, struct, sys

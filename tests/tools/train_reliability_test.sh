@@ -10,6 +10,7 @@ set -euo pipefail
 
 train="$(realpath "$1")"
 prepare_data="$(realpath "$2")"
+default_config="$(realpath "$3")"
 work="${TEST_TMPDIR:-$(mktemp -d)}/train_reliability"
 rm -rf "$work" && mkdir -p "$work"
 export HOME="$work/home"  # the CPU peak cache goes here, not into the user's home
@@ -82,7 +83,7 @@ cmp -s "$work/m.jsonl" "$work/m.first" || fail "the refused run touched m.jsonl"
   latest="$(readlink out/train/latest)"
   grep -q "run directory .*$latest" run2.log || { cat run2.log; echo "FAIL: latest"; exit 1; }
   for run in out/train/2*; do
-    [[ -s "$run/metrics.jsonl" && -s "$run/checkpoint/rank_00000.tensors" ]] ||
+    [[ -s "$run/metrics.jsonl" && -s "$run/checkpoint/latest/rank_00000.tensors" ]] ||
       { ls -R "$run"; echo "FAIL: $run incomplete"; exit 1; }
   done
   echo "default outputs: two runs, two directories, latest -> $latest"
@@ -125,6 +126,41 @@ assert len(whole) == 400, len(whole)
 assert cut == whole, "the stopped and resumed run differs from the whole run"
 PY
 echo "SIGTERM: stopped, saved, resumed; 400 losses bitwise equal to the uninterrupted run"
+
+# Periodic checkpoints, the newest --keep_last of them kept; a resume from the
+# save directory takes `latest`, and refuses other training data.
+"$train" --config="$config" --metrics_out= --save="$work/series" --save_interval=2 \
+  --keep_last=2 > "$work/series.log" 2>&1 || { cat "$work/series.log"; fail "series"; }
+[[ "$(ls "$work/series" | tr '\n' ' ')" == "latest step_00000004 step_00000006 " ]] ||
+  { ls -la "$work/series"; fail "expected step 4 and 6 kept, latest"; }
+[[ "$(readlink "$work/series/latest")" == "step_00000006" ]] || fail "latest is not step 6"
+head -c 20000 "$work/corpus.txt" | tr 'a-z' 'b-za' > "$work/other.txt"
+"$prepare_data" --input="$work/other.txt" --output_dir="$work/other" --val_fraction=0.5 >/dev/null
+sed -e "s|$work/data/train.bin|$work/other/train.bin|" "$config" > "$work/other.textproto"
+refused other_data "pass --allow_different_data" --config="$work/other.textproto" \
+  --metrics_out= --save= --resume="$work/series" --steps=8
+"$train" --config="$work/other.textproto" --metrics_out= --save= --resume="$work/series" \
+  --steps=8 --allow_different_data > "$work/allowed.log" 2>&1 ||
+  { cat "$work/allowed.log"; fail "--allow_different_data"; }
+grep -q "resuming on other data" "$work/allowed.log" || { cat "$work/allowed.log"; fail "no note"; }
+echo "checkpoint series: steps 4 and 6 kept, latest -> 6; other data refused, then allowed"
+
+# MFU never passes 100%: the default job's model and 3D layout (8 rank threads
+# sharing this machine's cores, where a per-start, all-cores peak once gave
+# 226-332%), against the per-core peak times the job's cores.
+sed -e "s|data/brown/train.bin|$work/data/train.bin|; s|data/brown/val.bin|$work/data/val.bin|" \
+  -e "s|^steps: 200|steps: 30|; s|^eval_interval: 50|eval_interval: 0|" \
+  "$default_config" > "$work/default.textproto"
+"$train" --config="$work/default.textproto" --metrics_out="$work/default.jsonl" --save= \
+  > "$work/default.log" 2>&1 || { cat "$work/default.log"; fail "default job"; }
+grep -q "^mfu: model FLOPs over" "$work/default.log" || { cat "$work/default.log"; fail "no peak line"; }
+/usr/bin/python3 - "$work/default.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+mfu = [r["mfu"] for r in rows if "mfu" in r]
+assert len(mfu) == 30 and all(m is not None and 0 < m <= 1 for m in mfu), mfu
+print("default job: MFU %.1f%% to %.1f%% over 30 steps" % (100 * min(mfu), 100 * max(mfu)))
+PY
 
 # A second signal ends the process at once.
 "$train" --config="$work/long.textproto" --metrics_out= --save= --steps=100000 \

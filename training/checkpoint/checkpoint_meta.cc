@@ -196,6 +196,22 @@ absl::Status CheckResumeCompatible(const std::string& dir, const CheckpointMeta&
   return absl::OkStatus();
 }
 
+absl::Status CheckSameData(const std::string& dir, const CheckpointMeta& saved,
+                           const DataSet& current, bool allow_different) {
+  if (!saved.has_data_set() || allow_different) return absl::OkStatus();
+  const DataSet& was = saved.data_set();
+  if (was.train_tokens() == current.train_tokens() &&
+      was.train_crc32c() == current.train_crc32c()) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "checkpoint ", dir, " was trained on ", was.train_path(), " (", was.train_tokens(),
+      " tokens, CRC-32C ", absl::Hex(was.train_crc32c()), "); this job reads ",
+      current.train_path(), " (", current.train_tokens(), " tokens, CRC-32C ",
+      absl::Hex(current.train_crc32c()), "): the data position means nothing in other data; "
+      "pass --allow_different_data to continue on it anyway"));
+}
+
 absl::Status CheckStoredStep(const std::string& dir, const CheckpointMeta& meta,
                              const TensorSet& tensors, absl::string_view step_tensor) {
   const LoadedTensor* stored = tensors.Find(step_tensor);

@@ -46,6 +46,14 @@ absl::StatusOr<CheckpointMeta> ParseCheckpointMeta(absl::string_view text,
 absl::Status CheckResumeCompatible(const std::string& dir, const CheckpointMeta& saved,
                                    const CheckpointMeta& current);
 
+// The checkpoint in `dir` was trained on the data `current` describes: the
+// same token count and CRC-32C (the path may differ: a moved file is the same
+// data). A checkpoint without a data set (older ones) passes. Otherwise
+// FAILED_PRECONDITION naming both files, unless `allow_different` (the
+// --allow_different_data flag), which only the caller's log mentions.
+absl::Status CheckSameData(const std::string& dir, const CheckpointMeta& saved,
+                           const DataSet& current, bool allow_different);
+
 // When `tensors` (a rank file of the checkpoint in `dir`) holds an int64
 // scalar named `step_tensor`, it must equal `meta.step()`; DATA_LOSS naming
 // both otherwise. A set without that tensor passes.

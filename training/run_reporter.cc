@@ -63,7 +63,7 @@ absl::Status RunReporter::Validation(int64_t step, double val_loss) {
   return absl::OkStatus();
 }
 
-void RunReporter::Finish() {
+void RunReporter::Finish(absl::string_view checkpoint, absl::string_view export_path) {
   if (options_.log == nullptr || totals_.losses.empty()) return;
   const double tokens_per_s = totals_.tokens / totals_.seconds;
   std::string line = absl::StrFormat("done: %d steps in %s, %.3g tokens/s",
@@ -77,7 +77,9 @@ void RunReporter::Finish() {
     absl::StrAppendFormat(&line, ", validation loss %.4f (step %d)",
                           totals_.val_losses.back().second, totals_.val_losses.back().first);
   }
-  if (metrics_ != nullptr) absl::StrAppend(&line, "; metrics in ", metrics_->path());
+  if (metrics_ != nullptr) absl::StrAppend(&line, "; metrics ", metrics_->path());
+  if (!checkpoint.empty()) absl::StrAppend(&line, "; checkpoint ", checkpoint);
+  if (!export_path.empty()) absl::StrAppend(&line, "; export ", export_path);
   Note(line);
 }
 

@@ -59,8 +59,9 @@ class RunReporter {
   absl::Status Validation(int64_t step, double val_loss);
 
   // Prints the closing summary: steps, time, mean tokens/s and MFU, the last
-  // train and validation losses.
-  void Finish();
+  // train and validation losses, and where the outputs are: the metrics file,
+  // the last checkpoint and the export (empty: none).
+  void Finish(absl::string_view checkpoint = "", absl::string_view export_path = "");
 
   const RunTotals& totals() const { return totals_; }
 

@@ -45,7 +45,7 @@ TEST(RunReporterTest, OneRecordPerStepRenderedAsLineAndJson) {
     ASSERT_TRUE((*reporter)->Step(step, 0.5, 3.0 - step * 0.1, 6e-4, 0.5).ok());
   }
   ASSERT_TRUE((*reporter)->Validation(5, 2.5).ok());
-  (*reporter)->Finish();
+  (*reporter)->Finish("out/ckpt/step_00000005", "model.safetensors");
 
   const std::vector<std::string> lines = NonEmptyLines(log.str());
   // Header, steps 2 and 4 (log_interval) and 5 (the last), validation, summary.
@@ -58,7 +58,8 @@ TEST(RunReporterTest, OneRecordPerStepRenderedAsLineAndJson) {
   EXPECT_THAT(lines[3], StartsWith("step 5/5 |"));
   EXPECT_EQ(lines[4], "step 5/5 | val_loss 2.5000");
   EXPECT_THAT(lines[5], StartsWith("done: 5 steps in 0:00:03, 2e+03 tokens/s, mfu 20.0%; last "
-                                   "train loss 2.6000, validation loss 2.5000 (step 5)"));
+                                   "train loss 2.6000, validation loss 2.5000 (step 5); metrics "));
+  EXPECT_THAT(lines[5], HasSubstr("; checkpoint out/ckpt/step_00000005; export model.safetensors"));
   // Every step in the JSONL, with the same figures as the line.
   const std::vector<std::string> json = NonEmptyLines(io::testing::ReadWholeFile(metrics));
   ASSERT_EQ(json.size(), 6u);

@@ -11,7 +11,9 @@
 namespace trident::training {
 namespace {
 
-constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+// SIGUSR1 because Open MPI's mpirun forwards it to every rank, while it turns
+// SIGINT, SIGTERM and SIGHUP into killing the job (and refuses to forward them).
+constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
 
 std::atomic<int> received_signal{0};
 std::atomic<bool> installed{false};
@@ -45,6 +47,8 @@ const char* SignalName(int signal_number) {
       return "SIGTERM";
     case SIGHUP:
       return "SIGHUP";
+    case SIGUSR1:
+      return "SIGUSR1";
     default:
       return "a signal";
   }

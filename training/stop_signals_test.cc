@@ -32,6 +32,13 @@ TEST(StopSignalsTest, ASecondSignalExitsAtOnceWithItsStatus) {
   EXPECT_EQ(SignalExitCode(SIGTERM), 143);
 }
 
+TEST(StopSignalsTest, SigUsr1StopsToo) {
+  StopSignals signals;
+  ASSERT_EQ(::raise(SIGUSR1), 0);
+  EXPECT_EQ(StopSignals::Received(), SIGUSR1);
+  EXPECT_STREQ(SignalName(SIGUSR1), "SIGUSR1");
+}
+
 TEST(StopSignalsTest, HandlersAreRestored) {
   struct sigaction before, after;
   sigaction(SIGTERM, nullptr, &before);

@@ -243,7 +243,7 @@ class RankTrainer {
       if (signal_number != 0) return StopForSignal(signal_number, step + 1);
     }
     if (!paths_.export_path.empty()) RETURN_IF_ERROR(ExportModel());
-    reporter_->Finish();
+    reporter_->Finish(last_checkpoint_, paths_.export_path);
     return Publish();
   }
 
@@ -290,6 +290,7 @@ class RankTrainer {
   std::unique_ptr<RunReporter> reporter_;
   int64_t first_step_ = 0;
   int64_t last_step_ = 0;
+  std::string last_checkpoint_;  // the newest checkpoint this run wrote
   int dp_rank_ = 0;
 };
 
@@ -455,6 +456,7 @@ absl::Status RankTrainer::SaveCheckpoint(const std::string& root, int64_t next_s
     RETURN_IF_ERROR(checkpoint::PruneCheckpoints(root, options_.keep_last));
     reporter_->Note(absl::StrCat("saved checkpoint ", dir, " (step ", next_step, ")"));
   }
+  last_checkpoint_ = dir;
   return world_.Barrier();
 }
 

@@ -184,5 +184,21 @@ if command -v mpirun >/dev/null 2>&1; then
     fail "--backend=local under mpirun -np 2 should be refused"
   fi
   grep -q "use --backend=mpi" "$work/mpi_local.log" || { cat "$work/mpi_local.log"; fail "message"; }
+  # mpirun kills the job on SIGTERM and will not forward it; it forwards
+  # SIGUSR1, which stops every rank after the same step, with a checkpoint.
+  "${mpi[@]}" "$train" --config="$work/long.textproto" --metrics_out= --save="$work/mpi_ckpt" \
+    --steps=100000 --tp=2 > "$work/mpi_usr1.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 200); do
+    grep -q "^step" "$work/mpi_usr1.log" && break
+    sleep 0.05
+  done
+  kill -USR1 "$pid"
+  status=0
+  wait "$pid" || status=$?
+  [[ $status -eq 138 ]] || { cat "$work/mpi_usr1.log"; fail "mpirun exit $status after SIGUSR1"; }
+  grep -q "stopped by SIGUSR1 after step" "$work/mpi_usr1.log" || { cat "$work/mpi_usr1.log"; fail "usr1"; }
+  [[ -s "$work/mpi_ckpt/latest/rank_00001.tensors" ]] || fail "no checkpoint after SIGUSR1 under mpirun"
+  echo "mpirun: SIGUSR1 stopped both ranks after the same step and saved"
 fi
 echo "PASS"

@@ -11,12 +11,8 @@ prepare_data="$2"
 work="${TEST_TMPDIR:-$(mktemp -d)}/train_cli"
 rm -rf "$work" && mkdir -p "$work"
 
-# A few hundred lines of varied English-like text, documents separated by blank lines.
-for i in $(seq 1 300); do
-  echo "Line $i: the committee said on day $((i % 7)) that $((i * 13 % 97)) reports were received."
-  echo "It was observed that the weather in town number $((i % 11)) had been unusually mild."
-  if ((i % 5 == 0)); then echo; fi
-done > "$work/corpus.txt"
+source "$(dirname "$0")/testlib.sh"
+write_corpus "$work/corpus.txt" 300 2
 "$prepare_data" --input="$work/corpus.txt" --output_dir="$work/data" --val_fraction=0.1 >/dev/null
 
 cat > "$work/config.textproto" <<CONFIG

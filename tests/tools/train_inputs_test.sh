@@ -15,10 +15,8 @@ prepare_data="$2"
 work="${TEST_TMPDIR:-$(mktemp -d)}/train_inputs"
 rm -rf "$work" && mkdir -p "$work"
 
-for i in $(seq 1 200); do
-  echo "Line $i: the committee said on day $((i % 7)) that $((i * 13 % 97)) reports were received."
-  if ((i % 5 == 0)); then echo; fi
-done > "$work/corpus.txt"
+source "$(dirname "$0")/testlib.sh"
+write_corpus "$work/corpus.txt" 200 1
 "$prepare_data" --input="$work/corpus.txt" --output_dir="$work/data" --val_fraction=0.1 >/dev/null
 
 config() {  # config DIR [extra data fields]: a tiny job reading DIR/train.bin and DIR/val.bin

@@ -16,11 +16,8 @@ rm -rf "$work" && mkdir -p "$work"
 export HOME="$work/home"  # the CPU peak cache goes here, not into the user's home
 fail() { echo "FAIL: $*"; exit 1; }
 
-for i in $(seq 1 300); do
-  echo "Line $i: the committee said on day $((i % 7)) that $((i * 13 % 97)) reports were received."
-  echo "It was observed that the weather in town number $((i % 11)) had been unusually mild."
-  if ((i % 5 == 0)); then echo; fi
-done > "$work/corpus.txt"
+source "$(dirname "$0")/testlib.sh"
+write_corpus "$work/corpus.txt" 300 2
 "$prepare_data" --input="$work/corpus.txt" --output_dir="$work/data" --val_fraction=0.1 >/dev/null
 
 config="$work/config.textproto"

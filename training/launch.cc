@@ -1,6 +1,9 @@
 #include "training/launch.h"
 
+#include <errno.h>
+
 #include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <thread>
 
@@ -36,7 +39,17 @@ absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBo
   }
   ASSIGN_OR_RETURN(std::unique_ptr<comm::MpiCommunicator> world,
                    comm::MpiCommunicator::CreateWorld(options));
-  return body(world->rank(), *world);
+  const int rank = world->rank();
+  absl::Status status = body(rank, *world);
+  if (!status.ok() && runtime->world_size() > 1) {
+    // The other ranks may be waiting for this one (or this one timed out
+    // waiting for a stopped peer): returning would destroy the runtime, and
+    // MPI_Finalize waits for every process. Say why first, then end the job.
+    std::cerr << program_invocation_short_name << ": rank " << rank << ": " << status.ToString()
+              << std::endl;
+    comm::MpiAbortJob(1);
+  }
+  return status;
 }
 
 int RanksSharingCores(absl::string_view backend, int world_size) {

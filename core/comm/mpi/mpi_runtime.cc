@@ -2,12 +2,16 @@
 
 #include <malloc.h>
 #include <mpi.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <limits>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "core/comm/mpi/launch_env.h"
 
 namespace trident::comm {
@@ -40,6 +44,18 @@ bool MpiIsActive() {
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   return initialized && !finalized;
+}
+
+void MpiAbortJob(int exit_code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  // MPI calls are serialised; but a thread that holds the lock may itself be
+  // stuck, and ending the job matters more than that rule here.
+  const bool locked = MpiLock().LockWhenWithTimeout(absl::Condition::kTrue, absl::Seconds(1));
+  if (MpiIsActive()) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  if (locked) MpiLock().Unlock();
+  _exit(exit_code);
 }
 
 absl::StatusOr<std::unique_ptr<MpiRuntime>> MpiRuntime::Initialize(int* argc, char*** argv,

@@ -70,6 +70,16 @@ class MpiRuntime {
 // True between MPI_Init and MPI_Finalize.
 bool MpiIsActive();
 
+// Ends every process of the job now with `exit_code`: MPI_Abort on
+// MPI_COMM_WORLD, which has the launcher kill the other processes. This is how
+// a process that failed ends a job whose other ranks may be waiting for it:
+// destroying the MpiRuntime instead (MPI_Finalize) would wait for every other
+// process to finalise too, forever if one of them is stopped or stuck, and
+// would leave the others to time out. Print the reason to stderr before
+// calling; this flushes stdout and stderr. Never returns: should MPI_Abort
+// return, the process exits with `exit_code`.
+[[noreturn]] void MpiAbortJob(int exit_code);
+
 // Held around every MPI call the backend makes (MPI_THREAD_SERIALIZED means the
 // application guarantees one call at a time). Never held while sleeping.
 absl::Mutex& MpiLock();

@@ -113,14 +113,16 @@ absl::Status CollectiveHandle::Wait() {
 
 absl::Status CollectiveHandle::TimeoutError() {
   const GroupState::Arrivals arrivals = group_->FindMissingArrivals(op_->op_number);
+  const std::string silent = group_->SilentRanksNote();
   const std::string where =
       absl::StrCat(" (operation #", op_->op_number, " on this communicator",
-                   arrivals.details.empty() ? "" : "; ", arrivals.details, ")");
+                   arrivals.details.empty() ? "" : "; ", arrivals.details, ")", silent);
   if (arrivals.missing.empty()) {
+    // A member that stops inside the operation has arrived too.
     return absl::DeadlineExceededError(absl::StrCat(
         CommOpName(op_->op), " on ", group_->description, " timed out after ",
-        absl::FormatDuration(timeout_),
-        "; every member arrived, so they may disagree on its arguments (count, dtype, root)",
+        absl::FormatDuration(timeout_), "; every member arrived",
+        silent.empty() ? ", so they may disagree on its arguments (count, dtype, root)" : "",
         where));
   }
   const absl::Status base =
@@ -178,6 +180,7 @@ absl::Status PointToPointHandle::Wait() {
 }
 
 absl::Status PointToPointHandle::TimeoutError(absl::Span<MPI_Status> statuses) {
+  const std::string silent = group_->SilentRanksNote();
   absl::MutexLock lock(&MpiLock());
   // PollRequests stops testing at the first pending request: test the rest,
   // so that only the ops really pending are blamed.
@@ -203,6 +206,9 @@ absl::Status PointToPointHandle::TimeoutError(absl::Span<MPI_Status> statuses) {
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
   absl::Status status =
       DeadlineExceededError(group_->description, first_pending->op, timeout_, missing);
+  if (!silent.empty()) {
+    status = absl::DeadlineExceededError(absl::StrCat(status.message(), silent));
+  }
   group_->Break(status);
   return status;
 }

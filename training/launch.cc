@@ -1,10 +1,12 @@
 #include "training/launch.h"
 
 #include <errno.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
-#include <iostream>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -45,8 +47,11 @@ absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBo
     // The other ranks may be waiting for this one (or this one timed out
     // waiting for a stopped peer): returning would destroy the runtime, and
     // MPI_Finalize waits for every process. Say why first, then end the job.
-    std::cerr << program_invocation_short_name << ": rank " << rank << ": " << status.ToString()
-              << std::endl;
+    // One write, so that the lines of ranks failing together do not mix.
+    const std::string line = absl::StrCat(program_invocation_short_name, ": rank ", rank, ": ",
+                                          status.ToString(), "\n");
+    std::fflush(stderr);
+    if (write(STDERR_FILENO, line.data(), line.size()) < 0) std::perror("write");
     comm::MpiAbortJob(1);
   }
   return status;

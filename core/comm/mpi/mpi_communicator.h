@@ -119,7 +119,9 @@ class MpiCommunicator final : public Communicator {
   // Collective over the members only (MPI_Comm_create_group). Besides the
   // interface's checks, the members compare their rank lists and names and
   // fail with INVALID_ARGUMENT when they disagree. If a member never calls,
-  // the others block inside MPI_Comm_create_group: MPI offers no timeout there.
+  // the others block inside MPI_Comm_create_group, which MPI cannot time out
+  // or abandon: after timeout() a watchdog prints what did not complete and
+  // ends the job (MpiAbortJob). CreateWorld is guarded the same way.
   absl::StatusOr<std::unique_ptr<Communicator>> DoCreateGroup(absl::Span<const int> ranks,
                                                               absl::string_view name) override;
 

@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/comm/mpi/launch_env.h"
 
@@ -52,7 +53,13 @@ void MpiAbortJob(int exit_code) {
   std::fflush(nullptr);
   // MPI calls are serialised; but a thread that holds the lock may itself be
   // stuck, and ending the job matters more than that rule here.
-  const bool locked = MpiLock().LockWhenWithTimeout(absl::Condition::kTrue, absl::Seconds(1));
+  // (LockWhenWithTimeout would still wait for the lock after its timeout.)
+  const absl::Time give_up = absl::Now() + absl::Seconds(1);
+  bool locked = MpiLock().TryLock();
+  while (!locked && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+    locked = MpiLock().TryLock();
+  }
   if (MpiIsActive()) MPI_Abort(MPI_COMM_WORLD, exit_code);
   if (locked) MpiLock().Unlock();
   _exit(exit_code);

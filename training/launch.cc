@@ -1,12 +1,9 @@
 #include "training/launch.h"
 
 #include <errno.h>
-#include <unistd.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -47,12 +44,8 @@ absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBo
     // The other ranks may be waiting for this one (or this one timed out
     // waiting for a stopped peer): returning would destroy the runtime, and
     // MPI_Finalize waits for every process. Say why first, then end the job.
-    // One write, so that the lines of ranks failing together do not mix.
-    const std::string line = absl::StrCat(program_invocation_short_name, ": rank ", rank, ": ",
-                                          status.ToString(), "\n");
-    std::fflush(stderr);
-    if (write(STDERR_FILENO, line.data(), line.size()) < 0) std::perror("write");
-    comm::MpiAbortJob(1);
+    comm::MpiAbortJob(
+        absl::StrCat(program_invocation_short_name, ": rank ", rank, ": ", status.ToString()), 1);
   }
   return status;
 }

@@ -1,10 +1,8 @@
 #include "core/comm/mpi/mpi_handle.h"
 
 #include <errno.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <thread>
 #include <utility>
 
@@ -76,15 +74,12 @@ BlockingCallWatchdog::BlockingCallWatchdog(absl::Duration timeout, int world_ran
   thread_ = std::thread([this, timeout, world_rank, what = std::move(what)] {
     absl::MutexLock lock(&mutex_);
     if (mutex_.AwaitWithTimeout(absl::Condition(&returned_), timeout)) return;
-    // One write, so that the lines of ranks failing together do not mix.
-    const std::string line = absl::StrCat(
-        program_invocation_short_name, ": rank ", world_rank, ": DEADLINE_EXCEEDED: ", what,
-        " did not complete within ", absl::FormatDuration(timeout),
-        ": a member never joined (stopped, failed, or creating another group); MPI cannot "
-        "abandon this call, so the job ends\n");
-    std::fflush(stderr);
-    if (write(STDERR_FILENO, line.data(), line.size()) < 0) std::perror("write");
-    MpiAbortJob(1);
+    MpiAbortJob(absl::StrCat(program_invocation_short_name, ": rank ", world_rank,
+                             ": DEADLINE_EXCEEDED: ", what, " did not complete within ",
+                             absl::FormatDuration(timeout),
+                             ": a member never joined (stopped, failed, or creating another "
+                             "group); MPI cannot abandon this call, so the job ends"),
+                1);
   });
 }
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <limits>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -47,10 +48,12 @@ bool MpiIsActive() {
   return initialized && !finalized;
 }
 
-void MpiAbortJob(int exit_code) {
+void MpiAbortJob(absl::string_view message, int exit_code) {
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);
+  const std::string line = absl::StrCat(message, "\n");
+  if (write(STDERR_FILENO, line.data(), line.size()) < 0) std::perror("write");
   // MPI calls are serialised; but a thread that holds the lock may itself be
   // stuck, and ending the job matters more than that rule here.
   // (LockWhenWithTimeout would still wait for the lock after its timeout.)

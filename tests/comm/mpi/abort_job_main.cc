@@ -3,15 +3,12 @@
 // with rank 1's message (MpiAbortJob) or within the timeout of a blocking
 // group creation (the watchdog), never waiting for longer.
 //
-//   abort_job_main fail          rank 1 prints its error and calls MpiAbortJob
+//   abort_job_main fail          rank 1 fails: MpiAbortJob with its message,
 //                                while rank 0 waits in a barrier (60 s timeout)
 //   abort_job_main create_group  rank 1 never joins the group rank 0 creates
 //                                (1 s timeout)
 
-#include <unistd.h>
-
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 
@@ -46,8 +43,7 @@ int Main(int argc, char** argv) {
   if (mode == "fail") {
     if ((*world)->rank() == 1) {
       absl::SleepFor(absl::Milliseconds(200));  // Rank 0 is in the barrier by now.
-      std::fprintf(stderr, "abort_job_main: rank 1: INTERNAL: rank one failed\n");
-      MpiAbortJob(1);
+      MpiAbortJob("abort_job_main: rank 1: INTERNAL: rank one failed", 1);
     }
     const absl::Status status = (*world)->Barrier();
     std::fprintf(stderr, "rank 0: the barrier returned %s\n", status.ToString().c_str());

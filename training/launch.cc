@@ -1,5 +1,7 @@
 #include "training/launch.h"
 
+#include <errno.h>
+
 #include <cstdlib>
 #include <memory>
 #include <thread>
@@ -36,7 +38,16 @@ absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBo
   }
   ASSIGN_OR_RETURN(std::unique_ptr<comm::MpiCommunicator> world,
                    comm::MpiCommunicator::CreateWorld(options));
-  return body(world->rank(), *world);
+  const int rank = world->rank();
+  absl::Status status = body(rank, *world);
+  if (!status.ok() && runtime->world_size() > 1) {
+    // The other ranks may be waiting for this one (or this one timed out
+    // waiting for a stopped peer): returning would destroy the runtime, and
+    // MPI_Finalize waits for every process. Say why first, then end the job.
+    comm::MpiAbortJob(
+        absl::StrCat(program_invocation_short_name, ": rank ", rank, ": ", status.ToString()), 1);
+  }
+  return status;
 }
 
 int RanksOnThisMachine(absl::string_view backend, int world_size) {

@@ -28,10 +28,15 @@ using RankBody = std::function<absl::Status(int rank, comm::Communicator& world)
 absl::Status ValidateBackend(absl::string_view name);
 
 // Runs `body` for the ranks of a `world_size`-rank job on `backend` and
-// returns OK or the first failure: on `local` the first rank's error (by
-// time), prefixed "rank R: "; on `mpi` this rank's. An MPI launch whose
-// process count is not `world_size` fails before any body runs, saying which
-// -np to use.
+// returns OK or the first failure. On `local` that is the first rank's error
+// (by time), prefixed "rank R: "; it aborts the other ranks' waits at once
+// (comm::RunLocalRanks). On `mpi` a rank whose body fails in a job of several
+// processes does not return: it prints "<program>: rank R: <status>" to
+// stderr and ends the whole job with MPI_Abort (comm::MpiAbortJob, exit
+// status 1), because the others may be waiting for it and MPI_Finalize would
+// wait for them; a single-process job returns its error. An MPI launch whose
+// process count is not `world_size` fails before any body runs (every rank
+// alike), saying which -np to use.
 absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBody& body,
                          comm::CommOptions options = {});
 

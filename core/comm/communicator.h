@@ -17,6 +17,13 @@
 //   DEADLINE_EXCEEDED naming the group, the operation and the ranks that did not
 //   arrive. After such a failure the communicator is broken: further operations
 //   fail with FAILED_PRECONDITION (the group's members disagree on what ran).
+// - A rank that fails ends the whole job within seconds; nobody waits for a
+//   timeout when the cause is known. The local backend aborts its world
+//   (LocalWorld::Abort): every waiting and later operation of every group fails
+//   with ABORTED "aborted: rank R failed: <its message>". Under MPI the failing
+//   process prints its message and calls MPI_Abort (MpiAbortJob), which ends
+//   every process of the job; timeouts remain for the causes nobody reports (a
+//   stopped or unreachable process).
 // - Argument errors (mismatched counts or dtypes, a peer out of range) surface as
 //   INVALID_ARGUMENT from Wait(), worded alike by every backend (the checks
 //   live in this class, see Communicator); a refused call is not issued, so the

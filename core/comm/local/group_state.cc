@@ -17,10 +17,63 @@ constexpr int64_t kCopyUnderLockBytes = 64 * 1024;
 
 }  // namespace
 
-GroupState::GroupState(std::vector<int> world_ranks, std::string description)
-    : world_ranks_(std::move(world_ranks)), description_(std::move(description)) {}
+// ---------------------------------------------------------------------------
+// Aborts.
+
+void WorldAbort::Register(const std::shared_ptr<GroupState>& group) {
+  absl::Status cause;
+  {
+    absl::MutexLock lock(&mu_);
+    if (cause_.ok()) {
+      // Drop groups that are gone, so a long run creating groups stays small.
+      groups_.erase(std::remove_if(groups_.begin(), groups_.end(),
+                                   [](const std::weak_ptr<GroupState>& g) { return g.expired(); }),
+                    groups_.end());
+      groups_.push_back(group);
+      return;
+    }
+    cause = cause_;
+  }
+  group->Abort(cause);
+}
+
+void WorldAbort::Abort(const absl::Status& cause) {
+  std::vector<std::weak_ptr<GroupState>> groups;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!cause_.ok()) return;
+    cause_ = cause;
+    groups.swap(groups_);
+  }
+  for (const std::weak_ptr<GroupState>& weak : groups) {
+    if (std::shared_ptr<GroupState> group = weak.lock()) group->Abort(cause);
+  }
+}
+
+absl::Status WorldAbort::status() const {
+  absl::MutexLock lock(&mu_);
+  return cause_;
+}
+
+GroupState::GroupState(std::vector<int> world_ranks, std::string description,
+                       std::shared_ptr<WorldAbort> abort)
+    : world_ranks_(std::move(world_ranks)),
+      description_(std::move(description)),
+      abort_(std::move(abort)) {
+  TRIDENT_CHECK(abort_ != nullptr);
+}
+
+void GroupState::Abort(const absl::Status& cause) {
+  absl::MutexLock lock(&mu_);
+  if (!aborted_.ok()) return;
+  aborted_ = cause;
+  if (broken_.ok()) {
+    BreakLocked(cause);
+  }
+}
 
 absl::Status GroupState::BrokenError(CommOp op) const {
+  if (!aborted_.ok()) return aborted_;
   return BrokenCommunicatorError(description_, op, broken_);
 }
 
@@ -295,6 +348,7 @@ absl::Status GroupState::WaitRecv(const std::shared_ptr<PendingRecv>& recv,
 absl::StatusOr<std::shared_ptr<GroupState>> GroupState::JoinChild(
     const std::vector<int>& parent_ranks, int64_t instance, absl::string_view name) {
   absl::MutexLock lock(&mu_);
+  if (!aborted_.ok()) return aborted_;
   if (!broken_.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("CreateGroup on ", description_,
@@ -308,7 +362,9 @@ absl::StatusOr<std::shared_ptr<GroupState>> GroupState::JoinChild(
     child_world_ranks.reserve(parent_ranks.size());
     for (int r : parent_ranks) child_world_ranks.push_back(world_ranks_[r]);
     std::string description = DescribeGroup(name, child_world_ranks);
-    entry.state = std::make_shared<GroupState>(std::move(child_world_ranks), std::move(description));
+    entry.state =
+        std::make_shared<GroupState>(std::move(child_world_ranks), std::move(description), abort_);
+    abort_->Register(entry.state);
   }
   std::shared_ptr<GroupState> state = entry.state;
   // Once every member has joined, nobody will ask again.

@@ -24,6 +24,12 @@
 // operation of every member fails with that status, and any later one with
 // FAILED_PRECONDITION. Operations whose data movement already started are left
 // to finish, so no buffer is written after its Wait() returned.
+//
+// Aborts. Every group of one LocalWorld (the world and all groups created from
+// it) shares one WorldAbort. When a rank fails, WorldAbort::Abort breaks every
+// one of those groups with the ABORTED status naming that rank: waiting
+// operations wake and fail with it at once, and later operations (and
+// CreateGroup) fail with that same status, not with FAILED_PRECONDITION.
 
 #include <cstdint>
 #include <deque>
@@ -55,9 +61,32 @@ struct PendingRecv {
   absl::Status status;
 };
 
+class GroupState;
+
+// The abort flag of one LocalWorld, shared by every group created from it.
+class WorldAbort {
+ public:
+  // Adds `group` to the groups Abort breaks; a group registered after Abort is
+  // broken at once.
+  void Register(const std::shared_ptr<GroupState>& group);
+  // Sets the flag (the first cause wins) and breaks every registered group
+  // with it, waking all their waiting operations. Call without holding any
+  // group's mutex.
+  void Abort(const absl::Status& cause);
+  // OK until Abort; then the cause.
+  absl::Status status() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::Status cause_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::weak_ptr<GroupState>> groups_ ABSL_GUARDED_BY(mu_);
+};
+
 class GroupState : public std::enable_shared_from_this<GroupState> {
  public:
-  GroupState(std::vector<int> world_ranks, std::string description);
+  // `abort` is the world's abort flag (register the group with it).
+  GroupState(std::vector<int> world_ranks, std::string description,
+             std::shared_ptr<WorldAbort> abort);
 
   GroupState(const GroupState&) = delete;
   GroupState& operator=(const GroupState&) = delete;
@@ -67,8 +96,12 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   // DescribeGroup() of the group, as named by its first member to join.
   const std::string& description() const { return description_; }
 
+  // Fails every pending operation with `cause` (ABORTED) and every later one
+  // with that same status; see WorldAbort.
+  void Abort(const absl::Status& cause);
+
   // Member `rank` issues its `seq`-th collective. FAILED_PRECONDITION if the
-  // group is broken.
+  // group is broken (the abort's status if it was aborted).
   absl::StatusOr<std::shared_ptr<CollectiveOp>> PostCollective(int rank, int64_t seq,
                                                                const Contribution& contribution);
   // Waits for `op` (helping to run it and the ops before it), at most `timeout`
@@ -125,9 +158,12 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
 
   const std::vector<int> world_ranks_;
   const std::string description_;
+  const std::shared_ptr<WorldAbort> abort_;
 
   absl::Mutex mu_;
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  // Set when the world aborted: what every later operation returns.
+  absl::Status aborted_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<int64_t, std::shared_ptr<CollectiveOp>> ops_ ABSL_GUARDED_BY(mu_);
   int64_t head_ ABSL_GUARDED_BY(mu_) = 0;  // Earliest slot not done.
   // The running head slot while it has chunks others may claim.

@@ -27,19 +27,29 @@ absl::StatusOr<std::unique_ptr<LocalWorld>> LocalWorld::Create(int size, CommOpt
   std::vector<int> world_ranks(size);
   std::iota(world_ranks.begin(), world_ranks.end(), 0);
   std::string description = DescribeGroup("world", world_ranks);
+  auto abort = std::make_shared<local_internal::WorldAbort>();
   auto group = std::make_shared<local_internal::GroupState>(std::move(world_ranks),
-                                                            std::move(description));
+                                                            std::move(description), abort);
+  abort->Register(group);
   std::vector<std::unique_ptr<Communicator>> ranks;
   ranks.reserve(size);
   for (int r = 0; r < size; ++r) {
     ranks.push_back(
         std::make_unique<local_internal::LocalCommunicator>(group, r, "world", options));
   }
-  return std::unique_ptr<LocalWorld>(new LocalWorld(std::move(ranks)));
+  return std::unique_ptr<LocalWorld>(new LocalWorld(std::move(ranks), std::move(abort)));
 }
 
-LocalWorld::LocalWorld(std::vector<std::unique_ptr<Communicator>> ranks)
-    : ranks_(std::move(ranks)) {}
+LocalWorld::LocalWorld(std::vector<std::unique_ptr<Communicator>> ranks,
+                       std::shared_ptr<local_internal::WorldAbort> abort)
+    : ranks_(std::move(ranks)), abort_(std::move(abort)) {}
+
+void LocalWorld::Abort(int failed_rank, const absl::Status& failure) {
+  abort_->Abort(absl::AbortedError(
+      absl::StrCat("aborted: rank ", failed_rank, " failed: ", failure.message())));
+}
+
+absl::Status LocalWorld::aborted() const { return abort_->status(); }
 
 Communicator& LocalWorld::world(int rank) {
   TRIDENT_CHECK(rank >= 0 && rank < size()) << "rank " << rank << " of " << size();
@@ -59,10 +69,13 @@ absl::Status RunLocalRanks(int world_size,
     threads.emplace_back([&, r] {
       absl::Status status = body(r, (*world)->world(r));
       if (status.ok()) return;
-      absl::MutexLock lock(&mu);
-      if (first_error.ok()) {
+      {
+        absl::MutexLock lock(&mu);
+        // Errors that follow from an abort come after the first error.
+        if (!first_error.ok()) return;
         first_error = absl::Status(status.code(), absl::StrCat("rank ", r, ": ", status.message()));
       }
+      (*world)->Abort(r, status);
     });
   }
   for (std::thread& t : threads) t.join();

@@ -24,6 +24,12 @@
 //   that did not arrive (DeadlineExceededError). This breaks the group for all
 //   members: their pending operations fail with the same status, later ones
 //   (and CreateGroup) with FAILED_PRECONDITION.
+// - Aborts: LocalWorld::Abort (which RunLocalRanks calls when a rank fails)
+//   cancels every waiting operation of every communicator of the world, groups
+//   created from it included: blocked collectives, receives and barriers
+//   return at once with ABORTED "aborted: rank R failed: <its message>", and
+//   every later operation and CreateGroup fails at once with that status.
+//   Nobody waits for a timeout when the cause is known.
 // - Members disagreeing on a collective (kind, count, dtype, reduce op, root)
 //   all fail it with INVALID_ARGUMENT listing who passed what; the group stays
 //   usable. Locally invalid arguments fail at once without a rendezvous.
@@ -40,6 +46,10 @@
 
 namespace trident::comm {
 
+namespace local_internal {
+class WorldAbort;
+}  // namespace local_internal
+
 // The shared world of `size` thread ranks. Each rank's thread uses its own
 // world communicator (named "world"); group communicators it creates keep the
 // shared state alive, so they may outlive the LocalWorld.
@@ -52,16 +62,27 @@ class LocalWorld {
   // Rank `rank`'s world communicator, for that rank's thread only.
   Communicator& world(int rank);
 
+  // Cancels the whole world because rank `failed_rank` failed with `failure`:
+  // every operation of every communicator of this world (groups included)
+  // that waits, or comes later, fails with ABORTED "aborted: rank R failed:
+  // <failure's message>". Only the first abort counts. Thread-safe.
+  void Abort(int failed_rank, const absl::Status& failure);
+  // OK, or the ABORTED status of the first Abort.
+  absl::Status aborted() const;
+
  private:
-  explicit LocalWorld(std::vector<std::unique_ptr<Communicator>> ranks);
+  LocalWorld(std::vector<std::unique_ptr<Communicator>> ranks,
+             std::shared_ptr<local_internal::WorldAbort> abort);
 
   std::vector<std::unique_ptr<Communicator>> ranks_;
+  std::shared_ptr<local_internal::WorldAbort> abort_;
 };
 
 // Runs `body(rank, world)` on `world_size` threads, one per rank, joins them all
 // and returns OK or the first error to happen (by time), its message prefixed
-// with "rank R: ". A rank that returns early leaves the others' operations to
-// time out (options.timeout), so this never hangs.
+// with "rank R: ". That first error aborts the world (LocalWorld::Abort), so the
+// other ranks' waits end at once instead of timing out, and the ABORTED errors
+// they return are not what this returns: the failing rank's own status is.
 absl::Status RunLocalRanks(int world_size,
                            const std::function<absl::Status(int rank, Communicator& world)>& body,
                            CommOptions options = {});

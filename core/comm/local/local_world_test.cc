@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,15 +69,87 @@ TEST(RunLocalRanksTest, ReturnsTheFirstErrorNamingItsRank) {
         return seen[rank];
       },
       ShortTimeout());
-  // Rank 1 failed first; the others never hang: they time out naming rank 1.
+  // Rank 1 failed first; the others are aborted, naming rank 1 and its error.
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
   EXPECT_EQ(status.message(), "rank 1: rank one gave up");
   for (int r : {0, 2, 3}) {
-    EXPECT_EQ(seen[r].code(), absl::StatusCode::kDeadlineExceeded) << r << ": " << seen[r];
-    EXPECT_THAT(std::string(seen[r].message()),
-                HasSubstr("all-reduce on world (world ranks 0-3) timed out after 200ms; "
-                          "did not arrive: world rank 1"));
+    EXPECT_EQ(seen[r].code(), absl::StatusCode::kAborted) << r << ": " << seen[r];
+    EXPECT_EQ(seen[r].message(), "aborted: rank 1 failed: rank one gave up");
   }
+}
+
+// What a rank blocked in `wait` sees when rank 3 fails meanwhile: the wait ends
+// at once (the timeout is a minute), and RunLocalRanks returns rank 3's error.
+void ExpectAbortEndsWait(const std::string& what,
+                         const std::function<absl::Status(int rank, Communicator& world)>& wait) {
+  SCOPED_TRACE(what);
+  CommOptions long_timeout;
+  long_timeout.timeout = absl::Minutes(1);
+  std::vector<absl::Status> seen(4);
+  std::vector<absl::Status> later(4);
+  const absl::Time start = absl::Now();
+  const absl::Status status = RunLocalRanks(
+      4,
+      [&](int rank, Communicator& world) -> absl::Status {
+        if (rank == 3) {
+          absl::SleepFor(absl::Milliseconds(100));  // The others are waiting by now.
+          return absl::DataLossError("rank_00003.tensors is damaged");
+        }
+        seen[rank] = wait(rank, world);
+        // Every later operation fails at once the same way.
+        later[rank] = world.Barrier();
+        return seen[rank];
+      },
+      long_timeout);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+  EXPECT_EQ(status.message(), "rank 3: rank_00003.tensors is damaged");
+  for (int r : {0, 1, 2}) {
+    for (const absl::Status& s : {seen[r], later[r]}) {
+      EXPECT_EQ(s.code(), absl::StatusCode::kAborted) << r << ": " << s;
+      EXPECT_EQ(s.message(), "aborted: rank 3 failed: rank_00003.tensors is damaged");
+    }
+  }
+}
+
+TEST(RunLocalRanksTest, AFailingRankAbortsBlockedCollectives) {
+  ExpectAbortEndsWait("all-reduce", [](int, Communicator& world) {
+    std::vector<float> data(1 << 20, 1.0f);  // Large: the chunked path.
+    return world.AllReduce(MakeBuffer<float>(absl::MakeSpan(data)), ReduceOp::kSum);
+  });
+  ExpectAbortEndsWait("barrier", [](int, Communicator& world) { return world.Barrier(); });
+}
+
+TEST(RunLocalRanksTest, AFailingRankAbortsBlockedReceives) {
+  ExpectAbortEndsWait("recv", [](int rank, Communicator& world) {
+    std::vector<int32_t> data(4);
+    return world.Recv(MakeBuffer<int32_t>(absl::MakeSpan(data)), 3, /*tag=*/rank);
+  });
+}
+
+TEST(RunLocalRanksTest, AFailingRankAbortsGroupsCreatedFromTheWorld) {
+  ExpectAbortEndsWait("group all-reduce", [](int rank, Communicator& world) -> absl::Status {
+    // Ranks 0-2 make a group (rank 3 is not in it) and a subgroup of it; rank 0
+    // waits in the subgroup, ranks 1 and 2 in the group for a peer that never
+    // comes.
+    std::vector<int> three = {0, 1, 2};
+    absl::StatusOr<std::unique_ptr<Communicator>> group = world.CreateGroup(three, "three");
+    if (!group.ok()) return group.status();
+    std::vector<int32_t> data = {rank};
+    if (rank == 0) {
+      std::vector<int> pair = {0, 1};
+      absl::StatusOr<std::unique_ptr<Communicator>> sub = (*group)->CreateGroup(pair, "pair");
+      if (!sub.ok()) return sub.status();
+      return (*sub)->AllReduce(MakeBuffer<int32_t>(absl::MakeSpan(data)), ReduceOp::kSum);
+    }
+    if (rank == 1) {
+      std::vector<int> pair = {0, 1};
+      absl::StatusOr<std::unique_ptr<Communicator>> sub = (*group)->CreateGroup(pair, "pair");
+      if (!sub.ok()) return sub.status();
+      return (*group)->Recv(MakeBuffer<int32_t>(absl::MakeSpan(data)), 2, 0);
+    }
+    return (*group)->Barrier();
+  });
 }
 
 TEST(RunLocalRanksTest, OkWhenEveryRankSucceeds) {

@@ -17,6 +17,12 @@
 //
 // The window is never freed explicitly: MPI_Win_free is collective and would
 // hang on a peer that timed out or vanished; MPI_Finalize releases it.
+//
+// The table ends with a heartbeat: a thread of each process increments it every
+// kHeartbeatPeriod for as long as the board exists. A member that did not
+// arrive may be waiting for someone else in turn; SilentRanks finds the
+// processes whose heartbeat stands still (stopped with SIGSTOP, frozen, or
+// gone), which is where a chain of waits ends, so a timeout can name them.
 
 #include <mpi.h>
 
@@ -24,6 +30,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -66,8 +73,12 @@ class ArrivalBoard {
   // backend then runs without arrival diagnostics. Call with MpiLock() held.
   static absl::StatusOr<std::shared_ptr<ArrivalBoard>> Create(MPI_Comm world_comm);
 
+  static constexpr absl::Duration kHeartbeatPeriod = absl::Milliseconds(100);
+
   ArrivalBoard(const ArrivalBoard&) = delete;
   ArrivalBoard& operator=(const ArrivalBoard&) = delete;
+  // Stops the heartbeat thread. Call without holding MpiLock().
+  ~ArrivalBoard();
 
   // A free slot of this process's table, or -1 when all are taken. Slots are
   // reused in the order they were freed (the least recently freed first), so a
@@ -86,14 +97,35 @@ class ArrivalBoard {
   // MpiLock() itself, releasing it between polls; call without holding it.
   std::vector<ArrivalReading> Read(absl::Span<const ArrivalSlot> members, absl::Duration grace);
 
+  // The world ranks other than this one whose heartbeat did not advance over
+  // `window` (a few heartbeat periods), or did not answer within `grace`.
+  // Takes MpiLock() itself; call without it. Blocks for about `window`.
+  std::vector<int> SilentRanks(absl::Duration window, absl::Duration grace);
+
  private:
-  ArrivalBoard(MPI_Win window, int world_rank);
+  // Where to fetch `count` values: world rank and first index in its table.
+  struct Target {
+    int world_rank = 0;
+    int64_t index = 0;
+  };
+
+  ArrivalBoard(MPI_Win window, int world_rank, int world_size);
   void Store(int64_t index, int64_t value);
+  // Fetches `count` values at each target (atomic MPI_NO_OP accumulates),
+  // waiting at most `grace`; `answered[i]` tells whether target i answered,
+  // and its values are at [i * count, (i + 1) * count) of the result.
+  std::vector<int64_t> Fetch(absl::Span<const Target> targets, int64_t count,
+                             absl::Duration grace, std::vector<bool>* answered);
+  void Beat();
 
   const MPI_Win window_;
   const int world_rank_;
+  const int world_size_;
   absl::Mutex slots_mutex_;
   std::deque<int64_t> free_slots_ ABSL_GUARDED_BY(slots_mutex_);
+  absl::Mutex heartbeat_mutex_;
+  bool stopping_ ABSL_GUARDED_BY(heartbeat_mutex_) = false;
+  std::thread heartbeat_;
 };
 
 }  // namespace trident::comm::mpi_internal

@@ -145,6 +145,17 @@ absl::Status GroupState::CheckHealthy(CommOp op) {
   return BrokenCommunicatorError(description, op, broken_);
 }
 
+std::string GroupState::SilentRanksNote() {
+  if (board == nullptr) return "";
+  const std::vector<int> silent =
+      board->SilentRanks(3.5 * ArrivalBoard::kHeartbeatPeriod, settings.arrival_read_grace);
+  if (silent.empty()) return "";
+  return absl::StrCat("; ", silent.size() == 1 ? "world rank " : "world ranks ",
+                      absl::StrJoin(silent, ", "),
+                      silent.size() == 1 ? " shows" : " show",
+                      " no sign of life (a stopped, frozen or vanished process)");
+}
+
 GroupState::Arrivals GroupState::FindMissingArrivals(int64_t op_number) {
   Arrivals result;
   if (board == nullptr) {

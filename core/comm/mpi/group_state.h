@@ -122,6 +122,13 @@ struct GroupState {
   };
   Arrivals FindMissingArrivals(int64_t op_number);
 
+  // "; world rank 3 shows no sign of life (...)" naming the processes of the
+  // job whose heartbeat stands still (ArrivalBoard::SilentRanks), or "" when
+  // all live or there is no board. A member that did not arrive may itself be
+  // waiting for one of those, so a timeout appends this to name the cause.
+  // Blocks for a few heartbeat periods; call without MpiLock().
+  std::string SilentRanksNote();
+
  private:
   void FinishHead(absl::Status status);
 

@@ -101,6 +101,12 @@ absl::StatusOr<std::unique_ptr<MpiCommunicator>> MpiCommunicator::CreateWorld(
       return absl::FailedPreconditionError(
           "MpiCommunicator::CreateWorld needs MPI initialised: create an MpiRuntime first");
     }
+    int world_rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    // Every process takes part in what follows (duplicates, the arrival
+    // board's window and barrier), and MPI cannot time it out.
+    mpi_internal::BlockingCallWatchdog watchdog(options.timeout, world_rank,
+                                                "creating the world communicator");
     int rc = MPI_Comm_dup(MPI_COMM_WORLD, &state->comm);
     if (rc != MPI_SUCCESS) return MpiErrorToStatus(rc, "MPI_Comm_dup(MPI_COMM_WORLD)");
     MPI_Comm_set_errhandler(state->comm, MPI_ERRORS_RETURN);
@@ -413,12 +419,20 @@ absl::StatusOr<std::unique_ptr<Communicator>> MpiCommunicator::DoCreateGroup(
     MPI_Group group;
     MPI_Comm_group(state_->comm, &parent_group);
     MPI_Group_incl(parent_group, static_cast<int>(ranks.size()), ranks.data(), &group);
-    const int rc = MPI_Comm_create_group(state_->comm, group, creation_tag, &child->comm);
+    int rc = MPI_SUCCESS;
+    int dup_rc = MPI_SUCCESS;
+    {
+      mpi_internal::BlockingCallWatchdog watchdog(timeout(), state_->world_ranks[rank()],
+                                                  creating);
+      rc = MPI_Comm_create_group(state_->comm, group, creation_tag, &child->comm);
+      if (rc == MPI_SUCCESS) {
+        MPI_Comm_set_errhandler(child->comm, MPI_ERRORS_RETURN);
+        dup_rc = MPI_Comm_dup(child->comm, &child->control_comm);
+      }
+    }
     MPI_Group_free(&group);
     MPI_Group_free(&parent_group);
     if (rc != MPI_SUCCESS) return MpiErrorToStatus(rc, creating);
-    MPI_Comm_set_errhandler(child->comm, MPI_ERRORS_RETURN);
-    const int dup_rc = MPI_Comm_dup(child->comm, &child->control_comm);
     if (dup_rc != MPI_SUCCESS) return MpiErrorToStatus(dup_rc, creating);
     if (child->board != nullptr) mine[0] = child->board->AcquireSlot();
     child->my_slot = mine[0];

@@ -34,6 +34,11 @@
 //   MPI_Ireduce or MPI_Ibcast per member and piece).
 // - A timeout names the world ranks that did not arrive, from the arrival
 //   counters of core/comm/mpi/arrival_board.h; for send/recv it names the peer.
+//   Since those may be waiting for someone else in turn, it also names the
+//   processes whose heartbeat (a thread per process, on the same board) stands
+//   still: "world rank 3 shows no sign of life" for a stopped process. A
+//   process that fails for a known reason does not leave its peers to time
+//   out: it calls MpiAbortJob (core/comm/mpi/mpi_runtime.h).
 //   MPI cannot cancel a posted collective: after DEADLINE_EXCEEDED the request
 //   stays posted, so a peer that arrives late may still complete it and write
 //   the buffer. The communicator is broken from then on; the expected reaction
@@ -114,7 +119,9 @@ class MpiCommunicator final : public Communicator {
   // Collective over the members only (MPI_Comm_create_group). Besides the
   // interface's checks, the members compare their rank lists and names and
   // fail with INVALID_ARGUMENT when they disagree. If a member never calls,
-  // the others block inside MPI_Comm_create_group: MPI offers no timeout there.
+  // the others block inside MPI_Comm_create_group, which MPI cannot time out
+  // or abandon: after timeout() a watchdog prints what did not complete and
+  // ends the job (MpiAbortJob). CreateWorld is guarded the same way.
   absl::StatusOr<std::unique_ptr<Communicator>> DoCreateGroup(absl::Span<const int> ranks,
                                                               absl::string_view name) override;
 

@@ -1,5 +1,7 @@
 #include "core/comm/mpi/mpi_handle.h"
 
+#include <errno.h>
+
 #include <algorithm>
 #include <thread>
 #include <utility>
@@ -67,6 +69,28 @@ absl::Status PollRequests(absl::Span<MPI_Request> requests, absl::Span<MPI_Statu
   }
 }
 
+BlockingCallWatchdog::BlockingCallWatchdog(absl::Duration timeout, int world_rank,
+                                           std::string what) {
+  thread_ = std::thread([this, timeout, world_rank, what = std::move(what)] {
+    absl::MutexLock lock(&mutex_);
+    if (mutex_.AwaitWithTimeout(absl::Condition(&returned_), timeout)) return;
+    MpiAbortJob(absl::StrCat(program_invocation_short_name, ": rank ", world_rank,
+                             ": DEADLINE_EXCEEDED: ", what, " did not complete within ",
+                             absl::FormatDuration(timeout),
+                             ": a member never joined (stopped, failed, or creating another "
+                             "group); MPI cannot abandon this call, so the job ends"),
+                1);
+  });
+}
+
+BlockingCallWatchdog::~BlockingCallWatchdog() {
+  {
+    absl::MutexLock lock(&mutex_);
+    returned_ = true;
+  }
+  thread_.join();
+}
+
 // ---------------------------------------------------------------------------
 // Collectives.
 
@@ -113,14 +137,16 @@ absl::Status CollectiveHandle::Wait() {
 
 absl::Status CollectiveHandle::TimeoutError() {
   const GroupState::Arrivals arrivals = group_->FindMissingArrivals(op_->op_number);
+  const std::string silent = group_->SilentRanksNote();
   const std::string where =
       absl::StrCat(" (operation #", op_->op_number, " on this communicator",
-                   arrivals.details.empty() ? "" : "; ", arrivals.details, ")");
+                   arrivals.details.empty() ? "" : "; ", arrivals.details, ")", silent);
   if (arrivals.missing.empty()) {
+    // A member that stops inside the operation has arrived too.
     return absl::DeadlineExceededError(absl::StrCat(
         CommOpName(op_->op), " on ", group_->description, " timed out after ",
-        absl::FormatDuration(timeout_),
-        "; every member arrived, so they may disagree on its arguments (count, dtype, root)",
+        absl::FormatDuration(timeout_), "; every member arrived",
+        silent.empty() ? ", so they may disagree on its arguments (count, dtype, root)" : "",
         where));
   }
   const absl::Status base =
@@ -178,6 +204,7 @@ absl::Status PointToPointHandle::Wait() {
 }
 
 absl::Status PointToPointHandle::TimeoutError(absl::Span<MPI_Status> statuses) {
+  const std::string silent = group_->SilentRanksNote();
   absl::MutexLock lock(&MpiLock());
   // PollRequests stops testing at the first pending request: test the rest,
   // so that only the ops really pending are blamed.
@@ -203,6 +230,9 @@ absl::Status PointToPointHandle::TimeoutError(absl::Span<MPI_Status> statuses) {
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
   absl::Status status =
       DeadlineExceededError(group_->description, first_pending->op, timeout_, missing);
+  if (!silent.empty()) {
+    status = absl::DeadlineExceededError(absl::StrCat(status.message(), silent));
+  }
   group_->Break(status);
   return status;
 }

@@ -8,10 +8,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/comm/communicator.h"
@@ -42,6 +46,25 @@ class PollPacer {
 // request, naming `what`.
 absl::Status PollRequests(absl::Span<MPI_Request> requests, absl::Span<MPI_Status> statuses,
                           absl::Duration timeout, absl::string_view what);
+
+// Bounds an MPI call that blocks and cannot be abandoned (the collective
+// creation of a communicator): if the call has not returned within `timeout`,
+// a watchdog thread prints "<program>: rank R: DEADLINE_EXCEEDED: <what> did
+// not complete within <timeout> ..." to stderr and ends the job (MpiAbortJob),
+// because the calling thread would wait forever for a member that never comes
+// (stopped, failed, or creating another group). Destroying it disarms it.
+class BlockingCallWatchdog {
+ public:
+  BlockingCallWatchdog(absl::Duration timeout, int world_rank, std::string what);
+  BlockingCallWatchdog(const BlockingCallWatchdog&) = delete;
+  BlockingCallWatchdog& operator=(const BlockingCallWatchdog&) = delete;
+  ~BlockingCallWatchdog();
+
+ private:
+  absl::Mutex mutex_;
+  bool returned_ ABSL_GUARDED_BY(mutex_) = false;
+  std::thread thread_;
+};
 
 // A collective: waits until its QueuedCollective is done, driving the queues.
 class CollectiveHandle final : public CommHandle {

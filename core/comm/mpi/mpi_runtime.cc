@@ -2,12 +2,18 @@
 
 #include <malloc.h>
 #include <mpi.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <limits>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/comm/mpi/launch_env.h"
 
 namespace trident::comm {
@@ -40,6 +46,26 @@ bool MpiIsActive() {
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   return initialized && !finalized;
+}
+
+void MpiAbortJob(absl::string_view message, int exit_code) {
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  const std::string line = absl::StrCat(message, "\n");
+  if (write(STDERR_FILENO, line.data(), line.size()) < 0) std::perror("write");
+  // MPI calls are serialised; but a thread that holds the lock may itself be
+  // stuck, and ending the job matters more than that rule here.
+  // (LockWhenWithTimeout would still wait for the lock after its timeout.)
+  const absl::Time give_up = absl::Now() + absl::Seconds(1);
+  bool locked = MpiLock().TryLock();
+  while (!locked && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+    locked = MpiLock().TryLock();
+  }
+  if (MpiIsActive()) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  if (locked) MpiLock().Unlock();
+  _exit(exit_code);
 }
 
 absl::StatusOr<std::unique_ptr<MpiRuntime>> MpiRuntime::Initialize(int* argc, char*** argv,

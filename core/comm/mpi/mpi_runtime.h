@@ -9,6 +9,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 
 namespace trident::comm {
@@ -69,6 +70,17 @@ class MpiRuntime {
 
 // True between MPI_Init and MPI_Finalize.
 bool MpiIsActive();
+
+// Writes `message` and a newline to stderr (flushed, in one write so that the
+// lines of processes failing together do not mix), then ends every process of
+// the job with `exit_code`: MPI_Abort on MPI_COMM_WORLD, which has the launcher
+// kill the other processes. This is how a process that failed ends a job whose
+// other ranks may be waiting for it: destroying the MpiRuntime instead
+// (MPI_Finalize) would wait for every other process to finalise too, forever
+// if one of them is stopped or stuck, and would leave the others to time out.
+// Callable from any thread, even while another is blocked inside MPI. Never
+// returns: should MPI_Abort return, the process exits with `exit_code`.
+[[noreturn]] void MpiAbortJob(absl::string_view message, int exit_code);
 
 // Held around every MPI call the backend makes (MPI_THREAD_SERIALIZED means the
 // application guarantees one call at a time). Never held while sleeping.

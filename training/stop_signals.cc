@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/check.h"
@@ -17,6 +18,10 @@ constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
 
 std::atomic<int> received_signal{0};
 std::atomic<bool> installed{false};
+// Set at installation (getenv is not async-signal-safe): this process is a
+// rank of an Open MPI job, where SIGINT, SIGTERM and SIGHUP come from mpirun
+// ending the job, not from a user asking to save.
+bool under_open_mpi = false;
 struct sigaction previous[sizeof(kStopSignals) / sizeof(kStopSignals[0])];
 
 void WriteStderr(const char* text) {
@@ -29,6 +34,12 @@ void OnStopSignal(int signal_number) {
   if (received_signal.compare_exchange_strong(expected, signal_number)) {
     WriteStderr("\ntrain: ");
     WriteStderr(SignalName(signal_number));
+    if (under_open_mpi && signal_number != SIGUSR1) {
+      WriteStderr(" received: under mpirun this is the job being ended (mpirun kills the ranks "
+                  "a second later); trying to finish this step and save. To stop a job and "
+                  "save, send SIGUSR1 to mpirun\n");
+      return;
+    }
     WriteStderr(" received: finishing this step, then saving a checkpoint (send it again to "
                 "stop at once, without saving)\n");
     return;
@@ -57,6 +68,7 @@ const char* SignalName(int signal_number) {
 StopSignals::StopSignals() {
   TRIDENT_CHECK(!installed.exchange(true)) << "StopSignals: one instance at a time";
   received_signal.store(0);
+  under_open_mpi = std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr;
   struct sigaction action;
   std::memset(&action, 0, sizeof(action));
   action.sa_handler = OnStopSignal;

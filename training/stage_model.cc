@@ -1,6 +1,7 @@
 #include "training/stage_model.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
@@ -62,6 +63,22 @@ void StageModel::SetMicroBatches(const Tensor& inputs, const Tensor& targets,
   forward_only_ = forward_only;
   loss_sum_ = 0;
   peak_stash_bytes_ = 0;
+  weight_passes_.assign(chunks_.size(), 0);
+}
+
+ParameterList StageModel::sequence_parallel_partials() {
+  ParameterList params;
+  for (auto& chunk : chunks_) {
+    ParameterList own = chunk->SequenceParallelPartials();
+    params.insert(params.end(), own.begin(), own.end());
+  }
+  return params;
+}
+
+void StageModel::SetGradientHooks(transformer::GptStage::LayerDoneCallback gradients_final,
+                                  std::function<void()> after_weight_pass) {
+  gradients_final_ = std::move(gradients_final);
+  after_weight_pass_ = std::move(after_weight_pass);
 }
 
 absl::Status StageModel::ReduceSequenceParallelGradients() {
@@ -116,7 +133,14 @@ absl::StatusOr<Tensor> StageModel::BackwardInput(int chunk, int mb, const Tensor
 }
 
 absl::Status StageModel::BackwardWeight(int chunk, int mb) {
-  return chunks_[chunk]->BackwardWeights(ctx_, mb);
+  // Every micro-batch of the step passes through every chunk once, so the
+  // chunk's m-th W is its last, whichever micro-batch it is.
+  const int micro_batches = static_cast<int>(inputs_.dim(0) / micro_batch_size_);
+  const bool last = ++weight_passes_[chunk] == micro_batches;
+  RETURN_IF_ERROR(chunks_[chunk]->BackwardWeights(
+      ctx_, mb, last ? gradients_final_ : transformer::GptStage::LayerDoneCallback()));
+  if (after_weight_pass_ != nullptr) after_weight_pass_();
+  return absl::OkStatus();
 }
 
 }  // namespace trident::training

@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "core/tensor_comm.h"
-#include "data_parallel/gradient_sync.h"
 #include "pipeline/executor.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
@@ -41,6 +40,21 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
                    StageModel::Create(config.model(), layout, runner->coordinates_.pp,
                                       tp::TpGroup(comms.tp.get()), ctx));
   runner->model_->Initialize(static_cast<uint64_t>(config.seed()));
+  // Gradients whose step-3 sums (see the header) run after the backward wait
+  // for them in buckets of their own.
+  ParameterList late = runner->model_->sequence_parallel_partials();
+  if (layout.pipeline_parallel() > 1 && comms.embedding != nullptr &&
+      runner->model_->tied_embedding() != nullptr) {
+    late.push_back(runner->model_->tied_embedding());
+  }
+  ASSIGN_OR_RETURN(runner->reducer_,
+                   data_parallel::GradientReducer::Create(
+                       runner->model_->parameters(), late, comms.dp.get(),
+                       {.bucket_mb = layout.grad_bucket_mb(),
+                        .overlap = layout.overlap_grad_reduce()}));
+  data_parallel::GradientReducer* reducer = runner->reducer_.get();
+  runner->model_->SetGradientHooks([reducer](const ParameterList& p) { reducer->MarkFinal(p); },
+                                   [reducer] { reducer->Poll(); });
   ASSIGN_OR_RETURN(runner->optimizer_,
                    AdamW::Create(ctx, runner->model_->parameters(),
                                  AdamWSettingsFrom(config.optimizer())));
@@ -101,6 +115,7 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
                                                  StepProfile* profile) {
   const topology::ParallelLayout& layout = config_.layout();
   optimizer_->ZeroGrad(ctx_);
+  reducer_->BeginStep();
   model_->SetMicroBatches(inputs, targets, layout.micro_batch_size(),
                           static_cast<float>(1.0 / global_tokens), /*forward_only=*/false);
   pipeline::ExecutorOptions options;
@@ -114,7 +129,7 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   if (profile != nullptr) profile->peak_stash_bytes = model_->peak_stash_bytes();
   RETURN_IF_ERROR(model_->ReduceSequenceParallelGradients());
   RETURN_IF_ERROR(SyncTiedEmbedding());
-  RETURN_IF_ERROR(data_parallel::AllReduceGradients(model_->parameters(), comms_.dp.get()));
+  RETURN_IF_ERROR(reducer_->Finish());
 
   StepResult result;
   comm::Communicator* model_parallel = comms_.model_parallel.get();

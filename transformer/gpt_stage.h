@@ -12,6 +12,7 @@
 // stage; BackwardWeights accumulates parameter gradients and frees the stash.
 // Schedules may interleave micro-batches freely (1F1B, zero-bubble).
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -102,6 +103,17 @@ class GptStage {
   // Accumulates mb's parameter gradients and releases its stash.
   absl::Status BackwardWeights(const ExecContext& ctx, int mb);
 
+  // Receives the parameters whose weight-gradient pass just ran, layer by
+  // layer in the order BackwardWeights runs them (head and final LayerNorm,
+  // the blocks from last to first, the embedding).
+  using LayerDoneCallback = std::function<void(const ParameterList&)>;
+  // As above, calling `layer_done` after each layer's weight gradients: the
+  // data-parallel reducer learns, in the last micro-batch's pass, which
+  // gradients are final, layer by layer. On a stage holding both the
+  // embedding and the head, wte (used by both) is reported with the
+  // embedding, its last use.
+  absl::Status BackwardWeights(const ExecContext& ctx, int mb, const LayerDoneCallback& layer_done);
+
   // Sequence parallelism leaves the gradients of the LayerNorms (ln_1, ln_2 of
   // every block, ln_f) summed over this rank's tokens only. Call once per step,
   // after every micro-batch's BackwardWeights and before the data-parallel
@@ -110,6 +122,10 @@ class GptStage {
   // wpe get their gradients from all-gathered output gradients: they are
   // whole on every rank already.)
   absl::Status ReduceSequenceParallelGradients();
+
+  // The parameters ReduceSequenceParallelGradients sums over tp; empty
+  // without sequence parallelism.
+  ParameterList SequenceParallelPartials();
 
   // Drops mb's stash without a backward (evaluation, forward-only runs).
   void Discard(int mb) { stash_.erase(mb); }

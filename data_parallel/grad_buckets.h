@@ -1,0 +1,138 @@
+#ifndef TRIDENT_DATA_PARALLEL_GRAD_BUCKETS_H_
+#define TRIDENT_DATA_PARALLEL_GRAD_BUCKETS_H_
+
+// Bucketed data-parallel gradient reduction (DESIGN.md "Data parallelism").
+//
+// Gradients live in flat fp32 buffers, one per bucket; every Parameter's
+// `grad` becomes a view into its bucket, so the model's weight-gradient passes
+// accumulate straight into the buffer that is reduced, with no copy. Buckets
+// are filled in reverse order of use (the parameters of the last layers
+// first: their gradients are final first) up to `bucket_mb` MiB each; a
+// parameter larger than a bucket gets a bucket of its own. Each bucket is
+// padded with zeros to a multiple of the dp size, so that a ZeRO shard is an
+// equal window of every bucket.
+//
+// A step:
+//   reducer.BeginStep();                         // after ZeroGrad
+//   ... backward; after the LAST weight-gradient pass of a step touching some
+//       parameters: reducer.MarkFinal(those parameters); after every weight
+//       pass: reducer.Poll() ...
+//   ... tied-embedding and sequence-parallel syncs of the `late` parameters ...
+//   RETURN_IF_ERROR(reducer.Finish());          // before the gradient norm
+//
+// With `overlap` a bucket's all-reduce starts as soon as every parameter in it
+// is final and every earlier bucket has started: buckets start in index order
+// on every replica, so the members of the dp group issue their collectives in
+// the same order (the communicator's contract) whatever the schedule. Without
+// `overlap` Finish starts every bucket (in order) and waits: the same buckets,
+// reduced after the backward.
+//
+// `late` parameters are those whose gradient is still changed after the
+// backward: the tied embedding's copies (summed over the embedding group) and,
+// with sequence parallelism, the LayerNorm partial sums (summed over tp). Sums
+// over those groups and over dp commute, but an in-place sum must not run on a
+// buffer that a pending dp reduction owns, and each must run exactly once: so
+// late parameters get trailing buckets of their own that only Finish starts,
+// after the caller's syncs.
+//
+// Progress. The local backend advances async collectives on its own progress
+// threads (core/comm/local/progress_pool.h). Open MPI's nonblocking
+// collectives only advance inside MPI calls, and the MPI backend is built for
+// one thread calling MPI under a lock (MpiLock), so instead of a progress
+// thread competing for that lock and the 2 cores, Poll() calls
+// CommHandle::Progress() on every pending handle: one MPI_Test pass over the
+// backend's queues. The stage model calls it after every weight-gradient pass,
+// the compute loop's natural checkpoints.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/comm/communicator.h"
+#include "core/parameter.h"
+#include "core/tensor.h"
+
+namespace trident::data_parallel {
+
+struct BucketOptions {
+  // Bucket capacity in MiB of fp32 gradient (the layout's grad_bucket_mb), > 0.
+  double bucket_mb = 25;
+  // Start each bucket's reduction as soon as its gradients are final.
+  bool overlap = true;
+};
+
+struct GradientBucket {
+  Tensor buffer;                   // Flat fp32 [padded_numel], zero padding at the end.
+  std::vector<Parameter*> params;  // In the order they were placed (reverse of use).
+  int64_t numel = 0;               // Elements the parameters occupy.
+  bool late = false;               // Holds only late parameters.
+};
+
+class GradientReducer {
+ public:
+  // Builds the buckets over `params` (listed in order of use, as a model lists
+  // them) and makes every grad a view into its bucket (gradients start at zero).
+  // `late` must be a subset of `params`. `dp` may be null or of size 1: the
+  // buckets still exist (one gradient layout for every layout) and nothing is
+  // reduced. Every grad must be a defined fp32 tensor on one device.
+  static absl::StatusOr<std::unique_ptr<GradientReducer>> Create(const ParameterList& params,
+                                                                 const ParameterList& late,
+                                                                 comm::Communicator* dp,
+                                                                 const BucketOptions& options);
+
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+  ~GradientReducer();
+
+  // Forgets which gradients were final. Call after zeroing the gradients;
+  // waits first for reductions a failed step left pending.
+  void BeginStep();
+
+  // `params`' gradients will not change again this step (their last weight
+  // pass ran). Starts, with overlap, every bucket that became complete and
+  // follows only started buckets. Late parameters and parameters of no bucket
+  // are ignored here (Finish handles them). Also polls (Poll).
+  void MarkFinal(const ParameterList& params);
+
+  // Lets the pending reductions progress (see the file comment).
+  void Poll();
+
+  // Starts every bucket not started yet, in order, then waits for all of
+  // them. Returns the first failure.
+  absl::Status Finish();
+
+  const std::vector<GradientBucket>& buckets() const { return buckets_; }
+  int dp_size() const { return dp_size_; }
+  // fp32 gradient bytes this rank holds in buckets (padding included).
+  int64_t gradient_bytes() const;
+
+  // When set, receives one line per event, in order: "final <name>" for each
+  // parameter MarkFinal made final, "start <bucket>" when a bucket's reduction
+  // starts, "finish" when Finish is called (after the backward and syncs).
+  // For tests of the ordering; the log must outlive the reducer's use.
+  void set_event_log(std::vector<std::string>* log) { log_ = log; }
+
+ private:
+  GradientReducer(comm::Communicator* dp, const BucketOptions& options);
+  void StartReady();
+  void Start(int bucket);
+
+  comm::Communicator* dp_;
+  int dp_size_ = 1;
+  BucketOptions options_;
+  std::vector<GradientBucket> buckets_;
+  absl::flat_hash_map<const Parameter*, int> bucket_of_;  // Non-late parameters only.
+  std::vector<int> remaining_;  // Per bucket: non-final parameters this step.
+  absl::flat_hash_map<const Parameter*, bool> is_final_;  // This step.
+  int next_to_start_ = 0;
+  std::vector<std::unique_ptr<comm::CommHandle>> pending_;
+  std::vector<std::string>* log_ = nullptr;
+};
+
+}  // namespace trident::data_parallel
+
+#endif  // TRIDENT_DATA_PARALLEL_GRAD_BUCKETS_H_

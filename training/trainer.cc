@@ -558,11 +558,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
                        topology::CompressionName(layout.gradient_compression()),
                        "gradient compression is not built yet");
   }
-  if (layout.overlap_grad_reduce()) {
-    return Unsupported("layout.overlap_grad_reduce", "true",
-                       "bucketed gradient reduction overlapped with the backward is not built "
-                       "yet (gradients are all-reduced after the backward)");
-  }
   if (layout.recompute() != topology::Recompute::NONE) {
     return Unsupported("layout.recompute", topology::RecomputeName(layout.recompute()),
                        "activation recomputation is not built yet");

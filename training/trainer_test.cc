@@ -261,8 +261,6 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
        "sequence_parallel=true needs tensor_parallel > 1"},
       {[](TrainOptions& o) { o.config.mutable_layout()->set_zero_stage(1); },
        "layout.zero_stage=1"},
-      {[](TrainOptions& o) { o.config.mutable_layout()->set_overlap_grad_reduce(true); },
-       "layout.overlap_grad_reduce=true"},
       {[](TrainOptions& o) { o.device = "cuda"; }, "--device=cuda"},
       {[](TrainOptions& o) { o.backend = "gloo"; }, "--backend=gloo is unknown"},
   };

@@ -5,7 +5,8 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "core/check.h"
+#include "core/ops/elementwise.h"
+#include "core/status_macros.h"
 #include "core/tensor_comm.h"
 
 namespace trident::data_parallel {
@@ -33,7 +34,10 @@ std::vector<std::vector<Parameter*>> Fill(const std::vector<Parameter*>& params,
 }  // namespace
 
 GradientReducer::GradientReducer(comm::Communicator* dp, const BucketOptions& options)
-    : dp_(dp), dp_size_(dp == nullptr ? 1 : dp->size()), options_(options) {}
+    : dp_(dp),
+      dp_size_(dp == nullptr ? 1 : dp->size()),
+      zero_stage_(dp_size_ > 1 ? options.zero_stage : 0),
+      options_(options) {}
 
 GradientReducer::~GradientReducer() {
   // Handles wait in their destructors; waiting here keeps the buffers alive
@@ -44,6 +48,11 @@ GradientReducer::~GradientReducer() {
 absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
     const ParameterList& params, const ParameterList& late, comm::Communicator* dp,
     const BucketOptions& options) {
+  if (options.zero_stage < 0 || options.zero_stage > 1) {
+    return absl::UnimplementedError(
+        absl::StrCat("zero_stage=", options.zero_stage,
+                     ": the gradient reducer implements ZeRO stages 0 and 1"));
+  }
   if (!(options.bucket_mb > 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("grad_bucket_mb=", options.bucket_mb, " must be a positive number of MiB"));
@@ -82,6 +91,28 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
         if (!is_late) reducer->bucket_of_[p] = static_cast<int>(reducer->buckets_.size());
       }
       bucket.params = std::move(group);
+      if (reducer->zero_stage_ > 0) {
+        const int64_t shard = bucket.buffer.numel() / reducer->dp_size_;
+        bucket.shard = Tensor::Zeros({shard}, DType::kFloat32, device);
+        // This rank's window [begin, begin + shard) of the bucket, cut at
+        // parameter boundaries.
+        const int64_t begin = dp->rank() * shard;
+        int64_t start = 0;
+        for (Parameter* p : bucket.params) {
+          const int64_t n = p->grad.numel();
+          const int64_t lo = std::max(start, begin);
+          const int64_t hi = std::min(start + n, begin + shard);
+          if (lo < hi) {
+            reducer->owned_.push_back({.param = p,
+                                       .offset = lo - start,
+                                       .length = hi - lo,
+                                       .grad = bucket.shard.Slice(0, lo - begin, hi - lo),
+                                       .bucket = static_cast<int>(reducer->buckets_.size()),
+                                       .shard_offset = lo - begin});
+          }
+          start += n;
+        }
+      }
       reducer->buckets_.push_back(std::move(bucket));
     }
   }
@@ -125,8 +156,11 @@ void GradientReducer::StartReady() {
 void GradientReducer::Start(int bucket) {
   if (log_ != nullptr) log_->push_back(absl::StrCat("start ", bucket));
   if (dp_size_ == 1) return;
-  pending_.push_back(
-      dp_->AllReduceAsync(AsCommBuffer(buckets_[bucket].buffer), comm::ReduceOp::kSum));
+  const GradientBucket& b = buckets_[bucket];
+  pending_.push_back(zero_stage_ > 0
+                         ? dp_->ReduceScatterAsync(AsCommBuffer(b.buffer), AsCommBuffer(b.shard),
+                                                   comm::ReduceOp::kSum)
+                         : dp_->AllReduceAsync(AsCommBuffer(b.buffer), comm::ReduceOp::kSum));
 }
 
 void GradientReducer::Poll() {
@@ -142,9 +176,52 @@ absl::Status GradientReducer::Finish() {
   return status;
 }
 
+absl::Status GradientReducer::GatherParameters(const ExecContext& ctx) {
+  if (zero_stage_ == 0) return absl::OkStatus();
+  // Send buffers (transient, 1 / dp of the buckets): the owned values, zero
+  // padding. The shards keep the reduced gradients (GatherGradients).
+  std::vector<Tensor> send;
+  for (const GradientBucket& b : buckets_) {
+    send.push_back(Tensor::Zeros({b.shard.numel()}, DType::kFloat32, b.shard.device()));
+  }
+  for (const OwnedWindow& w : owned_) {
+    ops::Copy(ctx, w.param->value.Flatten().Slice(0, w.offset, w.length),
+              send[w.bucket].Slice(0, w.shard_offset, w.length));
+  }
+  std::vector<std::unique_ptr<comm::CommHandle>> gathers;
+  for (size_t k = 0; k < buckets_.size(); ++k) {
+    gathers.push_back(dp_->AllGatherAsync(AsCommBuffer(send[k]), AsCommBuffer(buckets_[k].buffer)));
+  }
+  absl::Status status;
+  for (auto& handle : gathers) status.Update(handle->Wait());
+  RETURN_IF_ERROR(status);
+  for (GradientBucket& b : buckets_) {
+    int64_t start = 0;
+    for (Parameter* p : b.params) {
+      const int64_t n = p->value.numel();
+      ops::Copy(ctx, b.buffer.Slice(0, start, n), p->value.Flatten());
+      start += n;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GradientReducer::GatherGradients() {
+  if (zero_stage_ == 0) return absl::OkStatus();
+  std::vector<std::unique_ptr<comm::CommHandle>> gathers;
+  for (GradientBucket& b : buckets_) {
+    gathers.push_back(dp_->AllGatherAsync(AsCommBuffer(b.shard), AsCommBuffer(b.buffer)));
+  }
+  absl::Status status;
+  for (auto& handle : gathers) status.Update(handle->Wait());
+  return status;
+}
+
 int64_t GradientReducer::gradient_bytes() const {
   int64_t bytes = 0;
-  for (const GradientBucket& b : buckets_) bytes += b.buffer.nbytes();
+  for (const GradientBucket& b : buckets_) {
+    bytes += b.buffer.nbytes() + (b.shard.defined() ? b.shard.nbytes() : 0);
+  }
   return bytes;
 }
 

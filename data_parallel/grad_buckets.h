@@ -53,6 +53,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/comm/communicator.h"
+#include "core/exec_context.h"
 #include "core/parameter.h"
 #include "core/tensor.h"
 
@@ -63,6 +64,30 @@ struct BucketOptions {
   double bucket_mb = 25;
   // Start each bucket's reduction as soon as its gradients are final.
   bool overlap = true;
+  // ZeRO stage (0 or 1; see "ZeRO stage 1" below). Ignored when dp is 1.
+  int zero_stage = 0;
+};
+
+// ZeRO stage 1 (Rajbhandari et al. 2020; Megatron's distributed optimizer):
+// the dp group's rank r owns window r of every bucket (padded_numel / dp
+// elements from r * padded_numel / dp). Buckets are reduce-scattered instead
+// of all-reduced: the summed gradient of the owned window lands in the
+// bucket's `shard` buffer. The optimizer keeps state for, and updates, only
+// the owned windows, then GatherParameters all-gathers the updated values.
+//
+// The optimizer works on per-parameter sub-windows (an OwnedWindow is the
+// part of one parameter inside the owned window) rather than on flat value
+// buffers: parameter values stay the model's own tensors (initialisation,
+// checkpoints, exports and the model gather are unchanged), weight decay
+// stays per parameter, and the price is one copy of the owned values into the
+// all-gather's send buffer and one copy back out per step.
+struct OwnedWindow {
+  Parameter* param = nullptr;
+  int64_t offset = 0;  // First element, in the parameter's flat index.
+  int64_t length = 0;
+  Tensor grad;  // The dp-summed gradient of those elements (a view of a shard).
+  int bucket = 0;
+  int64_t shard_offset = 0;  // Where `grad` starts in the bucket's shard.
 };
 
 struct GradientBucket {
@@ -70,6 +95,8 @@ struct GradientBucket {
   std::vector<Parameter*> params;  // In the order they were placed (reverse of use).
   int64_t numel = 0;               // Elements the parameters occupy.
   bool late = false;               // Holds only late parameters.
+  // ZeRO: this rank's window of the reduced gradient [padded_numel / dp].
+  Tensor shard;
 };
 
 class GradientReducer {
@@ -105,6 +132,20 @@ class GradientReducer {
   // them. Returns the first failure.
   absl::Status Finish();
 
+  // ZeRO stage in effect: the option's, or 0 when dp is 1 (nothing to shard).
+  int zero_stage() const { return zero_stage_; }
+  // ZeRO: the parts of parameters this rank owns, bucket by bucket, in
+  // element order. Their `grad` hold the summed gradients after Finish.
+  const std::vector<OwnedWindow>& owned_windows() const { return owned_; }
+  // ZeRO: after the optimizer updated the owned windows, gives every replica
+  // every updated value (one all-gather per bucket). The bucket's gradient
+  // buffer (no longer needed this step) receives the gathered values before
+  // they are copied into the parameters; the send buffers are transient.
+  absl::Status GatherParameters(const ExecContext& ctx);
+  // ZeRO: the full summed gradients in every parameter's grad (all-gathers
+  // the shards), for inspection after a step (the model gather, tests).
+  absl::Status GatherGradients();
+
   const std::vector<GradientBucket>& buckets() const { return buckets_; }
   int dp_size() const { return dp_size_; }
   // fp32 gradient bytes this rank holds in buckets (padding included).
@@ -123,6 +164,8 @@ class GradientReducer {
 
   comm::Communicator* dp_;
   int dp_size_ = 1;
+  int zero_stage_ = 0;
+  std::vector<OwnedWindow> owned_;
   BucketOptions options_;
   std::vector<GradientBucket> buckets_;
   absl::flat_hash_map<const Parameter*, int> bucket_of_;  // Non-late parameters only.

@@ -1,12 +1,16 @@
 #include "data_parallel/grad_buckets.h"
 
 #include <algorithm>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "core/comm/local/local_world.h"
+#include "core/exec_context.h"
+#include "core/ops/elementwise.h"
 #include "core/parameter.h"
 #include "core/tensor.h"
 #include "gtest/gtest.h"
@@ -63,6 +67,18 @@ TEST(GradientReducer, FillsBucketsInReverseOrderOfUseAndPadsToDp) {
   // Gradients are views: writing p1's gradient writes bucket 1 after p2.
   params[1]->grad.data<float>()[0] = 5.0f;
   EXPECT_EQ(buckets[1].buffer.data<float>()[100], 5.0f);
+}
+
+TEST(GradientReducer, RejectsZeroStagesItDoesNotImplement) {
+  auto params = MakeParams({4});
+  for (int stage : {-1, 2, 3, 4}) {
+    auto reducer =
+        GradientReducer::Create(ListOf(params), {}, nullptr, {.bucket_mb = 1, .zero_stage = stage});
+    ASSERT_FALSE(reducer.ok());
+    EXPECT_EQ(reducer.status().message(),
+              absl::StrCat("zero_stage=", stage,
+                           ": the gradient reducer implements ZeRO stages 0 and 1"));
+  }
 }
 
 TEST(GradientReducer, RejectsNonPositiveBucketSize) {
@@ -127,6 +143,71 @@ TEST(GradientReducer, WithoutOverlapEveryBucketStartsAfterTheBackward) {
   for (const auto& g : grads) {
     for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(g[i], 3.0f + 2 * i);
   }
+}
+
+// ZeRO stage 1 on two replicas: each element of every parameter is owned by
+// exactly one replica, its window of the reduce-scattered shard holds the
+// sum, and GatherParameters gives every replica the owners' values.
+TEST(GradientReducer, ZeroStage1ShardsEveryElementOnceAndGathersValues) {
+  absl::Mutex mu;
+  std::map<std::string, std::vector<int>> owners;  // Per parameter element.
+  ASSERT_TRUE(comm::RunLocalRanks(2, [&](int rank, comm::Communicator& world) -> absl::Status {
+                const ExecContext ctx = ExecContext::Cpu();
+                auto params = MakeParams({7, 150, 100, 301, 20});
+                ParameterList list = ListOf(params);
+                auto reducer = GradientReducer::Create(list, {list[0]}, &world,
+                                                       {.bucket_mb = kBucketMb, .zero_stage = 1});
+                if (!reducer.ok()) return reducer.status();
+                if ((*reducer)->zero_stage() != 1) return absl::InternalError("not sharded");
+                for (auto& p : params) {
+                  float* g = p->grad.data<float>();
+                  for (int64_t i = 0; i < p->grad.numel(); ++i)
+                    g[i] = static_cast<float>(rank + 1 + i);
+                }
+                for (int i = static_cast<int>(list.size()) - 1; i >= 0; --i)
+                  (*reducer)->MarkFinal({list[i]});
+                if (absl::Status st = (*reducer)->Finish(); !st.ok()) return st;
+                int64_t owned = 0;
+                for (const OwnedWindow& w : (*reducer)->owned_windows()) {
+                  const std::vector<float> g = w.grad.ToVector<float>();
+                  for (int64_t i = 0; i < w.length; ++i) {
+                    if (g[i] != 3.0f + 2 * (w.offset + i)) return absl::InternalError("wrong sum");
+                  }
+                  // The owner writes its rank into the values it owns.
+                  ops::Fill(ctx, w.param->value.Flatten().Slice(0, w.offset, w.length),
+                            static_cast<float>(rank + 1));
+                  owned += w.length;
+                  absl::MutexLock lock(&mu);
+                  std::vector<int>& o = owners[w.param->name];
+                  o.resize(w.param->value.numel(), 0);
+                  for (int64_t i = 0; i < w.length; ++i) o[w.offset + i] += rank + 1;
+                }
+                // Half of the padded buckets: 7+1 | 20 | 301+1 | 250+0, one window of each.
+                if (owned * 2 > 8 + 20 + 302 + 250) return absl::InternalError("owns too much");
+                if (absl::Status st = (*reducer)->GatherParameters(ctx); !st.ok()) return st;
+                absl::MutexLock lock(&mu);
+                for (auto& p : params) {
+                  const std::vector<float> v = p->value.ToVector<float>();
+                  // Both ranks recorded their windows before the all-gather could end.
+                  const std::vector<int>& o = owners[p->name];
+                  for (size_t i = 0; i < v.size(); ++i) {
+                    if (i >= o.size() || v[i] != static_cast<float>(o[i])) {
+                      return absl::InternalError(
+                          absl::StrCat(p->name, "[", i, "] is not its owner's value"));
+                    }
+                  }
+                }
+                return absl::OkStatus();
+              }).ok());
+  int64_t elements = 0;
+  for (const auto& [name, o] : owners) {
+    for (size_t i = 0; i < o.size(); ++i) {
+      // 1 or 2: exactly one owner (3 would be both, 0 none).
+      EXPECT_TRUE(o[i] == 1 || o[i] == 2) << name << "[" << i << "] owners " << o[i];
+    }
+    elements += static_cast<int64_t>(o.size());
+  }
+  EXPECT_EQ(elements, 7 + 150 + 100 + 301 + 20);
 }
 
 }  // namespace

@@ -259,8 +259,10 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
       // splits nothing on one tensor-parallel rank.
       {[](TrainOptions& o) { o.config.mutable_layout()->set_sequence_parallel(true); },
        "sequence_parallel=true needs tensor_parallel > 1"},
-      {[](TrainOptions& o) { o.config.mutable_layout()->set_zero_stage(1); },
-       "layout.zero_stage=1"},
+      {[](TrainOptions& o) { o.config.mutable_layout()->set_zero_stage(2); },
+       "layout.zero_stage=2"},
+      {[](TrainOptions& o) { o.config.mutable_layout()->set_zero_stage(3); },
+       "ZeRO stage 3 (sharded parameters) is not built yet"},
       {[](TrainOptions& o) { o.device = "cuda"; }, "--device=cuda"},
       {[](TrainOptions& o) { o.backend = "gloo"; }, "--backend=gloo is unknown"},
   };

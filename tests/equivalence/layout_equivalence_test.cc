@@ -88,6 +88,29 @@ std::vector<LayoutRow> BucketRows() {
 INSTANTIATE_TEST_SUITE_P(GradientBuckets, LayoutEquivalence, ::testing::ValuesIn(BucketRows()),
                          RowName);
 
+// ZeRO stage 1: AdamW state sharded over dp (reduce-scatter, update of the
+// owned windows, all-gather), dp 2 and 4, micro-batches 1 and 4, with one
+// bucket and with several; then with tp and pp.
+std::vector<LayoutRow> ZeroRows() {
+  std::vector<LayoutRow> rows;
+  for (int dp : {2, 4}) {
+    for (int m : {1, 4}) {
+      for (double bucket_mb : {25.0, 0.01}) {
+        rows.push_back({.dp = dp, .micro_batch_size = m == 1 ? 8 / dp : 1, .micro_batches = m,
+                        .grad_bucket_mb = bucket_mb, .zero_stage = 1});
+      }
+    }
+  }
+  for (auto schedule : {ONE_F_ONE_B, ZERO_BUBBLE_H1}) {
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = schedule,
+                    .grad_bucket_mb = 0.01, .zero_stage = 1});
+  }
+  rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batch_size = 2, .micro_batches = 2,
+                  .sequence_parallel = true, .grad_bucket_mb = 0.01, .zero_stage = 1});
+  return rows;
+}
+INSTANTIATE_TEST_SUITE_P(Zero, LayoutEquivalence, ::testing::ValuesIn(ZeroRows()), RowName);
+
 // Pipelines: pp in {2, 4}, m in {1, p, 2p, 8}, every schedule (interleaved
 // with v = 2 where m % p == 0).
 std::vector<LayoutRow> PipelineRows() {

@@ -188,6 +188,14 @@ absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> 
   return absl::OkStatus();
 }
 
+int64_t AdamW::state_bytes() const {
+  int64_t bytes = 0;
+  for (size_t k = 0; k < exp_avg_.size(); ++k) {
+    bytes += static_cast<int64_t>(exp_avg_[k].nbytes() + exp_avg_sq_[k].nbytes());
+  }
+  return bytes;
+}
+
 std::string AdamW::WindowName(const std::string& prefixed, int64_t offset) {
   return absl::StrCat(prefixed, "@", offset);
 }

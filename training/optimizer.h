@@ -97,6 +97,8 @@ class AdamW {
   // the windows' moments ("adam_m/<name>@<offset>", [length]).
   absl::Status ShardState(const ExecContext& ctx, std::vector<StateWindow> windows);
   bool sharded() const { return !windows_.empty(); }
+  // Bytes of the moments this optimizer keeps (both of them).
+  int64_t state_bytes() const;
 
   // grad = 0 for every parameter (gradients accumulate over micro-batches).
   void ZeroGrad(const ExecContext& ctx) const;

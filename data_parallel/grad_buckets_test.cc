@@ -32,6 +32,14 @@ std::vector<std::unique_ptr<Parameter>> MakeParams(const std::vector<int64_t>& s
   return params;
 }
 
+// Replica `rank`'s gradients: element i of every parameter is rank + 1 + i.
+void FillGradients(const std::vector<std::unique_ptr<Parameter>>& params, int rank) {
+  for (const auto& p : params) {
+    float* g = p->grad.data<float>();
+    for (int64_t i = 0; i < p->grad.numel(); ++i) g[i] = static_cast<float>(rank + 1 + i);
+  }
+}
+
 ParameterList ListOf(const std::vector<std::unique_ptr<Parameter>>& params) {
   ParameterList list;
   for (const auto& p : params) list.push_back(p.get());
@@ -105,11 +113,7 @@ void RunTwoReplicas(bool overlap, std::vector<std::string>* log_of_rank0,
                 if (!reducer.ok()) return reducer.status();
                 std::vector<std::string> log;
                 (*reducer)->set_event_log(&log);
-                for (auto& p : params) {
-                  float* g = p->grad.data<float>();
-                  for (int64_t i = 0; i < p->grad.numel(); ++i)
-                    g[i] = static_cast<float>(rank + 1 + i);
-                }
+                FillGradients(params, rank);
                 // Backward: the last layers' gradients are final first.
                 for (int i = static_cast<int>(list.size()) - 1; i >= 0; --i)
                   (*reducer)->MarkFinal({list[i]});
@@ -122,27 +126,28 @@ void RunTwoReplicas(bool overlap, std::vector<std::string>* log_of_rank0,
               }).ok());
 }
 
-TEST(GradientReducer, OverlapStartsEachBucketWhenItsLastGradientIsFinal) {
+// Runs RunTwoReplicas and expects rank 0's event log and the summed
+// gradients (rank r's element i is r + 1 + i: the sum is 3 + 2 i).
+void ExpectLogAndSums(bool overlap, const std::vector<std::string>& expected_log) {
   std::vector<std::string> log;
   std::vector<std::vector<float>> grads;
-  RunTwoReplicas(/*overlap=*/true, &log, &grads);
-  // Buckets: {p4, p3} is 320 > 256, so [p4], [p3], [p2, p1], late [p0].
-  EXPECT_EQ(log, (std::vector<std::string>{"final p4", "start 0", "final p3", "start 1", "final p2",
-                                           "final p1", "start 2", "finish", "start 3"}));
+  RunTwoReplicas(overlap, &log, &grads);
+  EXPECT_EQ(log, expected_log);
+  ASSERT_EQ(grads.size(), 5u);
   for (const auto& g : grads) {
     for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(g[i], 3.0f + 2 * i);
   }
 }
 
+TEST(GradientReducer, OverlapStartsEachBucketWhenItsLastGradientIsFinal) {
+  // Buckets: {p4, p3} is 320 > 256, so [p4], [p3], [p2, p1], late [p0].
+  ExpectLogAndSums(/*overlap=*/true, {"final p4", "start 0", "final p3", "start 1", "final p2",
+                                      "final p1", "start 2", "finish", "start 3"});
+}
+
 TEST(GradientReducer, WithoutOverlapEveryBucketStartsAfterTheBackward) {
-  std::vector<std::string> log;
-  std::vector<std::vector<float>> grads;
-  RunTwoReplicas(/*overlap=*/false, &log, &grads);
-  EXPECT_EQ(log, (std::vector<std::string>{"final p4", "final p3", "final p2", "final p1", "finish",
-                                           "start 0", "start 1", "start 2", "start 3"}));
-  for (const auto& g : grads) {
-    for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(g[i], 3.0f + 2 * i);
-  }
+  ExpectLogAndSums(/*overlap=*/false, {"final p4", "final p3", "final p2", "final p1", "finish",
+                                       "start 0", "start 1", "start 2", "start 3"});
 }
 
 // ZeRO stage 1 on two replicas: each element of every parameter is owned by
@@ -159,11 +164,7 @@ TEST(GradientReducer, ZeroStage1ShardsEveryElementOnceAndGathersValues) {
                                                        {.bucket_mb = kBucketMb, .zero_stage = 1});
                 if (!reducer.ok()) return reducer.status();
                 if ((*reducer)->zero_stage() != 1) return absl::InternalError("not sharded");
-                for (auto& p : params) {
-                  float* g = p->grad.data<float>();
-                  for (int64_t i = 0; i < p->grad.numel(); ++i)
-                    g[i] = static_cast<float>(rank + 1 + i);
-                }
+                FillGradients(params, rank);
                 for (int i = static_cast<int>(list.size()) - 1; i >= 0; --i)
                   (*reducer)->MarkFinal({list[i]});
                 if (absl::Status st = (*reducer)->Finish(); !st.ok()) return st;

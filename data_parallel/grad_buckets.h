@@ -64,8 +64,10 @@ struct BucketOptions {
   double bucket_mb = 25;
   // Start each bucket's reduction as soon as its gradients are final.
   bool overlap = true;
-  // ZeRO stage (0 or 1; see "ZeRO stage 1" below). Ignored when dp is 1.
+  // ZeRO stage (0, 1 or 2; see "ZeRO" below). Ignored when dp is 1.
   int zero_stage = 0;
+  // Where stage 2 zeroes and accumulates its buffers (required for stage 2).
+  const ExecContext* ctx = nullptr;
 };
 
 // ZeRO stage 1 (Rajbhandari et al. 2020; Megatron's distributed optimizer):
@@ -81,6 +83,25 @@ struct BucketOptions {
 // checkpoints, exports and the model gather are unchanged), weight decay
 // stays per parameter, and the price is one copy of the owned values into the
 // all-gather's send buffer and one copy back out per step.
+//
+// ZeRO stage 2: gradients are sharded too. A bucket other than a late one has
+// no full buffer of its own: when a layer is about to write gradients of its
+// parameters (LayerStarting), their bucket is bound to a zeroed buffer of a
+// small pool and its parameters' grads become views into it; once every
+// parameter of the bucket has had its layer's pass since binding
+// (LayerDone), the buffer is reduce-scattered into a shard-sized temporary
+// and released; when that completes, the temporary is added to the bucket's
+// shard (the gradient accumulates over micro-batches there). So each
+// micro-batch's W reduce-scatters its buckets (as DeepSpeed's stage 2 does:
+// m times the reduce-scatter traffic of stage 1 for m micro-batches), and a
+// rank holds the shards (1/dp), the late buckets, and the pool: as many
+// buffers (each of the largest bucket's size) as buckets are bound or in
+// flight at once, i.e. the buckets of the layer whose W runs, a bucket
+// shared with the previous layer, the one holding wte while the head's and
+// the embedding's passes run apart, and one in flight. So the saving grows
+// with the number of layers (bench/dp/README.md measures it). Outside a W,
+// the parameters' grads are stale views: read the gradients through the
+// owned windows, or call GatherGradients.
 struct OwnedWindow {
   Parameter* param = nullptr;
   int64_t offset = 0;  // First element, in the parameter's flat index.
@@ -97,6 +118,8 @@ struct GradientBucket {
   bool late = false;               // Holds only late parameters.
   // ZeRO: this rank's window of the reduced gradient [padded_numel / dp].
   Tensor shard;
+  // ZeRO 2: the bucket has no buffer of its own (bound from the pool per W).
+  bool pooled = false;
 };
 
 class GradientReducer {
@@ -128,6 +151,11 @@ class GradientReducer {
   // Lets the pending reductions progress (see the file comment).
   void Poll();
 
+  // ZeRO stage 2 (no-ops otherwise): a layer is about to write the gradients
+  // of `params` / has written them, in any micro-batch's W.
+  void LayerStarting(const ParameterList& params);
+  void LayerDone(const ParameterList& params);
+
   // Starts every bucket not started yet, in order, then waits for all of
   // them. Returns the first failure.
   absl::Status Finish();
@@ -148,12 +176,14 @@ class GradientReducer {
 
   const std::vector<GradientBucket>& buckets() const { return buckets_; }
   int dp_size() const { return dp_size_; }
-  // fp32 gradient bytes this rank holds in buckets (padding included).
+  // fp32 gradient bytes this rank holds: buckets (padding included), shards
+  // and, under stage 2, the pool.
   int64_t gradient_bytes() const;
 
   // When set, receives one line per event, in order: "final <name>" for each
   // parameter MarkFinal made final, "start <bucket>" when a bucket's reduction
-  // starts, "finish" when Finish is called (after the backward and syncs).
+  // starts, "reduce-scatter <bucket>" when ZeRO 2 reduces a micro-batch's
+  // bucket, "finish" when Finish is called (after the backward and syncs).
   // For tests of the ordering; the log must outlive the reducer's use.
   void set_event_log(std::vector<std::string>* log) { log_ = log; }
 
@@ -161,6 +191,12 @@ class GradientReducer {
   GradientReducer(comm::Communicator* dp, const BucketOptions& options);
   void StartReady();
   void Start(int bucket);
+  // ZeRO 2.
+  void Bind(int bucket);
+  void ReduceBound(int bucket);
+  absl::Status CompleteOldest();
+  int AcquirePooled();
+  int64_t max_padded_ = 0;
 
   comm::Communicator* dp_;
   int dp_size_ = 1;
@@ -174,6 +210,21 @@ class GradientReducer {
   int next_to_start_ = 0;
   std::vector<std::unique_ptr<comm::CommHandle>> pending_;
   std::vector<std::string>* log_ = nullptr;
+  // ZeRO 2 state.
+  struct InFlight {
+    int bucket;
+    int pool_index;
+    Tensor received;  // The reduce-scatter's output, added to the shard.
+    std::unique_ptr<comm::CommHandle> handle;
+  };
+  absl::flat_hash_map<const Parameter*, int> pooled_bucket_of_;
+  std::vector<Tensor> pool_;
+  std::vector<int> free_pool_;
+  std::vector<int> bound_to_;                         // Per bucket: pool index or -1.
+  std::vector<int> done_since_bind_;                  // Per bucket.
+  absl::flat_hash_map<const Parameter*, bool> done_;  // Since its bucket's binding.
+  std::vector<InFlight> in_flight_;                   // Oldest first.
+  absl::Status deferred_error_;
 };
 
 }  // namespace trident::data_parallel

@@ -79,13 +79,13 @@ TEST(GradientReducer, FillsBucketsInReverseOrderOfUseAndPadsToDp) {
 
 TEST(GradientReducer, RejectsZeroStagesItDoesNotImplement) {
   auto params = MakeParams({4});
-  for (int stage : {-1, 2, 3, 4}) {
+  for (int stage : {-1, 3, 4}) {
     auto reducer =
         GradientReducer::Create(ListOf(params), {}, nullptr, {.bucket_mb = 1, .zero_stage = stage});
     ASSERT_FALSE(reducer.ok());
     EXPECT_EQ(reducer.status().message(),
               absl::StrCat("zero_stage=", stage,
-                           ": the gradient reducer implements ZeRO stages 0 and 1"));
+                           ": the gradient reducer implements ZeRO stages 0, 1 and 2"));
   }
 }
 
@@ -209,6 +209,52 @@ TEST(GradientReducer, ZeroStage1ShardsEveryElementOnceAndGathersValues) {
     elements += static_cast<int64_t>(o.size());
   }
   EXPECT_EQ(elements, 7 + 150 + 100 + 301 + 20);
+}
+
+// ZeRO stage 2 on two replicas, three micro-batches: each micro-batch's
+// buckets are bound to a pool buffer when a layer starts writing them and
+// reduce-scattered when done; the shards accumulate the sum, and the rank
+// holds two pool buffers and the shards instead of every bucket.
+TEST(GradientReducer, ZeroStage2AccumulatesMicroBatchesInShardsFromAPool) {
+  ASSERT_TRUE(comm::RunLocalRanks(2, [&](int rank, comm::Communicator& world) -> absl::Status {
+                const ExecContext ctx = ExecContext::Cpu();
+                // 20 parameters of 100: 10 buckets of 200 elements (1 KiB holds 256).
+                auto params = MakeParams(std::vector<int64_t>(20, 100));
+                ParameterList list = ListOf(params);
+                auto reducer = GradientReducer::Create(
+                    list, {}, &world, {.bucket_mb = kBucketMb, .zero_stage = 2, .ctx = &ctx});
+                if (!reducer.ok()) return reducer.status();
+                constexpr int kMicroBatches = 3;
+                for (int mb = 0; mb < kMicroBatches; ++mb) {
+                  for (int i = 19; i >= 0; --i) {
+                    (*reducer)->LayerStarting({list[i]});
+                    float* g = list[i]->grad.data<float>();
+                    for (int64_t j = 0; j < 100; ++j) g[j] += static_cast<float>(rank + 1 + j);
+                    (*reducer)->LayerDone({list[i]});
+                  }
+                }
+                if (absl::Status st = (*reducer)->Finish(); !st.ok()) return st;
+                int64_t owned = 0;
+                for (const OwnedWindow& w : (*reducer)->owned_windows()) {
+                  const std::vector<float> g = w.grad.ToVector<float>();
+                  for (int64_t i = 0; i < w.length; ++i) {
+                    if (g[i] != kMicroBatches * (3.0f + 2 * (w.offset + i))) {
+                      return absl::InternalError(
+                          absl::StrCat(w.param->name, "[", w.offset + i, "] is ", g[i]));
+                    }
+                  }
+                  owned += w.length;
+                }
+                if (owned != 1000)
+                  return absl::InternalError(absl::StrCat("owns ", owned, " elements"));
+                // Two 200-element pool buffers and 10 shards of 100, against stage 1's
+                // 10 buckets of 200 plus the shards.
+                if ((*reducer)->gradient_bytes() != (2 * 200 + 10 * 100) * 4) {
+                  return absl::InternalError(
+                      absl::StrCat("holds ", (*reducer)->gradient_bytes(), " bytes"));
+                }
+                return absl::OkStatus();
+              }).ok());
 }
 
 }  // namespace

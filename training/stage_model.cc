@@ -75,12 +75,6 @@ ParameterList StageModel::sequence_parallel_partials() {
   return params;
 }
 
-void StageModel::SetGradientHooks(transformer::GptStage::LayerDoneCallback gradients_final,
-                                  std::function<void()> after_weight_pass) {
-  gradients_final_ = std::move(gradients_final);
-  after_weight_pass_ = std::move(after_weight_pass);
-}
-
 absl::Status StageModel::ReduceSequenceParallelGradients() {
   for (auto& chunk : chunks_) RETURN_IF_ERROR(chunk->ReduceSequenceParallelGradients());
   return absl::OkStatus();
@@ -137,9 +131,12 @@ absl::Status StageModel::BackwardWeight(int chunk, int mb) {
   // chunk's m-th W is its last, whichever micro-batch it is.
   const int micro_batches = static_cast<int>(inputs_.dim(0) / micro_batch_size_);
   const bool last = ++weight_passes_[chunk] == micro_batches;
-  RETURN_IF_ERROR(chunks_[chunk]->BackwardWeights(
-      ctx_, mb, last ? gradients_final_ : transformer::GptStage::LayerDoneCallback()));
-  if (after_weight_pass_ != nullptr) after_weight_pass_();
+  const auto done = [this, last](const ParameterList& params) {
+    if (hooks_.layer_done != nullptr) hooks_.layer_done(params);
+    if (last && hooks_.gradients_final != nullptr) hooks_.gradients_final(params);
+  };
+  RETURN_IF_ERROR(chunks_[chunk]->BackwardWeights(ctx_, mb, hooks_.layer_starting, done));
+  if (hooks_.after_weight_pass != nullptr) hooks_.after_weight_pass();
   return absl::OkStatus();
 }
 

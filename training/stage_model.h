@@ -84,15 +84,22 @@ class StageModel : public pipeline::PipelineStage {
   // tp (empty without sequence parallelism).
   ParameterList sequence_parallel_partials();
 
-  // The data-parallel reducer's hook. `gradients_final` receives, during the
-  // weight-gradient pass (W) of a chunk's LAST micro-batch of the step (by
-  // count: zero-bubble schedules run W late and in any order), the parameters
-  // of each layer as soon as that layer's pass is done: their gradients will
-  // not change again in this step's backward. `after_weight_pass` runs after
-  // every W (a point where pending communication can be progressed). Either
-  // may be null.
-  void SetGradientHooks(transformer::GptStage::LayerDoneCallback gradients_final,
-                        std::function<void()> after_weight_pass);
+  // The data-parallel reducer's hooks; any may be null.
+  struct GradientHooks {
+    // During the weight-gradient pass (W) of a chunk's LAST micro-batch of
+    // the step (by count: zero-bubble schedules run W late and in any order),
+    // the parameters of each layer as soon as that layer's pass is done:
+    // their gradients will not change again in this step's backward.
+    transformer::GptStage::LayerDoneCallback gradients_final;
+    // In every W, before and after each layer writes its weight gradients
+    // (GptStage::BackwardWeights; ZeRO stage 2 binds and reduces per
+    // micro-batch).
+    transformer::GptStage::LayerDoneCallback layer_starting;
+    transformer::GptStage::LayerDoneCallback layer_done;
+    // After every W: a point where pending communication can be progressed.
+    std::function<void()> after_weight_pass;
+  };
+  void SetGradientHooks(GradientHooks hooks) { hooks_ = std::move(hooks); }
 
   // pipeline::PipelineStage.
   std::vector<int64_t> InputShape(int chunk, int mb) const override;
@@ -125,8 +132,7 @@ class StageModel : public pipeline::PipelineStage {
   int64_t peak_stash_bytes_ = 0;
   // W passes run per local chunk since SetMicroBatches.
   std::vector<int> weight_passes_;
-  transformer::GptStage::LayerDoneCallback gradients_final_;
-  std::function<void()> after_weight_pass_;
+  GradientHooks hooks_;
 };
 
 }  // namespace trident::training

@@ -54,10 +54,14 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
                        runner->model_->parameters(), late, comms.dp.get(),
                        {.bucket_mb = layout.grad_bucket_mb(),
                         .overlap = layout.overlap_grad_reduce(),
-                        .zero_stage = layout.zero_stage()}));
+                        .zero_stage = layout.zero_stage(),
+                        .ctx = &ctx}));
   data_parallel::GradientReducer* reducer = runner->reducer_.get();
-  runner->model_->SetGradientHooks([reducer](const ParameterList& p) { reducer->MarkFinal(p); },
-                                   [reducer] { reducer->Poll(); });
+  runner->model_->SetGradientHooks(
+      {.gradients_final = [reducer](const ParameterList& p) { reducer->MarkFinal(p); },
+       .layer_starting = [reducer](const ParameterList& p) { reducer->LayerStarting(p); },
+       .layer_done = [reducer](const ParameterList& p) { reducer->LayerDone(p); },
+       .after_weight_pass = [reducer] { reducer->Poll(); }});
   ASSIGN_OR_RETURN(runner->optimizer_,
                    AdamW::Create(ctx, runner->model_->parameters(),
                                  AdamWSettingsFrom(config.optimizer())));

@@ -276,14 +276,19 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
 }
 
 absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb) {
-  return BackwardWeights(ctx, mb, nullptr);
+  return BackwardWeights(ctx, mb, nullptr, nullptr);
 }
 
 absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb,
+                                       const LayerDoneCallback& layer_starting,
                                        const LayerDoneCallback& layer_done) {
+  const auto starting = [&layer_starting](ParameterList params) {
+    if (layer_starting != nullptr) layer_starting(params);
+  };
   const auto report = [&layer_done](ParameterList params) {
     if (layer_done != nullptr) layer_done(params);
   };
+  const bool hooked = layer_starting != nullptr || layer_done != nullptr;
   ASSIGN_OR_RETURN(MicroBatch * m, Find(mb, "weight gradient"));
   if (!m->backward_input_done) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -291,6 +296,7 @@ absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb,
   }
   if (spec_.has_head) {
     HeadActivations& h = m->head;
+    starting({&final_ln_->weight(), &final_ln_->bias(), head_wte_});
     RETURN_IF_ERROR(loss_->BackwardWeights(ctx, h.ln_out, h.logits, head_wte_->grad));
     final_ln_->BackwardWeights(ctx, h.input.Reshape(h.d_ln_out.shape()), h.ln, h.d_ln_out);
     ParameterList head = {&final_ln_->weight(), &final_ln_->bias()};
@@ -298,14 +304,14 @@ absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb,
     report(head);
   }
   for (size_t i = blocks_.size(); i-- > 0;) {
+    ParameterList block;
+    if (hooked) blocks_[i]->AppendParameters(block);
+    starting(block);
     RETURN_IF_ERROR(blocks_[i]->BackwardWeights(ctx, &m->blocks[i]));
-    if (layer_done != nullptr) {
-      ParameterList block;
-      blocks_[i]->AppendParameters(block);
-      report(block);
-    }
+    report(block);
   }
   if (embedding_ != nullptr) {
+    starting({&embedding_->wte(), &embedding_->wpe()});
     RETURN_IF_ERROR(embedding_->BackwardWeights(ctx, m->tokens, m->d_embedding_out));
     report({&embedding_->wte(), &embedding_->wpe()});
   }

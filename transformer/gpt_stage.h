@@ -103,16 +103,21 @@ class GptStage {
   // Accumulates mb's parameter gradients and releases its stash.
   absl::Status BackwardWeights(const ExecContext& ctx, int mb);
 
-  // Receives the parameters whose weight-gradient pass just ran, layer by
-  // layer in the order BackwardWeights runs them (head and final LayerNorm,
-  // the blocks from last to first, the embedding).
+  // Receives a layer's parameters, in the order BackwardWeights runs the
+  // layers (head and final LayerNorm, the blocks from last to first, the
+  // embedding).
   using LayerDoneCallback = std::function<void(const ParameterList&)>;
-  // As above, calling `layer_done` after each layer's weight gradients: the
-  // data-parallel reducer learns, in the last micro-batch's pass, which
-  // gradients are final, layer by layer. On a stage holding both the
-  // embedding and the head, wte (used by both) is reported with the
-  // embedding, its last use.
-  absl::Status BackwardWeights(const ExecContext& ctx, int mb, const LayerDoneCallback& layer_done);
+  // As above, calling `layer_starting` before each layer's weight gradients
+  // are written (with every parameter whose grad the layer writes) and
+  // `layer_done` after (with the parameters whose gradient the layer
+  // finished). The data-parallel reducer learns from `layer_done` in the last
+  // micro-batch's pass which gradients are final; ZeRO stage 2 binds gradient
+  // buffers in `layer_starting`. On a stage holding both the embedding and
+  // the head, wte (written by both) starts with the head and is done with the
+  // embedding, its last use. Either callback may be null.
+  absl::Status BackwardWeights(const ExecContext& ctx, int mb,
+                               const LayerDoneCallback& layer_starting,
+                               const LayerDoneCallback& layer_done);
 
   // Sequence parallelism leaves the gradients of the LayerNorms (ln_1, ln_2 of
   // every block, ln_f) summed over this rank's tokens only. Call once per step,

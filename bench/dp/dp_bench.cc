@@ -7,8 +7,9 @@
 //   - hidden fraction = (step without overlap - step with overlap) / comm alone;
 //   - payload bytes per step on the dp communicator (CommStats) against the
 //     analytic figure (sum of the padded buckets for all-reduce; the same for
-//     reduce-scatter and again for all-gather under ZeRO 1), and the ring's
-//     wire bytes per rank 2 (d - 1) / d x buckets either way;
+//     reduce-scatter and again for all-gather under ZeRO 1; m reduce-scatters
+//     and one all-gather under ZeRO 2), and the ring's wire bytes per rank
+//     (2 (d - 1) / d x buckets for ZeRO 0 and 1, (m + 1) (d - 1) / d for 2);
 //   - gradient and optimizer-state bytes per rank.
 // All in one run, so the figures share the machine's state.
 
@@ -109,7 +110,9 @@ absl::StatusOr<Measured> Run(int dp, int zero_stage, bool overlap) {
     if (rank == 0) {
       result.step_seconds = Median(step_times);
       result.comm_seconds = Median(comm_times);
-      for (const auto& b : reducer.buckets()) result.bucket_bytes += b.buffer.nbytes();
+      for (const auto& b : reducer.buckets()) {
+        result.bucket_bytes += b.shard.defined() ? b.shard.nbytes() * dp : b.buffer.nbytes();
+      }
       result.gradient_bytes = reducer.gradient_bytes();
       result.state_bytes = runner->optimizer().state_bytes();
     }
@@ -124,7 +127,7 @@ int Main() {
               absl::GetFlag(FLAGS_layers), absl::GetFlag(FLAGS_hidden), absl::GetFlag(FLAGS_seq),
               absl::GetFlag(FLAGS_micro_batches), absl::GetFlag(FLAGS_bucket_mb));
   for (int dp : {2, 4}) {
-    for (int zero : {0, 1}) {
+    for (int zero : {0, 1, 2}) {
       absl::StatusOr<Measured> off = Run(dp, zero, /*overlap=*/false);
       absl::StatusOr<Measured> on = Run(dp, zero, /*overlap=*/true);
       if (!off.ok() || !on.ok()) {
@@ -132,14 +135,20 @@ int Main() {
                      on.status().ToString().c_str());
         return 1;
       }
-      const double hidden = (off->step_seconds - on->step_seconds) / off->comm_seconds;
+      // Stage 2 reduces inside the backward either way (per micro-batch): no
+      // "communication alone" to compare with.
+      const double hidden =
+          zero == 2 ? 0.0 : (off->step_seconds - on->step_seconds) / off->comm_seconds;
       const comm::CommStats& s = on->dp_stats;
       const int64_t counted = s.bytes_of(comm::CommOp::kAllReduce) +
                               s.bytes_of(comm::CommOp::kReduceScatter) +
                               s.bytes_of(comm::CommOp::kAllGather);
       // ShareLoss all-gathers dp doubles; ZeRO adds a 4-byte norm all-reduce.
-      const int64_t analytic = (zero == 0 ? 1 : 2) * on->bucket_bytes + 8 * dp + (zero ? 4 : 0);
-      const double wire = 2.0 * (dp - 1) / dp * on->bucket_bytes;
+      // Stage 2 reduce-scatters every micro-batch's buckets.
+      const int m = absl::GetFlag(FLAGS_micro_batches);
+      const int64_t analytic =
+          (zero == 0 ? 1 : zero == 1 ? 2 : m + 1) * on->bucket_bytes + 8 * dp + (zero ? 4 : 0);
+      const double wire = (zero == 2 ? m + 1.0 : 2.0) * (dp - 1) / dp * on->bucket_bytes;
       std::printf(
           "dp=%d zero=%d: step %.1f ms without overlap, %.1f ms with; gradient comm alone "
           "%.1f ms; hidden fraction %.2f\n"

@@ -73,11 +73,14 @@ std::map<int, RankLog> LogOneStep(const LayoutRow& row) {
         reducer->set_event_log(&log.events);
         // The runner's own hooks, with the end of every W logged between them.
         runner->model().SetGradientHooks(
-            [reducer](const ParameterList& p) { reducer->MarkFinal(p); },
-            [reducer, &log] {
-              log.events.push_back("W");
-              reducer->Poll();
-            });
+            {.gradients_final = [reducer](const ParameterList& p) { reducer->MarkFinal(p); },
+             .layer_starting = [reducer](const ParameterList& p) { reducer->LayerStarting(p); },
+             .layer_done = [reducer](const ParameterList& p) { reducer->LayerDone(p); },
+             .after_weight_pass =
+                 [reducer, &log] {
+                   log.events.push_back("W");
+                   reducer->Poll();
+                 }});
         Tensor inputs, targets;
         training::SyntheticRows(1, 0, batch.ReplicaRows(grid.CoordinatesOf(rank).dp),
                                 batch.seq_length, config.model().vocab_size(), &inputs, &targets);

@@ -89,18 +89,31 @@ INSTANTIATE_TEST_SUITE_P(GradientBuckets, LayoutEquivalence, ::testing::ValuesIn
                          RowName);
 
 // ZeRO stage 1: AdamW state sharded over dp (reduce-scatter, update of the
-// owned windows, all-gather), dp 2 and 4, micro-batches 1 and 4, with one
-// bucket and with several; then with tp and pp.
+// owned windows, all-gather); stage 2: gradients sharded too (each
+// micro-batch's buckets reduce-scattered from a shared pool into the
+// shards). dp 2 and 4, micro-batches 1 and 4, with one bucket and with
+// several; then with tp and pp.
 std::vector<LayoutRow> ZeroRows() {
   std::vector<LayoutRow> rows;
-  for (int dp : {2, 4}) {
-    for (int m : {1, 4}) {
-      for (double bucket_mb : {25.0, 0.01}) {
-        rows.push_back({.dp = dp, .micro_batch_size = m == 1 ? 8 / dp : 1, .micro_batches = m,
-                        .grad_bucket_mb = bucket_mb, .zero_stage = 1});
+  for (int zero : {1, 2}) {
+    for (int dp : {2, 4}) {
+      for (int m : {1, 4}) {
+        for (double bucket_mb : {25.0, 0.01}) {
+          rows.push_back({.dp = dp, .micro_batch_size = m == 1 ? 8 / dp : 1, .micro_batches = m,
+                          .grad_bucket_mb = bucket_mb, .zero_stage = zero});
+        }
       }
     }
   }
+  rows.push_back({.dp = 2, .micro_batches = 4, .overlap_grad_reduce = false,
+                  .grad_bucket_mb = 0.01, .zero_stage = 2});
+  for (auto schedule : {ONE_F_ONE_B, ZERO_BUBBLE_H1}) {
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = schedule,
+                    .grad_bucket_mb = 0.01, .zero_stage = 2});
+  }
+  // Interleaving: a bucket spans two chunks whose W run apart.
+  rows.push_back({.pp = 2, .dp = 2, .micro_batches = 4, .schedule = INTERLEAVED_1F1B,
+                  .virtual_stages = 2, .grad_bucket_mb = 0.01, .zero_stage = 2});
   for (auto schedule : {ONE_F_ONE_B, ZERO_BUBBLE_H1}) {
     rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = schedule,
                     .grad_bucket_mb = 0.01, .zero_stage = 1});

@@ -33,7 +33,7 @@ TEST(ParseLayoutTextTest, EmptyTextGivesTheDefaults) {
   EXPECT_EQ(layout->recompute(), Recompute::NONE);
   EXPECT_EQ(layout->gradient_compression(), GradientCompression::NONE);
   EXPECT_FLOAT_EQ(layout->topk_ratio(), 0.01f);
-  EXPECT_FALSE(layout->overlap_grad_reduce());
+  EXPECT_TRUE(layout->overlap_grad_reduce());
   EXPECT_FLOAT_EQ(layout->grad_bucket_mb(), 25.0f);
   EXPECT_EQ(layout->layers_per_stage_size(), 0);
   EXPECT_FALSE(layout->has_tensor_parallel()) << "proto2 presence: defaults are not 'set'";
@@ -61,7 +61,7 @@ TEST(ParseLayoutTextTest, ParsesEveryField) {
     recompute: SELECTIVE
     gradient_compression: TOPK
     topk_ratio: 0.05
-    overlap_grad_reduce: true
+    overlap_grad_reduce: false
     grad_bucket_mb: 40
   )pb");
   ASSERT_TRUE(layout.ok()) << layout.status();
@@ -80,7 +80,7 @@ TEST(ParseLayoutTextTest, ParsesEveryField) {
   EXPECT_EQ(layout->recompute(), Recompute::SELECTIVE);
   EXPECT_EQ(layout->gradient_compression(), GradientCompression::TOPK);
   EXPECT_FLOAT_EQ(layout->topk_ratio(), 0.05f);
-  EXPECT_TRUE(layout->overlap_grad_reduce());
+  EXPECT_FALSE(layout->overlap_grad_reduce());
   EXPECT_FLOAT_EQ(layout->grad_bucket_mb(), 40.0f);
 }
 

@@ -346,6 +346,9 @@ TEST(ValidateLayoutTest, GradBucketPositive) {
   ParallelLayout layout;
   layout.set_grad_bucket_mb(0.0f);
   EXPECT_EQ(Violation(layout, 1, Model()), "grad_bucket_mb=0 must be a positive number of MiB");
+  layout.set_grad_bucket_mb(-0.5f);
+  EXPECT_EQ(Violation(layout, 1, Model()),
+            "grad_bucket_mb=-0.5 must be a positive number of MiB");
   layout.set_grad_bucket_mb(std::numeric_limits<float>::infinity());
   EXPECT_THAT(Violation(layout, 1, Model()), HasSubstr("must be a positive number of MiB"));
   layout.set_grad_bucket_mb(std::nanf(""));

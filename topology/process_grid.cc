@@ -346,9 +346,8 @@ std::string ProcessGrid::Describe(int max_rows) const {
   absl::StrAppend(&out, "  sequence parallel ", l.sequence_parallel() ? "on" : "off",
                   ", ZeRO stage ", l.zero_stage(), ", recompute ", RecomputeName(l.recompute()),
                   ", gradient compression ", compression, ", grad reduce ",
-                  l.overlap_grad_reduce()
-                      ? absl::StrCat("overlapped in ", l.grad_bucket_mb(), " MiB buckets")
-                      : std::string("after backward"),
+                  l.overlap_grad_reduce() ? "overlapped with backward" : "after backward",
+                  " in ", l.grad_bucket_mb(), " MiB buckets",
                   "\n");
 
   std::vector<std::string> counts;

@@ -337,7 +337,7 @@ TEST(DescribeTest, PrintsLayoutGroupsAndOneRowPerRank) {
   EXPECT_EQ(lines[1], "  schedule 1f1b; global batch 16 = micro-batch size 2 x 4 micro-batches x dp 2");
   EXPECT_EQ(lines[2],
             "  sequence parallel on, ZeRO stage 1, recompute none, gradient compression none, "
-            "grad reduce after backward");
+            "grad reduce overlapped with backward in 25 MiB buckets");
   EXPECT_EQ(lines[3], "  groups: 4 tp of 2, 4 pp of 2, 4 dp of 2, 2 mp of 4, 4 embedding of 2");
   EXPECT_EQ(lines[4],
             "  rank  dp  pp  tp  tp group  pp group  dp group  mp group  embedding  prev  next");

@@ -1,5 +1,6 @@
 #include "training/optimizer.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -161,6 +162,44 @@ AdamW::AdamW(ParameterList params, const AdamWSettings& settings, std::vector<Te
       exp_avg_sq_(std::move(exp_avg_sq)),
       counts_in_norm_(params_.size(), true) {}
 
+absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> windows) {
+  std::vector<Tensor> exp_avg;
+  std::vector<Tensor> exp_avg_sq;
+  std::vector<int> window_param;
+  for (const StateWindow& w : windows) {
+    const auto it = std::find(params_.begin(), params_.end(), w.param);
+    if (it == params_.end()) {
+      return absl::InvalidArgumentError("a state window's parameter is not one of the optimizer's");
+    }
+    const Parameter& p = **it;
+    if (w.offset < 0 || w.length <= 0 || w.offset + w.length > p.value.numel() ||
+        !w.grad.defined() || w.grad.numel() != w.length) {
+      return absl::InvalidArgumentError(absl::StrCat("state window [", w.offset, ", +", w.length,
+                                                     ") does not fit parameter '", p.name, "'"));
+    }
+    window_param.push_back(static_cast<int>(it - params_.begin()));
+    exp_avg.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
+    exp_avg_sq.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
+  }
+  windows_ = std::move(windows);
+  window_param_ = std::move(window_param);
+  exp_avg_ = std::move(exp_avg);
+  exp_avg_sq_ = std::move(exp_avg_sq);
+  return absl::OkStatus();
+}
+
+int64_t AdamW::state_bytes() const {
+  int64_t bytes = 0;
+  for (size_t k = 0; k < exp_avg_.size(); ++k) {
+    bytes += static_cast<int64_t>(exp_avg_[k].nbytes() + exp_avg_sq_[k].nbytes());
+  }
+  return bytes;
+}
+
+std::string AdamW::WindowName(const std::string& prefixed, int64_t offset) {
+  return absl::StrCat(prefixed, "@", offset);
+}
+
 void AdamW::ZeroGrad(const ExecContext& ctx) const {
   for (const Parameter* p : params_) ops::Fill(ctx, p->grad, 0.0f);
 }
@@ -174,8 +213,17 @@ void AdamW::SetNormFilter(const NormFilter& counts) {
 absl::StatusOr<double> AdamW::GradientNorm(const ExecContext& ctx,
                                            const SquaredNormReducer& reduce) const {
   double sum_of_squares = 0.0;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    if (counts_in_norm_[i]) sum_of_squares += ops::SumOfSquares(ctx, params_[i]->grad);
+  if (sharded()) {
+    // Each element once: its owner's window.
+    for (size_t k = 0; k < windows_.size(); ++k) {
+      if (counts_in_norm_[window_param_[k]]) {
+        sum_of_squares += ops::SumOfSquares(ctx, windows_[k].grad);
+      }
+    }
+  } else {
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (counts_in_norm_[i]) sum_of_squares += ops::SumOfSquares(ctx, params_[i]->grad);
+    }
   }
   if (reduce != nullptr) RETURN_IF_ERROR(reduce(sum_of_squares));
   return std::sqrt(sum_of_squares);
@@ -197,6 +245,15 @@ void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale)
   options.weight_decay = settings_.weight_decay;
   options.step = step_;
   options.grad_scale = grad_scale;
+  if (sharded()) {
+    for (size_t k = 0; k < windows_.size(); ++k) {
+      const StateWindow& w = windows_[k];
+      ops::AdamWStep(ctx, w.param->value.Flatten().Slice(0, w.offset, w.length), w.grad,
+                     exp_avg_[k], exp_avg_sq_[k], options,
+                     w.param->weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
+    }
+    return;
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = *params_[i];
     ops::AdamWStep(ctx, p.value, p.grad, exp_avg_[i], exp_avg_sq_[i], options,
@@ -209,8 +266,17 @@ void AdamW::AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const {
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i]->name;
     blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
+    if (sharded()) continue;
     blobs.push_back(BlobOf(ExpAvgName(name), exp_avg_[i], host_copies_));
     blobs.push_back(BlobOf(ExpAvgSqName(name), exp_avg_sq_[i], host_copies_));
+  }
+  // ZeRO: this rank's shard of the moments, window by window.
+  for (size_t k = 0; k < windows_.size(); ++k) {
+    const StateWindow& w = windows_[k];
+    blobs.push_back(BlobOf(WindowName(ExpAvgName(w.param->name), w.offset), exp_avg_[k],
+                           host_copies_));
+    blobs.push_back(BlobOf(WindowName(ExpAvgSqName(w.param->name), w.offset), exp_avg_sq_[k],
+                           host_copies_));
   }
   checkpoint::TensorBlob step;
   step.name = kStepName;
@@ -227,7 +293,9 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   for (const checkpoint::LoadedTensor& t : tensors.tensors()) {
     for (absl::string_view prefix : {"param/", "adam_m/", "adam_v/"}) {
       if (!absl::StartsWith(t.name, prefix)) continue;
-      const absl::string_view param_name = absl::string_view(t.name).substr(prefix.size());
+      absl::string_view param_name = absl::string_view(t.name).substr(prefix.size());
+      // A ZeRO window's moments: "<name>@<offset>".
+      if (prefix != "param/") param_name = param_name.substr(0, param_name.rfind('@'));
       if (!ours.contains(param_name)) {
         return absl::InvalidArgumentError(absl::StrCat(
             tensors.source(), " has tensor '", t.name, "' for parameter '", param_name,
@@ -246,12 +314,25 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i]->name;
     const std::vector<int64_t> shape = ShapeVector(params_[i]->value);
-    for (auto [tensor_name, destination] :
-         {std::pair<std::string, Tensor>{ParamName(name), params_[i]->value},
-          {ExpAvgName(name), exp_avg_[i]},
-          {ExpAvgSqName(name), exp_avg_sq_[i]}}) {
+    std::vector<std::pair<std::string, Tensor>> wanted = {{ParamName(name), params_[i]->value}};
+    if (!sharded()) {
+      wanted.push_back({ExpAvgName(name), exp_avg_[i]});
+      wanted.push_back({ExpAvgSqName(name), exp_avg_sq_[i]});
+    }
+    for (const auto& [tensor_name, destination] : wanted) {
       ASSIGN_OR_RETURN(const checkpoint::LoadedTensor* source,
                        tensors.GetExpected(tensor_name, DType::kFloat32, shape));
+      targets.push_back({source, destination});
+    }
+  }
+  for (size_t k = 0; k < windows_.size(); ++k) {
+    const StateWindow& w = windows_[k];
+    for (const auto& [tensor_name, destination] :
+         {std::pair<std::string, Tensor>{WindowName(ExpAvgName(w.param->name), w.offset),
+                                         exp_avg_[k]},
+          {WindowName(ExpAvgSqName(w.param->name), w.offset), exp_avg_sq_[k]}}) {
+      ASSIGN_OR_RETURN(const checkpoint::LoadedTensor* source,
+                       tensors.GetExpected(tensor_name, DType::kFloat32, {w.length}));
       targets.push_back({source, destination});
     }
   }

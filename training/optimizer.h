@@ -66,6 +66,16 @@ using SquaredNormReducer = std::function<absl::Status(double& sum_of_squares)>;
 // so that the model-parallel sum counts each element once.
 NormFilter CountReplicatedOnlyOnTensorRank0(int tensor_parallel_rank);
 
+// A part of one parameter whose optimizer state this rank keeps (ZeRO stage
+// 1, data_parallel/grad_buckets.h): elements [offset, offset + length) of the
+// parameter's flat value, and the summed gradient of exactly those elements.
+struct StateWindow {
+  const Parameter* param = nullptr;
+  int64_t offset = 0;
+  int64_t length = 0;
+  Tensor grad;
+};
+
 class AdamW {
  public:
   // Every parameter needs a distinct non-empty name and defined, contiguous
@@ -78,6 +88,17 @@ class AdamW {
 
   AdamW(const AdamW&) = delete;
   AdamW& operator=(const AdamW&) = delete;
+
+  // ZeRO stage 1: from now on keeps moments for, and updates, only `windows`
+  // (parameters of this optimizer; each window's gradient is read from its
+  // `grad`, not from the parameter). The moments are reset to zero: call
+  // before the first step. GradientNorm then sums the windows' gradients, so
+  // its reducer must also sum over the data-parallel group; checkpoints hold
+  // the windows' moments ("adam_m/<name>@<offset>", [length]).
+  absl::Status ShardState(const ExecContext& ctx, std::vector<StateWindow> windows);
+  bool sharded() const { return !windows_.empty(); }
+  // Bytes of the moments this optimizer keeps (both of them).
+  int64_t state_bytes() const;
 
   // grad = 0 for every parameter (gradients accumulate over micro-batches).
   void ZeroGrad(const ExecContext& ctx) const;
@@ -109,6 +130,7 @@ class AdamW {
   int64_t step() const { return step_; }
   const AdamWSettings& settings() const { return settings_; }
   const ParameterList& params() const { return params_; }
+  // Per parameter, or per window when sharded.
   const Tensor& exp_avg(int index) const { return exp_avg_[index]; }
   const Tensor& exp_avg_sq(int index) const { return exp_avg_sq_[index]; }
 
@@ -118,6 +140,8 @@ class AdamW {
   static std::string ExpAvgName(const std::string& name) { return "adam_m/" + name; }
   static std::string ExpAvgSqName(const std::string& name) { return "adam_v/" + name; }
   static constexpr char kStepName[] = "optimizer/step";  // int64 scalar
+  // A ZeRO window's moment: "<prefixed name>@<offset>".
+  static std::string WindowName(const std::string& prefixed, int64_t offset);
 
   // Appends "param/<name>", "adam_m/<name>" and "adam_v/<name>" for every
   // parameter, in parameter order, then "optimizer/step". The blobs borrow
@@ -146,6 +170,10 @@ class AdamW {
   std::vector<Tensor> exp_avg_;
   std::vector<Tensor> exp_avg_sq_;
   std::vector<bool> counts_in_norm_;
+  // ZeRO: the windows (exp_avg_[k] belongs to windows_[k]) and each one's
+  // parameter index.
+  std::vector<StateWindow> windows_;
+  std::vector<int> window_param_;
   int64_t step_ = 0;
   // Host copies of device tensors for AppendStateBlobs.
   mutable std::vector<std::vector<float>> host_copies_;

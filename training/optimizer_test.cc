@@ -458,3 +458,77 @@ TEST(AdamWCheckpointTest, OtherTensorsAreIgnored) {
 
 }  // namespace
 }  // namespace trident::training
+
+namespace trident::training {
+namespace {
+
+// ZeRO stage 1: the optimizer keeps moments for its windows only, updates
+// exactly those elements from the windows' gradients, and checkpoints the
+// windows' moments, which restore bitwise.
+struct ShardedFixture {
+  TinyModel model = MakeModel();
+  // This replica owns w[1] and b[0]; their summed gradients live here.
+  Tensor w_grad = Tensor::FromVector<float>({-1.0f}, {1});
+  Tensor b_grad = Tensor::FromVector<float>({0.25f}, {1});
+  std::unique_ptr<AdamW> opt;
+
+  explicit ShardedFixture(const ExecContext& ctx) {
+    opt = MakeOptimizer(ctx, model);
+    EXPECT_TRUE(opt->ShardState(ctx, {{.param = &model[0], .offset = 1, .length = 1,
+                                       .grad = w_grad},
+                                      {.param = &model[1], .offset = 0, .length = 1,
+                                       .grad = b_grad}})
+                    .ok());
+  }
+};
+
+TEST(AdamWShardedTest, UpdatesOnlyTheWindowsFromTheirGradients) {
+  const ExecContext ctx = ExecContext::Cpu();
+  ShardedFixture sharded(ctx);
+  // The full optimizer on the same gradients, for the owned elements.
+  TinyModel full = MakeModel();
+  std::unique_ptr<AdamW> opt = MakeOptimizer(ctx, full);
+  SetGrads(full, {0.5f, -1.0f}, {0.25f});
+  opt->Step(ctx, 0.1);
+  sharded.opt->Step(ctx, 0.1);
+  const std::vector<float> w = sharded.model[0].value.ToVector<float>();
+  EXPECT_EQ(w[0], 1.0f);  // Not owned: another replica updates it.
+  EXPECT_EQ(w[1], full[0].value.ToVector<float>()[1]);
+  EXPECT_EQ(Bits(sharded.model[1].value), Bits(full[1].value));
+  EXPECT_EQ(sharded.opt->exp_avg(0).numel(), 1);
+  // The norm counts the windows' gradients: 1 + 1/16.
+  EXPECT_DOUBLE_EQ(*sharded.opt->GradientNorm(ctx), std::sqrt(1.0625));
+}
+
+TEST(AdamWShardedTest, CheckpointHoldsTheShardAndRestoresBitwise) {
+  const ExecContext ctx = ExecContext::Cpu();
+  ShardedFixture a(ctx);
+  a.opt->Step(ctx, 0.1);
+  std::vector<checkpoint::TensorBlob> blobs;
+  a.opt->AppendStateBlobs(blobs);
+  std::vector<std::string> names;
+  for (const auto& b : blobs) names.push_back(b.name);
+  EXPECT_THAT(names, ::testing::ElementsAre("param/w", "param/b", "adam_m/w@1", "adam_v/w@1",
+                                            "adam_m/b@0", "adam_v/b@0", "optimizer/step"));
+  EXPECT_EQ(blobs[2].shape, std::vector<int64_t>({1}));
+  const checkpoint::TensorSet saved = ToTensorSet(blobs);
+
+  ShardedFixture b(ctx);
+  ASSERT_TRUE(b.opt->LoadState(saved).ok());
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(Bits(b.model[i].value), Bits(a.model[i].value)) << i;
+    EXPECT_EQ(Bits(b.opt->exp_avg(i)), Bits(a.opt->exp_avg(i))) << i;
+    EXPECT_EQ(Bits(b.opt->exp_avg_sq(i)), Bits(a.opt->exp_avg_sq(i))) << i;
+  }
+  a.opt->Step(ctx, 0.05);
+  b.opt->Step(ctx, 0.05);
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(Bits(b.model[i].value), Bits(a.model[i].value)) << i;
+
+  // An unsharded optimizer cannot take a sharded checkpoint.
+  TinyModel c = MakeModel();
+  std::unique_ptr<AdamW> unsharded = MakeOptimizer(ctx, c);
+  EXPECT_FALSE(unsharded->LoadState(saved).ok());
+}
+
+}  // namespace
+}  // namespace trident::training

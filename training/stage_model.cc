@@ -1,6 +1,7 @@
 #include "training/stage_model.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
@@ -62,6 +63,16 @@ void StageModel::SetMicroBatches(const Tensor& inputs, const Tensor& targets,
   forward_only_ = forward_only;
   loss_sum_ = 0;
   peak_stash_bytes_ = 0;
+  weight_passes_.assign(chunks_.size(), 0);
+}
+
+ParameterList StageModel::sequence_parallel_partials() {
+  ParameterList params;
+  for (auto& chunk : chunks_) {
+    ParameterList own = chunk->SequenceParallelPartials();
+    params.insert(params.end(), own.begin(), own.end());
+  }
+  return params;
 }
 
 absl::Status StageModel::ReduceSequenceParallelGradients() {
@@ -116,7 +127,17 @@ absl::StatusOr<Tensor> StageModel::BackwardInput(int chunk, int mb, const Tensor
 }
 
 absl::Status StageModel::BackwardWeight(int chunk, int mb) {
-  return chunks_[chunk]->BackwardWeights(ctx_, mb);
+  // Every micro-batch of the step passes through every chunk once, so the
+  // chunk's m-th W is its last, whichever micro-batch it is.
+  const int micro_batches = static_cast<int>(inputs_.dim(0) / micro_batch_size_);
+  const bool last = ++weight_passes_[chunk] == micro_batches;
+  const auto done = [this, last](const ParameterList& params) {
+    if (hooks_.layer_done != nullptr) hooks_.layer_done(params);
+    if (last && hooks_.gradients_final != nullptr) hooks_.gradients_final(params);
+  };
+  RETURN_IF_ERROR(chunks_[chunk]->BackwardWeights(ctx_, mb, hooks_.layer_starting, done));
+  if (hooks_.after_weight_pass != nullptr) hooks_.after_weight_pass();
+  return absl::OkStatus();
 }
 
 }  // namespace trident::training

@@ -12,6 +12,7 @@
 // targets), runs the schedule, and reads the loss from the last stage.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -79,6 +80,27 @@ class StageModel : public pipeline::PipelineStage {
   // the LayerNorm gradients over tp (GptStage::ReduceSequenceParallelGradients).
   absl::Status ReduceSequenceParallelGradients();
 
+  // The parameters whose gradients ReduceSequenceParallelGradients sums over
+  // tp (empty without sequence parallelism).
+  ParameterList sequence_parallel_partials();
+
+  // The data-parallel reducer's hooks; any may be null.
+  struct GradientHooks {
+    // During the weight-gradient pass (W) of a chunk's LAST micro-batch of
+    // the step (by count: zero-bubble schedules run W late and in any order),
+    // the parameters of each layer as soon as that layer's pass is done:
+    // their gradients will not change again in this step's backward.
+    transformer::GptStage::LayerDoneCallback gradients_final;
+    // In every W, before and after each layer writes its weight gradients
+    // (GptStage::BackwardWeights; ZeRO stage 2 binds and reduces per
+    // micro-batch).
+    transformer::GptStage::LayerDoneCallback layer_starting;
+    transformer::GptStage::LayerDoneCallback layer_done;
+    // After every W: a point where pending communication can be progressed.
+    std::function<void()> after_weight_pass;
+  };
+  void SetGradientHooks(GradientHooks hooks) { hooks_ = std::move(hooks); }
+
   // pipeline::PipelineStage.
   std::vector<int64_t> InputShape(int chunk, int mb) const override;
   std::vector<int64_t> OutputShape(int chunk, int mb) const override;
@@ -108,6 +130,9 @@ class StageModel : public pipeline::PipelineStage {
   bool forward_only_ = false;
   double loss_sum_ = 0;
   int64_t peak_stash_bytes_ = 0;
+  // W passes run per local chunk since SetMicroBatches.
+  std::vector<int> weight_passes_;
+  GradientHooks hooks_;
 };
 
 }  // namespace trident::training

@@ -3,11 +3,12 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <iostream>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "core/tensor_comm.h"
-#include "data_parallel/gradient_sync.h"
 #include "pipeline/executor.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
@@ -41,9 +42,40 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
                    StageModel::Create(config.model(), layout, runner->coordinates_.pp,
                                       tp::TpGroup(comms.tp.get()), ctx));
   runner->model_->Initialize(static_cast<uint64_t>(config.seed()));
+  // Gradients whose step-3 sums (see the header) run after the backward wait
+  // for them in buckets of their own.
+  ParameterList late = runner->model_->sequence_parallel_partials();
+  if (layout.pipeline_parallel() > 1 && comms.embedding != nullptr &&
+      runner->model_->tied_embedding() != nullptr) {
+    late.push_back(runner->model_->tied_embedding());
+  }
+  ASSIGN_OR_RETURN(runner->reducer_,
+                   data_parallel::GradientReducer::Create(
+                       runner->model_->parameters(), late, comms.dp.get(),
+                       {.bucket_mb = layout.grad_bucket_mb(),
+                        .overlap = layout.overlap_grad_reduce(),
+                        .zero_stage = layout.zero_stage(),
+                        .ctx = &ctx}));
+  data_parallel::GradientReducer* reducer = runner->reducer_.get();
+  runner->model_->SetGradientHooks(
+      {.gradients_final = [reducer](const ParameterList& p) { reducer->MarkFinal(p); },
+       .layer_starting = [reducer](const ParameterList& p) { reducer->LayerStarting(p); },
+       .layer_done = [reducer](const ParameterList& p) { reducer->LayerDone(p); },
+       .after_weight_pass = [reducer] { reducer->Poll(); }});
   ASSIGN_OR_RETURN(runner->optimizer_,
                    AdamW::Create(ctx, runner->model_->parameters(),
                                  AdamWSettingsFrom(config.optimizer())));
+  if (runner->reducer_->zero_stage() > 0) {
+    std::vector<StateWindow> windows;
+    for (const data_parallel::OwnedWindow& w : runner->reducer_->owned_windows()) {
+      windows.push_back({.param = w.param, .offset = w.offset, .length = w.length, .grad = w.grad});
+    }
+    RETURN_IF_ERROR(runner->optimizer_->ShardState(ctx, std::move(windows)));
+  } else if (layout.zero_stage() > 0 && rank == 0) {
+    std::clog << "ZeRO stage " << layout.zero_stage()
+              << " with data_parallel=1: nothing to shard, every rank keeps its whole optimizer "
+                 "state\n";
+  }
   const NormFilter replicated = CountReplicatedOnlyOnTensorRank0(comms.tp->rank());
   const Parameter* head_copy = runner->model_->head_embedding_copy();
   runner->optimizer_->SetNormFilter([replicated, head_copy](const Parameter& p) {
@@ -101,6 +133,7 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
                                                  StepProfile* profile) {
   const topology::ParallelLayout& layout = config_.layout();
   optimizer_->ZeroGrad(ctx_);
+  reducer_->BeginStep();
   model_->SetMicroBatches(inputs, targets, layout.micro_batch_size(),
                           static_cast<float>(1.0 / global_tokens), /*forward_only=*/false);
   pipeline::ExecutorOptions options;
@@ -114,16 +147,22 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   if (profile != nullptr) profile->peak_stash_bytes = model_->peak_stash_bytes();
   RETURN_IF_ERROR(model_->ReduceSequenceParallelGradients());
   RETURN_IF_ERROR(SyncTiedEmbedding());
-  RETURN_IF_ERROR(data_parallel::AllReduceGradients(model_->parameters(), comms_.dp.get()));
+  RETURN_IF_ERROR(reducer_->Finish());
 
   StepResult result;
   comm::Communicator* model_parallel = comms_.model_parallel.get();
+  // Under ZeRO each replica holds the gradients of its own windows only: the
+  // squares are summed over dp too (every element counted once, by its owner).
+  comm::Communicator* dp = optimizer_->sharded() ? comms_.dp.get() : nullptr;
   ASSIGN_OR_RETURN(result.grad_norm,
-                   optimizer_->GradientNorm(ctx_, [model_parallel](double& sum_of_squares) {
-                     if (model_parallel->size() == 1) return absl::OkStatus();
+                   optimizer_->GradientNorm(ctx_, [model_parallel, dp](double& sum_of_squares) {
+                     if (model_parallel->size() == 1 && dp == nullptr) return absl::OkStatus();
                      float partial = static_cast<float>(sum_of_squares);
-                     RETURN_IF_ERROR(model_parallel->AllReduce(
-                         comm::Buffer{&partial, 1, DType::kFloat32}, comm::ReduceOp::kSum));
+                     for (comm::Communicator* group : {model_parallel, dp}) {
+                       if (group == nullptr || group->size() == 1) continue;
+                       RETURN_IF_ERROR(group->AllReduce(comm::Buffer{&partial, 1, DType::kFloat32},
+                                                        comm::ReduceOp::kSum));
+                     }
                      sum_of_squares = partial;
                      return absl::OkStatus();
                    }));
@@ -133,6 +172,8 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   }
   result.lr = LearningRate(step, config_.optimizer(), config_.steps());
   optimizer_->Step(ctx_, result.lr, ClipScale(result.grad_norm, config_.optimizer().grad_clip()));
+  // ZeRO: every replica updated its windows; share the values.
+  RETURN_IF_ERROR(reducer_->GatherParameters(ctx_));
   ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
   result.loss = loss_sum / global_tokens;
   return result;
@@ -147,6 +188,8 @@ absl::StatusOr<double> StepRunner::EvaluateLossSum(const Tensor& inputs, const T
 }
 
 absl::StatusOr<std::vector<NamedTensor>> StepRunner::GatherSerial(bool gradients) {
+  // ZeRO keeps only this replica's windows of the summed gradients.
+  if (gradients) RETURN_IF_ERROR(reducer_->GatherGradients());
   if (coordinates_.dp != 0) return std::vector<NamedTensor>();
   return GatherModelTensors(ctx_, *model_, tp::TpGroup(comms_.tp.get()), comms_.pp.get(),
                             config_.model().vocab_size(), gradients);

@@ -15,7 +15,10 @@
 //      with a pipeline the two copies of the tied token embedding (first and
 //      last stage) have their gradients summed over the embedding group, so
 //      they stay equal;
-//   4. gradients are summed over the data-parallel group;
+//   4. gradients are summed over the data-parallel group, bucket by bucket
+//      (data_parallel/grad_buckets.h): with overlap_grad_reduce a bucket's
+//      all-reduce starts during the backward, as soon as the last weight pass
+//      touching it ran; buckets holding the gradients of step 3 start after it;
 //   5. the global gradient norm: squared norms summed over the model-parallel
 //      group (tp x pp), parameters replicated over tp counted on tp rank 0
 //      only and the head's embedding copy not at all;
@@ -30,6 +33,7 @@
 #include "absl/time/time.h"
 #include "core/exec_context.h"
 #include "core/tensor.h"
+#include "data_parallel/grad_buckets.h"
 #include "pipeline/schedule.h"
 #include "pipeline/simulator.h"
 #include "topology/grid_communicators.h"
@@ -93,6 +97,7 @@ class StepRunner {
 
   StageModel& model() { return *model_; }
   AdamW& optimizer() { return *optimizer_; }
+  data_parallel::GradientReducer& gradient_reducer() { return *reducer_; }
   const pipeline::Schedule& schedule() const { return schedule_; }
   int pipeline_stage() const { return coordinates_.pp; }
 
@@ -110,6 +115,7 @@ class StepRunner {
   const ExecContext& ctx_;
   topology::Coordinates coordinates_;
   std::unique_ptr<StageModel> model_;
+  std::unique_ptr<data_parallel::GradientReducer> reducer_;
   std::unique_ptr<AdamW> optimizer_;
   pipeline::Schedule schedule_;
   pipeline::Schedule forward_schedule_;

@@ -551,19 +551,14 @@ absl::Status CheckSupported(const TrainOptions& options) {
   if (options.device == "cuda") {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
   }
-  if (layout.zero_stage() > 0) {
+  if (layout.zero_stage() > 2) {
     return Unsupported("layout.zero_stage", absl::StrCat(layout.zero_stage()),
-                       "ZeRO sharding is not built yet");
+                       "ZeRO stage 3 (sharded parameters) is not built yet; stages 1 and 2 are");
   }
   if (layout.gradient_compression() != topology::GradientCompression::NONE) {
     return Unsupported("layout.gradient_compression",
                        topology::CompressionName(layout.gradient_compression()),
                        "gradient compression is not built yet");
-  }
-  if (layout.overlap_grad_reduce()) {
-    return Unsupported("layout.overlap_grad_reduce", "true",
-                       "bucketed gradient reduction overlapped with the backward is not built "
-                       "yet (gradients are all-reduced after the backward)");
   }
   if (layout.recompute() != topology::Recompute::NONE) {
     return Unsupported("layout.recompute", topology::RecomputeName(layout.recompute()),

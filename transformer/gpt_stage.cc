@@ -276,6 +276,19 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
 }
 
 absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb) {
+  return BackwardWeights(ctx, mb, nullptr, nullptr);
+}
+
+absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb,
+                                       const LayerDoneCallback& layer_starting,
+                                       const LayerDoneCallback& layer_done) {
+  const auto starting = [&layer_starting](ParameterList params) {
+    if (layer_starting != nullptr) layer_starting(params);
+  };
+  const auto report = [&layer_done](ParameterList params) {
+    if (layer_done != nullptr) layer_done(params);
+  };
+  const bool hooked = layer_starting != nullptr || layer_done != nullptr;
   ASSIGN_OR_RETURN(MicroBatch * m, Find(mb, "weight gradient"));
   if (!m->backward_input_done) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -283,28 +296,42 @@ absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb) {
   }
   if (spec_.has_head) {
     HeadActivations& h = m->head;
+    starting({&final_ln_->weight(), &final_ln_->bias(), head_wte_});
     RETURN_IF_ERROR(loss_->BackwardWeights(ctx, h.ln_out, h.logits, head_wte_->grad));
     final_ln_->BackwardWeights(ctx, h.input.Reshape(h.d_ln_out.shape()), h.ln, h.d_ln_out);
+    ParameterList head = {&final_ln_->weight(), &final_ln_->bias()};
+    if (head_wte_ == &head_wte_copy_) head.push_back(&head_wte_copy_);
+    report(head);
   }
   for (size_t i = blocks_.size(); i-- > 0;) {
+    ParameterList block;
+    if (hooked) blocks_[i]->AppendParameters(block);
+    starting(block);
     RETURN_IF_ERROR(blocks_[i]->BackwardWeights(ctx, &m->blocks[i]));
+    report(block);
   }
   if (embedding_ != nullptr) {
+    starting({&embedding_->wte(), &embedding_->wpe()});
     RETURN_IF_ERROR(embedding_->BackwardWeights(ctx, m->tokens, m->d_embedding_out));
+    report({&embedding_->wte(), &embedding_->wpe()});
   }
   stash_.erase(mb);
   return absl::OkStatus();
 }
 
-absl::Status GptStage::ReduceSequenceParallelGradients() {
-  if (!tp_.sequence_parallel()) return absl::OkStatus();
+ParameterList GptStage::SequenceParallelPartials() {
   ParameterList partial;
+  if (!tp_.sequence_parallel()) return partial;
   for (auto& block : blocks_) block->AppendSequenceParallelPartials(partial);
   if (final_ln_ != nullptr) {
     partial.push_back(&final_ln_->weight());
     partial.push_back(&final_ln_->bias());
   }
-  for (Parameter* p : partial) RETURN_IF_ERROR(tp_.AllReduceSum(p->grad));
+  return partial;
+}
+
+absl::Status GptStage::ReduceSequenceParallelGradients() {
+  for (Parameter* p : SequenceParallelPartials()) RETURN_IF_ERROR(tp_.AllReduceSum(p->grad));
   return absl::OkStatus();
 }
 

@@ -12,6 +12,7 @@
 // stage; BackwardWeights accumulates parameter gradients and frees the stash.
 // Schedules may interleave micro-batches freely (1F1B, zero-bubble).
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -102,6 +103,22 @@ class GptStage {
   // Accumulates mb's parameter gradients and releases its stash.
   absl::Status BackwardWeights(const ExecContext& ctx, int mb);
 
+  // Receives a layer's parameters, in the order BackwardWeights runs the
+  // layers (head and final LayerNorm, the blocks from last to first, the
+  // embedding).
+  using LayerDoneCallback = std::function<void(const ParameterList&)>;
+  // As above, calling `layer_starting` before each layer's weight gradients
+  // are written (with every parameter whose grad the layer writes) and
+  // `layer_done` after (with the parameters whose gradient the layer
+  // finished). The data-parallel reducer learns from `layer_done` in the last
+  // micro-batch's pass which gradients are final; ZeRO stage 2 binds gradient
+  // buffers in `layer_starting`. On a stage holding both the embedding and
+  // the head, wte (written by both) starts with the head and is done with the
+  // embedding, its last use. Either callback may be null.
+  absl::Status BackwardWeights(const ExecContext& ctx, int mb,
+                               const LayerDoneCallback& layer_starting,
+                               const LayerDoneCallback& layer_done);
+
   // Sequence parallelism leaves the gradients of the LayerNorms (ln_1, ln_2 of
   // every block, ln_f) summed over this rank's tokens only. Call once per step,
   // after every micro-batch's BackwardWeights and before the data-parallel
@@ -110,6 +127,10 @@ class GptStage {
   // wpe get their gradients from all-gathered output gradients: they are
   // whole on every rank already.)
   absl::Status ReduceSequenceParallelGradients();
+
+  // The parameters ReduceSequenceParallelGradients sums over tp; empty
+  // without sequence parallelism.
+  ParameterList SequenceParallelPartials();
 
   // Drops mb's stash without a backward (evaluation, forward-only runs).
   void Discard(int mb) { stash_.erase(mb); }

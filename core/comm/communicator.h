@@ -119,6 +119,11 @@ class CommHandle {
   virtual ~CommHandle() = default;
   // Blocks until the operation completes, fails, or times out.
   virtual absl::Status Wait() = 0;
+  // Lets the operation advance without blocking, for backends whose
+  // nonblocking operations only move inside library calls (MPI): callers that
+  // compute while operations are pending call it now and then. A no-op by
+  // default (the local backend progresses on its own threads).
+  virtual void Progress() {}
 };
 
 // A handle that is already complete, holding the operation's final status.

@@ -50,6 +50,9 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
   layout.set_virtual_pipeline_stages(virtual_stages);
   layout.set_sequence_parallel(sequence_parallel);
   for (int layers : layers_per_stage) layout.add_layers_per_stage(layers);
+  layout.set_overlap_grad_reduce(overlap_grad_reduce);
+  layout.set_grad_bucket_mb(static_cast<float>(grad_bucket_mb));
+  layout.set_zero_stage(zero_stage);
   return layout;
 }
 
@@ -61,6 +64,12 @@ std::string LayoutName(const topology::ParallelLayout& l) {
                                                       {{"-", ""}}));
   if (l.virtual_pipeline_stages() > 1) absl::StrAppend(&name, "_v", l.virtual_pipeline_stages());
   if (l.sequence_parallel()) absl::StrAppend(&name, "_sp");
+  if (!l.overlap_grad_reduce()) absl::StrAppend(&name, "_nooverlap");
+  if (l.zero_stage() > 0) absl::StrAppend(&name, "_zero", l.zero_stage());
+  if (l.grad_bucket_mb() != 25.0f) {
+    absl::StrAppend(&name, "_bucket",
+                    absl::StrReplaceAll(absl::StrCat(l.grad_bucket_mb()), {{".", "p"}}));
+  }
   if (l.layers_per_stage_size() > 0) {
     absl::StrAppend(&name, "_split", absl::StrJoin(l.layers_per_stage(), "x"));
   }

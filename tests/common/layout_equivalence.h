@@ -44,12 +44,21 @@ struct LayoutRow {
   int virtual_stages = 1;
   bool sequence_parallel = false;
   std::vector<int> layers_per_stage;
+  // Data-parallel gradient reduction (data_parallel/grad_buckets.h): started
+  // during the backward or after it, in buckets of this many MiB (0.01 MiB
+  // gives the harness's model several buckets; the production default 25
+  // gives it one).
+  bool overlap_grad_reduce = true;
+  double grad_bucket_mb = 25;
+  int zero_stage = 0;  // ZeRO: optimizer state (1) and gradients (2) sharded over dp.
 
   topology::ParallelLayout ToLayout() const;
 };
 
 // A readable, unique test name: "tp2_pp2_dp2_mbs1_m4_1f1b", with "_v2",
-// "_sp" and "_split3x5" where they apply (only [A-Za-z0-9_], as gtest needs).
+// "_sp", "_split3x5", "_nooverlap" (gradients reduced after the backward) and
+// "_bucket0p01" (grad_bucket_mb other than 25) and "_zero1"/"_zero2" where they apply (only
+// [A-Za-z0-9_], as gtest needs).
 std::string LayoutName(const topology::ParallelLayout& layout);
 
 // The harness's model and optimizer with `layout`: 8 layers (pp = 4 with

@@ -70,6 +70,60 @@ INSTANTIATE_TEST_SUITE_P(
                                 .sequence_parallel = true}),
     RowName);
 
+// Bucketed data-parallel reduction (data_parallel/grad_buckets.h): dp 2 and
+// 4, micro-batches 1 and 4, the buckets' all-reduces overlapped with the
+// backward or run after it, in 0.01 MiB buckets (several per model).
+std::vector<LayoutRow> BucketRows() {
+  std::vector<LayoutRow> rows;
+  for (int dp : {2, 4}) {
+    for (int m : {1, 4}) {
+      for (bool overlap : {true, false}) {
+        rows.push_back({.dp = dp, .micro_batch_size = m == 1 ? 8 / dp : 1, .micro_batches = m,
+                        .overlap_grad_reduce = overlap, .grad_bucket_mb = 0.01});
+      }
+    }
+  }
+  return rows;
+}
+INSTANTIATE_TEST_SUITE_P(GradientBuckets, LayoutEquivalence, ::testing::ValuesIn(BucketRows()),
+                         RowName);
+
+// ZeRO stage 1: AdamW state sharded over dp (reduce-scatter, update of the
+// owned windows, all-gather); stage 2: gradients sharded too (each
+// micro-batch's buckets reduce-scattered from a shared pool into the
+// shards). dp 2 and 4, micro-batches 1 and 4, with one bucket and with
+// several; then with tp and pp.
+std::vector<LayoutRow> ZeroRows() {
+  std::vector<LayoutRow> rows;
+  for (int zero : {1, 2}) {
+    for (int dp : {2, 4}) {
+      for (int m : {1, 4}) {
+        for (double bucket_mb : {25.0, 0.01}) {
+          rows.push_back({.dp = dp, .micro_batch_size = m == 1 ? 8 / dp : 1, .micro_batches = m,
+                          .grad_bucket_mb = bucket_mb, .zero_stage = zero});
+        }
+      }
+    }
+  }
+  rows.push_back({.dp = 2, .micro_batches = 4, .overlap_grad_reduce = false,
+                  .grad_bucket_mb = 0.01, .zero_stage = 2});
+  for (auto schedule : {ONE_F_ONE_B, ZERO_BUBBLE_H1}) {
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = schedule,
+                    .grad_bucket_mb = 0.01, .zero_stage = 2});
+  }
+  // Interleaving: a bucket spans two chunks whose W run apart.
+  rows.push_back({.pp = 2, .dp = 2, .micro_batches = 4, .schedule = INTERLEAVED_1F1B,
+                  .virtual_stages = 2, .grad_bucket_mb = 0.01, .zero_stage = 2});
+  for (auto schedule : {ONE_F_ONE_B, ZERO_BUBBLE_H1}) {
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = schedule,
+                    .grad_bucket_mb = 0.01, .zero_stage = 1});
+  }
+  rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batch_size = 2, .micro_batches = 2,
+                  .sequence_parallel = true, .grad_bucket_mb = 0.01, .zero_stage = 1});
+  return rows;
+}
+INSTANTIATE_TEST_SUITE_P(Zero, LayoutEquivalence, ::testing::ValuesIn(ZeroRows()), RowName);
+
 // Pipelines: pp in {2, 4}, m in {1, p, 2p, 8}, every schedule (interleaved
 // with v = 2 where m % p == 0).
 std::vector<LayoutRow> PipelineRows() {
@@ -109,7 +163,14 @@ INSTANTIATE_TEST_SUITE_P(
         LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4},
         LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = ZERO_BUBBLE_H1},
         LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = INTERLEAVED_1F1B,
-                  .virtual_stages = 2}),
+                  .virtual_stages = 2},
+        // Several buckets per stage, reduced over each stage's dp group while
+        // the pipeline's backward runs (zero-bubble: W late).
+        LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01},
+        LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = ZERO_BUBBLE_H1,
+                  .grad_bucket_mb = 0.01},
+        LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .overlap_grad_reduce = false,
+                  .grad_bucket_mb = 0.01}),
     RowName);
 
 // Sequence parallelism across pipeline stages: the row chunks cross them.
@@ -123,7 +184,10 @@ INSTANTIATE_TEST_SUITE_P(
                   .sequence_parallel = true},
         LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batch_size = 2, .micro_batches = 2,
                   .sequence_parallel = true},
-        LayoutRow{.tp = 4, .pp = 2, .micro_batches = 4, .sequence_parallel = true}),
+        LayoutRow{.tp = 4, .pp = 2, .micro_batches = 4, .sequence_parallel = true},
+        // The LayerNorm partial sums and the tied embedding in late buckets.
+        LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batch_size = 2, .micro_batches = 2,
+                  .sequence_parallel = true, .grad_bucket_mb = 0.01}),
     RowName);
 
 // ---- The serial run itself, and what the table cannot express. ----

@@ -77,6 +77,15 @@ if command -v mpirun >/dev/null 2>&1; then
     "$train" --config="$work/config.textproto" --metrics_out="$work/mpi_tp2.jsonl" \
     --save= --backend=mpi --tp=2 > "$work/mpi_tp2.log" 2>&1 || { cat "$work/mpi_tp2.log"; exit 1; }
   compare mpi_tp2
+  # Data parallel over processes: the overlapped bucket reduction progresses
+  # through CommHandle::Progress, and ZeRO 2 reduce-scatters per micro-batch.
+  for zero in 0 2; do
+    mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 \
+      "$train" --config="$work/config.textproto" --metrics_out="$work/mpi_dp2_zero$zero.jsonl" \
+      --save= --backend=mpi --dp=2 --micro_batch_size=1 --micro_batches=2 --zero_stage="$zero" \
+      > "$work/mpi_dp2_zero$zero.log" 2>&1 || { cat "$work/mpi_dp2_zero$zero.log"; exit 1; }
+    compare "mpi_dp2_zero$zero"
+  done
 fi
 
 # Pipelines: two stages of one layer each, every schedule that fits two layers.

@@ -135,6 +135,12 @@ absl::Status CollectiveHandle::Wait() {
   return status_;
 }
 
+void CollectiveHandle::Progress() {
+  if (finished_) return;
+  absl::MutexLock lock(&MpiLock());
+  ProgressAllQueues();
+}
+
 absl::Status CollectiveHandle::TimeoutError() {
   const GroupState::Arrivals arrivals = group_->FindMissingArrivals(op_->op_number);
   const std::string silent = group_->SilentRanksNote();

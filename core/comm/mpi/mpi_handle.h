@@ -73,6 +73,8 @@ class CollectiveHandle final : public CommHandle {
                    absl::Duration timeout);
   ~CollectiveHandle() override;
   absl::Status Wait() override;
+  // One pass of MPI_Test over the process's queues (never blocks).
+  void Progress() override;
 
  private:
   absl::Status TimeoutError();

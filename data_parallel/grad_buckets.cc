@@ -1,0 +1,379 @@
+#include "data_parallel/grad_buckets.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "core/ops/elementwise.h"
+#include "core/status_macros.h"
+#include "core/tensor_comm.h"
+
+namespace trident::data_parallel {
+namespace {
+
+int64_t RoundUp(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+// Groups `params` (already in reverse order of use) into buckets of at most
+// `capacity` elements; a parameter larger than `capacity` gets its own.
+std::vector<std::vector<Parameter*>> Fill(const std::vector<Parameter*>& params, int64_t capacity) {
+  std::vector<std::vector<Parameter*>> groups;
+  int64_t size = 0;
+  for (Parameter* p : params) {
+    const int64_t n = p->grad.numel();
+    if (groups.empty() || (size > 0 && size + n > capacity)) {
+      groups.emplace_back();
+      size = 0;
+    }
+    groups.back().push_back(p);
+    size += n;
+  }
+  return groups;
+}
+
+}  // namespace
+
+GradientReducer::GradientReducer(comm::Communicator* dp, const BucketOptions& options)
+    : dp_(dp),
+      dp_size_(dp == nullptr ? 1 : dp->size()),
+      zero_stage_(dp_size_ > 1 ? options.zero_stage : 0),
+      options_(options) {}
+
+GradientReducer::~GradientReducer() {
+  // Handles wait in their destructors; waiting here keeps the buffers alive
+  // until no reduction can write them.
+  for (auto& handle : pending_) handle->Wait().IgnoreError();
+}
+
+absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
+    const ParameterList& params, const ParameterList& late, comm::Communicator* dp,
+    const BucketOptions& options) {
+  if (options.zero_stage < 0 || options.zero_stage > 2) {
+    return absl::UnimplementedError(
+        absl::StrCat("zero_stage=", options.zero_stage,
+                     ": the gradient reducer implements ZeRO stages 0, 1 and 2"));
+  }
+  if (!(options.bucket_mb > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("grad_bucket_mb=", options.bucket_mb, " must be a positive number of MiB"));
+  }
+  std::unique_ptr<GradientReducer> reducer(new GradientReducer(dp, options));
+  if (reducer->zero_stage_ == 2 && options.ctx == nullptr) {
+    return absl::InvalidArgumentError(
+        "ZeRO stage 2 needs an execution context (BucketOptions::ctx)");
+  }
+  absl::flat_hash_set<const Parameter*> late_set(late.begin(), late.end());
+  std::vector<Parameter*> early_reversed;
+  std::vector<Parameter*> late_reversed;
+  for (auto it = params.rbegin(); it != params.rend(); ++it) {
+    Parameter* p = *it;
+    if (p == nullptr || !p->grad.defined() || p->grad.dtype() != DType::kFloat32) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gradient buckets need a defined fp32 gradient for every parameter; '",
+                       p == nullptr ? std::string("(null)") : p->name, "' has none"));
+    }
+    (late_set.contains(p) ? late_reversed : early_reversed).push_back(p);
+  }
+  const int64_t capacity =
+      std::max<int64_t>(1, static_cast<int64_t>(options.bucket_mb * 1024 * 1024 / sizeof(float)));
+  for (const bool is_late : {false, true}) {
+    for (std::vector<Parameter*>& group :
+         Fill(is_late ? late_reversed : early_reversed, capacity)) {
+      GradientBucket bucket;
+      bucket.late = is_late;
+      for (Parameter* p : group) bucket.numel += p->grad.numel();
+      const Device device = group.front()->grad.device();
+      const int64_t padded = RoundUp(bucket.numel, reducer->dp_size_);
+      const int index = static_cast<int>(reducer->buckets_.size());
+      bucket.pooled = reducer->zero_stage_ == 2 && !is_late;
+      Tensor storage;
+      if (bucket.pooled) {
+        // Placeholder views until the first W binds the bucket: every pooled
+        // bucket starts on pool buffer 0, which is large enough for any.
+        if (reducer->pool_.empty()) {
+          int64_t largest = 0;
+          for (const auto& g : Fill(early_reversed, capacity)) {
+            int64_t n = 0;
+            for (Parameter* p : g) n += p->grad.numel();
+            largest = std::max(largest, RoundUp(n, reducer->dp_size_));
+          }
+          reducer->max_padded_ = largest;
+          reducer->pool_.push_back(Tensor::Zeros({largest}, DType::kFloat32, device));
+          reducer->free_pool_.push_back(0);
+        }
+        storage = reducer->pool_[0];
+        for (Parameter* p : group) reducer->pooled_bucket_of_[p] = index;
+      } else {
+        bucket.buffer = Tensor::Zeros({padded}, DType::kFloat32, device);
+        storage = bucket.buffer;
+      }
+      int64_t offset = 0;
+      for (Parameter* p : group) {
+        const int64_t n = p->grad.numel();
+        // The view replaces the parameter's own tensor: the model's weight
+        // passes accumulate straight into the bucket.
+        p->grad = storage.Slice(0, offset, n).Reshape(p->grad.shape());
+        offset += n;
+        if (!is_late) reducer->bucket_of_[p] = index;
+      }
+      bucket.params = std::move(group);
+      if (reducer->zero_stage_ > 0) {
+        const int64_t shard = padded / reducer->dp_size_;
+        bucket.shard = Tensor::Zeros({shard}, DType::kFloat32, device);
+        // This rank's window [begin, begin + shard) of the bucket, cut at
+        // parameter boundaries.
+        const int64_t begin = dp->rank() * shard;
+        int64_t start = 0;
+        for (Parameter* p : bucket.params) {
+          const int64_t n = p->grad.numel();
+          const int64_t lo = std::max(start, begin);
+          const int64_t hi = std::min(start + n, begin + shard);
+          if (lo < hi) {
+            reducer->owned_.push_back({.param = p,
+                                       .offset = lo - start,
+                                       .length = hi - lo,
+                                       .grad = bucket.shard.Slice(0, lo - begin, hi - lo),
+                                       .bucket = static_cast<int>(reducer->buckets_.size()),
+                                       .shard_offset = lo - begin});
+          }
+          start += n;
+        }
+      }
+      reducer->buckets_.push_back(std::move(bucket));
+    }
+  }
+  reducer->BeginStep();
+  return reducer;
+}
+
+void GradientReducer::BeginStep() {
+  // A step that failed before Finish leaves reductions pending: they must
+  // complete before the buffers are zeroed and reused.
+  for (auto& handle : pending_) handle->Wait().IgnoreError();
+  pending_.clear();
+  for (InFlight& f : in_flight_) f.handle->Wait().IgnoreError();
+  in_flight_.clear();
+  deferred_error_ = absl::OkStatus();
+  free_pool_.clear();
+  for (int i = static_cast<int>(pool_.size()); i-- > 0;) free_pool_.push_back(i);
+  bound_to_.assign(buckets_.size(), -1);
+  done_since_bind_.assign(buckets_.size(), 0);
+  done_.clear();
+  // Stage 2 accumulates each micro-batch's reduce-scatter into the shards.
+  for (GradientBucket& b : buckets_) {
+    if (b.pooled) ops::Fill(*options_.ctx, b.shard, 0.0f);
+  }
+  next_to_start_ = 0;
+  remaining_.assign(buckets_.size(), 0);
+  is_final_.clear();
+  for (const auto& [p, bucket] : bucket_of_) {
+    ++remaining_[bucket];
+    is_final_[p] = false;
+  }
+}
+
+void GradientReducer::MarkFinal(const ParameterList& params) {
+  for (Parameter* p : params) {
+    auto it = is_final_.find(p);
+    if (it == is_final_.end() || it->second) continue;
+    it->second = true;
+    --remaining_[bucket_of_.at(p)];
+    if (log_ != nullptr) log_->push_back(absl::StrCat("final ", p->name));
+  }
+  if (options_.overlap) StartReady();
+  Poll();
+}
+
+void GradientReducer::StartReady() {
+  while (next_to_start_ < static_cast<int>(buckets_.size()) && !buckets_[next_to_start_].late &&
+         remaining_[next_to_start_] == 0) {
+    Start(next_to_start_++);
+  }
+}
+
+void GradientReducer::Start(int bucket) {
+  const GradientBucket& b = buckets_[bucket];
+  if (b.pooled) return;  // Reduced per micro-batch (LayerDone).
+  if (log_ != nullptr) log_->push_back(absl::StrCat("start ", bucket));
+  if (dp_size_ == 1) return;
+  pending_.push_back(zero_stage_ > 0
+                         ? dp_->ReduceScatterAsync(AsCommBuffer(b.buffer), AsCommBuffer(b.shard),
+                                                   comm::ReduceOp::kSum)
+                         : dp_->AllReduceAsync(AsCommBuffer(b.buffer), comm::ReduceOp::kSum));
+}
+
+void GradientReducer::Poll() {
+  for (auto& handle : pending_) handle->Progress();
+  for (InFlight& f : in_flight_) f.handle->Progress();
+}
+
+int GradientReducer::AcquirePooled() {
+  // Two buffers let one bucket's reduce-scatter run while the next one
+  // accumulates; beyond that, wait for the oldest reduction rather than grow
+  // (grow only when every buffer is bound, e.g. buckets spanning chunks).
+  if (free_pool_.empty() && pool_.size() >= 2 && !in_flight_.empty()) {
+    deferred_error_.Update(CompleteOldest());
+  }
+  if (free_pool_.empty()) {
+    pool_.push_back(Tensor::Zeros({max_padded_}, DType::kFloat32, pool_[0].device()));
+    return static_cast<int>(pool_.size()) - 1;
+  }
+  const int index = free_pool_.back();
+  free_pool_.pop_back();
+  return index;
+}
+
+void GradientReducer::Bind(int bucket) {
+  GradientBucket& b = buckets_[bucket];
+  const int index = AcquirePooled();
+  const Tensor buffer = pool_[index].Slice(0, 0, b.shard.numel() * dp_size_);
+  ops::Fill(*options_.ctx, buffer, 0.0f);
+  int64_t offset = 0;
+  for (Parameter* p : b.params) {
+    const int64_t n = p->grad.numel();
+    p->grad = buffer.Slice(0, offset, n).Reshape(p->grad.shape());
+    done_[p] = false;
+    offset += n;
+  }
+  bound_to_[bucket] = index;
+  done_since_bind_[bucket] = 0;
+}
+
+void GradientReducer::ReduceBound(int bucket) {
+  GradientBucket& b = buckets_[bucket];
+  const int index = bound_to_[bucket];
+  bound_to_[bucket] = -1;
+  if (log_ != nullptr) log_->push_back(absl::StrCat("reduce-scatter ", bucket));
+  InFlight f{.bucket = bucket,
+             .pool_index = index,
+             .received = Tensor::Empty({b.shard.numel()}, DType::kFloat32, b.shard.device())};
+  f.handle =
+      dp_->ReduceScatterAsync(AsCommBuffer(pool_[index].Slice(0, 0, b.shard.numel() * dp_size_)),
+                              AsCommBuffer(f.received), comm::ReduceOp::kSum);
+  in_flight_.push_back(std::move(f));
+  if (!options_.overlap) deferred_error_.Update(CompleteOldest());
+}
+
+absl::Status GradientReducer::CompleteOldest() {
+  InFlight f = std::move(in_flight_.front());
+  in_flight_.erase(in_flight_.begin());
+  const absl::Status status = f.handle->Wait();
+  if (status.ok()) ops::Axpy(*options_.ctx, 1.0f, f.received, buckets_[f.bucket].shard);
+  free_pool_.push_back(f.pool_index);
+  return status;
+}
+
+void GradientReducer::LayerStarting(const ParameterList& params) {
+  if (zero_stage_ < 2) return;
+  for (Parameter* p : params) {
+    const auto it = pooled_bucket_of_.find(p);
+    if (it != pooled_bucket_of_.end() && bound_to_[it->second] < 0) Bind(it->second);
+  }
+}
+
+void GradientReducer::LayerDone(const ParameterList& params) {
+  if (zero_stage_ < 2) return;
+  for (Parameter* p : params) {
+    const auto it = pooled_bucket_of_.find(p);
+    if (it == pooled_bucket_of_.end() || bound_to_[it->second] < 0) continue;
+    bool& done = done_[p];
+    if (done) continue;
+    done = true;
+    // Every parameter of the bucket has had a pass since binding: what the
+    // buffer holds goes to the owners, and the buffer to the next bucket.
+    if (++done_since_bind_[it->second] == static_cast<int>(buckets_[it->second].params.size())) {
+      ReduceBound(it->second);
+    }
+  }
+  Poll();
+}
+
+absl::Status GradientReducer::Finish() {
+  if (log_ != nullptr) log_->push_back("finish");
+  for (int k = 0; k < static_cast<int>(buckets_.size()); ++k) {
+    if (buckets_[k].pooled && bound_to_[k] >= 0) ReduceBound(k);
+  }
+  while (next_to_start_ < static_cast<int>(buckets_.size())) Start(next_to_start_++);
+  absl::Status status = deferred_error_;
+  for (auto& handle : pending_) status.Update(handle->Wait());
+  pending_.clear();
+  while (!in_flight_.empty()) status.Update(CompleteOldest());
+  return status;
+}
+
+absl::Status GradientReducer::GatherParameters(const ExecContext& ctx) {
+  if (zero_stage_ == 0) return absl::OkStatus();
+  // Send buffers (transient, 1 / dp of the buckets): the owned values, zero
+  // padding. The shards keep the reduced gradients (GatherGradients).
+  std::vector<Tensor> send;
+  for (const GradientBucket& b : buckets_) {
+    send.push_back(Tensor::Zeros({b.shard.numel()}, DType::kFloat32, b.shard.device()));
+  }
+  for (const OwnedWindow& w : owned_) {
+    ops::Copy(ctx, w.param->value.Flatten().Slice(0, w.offset, w.length),
+              send[w.bucket].Slice(0, w.shard_offset, w.length));
+  }
+  const auto copy_out = [&ctx](const GradientBucket& b, const Tensor& gathered) {
+    int64_t start = 0;
+    for (Parameter* p : b.params) {
+      const int64_t n = p->value.numel();
+      ops::Copy(ctx, gathered.Slice(0, start, n), p->value.Flatten());
+      start += n;
+    }
+  };
+  std::vector<std::unique_ptr<comm::CommHandle>> gathers;
+  for (size_t k = 0; k < buckets_.size(); ++k) {
+    if (buckets_[k].pooled) continue;
+    gathers.push_back(dp_->AllGatherAsync(AsCommBuffer(send[k]), AsCommBuffer(buckets_[k].buffer)));
+  }
+  absl::Status status;
+  for (auto& handle : gathers) status.Update(handle->Wait());
+  RETURN_IF_ERROR(status);
+  for (const GradientBucket& b : buckets_) {
+    if (!b.pooled) copy_out(b, b.buffer);
+  }
+  // Stage 2: one pool buffer at a time receives a bucket's values.
+  for (size_t k = 0; k < buckets_.size(); ++k) {
+    const GradientBucket& b = buckets_[k];
+    if (!b.pooled) continue;
+    const Tensor gathered = pool_[0].Slice(0, 0, b.shard.numel() * dp_size_);
+    RETURN_IF_ERROR(dp_->AllGather(AsCommBuffer(send[k]), AsCommBuffer(gathered)));
+    copy_out(b, gathered);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GradientReducer::GatherGradients() {
+  if (zero_stage_ == 0) return absl::OkStatus();
+  std::vector<std::unique_ptr<comm::CommHandle>> gathers;
+  for (GradientBucket& b : buckets_) {
+    Tensor full = b.buffer;
+    if (b.pooled) {
+      // Stage 2 keeps no full gradient: a transient one for inspection, which
+      // the parameters' grads view until the next W binds them again.
+      full = Tensor::Zeros({b.shard.numel() * dp_size_}, DType::kFloat32, b.shard.device());
+      int64_t offset = 0;
+      for (Parameter* p : b.params) {
+        const int64_t n = p->grad.numel();
+        p->grad = full.Slice(0, offset, n).Reshape(p->grad.shape());
+        offset += n;
+      }
+    }
+    gathers.push_back(dp_->AllGatherAsync(AsCommBuffer(b.shard), AsCommBuffer(full)));
+  }
+  absl::Status status;
+  for (auto& handle : gathers) status.Update(handle->Wait());
+  return status;
+}
+
+int64_t GradientReducer::gradient_bytes() const {
+  int64_t bytes = 0;
+  for (const GradientBucket& b : buckets_) {
+    bytes +=
+        (b.buffer.defined() ? b.buffer.nbytes() : 0) + (b.shard.defined() ? b.shard.nbytes() : 0);
+  }
+  for (const Tensor& t : pool_) bytes += t.nbytes();
+  return bytes;
+}
+
+}  // namespace trident::data_parallel

@@ -1,0 +1,232 @@
+#ifndef TRIDENT_DATA_PARALLEL_GRAD_BUCKETS_H_
+#define TRIDENT_DATA_PARALLEL_GRAD_BUCKETS_H_
+
+// Bucketed data-parallel gradient reduction (DESIGN.md "Data parallelism").
+//
+// Gradients live in flat fp32 buffers, one per bucket; every Parameter's
+// `grad` becomes a view into its bucket, so the model's weight-gradient passes
+// accumulate straight into the buffer that is reduced, with no copy. Buckets
+// are filled in reverse order of use (the parameters of the last layers
+// first: their gradients are final first) up to `bucket_mb` MiB each; a
+// parameter larger than a bucket gets a bucket of its own. Each bucket is
+// padded with zeros to a multiple of the dp size, so that a ZeRO shard is an
+// equal window of every bucket.
+//
+// A step:
+//   reducer.BeginStep();                         // after ZeroGrad
+//   ... backward; after the LAST weight-gradient pass of a step touching some
+//       parameters: reducer.MarkFinal(those parameters); after every weight
+//       pass: reducer.Poll() ...
+//   ... tied-embedding and sequence-parallel syncs of the `late` parameters ...
+//   RETURN_IF_ERROR(reducer.Finish());          // before the gradient norm
+//
+// With `overlap` a bucket's all-reduce starts as soon as every parameter in it
+// is final and every earlier bucket has started: buckets start in index order
+// on every replica, so the members of the dp group issue their collectives in
+// the same order (the communicator's contract) whatever the schedule. Without
+// `overlap` Finish starts every bucket (in order) and waits: the same buckets,
+// reduced after the backward.
+//
+// `late` parameters are those whose gradient is still changed after the
+// backward: the tied embedding's copies (summed over the embedding group) and,
+// with sequence parallelism, the LayerNorm partial sums (summed over tp). Sums
+// over those groups and over dp commute, but an in-place sum must not run on a
+// buffer that a pending dp reduction owns, and each must run exactly once: so
+// late parameters get trailing buckets of their own that only Finish starts,
+// after the caller's syncs.
+//
+// Progress. The local backend advances async collectives on its own progress
+// threads (core/comm/local/progress_pool.h). Open MPI's nonblocking
+// collectives only advance inside MPI calls, and the MPI backend is built for
+// one thread calling MPI under a lock (MpiLock), so instead of a progress
+// thread competing for that lock and the 2 cores, Poll() calls
+// CommHandle::Progress() on every pending handle: one MPI_Test pass over the
+// backend's queues. The stage model calls it after every weight-gradient pass,
+// the compute loop's natural checkpoints.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/comm/communicator.h"
+#include "core/exec_context.h"
+#include "core/parameter.h"
+#include "core/tensor.h"
+
+namespace trident::data_parallel {
+
+struct BucketOptions {
+  // Bucket capacity in MiB of fp32 gradient (the layout's grad_bucket_mb), > 0.
+  double bucket_mb = 25;
+  // Start each bucket's reduction as soon as its gradients are final.
+  bool overlap = true;
+  // ZeRO stage (0, 1 or 2; see "ZeRO" below). Ignored when dp is 1.
+  int zero_stage = 0;
+  // Where stage 2 zeroes and accumulates its buffers (required for stage 2).
+  const ExecContext* ctx = nullptr;
+};
+
+// ZeRO stage 1 (Rajbhandari et al. 2020; Megatron's distributed optimizer):
+// the dp group's rank r owns window r of every bucket (padded_numel / dp
+// elements from r * padded_numel / dp). Buckets are reduce-scattered instead
+// of all-reduced: the summed gradient of the owned window lands in the
+// bucket's `shard` buffer. The optimizer keeps state for, and updates, only
+// the owned windows, then GatherParameters all-gathers the updated values.
+//
+// The optimizer works on per-parameter sub-windows (an OwnedWindow is the
+// part of one parameter inside the owned window) rather than on flat value
+// buffers: parameter values stay the model's own tensors (initialisation,
+// checkpoints, exports and the model gather are unchanged), weight decay
+// stays per parameter, and the price is one copy of the owned values into the
+// all-gather's send buffer and one copy back out per step.
+//
+// ZeRO stage 2: gradients are sharded too. A bucket other than a late one has
+// no full buffer of its own: when a layer is about to write gradients of its
+// parameters (LayerStarting), their bucket is bound to a zeroed buffer of a
+// small pool and its parameters' grads become views into it; once every
+// parameter of the bucket has had its layer's pass since binding
+// (LayerDone), the buffer is reduce-scattered into a shard-sized temporary
+// and released; when that completes, the temporary is added to the bucket's
+// shard (the gradient accumulates over micro-batches there). So each
+// micro-batch's W reduce-scatters its buckets (as DeepSpeed's stage 2 does:
+// m times the reduce-scatter traffic of stage 1 for m micro-batches), and a
+// rank holds the shards (1/dp), the late buckets, and the pool: as many
+// buffers (each of the largest bucket's size) as buckets are bound or in
+// flight at once, i.e. the buckets of the layer whose W runs, a bucket
+// shared with the previous layer, the one holding wte while the head's and
+// the embedding's passes run apart, and one in flight. So the saving grows
+// with the number of layers (bench/dp/README.md measures it). Outside a W,
+// the parameters' grads are stale views: read the gradients through the
+// owned windows, or call GatherGradients.
+struct OwnedWindow {
+  Parameter* param = nullptr;
+  int64_t offset = 0;  // First element, in the parameter's flat index.
+  int64_t length = 0;
+  Tensor grad;  // The dp-summed gradient of those elements (a view of a shard).
+  int bucket = 0;
+  int64_t shard_offset = 0;  // Where `grad` starts in the bucket's shard.
+};
+
+struct GradientBucket {
+  Tensor buffer;                   // Flat fp32 [padded_numel], zero padding at the end.
+  std::vector<Parameter*> params;  // In the order they were placed (reverse of use).
+  int64_t numel = 0;               // Elements the parameters occupy.
+  bool late = false;               // Holds only late parameters.
+  // ZeRO: this rank's window of the reduced gradient [padded_numel / dp].
+  Tensor shard;
+  // ZeRO 2: the bucket has no buffer of its own (bound from the pool per W).
+  bool pooled = false;
+};
+
+class GradientReducer {
+ public:
+  // Builds the buckets over `params` (listed in order of use, as a model lists
+  // them) and makes every grad a view into its bucket (gradients start at zero).
+  // `late` must be a subset of `params`. `dp` may be null or of size 1: the
+  // buckets still exist (one gradient layout for every layout) and nothing is
+  // reduced. Every grad must be a defined fp32 tensor on one device.
+  static absl::StatusOr<std::unique_ptr<GradientReducer>> Create(const ParameterList& params,
+                                                                 const ParameterList& late,
+                                                                 comm::Communicator* dp,
+                                                                 const BucketOptions& options);
+
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+  ~GradientReducer();
+
+  // Forgets which gradients were final. Call after zeroing the gradients;
+  // waits first for reductions a failed step left pending.
+  void BeginStep();
+
+  // `params`' gradients will not change again this step (their last weight
+  // pass ran). Starts, with overlap, every bucket that became complete and
+  // follows only started buckets. Late parameters and parameters of no bucket
+  // are ignored here (Finish handles them). Also polls (Poll).
+  void MarkFinal(const ParameterList& params);
+
+  // Lets the pending reductions progress (see the file comment).
+  void Poll();
+
+  // ZeRO stage 2 (no-ops otherwise): a layer is about to write the gradients
+  // of `params` / has written them, in any micro-batch's W.
+  void LayerStarting(const ParameterList& params);
+  void LayerDone(const ParameterList& params);
+
+  // Starts every bucket not started yet, in order, then waits for all of
+  // them. Returns the first failure.
+  absl::Status Finish();
+
+  // ZeRO stage in effect: the option's, or 0 when dp is 1 (nothing to shard).
+  int zero_stage() const { return zero_stage_; }
+  // ZeRO: the parts of parameters this rank owns, bucket by bucket, in
+  // element order. Their `grad` hold the summed gradients after Finish.
+  const std::vector<OwnedWindow>& owned_windows() const { return owned_; }
+  // ZeRO: after the optimizer updated the owned windows, gives every replica
+  // every updated value (one all-gather per bucket). The bucket's gradient
+  // buffer (no longer needed this step) receives the gathered values before
+  // they are copied into the parameters; the send buffers are transient.
+  absl::Status GatherParameters(const ExecContext& ctx);
+  // ZeRO: the full summed gradients in every parameter's grad (all-gathers
+  // the shards), for inspection after a step (the model gather, tests).
+  absl::Status GatherGradients();
+
+  const std::vector<GradientBucket>& buckets() const { return buckets_; }
+  int dp_size() const { return dp_size_; }
+  // fp32 gradient bytes this rank holds: buckets (padding included), shards
+  // and, under stage 2, the pool.
+  int64_t gradient_bytes() const;
+
+  // When set, receives one line per event, in order: "final <name>" for each
+  // parameter MarkFinal made final, "start <bucket>" when a bucket's reduction
+  // starts, "reduce-scatter <bucket>" when ZeRO 2 reduces a micro-batch's
+  // bucket, "finish" when Finish is called (after the backward and syncs).
+  // For tests of the ordering; the log must outlive the reducer's use.
+  void set_event_log(std::vector<std::string>* log) { log_ = log; }
+
+ private:
+  GradientReducer(comm::Communicator* dp, const BucketOptions& options);
+  void StartReady();
+  void Start(int bucket);
+  // ZeRO 2.
+  void Bind(int bucket);
+  void ReduceBound(int bucket);
+  absl::Status CompleteOldest();
+  int AcquirePooled();
+  int64_t max_padded_ = 0;
+
+  comm::Communicator* dp_;
+  int dp_size_ = 1;
+  int zero_stage_ = 0;
+  std::vector<OwnedWindow> owned_;
+  BucketOptions options_;
+  std::vector<GradientBucket> buckets_;
+  absl::flat_hash_map<const Parameter*, int> bucket_of_;  // Non-late parameters only.
+  std::vector<int> remaining_;  // Per bucket: non-final parameters this step.
+  absl::flat_hash_map<const Parameter*, bool> is_final_;  // This step.
+  int next_to_start_ = 0;
+  std::vector<std::unique_ptr<comm::CommHandle>> pending_;
+  std::vector<std::string>* log_ = nullptr;
+  // ZeRO 2 state.
+  struct InFlight {
+    int bucket;
+    int pool_index;
+    Tensor received;  // The reduce-scatter's output, added to the shard.
+    std::unique_ptr<comm::CommHandle> handle;
+  };
+  absl::flat_hash_map<const Parameter*, int> pooled_bucket_of_;
+  std::vector<Tensor> pool_;
+  std::vector<int> free_pool_;
+  std::vector<int> bound_to_;                         // Per bucket: pool index or -1.
+  std::vector<int> done_since_bind_;                  // Per bucket.
+  absl::flat_hash_map<const Parameter*, bool> done_;  // Since its bucket's binding.
+  std::vector<InFlight> in_flight_;                   // Oldest first.
+  absl::Status deferred_error_;
+};
+
+}  // namespace trident::data_parallel
+
+#endif  // TRIDENT_DATA_PARALLEL_GRAD_BUCKETS_H_

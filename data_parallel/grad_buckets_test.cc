@@ -1,0 +1,261 @@
+#include "data_parallel/grad_buckets.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/comm/local/local_world.h"
+#include "core/exec_context.h"
+#include "core/ops/elementwise.h"
+#include "core/parameter.h"
+#include "core/tensor.h"
+#include "gtest/gtest.h"
+
+namespace trident::data_parallel {
+namespace {
+
+// Parameters of `sizes` elements each, named p0, p1, ... (listed in order of
+// use, as a model lists them), gradients zero.
+std::vector<std::unique_ptr<Parameter>> MakeParams(const std::vector<int64_t>& sizes) {
+  std::vector<std::unique_ptr<Parameter>> params;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    auto p = std::make_unique<Parameter>();
+    p->name = absl::StrCat("p", i);
+    p->value = Tensor::Zeros({sizes[i]}, DType::kFloat32);
+    p->grad = Tensor::Zeros({sizes[i]}, DType::kFloat32);
+    params.push_back(std::move(p));
+  }
+  return params;
+}
+
+// Replica `rank`'s gradients: element i of every parameter is rank + 1 + i.
+void FillGradients(const std::vector<std::unique_ptr<Parameter>>& params, int rank) {
+  for (const auto& p : params) {
+    float* g = p->grad.data<float>();
+    for (int64_t i = 0; i < p->grad.numel(); ++i) g[i] = static_cast<float>(rank + 1 + i);
+  }
+}
+
+ParameterList ListOf(const std::vector<std::unique_ptr<Parameter>>& params) {
+  ParameterList list;
+  for (const auto& p : params) list.push_back(p.get());
+  return list;
+}
+
+std::vector<std::string> Names(const GradientBucket& bucket) {
+  std::vector<std::string> names;
+  for (const Parameter* p : bucket.params) names.push_back(p->name);
+  return names;
+}
+
+// 1 KiB buckets hold 256 floats.
+constexpr double kBucketMb = 1.0 / 1024;
+
+TEST(GradientReducer, FillsBucketsInReverseOrderOfUseAndPadsToDp) {
+  // p3 (300) is larger than a bucket: alone. p2 + p1 = 250 fit; p0 starts the next.
+  auto params = MakeParams({7, 150, 100, 300});
+  std::unique_ptr<comm::LocalWorld> world = *comm::LocalWorld::Create(4);
+  // Only the group's size is used here (nothing is reduced).
+  auto reducer = GradientReducer::Create(ListOf(params), {}, &world->world(0),
+                                         {.bucket_mb = kBucketMb, .overlap = true});
+  ASSERT_TRUE(reducer.ok()) << reducer.status();
+  const auto& buckets = (*reducer)->buckets();
+  ASSERT_EQ(buckets.size(), 3u);
+  EXPECT_EQ(Names(buckets[0]), (std::vector<std::string>{"p3"}));
+  EXPECT_EQ(Names(buckets[1]), (std::vector<std::string>{"p2", "p1"}));
+  EXPECT_EQ(Names(buckets[2]), (std::vector<std::string>{"p0"}));
+  EXPECT_EQ(buckets[0].buffer.numel(), 300);  // Already a multiple of 4.
+  EXPECT_EQ(buckets[1].buffer.numel(), 252);  // 250 padded to a multiple of 4.
+  EXPECT_EQ(buckets[2].buffer.numel(), 8);
+  EXPECT_EQ((*reducer)->gradient_bytes(), (300 + 252 + 8) * 4);
+  // Gradients are views: writing p1's gradient writes bucket 1 after p2.
+  params[1]->grad.data<float>()[0] = 5.0f;
+  EXPECT_EQ(buckets[1].buffer.data<float>()[100], 5.0f);
+}
+
+TEST(GradientReducer, RejectsZeroStagesItDoesNotImplement) {
+  auto params = MakeParams({4});
+  for (int stage : {-1, 3, 4}) {
+    auto reducer =
+        GradientReducer::Create(ListOf(params), {}, nullptr, {.bucket_mb = 1, .zero_stage = stage});
+    ASSERT_FALSE(reducer.ok());
+    EXPECT_EQ(reducer.status().message(),
+              absl::StrCat("zero_stage=", stage,
+                           ": the gradient reducer implements ZeRO stages 0, 1 and 2"));
+  }
+}
+
+TEST(GradientReducer, RejectsNonPositiveBucketSize) {
+  auto params = MakeParams({4});
+  for (double mb : {0.0, -1.0}) {
+    auto reducer = GradientReducer::Create(ListOf(params), {}, nullptr, {.bucket_mb = mb});
+    ASSERT_FALSE(reducer.ok());
+    EXPECT_EQ(reducer.status().message(),
+              absl::StrCat("grad_bucket_mb=", mb, " must be a positive number of MiB"));
+  }
+}
+
+// Two replicas: with overlap a bucket starts the moment its last parameter is
+// final (and every earlier bucket has started), late buckets only in Finish;
+// the result is the sum either way.
+void RunTwoReplicas(bool overlap, std::vector<std::string>* log_of_rank0,
+                    std::vector<std::vector<float>>* grads_of_rank0) {
+  ASSERT_TRUE(comm::RunLocalRanks(2, [&](int rank, comm::Communicator& world) -> absl::Status {
+                auto params = MakeParams({7, 150, 100, 300, 20});
+                ParameterList list = ListOf(params);
+                // p0 (the first used: an embedding) is late.
+                auto reducer = GradientReducer::Create(
+                    list, {list[0]}, &world, {.bucket_mb = kBucketMb, .overlap = overlap});
+                if (!reducer.ok()) return reducer.status();
+                std::vector<std::string> log;
+                (*reducer)->set_event_log(&log);
+                FillGradients(params, rank);
+                // Backward: the last layers' gradients are final first.
+                for (int i = static_cast<int>(list.size()) - 1; i >= 0; --i)
+                  (*reducer)->MarkFinal({list[i]});
+                if (absl::Status s = (*reducer)->Finish(); !s.ok()) return s;
+                if (rank == 0) {
+                  *log_of_rank0 = log;
+                  for (auto& p : params) grads_of_rank0->push_back(p->grad.ToVector<float>());
+                }
+                return absl::OkStatus();
+              }).ok());
+}
+
+// Runs RunTwoReplicas and expects rank 0's event log and the summed
+// gradients (rank r's element i is r + 1 + i: the sum is 3 + 2 i).
+void ExpectLogAndSums(bool overlap, const std::vector<std::string>& expected_log) {
+  std::vector<std::string> log;
+  std::vector<std::vector<float>> grads;
+  RunTwoReplicas(overlap, &log, &grads);
+  EXPECT_EQ(log, expected_log);
+  ASSERT_EQ(grads.size(), 5u);
+  for (const auto& g : grads) {
+    for (size_t i = 0; i < g.size(); ++i) ASSERT_EQ(g[i], 3.0f + 2 * i);
+  }
+}
+
+TEST(GradientReducer, OverlapStartsEachBucketWhenItsLastGradientIsFinal) {
+  // Buckets: {p4, p3} is 320 > 256, so [p4], [p3], [p2, p1], late [p0].
+  ExpectLogAndSums(/*overlap=*/true, {"final p4", "start 0", "final p3", "start 1", "final p2",
+                                      "final p1", "start 2", "finish", "start 3"});
+}
+
+TEST(GradientReducer, WithoutOverlapEveryBucketStartsAfterTheBackward) {
+  ExpectLogAndSums(/*overlap=*/false, {"final p4", "final p3", "final p2", "final p1", "finish",
+                                       "start 0", "start 1", "start 2", "start 3"});
+}
+
+// ZeRO stage 1 on two replicas: each element of every parameter is owned by
+// exactly one replica, its window of the reduce-scattered shard holds the
+// sum, and GatherParameters gives every replica the owners' values.
+TEST(GradientReducer, ZeroStage1ShardsEveryElementOnceAndGathersValues) {
+  absl::Mutex mu;
+  std::map<std::string, std::vector<int>> owners;  // Per parameter element.
+  ASSERT_TRUE(comm::RunLocalRanks(2, [&](int rank, comm::Communicator& world) -> absl::Status {
+                const ExecContext ctx = ExecContext::Cpu();
+                auto params = MakeParams({7, 150, 100, 301, 20});
+                ParameterList list = ListOf(params);
+                auto reducer = GradientReducer::Create(list, {list[0]}, &world,
+                                                       {.bucket_mb = kBucketMb, .zero_stage = 1});
+                if (!reducer.ok()) return reducer.status();
+                if ((*reducer)->zero_stage() != 1) return absl::InternalError("not sharded");
+                FillGradients(params, rank);
+                for (int i = static_cast<int>(list.size()) - 1; i >= 0; --i)
+                  (*reducer)->MarkFinal({list[i]});
+                if (absl::Status st = (*reducer)->Finish(); !st.ok()) return st;
+                int64_t owned = 0;
+                for (const OwnedWindow& w : (*reducer)->owned_windows()) {
+                  const std::vector<float> g = w.grad.ToVector<float>();
+                  for (int64_t i = 0; i < w.length; ++i) {
+                    if (g[i] != 3.0f + 2 * (w.offset + i)) return absl::InternalError("wrong sum");
+                  }
+                  // The owner writes its rank into the values it owns.
+                  ops::Fill(ctx, w.param->value.Flatten().Slice(0, w.offset, w.length),
+                            static_cast<float>(rank + 1));
+                  owned += w.length;
+                  absl::MutexLock lock(&mu);
+                  std::vector<int>& o = owners[w.param->name];
+                  o.resize(w.param->value.numel(), 0);
+                  for (int64_t i = 0; i < w.length; ++i) o[w.offset + i] += rank + 1;
+                }
+                // Half of the padded buckets: 7+1 | 20 | 301+1 | 250+0, one window of each.
+                if (owned * 2 > 8 + 20 + 302 + 250) return absl::InternalError("owns too much");
+                if (absl::Status st = (*reducer)->GatherParameters(ctx); !st.ok()) return st;
+                absl::MutexLock lock(&mu);
+                for (auto& p : params) {
+                  const std::vector<float> v = p->value.ToVector<float>();
+                  // Both ranks recorded their windows before the all-gather could end.
+                  const std::vector<int>& o = owners[p->name];
+                  for (size_t i = 0; i < v.size(); ++i) {
+                    if (i >= o.size() || v[i] != static_cast<float>(o[i])) {
+                      return absl::InternalError(
+                          absl::StrCat(p->name, "[", i, "] is not its owner's value"));
+                    }
+                  }
+                }
+                return absl::OkStatus();
+              }).ok());
+  int64_t elements = 0;
+  for (const auto& [name, o] : owners) {
+    for (size_t i = 0; i < o.size(); ++i) {
+      // 1 or 2: exactly one owner (3 would be both, 0 none).
+      EXPECT_TRUE(o[i] == 1 || o[i] == 2) << name << "[" << i << "] owners " << o[i];
+    }
+    elements += static_cast<int64_t>(o.size());
+  }
+  EXPECT_EQ(elements, 7 + 150 + 100 + 301 + 20);
+}
+
+// ZeRO stage 2 on two replicas, three micro-batches: each micro-batch's
+// buckets are bound to a pool buffer when a layer starts writing them and
+// reduce-scattered when done; the shards accumulate the sum, and the rank
+// holds two pool buffers and the shards instead of every bucket.
+TEST(GradientReducer, ZeroStage2AccumulatesMicroBatchesInShardsFromAPool) {
+  ASSERT_TRUE(comm::RunLocalRanks(2, [&](int rank, comm::Communicator& world) -> absl::Status {
+                const ExecContext ctx = ExecContext::Cpu();
+                // 20 parameters of 100: 10 buckets of 200 elements (1 KiB holds 256).
+                auto params = MakeParams(std::vector<int64_t>(20, 100));
+                ParameterList list = ListOf(params);
+                auto reducer = GradientReducer::Create(
+                    list, {}, &world, {.bucket_mb = kBucketMb, .zero_stage = 2, .ctx = &ctx});
+                if (!reducer.ok()) return reducer.status();
+                constexpr int kMicroBatches = 3;
+                for (int mb = 0; mb < kMicroBatches; ++mb) {
+                  for (int i = 19; i >= 0; --i) {
+                    (*reducer)->LayerStarting({list[i]});
+                    float* g = list[i]->grad.data<float>();
+                    for (int64_t j = 0; j < 100; ++j) g[j] += static_cast<float>(rank + 1 + j);
+                    (*reducer)->LayerDone({list[i]});
+                  }
+                }
+                if (absl::Status st = (*reducer)->Finish(); !st.ok()) return st;
+                int64_t owned = 0;
+                for (const OwnedWindow& w : (*reducer)->owned_windows()) {
+                  const std::vector<float> g = w.grad.ToVector<float>();
+                  for (int64_t i = 0; i < w.length; ++i) {
+                    if (g[i] != kMicroBatches * (3.0f + 2 * (w.offset + i))) {
+                      return absl::InternalError(
+                          absl::StrCat(w.param->name, "[", w.offset + i, "] is ", g[i]));
+                    }
+                  }
+                  owned += w.length;
+                }
+                if (owned != 1000)
+                  return absl::InternalError(absl::StrCat("owns ", owned, " elements"));
+                // Two 200-element pool buffers and 10 shards of 100, against stage 1's
+                // 10 buckets of 200 plus the shards.
+                if ((*reducer)->gradient_bytes() != (2 * 200 + 10 * 100) * 4) {
+                  return absl::InternalError(
+                      absl::StrCat("holds ", (*reducer)->gradient_bytes(), " bytes"));
+                }
+                return absl::OkStatus();
+              }).ok());
+}
+
+}  // namespace
+}  // namespace trident::data_parallel

@@ -78,6 +78,10 @@ absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
     estimate.parameter_bytes = kFloatBytes * count.total();
     estimate.gradient_bytes = estimate.parameter_bytes;
     estimate.optimizer_state_bytes = 2 * estimate.parameter_bytes;
+    // ZeRO 1 and up shard the moments over dp (gradients and parameters are
+    // counted whole: ZeRO 2's pool and ZeRO 1's shard buffer make their saving
+    // model-dependent, and an estimate that refuses must not undercount).
+    if (layout.zero_stage() >= 1) estimate.optimizer_state_bytes /= layout.data_parallel();
     estimate.activation_bytes = InFlightMicroBatches(layout) * layers * block_bytes;
     if (shape.has_head) estimate.activation_bytes += 2 * kFloatBytes * tokens * padded_vocab / tp;
     if (estimate.total() > worst.total()) worst = estimate;

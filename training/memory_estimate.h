@@ -9,7 +9,7 @@
 // fp32, per rank, for the largest pipeline stage:
 //   parameters      its shards (tensor_parallel/param_count.h), 4 bytes each;
 //   gradients       as many;
-//   optimizer state AdamW's two moments: twice as many;
+//   optimizer state AdamW's two moments: twice as many, / dp under ZeRO >= 1;
 //   activations     per block and micro-batch (N = micro_batch_size x T
 //                   tokens, a heads, h hidden, f ffn), what
 //                   transformer::BlockActivations holds after the forward:

@@ -96,6 +96,16 @@ JsonLine TrainMetricsLine(const StepReport& m) {
   return line;
 }
 
+JsonLine MemoryMetricsLine(const MemoryMetrics& m) {
+  JsonLine line;
+  line.AddInt("rank", m.rank)
+      .AddInt("param_bytes", m.param_bytes)
+      .AddInt("grad_bytes", m.grad_bytes)
+      .AddInt("optimizer_state_bytes", m.optimizer_state_bytes)
+      .AddInt("activation_peak_bytes", m.activation_peak_bytes);
+  return line;
+}
+
 JsonLine ValidationMetricsLine(const ValidationMetrics& m) {
   JsonLine line;
   line.AddInt("step", m.step).AddNumber("val_loss", m.val_loss);

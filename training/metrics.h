@@ -10,6 +10,9 @@
 //                "tokens_per_s":12345.6,"step_time_ms":85.1,"mfu":0.123,"tokens":12288,
 //                "model_tflops":0.0123}
 //   validation: {"step":50,"val_loss":2.98..}
+//   memory:     {"rank":3,"param_bytes":..,"grad_bytes":..,"optimizer_state_bytes":..,
+//                "activation_peak_bytes":..}, one per rank, measured after the run's
+//                first step and written before that step's line
 // Numbers are written in the shortest form that reads back to the same double
 // (std::to_chars), so losses of two runs compare exactly, not to a printed
 // precision. JSON has no NaN or infinity: a non-finite number is written as
@@ -82,6 +85,18 @@ struct ValidationMetrics {
 JsonLine TrainMetricsLine(const StepReport& m);
 JsonLine ValidationMetricsLine(const ValidationMetrics& m);
 
+// One rank's memory, measured (training/step_runner.h's RankMemory, as plain
+// numbers: metrics does not depend on the trainer).
+struct MemoryMetrics {
+  int rank = 0;
+  int64_t param_bytes = 0;
+  int64_t grad_bytes = 0;
+  int64_t optimizer_state_bytes = 0;
+  int64_t activation_peak_bytes = 0;
+};
+
+JsonLine MemoryMetricsLine(const MemoryMetrics& m);
+
 // Appends lines to a JSONL file. Each line is handed to the kernel with one
 // write as soon as it is written (no user-space buffering), so a crash or a
 // `tail -f` sees every finished step.
@@ -106,6 +121,7 @@ class MetricsWriter {
   absl::Status WriteValidation(const ValidationMetrics& m) {
     return Write(ValidationMetricsLine(m));
   }
+  absl::Status WriteMemory(const MemoryMetrics& m) { return Write(MemoryMetricsLine(m)); }
 
   const std::string& path() const { return path_; }
 

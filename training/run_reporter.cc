@@ -55,6 +55,26 @@ absl::Status RunReporter::Step(int64_t step, double seconds, double loss, double
   return absl::OkStatus();
 }
 
+absl::Status RunReporter::Memory(const std::vector<MemoryMetrics>& ranks,
+                                 int64_t estimate_bytes) {
+  if (options_.log == nullptr || ranks.empty()) return absl::OkStatus();
+  const auto total = [](const MemoryMetrics& m) {
+    return m.param_bytes + m.grad_bytes + m.optimizer_state_bytes + m.activation_peak_bytes;
+  };
+  const MemoryMetrics* largest = &ranks[0];
+  for (const MemoryMetrics& m : ranks) {
+    if (total(m) > total(*largest)) largest = &m;
+    if (metrics_ != nullptr) RETURN_IF_ERROR(metrics_->WriteMemory(m));
+  }
+  Note(absl::StrFormat(
+      "memory after the first step, largest rank %d: %.1f MB (parameters %.1f, gradients %.1f, "
+      "optimizer state %.1f, activation peak %.1f; measured; the estimate was %.1f)",
+      largest->rank, total(*largest) / 1e6, largest->param_bytes / 1e6, largest->grad_bytes / 1e6,
+      largest->optimizer_state_bytes / 1e6, largest->activation_peak_bytes / 1e6,
+      estimate_bytes / 1e6));
+  return absl::OkStatus();
+}
+
 absl::Status RunReporter::Validation(int64_t step, double val_loss) {
   totals_.val_losses.emplace_back(step, val_loss);
   if (options_.log == nullptr) return absl::OkStatus();

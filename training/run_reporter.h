@@ -55,6 +55,11 @@ class RunReporter {
   // A finished step, 0-based `step`, that took `seconds` (> 0).
   absl::Status Step(int64_t step, double seconds, double loss, double lr, double grad_norm);
 
+  // Every rank's measured memory (indexed by rank), after the run's first
+  // step: one JSONL line per rank and a header line for the largest rank,
+  // next to `estimate_bytes` (training/memory_estimate.h).
+  absl::Status Memory(const std::vector<MemoryMetrics>& ranks, int64_t estimate_bytes);
+
   // The validation loss after 1-based step `step`.
   absl::Status Validation(int64_t step, double val_loss);
 

@@ -195,4 +195,15 @@ absl::StatusOr<std::vector<NamedTensor>> StepRunner::GatherSerial(bool gradients
                             config_.model().vocab_size(), gradients);
 }
 
+RankMemory StepRunner::MemoryInUse() {
+  RankMemory memory;
+  for (const Parameter* p : model_->parameters()) {
+    memory.param_bytes += static_cast<int64_t>(p->value.nbytes());
+  }
+  memory.grad_bytes = reducer_->gradient_bytes();
+  memory.optimizer_state_bytes = optimizer_->state_bytes();
+  memory.activation_peak_bytes = model_->peak_stash_bytes();
+  return memory;
+}
+
 }  // namespace trident::training

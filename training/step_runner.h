@@ -62,6 +62,16 @@ struct StepProfile {
   int64_t peak_stash_bytes = 0;  // This stage's activation memory peak.
 };
 
+// What one rank holds, measured from the tensors it keeps (not estimated):
+// the parameter storage, the gradient buffers (buckets, ZeRO shards and
+// pools), AdamW's moments, and the stage's activation peak so far.
+struct RankMemory {
+  int64_t param_bytes = 0;
+  int64_t grad_bytes = 0;
+  int64_t optimizer_state_bytes = 0;
+  int64_t activation_peak_bytes = 0;
+};
+
 class StepRunner {
  public:
   // Builds this rank's stage model (initialised from config.seed), its AdamW
@@ -98,6 +108,8 @@ class StepRunner {
   StageModel& model() { return *model_; }
   AdamW& optimizer() { return *optimizer_; }
   data_parallel::GradientReducer& gradient_reducer() { return *reducer_; }
+  // This rank's memory now (the activation peak over the steps run so far).
+  RankMemory MemoryInUse();
   const pipeline::Schedule& schedule() const { return schedule_; }
   int pipeline_stage() const { return coordinates_.pp; }
 

@@ -252,6 +252,7 @@ class RankTrainer {
   absl::Status OpenData();
   std::string Header() const;
   absl::Status TrainStep(int64_t step);
+  absl::Status ReportMemory();
   absl::Status Evaluate(int64_t after_step);
   absl::Status SaveCheckpoint(const std::string& dir, int64_t next_step);
   absl::StatusOr<int> AgreedStopSignal();
@@ -410,7 +411,25 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
   Stopwatch watch;
   ASSIGN_OR_RETURN(const StepResult result,
                    runner_->TrainStep(step, inputs, targets, batch_.tokens_per_step()));
-  return reporter_->Step(step, watch.ElapsedSeconds(), result.loss, result.lr, result.grad_norm);
+  const double seconds = watch.ElapsedSeconds();
+  if (step == first_step_) RETURN_IF_ERROR(ReportMemory());
+  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm);
+}
+
+absl::Status RankTrainer::ReportMemory() {
+  // Every rank's measured memory, gathered to all (four int64 per rank).
+  const RankMemory mine = runner_->MemoryInUse();
+  const int64_t fields[4] = {mine.param_bytes, mine.grad_bytes, mine.optimizer_state_bytes,
+                             mine.activation_peak_bytes};
+  std::vector<int64_t> all(4 * world_.size());
+  RETURN_IF_ERROR(world_.AllGather(comm::ConstBuffer(fields, 4, DType::kInt64),
+                                   comm::Buffer{all.data(), static_cast<int64_t>(all.size()),
+                                                DType::kInt64}));
+  std::vector<MemoryMetrics> ranks(world_.size());
+  for (int r = 0; r < world_.size(); ++r) {
+    ranks[r] = {r, all[4 * r], all[4 * r + 1], all[4 * r + 2], all[4 * r + 3]};
+  }
+  return reporter_->Memory(ranks, job_.memory.total());
 }
 
 absl::Status RankTrainer::Evaluate(int64_t after_step) {

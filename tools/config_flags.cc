@@ -29,6 +29,10 @@ ABSL_FLAG(std::optional<std::string>, schedule, std::nullopt, "gpipe, 1f1b, inte
 ABSL_FLAG(bool, sequence_parallel, false,
           "turn on sequence parallelism (needs --tp > 1); a config that turns it on keeps it");
 ABSL_FLAG(std::optional<int>, zero_stage, std::nullopt, "ZeRO stage 0-3");
+ABSL_FLAG(std::optional<bool>, overlap_grad_reduce, std::nullopt,
+          "start each gradient bucket's reduction during the backward (default on)");
+ABSL_FLAG(std::optional<float>, grad_bucket_mb, std::nullopt,
+          "gradient bucket size in MiB of fp32 (default 25)");
 
 namespace trident::tools {
 
@@ -60,6 +64,8 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
   overrides.schedule = absl::GetFlag(FLAGS_schedule);
   if (absl::GetFlag(FLAGS_sequence_parallel)) overrides.sequence_parallel = true;
   overrides.zero_stage = absl::GetFlag(FLAGS_zero_stage);
+  overrides.overlap_grad_reduce = absl::GetFlag(FLAGS_overlap_grad_reduce);
+  overrides.grad_bucket_mb = absl::GetFlag(FLAGS_grad_bucket_mb);
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, config.mutable_layout()));
   RETURN_IF_ERROR(topology::DeriveMicroBatches(config.mutable_layout()));
   return config;

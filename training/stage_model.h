@@ -46,6 +46,8 @@ class StageModel : public pipeline::PipelineStage {
   // The parameters of local chunk `chunk`.
   ParameterList chunk_parameters(int chunk) { return chunks_[chunk]->parameters(); }
   int num_chunks() const { return static_cast<int>(chunks_.size()); }
+  // Transformer layers in local chunk `chunk`.
+  int chunk_layers(int chunk) const { return chunks_[chunk]->spec().num_layers; }
   // The index of local chunk `chunk` in the whole model (chunk * p + stage).
   int model_chunk(int chunk) const { return chunk * num_stages_ + stage_; }
   bool holds_embedding() const { return chunks_.front()->spec().has_embedding; }

@@ -32,6 +32,29 @@ pipeline::ScheduleKind ScheduleKindOf(topology::PipelineSchedule schedule) {
 
 }  // namespace
 
+namespace {
+
+// The gradient bucket size. ZeRO 2 binds a layer's buckets to pool buffers for
+// each weight pass and keeps only shards afterwards: a bucket larger than a
+// layer makes several layers' gradients (with the default 25 MiB, the whole of
+// a small model) coexist in full, several times over, so under ZeRO 2 buckets
+// are capped at a quarter of the stage's mean layer size: the pool then stays
+// near one layer. Measured on the default model (4 layers) at dp 2/4/8, ZeRO 2
+// gradient memory over ZeRO 0's: 2.50/2.25/1.12 uncapped, 1.21/0.96/0.83 at
+// one layer, 1.04/0.79/0.67 at a quarter.
+double BucketMegabytes(const topology::ParallelLayout& layout, StageModel& model) {
+  const double configured = layout.grad_bucket_mb();
+  if (layout.zero_stage() != 2 || layout.data_parallel() < 2) return configured;
+  int64_t elements = 0;
+  for (const Parameter* p : model.parameters()) elements += p->value.numel();
+  int layers = 0;
+  for (int chunk = 0; chunk < model.num_chunks(); ++chunk) layers += model.chunk_layers(chunk);
+  const double layer_mb = 4.0 * elements / std::max(1, layers) / (1 << 20);
+  return std::min(configured, layer_mb / 4);
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
     const TrainConfig& config, const topology::ProcessGrid& grid, int rank,
     const topology::GridCommunicators& comms, const ExecContext& ctx) {
@@ -52,7 +75,7 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   ASSIGN_OR_RETURN(runner->reducer_,
                    data_parallel::GradientReducer::Create(
                        runner->model_->parameters(), late, comms.dp.get(),
-                       {.bucket_mb = layout.grad_bucket_mb(),
+                       {.bucket_mb = BucketMegabytes(layout, *runner->model_),
                         .overlap = layout.overlap_grad_reduce(),
                         .zero_stage = layout.zero_stage(),
                         .ctx = &ctx}));

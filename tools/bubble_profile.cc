@@ -33,6 +33,7 @@
 #include "pipeline/schedule.h"
 #include "tools/config_flags.h"
 #include "training/pipeline_profile.h"
+#include "training/run_files.h"
 
 ABSL_FLAG(std::string, out_dir, "out/bubble_profile",
           "directory for trace.json, timeline.svg, timeline_wall.svg and summary.csv");
@@ -60,6 +61,12 @@ absl::Status Run() {
   options.profile_steps = absl::GetFlag(FLAGS_profile_steps);
   const std::string out_dir = io::ResolveUserPath(absl::GetFlag(FLAGS_out_dir));
   if (out_dir.empty()) return absl::InvalidArgumentError("--out_dir must name a directory");
+  // The report files must not land on the config the run reads.
+  const std::string config_file = tools::ConfigFileFromFlags();
+  if (!config_file.empty()) {
+    RETURN_IF_ERROR(training::CheckOutputSparesInputs("--out_dir", out_dir, /*is_directory=*/true,
+                                                      {config_file}));
+  }
 
   ASSIGN_OR_RETURN(const training::PipelineProfile profile, training::ProfilePipeline(options));
   const pipeline::Schedule& schedule = profile.schedule;

@@ -150,6 +150,11 @@ absl::Status CheckFreeSpace(const fs::path& directory, const Output& out, int64_
 
 }  // namespace
 
+absl::Status CheckOutputSparesInputs(const char* flag, const std::string& path,
+                                     bool is_directory, const std::vector<std::string>& inputs) {
+  return CheckNoAliasing({{flag, path, is_directory}}, inputs);
+}
+
 absl::Status CheckRunFiles(const RunFiles& files) {
   std::vector<Output> outputs;
   if (!files.metrics.empty()) outputs.push_back({"--metrics_out", files.metrics, false});

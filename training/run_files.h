@@ -48,6 +48,12 @@ struct RunFiles {
   int64_t export_bytes = 0;
 };
 
+// Rule 1 alone for one output of another tool (e.g. //tools:bubble_profile's
+// --out_dir, a directory when `is_directory`): INVALID_ARGUMENT naming `flag`
+// when `path` equals or lies inside an input, or holds one.
+absl::Status CheckOutputSparesInputs(const char* flag, const std::string& path,
+                                     bool is_directory, const std::vector<std::string>& inputs);
+
 // The rules above. Creates missing parent directories of the outputs (they
 // are needed anyway); writes nothing else.
 absl::Status CheckRunFiles(const RunFiles& files);

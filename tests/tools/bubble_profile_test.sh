@@ -69,4 +69,9 @@ if "$profile" --config="$work/config.textproto" --pp=3 --out_dir="$work/bad" > "
 fi
 grep -q "must divide num_layers=4" "$work/bad.log" || { cat "$work/bad.log"; exit 1; }
 [[ ! -e "$work/bad" ]] || { echo "FAIL: a refused run wrote $work/bad"; exit 1; }
+# An --out_dir holding the config it reads is refused before anything runs.
+if "$profile" --config="$work/config.textproto" --out_dir="$work" > "$work/alias.log" 2>&1; then
+  echo "FAIL: --out_dir holding the config should be refused"; exit 1
+fi
+grep -q "lies inside the output directory --out_dir=" "$work/alias.log" || { cat "$work/alias.log"; exit 1; }
 echo "PASS"

@@ -173,7 +173,9 @@ absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> 
     }
     const Parameter& p = **it;
     if (w.offset < 0 || w.length <= 0 || w.offset + w.length > p.value.numel() ||
-        !w.grad.defined() || w.grad.numel() != w.length) {
+        !w.grad.defined() || w.grad.numel() != w.length ||
+        (w.value.defined() && w.value.numel() != w.length) ||
+        w.value.defined() != windows.front().value.defined()) {
       return absl::InvalidArgumentError(absl::StrCat("state window [", w.offset, ", +", w.length,
                                                      ") does not fit parameter '", p.name, "'"));
     }
@@ -181,6 +183,7 @@ absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> 
     exp_avg.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
     exp_avg_sq.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
   }
+  values_sharded_ = !windows.empty() && windows.front().value.defined();
   windows_ = std::move(windows);
   window_param_ = std::move(window_param);
   exp_avg_ = std::move(exp_avg);
@@ -248,7 +251,10 @@ void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale)
   if (sharded()) {
     for (size_t k = 0; k < windows_.size(); ++k) {
       const StateWindow& w = windows_[k];
-      ops::AdamWStep(ctx, w.param->value.Flatten().Slice(0, w.offset, w.length), w.grad,
+      ops::AdamWStep(ctx,
+                     values_sharded_ ? w.value
+                                     : w.param->value.Flatten().Slice(0, w.offset, w.length),
+                     w.grad,
                      exp_avg_[k], exp_avg_sq_[k], options,
                      w.param->weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
     }
@@ -265,14 +271,21 @@ void AdamW::AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const {
   host_copies_.clear();
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i]->name;
+    if (sharded()) {
+      if (!values_sharded_) blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
+      continue;
+    }
     blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
-    if (sharded()) continue;
     blobs.push_back(BlobOf(ExpAvgName(name), exp_avg_[i], host_copies_));
     blobs.push_back(BlobOf(ExpAvgSqName(name), exp_avg_sq_[i], host_copies_));
   }
   // ZeRO: this rank's shard of the moments, window by window.
   for (size_t k = 0; k < windows_.size(); ++k) {
     const StateWindow& w = windows_[k];
+    if (values_sharded_) {
+      blobs.push_back(BlobOf(WindowName(ParamName(w.param->name), w.offset), w.value,
+                             host_copies_));
+    }
     blobs.push_back(BlobOf(WindowName(ExpAvgName(w.param->name), w.offset), exp_avg_[k],
                            host_copies_));
     blobs.push_back(BlobOf(WindowName(ExpAvgSqName(w.param->name), w.offset), exp_avg_sq_[k],
@@ -295,7 +308,10 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
       if (!absl::StartsWith(t.name, prefix)) continue;
       absl::string_view param_name = absl::string_view(t.name).substr(prefix.size());
       // A ZeRO window's moments: "<name>@<offset>".
-      if (prefix != "param/") param_name = param_name.substr(0, param_name.rfind('@'));
+      // (and under ZeRO 3 its values).
+      if (prefix != "param/" || values_sharded_) {
+        param_name = param_name.substr(0, param_name.rfind('@'));
+      }
       if (!ours.contains(param_name)) {
         return absl::InvalidArgumentError(absl::StrCat(
             tensors.source(), " has tensor '", t.name, "' for parameter '", param_name,
@@ -313,6 +329,7 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   targets.reserve(3 * params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i]->name;
+    if (values_sharded_) continue;  // The windows' values, below.
     const std::vector<int64_t> shape = ShapeVector(params_[i]->value);
     std::vector<std::pair<std::string, Tensor>> wanted = {{ParamName(name), params_[i]->value}};
     if (!sharded()) {
@@ -327,10 +344,11 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   }
   for (size_t k = 0; k < windows_.size(); ++k) {
     const StateWindow& w = windows_[k];
-    for (const auto& [tensor_name, destination] :
-         {std::pair<std::string, Tensor>{WindowName(ExpAvgName(w.param->name), w.offset),
-                                         exp_avg_[k]},
-          {WindowName(ExpAvgSqName(w.param->name), w.offset), exp_avg_sq_[k]}}) {
+    std::vector<std::pair<std::string, Tensor>> wanted = {
+        {WindowName(ExpAvgName(w.param->name), w.offset), exp_avg_[k]},
+        {WindowName(ExpAvgSqName(w.param->name), w.offset), exp_avg_sq_[k]}};
+    if (values_sharded_) wanted.push_back({WindowName(ParamName(w.param->name), w.offset), w.value});
+    for (const auto& [tensor_name, destination] : wanted) {
       ASSIGN_OR_RETURN(const checkpoint::LoadedTensor* source,
                        tensors.GetExpected(tensor_name, DType::kFloat32, {w.length}));
       targets.push_back({source, destination});

@@ -74,6 +74,11 @@ struct StateWindow {
   int64_t offset = 0;
   int64_t length = 0;
   Tensor grad;
+  // ZeRO stage 3: the window's values, kept here and not in the parameter
+  // (whose value is undefined outside the layer's use). Then Step updates
+  // these and checkpoints hold "param/<name>@<offset>" [length] per window
+  // instead of the whole values. Undefined: the values are the parameter's.
+  Tensor value;
 };
 
 class AdamW {
@@ -97,6 +102,8 @@ class AdamW {
   // the windows' moments ("adam_m/<name>@<offset>", [length]).
   absl::Status ShardState(const ExecContext& ctx, std::vector<StateWindow> windows);
   bool sharded() const { return !windows_.empty(); }
+  // ZeRO 3: the windows hold the values (StateWindow::value).
+  bool values_sharded() const { return values_sharded_; }
   // Bytes of the moments this optimizer keeps (both of them).
   int64_t state_bytes() const;
 
@@ -174,6 +181,7 @@ class AdamW {
   // parameter index.
   std::vector<StateWindow> windows_;
   std::vector<int> window_param_;
+  bool values_sharded_ = false;
   int64_t step_ = 0;
   // Host copies of device tensors for AppendStateBlobs.
   mutable std::vector<std::vector<float>> host_copies_;

@@ -29,6 +29,9 @@ ABSL_FLAG(std::optional<std::string>, schedule, std::nullopt, "gpipe, 1f1b, inte
 ABSL_FLAG(bool, sequence_parallel, false,
           "turn on sequence parallelism (needs --tp > 1); a config that turns it on keeps it");
 ABSL_FLAG(std::optional<int>, zero_stage, std::nullopt, "ZeRO stage 0-3");
+ABSL_FLAG(bool, cpu_offload, false,
+          "ZeRO-Offload: optimizer state and the AdamW update on the host (needs --zero_stage "
+          ">= 1)");
 
 namespace trident::tools {
 
@@ -60,6 +63,7 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
   overrides.schedule = absl::GetFlag(FLAGS_schedule);
   if (absl::GetFlag(FLAGS_sequence_parallel)) overrides.sequence_parallel = true;
   overrides.zero_stage = absl::GetFlag(FLAGS_zero_stage);
+  if (absl::GetFlag(FLAGS_cpu_offload)) overrides.cpu_offload = true;
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, config.mutable_layout()));
   RETURN_IF_ERROR(topology::DeriveMicroBatches(config.mutable_layout()));
   return config;

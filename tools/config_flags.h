@@ -5,7 +5,7 @@
 // runs the model (//tools:train, //tools:bubble_profile): --config, --seed and
 // the layout overrides (--tp, --pp, --dp, --micro_batches, --micro_batch_size,
 // --global_batch_size, --virtual_stages, --schedule, --sequence_parallel,
-// --zero_stage).
+// --zero_stage, --cpu_offload).
 
 #include <string>
 

@@ -44,6 +44,7 @@ struct LayoutOverrides {
   std::optional<std::string> schedule;  // "gpipe", "1f1b", "interleaved", "zb-h1".
   std::optional<bool> sequence_parallel;
   std::optional<int> zero_stage;
+  std::optional<bool> cpu_offload;
   std::optional<std::string> rank_order;            // e.g. "tp-dp-pp".
   std::optional<std::string> recompute;             // "none", "selective", "full".
   std::optional<std::string> gradient_compression;  // "none", "bf16", "topk", "int8".

@@ -162,7 +162,71 @@ AdamW::AdamW(ParameterList params, const AdamWSettings& settings, std::vector<Te
       exp_avg_sq_(std::move(exp_avg_sq)),
       counts_in_norm_(params_.size(), true) {}
 
+namespace {
+
+// ZeRO-Offload's staged copies between the device's tensors and the host
+// buffers (same shape, fp32). On the CPU both are host memory: a copy between
+// the two allocators' buffers. Otherwise a synchronous transfer through a
+// host vector (on a GPU: cudaMemcpyAsync to pinned memory on a side stream).
+void StageToHost(const ExecContext& ctx, const Tensor& device, const Tensor& host) {
+  if (device.device().is_cpu()) {
+    ops::Copy(ctx, device, host);
+    return;
+  }
+  host.CopyFrom(device.ToVector<float>());
+}
+
+void StageToDevice(const ExecContext& ctx, const Tensor& host, const Tensor& device) {
+  if (device.device().is_cpu()) {
+    ops::Copy(ctx, host, device);
+    return;
+  }
+  device.CopyFrom(host.ToVector<float>());
+}
+
+}  // namespace
+
+Tensor AdamW::DeviceValue(size_t k) const {
+  if (!sharded()) return params_[k]->value;
+  const StateWindow& w = windows_[k];
+  return values_sharded_ ? w.value : w.param->value.Flatten().Slice(0, w.offset, w.length);
+}
+
+Tensor AdamW::DeviceGrad(size_t k) const {
+  return sharded() ? windows_[k].grad : params_[k]->grad;
+}
+
+void AdamW::RefreshMasters(const ExecContext& ctx) {
+  for (size_t k = 0; k < host_master_.size(); ++k) StageToHost(ctx, DeviceValue(k), host_master_[k]);
+}
+
+absl::Status AdamW::OffloadToHost(const ExecContext& ctx) {
+  if (offloaded()) return absl::FailedPreconditionError("the optimizer state is already offloaded");
+  host_allocator_ = CpuAllocator::Create("optimizer/host");
+  host_ctx_ = std::make_unique<ExecContext>(ExecContext::Cpu().WithAllocator(host_allocator_));
+  const auto host_copy = [this, &ctx](const Tensor& t) {
+    Tensor h = Tensor::Empty(t.shape(), DType::kFloat32, host_allocator_);
+    StageToHost(ctx, t, h);
+    return h;
+  };
+  for (size_t k = 0; k < exp_avg_.size(); ++k) {
+    const Tensor value = DeviceValue(k);
+    host_master_.push_back(host_copy(value));
+    host_grad_.push_back(Tensor::Zeros(value.shape(), DType::kFloat32, host_allocator_));
+    exp_avg_[k] = host_copy(exp_avg_[k]);
+    exp_avg_sq_[k] = host_copy(exp_avg_sq_[k]);
+  }
+  return absl::OkStatus();
+}
+
+int64_t AdamW::host_bytes() const {
+  return host_allocator_ == nullptr ? 0 : host_allocator_->bytes_in_use();
+}
+
 absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> windows) {
+  if (offloaded()) {
+    return absl::FailedPreconditionError("ShardState after OffloadToHost: shard first");
+  }
   std::vector<Tensor> exp_avg;
   std::vector<Tensor> exp_avg_sq;
   std::vector<int> window_param;
@@ -248,6 +312,17 @@ void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale)
   options.weight_decay = settings_.weight_decay;
   options.step = step_;
   options.grad_scale = grad_scale;
+  if (offloaded()) {
+    // ZeRO-Offload: gradient out, update on the host, values back.
+    for (size_t k = 0; k < host_master_.size(); ++k) {
+      const Parameter& p = sharded() ? *windows_[k].param : *params_[k];
+      StageToHost(ctx, DeviceGrad(k), host_grad_[k]);
+      ops::AdamWStep(*host_ctx_, host_master_[k], host_grad_[k], exp_avg_[k], exp_avg_sq_[k],
+                     options, p.weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
+      StageToDevice(ctx, host_master_[k], DeviceValue(k));
+    }
+    return;
+  }
   if (sharded()) {
     for (size_t k = 0; k < windows_.size(); ++k) {
       const StateWindow& w = windows_[k];
@@ -365,6 +440,8 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   }
   // 3. Only now write.
   for (const Target& target : targets) CopyBytesInto(*target.source, target.destination);
+  // ZeRO-Offload: the host masters take the restored values.
+  if (offloaded()) RefreshMasters(*host_ctx_);
   step_ = step;
   host_copies_.clear();
   return absl::OkStatus();

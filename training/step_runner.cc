@@ -89,6 +89,8 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
               << " with data_parallel=1: nothing to shard, every rank keeps its whole optimizer "
                  "state\n";
   }
+  // ZeRO-Offload: this rank's (shard of the) optimizer state to the host.
+  if (layout.cpu_offload()) RETURN_IF_ERROR(runner->optimizer_->OffloadToHost(ctx));
   const NormFilter replicated = CountReplicatedOnlyOnTensorRank0(comms.tp->rank());
   const Parameter* head_copy = runner->model_->head_embedding_copy();
   runner->optimizer_->SetNormFilter([replicated, head_copy](const Parameter& p) {

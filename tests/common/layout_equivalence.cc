@@ -53,6 +53,7 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
   layout.set_overlap_grad_reduce(overlap_grad_reduce);
   layout.set_grad_bucket_mb(static_cast<float>(grad_bucket_mb));
   layout.set_zero_stage(zero_stage);
+  layout.set_cpu_offload(cpu_offload);
   return layout;
 }
 
@@ -66,6 +67,7 @@ std::string LayoutName(const topology::ParallelLayout& l) {
   if (l.sequence_parallel()) absl::StrAppend(&name, "_sp");
   if (!l.overlap_grad_reduce()) absl::StrAppend(&name, "_nooverlap");
   if (l.zero_stage() > 0) absl::StrAppend(&name, "_zero", l.zero_stage());
+  if (l.cpu_offload()) absl::StrAppend(&name, "_offload");
   if (l.grad_bucket_mb() != 25.0f) {
     absl::StrAppend(&name, "_bucket",
                     absl::StrReplaceAll(absl::StrCat(l.grad_bucket_mb()), {{".", "p"}}));

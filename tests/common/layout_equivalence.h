@@ -51,13 +51,14 @@ struct LayoutRow {
   bool overlap_grad_reduce = true;
   double grad_bucket_mb = 25;
   int zero_stage = 0;  // ZeRO: optimizer state (1), gradients (2), values (3) sharded over dp.
+  bool cpu_offload = false;  // ZeRO-Offload: optimizer state and update on the host.
 
   topology::ParallelLayout ToLayout() const;
 };
 
 // A readable, unique test name: "tp2_pp2_dp2_mbs1_m4_1f1b", with "_v2",
 // "_sp", "_split3x5", "_nooverlap" (gradients reduced after the backward) and
-// "_bucket0p01" (grad_bucket_mb other than 25) and "_zero1"/"_zero2"/"_zero3" where they apply (only
+// "_bucket0p01" (grad_bucket_mb other than 25) and "_zero1"/"_zero2"/"_zero3" and "_offload" where they apply (only
 // [A-Za-z0-9_], as gtest needs).
 std::string LayoutName(const topology::ParallelLayout& layout);
 

@@ -154,6 +154,21 @@ std::vector<LayoutRow> Zero3Rows() {
 }
 INSTANTIATE_TEST_SUITE_P(Zero3, LayoutEquivalence, ::testing::ValuesIn(Zero3Rows()), RowName);
 
+// ZeRO-Offload: the optimizer state and update on the host, over each ZeRO
+// stage (tests/equivalence/cpu_offload_test.cc: bitwise the same as without).
+INSTANTIATE_TEST_SUITE_P(
+    CpuOffload, LayoutEquivalence,
+    ::testing::Values(LayoutRow{.dp = 2, .micro_batch_size = 4, .grad_bucket_mb = 0.01,
+                                .zero_stage = 1, .cpu_offload = true},
+                      LayoutRow{.dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01,
+                                .zero_stage = 2, .cpu_offload = true},
+                      LayoutRow{.dp = 4, .micro_batch_size = 1, .micro_batches = 2,
+                                .grad_bucket_mb = 0.01, .zero_stage = 3, .cpu_offload = true},
+                      LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4,
+                                .schedule = ZERO_BUBBLE_H1, .grad_bucket_mb = 0.01,
+                                .zero_stage = 3, .cpu_offload = true}),
+    RowName);
+
 // Pipelines: pp in {2, 4}, m in {1, p, 2p, 8}, every schedule (interleaved
 // with v = 2 where m % p == 0).
 std::vector<LayoutRow> PipelineRows() {

@@ -144,15 +144,16 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
           const int64_t lo = std::max(start, begin);
           const int64_t hi = std::min(start + n, begin + shard);
           if (lo < hi) {
+            const Tensor value = reducer->zero_stage_ == 3
+                                     ? bucket.value_shard.Slice(0, lo - begin, hi - lo)
+                                     : Tensor();
             reducer->owned_.push_back({.param = p,
                                        .offset = lo - start,
                                        .length = hi - lo,
                                        .grad = bucket.shard.Slice(0, lo - begin, hi - lo),
                                        .bucket = static_cast<int>(reducer->buckets_.size()),
                                        .shard_offset = lo - begin,
-                                       .value = reducer->zero_stage_ == 3
-                                                    ? bucket.value_shard.Slice(0, lo - begin, hi - lo)
-                                                    : Tensor()});
+                                       .value = value});
           }
           start += n;
         }

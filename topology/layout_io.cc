@@ -49,7 +49,8 @@ std::string LayoutToText(const ParallelLayout& layout) {
 bool LayoutOverrides::empty() const {
   return !tp && !pp && !dp && !micro_batches && !micro_batch_size && !global_batch_size &&
          !virtual_stages &&
-         !schedule && !sequence_parallel && !zero_stage && !cpu_offload && !rank_order && !recompute &&
+         !schedule && !sequence_parallel && !zero_stage && !cpu_offload && !rank_order &&
+         !recompute &&
          !gradient_compression;
 }
 

@@ -197,7 +197,9 @@ Tensor AdamW::DeviceGrad(size_t k) const {
 }
 
 void AdamW::RefreshMasters(const ExecContext& ctx) {
-  for (size_t k = 0; k < host_master_.size(); ++k) StageToHost(ctx, DeviceValue(k), host_master_[k]);
+  for (size_t k = 0; k < host_master_.size(); ++k) {
+    StageToHost(ctx, DeviceValue(k), host_master_[k]);
+  }
 }
 
 absl::Status AdamW::OffloadToHost(const ExecContext& ctx) {
@@ -347,7 +349,9 @@ void AdamW::AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const {
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i]->name;
     if (sharded()) {
-      if (!values_sharded_) blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
+      if (!values_sharded_) {
+        blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
+      }
       continue;
     }
     blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
@@ -422,7 +426,9 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
     std::vector<std::pair<std::string, Tensor>> wanted = {
         {WindowName(ExpAvgName(w.param->name), w.offset), exp_avg_[k]},
         {WindowName(ExpAvgSqName(w.param->name), w.offset), exp_avg_sq_[k]}};
-    if (values_sharded_) wanted.push_back({WindowName(ParamName(w.param->name), w.offset), w.value});
+    if (values_sharded_) {
+      wanted.push_back({WindowName(ParamName(w.param->name), w.offset), w.value});
+    }
     for (const auto& [tensor_name, destination] : wanted) {
       ASSIGN_OR_RETURN(const checkpoint::LoadedTensor* source,
                        tensors.GetExpected(tensor_name, DType::kFloat32, {w.length}));

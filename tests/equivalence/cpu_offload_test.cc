@@ -12,14 +12,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "core/comm/local/local_world.h"
-#include "core/exec_context.h"
-#include "core/status_macros.h"
 #include "gtest/gtest.h"
 #include "tests/common/layout_equivalence.h"
-#include "topology/grid_communicators.h"
 #include "topology/layout.pb.h"
-#include "topology/process_grid.h"
 #include "training/step_runner.h"
 
 namespace trident::testing {
@@ -41,8 +36,7 @@ TEST_P(CpuOffload, IsBitwiseTheRunWithoutOffload) {
   for (size_t s = 0; s < plain->losses.size(); ++s) {
     EXPECT_EQ(offloaded->losses[s], plain->losses[s]) << "step " << s + 1;
   }
-  const auto same_bits = [](const TensorsByName& got, const TensorsByName& want,
-                            const char* what) {
+  const auto same_bits = [](const TensorsByName& got, const TensorsByName& want, const char* what) {
     ASSERT_EQ(got.size(), want.size()) << what;
     for (const auto& [name, values] : want) {
       const auto it = got.find(name);
@@ -62,29 +56,24 @@ TEST_P(CpuOffload, IsBitwiseTheRunWithoutOffload) {
 // staging: 4 floats per owned element) in its host allocator; without, none.
 TEST(CpuOffloadRunner, OffloadsEachRanksWindowsToTheHost) {
   for (bool offload : {false, true}) {
-    const training::TrainConfig config = EquivalenceConfig(
-        LayoutRow{.dp = 2, .micro_batches = 2, .grad_bucket_mb = 0.01, .zero_stage = 3,
-                  .cpu_offload = offload}
-            .ToLayout(),
-        /*steps=*/1);
-    const topology::ProcessGrid grid = *topology::ProcessGrid::Create(config.layout(), 2);
-    const absl::Status status =
-        comm::RunLocalRanks(2, [&](int rank, comm::Communicator& world) -> absl::Status {
-          const ExecContext ctx = ExecContext::Cpu();
-          ASSIGN_OR_RETURN(const topology::GridCommunicators comms,
-                           topology::BuildGridCommunicators(grid, world));
-          ASSIGN_OR_RETURN(std::unique_ptr<training::StepRunner> runner,
-                           training::StepRunner::Create(config, grid, rank, comms, ctx));
-          int64_t owned = 0;
-          for (const auto& w : runner->gradient_reducer().owned_windows()) owned += w.length;
-          const training::AdamW& opt = runner->optimizer();
-          const int64_t want = offload ? 4 * owned * 4 : 0;
-          if (opt.offloaded() != offload || opt.host_bytes() != want) {
-            return absl::InternalError(absl::StrCat("offloaded ", opt.offloaded(), ", host bytes ",
-                                                    opt.host_bytes(), ", want ", want));
-          }
-          return absl::OkStatus();
-        });
+    const training::TrainConfig config = EquivalenceConfig(LayoutRow{.dp = 2,
+                                                                     .micro_batches = 2,
+                                                                     .grad_bucket_mb = 0.01,
+                                                                     .zero_stage = 3,
+                                                                     .cpu_offload = offload}
+                                                               .ToLayout(),
+                                                           /*steps=*/1);
+    const absl::Status status = RunRanks(config, [&](RankRun& r) -> absl::Status {
+      int64_t owned = 0;
+      for (const auto& w : r.runner.gradient_reducer().owned_windows()) owned += w.length;
+      const training::AdamW& opt = r.runner.optimizer();
+      const int64_t want = offload ? 4 * owned * 4 : 0;
+      if (opt.offloaded() != offload || opt.host_bytes() != want) {
+        return absl::InternalError(absl::StrCat("offloaded ", opt.offloaded(), ", host bytes ",
+                                                opt.host_bytes(), ", want ", want));
+      }
+      return absl::OkStatus();
+    });
     EXPECT_TRUE(status.ok()) << "cpu_offload=" << offload << ": " << status;
   }
 }
@@ -101,8 +90,13 @@ INSTANTIATE_TEST_SUITE_P(
         LayoutRow{.dp = 2, .micro_batch_size = 4, .grad_bucket_mb = 0.01, .zero_stage = 1},
         LayoutRow{.dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01, .zero_stage = 2},
         LayoutRow{.dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01, .zero_stage = 3},
-        LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4,
-                  .schedule = topology::ZERO_BUBBLE_H1, .grad_bucket_mb = 0.01, .zero_stage = 3}),
+        LayoutRow{.tp = 2,
+                  .pp = 2,
+                  .dp = 2,
+                  .micro_batches = 4,
+                  .schedule = topology::ZERO_BUBBLE_H1,
+                  .grad_bucket_mb = 0.01,
+                  .zero_stage = 3}),
     RowName);
 
 }  // namespace

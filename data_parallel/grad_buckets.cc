@@ -5,12 +5,20 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 #include "core/ops/elementwise.h"
 #include "core/status_macros.h"
 #include "core/tensor_comm.h"
 
 namespace trident::data_parallel {
 namespace {
+
+// An undefined tensor to assign from (copying one, rather than moving a
+// temporary, keeps g++ 12's -Wmaybe-uninitialized quiet about InlinedVector).
+const Tensor& NoTensor() {
+  static const Tensor* none = new Tensor();
+  return *none;
+}
 
 int64_t RoundUp(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
@@ -43,24 +51,27 @@ GradientReducer::~GradientReducer() {
   // Handles wait in their destructors; waiting here keeps the buffers alive
   // until no reduction can write them.
   for (auto& handle : pending_) handle->Wait().IgnoreError();
+  for (GradientBucket& b : buckets_) {
+    if (b.gather != nullptr) b.gather->Wait().IgnoreError();
+  }
 }
 
 absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
     const ParameterList& params, const ParameterList& late, comm::Communicator* dp,
     const BucketOptions& options) {
-  if (options.zero_stage < 0 || options.zero_stage > 2) {
+  if (options.zero_stage < 0 || options.zero_stage > 3) {
     return absl::UnimplementedError(
         absl::StrCat("zero_stage=", options.zero_stage,
-                     ": the gradient reducer implements ZeRO stages 0, 1 and 2"));
+                     ": the gradient reducer implements ZeRO stages 0 to 3"));
   }
   if (!(options.bucket_mb > 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("grad_bucket_mb=", options.bucket_mb, " must be a positive number of MiB"));
   }
   std::unique_ptr<GradientReducer> reducer(new GradientReducer(dp, options));
-  if (reducer->zero_stage_ == 2 && options.ctx == nullptr) {
+  if (reducer->zero_stage_ >= 2 && options.ctx == nullptr) {
     return absl::InvalidArgumentError(
-        "ZeRO stage 2 needs an execution context (BucketOptions::ctx)");
+        "ZeRO stages 2 and 3 need an execution context (BucketOptions::ctx)");
   }
   absl::flat_hash_set<const Parameter*> late_set(late.begin(), late.end());
   std::vector<Parameter*> early_reversed;
@@ -85,7 +96,7 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
       const Device device = group.front()->grad.device();
       const int64_t padded = RoundUp(bucket.numel, reducer->dp_size_);
       const int index = static_cast<int>(reducer->buckets_.size());
-      bucket.pooled = reducer->zero_stage_ == 2 && !is_late;
+      bucket.pooled = reducer->zero_stage_ >= 2 && !is_late;
       Tensor storage;
       if (bucket.pooled) {
         // Placeholder views until the first W binds the bucket: every pooled
@@ -115,11 +126,15 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
         p->grad = storage.Slice(0, offset, n).Reshape(p->grad.shape());
         offset += n;
         if (!is_late) reducer->bucket_of_[p] = index;
+        reducer->value_bucket_of_[p] = index;
       }
       bucket.params = std::move(group);
       if (reducer->zero_stage_ > 0) {
         const int64_t shard = padded / reducer->dp_size_;
         bucket.shard = Tensor::Zeros({shard}, DType::kFloat32, device);
+        if (reducer->zero_stage_ == 3) {
+          bucket.value_shard = Tensor::Zeros({shard}, DType::kFloat32, device);
+        }
         // This rank's window [begin, begin + shard) of the bucket, cut at
         // parameter boundaries.
         const int64_t begin = dp->rank() * shard;
@@ -129,12 +144,16 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
           const int64_t lo = std::max(start, begin);
           const int64_t hi = std::min(start + n, begin + shard);
           if (lo < hi) {
+            const Tensor value = reducer->zero_stage_ == 3
+                                     ? bucket.value_shard.Slice(0, lo - begin, hi - lo)
+                                     : Tensor();
             reducer->owned_.push_back({.param = p,
                                        .offset = lo - start,
                                        .length = hi - lo,
                                        .grad = bucket.shard.Slice(0, lo - begin, hi - lo),
                                        .bucket = static_cast<int>(reducer->buckets_.size()),
-                                       .shard_offset = lo - begin});
+                                       .shard_offset = lo - begin,
+                                       .value = value});
           }
           start += n;
         }
@@ -204,6 +223,9 @@ void GradientReducer::Start(int bucket) {
 
 void GradientReducer::Poll() {
   for (auto& handle : pending_) handle->Progress();
+  for (GradientBucket& b : buckets_) {
+    if (b.gather != nullptr) b.gather->Progress();
+  }
   for (InFlight& f : in_flight_) f.handle->Progress();
 }
 
@@ -302,7 +324,9 @@ absl::Status GradientReducer::Finish() {
 }
 
 absl::Status GradientReducer::GatherParameters(const ExecContext& ctx) {
-  if (zero_stage_ == 0) return absl::OkStatus();
+  // Stage 3: the optimizer updated the value shards themselves; layers
+  // gather them when they need them.
+  if (zero_stage_ == 0 || zero_stage_ == 3) return absl::OkStatus();
   // Send buffers (transient, 1 / dp of the buckets): the owned values, zero
   // padding. The shards keep the reduced gradients (GatherGradients).
   std::vector<Tensor> send;
@@ -364,6 +388,134 @@ absl::Status GradientReducer::GatherGradients() {
   absl::Status status;
   for (auto& handle : gathers) status.Update(handle->Wait());
   return status;
+}
+
+std::vector<int> GradientReducer::BucketsOf(const ParameterList& params) const {
+  std::vector<int> buckets;
+  for (const Parameter* p : params) {
+    const auto it = value_bucket_of_.find(p);
+    if (it != value_bucket_of_.end()) buckets.push_back(it->second);
+  }
+  std::sort(buckets.begin(), buckets.end());
+  buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+  return buckets;
+}
+
+absl::Status GradientReducer::ShardParameters() {
+  if (zero_stage_ != 3 || values_sharded_) return absl::OkStatus();
+  for (const OwnedWindow& w : owned_) {
+    ops::Copy(*options_.ctx, w.param->value.Flatten().Slice(0, w.offset, w.length), w.value);
+  }
+  for (GradientBucket& b : buckets_) {
+    for (Parameter* p : b.params) p->value = NoTensor();
+  }
+  values_sharded_ = true;
+  return absl::OkStatus();
+}
+
+void GradientReducer::StartGather(int bucket) {
+  GradientBucket& b = buckets_[bucket];
+  if (b.gathered.defined()) return;  // Gathered or in flight.
+  b.gathered = Tensor::Empty({b.value_shard.numel() * dp_size_}, DType::kFloat32,
+                             b.value_shard.device());
+  if (log_ != nullptr) log_->push_back(absl::StrCat("gather ", bucket));
+  b.gather = dp_->AllGatherAsync(AsCommBuffer(b.value_shard), AsCommBuffer(b.gathered));
+}
+
+absl::Status GradientReducer::CompleteGather(int bucket) {
+  GradientBucket& b = buckets_[bucket];
+  if (b.gather == nullptr) return absl::OkStatus();
+  const absl::Status status = b.gather->Wait();
+  b.gather.reset();
+  RETURN_IF_ERROR(status);
+  int64_t offset = 0;
+  for (Parameter* p : b.params) {
+    const int64_t n = p->grad.numel();
+    p->value = b.gathered.Slice(0, offset, n).Reshape(p->grad.shape());
+    offset += n;
+  }
+  return absl::OkStatus();
+}
+
+void GradientReducer::Release(int bucket) {
+  GradientBucket& b = buckets_[bucket];
+  if (b.gather != nullptr) {
+    b.gather->Wait().IgnoreError();
+    b.gather.reset();
+  }
+  for (Parameter* p : b.params) p->value = NoTensor();
+  b.gathered = NoTensor();
+  if (log_ != nullptr) log_->push_back(absl::StrCat("release ", bucket));
+}
+
+void GradientReducer::PrefetchParameters(const ParameterList& params) {
+  if (!values_sharded_) return;
+  for (int k : BucketsOf(params)) {
+    GradientBucket& b = buckets_[k];
+    ++b.users;
+    ++b.prefetched;
+    StartGather(k);
+  }
+}
+
+absl::Status GradientReducer::NeedParameters(const ParameterList& params) {
+  if (!values_sharded_) return absl::OkStatus();
+  const std::vector<int> buckets = BucketsOf(params);
+  for (int k : buckets) {
+    GradientBucket& b = buckets_[k];
+    if (b.prefetched > 0) {
+      --b.prefetched;  // The Prefetch's count stands for this Need.
+    } else {
+      ++b.users;
+    }
+    StartGather(k);
+  }
+  absl::Status status;
+  for (int k : buckets) status.Update(CompleteGather(k));
+  return status;
+}
+
+void GradientReducer::DoneWithParameters(const ParameterList& params) {
+  if (!values_sharded_) return;
+  for (int k : BucketsOf(params)) {
+    GradientBucket& b = buckets_[k];
+    TRIDENT_CHECK(b.users > 0) << "DoneWithParameters without a matching Need (bucket " << k
+                               << ")";
+    if (--b.users == 0) Release(k);
+  }
+  Poll();
+}
+
+absl::Status GradientReducer::GatherAllParameters() {
+  if (!values_sharded_) return absl::OkStatus();
+  ParameterList all;
+  for (const GradientBucket& b : buckets_) all.insert(all.end(), b.params.begin(), b.params.end());
+  return NeedParameters(all);
+}
+
+void GradientReducer::ReleaseAllParameters() {
+  if (!values_sharded_) return;
+  ParameterList all;
+  for (const GradientBucket& b : buckets_) all.insert(all.end(), b.params.begin(), b.params.end());
+  DoneWithParameters(all);
+}
+
+int64_t GradientReducer::parameter_bytes() const {
+  int64_t bytes = 0;
+  for (const GradientBucket& b : buckets_) {
+    if (b.value_shard.defined()) bytes += b.value_shard.nbytes();
+    if (b.gathered.defined()) bytes += b.gathered.nbytes();
+    if (!values_sharded_) {
+      for (const Parameter* p : b.params) bytes += p->value.defined() ? p->value.nbytes() : 0;
+    }
+  }
+  return bytes;
+}
+
+int GradientReducer::gathered_buckets() const {
+  int n = 0;
+  for (const GradientBucket& b : buckets_) n += b.gathered.defined() ? 1 : 0;
+  return n;
 }
 
 int64_t GradientReducer::gradient_bytes() const {

@@ -64,9 +64,9 @@ struct BucketOptions {
   double bucket_mb = 25;
   // Start each bucket's reduction as soon as its gradients are final.
   bool overlap = true;
-  // ZeRO stage (0, 1 or 2; see "ZeRO" below). Ignored when dp is 1.
+  // ZeRO stage (0 to 3; see "ZeRO" below). Ignored when dp is 1.
   int zero_stage = 0;
-  // Where stage 2 zeroes and accumulates its buffers (required for stage 2).
+  // Where stages 2 and 3 zero and accumulate their buffers (required for them).
   const ExecContext* ctx = nullptr;
 };
 
@@ -102,6 +102,30 @@ struct BucketOptions {
 // with the number of layers (bench/dp/README.md measures it). Outside a W,
 // the parameters' grads are stale views: read the gradients through the
 // owned windows, or call GatherGradients.
+//
+// ZeRO stage 3 (Rajbhandari et al. 2020; DeepSpeed stage 3, FSDP): stage 2,
+// and the parameter values are sharded too, with the same windows. After
+// ShardParameters a rank keeps only `value_shard` of every bucket (its window
+// of the bucket's flat values: exactly the elements its optimizer updates, so
+// the post-step all-gather of stages 1 and 2 disappears) and every
+// Parameter's `value` is an undefined tensor. The model brackets each use of
+// a layer's values (forward F and input-gradient B; the weight-gradient W
+// reads activations only) with NeedParameters / DoneWithParameters and
+// announces the next layer with PrefetchParameters before computing the
+// current one. Need all-gathers (asynchronously when prefetched) every bucket
+// holding one of the parameters into a transient full buffer whose views
+// become the values; Done releases a bucket when no layer uses it any more
+// (a count per bucket: a bucket may hold parts of two layers). So a rank
+// holds 1 / dp of the values (plus the last shard's padding) and, at any time,
+// the buckets of the layer being computed and of the one prefetched. Buckets
+// are cut by size, not at layer boundaries: with buckets much larger than a
+// layer the gathered set grows accordingly (choose grad_bucket_mb about a
+// layer's size). The gathers are issued in the same order on every replica
+// because the replicas of a dp group run the same schedule. Between F and B
+// of one micro-batch the layer is gathered again (as DeepSpeed and FSDP with
+// reshard_after_forward do): 2 all-gathers of the values per micro-batch and
+// one reduce-scatter of the gradients, i.e. 1.5x the bytes of an all-reduce
+// for one micro-batch.
 struct OwnedWindow {
   Parameter* param = nullptr;
   int64_t offset = 0;  // First element, in the parameter's flat index.
@@ -109,6 +133,10 @@ struct OwnedWindow {
   Tensor grad;  // The dp-summed gradient of those elements (a view of a shard).
   int bucket = 0;
   int64_t shard_offset = 0;  // Where `grad` starts in the bucket's shard.
+  // ZeRO 3: the owned values (a view of the bucket's value_shard), which the
+  // optimizer updates in place. Undefined under stages 1 and 2 (the values
+  // are the parameter's own).
+  Tensor value;
 };
 
 struct GradientBucket {
@@ -120,6 +148,13 @@ struct GradientBucket {
   Tensor shard;
   // ZeRO 2: the bucket has no buffer of its own (bound from the pool per W).
   bool pooled = false;
+  // ZeRO 3: this rank's window of the flat values [padded_numel / dp], and,
+  // while a layer uses the bucket, the gathered values [padded_numel].
+  Tensor value_shard;
+  Tensor gathered;
+  int users = 0;        // Need/Prefetch calls not yet matched by Done.
+  int prefetched = 0;   // Prefetch calls not yet consumed by a Need.
+  std::unique_ptr<comm::CommHandle> gather;  // In flight.
 };
 
 class GradientReducer {
@@ -155,6 +190,26 @@ class GradientReducer {
   // of `params` / has written them, in any micro-batch's W.
   void LayerStarting(const ParameterList& params);
   void LayerDone(const ParameterList& params);
+
+  // ZeRO stage 3 (no-ops otherwise). ShardParameters keeps this rank's
+  // window of every value (the parameters' current values) and drops the
+  // parameters' own tensors; call once, after the optimizer took its windows
+  // and before the first forward. Prefetch starts the all-gathers of the
+  // buckets holding `params`; Need makes their values usable (starting and
+  // waiting as needed); every Prefetch and every Need is matched by one Done,
+  // after which buckets nobody uses are freed. GatherAllParameters /
+  // ReleaseAllParameters bracket whole-model reads (export); collective.
+  absl::Status ShardParameters();
+  void PrefetchParameters(const ParameterList& params);
+  absl::Status NeedParameters(const ParameterList& params);
+  void DoneWithParameters(const ParameterList& params);
+  absl::Status GatherAllParameters();
+  void ReleaseAllParameters();
+  // Bytes of parameter values this rank holds now: under stage 3 the value
+  // shards and the gathered buckets; otherwise every parameter's value.
+  int64_t parameter_bytes() const;
+  // Buckets whose values are gathered now (stage 3).
+  int gathered_buckets() const;
 
   // Starts every bucket not started yet, in order, then waits for all of
   // them. Returns the first failure.
@@ -196,6 +251,13 @@ class GradientReducer {
   void ReduceBound(int bucket);
   absl::Status CompleteOldest();
   int AcquirePooled();
+  // ZeRO 3.
+  std::vector<int> BucketsOf(const ParameterList& params) const;
+  void StartGather(int bucket);
+  absl::Status CompleteGather(int bucket);
+  void Release(int bucket);
+  absl::flat_hash_map<const Parameter*, int> value_bucket_of_;  // Every parameter.
+  bool values_sharded_ = false;
   int64_t max_padded_ = 0;
 
   comm::Communicator* dp_;

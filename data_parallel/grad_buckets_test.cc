@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "core/comm/local/local_world.h"
@@ -79,13 +80,13 @@ TEST(GradientReducer, FillsBucketsInReverseOrderOfUseAndPadsToDp) {
 
 TEST(GradientReducer, RejectsZeroStagesItDoesNotImplement) {
   auto params = MakeParams({4});
-  for (int stage : {-1, 3, 4}) {
+  for (int stage : {-1, 4}) {
     auto reducer =
         GradientReducer::Create(ListOf(params), {}, nullptr, {.bucket_mb = 1, .zero_stage = stage});
     ASSERT_FALSE(reducer.ok());
     EXPECT_EQ(reducer.status().message(),
               absl::StrCat("zero_stage=", stage,
-                           ": the gradient reducer implements ZeRO stages 0, 1 and 2"));
+                           ": the gradient reducer implements ZeRO stages 0 to 3"));
   }
 }
 
@@ -255,6 +256,85 @@ TEST(GradientReducer, ZeroStage2AccumulatesMicroBatchesInShardsFromAPool) {
                 }
                 return absl::OkStatus();
               }).ok());
+}
+
+// ZeRO stage 3 on 2 and 4 replicas: after ShardParameters a rank holds only
+// its window of every bucket's values (1 / dp, to the padding), the
+// parameters none; a layer's Need gathers its buckets (its values are the
+// owners' windows, including what the optimizer wrote there), Prefetch starts
+// the next layer's gather ahead, and Done frees a bucket no layer uses.
+TEST(GradientReducer, ZeroStage3KeepsAWindowOfTheValuesAndGathersPerLayer) {
+  for (int dp : {2, 4}) {
+    SCOPED_TRACE(::testing::Message() << "dp " << dp);
+    ASSERT_TRUE(comm::RunLocalRanks(dp, [&](int, comm::Communicator& world) -> absl::Status {
+      const ExecContext ctx = ExecContext::Cpu();
+      // 10 layers of 2 parameters (130 + 70): buckets of 256 straddle layers.
+      std::vector<int64_t> sizes;
+      for (int l = 0; l < 10; ++l) sizes.insert(sizes.end(), {130, 70});
+      auto params = MakeParams(sizes);
+      ParameterList list = ListOf(params);
+      for (size_t k = 0; k < params.size(); ++k) {
+        float* v = params[k]->value.data<float>();
+        for (int64_t i = 0; i < params[k]->value.numel(); ++i) v[i] = 1000.0f * k + i;
+      }
+      auto made = GradientReducer::Create(list, {}, &world,
+                                          {.bucket_mb = kBucketMb, .zero_stage = 3, .ctx = &ctx});
+      if (!made.ok()) return made.status();
+      GradientReducer& reducer = **made;
+      std::vector<std::string> log;
+      reducer.set_event_log(&log);
+      if (absl::Status st = reducer.ShardParameters(); !st.ok()) return st;
+      int64_t padded = 0;
+      for (const GradientBucket& b : reducer.buckets()) padded += b.value_shard.numel() * dp;
+      const int64_t total = 2000;
+      // Nothing but the windows: the parameters' tensors are gone.
+      for (const Parameter* p : list) {
+        if (p->value.defined()) return absl::InternalError(p->name + " still holds its value");
+      }
+      if (reducer.parameter_bytes() * dp != padded * 4 || padded - total >= dp * 
+              static_cast<int64_t>(reducer.buckets().size())) {
+        return absl::InternalError(absl::StrCat("holds ", reducer.parameter_bytes(), " bytes"));
+      }
+      // The optimizer's view: each owned window's values; add 1.
+      for (const OwnedWindow& w : reducer.owned_windows()) {
+        std::vector<float> v = w.value.ToVector<float>();
+        for (float& x : v) x += 1.0f;
+        w.value.CopyFrom(v);
+      }
+      // A forward: layer l needed, l + 1 prefetched, l done.
+      const auto layer = [&](int l) { return ParameterList{list[2 * l], list[2 * l + 1]}; };
+      int most = 0;
+      for (int l = 0; l < 10; ++l) {
+        if (absl::Status st = reducer.NeedParameters(layer(l)); !st.ok()) return st;
+        if (l + 1 < 10) reducer.PrefetchParameters(layer(l + 1));
+        most = std::max(most, reducer.gathered_buckets());
+        for (Parameter* p : layer(l)) {
+          const std::vector<float> v = p->value.ToVector<float>();
+          const int64_t k = std::find(list.begin(), list.end(), p) - list.begin();
+          for (size_t i = 0; i < v.size(); ++i) {
+            if (v[i] != 1000.0f * k + i + 1) {
+              return absl::InternalError(absl::StrCat(p->name, "[", i, "] = ", v[i]));
+            }
+          }
+        }
+        reducer.DoneWithParameters(layer(l));
+      }
+      if (reducer.gathered_buckets() != 0 || reducer.parameter_bytes() * dp != padded * 4) {
+        return absl::InternalError("values still gathered after the last Done");
+      }
+      for (const Parameter* p : list) {
+        if (p->value.defined()) return absl::InternalError(p->name + " kept its gathered value");
+      }
+      // Each bucket gathered once (a bucket straddling two layers stays), at
+      // most the current layer's and the next one's at a time.
+      int gathers = 0;
+      for (const std::string& e : log) gathers += absl::StartsWith(e, "gather ");
+      if (gathers != static_cast<int>(reducer.buckets().size()) || most > 4 || most < 2) {
+        return absl::InternalError(absl::StrCat(gathers, " gathers, ", most, " at once"));
+      }
+      return absl::OkStatus();
+    }).ok());
+  }
 }
 
 }  // namespace

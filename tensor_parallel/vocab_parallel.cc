@@ -81,7 +81,7 @@ absl::Status VocabParallelEmbedding::Forward(const ExecContext& ctx, const Tenso
 absl::Status VocabParallelEmbedding::BackwardWeights(const ExecContext& ctx, const Tensor& tokens,
                                                      const Tensor& dout) {
   ASSIGN_OR_RETURN(const Tensor whole, tp_.GatherSequence(ctx, dout));
-  const Tensor d_out = whole.Reshape({tokens.dim(0), tokens.dim(1), wte_.value.dim(1)});
+  const Tensor d_out = whole.Reshape({tokens.dim(0), tokens.dim(1), wte_.grad.dim(1)});
   ops::ScatterAddRows(ctx, tokens, d_out, shard_.rows.begin, wte_.grad);
   ops::PositionEmbeddingGrad(ctx, d_out, wpe_.grad);
   return absl::OkStatus();

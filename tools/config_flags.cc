@@ -33,6 +33,9 @@ ABSL_FLAG(std::optional<bool>, overlap_grad_reduce, std::nullopt,
           "start each gradient bucket's reduction during the backward (default on)");
 ABSL_FLAG(std::optional<float>, grad_bucket_mb, std::nullopt,
           "gradient bucket size in MiB of fp32 (default 25)");
+ABSL_FLAG(bool, cpu_offload, false,
+          "ZeRO-Offload: optimizer state and the AdamW update on the host (needs --zero_stage "
+          ">= 1)");
 
 namespace trident::tools {
 
@@ -66,6 +69,7 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
   overrides.zero_stage = absl::GetFlag(FLAGS_zero_stage);
   overrides.overlap_grad_reduce = absl::GetFlag(FLAGS_overlap_grad_reduce);
   overrides.grad_bucket_mb = absl::GetFlag(FLAGS_grad_bucket_mb);
+  if (absl::GetFlag(FLAGS_cpu_offload)) overrides.cpu_offload = true;
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, config.mutable_layout()));
   RETURN_IF_ERROR(topology::DeriveMicroBatches(config.mutable_layout()));
   return config;

@@ -5,7 +5,7 @@
 // runs the model (//tools:train, //tools:bubble_profile): --config, --seed and
 // the layout overrides (--tp, --pp, --dp, --micro_batches, --micro_batch_size,
 // --global_batch_size, --virtual_stages, --schedule, --sequence_parallel,
-// --zero_stage, --overlap_grad_reduce, --grad_bucket_mb).
+// --zero_stage, --overlap_grad_reduce, --grad_bucket_mb, --cpu_offload).
 
 #include <string>
 

@@ -49,7 +49,7 @@ std::string LayoutToText(const ParallelLayout& layout) {
 bool LayoutOverrides::empty() const {
   return !tp && !pp && !dp && !micro_batches && !micro_batch_size && !global_batch_size &&
          !virtual_stages && !schedule && !sequence_parallel && !zero_stage &&
-         !overlap_grad_reduce && !grad_bucket_mb && !rank_order && !recompute &&
+         !overlap_grad_reduce && !grad_bucket_mb && !cpu_offload && !rank_order && !recompute &&
          !gradient_compression;
 }
 
@@ -76,6 +76,7 @@ absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* la
   if (overrides.zero_stage) result.set_zero_stage(*overrides.zero_stage);
   if (overrides.overlap_grad_reduce) result.set_overlap_grad_reduce(*overrides.overlap_grad_reduce);
   if (overrides.grad_bucket_mb) result.set_grad_bucket_mb(*overrides.grad_bucket_mb);
+  if (overrides.cpu_offload) result.set_cpu_offload(*overrides.cpu_offload);
   if (overrides.rank_order) result.set_rank_order(*overrides.rank_order);
   if (overrides.recompute) {
     ASSIGN_OR_RETURN(Recompute::Policy policy, ParseRecomputeName(*overrides.recompute));

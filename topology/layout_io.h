@@ -46,6 +46,7 @@ struct LayoutOverrides {
   std::optional<int> zero_stage;
   std::optional<bool> overlap_grad_reduce;
   std::optional<float> grad_bucket_mb;
+  std::optional<bool> cpu_offload;
   std::optional<std::string> rank_order;            // e.g. "tp-dp-pp".
   std::optional<std::string> recompute;             // "none", "selective", "full".
   std::optional<std::string> gradient_compression;  // "none", "bf16", "topk", "int8".

@@ -235,6 +235,7 @@ TEST(ApplyOverridesTest, OverridesOnlyTheGivenFields) {
   overrides.schedule = "interleaved";
   overrides.sequence_parallel = true;
   overrides.zero_stage = 0;  // Explicitly back to the default.
+  overrides.cpu_offload = true;
   overrides.rank_order = "tp-pp-dp";
   overrides.recompute = "full";
   overrides.gradient_compression = "bf16";
@@ -250,6 +251,7 @@ TEST(ApplyOverridesTest, OverridesOnlyTheGivenFields) {
   EXPECT_TRUE(layout.sequence_parallel());
   EXPECT_EQ(layout.zero_stage(), 0);
   EXPECT_TRUE(layout.has_zero_stage());
+  EXPECT_TRUE(layout.cpu_offload());
   EXPECT_EQ(layout.rank_order(), "tp-pp-dp");
   EXPECT_EQ(layout.recompute(), Recompute::FULL);
   EXPECT_EQ(layout.gradient_compression(), GradientCompression::BF16);

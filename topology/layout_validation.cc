@@ -172,10 +172,21 @@ absl::Status CheckSequenceParallel(const ParallelLayout& l, const ModelDimension
 }
 
 absl::Status CheckZero(const ParallelLayout& l) {
-  if (l.zero_stage() >= 0 && l.zero_stage() <= 3) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "zero_stage=", l.zero_stage(),
-      " must be in 0..3 (0 off, 1 shards optimizer state, 2 also gradients, 3 also parameters)"));
+  if (!(l.zero_stage() >= 0 && l.zero_stage() <= 3)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "zero_stage=", l.zero_stage(),
+        " must be in 0..3 (0 off, 1 shards optimizer state, 2 also gradients, 3 also parameters)"));
+  }
+  // ZeRO-Offload moves the rank's ZeRO shard of the optimizer state to the
+  // host (as DeepSpeed's offload_optimizer, a ZeRO stage 1-3 option): each
+  // rank's host memory and host AdamW work then shrink with dp.
+  if (l.cpu_offload() && l.zero_stage() < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cpu_offload=true needs zero_stage >= 1, got zero_stage=", l.zero_stage(),
+        " (what is offloaded is the rank's ZeRO shard of the optimizer state; with "
+        "data_parallel=1 that is the whole state)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckGradients(const ParallelLayout& l) {

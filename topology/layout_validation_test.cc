@@ -323,6 +323,17 @@ TEST(ValidateLayoutTest, ZeroStageInRange) {
   EXPECT_THAT(Violation(layout, 1, Model()), HasSubstr("zero_stage=-1 must be in 0..3"));
 }
 
+TEST(ValidateLayoutTest, CpuOffloadNeedsAZeroStage) {
+  ParallelLayout layout;
+  layout.set_cpu_offload(true);
+  EXPECT_THAT(Violation(layout, 1, Model()),
+              HasSubstr("cpu_offload=true needs zero_stage >= 1, got zero_stage=0"));
+  for (int stage : {1, 2, 3}) {
+    layout.set_zero_stage(stage);
+    EXPECT_TRUE(ValidateLayout(layout, 1, Model()).ok()) << stage;
+  }
+}
+
 TEST(ValidateLayoutTest, TopkRatioInRange) {
   ParallelLayout layout;
   layout.set_gradient_compression(GradientCompression::TOPK);

@@ -162,7 +162,73 @@ AdamW::AdamW(ParameterList params, const AdamWSettings& settings, std::vector<Te
       exp_avg_sq_(std::move(exp_avg_sq)),
       counts_in_norm_(params_.size(), true) {}
 
+namespace {
+
+// ZeRO-Offload's staged copies between the device's tensors and the host
+// buffers (same shape, fp32). On the CPU both are host memory: a copy between
+// the two allocators' buffers. Otherwise a synchronous transfer through a
+// host vector (on a GPU: cudaMemcpyAsync to pinned memory on a side stream).
+void StageToHost(const ExecContext& ctx, const Tensor& device, const Tensor& host) {
+  if (device.device().is_cpu()) {
+    ops::Copy(ctx, device, host);
+    return;
+  }
+  host.CopyFrom(device.ToVector<float>());
+}
+
+void StageToDevice(const ExecContext& ctx, const Tensor& host, const Tensor& device) {
+  if (device.device().is_cpu()) {
+    ops::Copy(ctx, host, device);
+    return;
+  }
+  device.CopyFrom(host.ToVector<float>());
+}
+
+}  // namespace
+
+Tensor AdamW::DeviceValue(size_t k) const {
+  if (!sharded()) return params_[k]->value;
+  const StateWindow& w = windows_[k];
+  return values_sharded_ ? w.value : w.param->value.Flatten().Slice(0, w.offset, w.length);
+}
+
+Tensor AdamW::DeviceGrad(size_t k) const {
+  return sharded() ? windows_[k].grad : params_[k]->grad;
+}
+
+void AdamW::RefreshMasters(const ExecContext& ctx) {
+  for (size_t k = 0; k < host_master_.size(); ++k) {
+    StageToHost(ctx, DeviceValue(k), host_master_[k]);
+  }
+}
+
+absl::Status AdamW::OffloadToHost(const ExecContext& ctx) {
+  if (offloaded()) return absl::FailedPreconditionError("the optimizer state is already offloaded");
+  host_allocator_ = CpuAllocator::Create("optimizer/host");
+  host_ctx_ = std::make_unique<ExecContext>(ExecContext::Cpu().WithAllocator(host_allocator_));
+  const auto host_copy = [this, &ctx](const Tensor& t) {
+    Tensor h = Tensor::Empty(t.shape(), DType::kFloat32, host_allocator_);
+    StageToHost(ctx, t, h);
+    return h;
+  };
+  for (size_t k = 0; k < exp_avg_.size(); ++k) {
+    const Tensor value = DeviceValue(k);
+    host_master_.push_back(host_copy(value));
+    host_grad_.push_back(Tensor::Zeros(value.shape(), DType::kFloat32, host_allocator_));
+    exp_avg_[k] = host_copy(exp_avg_[k]);
+    exp_avg_sq_[k] = host_copy(exp_avg_sq_[k]);
+  }
+  return absl::OkStatus();
+}
+
+int64_t AdamW::host_bytes() const {
+  return host_allocator_ == nullptr ? 0 : host_allocator_->bytes_in_use();
+}
+
 absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> windows) {
+  if (offloaded()) {
+    return absl::FailedPreconditionError("ShardState after OffloadToHost: shard first");
+  }
   std::vector<Tensor> exp_avg;
   std::vector<Tensor> exp_avg_sq;
   std::vector<int> window_param;
@@ -173,7 +239,9 @@ absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> 
     }
     const Parameter& p = **it;
     if (w.offset < 0 || w.length <= 0 || w.offset + w.length > p.value.numel() ||
-        !w.grad.defined() || w.grad.numel() != w.length) {
+        !w.grad.defined() || w.grad.numel() != w.length ||
+        (w.value.defined() && w.value.numel() != w.length) ||
+        w.value.defined() != windows.front().value.defined()) {
       return absl::InvalidArgumentError(absl::StrCat("state window [", w.offset, ", +", w.length,
                                                      ") does not fit parameter '", p.name, "'"));
     }
@@ -181,6 +249,7 @@ absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> 
     exp_avg.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
     exp_avg_sq.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
   }
+  values_sharded_ = !windows.empty() && windows.front().value.defined();
   windows_ = std::move(windows);
   window_param_ = std::move(window_param);
   exp_avg_ = std::move(exp_avg);
@@ -245,10 +314,24 @@ void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale)
   options.weight_decay = settings_.weight_decay;
   options.step = step_;
   options.grad_scale = grad_scale;
+  if (offloaded()) {
+    // ZeRO-Offload: gradient out, update on the host, values back.
+    for (size_t k = 0; k < host_master_.size(); ++k) {
+      const Parameter& p = sharded() ? *windows_[k].param : *params_[k];
+      StageToHost(ctx, DeviceGrad(k), host_grad_[k]);
+      ops::AdamWStep(*host_ctx_, host_master_[k], host_grad_[k], exp_avg_[k], exp_avg_sq_[k],
+                     options, p.weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
+      StageToDevice(ctx, host_master_[k], DeviceValue(k));
+    }
+    return;
+  }
   if (sharded()) {
     for (size_t k = 0; k < windows_.size(); ++k) {
       const StateWindow& w = windows_[k];
-      ops::AdamWStep(ctx, w.param->value.Flatten().Slice(0, w.offset, w.length), w.grad,
+      ops::AdamWStep(ctx,
+                     values_sharded_ ? w.value
+                                     : w.param->value.Flatten().Slice(0, w.offset, w.length),
+                     w.grad,
                      exp_avg_[k], exp_avg_sq_[k], options,
                      w.param->weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
     }
@@ -265,14 +348,23 @@ void AdamW::AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const {
   host_copies_.clear();
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i]->name;
+    if (sharded()) {
+      if (!values_sharded_) {
+        blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
+      }
+      continue;
+    }
     blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
-    if (sharded()) continue;
     blobs.push_back(BlobOf(ExpAvgName(name), exp_avg_[i], host_copies_));
     blobs.push_back(BlobOf(ExpAvgSqName(name), exp_avg_sq_[i], host_copies_));
   }
   // ZeRO: this rank's shard of the moments, window by window.
   for (size_t k = 0; k < windows_.size(); ++k) {
     const StateWindow& w = windows_[k];
+    if (values_sharded_) {
+      blobs.push_back(BlobOf(WindowName(ParamName(w.param->name), w.offset), w.value,
+                             host_copies_));
+    }
     blobs.push_back(BlobOf(WindowName(ExpAvgName(w.param->name), w.offset), exp_avg_[k],
                            host_copies_));
     blobs.push_back(BlobOf(WindowName(ExpAvgSqName(w.param->name), w.offset), exp_avg_sq_[k],
@@ -295,7 +387,10 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
       if (!absl::StartsWith(t.name, prefix)) continue;
       absl::string_view param_name = absl::string_view(t.name).substr(prefix.size());
       // A ZeRO window's moments: "<name>@<offset>".
-      if (prefix != "param/") param_name = param_name.substr(0, param_name.rfind('@'));
+      // (and under ZeRO 3 its values).
+      if (prefix != "param/" || values_sharded_) {
+        param_name = param_name.substr(0, param_name.rfind('@'));
+      }
       if (!ours.contains(param_name)) {
         return absl::InvalidArgumentError(absl::StrCat(
             tensors.source(), " has tensor '", t.name, "' for parameter '", param_name,
@@ -313,6 +408,7 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   targets.reserve(3 * params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const std::string& name = params_[i]->name;
+    if (values_sharded_) continue;  // The windows' values, below.
     const std::vector<int64_t> shape = ShapeVector(params_[i]->value);
     std::vector<std::pair<std::string, Tensor>> wanted = {{ParamName(name), params_[i]->value}};
     if (!sharded()) {
@@ -327,10 +423,13 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   }
   for (size_t k = 0; k < windows_.size(); ++k) {
     const StateWindow& w = windows_[k];
-    for (const auto& [tensor_name, destination] :
-         {std::pair<std::string, Tensor>{WindowName(ExpAvgName(w.param->name), w.offset),
-                                         exp_avg_[k]},
-          {WindowName(ExpAvgSqName(w.param->name), w.offset), exp_avg_sq_[k]}}) {
+    std::vector<std::pair<std::string, Tensor>> wanted = {
+        {WindowName(ExpAvgName(w.param->name), w.offset), exp_avg_[k]},
+        {WindowName(ExpAvgSqName(w.param->name), w.offset), exp_avg_sq_[k]}};
+    if (values_sharded_) {
+      wanted.push_back({WindowName(ParamName(w.param->name), w.offset), w.value});
+    }
+    for (const auto& [tensor_name, destination] : wanted) {
       ASSIGN_OR_RETURN(const checkpoint::LoadedTensor* source,
                        tensors.GetExpected(tensor_name, DType::kFloat32, {w.length}));
       targets.push_back({source, destination});
@@ -347,6 +446,8 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   }
   // 3. Only now write.
   for (const Target& target : targets) CopyBytesInto(*target.source, target.destination);
+  // ZeRO-Offload: the host masters take the restored values.
+  if (offloaded()) RefreshMasters(*host_ctx_);
   step_ = step;
   host_copies_.clear();
   return absl::OkStatus();

@@ -74,6 +74,11 @@ struct StateWindow {
   int64_t offset = 0;
   int64_t length = 0;
   Tensor grad;
+  // ZeRO stage 3: the window's values, kept here and not in the parameter
+  // (whose value is undefined outside the layer's use). Then Step updates
+  // these and checkpoints hold "param/<name>@<offset>" [length] per window
+  // instead of the whole values. Undefined: the values are the parameter's.
+  Tensor value;
 };
 
 class AdamW {
@@ -97,8 +102,42 @@ class AdamW {
   // the windows' moments ("adam_m/<name>@<offset>", [length]).
   absl::Status ShardState(const ExecContext& ctx, std::vector<StateWindow> windows);
   bool sharded() const { return !windows_.empty(); }
-  // Bytes of the moments this optimizer keeps (both of them).
+  // ZeRO 3: the windows hold the values (StateWindow::value).
+  bool values_sharded() const { return values_sharded_; }
+  // Bytes of the moments this optimizer keeps (both of them), on the device
+  // or, when offloaded, on the host.
   int64_t state_bytes() const;
+
+  // ZeRO-Offload (Ren et al. 2021; layout field cpu_offload). From now on the
+  // optimizer state lives in host buffers of an allocator of its own
+  // (host_allocator(): fp32 master values, the two moments, and a staging
+  // buffer for the gradient, one set per parameter or ZeRO window) and Step
+  // runs on the host:
+  //   1. the gradient (shard) is copied device -> host staging buffer;
+  //   2. AdamW updates the host master values and moments (a host context);
+  //   3. the updated values are copied host -> device (the parameter, or the
+  //      ZeRO 3 window), where the model and the ZeRO all-gathers read them.
+  // The gradient norm is still taken on the device. The arithmetic is the
+  // same kernel on the same fp32 numbers, so results are bitwise those of
+  // the run without offload. Call after ShardState (whose windows it
+  // offloads) and before the first step; LoadState refreshes the masters.
+  //
+  // On this CPU-only build "device" and "host" are both host memory: the path
+  // is distinct (other buffers, other allocator, explicit staged copies) but
+  // the copies are memcpy. On a GPU: the host buffers would be pinned
+  // (cudaHostAlloc) so that the copies are DMA; the gradient copies would be
+  // issued asynchronously on a side stream as each bucket's reduction
+  // completes during the backward (overlapping the compute), the host Adam
+  // would be a vectorised multi-threaded CPU kernel (DeepSpeed's CPUAdam),
+  // and the value copies back would overlap the next step's first forward
+  // (or, ZeRO-Offload's delayed parameter update, run one step behind); the
+  // master copy would be fp32 while the device holds 16-bit values.
+  absl::Status OffloadToHost(const ExecContext& ctx);
+  bool offloaded() const { return host_ctx_ != nullptr; }
+  // The host allocator of the offloaded state (null before OffloadToHost).
+  const std::shared_ptr<Allocator>& host_allocator() const { return host_allocator_; }
+  // Host bytes the offloaded state takes: masters, moments, gradient staging.
+  int64_t host_bytes() const;
 
   // grad = 0 for every parameter (gradients accumulate over micro-batches).
   void ZeroGrad(const ExecContext& ctx) const;
@@ -174,6 +213,18 @@ class AdamW {
   // parameter index.
   std::vector<StateWindow> windows_;
   std::vector<int> window_param_;
+  bool values_sharded_ = false;
+  // ZeRO-Offload: per state unit (window when sharded, else parameter), the
+  // host master values and gradient staging buffer; exp_avg_/exp_avg_sq_ are
+  // then host tensors too.
+  std::shared_ptr<Allocator> host_allocator_;
+  std::unique_ptr<ExecContext> host_ctx_;
+  std::vector<Tensor> host_master_;
+  std::vector<Tensor> host_grad_;
+  // The device value and gradient of state unit k.
+  Tensor DeviceValue(size_t k) const;
+  Tensor DeviceGrad(size_t k) const;
+  void RefreshMasters(const ExecContext& ctx);
   int64_t step_ = 0;
   // Host copies of device tensors for AppendStateBlobs.
   mutable std::vector<std::vector<float>> host_copies_;

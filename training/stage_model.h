@@ -102,6 +102,11 @@ class StageModel : public pipeline::PipelineStage {
     std::function<void()> after_weight_pass;
   };
   void SetGradientHooks(GradientHooks hooks) { hooks_ = std::move(hooks); }
+  // ZeRO stage 3: every chunk asks for its layers' values through these
+  // (transformer::GptStage::ParameterHooks).
+  void SetParameterHooks(const transformer::GptStage::ParameterHooks& hooks) {
+    for (auto& chunk : chunks_) chunk->SetParameterHooks(hooks);
+  }
 
   // pipeline::PipelineStage.
   std::vector<int64_t> InputShape(int chunk, int mb) const override;

@@ -91,14 +91,29 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   if (runner->reducer_->zero_stage() > 0) {
     std::vector<StateWindow> windows;
     for (const data_parallel::OwnedWindow& w : runner->reducer_->owned_windows()) {
-      windows.push_back({.param = w.param, .offset = w.offset, .length = w.length, .grad = w.grad});
+      windows.push_back({.param = w.param,
+                         .offset = w.offset,
+                         .length = w.length,
+                         .grad = w.grad,
+                         .value = w.value});
     }
     RETURN_IF_ERROR(runner->optimizer_->ShardState(ctx, std::move(windows)));
+    // ZeRO 3: from here on the values live in the windows (the optimizer
+    // updates them there) and layers gather them per use.
+    RETURN_IF_ERROR(runner->reducer_->ShardParameters());
+    if (runner->reducer_->zero_stage() == 3) {
+      runner->model_->SetParameterHooks(
+          {.prefetch = [reducer](const ParameterList& p) { reducer->PrefetchParameters(p); },
+           .needed = [reducer](const ParameterList& p) { return reducer->NeedParameters(p); },
+           .done = [reducer](const ParameterList& p) { reducer->DoneWithParameters(p); }});
+    }
   } else if (layout.zero_stage() > 0 && rank == 0) {
     std::clog << "ZeRO stage " << layout.zero_stage()
               << " with data_parallel=1: nothing to shard, every rank keeps its whole optimizer "
                  "state\n";
   }
+  // ZeRO-Offload: this rank's (shard of the) optimizer state to the host.
+  if (layout.cpu_offload()) RETURN_IF_ERROR(runner->optimizer_->OffloadToHost(ctx));
   const NormFilter replicated = CountReplicatedOnlyOnTensorRank0(comms.tp->rank());
   const Parameter* head_copy = runner->model_->head_embedding_copy();
   runner->optimizer_->SetNormFilter([replicated, head_copy](const Parameter& p) {
@@ -213,9 +228,16 @@ absl::StatusOr<double> StepRunner::EvaluateLossSum(const Tensor& inputs, const T
 absl::StatusOr<std::vector<NamedTensor>> StepRunner::GatherSerial(bool gradients) {
   // ZeRO keeps only this replica's windows of the summed gradients.
   if (gradients) RETURN_IF_ERROR(reducer_->GatherGradients());
-  if (coordinates_.dp != 0) return std::vector<NamedTensor>();
-  return GatherModelTensors(ctx_, *model_, tp::TpGroup(comms_.tp.get()), comms_.pp.get(),
-                            config_.model().vocab_size(), gradients);
+  // ZeRO 3 keeps only this replica's windows of the values: every replica
+  // takes part in gathering them, for the duration of the export.
+  if (!gradients) RETURN_IF_ERROR(reducer_->GatherAllParameters());
+  absl::StatusOr<std::vector<NamedTensor>> tensors = std::vector<NamedTensor>();
+  if (coordinates_.dp == 0) {
+    tensors = GatherModelTensors(ctx_, *model_, tp::TpGroup(comms_.tp.get()), comms_.pp.get(),
+                                 config_.model().vocab_size(), gradients);
+  }
+  if (!gradients) reducer_->ReleaseAllParameters();
+  return tensors;
 }
 
 RankMemory StepRunner::MemoryInUse() {

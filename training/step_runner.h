@@ -22,7 +22,10 @@
 //   5. the global gradient norm: squared norms summed over the model-parallel
 //      group (tp x pp), parameters replicated over tp counted on tp rank 0
 //      only and the head's embedding copy not at all;
-//   6. AdamW with clipping folded in.
+//   6. AdamW with clipping folded in (on the host with cpu_offload:
+//      training/optimizer.h, ZeRO-Offload). Under ZeRO 3 the values are
+//      sharded like the gradients: layers gather them per use
+//      (data_parallel/grad_buckets.h) and the optimizer updates the shards.
 // The step's loss is the last stage's, sent to every stage and summed over
 // data-parallel replicas in double precision.
 

@@ -570,10 +570,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
   if (options.device == "cuda") {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
   }
-  if (layout.zero_stage() > 2) {
-    return Unsupported("layout.zero_stage", absl::StrCat(layout.zero_stage()),
-                       "ZeRO stage 3 (sharded parameters) is not built yet; stages 1 and 2 are");
-  }
   if (layout.gradient_compression() != topology::GradientCompression::NONE) {
     return Unsupported("layout.gradient_compression",
                        topology::CompressionName(layout.gradient_compression()),

@@ -169,9 +169,10 @@ TEST_F(TrainerTest, ResumeGivesBitwiseTheSameLosses) {
     int tp, pp, dp = 1, zero_stage = 0;
   };
   // ZeRO stages 1 and 2: each replica saves and restores its own shard of the
-  // moments.
+  // moments; stage 3 its shard of the values too.
   for (const Layout& l : {Layout{1, 1}, Layout{2, 1}, Layout{1, 2}, Layout{1, 1, 2, 1},
-                          Layout{1, 2, 2, 1}, Layout{1, 1, 2, 2}}) {
+                          Layout{1, 2, 2, 1}, Layout{1, 1, 2, 2}, Layout{1, 1, 2, 3},
+                          Layout{2, 2, 2, 3}}) {
     SCOPED_TRACE(absl::StrCat("tp=", l.tp, " pp=", l.pp, " dp=", l.dp, " zero=", l.zero_stage));
     const auto with_layout = [&](TrainOptions options) {
       options.config.mutable_layout()->set_tensor_parallel(l.tp);
@@ -344,8 +345,6 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
       // splits nothing on one tensor-parallel rank.
       {[](TrainOptions& o) { o.config.mutable_layout()->set_sequence_parallel(true); },
        "sequence_parallel=true needs tensor_parallel > 1"},
-      {[](TrainOptions& o) { o.config.mutable_layout()->set_zero_stage(3); },
-       "ZeRO stage 3 (sharded parameters) is not built yet"},
       {[](TrainOptions& o) { o.device = "cuda"; }, "--device=cuda"},
       {[](TrainOptions& o) { o.backend = "gloo"; }, "--backend=gloo is unknown"},
   };

@@ -176,6 +176,21 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
   }
   // This rank's rows of every activation between layers.
   const int64_t local_rows = tp_.LocalRows(n);
+  // ZeRO 3: each layer's values are asked for before it runs, the next
+  // layer's prefetched, and released after it.
+  const std::vector<ParameterList> layers = Layers();
+  int layer = 0;
+  const auto enter = [&](int l) -> absl::Status {
+    if (param_hooks_.needed == nullptr) return absl::OkStatus();
+    RETURN_IF_ERROR(param_hooks_.needed(layers[l]));
+    if (l + 1 < static_cast<int>(layers.size()) && param_hooks_.prefetch != nullptr) {
+      param_hooks_.prefetch(layers[l + 1]);
+    }
+    return absl::OkStatus();
+  };
+  const auto leave = [&](int l) {
+    if (param_hooks_.done != nullptr) param_hooks_.done(layers[l]);
+  };
   Tensor x;
   if (embedding_ != nullptr) {
     TRIDENT_CHECK(input.dtype() == DType::kInt32 && input.ndim() == 2 && input.dim(0) == batch &&
@@ -185,7 +200,9 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
     x = tp_.sequence_parallel()
             ? Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator())
             : Tensor::Empty({batch, seq, hidden}, DType::kFloat32, ctx.allocator());
+    RETURN_IF_ERROR(enter(layer));
     RETURN_IF_ERROR(embedding_->Forward(ctx, input, x));
+    leave(layer++);
   } else {
     TRIDENT_CHECK(input.dim(-1) == hidden && input.numel() == local_rows * hidden)
         << "stage input must hold " << local_rows << " rows of " << hidden << " (micro-batch "
@@ -196,10 +213,13 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
   if (embedding_ != nullptr) m.tokens = input;
   m.blocks.resize(blocks_.size());
   for (size_t i = 0; i < blocks_.size(); ++i) {
+    RETURN_IF_ERROR(enter(layer));
     RETURN_IF_ERROR(blocks_[i]->Forward(ctx, x, batch, seq, &m.blocks[i]));
+    leave(layer++);
     x = m.blocks[i].output;
   }
   if (!spec_.has_head) return x;
+  RETURN_IF_ERROR(enter(layer));
 
   HeadActivations& h = m.head;
   h.input = x;
@@ -214,6 +234,7 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
   h.logsumexp = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
   RETURN_IF_ERROR(
       loss_->Forward(ctx, head_wte_->value, h.ln_out, h.targets, h.logits, losses, h.logsumexp));
+  leave(layer);
   h.loss_sum = ops::Sum(ctx, losses);
   h.loss_tokens = ops::CountTargets(ctx, h.targets, kIgnoreIndex);
   return Tensor();
@@ -246,8 +267,25 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
         absl::StrCat("backward of micro-batch ", mb, " twice"));
   }
   const int64_t hidden = config_.hidden_size();
+  // ZeRO 3: the layers run from the last to the first block (the embedding's
+  // input gradient is not computed), each prefetching the one before it.
+  const std::vector<ParameterList> layers = Layers();
+  const int first_block = embedding_ != nullptr ? 1 : 0;
+  int layer = static_cast<int>(layers.size()) - 1;
+  const auto enter = [&](int l) -> absl::Status {
+    if (param_hooks_.needed == nullptr) return absl::OkStatus();
+    RETURN_IF_ERROR(param_hooks_.needed(layers[l]));
+    if (l - 1 >= first_block && param_hooks_.prefetch != nullptr) {
+      param_hooks_.prefetch(layers[l - 1]);
+    }
+    return absl::OkStatus();
+  };
+  const auto leave = [&](int l) {
+    if (param_hooks_.done != nullptr) param_hooks_.done(layers[l]);
+  };
   Tensor dy;
   if (spec_.has_head) {
+    RETURN_IF_ERROR(enter(layer));
     HeadActivations& h = m->head;
     const int64_t local_rows = h.input.numel() / hidden;
     h.d_ln_out = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
@@ -256,6 +294,7 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
     dy = Tensor::Empty(h.input.shape(), DType::kFloat32, ctx.allocator());
     final_ln_->BackwardInput(ctx, h.input.Reshape({local_rows, hidden}), h.ln, h.d_ln_out,
                              dy.Reshape({local_rows, hidden}));
+    leave(layer--);
   } else {
     TRIDENT_CHECK(grad_output.defined() && grad_output.dim(-1) == hidden)
         << "stage output gradient must be shaped like the stage output, got "
@@ -264,7 +303,9 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
   }
   for (size_t i = blocks_.size(); i-- > 0;) {
     Tensor dx;
+    RETURN_IF_ERROR(enter(layer));
     RETURN_IF_ERROR(blocks_[i]->BackwardInput(ctx, dy, &m->blocks[i], &dx));
+    leave(layer--);
     dy = dx;
   }
   m->backward_input_done = true;
@@ -317,6 +358,17 @@ absl::Status GptStage::BackwardWeights(const ExecContext& ctx, int mb,
   }
   stash_.erase(mb);
   return absl::OkStatus();
+}
+
+std::vector<ParameterList> GptStage::Layers() {
+  std::vector<ParameterList> layers;
+  if (embedding_ != nullptr) layers.push_back({&embedding_->wte(), &embedding_->wpe()});
+  for (auto& block : blocks_) {
+    layers.emplace_back();
+    block->AppendParameters(layers.back());
+  }
+  if (spec_.has_head) layers.push_back({&final_ln_->weight(), &final_ln_->bias(), head_wte_});
+  return layers;
 }
 
 ParameterList GptStage::SequenceParallelPartials() {

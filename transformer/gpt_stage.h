@@ -119,6 +119,27 @@ class GptStage {
                                const LayerDoneCallback& layer_starting,
                                const LayerDoneCallback& layer_done);
 
+  // ZeRO stage 3 (data_parallel/grad_buckets.h): parameter values exist only
+  // while a layer uses them. Forward and BackwardInput bracket each layer's
+  // use of its values (the embedding, each block, the head: final LayerNorm
+  // and the tied wte) with `needed` (must make the values usable; its error
+  // fails the pass) and `done`, and call `prefetch` with the next layer to run
+  // (forward: the following one, input-gradient: the preceding block) right
+  // after `needed`, before computing: each prefetch is followed by that
+  // layer's `needed` in the same pass. BackwardWeights reads activations and
+  // gradients only, so it asks for nothing. Each may be null.
+  using ParameterHook = std::function<absl::Status(const ParameterList&)>;
+  struct ParameterHooks {
+    LayerDoneCallback prefetch;
+    ParameterHook needed;
+    LayerDoneCallback done;
+  };
+  void SetParameterHooks(ParameterHooks hooks) { param_hooks_ = std::move(hooks); }
+
+  // The parameters of each layer whose values a pass uses, in forward order
+  // (the hooks' units): the embedding, each block, the head.
+  std::vector<ParameterList> Layers();
+
   // Sequence parallelism leaves the gradients of the LayerNorms (ln_1, ln_2 of
   // every block, ln_f) summed over this rank's tokens only. Call once per step,
   // after every micro-batch's BackwardWeights and before the data-parallel
@@ -196,6 +217,7 @@ class GptStage {
   Parameter* head_wte_ = nullptr;
   Parameter head_wte_copy_;
   absl::flat_hash_map<int, MicroBatch> stash_;
+  ParameterHooks param_hooks_;
 };
 
 }  // namespace trident::transformer

@@ -10,16 +10,26 @@
 //     reduce-scatter and again for all-gather under ZeRO 1; m reduce-scatters
 //     and one all-gather under ZeRO 2), and the ring's wire bytes per rank
 //     (2 (d - 1) / d x buckets for ZeRO 0 and 1, (m + 1) (d - 1) / d for 2);
-//   - gradient and optimizer-state bytes per rank.
+//   - gradient and optimizer-state bytes per rank;
+//   - ZeRO 3: parameter bytes per rank between steps (the value shards) and
+//     the most gathered at once during a step (from the reducer's event
+//     log), and the wire bytes against the analytic 1.5 x m x plain
+//     all-reduce (per micro-batch an all-gather of the values for F, another
+//     for B, a reduce-scatter of the gradients: 3 (d - 1) / d x buckets).
 // All in one run, so the figures share the machine's state.
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "core/comm/local/local_world.h"
@@ -39,6 +49,8 @@ ABSL_FLAG(int, seq, 128, "tokens per sequence");
 ABSL_FLAG(int, micro_batches, 2, "micro-batches per replica and step");
 ABSL_FLAG(double, bucket_mb, 1.0, "gradient bucket size in MiB");
 ABSL_FLAG(int, steps, 5, "timed steps per configuration (after one warm-up step)");
+ABSL_FLAG(std::vector<std::string>, zero_stages, std::vector<std::string>({"0", "1", "2", "3"}),
+          "ZeRO stages to measure");
 
 namespace trident {
 namespace {
@@ -50,6 +62,8 @@ struct Measured {
   int64_t bucket_bytes = 0;   // Padded buckets, rank 0.
   int64_t gradient_bytes = 0;
   int64_t state_bytes = 0;
+  int64_t parameter_bytes = 0;      // Between steps.
+  int64_t peak_gathered_bytes = 0;  // ZeRO 3, during a step.
 };
 
 double Median(std::vector<double> v) {
@@ -92,10 +106,28 @@ absl::StatusOr<Measured> Run(int dp, int zero_stage, bool overlap) {
                               config.model().vocab_size(), &inputs, &targets);
       RETURN_IF_ERROR(world.Barrier());
       comms.dp->ResetStats();
+      std::vector<std::string> log;
+      if (step == 0) runner->gradient_reducer().set_event_log(&log);
       const absl::Time start = absl::Now();
       RETURN_IF_ERROR(runner->TrainStep(step, inputs, targets, batch.tokens_per_step()).status());
       if (step > 0) step_times.push_back(absl::ToDoubleSeconds(absl::Now() - start));
       if (step == 0 && rank == 0) result.dp_stats = comms.dp->stats();
+      if (step == 0) {
+        runner->gradient_reducer().set_event_log(nullptr);
+        // ZeRO 3: the most gathered values held at once.
+        const auto& buckets = runner->gradient_reducer().buckets();
+        int64_t held = 0;
+        std::set<int> gathered;
+        for (const std::string& e : log) {
+          int k = 0;
+          if (absl::StartsWith(e, "gather ") && absl::SimpleAtoi(e.substr(7), &k)) {
+            if (gathered.insert(k).second) held += buckets[k].value_shard.nbytes() * dp;
+          } else if (absl::StartsWith(e, "release ") && absl::SimpleAtoi(e.substr(8), &k)) {
+            if (gathered.erase(k) > 0) held -= buckets[k].value_shard.nbytes() * dp;
+          }
+          if (rank == 0) result.peak_gathered_bytes = std::max(result.peak_gathered_bytes, held);
+        }
+      }
     }
     // The same buckets reduced with nothing else running.
     data_parallel::GradientReducer& reducer = runner->gradient_reducer();
@@ -115,6 +147,7 @@ absl::StatusOr<Measured> Run(int dp, int zero_stage, bool overlap) {
       }
       result.gradient_bytes = reducer.gradient_bytes();
       result.state_bytes = runner->optimizer().state_bytes();
+      result.parameter_bytes = reducer.parameter_bytes();
     }
     return absl::OkStatus();
   }));
@@ -127,7 +160,12 @@ int Main() {
               absl::GetFlag(FLAGS_layers), absl::GetFlag(FLAGS_hidden), absl::GetFlag(FLAGS_seq),
               absl::GetFlag(FLAGS_micro_batches), absl::GetFlag(FLAGS_bucket_mb));
   for (int dp : {2, 4}) {
-    for (int zero : {0, 1, 2}) {
+    for (const std::string& stage : absl::GetFlag(FLAGS_zero_stages)) {
+      int zero = 0;
+      if (!absl::SimpleAtoi(stage, &zero)) {
+        std::fprintf(stderr, "--zero_stages: '%s' is not a number\n", stage.c_str());
+        return 1;
+      }
       absl::StatusOr<Measured> off = Run(dp, zero, /*overlap=*/false);
       absl::StatusOr<Measured> on = Run(dp, zero, /*overlap=*/true);
       if (!off.ok() || !on.ok()) {
@@ -135,10 +173,10 @@ int Main() {
                      on.status().ToString().c_str());
         return 1;
       }
-      // Stage 2 reduces inside the backward either way (per micro-batch): no
-      // "communication alone" to compare with.
+      // Stages 2 and 3 reduce inside the backward either way (per
+      // micro-batch): no "communication alone" to compare with.
       const double hidden =
-          zero == 2 ? 0.0 : (off->step_seconds - on->step_seconds) / off->comm_seconds;
+          zero >= 2 ? 0.0 : (off->step_seconds - on->step_seconds) / off->comm_seconds;
       const comm::CommStats& s = on->dp_stats;
       const int64_t counted = s.bytes_of(comm::CommOp::kAllReduce) +
                               s.bytes_of(comm::CommOp::kReduceScatter) +
@@ -146,16 +184,31 @@ int Main() {
       // ShareLoss all-gathers dp doubles; ZeRO adds a 4-byte norm all-reduce.
       // Stage 2 reduce-scatters every micro-batch's buckets.
       const int m = absl::GetFlag(FLAGS_micro_batches);
+      // Stage 3: 2 m all-gathers of the values and m reduce-scatters.
       const int64_t analytic =
-          (zero == 0 ? 1 : zero == 1 ? 2 : m + 1) * on->bucket_bytes + 8 * dp + (zero ? 4 : 0);
-      const double wire = (zero == 2 ? m + 1.0 : 2.0) * (dp - 1) / dp * on->bucket_bytes;
+          (zero == 0 ? 1 : zero == 1 ? 2 : zero == 2 ? m + 1 : 3 * m) * on->bucket_bytes +
+          8 * dp + (zero ? 4 : 0);
+      const double wire = (zero == 2 ? m + 1.0 : zero == 3 ? 3.0 * m : 2.0) * (dp - 1) / dp *
+                          on->bucket_bytes;
+      // Measured wire bytes per rank: a ring moves (d - 1) / d of every
+      // reduce-scatter's and all-gather's payload and 2 (d - 1) / d of an
+      // all-reduce's (the loss and norm's few bytes included).
+      const double measured_wire =
+          (2.0 * s.bytes_of(comm::CommOp::kAllReduce) + s.bytes_of(comm::CommOp::kReduceScatter) +
+           s.bytes_of(comm::CommOp::kAllGather)) *
+          (dp - 1) / dp;
+      const double plain_wire = 2.0 * (dp - 1) / dp * on->bucket_bytes;
       std::printf(
           "dp=%d zero=%d: step %.1f ms without overlap, %.1f ms with; gradient comm alone "
           "%.1f ms; hidden fraction %.2f\n"
-          "  dp payload per step %lld B (analytic %lld B), ring wire bytes per rank %.0f B; "
-          "gradients %lld B, AdamW state %lld B per rank\n",
+          "  dp payload per step %lld B (analytic %lld B), ring wire bytes per rank %.0f B "
+          "(analytic %.0f B, %.2fx plain all-reduce's); per rank: parameters %lld B (peak "
+          "gathered %lld B), gradients %lld B, AdamW state %lld B\n",
           dp, zero, 1e3 * off->step_seconds, 1e3 * on->step_seconds, 1e3 * off->comm_seconds,
-          hidden, static_cast<long long>(counted), static_cast<long long>(analytic), wire,
+          hidden, static_cast<long long>(counted), static_cast<long long>(analytic),
+          measured_wire, wire, measured_wire / plain_wire,
+          static_cast<long long>(on->parameter_bytes),
+          static_cast<long long>(on->peak_gathered_bytes),
           static_cast<long long>(on->gradient_bytes), static_cast<long long>(on->state_bytes));
     }
   }

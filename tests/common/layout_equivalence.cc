@@ -53,6 +53,7 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
   layout.set_overlap_grad_reduce(overlap_grad_reduce);
   layout.set_grad_bucket_mb(static_cast<float>(grad_bucket_mb));
   layout.set_zero_stage(zero_stage);
+  layout.set_cpu_offload(cpu_offload);
   return layout;
 }
 
@@ -66,6 +67,7 @@ std::string LayoutName(const topology::ParallelLayout& l) {
   if (l.sequence_parallel()) absl::StrAppend(&name, "_sp");
   if (!l.overlap_grad_reduce()) absl::StrAppend(&name, "_nooverlap");
   if (l.zero_stage() > 0) absl::StrAppend(&name, "_zero", l.zero_stage());
+  if (l.cpu_offload()) absl::StrAppend(&name, "_offload");
   if (l.grad_bucket_mb() != 25.0f) {
     absl::StrAppend(&name, "_bucket",
                     absl::StrReplaceAll(absl::StrCat(l.grad_bucket_mb()), {{".", "p"}}));
@@ -105,6 +107,25 @@ topology::ParallelLayout SerialTwin(const topology::ParallelLayout& layout) {
   return serial;
 }
 
+absl::Status RunRanks(const training::TrainConfig& config,
+                      const std::function<absl::Status(RankRun&)>& body) {
+  const topology::ParallelLayout& layout = config.layout();
+  const int world_size =
+      layout.tensor_parallel() * layout.pipeline_parallel() * layout.data_parallel();
+  ASSIGN_OR_RETURN(const topology::ProcessGrid grid,
+                   topology::ProcessGrid::Create(layout, world_size));
+  const training::BatchGeometry batch = training::BatchGeometry::Of(config);
+  return comm::RunLocalRanks(world_size, [&](int rank, comm::Communicator& world) {
+    const ExecContext ctx = ExecContext::Cpu();
+    ASSIGN_OR_RETURN(const topology::GridCommunicators comms,
+                     topology::BuildGridCommunicators(grid, world));
+    ASSIGN_OR_RETURN(std::unique_ptr<training::StepRunner> runner,
+                     training::StepRunner::Create(config, grid, rank, comms, ctx));
+    RankRun run{.rank = rank, .grid = grid, .comms = comms, .batch = batch, .runner = *runner};
+    return body(run);
+  });
+}
+
 absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
   const topology::ParallelLayout& layout = config.layout();
   const int world_size =
@@ -113,19 +134,14 @@ absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
   RETURN_IF_ERROR(topology::ValidateLayout(
       layout, world_size,
       training::ModelDimensionsFor(config.model(), config.data().seq_length())));
-  ASSIGN_OR_RETURN(const topology::ProcessGrid grid,
-                   topology::ProcessGrid::Create(layout, world_size));
-  const training::BatchGeometry batch = training::BatchGeometry::Of(config);
   const int64_t vocab = config.model().vocab_size();
   const int steps = config.steps();
   TrainedRun result;
-  RETURN_IF_ERROR(comm::RunLocalRanks(world_size, [&](int rank, comm::Communicator& world) {
-    const ExecContext ctx = ExecContext::Cpu();
-    ASSIGN_OR_RETURN(const topology::GridCommunicators comms,
-                     topology::BuildGridCommunicators(grid, world));
-    ASSIGN_OR_RETURN(std::unique_ptr<training::StepRunner> runner,
-                     training::StepRunner::Create(config, grid, rank, comms, ctx));
-    const data::RowRange rows = batch.ReplicaRows(grid.CoordinatesOf(rank).dp);
+  RETURN_IF_ERROR(RunRanks(config, [&](RankRun& r) -> absl::Status {
+    const int rank = r.rank;
+    const training::BatchGeometry& batch = r.batch;
+    training::StepRunner* runner = &r.runner;
+    const data::RowRange rows = batch.ReplicaRows(r.grid.CoordinatesOf(rank).dp);
     Tensor inputs, targets;
     for (int step = 0; step < steps; ++step) {
       training::SyntheticRows(kSeed, step, rows, batch.seq_length, vocab, &inputs, &targets);

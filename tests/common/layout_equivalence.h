@@ -21,12 +21,17 @@
 // differences are the orders of floating-point sums (all-reduce of partial
 // GEMMs, gradients accumulated over replicas), so 1e-5 is tight.
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "tests/common/serial_comparison.h"
+#include "topology/grid_communicators.h"
 #include "topology/layout.pb.h"
+#include "topology/process_grid.h"
+#include "training/batch_geometry.h"
+#include "training/step_runner.h"
 #include "training/train_config.pb.h"
 
 namespace trident::testing {
@@ -50,15 +55,16 @@ struct LayoutRow {
   // gives it one).
   bool overlap_grad_reduce = true;
   double grad_bucket_mb = 25;
-  int zero_stage = 0;  // ZeRO: optimizer state (1) and gradients (2) sharded over dp.
+  int zero_stage = 0;  // ZeRO: optimizer state (1), gradients (2), values (3) sharded over dp.
+  bool cpu_offload = false;  // ZeRO-Offload: optimizer state and update on the host.
 
   topology::ParallelLayout ToLayout() const;
 };
 
 // A readable, unique test name: "tp2_pp2_dp2_mbs1_m4_1f1b", with "_v2",
 // "_sp", "_split3x5", "_nooverlap" (gradients reduced after the backward) and
-// "_bucket0p01" (grad_bucket_mb other than 25) and "_zero1"/"_zero2" where they apply (only
-// [A-Za-z0-9_], as gtest needs).
+// "_bucket0p01" (grad_bucket_mb other than 25), "_zero1"/"_zero2"/"_zero3" and
+// "_offload" where they apply (only [A-Za-z0-9_], as gtest needs).
 std::string LayoutName(const topology::ParallelLayout& layout);
 
 // The harness's model and optimizer with `layout`: 8 layers (pp = 4 with
@@ -80,6 +86,21 @@ struct TrainedRun {
   TensorsByName params_after_last;
   double val_loss = 0;
 };
+
+// What RunRanks hands each rank: its place in the grid, its communicators
+// and its StepRunner (built from `config` as the trainer builds it).
+struct RankRun {
+  int rank = 0;
+  const topology::ProcessGrid& grid;
+  const topology::GridCommunicators& comms;
+  const training::BatchGeometry& batch;
+  training::StepRunner& runner;
+};
+
+// Runs `body` on every rank of `config`'s layout, ranks as threads of the
+// local backend; the first failure is returned.
+absl::Status RunRanks(const training::TrainConfig& config,
+                      const std::function<absl::Status(RankRun&)>& body);
 
 // Trains config.steps() steps of `config` as described above; a layout that
 // breaks a rule of topology::ValidateLayout is refused with its message.

@@ -54,47 +54,40 @@ struct RankLog {
 // One step of `row` on every rank; returns each rank's log of that step.
 std::map<int, RankLog> LogOneStep(const LayoutRow& row) {
   const training::TrainConfig config = EquivalenceConfig(row.ToLayout(), /*steps=*/1);
-  const topology::ParallelLayout& layout = config.layout();
-  const int world_size =
-      layout.tensor_parallel() * layout.pipeline_parallel() * layout.data_parallel();
-  const topology::ProcessGrid grid = *topology::ProcessGrid::Create(layout, world_size);
-  const training::BatchGeometry batch = training::BatchGeometry::Of(config);
   absl::Mutex mu;
   std::map<int, RankLog> logs;
-  const absl::Status status =
-      comm::RunLocalRanks(world_size, [&](int rank, comm::Communicator& world) -> absl::Status {
-        const ExecContext ctx = ExecContext::Cpu();
-        ASSIGN_OR_RETURN(const topology::GridCommunicators comms,
-                         topology::BuildGridCommunicators(grid, world));
-        ASSIGN_OR_RETURN(std::unique_ptr<training::StepRunner> runner,
-                         training::StepRunner::Create(config, grid, rank, comms, ctx));
-        RankLog log;
-        data_parallel::GradientReducer* reducer = &runner->gradient_reducer();
-        reducer->set_event_log(&log.events);
-        // The runner's own hooks, with the end of every W logged between them.
-        runner->model().SetGradientHooks(
-            {.gradients_final = [reducer](const ParameterList& p) { reducer->MarkFinal(p); },
-             .layer_starting = [reducer](const ParameterList& p) { reducer->LayerStarting(p); },
-             .layer_done = [reducer](const ParameterList& p) { reducer->LayerDone(p); },
-             .after_weight_pass =
-                 [reducer, &log] {
-                   log.events.push_back("W");
-                   reducer->Poll();
-                 }});
-        Tensor inputs, targets;
-        training::SyntheticRows(1, 0, batch.ReplicaRows(grid.CoordinatesOf(rank).dp),
-                                batch.seq_length, config.model().vocab_size(), &inputs, &targets);
-        RETURN_IF_ERROR(runner->TrainStep(0, inputs, targets, batch.tokens_per_step()).status());
-        // Names only: the parameters die with the runner.
-        for (const data_parallel::GradientBucket& b : reducer->buckets()) {
-          BucketNames names{.late = b.late};
-          for (const Parameter* p : b.params) names.params.push_back(p->name);
-          log.buckets.push_back(std::move(names));
-        }
-        absl::MutexLock lock(&mu);
-        logs[rank] = std::move(log);
-        return absl::OkStatus();
-      });
+  const absl::Status status = RunRanks(config, [&](RankRun& r) -> absl::Status {
+    const int rank = r.rank;
+    const topology::ProcessGrid& grid = r.grid;
+    const training::BatchGeometry& batch = r.batch;
+    training::StepRunner* runner = &r.runner;
+    RankLog log;
+    data_parallel::GradientReducer* reducer = &runner->gradient_reducer();
+    reducer->set_event_log(&log.events);
+    // The runner's own hooks, with the end of every W logged between them.
+    runner->model().SetGradientHooks(
+        {.gradients_final = [reducer](const ParameterList& p) { reducer->MarkFinal(p); },
+         .layer_starting = [reducer](const ParameterList& p) { reducer->LayerStarting(p); },
+         .layer_done = [reducer](const ParameterList& p) { reducer->LayerDone(p); },
+         .after_weight_pass =
+             [reducer, &log] {
+               log.events.push_back("W");
+               reducer->Poll();
+             }});
+    Tensor inputs, targets;
+    training::SyntheticRows(1, 0, batch.ReplicaRows(grid.CoordinatesOf(rank).dp), batch.seq_length,
+                            config.model().vocab_size(), &inputs, &targets);
+    RETURN_IF_ERROR(runner->TrainStep(0, inputs, targets, batch.tokens_per_step()).status());
+    // Names only: the parameters die with the runner.
+    for (const data_parallel::GradientBucket& b : reducer->buckets()) {
+      BucketNames names{.late = b.late};
+      for (const Parameter* p : b.params) names.params.push_back(p->name);
+      log.buckets.push_back(std::move(names));
+    }
+    absl::MutexLock lock(&mu);
+    logs[rank] = std::move(log);
+    return absl::OkStatus();
+  });
   EXPECT_TRUE(status.ok()) << status;
   return logs;
 }

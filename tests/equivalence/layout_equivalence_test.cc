@@ -124,6 +124,51 @@ std::vector<LayoutRow> ZeroRows() {
 }
 INSTANTIATE_TEST_SUITE_P(Zero, LayoutEquivalence, ::testing::ValuesIn(ZeroRows()), RowName);
 
+// ZeRO stage 3: parameter values sharded too, each layer gathered before its
+// forward and its input-gradient pass (the next one prefetched) and freed
+// after; with micro-batches, pipelines (each stage shards its own chunks over
+// its dp group), tensor parallelism (shards of the tp shard), sequence
+// parallelism (late buckets), zero-bubble and interleaved schedules. And the
+// issue's dp = 8, plain and with ZeRO 3.
+std::vector<LayoutRow> Zero3Rows() {
+  std::vector<LayoutRow> rows;
+  for (int dp : {2, 4}) {
+    for (int m : {1, 4}) {
+      rows.push_back({.dp = dp, .micro_batch_size = m == 1 ? 8 / dp : 1, .micro_batches = m,
+                      .grad_bucket_mb = 0.01, .zero_stage = 3});
+    }
+  }
+  rows.push_back({.dp = 2, .micro_batches = 4, .grad_bucket_mb = 25, .zero_stage = 3});
+  for (auto schedule : {ONE_F_ONE_B, ZERO_BUBBLE_H1}) {
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = schedule,
+                    .grad_bucket_mb = 0.01, .zero_stage = 3});
+  }
+  rows.push_back({.pp = 2, .dp = 2, .micro_batches = 4, .schedule = INTERLEAVED_1F1B,
+                  .virtual_stages = 2, .grad_bucket_mb = 0.01, .zero_stage = 3});
+  rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batch_size = 2, .micro_batches = 2,
+                  .sequence_parallel = true, .grad_bucket_mb = 0.01, .zero_stage = 3});
+  for (int zero : {0, 3}) {
+    rows.push_back({.dp = 8, .micro_batch_size = 1, .grad_bucket_mb = 0.01, .zero_stage = zero});
+  }
+  return rows;
+}
+INSTANTIATE_TEST_SUITE_P(Zero3, LayoutEquivalence, ::testing::ValuesIn(Zero3Rows()), RowName);
+
+// ZeRO-Offload: the optimizer state and update on the host, over each ZeRO
+// stage (tests/equivalence/cpu_offload_test.cc: bitwise the same as without).
+INSTANTIATE_TEST_SUITE_P(
+    CpuOffload, LayoutEquivalence,
+    ::testing::Values(LayoutRow{.dp = 2, .micro_batch_size = 4, .grad_bucket_mb = 0.01,
+                                .zero_stage = 1, .cpu_offload = true},
+                      LayoutRow{.dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01,
+                                .zero_stage = 2, .cpu_offload = true},
+                      LayoutRow{.dp = 4, .micro_batch_size = 1, .micro_batches = 2,
+                                .grad_bucket_mb = 0.01, .zero_stage = 3, .cpu_offload = true},
+                      LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4,
+                                .schedule = ZERO_BUBBLE_H1, .grad_bucket_mb = 0.01,
+                                .zero_stage = 3, .cpu_offload = true}),
+    RowName);
+
 // Pipelines: pp in {2, 4}, m in {1, p, 2p, 8}, every schedule (interleaved
 // with v = 2 where m % p == 0).
 std::vector<LayoutRow> PipelineRows() {

@@ -78,8 +78,9 @@ if command -v mpirun >/dev/null 2>&1; then
     --save= --backend=mpi --tp=2 > "$work/mpi_tp2.log" 2>&1 || { cat "$work/mpi_tp2.log"; exit 1; }
   compare mpi_tp2
   # Data parallel over processes: the overlapped bucket reduction progresses
-  # through CommHandle::Progress, and ZeRO 2 reduce-scatters per micro-batch.
-  for zero in 0 2; do
+  # through CommHandle::Progress, ZeRO 2 reduce-scatters per micro-batch and
+  # ZeRO 3 all-gathers each layer's values per use.
+  for zero in 0 2 3; do
     mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 \
       "$train" --config="$work/config.textproto" --metrics_out="$work/mpi_dp2_zero$zero.jsonl" \
       --save= --backend=mpi --dp=2 --micro_batch_size=1 --micro_batches=2 --zero_stage="$zero" \
@@ -97,6 +98,31 @@ done
 run tp2_pp2_dp2 --tp=2 --pp=2 --dp=2 --micro_batch_size=1 --micro_batches=2 \
   --export_safetensors="$work/model_3d.safetensors"
 compare tp2_pp2_dp2
+# ZeRO 3 with ZeRO-Offload in 3D; the export gathers the sharded values.
+run tp2_pp2_dp2_zero3_offload --tp=2 --pp=2 --dp=2 --micro_batch_size=1 --micro_batches=2 \
+  --zero_stage=3 --cpu_offload --export_safetensors="$work/model_3d_zero3.safetensors"
+compare tp2_pp2_dp2_zero3_offload
+cmp "$work/model_3d.safetensors" "$work/model_3d_zero3.safetensors" >/dev/null 2>&1 ||
+  /usr/bin/python3 - "$work/model_3d.safetensors" "$work/model_3d_zero3.safetensors" <<'PY'
+import json, struct, sys
+def tensors(path):
+    blob = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    h = json.loads(blob[8:8 + n]); h.pop("__metadata__", None)
+    data = blob[8 + n:]
+    return {k: struct.unpack("<%df" % ((v["data_offsets"][1] - v["data_offsets"][0]) // 4),
+                             data[v["data_offsets"][0]:v["data_offsets"][1]]) for k, v in h.items()}
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+assert a.keys() == b.keys(), set(a) ^ set(b)
+# Per tensor ||a - b|| / ||a|| (element-wise ratios would count the key
+# bias, whose gradient is rounding noise that AdamW amplifies: a gathering
+# error would be of the order of the values).
+for k in a:
+    diff = sum((x - y) ** 2 for x, y in zip(a[k], b[k])) ** 0.5
+    norm = sum(x * x for x in a[k]) ** 0.5
+    assert diff <= 1e-4 * norm, (k, diff, norm)
+print("export tp2_pp2_dp2 zero3 + offload: the same %d tensors" % len(a))
+PY
 /usr/bin/python3 - "$work/model.safetensors" "$work/model_3d.safetensors" <<'PY'
 import json, struct, sys
 def header(path):

@@ -34,17 +34,18 @@ pipeline::ScheduleKind ScheduleKindOf(topology::PipelineSchedule schedule) {
 
 namespace {
 
-// The gradient bucket size. ZeRO 2 binds a layer's buckets to pool buffers for
+// The gradient bucket size. ZeRO 2 (and 3, on the same gradient path) binds a
+// layer's buckets to pool buffers for
 // each weight pass and keeps only shards afterwards: a bucket larger than a
 // layer makes several layers' gradients (with the default 25 MiB, the whole of
-// a small model) coexist in full, several times over, so under ZeRO 2 buckets
+// a small model) coexist in full, several times over, so under ZeRO 2-3 buckets
 // are capped at a quarter of the stage's mean layer size: the pool then stays
 // near one layer. Measured on the default model (4 layers) at dp 2/4/8, ZeRO 2
 // gradient memory over ZeRO 0's: 2.50/2.25/1.12 uncapped, 1.21/0.96/0.83 at
 // one layer, 1.04/0.79/0.67 at a quarter.
 double BucketMegabytes(const topology::ParallelLayout& layout, StageModel& model) {
   const double configured = layout.grad_bucket_mb();
-  if (layout.zero_stage() != 2 || layout.data_parallel() < 2) return configured;
+  if (layout.zero_stage() < 2 || layout.data_parallel() < 2) return configured;
   int64_t elements = 0;
   for (const Parameter* p : model.parameters()) elements += p->value.numel();
   int layers = 0;
@@ -242,9 +243,9 @@ absl::StatusOr<std::vector<NamedTensor>> StepRunner::GatherSerial(bool gradients
 
 RankMemory StepRunner::MemoryInUse() {
   RankMemory memory;
-  for (const Parameter* p : model_->parameters()) {
-    memory.param_bytes += static_cast<int64_t>(p->value.nbytes());
-  }
+  // Under ZeRO 3 the values live in the reducer's shards (and whatever is
+  // gathered at the moment); otherwise in the parameters' own tensors.
+  memory.param_bytes = reducer_->parameter_bytes();
   memory.grad_bytes = reducer_->gradient_bytes();
   memory.optimizer_state_bytes = optimizer_->state_bytes();
   memory.activation_peak_bytes = model_->peak_stash_bytes();

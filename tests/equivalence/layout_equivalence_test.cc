@@ -129,7 +129,7 @@ INSTANTIATE_TEST_SUITE_P(Zero, LayoutEquivalence, ::testing::ValuesIn(ZeroRows()
 // after; with micro-batches, pipelines (each stage shards its own chunks over
 // its dp group), tensor parallelism (shards of the tp shard), sequence
 // parallelism (late buckets), zero-bubble and interleaved schedules. And the
-// issue's dp = 8, plain and with ZeRO 3.
+// issue's dp = 8, for every stage.
 std::vector<LayoutRow> Zero3Rows() {
   std::vector<LayoutRow> rows;
   for (int dp : {2, 4}) {
@@ -147,8 +147,12 @@ std::vector<LayoutRow> Zero3Rows() {
                   .virtual_stages = 2, .grad_bucket_mb = 0.01, .zero_stage = 3});
   rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batch_size = 2, .micro_batches = 2,
                   .sequence_parallel = true, .grad_bucket_mb = 0.01, .zero_stage = 3});
-  for (int zero : {0, 3}) {
-    rows.push_back({.dp = 8, .micro_batch_size = 1, .grad_bucket_mb = 0.01, .zero_stage = zero});
+  // dp = 8 for every stage, with 1 and 4 micro-batches.
+  for (int zero : {0, 1, 2, 3}) {
+    for (int m : {1, 4}) {
+      rows.push_back({.dp = 8, .micro_batch_size = 1, .micro_batches = m, .grad_bucket_mb = 0.01,
+                      .zero_stage = zero});
+    }
   }
   return rows;
 }

@@ -101,10 +101,11 @@ CONFIG
 "$train" --config="$work/long.textproto" --metrics_out="$work/cut.jsonl" \
   --save="$work/cut_ckpt" --tp=2 > "$work/cut.log" 2>&1 &
 pid=$!
-for _ in $(seq 1 200); do
+for _ in $(seq 1 1200); do  # up to 60 s on a loaded machine
   [[ -s "$work/cut.jsonl" ]] && break
   sleep 0.05
 done
+[[ -s "$work/cut.jsonl" ]] || { kill -9 "$pid"; cat "$work/cut.log"; fail "no step within 60 s"; }
 kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?
@@ -186,10 +187,12 @@ if command -v mpirun >/dev/null 2>&1; then
   "${mpi[@]}" "$train" --config="$work/long.textproto" --metrics_out= --save="$work/mpi_ckpt" \
     --steps=100000 --tp=2 > "$work/mpi_usr1.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 1200); do  # up to 60 s on a loaded machine
     grep -q "^step" "$work/mpi_usr1.log" && break
     sleep 0.05
   done
+  grep -q "^step" "$work/mpi_usr1.log" ||
+    { kill -9 "$pid"; cat "$work/mpi_usr1.log"; fail "no step under mpirun within 60 s"; }
   kill -USR1 "$pid"
   status=0
   wait "$pid" || status=$?

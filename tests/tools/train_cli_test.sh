@@ -15,15 +15,12 @@ source "$(dirname "$0")/testlib.sh"
 write_corpus "$work/corpus.txt" 300 2
 "$prepare_data" --input="$work/corpus.txt" --output_dir="$work/data" --val_fraction=0.1 >/dev/null
 
-cat > "$work/config.textproto" <<CONFIG
-model { vocab_size: 256 context_length: 32 num_layers: 2 num_heads: 4 hidden_size: 32 }
-layout { micro_batch_size: 4 num_micro_batches: 1 }
-optimizer { learning_rate: 3e-3 min_learning_rate: 3e-4 warmup_steps: 2 }
-data { train_path: "$work/data/train.bin" val_path: "$work/data/val.bin" seq_length: 32 }
+{ tiny_job "$work/data" 2; cat <<CONFIG
 steps: 6
 eval_interval: 3
 eval_batches: 2
 CONFIG
+} > "$work/config.textproto"
 
 run() {  # run NAME [train flags...]
   local name="$1"

@@ -22,14 +22,11 @@ write_corpus "$work/corpus.txt" 300 2
 "$prepare_data" --input="$work/corpus.txt" --output_dir="$work/data" --val_fraction=0.1 >/dev/null
 
 config="$work/config.textproto"
-cat > "$config" <<CONFIG
-model { vocab_size: 256 context_length: 32 num_layers: 4 num_heads: 4 hidden_size: 32 }
-layout { micro_batch_size: 4 num_micro_batches: 1 }
-optimizer { learning_rate: 3e-3 min_learning_rate: 3e-4 warmup_steps: 2 }
-data { train_path: "$work/data/train.bin" val_path: "$work/data/val.bin" seq_length: 32 }
+{ tiny_job "$work/data" 4; cat <<CONFIG
 steps: 6
 eval_interval: 0
 CONFIG
+} > "$config"
 # Four ranks: tp 2 x pp 2. The timeout is a minute: no case below may wait for it.
 layout=(--tp=2 --pp=2 --peak_tflops=1 --metrics_out= --comm_timeout_s=60)
 

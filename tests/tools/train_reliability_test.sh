@@ -21,15 +21,12 @@ write_corpus "$work/corpus.txt" 300 2
 "$prepare_data" --input="$work/corpus.txt" --output_dir="$work/data" --val_fraction=0.1 >/dev/null
 
 config="$work/config.textproto"
-cat > "$config" <<CONFIG
-model { vocab_size: 256 context_length: 32 num_layers: 2 num_heads: 4 hidden_size: 32 }
-layout { micro_batch_size: 4 num_micro_batches: 1 }
-optimizer { learning_rate: 3e-3 min_learning_rate: 3e-4 warmup_steps: 2 }
-data { train_path: "$work/data/train.bin" val_path: "$work/data/val.bin" seq_length: 32 }
+{ tiny_job "$work/data" 2; cat <<CONFIG
 steps: 6
 eval_interval: 3
 eval_batches: 2
 CONFIG
+} > "$config"
 inputs_sum() { md5sum "$work/data/train.bin" "$work/data/val.bin" "$config" | md5sum; }
 before="$(inputs_sum)"
 
@@ -88,14 +85,11 @@ cmp -s "$work/m.jsonl" "$work/m.first" || fail "the refused run touched m.jsonl"
 
 # A stop signal: finish the step, save, exit 143; resuming gives the very
 # losses of the run that was never stopped.
-cat > "$work/long.textproto" <<CONFIG
-model { vocab_size: 256 context_length: 32 num_layers: 2 num_heads: 4 hidden_size: 32 }
-layout { micro_batch_size: 4 num_micro_batches: 1 }
-optimizer { learning_rate: 3e-3 min_learning_rate: 3e-4 warmup_steps: 2 }
-data { train_path: "$work/data/train.bin" val_path: "$work/data/val.bin" seq_length: 32 }
+{ tiny_job "$work/data" 2; cat <<CONFIG
 steps: 400
 eval_interval: 0
 CONFIG
+} > "$work/long.textproto"
 "$train" --config="$work/long.textproto" --metrics_out="$work/whole.jsonl" --save= \
   --tp=2 > "$work/whole.log" 2>&1 || { cat "$work/whole.log"; fail "uninterrupted run"; }
 "$train" --config="$work/long.textproto" --metrics_out="$work/cut.jsonl" \

@@ -54,6 +54,7 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
   layout.set_grad_bucket_mb(static_cast<float>(grad_bucket_mb));
   layout.set_zero_stage(zero_stage);
   layout.set_cpu_offload(cpu_offload);
+  layout.set_recompute(recompute);
   return layout;
 }
 
@@ -68,6 +69,9 @@ std::string LayoutName(const topology::ParallelLayout& l) {
   if (!l.overlap_grad_reduce()) absl::StrAppend(&name, "_nooverlap");
   if (l.zero_stage() > 0) absl::StrAppend(&name, "_zero", l.zero_stage());
   if (l.cpu_offload()) absl::StrAppend(&name, "_offload");
+  if (l.recompute() != topology::Recompute::NONE) {
+    absl::StrAppend(&name, "_recompute_", topology::RecomputeName(l.recompute()));
+  }
   if (l.grad_bucket_mb() != 25.0f) {
     absl::StrAppend(&name, "_bucket",
                     absl::StrReplaceAll(absl::StrCat(l.grad_bucket_mb()), {{".", "p"}}));

@@ -141,6 +141,7 @@ absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
   const int64_t vocab = config.model().vocab_size();
   const int steps = config.steps();
   TrainedRun result;
+  result.peak_stash_bytes.assign(layout.pipeline_parallel(), 0);
   RETURN_IF_ERROR(RunRanks(config, [&](RankRun& r) -> absl::Status {
     const int rank = r.rank;
     const training::BatchGeometry& batch = r.batch;
@@ -157,6 +158,10 @@ absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
                          runner->GatherSerial(/*gradients=*/true));
         if (rank == 0) result.grads_after_step1 = ByName(grads);
       }
+    }
+    const topology::Coordinates at = r.grid.CoordinatesOf(rank);
+    if (at.tp == 0 && at.dp == 0) {
+      result.peak_stash_bytes[at.pp] = runner->model().peak_stash_bytes();
     }
     ASSIGN_OR_RETURN(std::vector<training::NamedTensor> values,
                      runner->GatherSerial(/*gradients=*/false));

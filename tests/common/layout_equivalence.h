@@ -88,6 +88,9 @@ struct TrainedRun {
   TensorsByName grads_after_step1;
   TensorsByName params_after_last;
   double val_loss = 0;
+  // Per pipeline stage (the rank at tp 0, dp 0): the peak activation stash
+  // of the last training step (StageModel::peak_stash_bytes).
+  std::vector<int64_t> peak_stash_bytes;
 };
 
 // What RunRanks hands each rank: its place in the grid, its communicators

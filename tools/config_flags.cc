@@ -36,6 +36,9 @@ ABSL_FLAG(std::optional<float>, grad_bucket_mb, std::nullopt,
 ABSL_FLAG(bool, cpu_offload, false,
           "ZeRO-Offload: optimizer state and the AdamW update on the host (needs --zero_stage "
           ">= 1)");
+ABSL_FLAG(std::optional<std::string>, recompute, std::nullopt,
+          "activation recomputation: none, selective (the attention core) or full (each "
+          "layer's forward, keeping only its input)");
 
 namespace trident::tools {
 
@@ -70,6 +73,7 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
   overrides.overlap_grad_reduce = absl::GetFlag(FLAGS_overlap_grad_reduce);
   overrides.grad_bucket_mb = absl::GetFlag(FLAGS_grad_bucket_mb);
   if (absl::GetFlag(FLAGS_cpu_offload)) overrides.cpu_offload = true;
+  overrides.recompute = absl::GetFlag(FLAGS_recompute);
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, config.mutable_layout()));
   RETURN_IF_ERROR(topology::DeriveMicroBatches(config.mutable_layout()));
   return config;

@@ -34,6 +34,16 @@ absl::StatusOr<std::unique_ptr<StageModel>> StageModel::Create(
     spec.has_head = k == p * v - 1;
     spec.padded_vocab = padded_vocab;
     spec.sequence_parallel = layout.sequence_parallel();
+    switch (layout.recompute()) {
+      case topology::Recompute::SELECTIVE:
+        spec.recompute = transformer::Recompute::kSelective;
+        break;
+      case topology::Recompute::FULL:
+        spec.recompute = transformer::Recompute::kFull;
+        break;
+      default:
+        spec.recompute = transformer::Recompute::kNone;
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<transformer::GptStage> gpt,
                      transformer::GptStage::Create(model, spec, tp, ctx.device()));
     stage->chunks_.push_back(std::move(gpt));

@@ -575,10 +575,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
                        topology::CompressionName(layout.gradient_compression()),
                        "gradient compression is not built yet");
   }
-  if (layout.recompute() != topology::Recompute::NONE) {
-    return Unsupported("layout.recompute", topology::RecomputeName(layout.recompute()),
-                       "activation recomputation is not built yet");
-  }
   return absl::OkStatus();
 }
 

@@ -85,8 +85,37 @@ absl::Status TransformerBlock::Forward(const ExecContext& ctx, const Tensor& x,
   return Forward(ctx, x, x.dim(0), x.dim(1), acts);
 }
 
+int64_t BlockStashBytes(Recompute policy, int64_t batch, int64_t seq, int64_t hidden, int64_t ffn,
+                        int heads, int tp, bool sequence_parallel) {
+  const int64_t rows = batch * seq;
+  const int64_t n = sequence_parallel ? rows / tp : rows;
+  const int64_t f = 4;  // fp32
+  if (policy == Recompute::kFull) return f * n * hidden;
+  int64_t floats = 4 * n * hidden + 4 * n + 4 * rows * hidden / tp + 2 * rows * ffn / tp;
+  if (policy == Recompute::kNone) floats += heads / tp * batch * seq * seq;
+  return f * floats;
+}
+
 absl::Status TransformerBlock::Forward(const ExecContext& ctx, const Tensor& x, int64_t batch,
                                        int64_t seq, BlockActivations* acts) const {
+  RETURN_IF_ERROR(RunForward(ctx, x, batch, seq, recompute_ == Recompute::kNone, acts));
+  if (recompute_ == Recompute::kFull) {
+    // Keep the input (and the output: the next block's input); the backward
+    // recomputes the rest.
+    BlockActivations kept;
+    kept.input = acts->input;
+    kept.output = acts->output;
+    kept.recompute_forward = true;
+    kept.batch = batch;
+    kept.seq = seq;
+    *acts = std::move(kept);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TransformerBlock::RunForward(const ExecContext& ctx, const Tensor& x, int64_t batch,
+                                          int64_t seq, bool keep_all,
+                                          BlockActivations* acts) const {
   const int64_t rows = batch * seq;
   // The LayerNorms and residual adds work on this rank's rows: all N, or its
   // chunk with sequence parallelism (the linear layers gather it).
@@ -108,10 +137,15 @@ absl::Status TransformerBlock::Forward(const ExecContext& ctx, const Tensor& x, 
   acts->ln1 = ln1_.Forward(ctx, x2d, acts->ln1_out);
   acts->qkv = empty({batch, seq, 3 * local_hidden});
   RETURN_IF_ERROR(qkv_.Forward(ctx, acts->ln1_out, Matrix(acts->qkv, 3 * local_hidden)));
-  acts->attn_probs = empty({batch, local_heads_, seq, seq});
-  Tensor attn_out = empty({batch, seq, local_hidden});
-  ops::AttentionForward(ctx, acts->qkv, local_heads_, attn_out, acts->attn_probs);
-  acts->attn_out = Matrix(attn_out, local_hidden);
+  {
+    // Without keep_all the probabilities are dropped (selective) or the whole
+    // stash is (full, by Forward).
+    Tensor probs = empty({batch, local_heads_, seq, seq});
+    Tensor attn_out = empty({batch, seq, local_hidden});
+    ops::AttentionForward(ctx, acts->qkv, local_heads_, attn_out, probs);
+    if (keep_all) acts->attn_probs = probs;
+    acts->attn_out = Matrix(attn_out, local_hidden);
+  }
   acts->residual = empty({local_rows, hidden_});
   RETURN_IF_ERROR(proj_.Forward(ctx, acts->attn_out, acts->residual));
   ops::Add(ctx, acts->residual, x2d, acts->residual);
@@ -132,6 +166,15 @@ absl::Status TransformerBlock::Forward(const ExecContext& ctx, const Tensor& x, 
 
 absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tensor& dy,
                                              BlockActivations* acts, Tensor* dx) const {
+  if (acts->recompute_forward) {
+    // Full recomputation: rerun this block's forward from its input, keeping
+    // everything (the caller has made the parameters present). The output
+    // is the next block's input already: keep the original.
+    const Tensor output = acts->output;
+    RETURN_IF_ERROR(RunForward(ctx, acts->input, acts->batch, acts->seq, /*keep_all=*/true, acts));
+    acts->output = output;
+    acts->recompute_forward = false;
+  }
   const int64_t local_rows = dy.numel() / hidden_;
   const int64_t rows = acts->fc_pre.dim(0);  // Column-parallel outputs have all N rows.
   const int64_t local_hidden = hidden_ / tp_.size();
@@ -157,6 +200,16 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
   Tensor d_attn_out = empty({rows, local_hidden});
   ASSIGN_OR_RETURN(acts->d_proj_out, proj_.BackwardInput(ctx, d_residual, d_attn_out));
   acts->d_qkv = empty({acts->qkv.dim(0), acts->qkv.dim(1), 3 * local_hidden});
+  if (!acts->attn_probs.defined()) {
+    // Selective recomputation: the probabilities again from the kept qkv (the
+    // forward's kernel on the same input: the same bits). The output is
+    // scratch.
+    const int64_t b = acts->qkv.dim(0);
+    const int64_t t = acts->qkv.dim(1);
+    acts->attn_probs = empty({b, local_heads_, t, t});
+    const Tensor scratch = empty({b, t, local_hidden});
+    ops::AttentionForward(ctx, acts->qkv, local_heads_, scratch, acts->attn_probs);
+  }
   ops::AttentionBackward(ctx, acts->qkv, acts->attn_probs,
                          d_attn_out.Reshape({acts->qkv.dim(0), acts->qkv.dim(1), local_hidden}),
                          local_heads_, acts->d_qkv);

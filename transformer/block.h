@@ -40,6 +40,36 @@
 
 namespace trident::transformer {
 
+// Activation recomputation (Korthikanti et al. 2022), the block's side of
+// topology's Recompute.Policy:
+//  - kNone: the forward keeps every tensor of BlockActivations below.
+//  - kSelective: the forward drops attn_probs [B, heads / tp, T, T];
+//    BackwardInput recomputes them from the kept qkv (QK^T, mask, softmax: the
+//    same kernel on the same inputs, so the gradients are bitwise the same).
+//  - kFull: the forward keeps only `input` (and `output`, the next block's
+//    input); BackwardInput first reruns the whole forward from `input` (the
+//    same linear layers, so the same all-gathers / reduce-scatters in the same
+//    order on every tp rank, with the layer's parameters present because
+//    GptStage asks for them around BackwardInput), then runs as usual. What
+//    BackwardWeights needs stays from BackwardInput until BackwardWeights, as
+//    without recomputation (zero-bubble's late W).
+//
+// Stash per block after Forward, fp32 (4 bytes), N = B * T tokens, h hidden,
+// a heads, f ffn width, t = tp, n = N / t with sequence parallelism and N
+// without (the rows the LayerNorms and residuals hold), HeldBytes():
+//   kNone:      4 [3 n h (input, ln1_out, residual) + n h (ln2_out) + 4 n (LN stats)
+//                  + 3 N h / t (qkv) + N h / t (attn_out) + 2 N f / t (fc_pre, fc_act)
+//                  + a B T^2 / t (attn_probs)]
+//   kSelective: kNone - 4 a B T^2 / t
+//   kFull:      4 n h (input only)
+// (BlockStashBytes below computes it.)
+enum class Recompute { kNone, kSelective, kFull };
+
+// The analytic stash of one block after Forward under `policy` (the formula
+// above): `local_rows` = n, `rows` = N = batch * seq.
+int64_t BlockStashBytes(Recompute policy, int64_t batch, int64_t seq, int64_t hidden, int64_t ffn,
+                        int heads, int tp, bool sequence_parallel);
+
 // What one micro-batch leaves in a block between its forward and backward.
 // With sequence parallelism every [N, hidden] tensor below (input, ln1_out,
 // residual, ln2_out, output, d_ln1_out, d_ln2_out) and the LayerNorm stats
@@ -71,6 +101,12 @@ struct BlockActivations {
   Tensor d_qkv;
   Tensor d_ln1_out;
 
+  // kFull after Forward: only `input` and `output` are held, and
+  // BackwardInput reruns the forward on the micro-batch's shape.
+  bool recompute_forward = false;
+  int64_t batch = 0;
+  int64_t seq = 0;
+
   // Every tensor above (some may be undefined).
   std::vector<const Tensor*> tensors() const;
   // Bytes of the distinct defined tensors held, except `output`: it is the
@@ -87,6 +123,10 @@ class TransformerBlock {
   TransformerBlock(const GptConfig& config, int layer, const tp::TpGroup& tp, Device device);
 
   void Initialize(const ExecContext& ctx, uint64_t seed);
+
+  // What Forward keeps and BackwardInput recomputes (kNone by default).
+  void set_recompute(Recompute policy) { recompute_ = policy; }
+  Recompute recompute() const { return recompute_; }
 
   // x [B, T, hidden] -> acts->output [B, T, hidden].
   absl::Status Forward(const ExecContext& ctx, const Tensor& x, BlockActivations* acts) const;
@@ -109,6 +149,11 @@ class TransformerBlock {
   void AppendSequenceParallelPartials(ParameterList& params);
 
  private:
+  // The forward itself; keeps every activation when `keep_all`.
+  absl::Status RunForward(const ExecContext& ctx, const Tensor& x, int64_t batch, int64_t seq,
+                          bool keep_all, BlockActivations* acts) const;
+
+  Recompute recompute_ = Recompute::kNone;
   int64_t hidden_;
   int64_t ffn_;
   int local_heads_;

@@ -80,6 +80,7 @@ GptStage::GptStage(const GptConfig& config, const StageSpec& spec, const tp::TpG
   for (int i = 0; i < spec.num_layers; ++i) {
     blocks_.push_back(
         std::make_unique<TransformerBlock>(config, spec.first_layer + i, tp_, device));
+    blocks_.back()->set_recompute(spec.recompute);
   }
   if (spec.has_head) {
     final_ln_ = std::make_unique<LayerNorm>("ln_f", config.hidden_size(),

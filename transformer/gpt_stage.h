@@ -46,6 +46,9 @@ struct StageSpec {
   // output are then this rank's row chunks too, so the activations crossing
   // pipeline stages are 1 / tp of the whole (as in Megatron).
   bool sequence_parallel = false;
+  // Activation recomputation of every block (block.h): kFull keeps only each
+  // block's input between the forward and the backward.
+  Recompute recompute = Recompute::kNone;
 
   // The whole model as one stage.
   static StageSpec Whole(const GptConfig& config, int64_t padded_vocab);

@@ -54,6 +54,7 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
   layout.set_grad_bucket_mb(static_cast<float>(grad_bucket_mb));
   layout.set_zero_stage(zero_stage);
   layout.set_cpu_offload(cpu_offload);
+  layout.set_recompute(recompute);
   return layout;
 }
 
@@ -68,6 +69,9 @@ std::string LayoutName(const topology::ParallelLayout& l) {
   if (!l.overlap_grad_reduce()) absl::StrAppend(&name, "_nooverlap");
   if (l.zero_stage() > 0) absl::StrAppend(&name, "_zero", l.zero_stage());
   if (l.cpu_offload()) absl::StrAppend(&name, "_offload");
+  if (l.recompute() != topology::Recompute::NONE) {
+    absl::StrAppend(&name, "_recompute_", topology::RecomputeName(l.recompute()));
+  }
   if (l.grad_bucket_mb() != 25.0f) {
     absl::StrAppend(&name, "_bucket",
                     absl::StrReplaceAll(absl::StrCat(l.grad_bucket_mb()), {{".", "p"}}));
@@ -137,6 +141,7 @@ absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
   const int64_t vocab = config.model().vocab_size();
   const int steps = config.steps();
   TrainedRun result;
+  result.peak_stash_bytes.assign(layout.pipeline_parallel(), 0);
   RETURN_IF_ERROR(RunRanks(config, [&](RankRun& r) -> absl::Status {
     const int rank = r.rank;
     const training::BatchGeometry& batch = r.batch;
@@ -153,6 +158,10 @@ absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
                          runner->GatherSerial(/*gradients=*/true));
         if (rank == 0) result.grads_after_step1 = ByName(grads);
       }
+    }
+    const topology::Coordinates at = r.grid.CoordinatesOf(rank);
+    if (at.tp == 0 && at.dp == 0) {
+      result.peak_stash_bytes[at.pp] = runner->model().peak_stash_bytes();
     }
     ASSIGN_OR_RETURN(std::vector<training::NamedTensor> values,
                      runner->GatherSerial(/*gradients=*/false));

@@ -57,6 +57,9 @@ struct LayoutRow {
   double grad_bucket_mb = 25;
   int zero_stage = 0;  // ZeRO: optimizer state (1), gradients (2), values (3) sharded over dp.
   bool cpu_offload = false;  // ZeRO-Offload: optimizer state and update on the host.
+  // Activation recomputation (transformer/block.h); the serial twin keeps
+  // every activation, so the row checks recomputation against none.
+  topology::Recompute::Policy recompute = topology::Recompute::NONE;
 
   topology::ParallelLayout ToLayout() const;
 };
@@ -64,7 +67,7 @@ struct LayoutRow {
 // A readable, unique test name: "tp2_pp2_dp2_mbs1_m4_1f1b", with "_v2",
 // "_sp", "_split3x5", "_nooverlap" (gradients reduced after the backward) and
 // "_bucket0p01" (grad_bucket_mb other than 25), "_zero1"/"_zero2"/"_zero3" and
-// "_offload" where they apply (only [A-Za-z0-9_], as gtest needs).
+// "_offload", "_recompute_selective"/"_recompute_full" where they apply (only [A-Za-z0-9_], as gtest needs).
 std::string LayoutName(const topology::ParallelLayout& layout);
 
 // The harness's model and optimizer with `layout`: 8 layers (pp = 4 with
@@ -85,6 +88,9 @@ struct TrainedRun {
   TensorsByName grads_after_step1;
   TensorsByName params_after_last;
   double val_loss = 0;
+  // Per pipeline stage (the rank at tp 0, dp 0): the peak activation stash
+  // of the last training step (StageModel::peak_stash_bytes).
+  std::vector<int64_t> peak_stash_bytes;
 };
 
 // What RunRanks hands each rank: its place in the grid, its communicators

@@ -239,6 +239,30 @@ INSTANTIATE_TEST_SUITE_P(
                   .sequence_parallel = true, .grad_bucket_mb = 0.01}),
     RowName);
 
+// Activation recomputation (transformer/block.h): selective (the attention
+// core) and full (each block's forward again in its backward), against the
+// serial run that keeps every activation. Zero-bubble keeps what W needs
+// from B; ZeRO 3 gathers the values again for the recomputed forward.
+std::vector<LayoutRow> RecomputeRows() {
+  std::vector<LayoutRow> rows;
+  for (auto policy : {topology::Recompute::SELECTIVE, topology::Recompute::FULL}) {
+    rows.push_back({.micro_batches = 4, .recompute = policy});
+    rows.push_back({.tp = 2, .micro_batch_size = 2, .micro_batches = 2, .sequence_parallel = true,
+                    .recompute = policy});
+    for (auto schedule : {ONE_F_ONE_B, ZERO_BUBBLE_H1}) {
+      rows.push_back({.pp = 2, .micro_batches = 4, .schedule = schedule, .recompute = policy});
+    }
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01,
+                    .zero_stage = 1, .recompute = policy});
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = ZERO_BUBBLE_H1,
+                    .sequence_parallel = true, .grad_bucket_mb = 0.01, .zero_stage = 3,
+                    .recompute = policy});
+  }
+  return rows;
+}
+INSTANTIATE_TEST_SUITE_P(Recompute, LayoutEquivalence, ::testing::ValuesIn(RecomputeRows()),
+                         RowName);
+
 // ---- The serial run itself, and what the table cannot express. ----
 
 training::TrainConfig SerialConfig(int micro_batch_size, int micro_batches) {

@@ -136,17 +136,32 @@ TEST(StepTime, SerialIsFlopsOverRate) {
   EXPECT_NEAR(plan->tokens_per_s, m * N / plan->step_time_s, 1e-6);
 }
 
-// 1F1B with equal stages and free links: the replay gives the classic bubble
-// (p - 1) / (m + p - 1) when W is fused after B.
+// The bubble comes from replaying the layout's schedule: none without
+// stages, (p - 1) / (m + p - 1) for 1F1B with equal stages and free links when
+// each stage's work is F + B + W, smaller with interleaving.
 TEST(StepTime, PipelineBubbleFromReplay) {
   training::TrainConfig config = SmallConfig();
+  config.mutable_model()->set_vocab_size(128);  // head small next to 2 layers
+  config.mutable_layout()->set_num_micro_batches(8);
+  auto serial = PlanStep(config, IdealHardware(), Precision::kFp32);
+  ASSERT_TRUE(serial.ok()) << serial.status();
+  EXPECT_NEAR(serial->bubble_fraction, 0.0, 1e-12);
+
   config.mutable_layout()->set_pipeline_parallel(2);
-  config.mutable_layout()->set_num_micro_batches(6);
-  auto plan = PlanStep(config, IdealHardware(), Precision::kFp32);
-  ASSERT_TRUE(plan.ok()) << plan.status();
-  EXPECT_GT(plan->bubble_fraction, 0.0);
-  EXPECT_LT(plan->bubble_fraction, 0.5);
-  EXPECT_GT(plan->pipeline_makespan_s, 0.0);
+  auto one_f_one_b = PlanStep(config, IdealHardware(), Precision::kFp32);
+  ASSERT_TRUE(one_f_one_b.ok()) << one_f_one_b.status();
+  // Within a few percent of (p - 1) / (m + p - 1) = 1/9 (the head makes the
+  // last stage a little longer, the free W off the critical path shorter).
+  EXPECT_NEAR(one_f_one_b->bubble_fraction, 1.0 / 9, 0.05);
+  // The pipeline does the serial work on two devices: the makespan is at
+  // least half the serial step.
+  EXPECT_GT(one_f_one_b->pipeline_makespan_s, 0.5 * serial->pipeline_makespan_s);
+
+  config.mutable_layout()->set_schedule(topology::INTERLEAVED_1F1B);
+  config.mutable_layout()->set_virtual_pipeline_stages(2);
+  auto interleaved = PlanStep(config, IdealHardware(), Precision::kFp32);
+  ASSERT_TRUE(interleaved.ok()) << interleaved.status();
+  EXPECT_LT(interleaved->pipeline_makespan_s, one_f_one_b->pipeline_makespan_s);
 }
 
 TEST(StepTime, DataParallelExposedOnlyBeyondLastBackward) {

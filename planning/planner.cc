@@ -18,6 +18,7 @@
 #include "topology/layout_validation.h"
 #include "training/flops.h"
 #include "training/train_config.h"
+#include "transformer/block.h"
 #include "transformer/model_config.h"
 
 namespace trident::planning {
@@ -356,11 +357,17 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   double worst_exposed = 0, worst_dp = 0, worst_opt = 0;
   MemoryPlan worst;
   const double logits_bytes = 2.0 * 4 * N * vocab / t;
-  const double block_none = act_bytes * (sp ? (8 * N * h + 4 * N + 2 * N * f + N * a * T) / t
-                                             : 4 * N * h + 4 * N +
-                                                   (4 * N * h + 2 * N * f + N * a * T) / t);
-  const double block_selective = block_none - act_bytes * N * a * T / t;
-  const double block_full = act_bytes * N * h / (sp ? t : 1);
+  // The trainer's own stash per block (transformer/block.h, fp32), scaled to
+  // this precision's activation bytes.
+  const auto block_stash = [&](transformer::Recompute policy) {
+    return act_bytes / 4.0 *
+           static_cast<double>(transformer::BlockStashBytes(
+               policy, layout.micro_batch_size(), seq, model.hidden_size(),
+               transformer::FfnHiddenSize(model), model.num_heads(), layout.tensor_parallel(), sp));
+  };
+  const double block_none = block_stash(transformer::Recompute::kNone);
+  const double block_selective = block_stash(transformer::Recompute::kSelective);
+  const double block_full = block_stash(transformer::Recompute::kFull);
   for (int s = 0; s < p; ++s) {
     const double bytes = stage_params[s] * comm_bytes_per_elem;
     const double buckets = std::max(1.0, std::ceil(stage_params[s] * grad_bytes_per_elem /

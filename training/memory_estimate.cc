@@ -11,6 +11,8 @@
 #include "tensor_parallel/param_count.h"
 #include "topology/layer_split.h"
 #include "topology/layout_validation.h"
+#include "training/recompute_policy.h"
+#include "transformer/block.h"
 #include "transformer/model_config.h"
 
 namespace trident::training {
@@ -46,16 +48,11 @@ absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
   const int64_t seq = config.data().seq_length();
   const int64_t tokens = int64_t{layout.micro_batch_size()} * seq;  // N per micro-batch
 
-  int64_t block_bytes = 0;
-  if (layout.sequence_parallel()) {
-    block_bytes = kFloatBytes *
-                  (8 * tokens * hidden + 4 * tokens + 2 * tokens * ffn +
-                   tokens * model.num_heads() * seq) / tp;
-  } else {
-    block_bytes = kFloatBytes * (4 * tokens * hidden + 4 * tokens +
-                                 (4 * tokens * hidden + 2 * tokens * ffn +
-                                  tokens * model.num_heads() * seq) / tp);
-  }
+  // The model's own stash per block (transformer/block.h) under the layout's
+  // recomputation policy.
+  const int64_t block_bytes = transformer::BlockStashBytes(
+      BlockRecompute(layout.recompute()), layout.micro_batch_size(), seq, hidden, ffn,
+      model.num_heads(), tp, layout.sequence_parallel());
 
   MemoryEstimate worst;
   for (int stage = 0; stage < pp; ++stage) {
@@ -83,6 +80,12 @@ absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
     // model-dependent, and an estimate that refuses must not undercount).
     if (layout.zero_stage() >= 1) estimate.optimizer_state_bytes /= layout.data_parallel();
     estimate.activation_bytes = InFlightMicroBatches(layout) * layers * block_bytes;
+    // Full recomputation rebuilds one block's whole stash during its backward.
+    if (layout.recompute() == topology::Recompute::FULL && layers > 0) {
+      estimate.activation_bytes += transformer::BlockStashBytes(
+          transformer::Recompute::kNone, layout.micro_batch_size(), seq, hidden, ffn,
+          model.num_heads(), tp, layout.sequence_parallel());
+    }
     if (shape.has_head) estimate.activation_bytes += 2 * kFloatBytes * tokens * padded_vocab / tp;
     if (estimate.total() > worst.total()) worst = estimate;
   }

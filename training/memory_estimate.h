@@ -10,11 +10,11 @@
 //   parameters      its shards (tensor_parallel/param_count.h), 4 bytes each;
 //   gradients       as many;
 //   optimizer state AdamW's two moments: twice as many, / dp under ZeRO >= 1;
-//   activations     per block and micro-batch (N = micro_batch_size x T
-//                   tokens, a heads, h hidden, f ffn), what
-//                   transformer::BlockActivations holds after the forward:
-//                     4 (4Nh + 4N + (4Nh + 2Nf + N a T) / tp)   bytes,
-//                     4 (8Nh + 4N + 2Nf + N a T) / tp            with SP;
+//   activations     per block and micro-batch, what the block holds after
+//                   the forward under the layout's recomputation policy
+//                   (transformer::BlockStashBytes: without recomputation
+//                   4 (4Nh + 4N + (4Nh + 2Nf + N a T) / tp) bytes for N =
+//                   micro_batch_size x T tokens, a heads, h hidden, f ffn);
 //                   times the micro-batches in flight (GPipe m; 1F1B and ZB-H1
 //                   min(m, pp); interleaved v x min(m, 2 pp)), plus the last
 //                   stage's logits and their gradient, 2 x 4 N V' / tp.

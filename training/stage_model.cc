@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "topology/layer_split.h"
+#include "training/recompute_policy.h"
 #include "topology/layout_validation.h"
 
 namespace trident::training {
@@ -34,16 +35,7 @@ absl::StatusOr<std::unique_ptr<StageModel>> StageModel::Create(
     spec.has_head = k == p * v - 1;
     spec.padded_vocab = padded_vocab;
     spec.sequence_parallel = layout.sequence_parallel();
-    switch (layout.recompute()) {
-      case topology::Recompute::SELECTIVE:
-        spec.recompute = transformer::Recompute::kSelective;
-        break;
-      case topology::Recompute::FULL:
-        spec.recompute = transformer::Recompute::kFull;
-        break;
-      default:
-        spec.recompute = transformer::Recompute::kNone;
-    }
+    spec.recompute = BlockRecompute(layout.recompute());
     ASSIGN_OR_RETURN(std::unique_ptr<transformer::GptStage> gpt,
                      transformer::GptStage::Create(model, spec, tp, ctx.device()));
     stage->chunks_.push_back(std::move(gpt));

@@ -10,8 +10,9 @@
 //       [--recompute_policies=none,selective,full] [--threads=T]
 //
 // Bounds of the space: tp x pp x dp = N (all factorisations), every
-// micro-batch size dividing the per-replica batch, every schedule (gpipe,
-// 1f1b, interleaved with v = 2..layers/pp, zb-h1), sequence parallelism off
+// micro-batch size dividing the per-replica batch, every schedule when pp > 1
+// (gpipe, 1f1b, interleaved with v = 2..layers/pp, zb-h1; 1f1b alone when
+// pp = 1, where they coincide), sequence parallelism off
 // and on (tp > 1). ZeRO stage and recomputation stay at the config's values
 // unless --zero_stages / --recompute_policies list the values to sweep (each
 // multiplies the space, and the runs with it). Real runs can be limited to the
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
   int shown = 0;
   for (const auto& r : summary->rows) {
     if (r.status == "invalid" || shown == 10) break;
-    std::printf("%2d. %-40s %-11s predicted %8.0f tokens/s, measured %8.0f tokens/s %s\n",
+    std::printf("%2d. %-44s %-9s predicted %8.0f, measured %8.0f tokens/s %s\n",
                 ++shown, r.layout.c_str(), r.status.c_str(), r.predicted_tokens_per_s,
                 r.measured_tokens_per_s, r.reason.c_str());
   }

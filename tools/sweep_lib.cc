@@ -343,10 +343,15 @@ absl::StatusOr<std::vector<Candidate>> EnumerateLayouts(const TrainConfig& base,
       const std::vector<int> mbs_choices =
           batch % dp == 0 ? Divisors(batch / dp) : std::vector<int>{1};
       for (int mbs : mbs_choices) {
-        std::vector<std::pair<PipelineSchedule, int>> schedules = {
-            {topology::GPIPE, 1}, {topology::ONE_F_ONE_B, 1}};
-        for (int v = 2; v <= layers / pp; ++v) schedules.push_back({topology::INTERLEAVED_1F1B, v});
-        schedules.push_back({topology::ZERO_BUBBLE_H1, 1});
+        // One stage has no pipeline: every schedule runs it the same way.
+        std::vector<std::pair<PipelineSchedule, int>> schedules = {{topology::ONE_F_ONE_B, 1}};
+        if (pp > 1) {
+          schedules.insert(schedules.begin(), {topology::GPIPE, 1});
+          for (int v = 2; v <= layers / pp; ++v) {
+            schedules.push_back({topology::INTERLEAVED_1F1B, v});
+          }
+          schedules.push_back({topology::ZERO_BUBBLE_H1, 1});
+        }
         for (const auto& [schedule, v] : schedules) {
           for (bool sp : tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
             for (int z : zero) {

@@ -10,9 +10,10 @@
 //   tp x pp x dp = N, every ordered factorisation;
 //   micro_batch_size: every divisor of B / dp (just 1 when dp does not divide
 //     B: that candidate is then listed with DeriveMicroBatches' refusal);
-//   schedule: gpipe, 1f1b, zb-h1, and interleaved with each v in
-//     2..num_layers / pp (v that do not split the layers are listed with
-//     ValidateLayout's message);
+//   schedule: with pp > 1, gpipe, 1f1b, zb-h1, and interleaved with each v
+//     in 2..num_layers / pp (v that do not split the layers are listed with
+//     ValidateLayout's message); with pp = 1 only 1f1b (one stage has no
+//     pipeline: every schedule runs it identically);
 //   sequence_parallel: off, and on when tp > 1;
 //   zero_stage: the values of SweepSpace::zero_stages (the tool's default: the
 //     config's own stage only; --zero_stages=0,1,2,3 sweeps them);

@@ -73,6 +73,7 @@ std::set<std::string> BruteForceNames(int world, int batch, int layers) {
             for (int v = 1; v <= layers; ++v) {
               const bool interleaved = std::string(sched) == "interleaved";
               if (interleaved != (v >= 2) || (interleaved && v * pp > layers)) continue;
+              if (pp == 1 && std::string(sched) != "1f1b") continue;
               for (int sp = 0; sp <= 1; ++sp) {
                 if (sp && tp == 1) continue;
                 std::string name = absl::StrCat("tp", tp, "-pp", pp, "-dp", dp, "-mbs", mbs,

@@ -8,6 +8,7 @@
 //       [--config=FILE] [--predict] [--hardware=FILE] [--memory_budget_gb=X]
 //       [--steps=K] [--out_dir=DIR] [--top_n=N] [--zero_stages=0,1,2,3]
 //       [--recompute_policies=none,selective,full] [--threads=T]
+//       [--precision=fp32|bf16|fp16]
 //
 // Bounds of the space: tp x pp x dp = N (all factorisations), every
 // micro-batch size dividing the per-replica batch, every schedule when pp > 1
@@ -46,6 +47,8 @@ ABSL_FLAG(std::string, config, "", "TrainConfig textproto; the embedded default 
 ABSL_FLAG(bool, predict, false, "rank by the planner only, run nothing (any scale)");
 ABSL_FLAG(std::string, hardware, "configs/hardware/cpu_2core.textproto",
           "Hardware textproto the planner predicts for");
+ABSL_FLAG(std::string, precision, "fp32",
+          "fp32, bf16 or fp16: the precision the planner models (as //tools:plan --precision)");
 ABSL_FLAG(double, memory_budget_gb, 0, "per-rank memory budget in GB (0: none)");
 ABSL_FLAG(int, steps, 3, "training steps per layout (the mean is over the steps after the first)");
 ABSL_FLAG(std::string, out_dir, "out/sweep", "output directory");
@@ -95,6 +98,9 @@ int main(int argc, char** argv) {
   auto hardware = planning::LoadHardware(io::ResolveUserPath(absl::GetFlag(FLAGS_hardware)));
   if (!hardware.ok()) return fail(hardware.status());
   options.hardware = *hardware;
+  auto precision = planning::ParsePrecision(absl::GetFlag(FLAGS_precision));
+  if (!precision.ok()) return fail(precision.status());
+  options.precision = *precision;
   options.predict = absl::GetFlag(FLAGS_predict);
   options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_gb) * 1e9;
   options.steps = absl::GetFlag(FLAGS_steps);

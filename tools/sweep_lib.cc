@@ -56,9 +56,19 @@ std::string CandidateName(const ParallelLayout& l) {
   return name;
 }
 
-// The trainer's checks, in its order (training::Train).
-absl::Status CheckCandidate(TrainConfig* config) {
+// The trainer's checks, in its order (training::Train); only the layout's
+// when the candidate is planned, not run.
+absl::Status CheckCandidate(TrainConfig* config, bool runnable) {
   RETURN_IF_ERROR(topology::DeriveMicroBatches(config->mutable_layout()));
+  if (!runnable) {
+    const ParallelLayout& l = config->layout();
+    const absl::Status status = topology::ValidateLayout(
+        l, l.tensor_parallel() * l.pipeline_parallel() * l.data_parallel(),
+        training::ModelDimensionsFor(config->model(), config->data().seq_length()));
+    // As training::ValidateTrainConfig words it.
+    if (status.ok()) return status;
+    return absl::Status(status.code(), absl::StrCat("layout: ", status.message()));
+  }
   RETURN_IF_ERROR(training::ValidateTrainConfig(*config));
   training::TrainOptions options;
   options.config = *config;
@@ -372,7 +382,7 @@ absl::StatusOr<std::vector<Candidate>> EnumerateLayouts(const TrainConfig& base,
                 l->set_zero_stage(z);
                 l->set_recompute(r);
                 c.name = CandidateName(*l);
-                c.status = CheckCandidate(&c.config);
+                c.status = CheckCandidate(&c.config, space.check_runnable);
                 out.push_back(std::move(c));
               }
             }
@@ -481,7 +491,9 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
   std::ostream& log = o.log != nullptr ? *o.log : std::cout;
   if (o.steps < 1) return absl::InvalidArgumentError(absl::StrCat("--steps=", o.steps, " must be >= 1"));
   if (o.out_dir.empty()) return absl::InvalidArgumentError("--out_dir must not be empty");
-  ASSIGN_OR_RETURN(std::vector<Candidate> candidates, EnumerateLayouts(base, o.space));
+  SweepSpace space = o.space;
+  space.check_runnable = !o.predict;
+  ASSIGN_OR_RETURN(std::vector<Candidate> candidates, EnumerateLayouts(base, space));
   std::error_code ec;
   std::filesystem::create_directories(o.out_dir + "/runs", ec);
   if (ec) {
@@ -537,7 +549,7 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
       continue;
     }
     absl::StatusOr<planning::Plan> plan =
-        planning::PlanStep(c->config, o.hardware, planning::Precision::kFp32);
+        planning::PlanStep(c->config, o.hardware, o.precision);
     if (plan.ok()) {
       row.predicted_step_s = plan->step_time_s;
       row.predicted_tokens_per_s = plan->tokens_per_s;

@@ -45,6 +45,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "planning/hardware.pb.h"
+#include "planning/planner.h"
 #include "training/train_config.pb.h"
 
 namespace trident::tools {
@@ -54,6 +55,12 @@ struct SweepSpace {
   int global_batch_size = 1;
   std::vector<int> zero_stages;                     // empty: the config's stage
   std::vector<topology::Recompute::Policy> recompute;  // empty: the config's policy
+  // True: every check training::Train makes (see above). False (RunSweep
+  // sets it for --predict): only the layout's, DeriveMicroBatches and
+  // ValidateLayout worded as ValidateTrainConfig words them ("layout: ..."),
+  // so a job that cannot train here (no data files, thousands of GPUs) is
+  // still planned.
+  bool check_runnable = true;
 };
 
 struct Candidate {
@@ -95,6 +102,8 @@ struct SweepOptions {
   SweepSpace space;
   bool predict = false;
   planning::Hardware hardware;
+  // What the planner models (runs here train in the config's own precision).
+  planning::Precision precision = planning::Precision::kFp32;
   double memory_budget_bytes = 0;  // per rank; 0: no budget
   int steps = 3;
   int top_n = 0;                   // run only the best N predicted; 0: all

@@ -159,6 +159,31 @@ TEST(EnumerateTest, InvalidLayoutsCarryTheTrainersMessage) {
   EXPECT_TRUE(seen);
 }
 
+// A job this build cannot train is still planned, layout by layout.
+TEST(EnumerateTest, PlanningChecksOnlyTheLayout) {
+  SweepSpace space;
+  space.world_size = 4;
+  space.global_batch_size = 8;
+  TrainConfig no_data = TinyConfig("");
+  no_data.mutable_data()->set_tokenizer("no-such-tokenizer");
+  auto run = EnumerateLayouts(no_data, space);
+  space.check_runnable = false;
+  auto plan = EnumerateLayouts(no_data, space);
+  ASSERT_TRUE(run.ok() && plan.ok());
+  ASSERT_EQ(run->size(), plan->size());
+  // The layout's verdict is the trainer's for the same layout with data.
+  auto with_data = EnumerateLayouts(TinyConfig("/tmp/unused"), SweepSpace{4, 8, {}, {}, true});
+  ASSERT_TRUE(with_data.ok());
+  ASSERT_EQ(with_data->size(), plan->size());
+  int planned = 0;
+  for (size_t i = 0; i < run->size(); ++i) {
+    EXPECT_THAT((*run)[i].status.message(), HasSubstr("tokenizer"));
+    EXPECT_EQ((*plan)[i].status, (*with_data)[i].status) << (*plan)[i].name;
+    planned += (*plan)[i].status.ok();
+  }
+  EXPECT_GT(planned, 0);
+}
+
 TEST(EnumerateTest, ZeroAndRecomputeListsMultiplyTheSpace) {
   SweepSpace space;
   space.world_size = 2;

@@ -1,0 +1,132 @@
+// Sweeps the parallel layouts of a job on N ranks at a fixed global batch:
+// lists every layout (invalid ones with the trainer's own refusal), predicts
+// each with the planner and, unless --predict, trains each candidate (or the
+// --top_n best predicted) for --steps steps on this machine (local backend)
+// and measures it. See tools/sweep_lib.h for the space and the outputs.
+//
+//   bazel run //tools:sweep -- --world_size=8 --global_batch_size=8
+//       [--config=FILE] [--predict] [--hardware=FILE] [--memory_budget_gb=X]
+//       [--steps=K] [--out_dir=DIR] [--top_n=N] [--zero_stages=0,1,2,3]
+//       [--recompute_policies=none,selective,full] [--threads=T]
+//       [--precision=fp32|bf16|fp16]
+//
+// Bounds of the space: tp x pp x dp = N (all factorisations), every
+// micro-batch size dividing the per-replica batch, every schedule when pp > 1
+// (gpipe, 1f1b, interleaved with v = 2..layers/pp, zb-h1; 1f1b alone when
+// pp = 1, where they coincide), sequence parallelism off
+// and on (tp > 1). ZeRO stage and recomputation stay at the config's values
+// unless --zero_stages / --recompute_policies list the values to sweep (each
+// multiplies the space, and the runs with it). Real runs can be limited to the
+// best --top_n predicted layouts; --predict ranks everything at any scale.
+//
+// Outputs in --out_dir (default out/sweep): results.csv, results.md,
+// chart.svg, best_layout.textproto (accepted by //tools:train --config) and
+// runs/<layout>.jsonl. Started again over the same --out_dir, the sweep skips
+// the layouts its results.csv already holds.
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/io/user_path.h"
+#include "planning/planner.h"
+#include "tools/sweep_lib.h"
+#include "topology/layout_names.h"
+#include "training/default_config.h"
+#include "training/train_config.h"
+
+ABSL_FLAG(int, world_size, 0, "ranks of the job (tp x pp x dp)");
+ABSL_FLAG(int, global_batch_size, 0, "sequences per step, the same for every layout");
+ABSL_FLAG(std::string, config, "", "TrainConfig textproto; the embedded default job when empty");
+ABSL_FLAG(bool, predict, false, "rank by the planner only, run nothing (any scale)");
+ABSL_FLAG(std::string, hardware, "configs/hardware/cpu_2core.textproto",
+          "Hardware textproto the planner predicts for");
+ABSL_FLAG(std::string, precision, "fp32",
+          "fp32, bf16 or fp16: the precision the planner models (as //tools:plan --precision)");
+ABSL_FLAG(double, memory_budget_gb, 0, "per-rank memory budget in GB (0: none)");
+ABSL_FLAG(int, steps, 3, "training steps per layout (the mean is over the steps after the first)");
+ABSL_FLAG(std::string, out_dir, "out/sweep", "output directory");
+ABSL_FLAG(int, top_n, 0, "run only the N best predicted layouts (0: all)");
+ABSL_FLAG(std::string, zero_stages, "",
+          "comma-separated ZeRO stages to sweep (empty: the config's stage)");
+ABSL_FLAG(std::string, recompute_policies, "",
+          "comma-separated recomputation policies to sweep: none, selective, full "
+          "(empty: the config's)");
+ABSL_FLAG(int, threads, 0, "compute threads per rank of each run (0: the trainer's default)");
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  using namespace trident;
+  auto fail = [](const absl::Status& status) {
+    std::fprintf(stderr, "sweep: %s\n", std::string(status.message()).c_str());
+    return 1;
+  };
+  tools::SweepOptions options;
+  options.space.world_size = absl::GetFlag(FLAGS_world_size);
+  options.space.global_batch_size = absl::GetFlag(FLAGS_global_batch_size);
+  if (options.space.world_size < 1 || options.space.global_batch_size < 1) {
+    return fail(absl::InvalidArgumentError(
+        "--world_size=N and --global_batch_size=B are required (both >= 1)"));
+  }
+  for (absl::string_view z : absl::StrSplit(absl::GetFlag(FLAGS_zero_stages), ',',
+                                            absl::SkipWhitespace())) {
+    int stage = 0;
+    if (!absl::SimpleAtoi(z, &stage) || stage < 0 || stage > 3) {
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat("--zero_stages: '", z, "' is not a ZeRO stage 0..3")));
+    }
+    options.space.zero_stages.push_back(stage);
+  }
+  for (absl::string_view r : absl::StrSplit(absl::GetFlag(FLAGS_recompute_policies), ',',
+                                            absl::SkipWhitespace())) {
+    auto policy = topology::ParseRecomputeName(r);
+    if (!policy.ok()) return fail(policy.status());
+    options.space.recompute.push_back(*policy);
+  }
+  absl::StatusOr<training::TrainConfig> config =
+      absl::GetFlag(FLAGS_config).empty()
+          ? training::ParseTrainConfig(training::DefaultTrainConfigText(),
+                                       "<embedded default config>")
+          : training::LoadTrainConfig(io::ResolveUserPath(absl::GetFlag(FLAGS_config)));
+  if (!config.ok()) return fail(config.status());
+  auto hardware = planning::LoadHardware(io::ResolveUserPath(absl::GetFlag(FLAGS_hardware)));
+  if (!hardware.ok()) return fail(hardware.status());
+  options.hardware = *hardware;
+  auto precision = planning::ParsePrecision(absl::GetFlag(FLAGS_precision));
+  if (!precision.ok()) return fail(precision.status());
+  options.precision = *precision;
+  options.predict = absl::GetFlag(FLAGS_predict);
+  options.memory_budget_bytes = absl::GetFlag(FLAGS_memory_budget_gb) * 1e9;
+  options.steps = absl::GetFlag(FLAGS_steps);
+  options.top_n = absl::GetFlag(FLAGS_top_n);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.out_dir = io::ResolveUserPath(absl::GetFlag(FLAGS_out_dir));
+
+  auto summary = tools::RunSweep(*config, options);
+  if (!summary.ok()) return fail(summary.status());
+  int invalid = 0;
+  for (const auto& r : summary->rows) invalid += r.status == "invalid";
+  std::printf("%zu layouts (%d invalid), %d evaluated now, %d skipped (already in results.csv)\n",
+              summary->rows.size(), invalid, summary->evaluated, summary->skipped);
+  int shown = 0;
+  for (const auto& r : summary->rows) {
+    if (r.status == "invalid" || shown == 10) break;
+    std::printf("%2d. %-44s %-9s predicted %8.0f, measured %8.0f tokens/s %s\n",
+                ++shown, r.layout.c_str(), r.status.c_str(), r.predicted_tokens_per_s,
+                r.measured_tokens_per_s, r.reason.c_str());
+  }
+  std::printf("Spearman rank correlation (predicted vs measured tokens/s, %d layouts): %.3f\n",
+              summary->measured_pairs, summary->spearman);
+  std::printf("Median relative error of the predicted step time: %.1f%%\n",
+              100 * summary->median_step_error);
+  std::printf("Best layout: %s; outputs in %s\n",
+              summary->best_layout.empty() ? "(none)" : summary->best_layout.c_str(),
+              options.out_dir.c_str());
+  return 0;
+}

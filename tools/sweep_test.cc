@@ -1,0 +1,362 @@
+#include "tools/sweep_lib.h"
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/check.h"
+#include "core/io/test_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "planning/planner.h"
+#include "training/data/token_file.h"
+#include "training/train_config.h"
+#include "training/trainer.h"
+
+namespace trident::tools {
+namespace {
+
+using ::testing::HasSubstr;
+using training::TrainConfig;
+
+TrainConfig TinyConfig(const std::string& data_dir, int heads = 4) {
+  TrainConfig c;
+  auto* m = c.mutable_model();
+  m->set_vocab_size(256);
+  m->set_context_length(16);
+  m->set_num_layers(4);
+  m->set_num_heads(heads);
+  m->set_hidden_size(8 * heads);
+  auto* o = c.mutable_optimizer();
+  o->set_learning_rate(3e-3);
+  o->set_min_learning_rate(3e-4);
+  o->set_warmup_steps(1);
+  c.mutable_data()->set_train_path(data_dir + "/train.bin");
+  c.mutable_data()->set_val_path(data_dir + "/val.bin");
+  c.mutable_data()->set_seq_length(16);
+  c.set_steps(5);
+  c.set_eval_interval(0);
+  c.set_log_interval(1000);
+  return c;
+}
+
+std::string WriteCorpus(const std::string& dir) {
+  const std::string text = "The quick brown fox jumps over the lazy dog. To be or not to be. ";
+  std::vector<int32_t> tokens;
+  for (int repeat = 0; repeat < 30; ++repeat) {
+    for (unsigned char c : text) tokens.push_back((c + repeat) % 256);
+  }
+  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/train.bin", 256, tokens));
+  tokens.resize(1000);
+  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/val.bin", 256, tokens));
+  return dir;
+}
+
+// The layout names of the space, listed by brute force over every tuple of
+// small integers and filtered by the sweep's documented bounds.
+std::set<std::string> BruteForceNames(int world, int batch, int layers) {
+  std::set<std::string> names;
+  for (int tp = 1; tp <= world; ++tp)
+    for (int pp = 1; pp <= world; ++pp)
+      for (int dp = 1; dp <= world; ++dp) {
+        if (tp * pp * dp != world) continue;
+        for (int mbs = 1; mbs <= batch; ++mbs) {
+          const bool fits = batch % dp == 0 ? (batch / dp) % mbs == 0 : mbs == 1;
+          if (!fits) continue;
+          for (const char* sched : {"gpipe", "1f1b", "interleaved", "zb-h1"}) {
+            for (int v = 1; v <= layers; ++v) {
+              const bool interleaved = std::string(sched) == "interleaved";
+              if (interleaved != (v >= 2) || (interleaved && v * pp > layers)) continue;
+              if (pp == 1 && std::string(sched) != "1f1b") continue;
+              for (int sp = 0; sp <= 1; ++sp) {
+                if (sp && tp == 1) continue;
+                std::string name = absl::StrCat("tp", tp, "-pp", pp, "-dp", dp, "-mbs", mbs,
+                                                "-", sched);
+                if (interleaved) absl::StrAppend(&name, "-v", v);
+                if (sp) absl::StrAppend(&name, "-sp");
+                names.insert(absl::StrCat(name, "-z0-rnone"));
+              }
+            }
+          }
+        }
+      }
+  return names;
+}
+
+TEST(EnumerateTest, World4MatchesBruteForceAndTheRulesByHand) {
+  SweepSpace space;
+  space.world_size = 4;
+  space.global_batch_size = 8;
+  auto candidates = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_TRUE(candidates.ok()) << candidates.status();
+  const std::set<std::string> expected = BruteForceNames(4, 8, 4);
+  std::set<std::string> got;
+  int valid = 0, expected_valid = 0;
+  for (const Candidate& c : *candidates) {
+    got.insert(c.name);
+    // The rules by hand for 4 heads, hidden 32, 4 layers, seq 16.
+    const auto& l = c.config.layout();
+    const int tp = l.tensor_parallel(), pp = l.pipeline_parallel(), dp = l.data_parallel();
+    const int v = l.virtual_pipeline_stages(), mbs = l.micro_batch_size();
+    const int micro_batches = 8 / (mbs * dp);
+    bool ok = 4 % tp == 0 && 4 % (pp * v) == 0;
+    if (l.schedule() == topology::INTERLEAVED_1F1B && pp > 1) ok = ok && micro_batches % pp == 0;
+    expected_valid += ok;
+    valid += c.status.ok();
+    EXPECT_EQ(c.status.ok(), ok) << c.name << ": " << c.status;
+    if (!c.status.ok()) {
+      EXPECT_FALSE(c.status.message().empty()) << c.name;
+    } else {
+      EXPECT_EQ(l.num_micro_batches(), micro_batches) << c.name;
+    }
+  }
+  EXPECT_EQ(candidates->size(), expected.size());
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(valid, expected_valid);
+  EXPECT_GT(valid, 0);
+  EXPECT_LT(valid, static_cast<int>(candidates->size()));
+}
+
+TEST(EnumerateTest, InvalidLayoutsCarryTheTrainersMessage) {
+  SweepSpace space;
+  space.world_size = 3;
+  space.global_batch_size = 6;
+  auto candidates = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_TRUE(candidates.ok()) << candidates.status();
+  std::map<std::string, absl::Status> by_name;
+  for (const Candidate& c : *candidates) by_name[c.name] = c.status;
+  ASSERT_TRUE(by_name.count("tp3-pp1-dp1-mbs1-1f1b-z0-rnone"));
+  EXPECT_THAT(by_name["tp3-pp1-dp1-mbs1-1f1b-z0-rnone"].message(),
+              HasSubstr("tensor_parallel=3 must divide num_heads=4"));
+  // pp=3 does not split 4 layers.
+  EXPECT_THAT(by_name["tp1-pp3-dp1-mbs2-gpipe-z0-rnone"].message(), HasSubstr("num_layers"));
+  // The message is the one the trainer's validation gives for the same config.
+  for (const Candidate& c : *candidates) {
+    if (c.status.ok()) continue;
+    TrainConfig config = c.config;
+    absl::Status derive = topology::DeriveMicroBatches(config.mutable_layout());
+    const absl::Status trainer = derive.ok() ? training::ValidateTrainConfig(config) : derive;
+    EXPECT_EQ(c.status.message(), trainer.message()) << c.name;
+  }
+  // World 4 with a global batch of 6: dp=4 cannot split it.
+  space.world_size = 4;
+  candidates = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_TRUE(candidates.ok());
+  bool seen = false;
+  for (const Candidate& c : *candidates) {
+    if (c.name == "tp1-pp1-dp4-mbs1-1f1b-z0-rnone") {
+      seen = true;
+      EXPECT_FALSE(c.status.ok());
+      EXPECT_THAT(c.status.message(), HasSubstr("global_batch_size"));
+    }
+  }
+  EXPECT_TRUE(seen);
+}
+
+// A job this build cannot train is still planned, layout by layout.
+TEST(EnumerateTest, PlanningChecksOnlyTheLayout) {
+  SweepSpace space;
+  space.world_size = 4;
+  space.global_batch_size = 8;
+  TrainConfig no_data = TinyConfig("");
+  no_data.mutable_data()->set_tokenizer("no-such-tokenizer");
+  auto run = EnumerateLayouts(no_data, space);
+  space.check_runnable = false;
+  auto plan = EnumerateLayouts(no_data, space);
+  ASSERT_TRUE(run.ok() && plan.ok());
+  ASSERT_EQ(run->size(), plan->size());
+  // The layout's verdict is the trainer's for the same layout with data.
+  auto with_data = EnumerateLayouts(TinyConfig("/tmp/unused"), SweepSpace{4, 8, {}, {}, true});
+  ASSERT_TRUE(with_data.ok());
+  ASSERT_EQ(with_data->size(), plan->size());
+  int planned = 0;
+  for (size_t i = 0; i < run->size(); ++i) {
+    EXPECT_THAT((*run)[i].status.message(), HasSubstr("tokenizer"));
+    EXPECT_EQ((*plan)[i].status, (*with_data)[i].status) << (*plan)[i].name;
+    planned += (*plan)[i].status.ok();
+  }
+  EXPECT_GT(planned, 0);
+}
+
+TEST(EnumerateTest, ZeroAndRecomputeListsMultiplyTheSpace) {
+  SweepSpace space;
+  space.world_size = 2;
+  space.global_batch_size = 4;
+  auto one = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  space.zero_stages = {0, 1, 2, 3};
+  space.recompute = {topology::Recompute::NONE, topology::Recompute::FULL};
+  auto many = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_TRUE(one.ok() && many.ok());
+  EXPECT_EQ(many->size(), one->size() * 8);
+  space.zero_stages = {4};
+  EXPECT_FALSE(EnumerateLayouts(TinyConfig("/tmp/unused"), space).ok());
+}
+
+TEST(SpearmanTest, KnownValues) {
+  EXPECT_DOUBLE_EQ(SpearmanCorrelation({1, 2, 3, 4}, {10, 20, 30, 45}), 1.0);
+  EXPECT_DOUBLE_EQ(SpearmanCorrelation({1, 2, 3, 4}, {4, 3, 2, 1}), -1.0);
+  // d = (0, 0, 1, -1): 1 - 6 * 2 / (4 * 15) = 0.8.
+  EXPECT_NEAR(SpearmanCorrelation({1, 2, 3, 4}, {1, 2, 4, 3}), 0.8, 1e-12);
+  EXPECT_TRUE(std::isnan(SpearmanCorrelation({1}, {1})));
+}
+
+TEST(CsvTest, RoundTripsQuotedReasons) {
+  SweepRow r;
+  r.layout = "tp1-pp1-dp1-mbs1-1f1b-z0-rnone";
+  r.tp = r.pp = r.dp = r.micro_batch_size = 1;
+  r.schedule = "1f1b";
+  r.recompute = "none";
+  r.status = "invalid";
+  r.reason = "layout: a, \"quoted\" rule";
+  r.predicted_step_s = 0.25;
+  auto back = RowsFromCsv(RowsToCsv({r}));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0].reason, r.reason);
+  EXPECT_EQ((*back)[0].predicted_step_s, 0.25);
+  EXPECT_TRUE(std::isnan((*back)[0].measured_step_s));
+}
+
+class SweepRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_dir_ = WriteCorpus(io::testing::FreshTestDir("sweep_data"));
+    out_dir_ = io::testing::FreshTestDir("sweep_out");
+    auto hw = planning::LoadHardware("configs/hardware/cpu_2core.textproto");
+    TRIDENT_CHECK_OK(hw.status());
+    options_.hardware = *hw;
+    options_.space.world_size = 4;
+    options_.space.global_batch_size = 8;
+    options_.steps = 3;
+    options_.top_n = 5;
+    options_.threads = 1;
+    options_.out_dir = out_dir_;
+    options_.log = &log_;
+  }
+  std::string data_dir_, out_dir_;
+  SweepOptions options_;
+  std::ostringstream log_;
+};
+
+int CountStatus(const std::vector<SweepRow>& rows, const std::string& status) {
+  int n = 0;
+  for (const SweepRow& r : rows) n += r.status == status;
+  return n;
+}
+
+TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
+  const TrainConfig base = TinyConfig(data_dir_);
+  auto candidates = EnumerateLayouts(base, options_.space);
+  ASSERT_TRUE(candidates.ok());
+  auto summary = RunSweep(base, options_);
+  ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << log_.str();
+  EXPECT_EQ(summary->rows.size(), candidates->size());
+  EXPECT_EQ(summary->evaluated, static_cast<int>(candidates->size()));
+  EXPECT_EQ(summary->skipped, 0);
+  EXPECT_EQ(CountStatus(summary->rows, "ok"), 5) << log_.str();
+  EXPECT_GT(CountStatus(summary->rows, "invalid"), 0);
+  EXPECT_EQ(summary->measured_pairs, 5);
+  EXPECT_FALSE(std::isnan(summary->median_step_error));
+  // Ranked: measured rows first, by measured tokens/s.
+  for (int i = 0; i + 1 < 5; ++i) {
+    EXPECT_EQ(summary->rows[i].status, "ok");
+    EXPECT_GE(summary->rows[i].measured_tokens_per_s, summary->rows[i + 1].measured_tokens_per_s);
+    EXPECT_GT(summary->rows[i].measured_peak_memory_bytes, 0);
+    EXPECT_GT(summary->rows[i].predicted_step_s, 0);
+  }
+  EXPECT_EQ(summary->best_layout, summary->rows[0].layout);
+
+  const std::string csv = io::testing::ReadWholeFile(out_dir_ + "/results.csv");
+  auto rows = RowsFromCsv(csv);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->size(), candidates->size());
+  for (const SweepRow& r : *rows) {
+    if (r.status == "invalid") {
+      EXPECT_FALSE(r.reason.empty()) << r.layout;
+    }
+  }
+  const std::string md = io::testing::ReadWholeFile(out_dir_ + "/results.md");
+  EXPECT_THAT(md, HasSubstr("Spearman rank correlation"));
+  EXPECT_THAT(md, HasSubstr("median relative error of step time"));
+  EXPECT_THAT(md, HasSubstr("| 1 | " + summary->best_layout + " | ok |"));
+  const std::string svg = io::testing::ReadWholeFile(out_dir_ + "/chart.svg");
+  EXPECT_THAT(svg, HasSubstr("<svg"));
+  EXPECT_THAT(svg, HasSubstr(summary->best_layout));
+  EXPECT_THAT(svg, HasSubstr("invalid: "));
+
+  // The best layout's textproto trains.
+  auto best = training::LoadTrainConfig(out_dir_ + "/best_layout.textproto");
+  ASSERT_TRUE(best.ok()) << best.status();
+  training::TrainOptions train;
+  train.config = *best;
+  train.config.set_steps(2);
+  train.threads = 1;
+  std::ostringstream sink;
+  train.log = &sink;
+  auto trained = training::Train(train);
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  EXPECT_EQ(trained->losses.size(), 2u);
+  const auto& bl = best->layout();
+  EXPECT_EQ(bl.tensor_parallel() * bl.pipeline_parallel() * bl.data_parallel(), 4);
+
+  // Started again: every layout is skipped, nothing runs.
+  log_.str("");
+  auto again = RunSweep(base, options_);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->skipped, static_cast<int>(candidates->size()));
+  EXPECT_EQ(again->evaluated, 0);
+  EXPECT_THAT(log_.str(), ::testing::Not(HasSubstr("[1/")));
+  EXPECT_EQ(again->best_layout, summary->best_layout);
+
+  // Interrupted after a few rows: only the missing layouts are evaluated.
+  std::vector<std::string> lines = absl::StrSplit(csv, '\n', absl::SkipEmpty());
+  const int kept = 10;
+  std::string truncated;
+  for (int i = 0; i <= kept; ++i) absl::StrAppend(&truncated, lines[i], "\n");
+  io::testing::WriteWholeFile(out_dir_ + "/results.csv", truncated);
+  auto resumed = RunSweep(base, options_);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->skipped, kept);
+  EXPECT_EQ(resumed->evaluated, static_cast<int>(candidates->size()) - kept);
+  EXPECT_EQ(resumed->rows.size(), candidates->size());
+}
+
+TEST_F(SweepRunTest, PredictRunsNothingAndTheBudgetIsEnforced) {
+  const TrainConfig base = TinyConfig(data_dir_);
+  options_.predict = true;
+  options_.memory_budget_bytes = 1;  // nothing fits
+  auto summary = RunSweep(base, options_);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(CountStatus(summary->rows, "ok"), 0);
+  EXPECT_EQ(CountStatus(summary->rows, "predicted"), 0);
+  EXPECT_GT(CountStatus(summary->rows, "over_budget"), 0);
+  EXPECT_TRUE(summary->best_layout.empty());
+  EXPECT_FALSE(std::filesystem::exists(out_dir_ + "/best_layout.textproto"));
+  for (const SweepRow& r : summary->rows) {
+    if (r.status == "over_budget") {
+      EXPECT_THAT(r.reason, HasSubstr("budget"));
+    }
+  }
+
+  const std::string other = io::testing::FreshTestDir("sweep_predict");
+  options_.out_dir = other;
+  options_.memory_budget_bytes = 0;
+  summary = RunSweep(base, options_);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(CountStatus(summary->rows, "ok"), 0);
+  EXPECT_GT(CountStatus(summary->rows, "predicted"), 5);
+  EXPECT_TRUE(std::isnan(summary->median_step_error));
+  EXPECT_EQ(summary->rows[0].status, "predicted");
+  EXPECT_GE(summary->rows[0].predicted_tokens_per_s, summary->rows[1].predicted_tokens_per_s);
+  EXPECT_TRUE(std::filesystem::exists(other + "/best_layout.textproto"));
+  EXPECT_FALSE(std::filesystem::exists(other + "/runs/" + summary->best_layout + ".jsonl"));
+}
+
+}  // namespace
+}  // namespace trident::tools

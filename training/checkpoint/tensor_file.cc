@@ -501,4 +501,15 @@ absl::Status TensorFileIndex::VerifyTensor(const std::string& name) const {
   return absl::OkStatus();
 }
 
+absl::Status TensorFileIndex::VerifyFile() const {
+  uint32_t crc = 0;
+  RETURN_IF_ERROR(ExtendCrcFromFile(file_->file, 0, summary_.file_size - kCrcSize, &crc));
+  if (crc != summary_.file_crc32c) {
+    return absl::DataLossError(absl::StrFormat(
+        "tensor file '%s' is corrupted: its whole-file CRC-32C is 0x%08x, stored 0x%08x", path(),
+        crc, summary_.file_crc32c));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace trident::checkpoint

@@ -103,6 +103,10 @@ class TensorFileIndex {
   // file and the tensor).
   absl::Status VerifyTensor(const std::string& name) const;
 
+  // Streams the whole file (in bounded chunks, keeping nothing) and checks
+  // its CRC-32C against the trailer's (DATA_LOSS naming the file).
+  absl::Status VerifyFile() const;
+
  private:
   struct File;
   TensorFileIndex(std::unique_ptr<File> file, TensorFileSummary summary,

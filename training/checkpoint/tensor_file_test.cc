@@ -154,7 +154,11 @@ TEST(TensorFileIndexTest, RefusesADamagedHeaderAndFindsADamagedTensor) {
     EXPECT_TRUE(absl::StrContains(verified.message(), "'big'")) << verified;
     EXPECT_TRUE(absl::StrContains(verified.message(), path)) << verified;
     EXPECT_TRUE(index->VerifyTensor("scalar").ok());
+    const absl::Status whole = index->VerifyFile();
+    EXPECT_EQ(whole.code(), absl::StatusCode::kDataLoss) << whole;
+    EXPECT_TRUE(absl::StrContains(whole.message(), path)) << whole;
     FlipByte(path, offset);
+    EXPECT_TRUE(TensorFileIndex::Open(path)->VerifyFile().ok());
   }
   // A header byte: refused by Open, naming the file.
   FlipByte(path, 30);

@@ -245,8 +245,7 @@ absl::StatusOr<checkpoint::TensorSet> ReadWindows(const std::string& dir,
   for (int i = rank; i < meta.files_size(); i += world_size) {
     ASSIGN_OR_RETURN(const checkpoint::TensorFileIndex* index,
                      open_file(absl::StrCat("files[", i, "]"), meta.files(i).name()));
-    const absl::Status ok = index->VerifyFile();
-    if (!ok.ok()) return refuse(ok.code(), std::string(ok.message()));
+    RETURN_IF_ERROR(index->VerifyFile());  // names the file
   }
 
   std::vector<checkpoint::LoadedTensor> out;

@@ -260,9 +260,6 @@ class RankTrainer {
   absl::StatusOr<int> AgreedStopSignal();
   absl::Status StopForSignal(int signal_number, int64_t next_step);
   absl::Status LoadCheckpoint();
-  // A collective: OK when `mine` is OK on every rank, else the status of the
-  // lowest rank whose `mine` is an error, on every rank.
-  absl::Status AgreeOnStatus(const absl::Status& mine);
   // Every rank's manifest, in rank order (a collective over the world).
   absl::StatusOr<std::vector<std::vector<checkpoint::ParameterManifest>>> GatherManifests(
       const std::vector<checkpoint::ParameterManifest>& mine);
@@ -524,21 +521,6 @@ RankTrainer::GatherManifests(const std::vector<checkpoint::ParameterManifest>& m
   return result;
 }
 
-absl::Status RankTrainer::AgreeOnStatus(const absl::Status& mine) {
-  int32_t first = mine.ok() ? world_.size() : rank_;
-  RETURN_IF_ERROR(world_.AllReduce(comm::Buffer{&first, 1, DType::kInt32}, comm::ReduceOp::kMin));
-  if (first == world_.size()) return absl::OkStatus();
-  const std::string message(mine.message());
-  int64_t header[2] = {static_cast<int64_t>(mine.code()), static_cast<int64_t>(message.size())};
-  RETURN_IF_ERROR(world_.Broadcast(comm::Buffer{header, 2, DType::kInt64}, first));
-  std::vector<int32_t> words((header[1] + 3) / 4, 0);
-  if (rank_ == first) std::memcpy(words.data(), message.data(), message.size());
-  RETURN_IF_ERROR(world_.Broadcast(
-      comm::Buffer{words.data(), static_cast<int64_t>(words.size()), DType::kInt32}, first));
-  return absl::Status(static_cast<absl::StatusCode>(header[0]),
-                      std::string(reinterpret_cast<const char*>(words.data()), header[1]));
-}
-
 absl::Status RankTrainer::LoadCheckpoint() {
   const std::string& dir = paths_.resume;
   if (reporting()) RETURN_IF_ERROR(checkpoint::RecoverCheckpoint(dir));
@@ -592,9 +574,11 @@ absl::Status RankTrainer::LoadCheckpoint() {
   absl::StatusOr<checkpoint::TensorSet> tensors =
       ReadWindows(dir, meta, runner_->optimizer().params(), wanted,
                   config_.model().vocab_size(), rank_, job_.world_size);
-  // Every rank checks before any rank writes: a refusal anywhere stops all,
-  // each rank returning the lowest refusing rank's error.
-  RETURN_IF_ERROR(AgreeOnStatus(tensors.status()));
+  // A rank that refuses returns its error, which aborts the world (the
+  // other ranks' collectives fail at once); no rank loads before every rank
+  // has checked its part.
+  if (!tensors.ok()) return tensors.status();
+  RETURN_IF_ERROR(world_.Barrier());
   RETURN_IF_ERROR(runner_->optimizer().LoadState(*tensors));
   first_step_ = meta.step();
   return absl::OkStatus();

@@ -378,6 +378,45 @@ absl::StatusOr<checkpoint::TensorSet> ReadWindows(const std::string& dir,
                                        std::move(out));
 }
 
+absl::StatusOr<std::vector<checkpoint::LoadedTensor>> ReadSerialParameters(
+    const std::string& dir, const CheckpointMeta& meta) {
+  if (meta.format_version() < 3 || meta.parameters_size() == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint '", dir, "' has format_version ", meta.format_version(),
+        " and no manifest (parameters); only version 3 checkpoints can be converted"));
+  }
+  const int64_t vocab_size = meta.model().vocab_size();
+  std::vector<Parameter> storage(meta.parameters_size());
+  ParameterList params;
+  std::vector<TensorBlob> wanted;
+  for (int i = 0; i < meta.parameters_size(); ++i) {
+    const ParameterManifest& m = meta.parameters(i);
+    storage[i].name = m.name();
+    storage[i].layout.global_shape.assign(m.global_shape().begin(), m.global_shape().end());
+    params.push_back(&storage[i]);
+    absl::StatusOr<DType> dtype = ParseDType(m.dtype());
+    if (!dtype.ok() || m.global_shape_size() == 0) {
+      return absl::DataLossError(absl::StrCat("checkpoint '", dir, "': meta.textproto: parameters[",
+                                              i, "] ('", m.name(), "') has dtype '", m.dtype(),
+                                              "' and ", m.global_shape_size(), " dims"));
+    }
+    wanted.push_back(TensorBlob{absl::StrCat(kKinds[0], m.name()), *dtype,
+                                {m.global_shape().begin(), m.global_shape().end()}, {}});
+  }
+  ASSIGN_OR_RETURN(const checkpoint::TensorSet set,
+                   ReadWindows(dir, meta, params, wanted, vocab_size, 0, 1));
+  std::vector<checkpoint::LoadedTensor> out;
+  for (const checkpoint::LoadedTensor& t : set.tensors()) {
+    checkpoint::LoadedTensor& serial = out.emplace_back(t);
+    serial.name = t.name.substr(std::string(kKinds[0]).size());
+    if (serial.name == "wte.weight" && serial.shape[0] > vocab_size) {
+      serial.bytes.resize(serial.bytes.size() / serial.shape[0] * vocab_size);  // a prefix of rows
+      serial.shape[0] = vocab_size;
+    }
+  }
+  return out;
+}
+
 std::string DescribeLayout(const CheckpointMeta& meta) {
   const topology::ParallelLayout& l = meta.layout();
   std::string text = absl::StrCat("tp=", l.tensor_parallel(), " pp=", l.pipeline_parallel(),

@@ -60,6 +60,13 @@ absl::StatusOr<checkpoint::TensorSet> ReadWindows(const std::string& dir,
                                                  absl::Span<const checkpoint::TensorBlob> wanted,
                                                  int64_t vocab_size, int rank, int world_size);
 
+// Every parameter's whole value in the serial layout (tensors named as the
+// parameters, in manifest order), assembled by ReadWindows from a format-3
+// checkpoint in one process (which therefore verifies every rank file), the
+// token embedding cut to the model's vocabulary.
+absl::StatusOr<std::vector<checkpoint::LoadedTensor>> ReadSerialParameters(
+    const std::string& dir, const checkpoint::CheckpointMeta& meta);
+
 // "tp=2 pp=2 dp=2 zero=1 vpp=1 layers_per_stage=[...]" for logs.
 std::string DescribeLayout(const checkpoint::CheckpointMeta& meta);
 

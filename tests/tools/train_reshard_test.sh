@@ -9,6 +9,7 @@ set -euo pipefail
 
 train="$(realpath "$1")"
 prepare_data="$(realpath "$2")"
+convert="$(realpath "$3")"
 work="${TEST_TMPDIR:-$(mktemp -d)}/train_reshard"
 rm -rf "$work" && mkdir -p "$work"
 export HOME="$work/home"
@@ -172,3 +173,48 @@ edit_meta "$ckpt" 're.sub(r"parameters \{.*?\n\}\n", "", t.replace("format_versi
 compare "$work/2x2x2_to_1x4x2.whole.jsonl" "$work/version2.jsonl" > /dev/null || fail "version 2 losses"
 refused version2_other_layout "$ckpt" "" "layout.tensor_parallel: checkpoint 2, this job 1"
 echo "version 2: resumed under its own layout, refused under another"
+
+# //tools:convert_checkpoint --to_safetensors: the same tensors as the
+# trainer's own export of the same model (tp 4 pads the vocabulary to 512 rows,
+# ZeRO 1 splits the moments), and a Hugging Face GPT-2 config.json next to it.
+"$train" --config="$work/config.textproto" --tp=4 --pp=1 --dp=2 --micro_batches=4 --zero_stage=1 \
+  --save="$work/export.ckpt" --export_safetensors="$work/exported/model.safetensors" \
+  --metrics_out= > "$work/export.log" 2>&1 || { cat "$work/export.log"; fail "export run"; }
+"$convert" --input="$work/export.ckpt/step_00000006" --to_safetensors="$work/converted/model.safetensors" \
+  > "$work/convert.log" 2>&1 || { cat "$work/convert.log"; fail "convert"; }
+/usr/bin/python3 - "$work/exported/model.safetensors" "$work/converted/model.safetensors" \
+  "$work/converted/config.json" <<'PY'
+import json, struct, sys
+def read(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    body = data[8 + n:]
+    return meta, {k: (v["dtype"], v["shape"], body[v["data_offsets"][0]:v["data_offsets"][1]])
+                  for k, v in header.items()}
+meta_a, a = read(sys.argv[1])
+meta_b, b = read(sys.argv[2])
+assert meta_a == meta_b, (meta_a, meta_b)
+assert sorted(a) == sorted(b), (sorted(a), sorted(b))
+for name in a:
+    assert a[name] == b[name], f"{name} differs"
+assert a["wte.weight"][1] == [256, 64], a["wte.weight"][1]
+config = json.load(open(sys.argv[3]))
+assert config["model_type"] == "gpt2" and config["n_layer"] == 8 and config["n_head"] == 8, config
+assert config["n_embd"] == 64 and config["vocab_size"] == 256 and config["n_positions"] == 32, config
+print(f"{len(a)} tensors bitwise equal to the trainer's export; config.json: {config}")
+PY
+if "$convert" --input="$work/export.ckpt/step_00000006" \
+  --to_safetensors="$work/converted/model.safetensors" > "$work/convert2.log" 2>&1; then
+  fail "convert replaced an existing file"
+fi
+grep -qF "exists; refusing to replace it" "$work/convert2.log" || { cat "$work/convert2.log"; fail "no refusal"; }
+ckpt="$(damaged convert_missing)"
+edit_meta "$ckpt" 're.sub(r"  param \{\n    file: \"rank_00001.tensors\"\n    tensor: \"param/wte.weight\"\n[^}]*\}\n", "", t, count=1)'
+if "$convert" --input="$ckpt" --to_safetensors="$work/convert_missing/out.safetensors" \
+  > "$work/convert_missing.log" 2>&1; then fail "convert accepted a missing window"; fi
+grep -qF "missing window" "$work/convert_missing.log" || { cat "$work/convert_missing.log"; fail "convert: no missing window"; }
+[[ ! -e "$work/convert_missing/out.safetensors" && ! -e "$work/convert_missing/config.json" ]] ||
+  fail "convert wrote output for a refused input"
+echo "convert_checkpoint: equal to the export; refuses to replace a file and a missing window"

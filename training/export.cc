@@ -57,9 +57,26 @@ absl::Status WriteGpt2Safetensors(const std::string& path, const std::vector<Nam
   std::vector<checkpoint::TensorBlob> blobs;
   blobs.reserve(tensors.size());
   for (const NamedTensor& t : tensors) blobs.push_back(BlobOf(t.name, t.tensor));
+  return WriteGpt2Safetensors(path, blobs, config);
+}
+
+absl::Status WriteGpt2Safetensors(const std::string& path,
+                                  absl::Span<const checkpoint::TensorBlob> blobs,
+                                  const transformer::GptConfig& config) {
   checkpoint::SafetensorsMetadata metadata;
   for (auto& [key, value] : Gpt2Metadata(config)) metadata[key] = value;
   return checkpoint::WriteSafetensors(path, blobs, metadata);
+}
+
+std::string Gpt2ConfigJson(const transformer::GptConfig& config) {
+  std::string json =
+      "{\n  \"architectures\": [\"GPT2LMHeadModel\"],\n  \"model_type\": \"gpt2\",\n"
+      "  \"activation_function\": \"gelu_new\",\n";
+  for (auto& [key, value] : Gpt2Metadata(config)) {
+    absl::StrAppend(&json, "  \"", key, "\": ", value, ",\n");
+  }
+  absl::StrAppend(&json, "  \"n_ctx\": ", config.context_length(), "\n}\n");
+  return json;
 }
 
 }  // namespace trident::training

@@ -45,6 +45,15 @@ std::vector<std::pair<std::string, std::string>> Gpt2Metadata(const transformer:
 // Writes `tensors` (whole model, serial layout) to `path` atomically.
 absl::Status WriteGpt2Safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                                   const transformer::GptConfig& config);
+// The same from byte views: the one writer behind the trainer's export and
+// //tools:convert_checkpoint.
+absl::Status WriteGpt2Safetensors(const std::string& path,
+                                  absl::Span<const checkpoint::TensorBlob> blobs,
+                                  const transformer::GptConfig& config);
+
+// Hugging Face's GPT-2 config.json for `config` (model_type "gpt2",
+// GPT2LMHeadModel, the keys of Gpt2Metadata as numbers, tanh GELU).
+std::string Gpt2ConfigJson(const transformer::GptConfig& config);
 
 }  // namespace trident::training
 

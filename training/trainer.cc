@@ -1,6 +1,7 @@
 #include "training/trainer.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -31,6 +32,7 @@
 #include "training/metrics.h"
 #include "training/run_files.h"
 #include "training/run_reporter.h"
+#include "training/reshard.h"
 #include "training/step_runner.h"
 #include "training/stop_signals.h"
 #include "training/train_config.h"
@@ -258,6 +260,9 @@ class RankTrainer {
   absl::StatusOr<int> AgreedStopSignal();
   absl::Status StopForSignal(int signal_number, int64_t next_step);
   absl::Status LoadCheckpoint();
+  // Every rank's manifest, in rank order (a collective over the world).
+  absl::StatusOr<std::vector<std::vector<checkpoint::ParameterManifest>>> GatherManifests(
+      const std::vector<checkpoint::ParameterManifest>& mine);
   absl::Status ExportModel();
   absl::Status Publish();
 
@@ -460,6 +465,13 @@ absl::Status RankTrainer::SaveCheckpoint(const std::string& root, int64_t next_s
   RETURN_IF_ERROR(world_.Barrier());
   std::vector<checkpoint::TensorBlob> blobs;
   runner_->optimizer().AppendStateBlobs(blobs);
+  // The manifest: which global windows this rank's tensors hold, gathered to
+  // rank 0 for the meta file (format version 3, training/reshard.h).
+  ASSIGN_OR_RETURN(std::vector<checkpoint::ParameterManifest> manifest,
+                   LocalManifest(runner_->optimizer().params(), blobs,
+                                 checkpoint::RankFileName(rank_)));
+  ASSIGN_OR_RETURN(std::vector<std::vector<checkpoint::ParameterManifest>> manifests,
+                   GatherManifests(manifest));
   RETURN_IF_ERROR(checkpoint::WriteRankShard(checkpoint::PartialCheckpointDir(dir), rank_, blobs));
   RETURN_IF_ERROR(world_.Barrier());
   if (reporting()) {
@@ -470,6 +482,8 @@ absl::Status RankTrainer::SaveCheckpoint(const std::string& root, int64_t next_s
     checkpoint::CheckpointMeta meta =
         checkpoint::MakeCheckpointMeta(config_, job_.world_size, next_step, data_position);
     *meta.mutable_data_set() = DataSetOf(batches_->file());
+    RETURN_IF_ERROR(MergeManifests(manifests, &meta));
+    meta.set_optimizer_step(runner_->optimizer().step());
     RETURN_IF_ERROR(checkpoint::FinalizeCheckpoint(dir, meta));
     RETURN_IF_ERROR(checkpoint::SetLatestCheckpoint(root, next_step));
     RETURN_IF_ERROR(checkpoint::PruneCheckpoints(root, options_.keep_last));
@@ -479,15 +493,51 @@ absl::Status RankTrainer::SaveCheckpoint(const std::string& root, int64_t next_s
   return world_.Barrier();
 }
 
+absl::StatusOr<std::vector<std::vector<checkpoint::ParameterManifest>>>
+RankTrainer::GatherManifests(const std::vector<checkpoint::ParameterManifest>& mine) {
+  checkpoint::CheckpointMeta wrapper;
+  for (const checkpoint::ParameterManifest& p : mine) *wrapper.add_parameters() = p;
+  const std::string bytes = wrapper.SerializeAsString();
+  const int n = world_.size();
+  const int64_t length = static_cast<int64_t>(bytes.size());
+  std::vector<int64_t> lengths(n);
+  RETURN_IF_ERROR(world_.AllGather(comm::ConstBuffer(&length, 1, DType::kInt64),
+                                   comm::Buffer{lengths.data(), n, DType::kInt64}));
+  const int64_t words = (*std::max_element(lengths.begin(), lengths.end()) + 3) / 4;
+  std::vector<int32_t> padded(words, 0);
+  std::memcpy(padded.data(), bytes.data(), bytes.size());
+  std::vector<int32_t> all(words * n);
+  RETURN_IF_ERROR(world_.AllGather(comm::ConstBuffer(padded.data(), words, DType::kInt32),
+                                   comm::Buffer{all.data(), words * n, DType::kInt32}));
+  std::vector<std::vector<checkpoint::ParameterManifest>> result(n);
+  for (int r = 0; r < n; ++r) {
+    checkpoint::CheckpointMeta parsed;
+    if (!parsed.ParseFromArray(reinterpret_cast<const char*>(all.data() + r * words),
+                               static_cast<int>(lengths[r]))) {
+      return absl::InternalError(absl::StrCat("rank ", r, "'s checkpoint manifest is garbled"));
+    }
+    result[r].assign(parsed.parameters().begin(), parsed.parameters().end());
+  }
+  return result;
+}
+
 absl::Status RankTrainer::LoadCheckpoint() {
   const std::string& dir = paths_.resume;
   if (reporting()) RETURN_IF_ERROR(checkpoint::RecoverCheckpoint(dir));
   RETURN_IF_ERROR(world_.Barrier());
   ASSIGN_OR_RETURN(checkpoint::CheckpointMeta meta, checkpoint::ReadCheckpointMeta(dir));
-  // A checkpoint holds per-rank shards: resuming needs the same model, layout,
-  // sequence length and world size.
-  RETURN_IF_ERROR(checkpoint::CheckResumeCompatible(
-      dir, meta, checkpoint::MakeCheckpointMeta(config_, job_.world_size, 0, {})));
+  // Format version 3 carries the manifest: any layout of the same model,
+  // sequence length and global batch resumes it, each rank reading the windows
+  // it needs. Version 2 holds per-rank shards only: the same layout and world
+  // size are needed.
+  const checkpoint::CheckpointMeta current =
+      checkpoint::MakeCheckpointMeta(config_, job_.world_size, 0, {});
+  const bool manifest = meta.format_version() >= 3;
+  if (manifest) {
+    RETURN_IF_ERROR(checkpoint::CheckReshardCompatible(dir, meta, current));
+  } else {
+    RETURN_IF_ERROR(checkpoint::CheckResumeCompatible(dir, meta, current));
+  }
   if (meta.seed() != static_cast<uint64_t>(config_.seed())) {
     return absl::InvalidArgumentError(absl::StrCat("checkpoint ", dir, " was trained with seed ",
                                                    meta.seed(), ", this job has seed ",
@@ -505,9 +555,31 @@ absl::Status RankTrainer::LoadCheckpoint() {
     log() << "resuming on other data than " << meta.data_set().train_path()
           << " (--allow_different_data)\n";
   }
-  ASSIGN_OR_RETURN(checkpoint::TensorSet tensors, checkpoint::ReadRankShard(dir, rank_));
-  RETURN_IF_ERROR(checkpoint::CheckStoredStep(dir, meta, tensors, AdamW::kStepName));
-  RETURN_IF_ERROR(runner_->optimizer().LoadState(tensors));
+  if (!manifest) {
+    ASSIGN_OR_RETURN(checkpoint::TensorSet tensors, checkpoint::ReadRankShard(dir, rank_));
+    RETURN_IF_ERROR(checkpoint::CheckStoredStep(dir, meta, tensors, AdamW::kStepName));
+    RETURN_IF_ERROR(runner_->optimizer().LoadState(tensors));
+    first_step_ = meta.step();
+    return absl::OkStatus();
+  }
+  const std::string from = DescribeLayout(meta);
+  const std::string to = DescribeLayout(current);
+  if (reporting() && (from != to || meta.world_size() != job_.world_size)) {
+    log() << "resharding checkpoint " << dir << " from " << meta.world_size() << " ranks ("
+          << from << ") to " << job_.world_size << " ranks (" << to << ")\n";
+  }
+  // What this rank's optimizer would write is what it must read.
+  std::vector<checkpoint::TensorBlob> wanted;
+  runner_->optimizer().AppendStateBlobs(wanted);
+  absl::StatusOr<checkpoint::TensorSet> tensors =
+      ReadWindows(dir, meta, runner_->optimizer().params(), wanted,
+                  config_.model().vocab_size(), rank_, job_.world_size);
+  // A rank that refuses returns its error, which aborts the world (the
+  // other ranks' collectives fail at once); no rank loads before every rank
+  // has checked its part.
+  if (!tensors.ok()) return tensors.status();
+  RETURN_IF_ERROR(world_.Barrier());
+  RETURN_IF_ERROR(runner_->optimizer().LoadState(*tensors));
   first_step_ = meta.step();
   return absl::OkStatus();
 }

@@ -212,11 +212,16 @@ TEST_F(TrainerTest, DamagedOrMismatchedCheckpointsAreRefused) {
   first.stop_at_step = 2;
   MustTrain(first);
 
-  TrainOptions other_layout = TinyOptions(data_dir_);
-  other_layout.config.mutable_layout()->set_tensor_parallel(2);
-  other_layout.resume_dir = ckpt;
-  other_layout.log = &Sink();
-  EXPECT_FALSE(Train(other_layout).ok());
+  // Another layout reshards (tests/tools/train_reshard_test.sh); another
+  // model shape is refused, naming the field.
+  TrainOptions other_model = TinyOptions(data_dir_);
+  other_model.config.mutable_model()->set_hidden_size(
+      2 * other_model.config.model().hidden_size());
+  other_model.resume_dir = ckpt;
+  other_model.log = &Sink();
+  const absl::StatusOr<TrainResult> refused = Train(other_model);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("model.hidden_size"));
 
   // Flip one byte in the middle of the rank file: its checksum catches it.
   const std::string rank_file = ckpt + "/latest/rank_00000.tensors";

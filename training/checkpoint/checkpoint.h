@@ -40,7 +40,11 @@
 //   - after the second rename: `<dir>` is the new checkpoint; the leftover
 //     `<dir>.old` is removed by the next Finalize or Recover.
 //
-// Reading: ReadCheckpointMeta, CheckResumeCompatible (model, layout,
+// Reading under another layout (format version 3): ReadCheckpointMeta,
+// CheckReshardCompatible, then each rank reads the windows it needs
+// (training/reshard.h, through TensorFileIndex).
+//
+// Reading a version 2 checkpoint: ReadCheckpointMeta, CheckResumeCompatible (model, layout,
 // seq_length and world size must equal the running job's, field by field),
 // then ReadRankShard on every rank; each rank file is fully verified (see
 // tensor_file.h) and must match the size and CRC that the meta records for it.

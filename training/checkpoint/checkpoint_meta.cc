@@ -143,10 +143,17 @@ absl::StatusOr<CheckpointMeta> ParseCheckpointMeta(absl::string_view text,
     return absl::DataLossError(absl::StrCat("checkpoint meta ", source, ": ", what));
   };
   if (!meta.has_format_version()) return error("format_version is missing");
-  if (meta.format_version() != kCheckpointFormatVersion) {
+  if (meta.format_version() > kCheckpointFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
         "checkpoint meta ", source, ": format_version ", meta.format_version(),
-        " is not supported; this program reads version ", kCheckpointFormatVersion));
+        " is newer than this program, which reads versions ", kOldestCheckpointFormatVersion,
+        " to ", kCheckpointFormatVersion));
+  }
+  if (meta.format_version() < kOldestCheckpointFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint meta ", source, ": format_version ", meta.format_version(),
+        " is not supported; this program reads versions ", kOldestCheckpointFormatVersion,
+        " to ", kCheckpointFormatVersion));
   }
   if (meta.world_size() < 1) {
     return error(absl::StrCat("world_size is ", meta.world_size(), "; it must be >= 1"));
@@ -192,6 +199,38 @@ absl::Status CheckResumeCompatible(const std::string& dir, const CheckpointMeta&
   if (saved.world_size() != current.world_size()) {
     return mismatch({"world_size", absl::StrCat(saved.world_size()),
                      absl::StrCat(current.world_size())});
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+int64_t GlobalBatchSequences(const topology::ParallelLayout& layout) {
+  if (layout.global_batch_size() > 0) return layout.global_batch_size();
+  return int64_t{layout.micro_batch_size()} * layout.num_micro_batches() *
+         layout.data_parallel();
+}
+}  // namespace
+
+absl::Status CheckReshardCompatible(const std::string& dir, const CheckpointMeta& saved,
+                                    const CheckpointMeta& current) {
+  const auto mismatch = [&](const Difference& d) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint '", dir, "' cannot be resumed by this job: ", d.field, ": checkpoint ",
+        d.saved, ", this job ", d.current));
+  };
+  if (std::optional<Difference> d = FirstDifference(saved.model(), current.model(), "model.")) {
+    return mismatch(*d);
+  }
+  if (saved.seq_length() != current.seq_length()) {
+    return mismatch({"seq_length", absl::StrCat(saved.seq_length()),
+                     absl::StrCat(current.seq_length())});
+  }
+  const int64_t saved_batch = GlobalBatchSequences(saved.layout());
+  const int64_t current_batch = GlobalBatchSequences(current.layout());
+  if (saved_batch != current_batch) {
+    return mismatch({"global batch (layout.micro_batch_size x num_micro_batches x "
+                     "data_parallel, or layout.global_batch_size)",
+                     absl::StrCat(saved_batch), absl::StrCat(current_batch)});
   }
   return absl::OkStatus();
 }

@@ -17,8 +17,12 @@
 namespace trident::checkpoint {
 
 // Version 1 was a hand-written meta.json; version 2 is CheckpointMeta in
-// protobuf text format.
-inline constexpr int kCheckpointFormatVersion = 2;
+// protobuf text format; version 3 adds the manifest (`parameters`: every
+// parameter's global shape and the windows of it each rank file holds), so a
+// checkpoint loads under another layout. Version 2 is still read (it resumes
+// only under its own layout); a newer version is refused, naming it.
+inline constexpr int kCheckpointFormatVersion = 3;
+inline constexpr int kOldestCheckpointFormatVersion = 2;
 
 // "rank_00003.tensors".
 std::string RankFileName(int rank);
@@ -45,6 +49,13 @@ absl::StatusOr<CheckpointMeta> ParseCheckpointMeta(absl::string_view text,
 // "layout.pipeline_parallel: checkpoint 2, this job 1".
 absl::Status CheckResumeCompatible(const std::string& dir, const CheckpointMeta& saved,
                                    const CheckpointMeta& current);
+
+// Like CheckResumeCompatible, for a job that reshards on load (format version
+// 3): the model and seq_length must be equal, and the global batch (sequences
+// per step) too, since the data order and the loss depend on it; the layout
+// and world size may differ.
+absl::Status CheckReshardCompatible(const std::string& dir, const CheckpointMeta& saved,
+                                    const CheckpointMeta& current);
 
 // The checkpoint in `dir` was trained on the data `current` describes: the
 // same token count and CRC-32C (the path may differ: a moved file is the same

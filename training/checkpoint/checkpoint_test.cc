@@ -358,10 +358,13 @@ TEST(CheckpointTest, DamagedMetaIsRefused) {
                {meta_path, ":2:1: ", "has no field named \"stop\""});
   refused_with(Edited(original, "step: 1", "step: \"one\""), absl::StatusCode::kDataLoss,
                {meta_path, ":2:7: ", "Expected integer"});
-  refused_with(Edited(original, "format_version: 2", "format_version: 1"),
+  refused_with(Edited(original, "format_version: 3", "format_version: 1"),
                absl::StatusCode::kFailedPrecondition,
-               {"format_version 1 is not supported; this program reads version 2"});
-  refused_with(Edited(original, "format_version: 2\n", ""), absl::StatusCode::kDataLoss,
+               {meta_path, "format_version 1 is not supported; this program reads versions 2 to 3"});
+  refused_with(Edited(original, "format_version: 3", "format_version: 4"),
+               absl::StatusCode::kFailedPrecondition,
+               {meta_path, "format_version 4 is newer than this program, which reads versions 2 to 3"});
+  refused_with(Edited(original, "format_version: 3\n", ""), absl::StatusCode::kDataLoss,
                {meta_path, "format_version is missing"});
   refused_with(Edited(original, "world_size: 2", "world_size: 3"), absl::StatusCode::kDataLoss,
                {meta_path, "lists 2 rank files for world_size 3"});

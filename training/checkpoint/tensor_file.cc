@@ -4,6 +4,7 @@
 #include <array>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -423,6 +424,92 @@ absl::StatusOr<TensorFileSummary> ReadTensorFileSummary(const std::string& path)
   const absl::StatusOr<CheckedFrame> frame = CheckFrame(file);
   if (!frame.ok()) return FileError(path, frame.status());
   return TensorFileSummary{frame->file_size, frame->trailer_crc};
+}
+
+struct TensorFileIndex::File {
+  ReadOnlyFile file;
+};
+
+TensorFileIndex::TensorFileIndex(std::unique_ptr<File> file, TensorFileSummary summary,
+                                 std::vector<Tensor> tensors)
+    : file_(std::move(file)), summary_(summary), tensors_(std::move(tensors)) {}
+TensorFileIndex::TensorFileIndex(TensorFileIndex&&) noexcept = default;
+TensorFileIndex& TensorFileIndex::operator=(TensorFileIndex&&) noexcept = default;
+TensorFileIndex::~TensorFileIndex() = default;
+
+const std::string& TensorFileIndex::path() const { return file_->file.path(); }
+
+absl::StatusOr<TensorFileIndex> TensorFileIndex::Open(const std::string& path) {
+  ASSIGN_OR_RETURN(ReadOnlyFile file, ReadOnlyFile::Open(path));  // names the path
+  const absl::StatusOr<CheckedFrame> frame = CheckFrame(file);
+  if (!frame.ok()) return FileError(path, frame.status());
+  const uint64_t data_begin = frame->head.size();
+  const uint64_t data_end = frame->file_size - kTrailerSize;
+  absl::StatusOr<std::vector<Entry>> entries = ParseHeader(
+      absl::string_view(frame->head).substr(kPrefixSize, frame->header_size), data_begin, data_end);
+  if (!entries.ok()) return FileError(path, entries.status());
+  std::vector<Tensor> tensors;
+  tensors.reserve(entries->size());
+  for (Entry& entry : *entries) {
+    tensors.push_back(Tensor{std::move(entry.name), entry.dtype, std::move(entry.shape),
+                             entry.offset, entry.size, entry.crc});
+  }
+  auto owned = std::make_unique<File>(File{std::move(file)});
+  return TensorFileIndex(std::move(owned), TensorFileSummary{frame->file_size, frame->trailer_crc},
+                         std::move(tensors));
+}
+
+const TensorFileIndex::Tensor* TensorFileIndex::Find(const std::string& name) const {
+  for (const Tensor& tensor : tensors_) {
+    if (tensor.name == name) return &tensor;
+  }
+  return nullptr;
+}
+
+absl::Status TensorFileIndex::ReadRange(const std::string& name, uint64_t byte_offset,
+                                        absl::Span<std::byte> destination) const {
+  const Tensor* tensor = Find(name);
+  if (tensor == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("tensor file '", path(), "' has no tensor '", name, "'"));
+  }
+  if (byte_offset > tensor->size || destination.size() > tensor->size - byte_offset) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "tensor file '", path(), "': bytes [", byte_offset, ", ", byte_offset + destination.size(),
+        ") are outside tensor '", name, "' (", tensor->size, " bytes)"));
+  }
+  const absl::Status read = file_->file.ReadAt(tensor->offset + byte_offset, destination);
+  if (!read.ok()) return FileError(path(), read);
+  return absl::OkStatus();
+}
+
+absl::Status TensorFileIndex::VerifyTensor(const std::string& name) const {
+  const Tensor* tensor = Find(name);
+  if (tensor == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("tensor file '", path(), "' has no tensor '", name, "'"));
+  }
+  uint32_t crc = 0;
+  RETURN_IF_ERROR(ExtendCrcFromFile(file_->file, tensor->offset, tensor->offset + tensor->size,
+                                    &crc));
+  if (crc != tensor->crc32c) {
+    return absl::DataLossError(absl::StrFormat(
+        "tensor file '%s': tensor '%s' is corrupted: the CRC-32C of its %d bytes is 0x%08x, "
+        "stored 0x%08x",
+        path(), name, tensor->size, crc, tensor->crc32c));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TensorFileIndex::VerifyFile() const {
+  uint32_t crc = 0;
+  RETURN_IF_ERROR(ExtendCrcFromFile(file_->file, 0, summary_.file_size - kCrcSize, &crc));
+  if (crc != summary_.file_crc32c) {
+    return absl::DataLossError(absl::StrFormat(
+        "tensor file '%s' is corrupted: its whole-file CRC-32C is 0x%08x, stored 0x%08x", path(),
+        crc, summary_.file_crc32c));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace trident::checkpoint

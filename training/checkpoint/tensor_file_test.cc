@@ -1,5 +1,6 @@
 #include "training/checkpoint/tensor_file.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -90,6 +91,82 @@ void ExpectError(const std::string& path, absl::StatusCode code,
 
 uint64_t HeaderEnd(const std::string& contents) {
   return 24 + LoadLittleEndian<uint32_t>(contents.data() + 12) + 4;
+}
+
+TEST(TensorFileIndexTest, ReadsByteRangesOfOneTensorWithoutThePayloads) {
+  Fixture fixture;
+  const std::string path = WriteSample("tf_index_ranges", &fixture);
+  const absl::StatusOr<TensorFileIndex> index = TensorFileIndex::Open(path);
+  ASSERT_TRUE(index.ok()) << index.status();
+  ASSERT_EQ(index->tensors().size(), fixture.blobs.size());
+  const absl::StatusOr<TensorFileSummary> summary = ReadTensorFileSummary(path);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(index->summary().file_size, summary->file_size);
+  EXPECT_EQ(index->summary().file_crc32c, summary->file_crc32c);
+  for (const TensorBlob& blob : fixture.blobs) {
+    const TensorFileIndex::Tensor* tensor = index->Find(blob.name);
+    ASSERT_NE(tensor, nullptr) << blob.name;
+    EXPECT_EQ(tensor->shape, blob.shape);
+    EXPECT_EQ(tensor->dtype, blob.dtype);
+    EXPECT_EQ(tensor->size, blob.bytes.size());
+    EXPECT_TRUE(index->VerifyTensor(blob.name).ok()) << blob.name;
+    // A middle window, and the whole tensor.
+    const uint64_t begin = blob.bytes.size() / 3;
+    const uint64_t length = blob.bytes.size() / 2;
+    std::vector<std::byte> window(length);
+    ASSERT_TRUE(index->ReadRange(blob.name, begin, absl::MakeSpan(window)).ok());
+    EXPECT_TRUE(std::equal(window.begin(), window.end(), blob.bytes.begin() + begin)) << blob.name;
+    std::vector<std::byte> whole(blob.bytes.size());
+    ASSERT_TRUE(index->ReadRange(blob.name, 0, absl::MakeSpan(whole)).ok());
+    EXPECT_TRUE(std::equal(whole.begin(), whole.end(), blob.bytes.begin())) << blob.name;
+  }
+}
+
+TEST(TensorFileIndexTest, RefusesRangesOutsideTheTensorAndUnknownNames) {
+  Fixture fixture;
+  const std::string path = WriteSample("tf_index_refusals", &fixture);
+  const absl::StatusOr<TensorFileIndex> index = TensorFileIndex::Open(path);
+  ASSERT_TRUE(index.ok()) << index.status();
+  std::vector<std::byte> four(4);
+  const absl::Status past = index->ReadRange("fp16_vector", 12, absl::MakeSpan(four));  // 14 bytes
+  EXPECT_EQ(past.code(), absl::StatusCode::kOutOfRange) << past;
+  EXPECT_TRUE(absl::StrContains(past.message(), path)) << past;
+  EXPECT_TRUE(absl::StrContains(past.message(), "fp16_vector")) << past;
+  const absl::Status missing = index->ReadRange("no/such", 0, absl::MakeSpan(four));
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+  EXPECT_TRUE(absl::StrContains(missing.message(), "no/such")) << missing;
+}
+
+TEST(TensorFileIndexTest, RefusesADamagedHeaderAndFindsADamagedTensor) {
+  Fixture fixture;
+  const std::string path = WriteSample("tf_index_damage", &fixture);
+  const std::string contents = ReadWholeFile(path);
+  // A payload byte of "big": Open only reads the header, VerifyTensor notices.
+  {
+    const absl::StatusOr<TensorFileIndex> clean = TensorFileIndex::Open(path);
+    ASSERT_TRUE(clean.ok());
+    const uint64_t offset = clean->Find("big")->offset + 100;
+    FlipByte(path, offset);
+    const absl::StatusOr<TensorFileIndex> index = TensorFileIndex::Open(path);
+    ASSERT_TRUE(index.ok()) << index.status();
+    const absl::Status verified = index->VerifyTensor("big");
+    EXPECT_EQ(verified.code(), absl::StatusCode::kDataLoss) << verified;
+    EXPECT_TRUE(absl::StrContains(verified.message(), "'big'")) << verified;
+    EXPECT_TRUE(absl::StrContains(verified.message(), path)) << verified;
+    EXPECT_TRUE(index->VerifyTensor("scalar").ok());
+    const absl::Status whole = index->VerifyFile();
+    EXPECT_EQ(whole.code(), absl::StatusCode::kDataLoss) << whole;
+    EXPECT_TRUE(absl::StrContains(whole.message(), path)) << whole;
+    FlipByte(path, offset);
+    EXPECT_TRUE(TensorFileIndex::Open(path)->VerifyFile().ok());
+  }
+  // A header byte: refused by Open, naming the file.
+  FlipByte(path, 30);
+  const absl::StatusOr<TensorFileIndex> index = TensorFileIndex::Open(path);
+  ASSERT_FALSE(index.ok());
+  EXPECT_EQ(index.status().code(), absl::StatusCode::kDataLoss) << index.status();
+  EXPECT_TRUE(absl::StrContains(index.status().message(), path)) << index.status();
+  EXPECT_TRUE(absl::StrContains(index.status().message(), "header")) << index.status();
 }
 
 TEST(TensorFileTest, RoundTripsAllDTypesAndShapes) {

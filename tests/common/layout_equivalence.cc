@@ -58,6 +58,18 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
   return layout;
 }
 
+training::TrainConfig LayoutRow::ToConfig(int steps) const {
+  training::TrainConfig config = EquivalenceConfig(ToLayout(), steps);
+  config.mutable_model()->set_num_heads(heads);
+  return config;
+}
+
+std::string LayoutRow::Name() const {
+  std::string name = LayoutName(ToLayout());
+  if (heads != 4) absl::StrAppend(&name, "_h", heads);
+  return name;
+}
+
 std::string LayoutName(const topology::ParallelLayout& l) {
   std::string name = absl::StrCat("tp", l.tensor_parallel(), "_pp", l.pipeline_parallel(), "_dp",
                                   l.data_parallel(), "_mbs", l.micro_batch_size(), "_m",

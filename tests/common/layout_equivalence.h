@@ -60,8 +60,15 @@ struct LayoutRow {
   // Activation recomputation (transformer/block.h); the serial twin keeps
   // every activation, so the row checks recomputation against none.
   topology::Recompute::Policy recompute = topology::Recompute::NONE;
+  // The model's attention heads: 8 lets tp 8 split them (the flagship rows,
+  // every factorisation of 8 ranks); hidden stays 32.
+  int heads = 4;
 
   topology::ParallelLayout ToLayout() const;
+  // EquivalenceConfig of this row's layout and model.
+  training::TrainConfig ToConfig(int steps = 20) const;
+  // LayoutName, plus "_h8" when heads is not 4.
+  std::string Name() const;
 };
 
 // A readable, unique test name: "tp2_pp2_dp2_mbs1_m4_1f1b", with "_v2",

@@ -31,7 +31,7 @@ using topology::ZERO_BUBBLE_H1;
 class LayoutEquivalence : public ::testing::TestWithParam<LayoutRow> {};
 
 TEST_P(LayoutEquivalence, TrainsTheSerialModel) {
-  const training::TrainConfig config = EquivalenceConfig(GetParam().ToLayout());
+  const training::TrainConfig config = GetParam().ToConfig();
   const TrainedRun& serial = SerialRun(config);
   absl::StatusOr<TrainedRun> run = TrainLayout(config);
   ASSERT_TRUE(run.ok()) << run.status();
@@ -39,13 +39,11 @@ TEST_P(LayoutEquivalence, TrainsTheSerialModel) {
   // For the record (the README quotes these).
   std::printf("%s: worst relative difference: loss %.3g, gradients %.3g, parameters %.3g, "
               "validation loss %.3g\n",
-              LayoutName(config.layout()).c_str(), worst.loss, worst.gradients, worst.parameters,
+              GetParam().Name().c_str(), worst.loss, worst.gradients, worst.parameters,
               worst.val_loss);
 }
 
-std::string RowName(const ::testing::TestParamInfo<LayoutRow>& info) {
-  return LayoutName(info.param.ToLayout());
-}
+std::string RowName(const ::testing::TestParamInfo<LayoutRow>& info) { return info.param.Name(); }
 
 // Tensor parallelism, with and without sequence parallelism.
 INSTANTIATE_TEST_SUITE_P(
@@ -261,6 +259,37 @@ std::vector<LayoutRow> RecomputeRows() {
   return rows;
 }
 INSTANTIATE_TEST_SUITE_P(Recompute, LayoutEquivalence, ::testing::ValuesIn(RecomputeRows()),
+                         RowName);
+
+// The flagship: every factorisation of 8 ranks as tp x pp x dp that an
+// 8-head, 8-layer model admits, each with 1F1B (global batch 8 sequences),
+// plus samples with interleaving, ZB-H1, sequence parallelism, every ZeRO
+// stage and each recomputation policy.
+std::vector<LayoutRow> FlagshipRows() {
+  std::vector<LayoutRow> rows;
+  for (int tp : {1, 2, 4, 8}) {
+    for (int pp : {1, 2, 4, 8}) {
+      if (8 % (tp * pp) != 0) continue;
+      const int dp = 8 / (tp * pp);
+      rows.push_back({.tp = tp, .pp = pp, .dp = dp, .micro_batch_size = 1,
+                      .micro_batches = 8 / dp, .heads = 8});
+    }
+  }
+  rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .schedule = INTERLEAVED_1F1B,
+                  .virtual_stages = 2, .heads = 8});
+  rows.push_back({.tp = 2, .pp = 4, .micro_batches = 8, .schedule = ZERO_BUBBLE_H1, .heads = 8});
+  rows.push_back({.tp = 4, .pp = 2, .micro_batches = 8, .sequence_parallel = true, .heads = 8});
+  for (int zero : {1, 2, 3}) {
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01,
+                    .zero_stage = zero, .heads = 8});
+  }
+  rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4,
+                  .recompute = topology::Recompute::SELECTIVE, .heads = 8});
+  rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .sequence_parallel = true,
+                  .recompute = topology::Recompute::FULL, .heads = 8});
+  return rows;
+}
+INSTANTIATE_TEST_SUITE_P(Flagship, LayoutEquivalence, ::testing::ValuesIn(FlagshipRows()),
                          RowName);
 
 // ---- The serial run itself, and what the table cannot express. ----

@@ -137,6 +137,17 @@ if command -v mpirun >/dev/null 2>&1; then
     --save= --backend=mpi --pp=2 --micro_batch_size=2 --micro_batches=2 \
     > "$work/mpi_pp2.log" 2>&1 || { cat "$work/mpi_pp2.log"; exit 1; }
   compare mpi_pp2
+  # The flagship's MPI subset: 8 processes, all three dimensions, with ZeRO 1
+  # and then ZeRO 3 with selective recomputation.
+  for extra in "--zero_stage=1" "--zero_stage=3 --recompute=selective"; do
+    name="mpi_tp2_pp2_dp2_$(echo "$extra" | tr -dc 'a-z0-9')"
+    # shellcheck disable=SC2086
+    mpirun --allow-run-as-root --oversubscribe --bind-to none -np 8 \
+      "$train" --config="$work/config.textproto" --metrics_out="$work/$name.jsonl" \
+      --save= --tp=2 --pp=2 --dp=2 --micro_batch_size=2 --micro_batches=1 $extra \
+      > "$work/$name.log" 2>&1 || { cat "$work/$name.log"; exit 1; }
+    compare "$name"
+  done
 fi
 
 # Unsupported or wrong values fail with the field named, and write nothing.

@@ -19,7 +19,6 @@
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "core/io/atomic_file.h"
 #include "core/io/file_util.h"
 #include "core/io/user_path.h"
 #include "core/status_macros.h"
@@ -40,7 +39,7 @@ absl::Status Run() {
   if (input.empty() || output.empty()) {
     return absl::InvalidArgumentError("give --input=DIR and --to_safetensors=FILE");
   }
-  const std::string config_json = (std::filesystem::path(output).parent_path() / "config.json").string();
+  const std::string config_json = training::Gpt2ConfigJsonPath(output);
   for (const std::string& path : {output, config_json}) {
     if (io::PathExists(path)) {
       return absl::AlreadyExistsError(absl::StrCat(path, " exists; refusing to replace it"));
@@ -58,8 +57,7 @@ absl::Status Run() {
   }
   std::vector<checkpoint::TensorBlob> blobs;
   for (const checkpoint::LoadedTensor& t : tensors) blobs.push_back(t.View());
-  RETURN_IF_ERROR(training::WriteGpt2Safetensors(output, blobs, meta.model()));
-  RETURN_IF_ERROR(io::WriteFileAtomically(config_json, training::Gpt2ConfigJson(meta.model())));
+  RETURN_IF_ERROR(training::WriteGpt2Export(output, blobs, meta.model()));
   std::cout << "converted " << input << " (step " << meta.step() << ", "
             << training::DescribeLayout(meta) << ") to " << output << " and " << config_json
             << "\n";

@@ -1,8 +1,11 @@
 #include "training/export.h"
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/check.h"
+#include "core/io/atomic_file.h"
 #include "core/status_macros.h"
 #include "tensor_parallel/gather.h"
 #include "training/checkpoint/safetensors.h"
@@ -77,6 +80,25 @@ std::string Gpt2ConfigJson(const transformer::GptConfig& config) {
   }
   absl::StrAppend(&json, "  \"n_ctx\": ", config.context_length(), "\n}\n");
   return json;
+}
+
+std::string Gpt2ConfigJsonPath(const std::string& safetensors_path) {
+  return (std::filesystem::path(safetensors_path).parent_path() / "config.json").string();
+}
+
+absl::Status WriteGpt2Export(const std::string& path,
+                             absl::Span<const checkpoint::TensorBlob> blobs,
+                             const transformer::GptConfig& config) {
+  RETURN_IF_ERROR(WriteGpt2Safetensors(path, blobs, config));
+  return io::WriteFileAtomically(Gpt2ConfigJsonPath(path), Gpt2ConfigJson(config));
+}
+
+absl::Status WriteGpt2Export(const std::string& path, const std::vector<NamedTensor>& tensors,
+                             const transformer::GptConfig& config) {
+  std::vector<checkpoint::TensorBlob> blobs;
+  blobs.reserve(tensors.size());
+  for (const NamedTensor& t : tensors) blobs.push_back(BlobOf(t.name, t.tensor));
+  return WriteGpt2Export(path, blobs, config);
 }
 
 }  // namespace trident::training

@@ -55,6 +55,21 @@ absl::Status WriteGpt2Safetensors(const std::string& path,
 // GPT2LMHeadModel, the keys of Gpt2Metadata as numbers, tanh GELU).
 std::string Gpt2ConfigJson(const transformer::GptConfig& config);
 
+// The config.json that goes with the safetensors file `safetensors_path`: the
+// same directory.
+std::string Gpt2ConfigJsonPath(const std::string& safetensors_path);
+
+// The export a Hugging Face user expects: `blobs` (whole model, serial layout)
+// as safetensors at `path` and Gpt2ConfigJson(config) at
+// Gpt2ConfigJsonPath(path), both written atomically. The one code path behind
+// //tools:train --export_safetensors and //tools:convert_checkpoint
+// --to_safetensors.
+absl::Status WriteGpt2Export(const std::string& path,
+                             absl::Span<const checkpoint::TensorBlob> blobs,
+                             const transformer::GptConfig& config);
+absl::Status WriteGpt2Export(const std::string& path, const std::vector<NamedTensor>& tensors,
+                             const transformer::GptConfig& config);
+
 }  // namespace trident::training
 
 #endif  // TRIDENT_TRAINING_EXPORT_H_

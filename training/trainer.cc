@@ -589,8 +589,9 @@ absl::Status RankTrainer::ExportModel() {
   // (stage 0, tp rank 0 of replica 0) writes them.
   ASSIGN_OR_RETURN(std::vector<NamedTensor> tensors, runner_->GatherSerial(/*gradients=*/false));
   if (!reporting()) return absl::OkStatus();
-  RETURN_IF_ERROR(WriteGpt2Safetensors(paths_.export_path, tensors, config_.model()));
-  reporter_->Note(absl::StrCat("exported ", paths_.export_path, " (Hugging Face GPT-2 names)"));
+  RETURN_IF_ERROR(WriteGpt2Export(paths_.export_path, tensors, config_.model()));
+  reporter_->Note(absl::StrCat("exported ", paths_.export_path, " (Hugging Face GPT-2 names) and ",
+                               Gpt2ConfigJsonPath(paths_.export_path)));
   return absl::OkStatus();
 }
 

@@ -205,6 +205,10 @@ assert config["model_type"] == "gpt2" and config["n_layer"] == 8 and config["n_h
 assert config["n_embd"] == 64 and config["vocab_size"] == 256 and config["n_positions"] == 32, config
 print(f"{len(a)} tensors bitwise equal to the trainer's export; config.json: {config}")
 PY
+# The trainer's --export_safetensors writes the same config.json next to its
+# file (one code path: training::WriteGpt2Export).
+cmp "$work/exported/config.json" "$work/converted/config.json" ||
+  fail "the trainer's config.json differs from convert_checkpoint's"
 if "$convert" --input="$work/export.ckpt/step_00000006" \
   --to_safetensors="$work/converted/model.safetensors" > "$work/convert2.log" 2>&1; then
   fail "convert replaced an existing file"

@@ -11,6 +11,7 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
+#include "topology/layout.pb.h"
 #include "training/train_config.pb.h"
 
 namespace trident::tools {
@@ -18,6 +19,10 @@ namespace trident::tools {
 // The config named by --config (the embedded default when empty) with --seed
 // and the layout flags applied. Errors name the flag or the config field.
 absl::StatusOr<training::TrainConfig> TrainConfigFromFlags();
+
+// The layout flags (--tp, --pp, ..., --recompute) applied to `layout`, and
+// its micro-batches derived; what TrainConfigFromFlags does after --config.
+absl::Status ApplyLayoutFlags(topology::ParallelLayout* layout);
 
 // The file --config names, resolved against the user's directory; empty for
 // the embedded default.

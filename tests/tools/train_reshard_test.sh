@@ -222,3 +222,49 @@ grep -qF "missing window" "$work/convert_missing.log" || { cat "$work/convert_mi
 [[ ! -e "$work/convert_missing/out.safetensors" && ! -e "$work/convert_missing/config.json" ]] ||
   fail "convert wrote output for a refused input"
 echo "convert_checkpoint: equal to the export; refuses to replace a file and a missing window"
+
+# //tools:convert_checkpoint --output: 2x2x2 -> 1x4x2 offline. The resumed run
+# under 1x4x2 has bitwise the losses of the online resharded resume of the
+# original (the same windows, written once more), and so the uninterrupted
+# run's (relative 1e-5).
+"$convert" --input="$good" --output="$work/offline_1x4x2" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  > "$work/offline.log" 2>&1 || { cat "$work/offline.log"; fail "offline conversion"; }
+/usr/bin/python3 - "$work/offline_1x4x2/meta.textproto" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+assert "tensor_parallel: 1" in t and "pipeline_parallel: 4" in t and "data_parallel: 2" in t, t[:2000]
+files = re.findall(r'name: "(rank_\d+\.tensors)"', t)
+assert files == [f"rank_{r:05d}.tensors" for r in range(8)], files
+assert re.search(r"^step: 3$", t, re.M) and "format_version: 3" in t, t[:600]
+PY
+[[ "$(ls "$work/offline_1x4x2" | grep -c '^rank_.*\.tensors$')" == 8 ]] || fail "offline: not 8 rank files"
+"$train" --config="$work/config.textproto" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  --resume="$work/offline_1x4x2" --save= --metrics_out="$work/offline.resumed.jsonl" \
+  > "$work/offline.resumed.log" 2>&1 || { cat "$work/offline.resumed.log"; fail "resume the converted checkpoint"; }
+if grep -q "resharding checkpoint" "$work/offline.resumed.log"; then
+  cat "$work/offline.resumed.log"; fail "the converted checkpoint was resharded again: not saved under 1x4x2"
+fi
+/usr/bin/python3 - "$work/2x2x2_to_1x4x2.resumed.jsonl" "$work/offline.resumed.jsonl" <<'PY'
+import json, sys
+def losses(path):
+    return {r["step"]: r["loss"] for r in map(json.loads, open(path)) if "loss" in r}
+online, offline = losses(sys.argv[1]), losses(sys.argv[2])
+assert len(online) == 3 and online == offline, (online, offline)
+PY
+compare "$work/2x2x2_to_1x4x2.whole.jsonl" "$work/offline.resumed.jsonl" > /dev/null ||
+  fail "offline: losses differ from the uninterrupted run"
+# An existing --output is refused without --overwrite, replaced with it.
+if "$convert" --input="$good" --output="$work/offline_1x4x2" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  > "$work/offline2.log" 2>&1; then fail "convert replaced an existing checkpoint"; fi
+grep -qF "offline_1x4x2 exists; refusing to replace it (--overwrite)" "$work/offline2.log" ||
+  { cat "$work/offline2.log"; fail "no refusal of an existing --output"; }
+"$convert" --input="$good" --output="$work/offline_1x4x2" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  --overwrite > "$work/offline3.log" 2>&1 || { cat "$work/offline3.log"; fail "--overwrite"; }
+# A damaged input (a missing window) is refused, naming the field, and
+# nothing is written.
+if "$convert" --input="$work/missing_window" --output="$work/offline_missing" --tp=1 --pp=4 --dp=2 \
+  --micro_batches=4 > "$work/offline_missing.log" 2>&1; then fail "offline: accepted a missing window"; fi
+grep -qF "('wte.weight').adam_m" "$work/offline_missing.log" && grep -qF "missing window" "$work/offline_missing.log" ||
+  { cat "$work/offline_missing.log"; fail "offline: no missing window"; }
+[[ ! -e "$work/offline_missing" && ! -e "$work/offline_missing.partial" ]] || fail "offline: wrote output for a refused input"
+echo "convert_checkpoint --output: 2x2x2 -> 1x4x2 offline resumes bitwise as the online reshard"

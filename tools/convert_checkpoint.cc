@@ -23,6 +23,8 @@
 // --overwrite (a checkpoint directory) or never (a safetensors file).
 
 #include <filesystem>
+#include <stdlib.h>
+
 #include <algorithm>
 #include <iostream>
 #include <sstream>
@@ -41,6 +43,9 @@
 #include "training/export.h"
 #include "training/reshard.h"
 #include "training/trainer.h"
+#include "training/train_config.h"
+#include "training/checkpoint/checkpoint_meta.h"
+#include "topology/layout.pb.h"
 #include "tools/config_flags.h"
 
 ABSL_FLAG(std::string, input, "", "checkpoint directory (format version 3) to convert");
@@ -49,10 +54,17 @@ ABSL_FLAG(std::string, to_safetensors, "",
 ABSL_FLAG(std::string, output, "",
           "write the checkpoint here under the layout the layout flags give (the input's layout "
           "with --tp, --pp, --dp, --micro_batches, ... applied)");
+ABSL_FLAG(std::string, from_hf, "",
+          "a Hugging Face GPT-2 directory (model.safetensors, config.json) to write as the "
+          "checkpoint --output under the layout of --config and the layout flags, with fresh "
+          "optimizer state");
 ABSL_FLAG(bool, overwrite, false, "--output may replace an existing checkpoint directory");
 
 namespace trident {
 namespace {
+
+absl::Status RunConversion(training::TrainOptions options, const std::string& output);
+absl::Status RefuseExistingOutput(const std::string& output);
 
 // --output: the layout of the input with the layout flags applied.
 absl::Status ConvertLayout(const std::string& input, const std::string& output) {
@@ -61,10 +73,7 @@ absl::Status ConvertLayout(const std::string& input, const std::string& output) 
         "--config does not apply to --input/--output: the model, sequence length and seed are "
         "the checkpoint's; give the layout flags");
   }
-  if (io::PathExists(output) && !absl::GetFlag(FLAGS_overwrite)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("--output=", output, " exists; refusing to replace it (--overwrite)"));
-  }
+  RETURN_IF_ERROR(RefuseExistingOutput(output));
   if (std::filesystem::weakly_canonical(input) == std::filesystem::weakly_canonical(output)) {
     return absl::InvalidArgumentError(absl::StrCat("--output=", output, " is the input"));
   }
@@ -92,6 +101,16 @@ absl::Status ConvertLayout(const std::string& input, const std::string& output) 
   config.set_steps(std::max<int64_t>(1, meta.step()));
   config.set_eval_interval(0);
   options.resume_dir = source;
+  RETURN_IF_ERROR(RunConversion(options, output));
+  std::cout << "converted " << source << " (step " << meta.step() << ", "
+            << meta.world_size() << " ranks, " << training::DescribeLayout(meta) << ") to "
+            << output << "\n";
+  return absl::OkStatus();
+}
+
+// The checkpoint `output` from `options` (resume_dir: a checkpoint to load
+// under options.config's layout): the trainer's conversion mode.
+absl::Status RunConversion(training::TrainOptions options, const std::string& output) {
   options.convert_to = output;
   options.overwrite = absl::GetFlag(FLAGS_overwrite);
   std::ostringstream log;
@@ -101,13 +120,77 @@ absl::Status ConvertLayout(const std::string& input, const std::string& output) 
     std::cerr << log.str();
     return result.status();
   }
-  std::cout << log.str() << "converted " << source << " (step " << meta.step() << ", "
-            << meta.world_size() << " ranks, " << training::DescribeLayout(meta) << ") to "
-            << output << "\n";
+  std::cout << log.str();
+  return absl::OkStatus();
+}
+
+absl::Status RefuseExistingOutput(const std::string& output) {
+  if (io::PathExists(output) && !absl::GetFlag(FLAGS_overwrite)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("--output=", output, " exists; refusing to replace it (--overwrite)"));
+  }
+  return absl::OkStatus();
+}
+
+// --from_hf: the Hugging Face directory checked whole, written as a serial
+// checkpoint with fresh optimizer state in a scratch directory, then
+// converted to the target layout like any checkpoint.
+absl::Status ConvertFromHf(const std::string& hf_dir, const std::string& output) {
+  RETURN_IF_ERROR(RefuseExistingOutput(output));
+  ASSIGN_OR_RETURN(training::Gpt2Directory hf, training::ReadGpt2Directory(hf_dir));
+  training::TrainOptions options;
+  ASSIGN_OR_RETURN(options.config, tools::TrainConfigFromFlags());
+  training::TrainConfig& config = options.config;
+  // Keep what the config sets beyond config.json (initialisation scale).
+  const float init_std = config.model().init_std();
+  *config.mutable_model() = hf.model;
+  config.mutable_model()->set_init_std(init_std);
+  config.set_eval_interval(0);
+  RETURN_IF_ERROR(training::ValidateTrainConfig(config));
+  // The serial layout with the same global batch.
+  checkpoint::DataPosition position;
+  position.set_seed(static_cast<uint64_t>(config.seed()));
+  position.set_step(0);
+  training::TrainConfig serial = config;
+  topology::ParallelLayout& layout = *serial.mutable_layout();
+  layout.set_num_micro_batches(layout.num_micro_batches() * layout.data_parallel());
+  layout.set_tensor_parallel(1);
+  layout.set_pipeline_parallel(1);
+  layout.set_data_parallel(1);
+  layout.set_virtual_pipeline_stages(1);
+  layout.clear_layers_per_stage();
+  layout.set_zero_stage(0);
+  const checkpoint::CheckpointMeta meta = checkpoint::MakeCheckpointMeta(serial, 1, 0, position);
+  char scratch_template[] = "/tmp/convert_checkpoint_XXXXXX";
+  if (mkdtemp(scratch_template) == nullptr) {
+    return absl::InternalError("cannot create a scratch directory in /tmp");
+  }
+  const std::string scratch = scratch_template;
+  const std::string serial_dir = scratch + "/serial";
+  absl::Status status = training::WriteFreshSerialCheckpoint(serial_dir, meta, hf.tensors);
+  if (status.ok()) {
+    options.resume_dir = serial_dir;
+    status = RunConversion(options, output);
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(scratch, ignored);
+  RETURN_IF_ERROR(status);
+  std::cout << "converted " << hf_dir << " (Hugging Face GPT-2: " << hf.model.num_layers()
+            << " layers, hidden " << hf.model.hidden_size() << ", " << hf.model.num_heads()
+            << " heads, vocabulary " << hf.model.vocab_size() << ") to " << output
+            << " (step 0, fresh optimizer state)\n";
   return absl::OkStatus();
 }
 
 absl::Status Run() {
+  if (const std::string hf = io::ResolveUserPath(absl::GetFlag(FLAGS_from_hf)); !hf.empty()) {
+    const std::string output = io::ResolveUserPath(absl::GetFlag(FLAGS_output));
+    if (output.empty() || !absl::GetFlag(FLAGS_input).empty() ||
+        !absl::GetFlag(FLAGS_to_safetensors).empty()) {
+      return absl::InvalidArgumentError("--from_hf=DIR takes --output=DIR (and no --input, --to_safetensors)");
+    }
+    return ConvertFromHf(hf, output);
+  }
   const std::string input = io::ResolveUserPath(absl::GetFlag(FLAGS_input));
   const std::string to_safetensors = io::ResolveUserPath(absl::GetFlag(FLAGS_to_safetensors));
   const std::string to_checkpoint = io::ResolveUserPath(absl::GetFlag(FLAGS_output));

@@ -268,3 +268,103 @@ grep -qF "('wte.weight').adam_m" "$work/offline_missing.log" && grep -qF "missin
   { cat "$work/offline_missing.log"; fail "offline: no missing window"; }
 [[ ! -e "$work/offline_missing" && ! -e "$work/offline_missing.partial" ]] || fail "offline: wrote output for a refused input"
 echo "convert_checkpoint --output: 2x2x2 -> 1x4x2 offline resumes bitwise as the online reshard"
+
+# //tools:convert_checkpoint --from_hf: the trainer's export (a Hugging Face
+# GPT-2 directory) into a 2x2x1 checkpoint with fresh optimizer state. Its
+# re-export is bitwise the original, and a run resumed from it starts from the
+# trained weights (its first loss is far below a fresh model's).
+hf_layout=(--config="$work/config.textproto" --tp=2 --pp=2 --dp=1 --micro_batches=8)
+"$convert" --from_hf="$work/exported" --output="$work/hf_2x2x1" "${hf_layout[@]}" \
+  > "$work/from_hf.log" 2>&1 || { cat "$work/from_hf.log"; fail "--from_hf"; }
+/usr/bin/python3 - "$work/hf_2x2x1/meta.textproto" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+assert "tensor_parallel: 2" in t and "pipeline_parallel: 2" in t, t[:2000]
+assert re.search(r"^step: 0$", t, re.M) and re.search(r"^optimizer_step: 0$", t, re.M), t[:600]
+assert re.findall(r'name: "(rank_\d+\.tensors)"', t) == [f"rank_{r:05d}.tensors" for r in range(4)]
+PY
+"$convert" --input="$work/hf_2x2x1" --to_safetensors="$work/hf_back/model.safetensors" \
+  > "$work/hf_back.log" 2>&1 || { cat "$work/hf_back.log"; fail "re-export of the --from_hf checkpoint"; }
+cmp "$work/exported/config.json" "$work/hf_back/config.json" || fail "--from_hf: config.json differs"
+/usr/bin/python3 - "$work/exported/model.safetensors" "$work/hf_back/model.safetensors" <<'PY'
+import json, struct, sys
+def read(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    header.pop("__metadata__", None)
+    body = data[8 + n:]
+    return {k: (v["dtype"], v["shape"], body[v["data_offsets"][0]:v["data_offsets"][1]])
+            for k, v in header.items()}
+a, b = read(sys.argv[1]), read(sys.argv[2])
+assert sorted(a) == sorted(b) and len(a) == 100, (sorted(a), sorted(b))
+for name in a:
+    assert a[name] == b[name], f"{name} differs"
+PY
+"$train" "${hf_layout[@]}" --resume="$work/hf_2x2x1" --save= --metrics_out="$work/hf.resumed.jsonl" \
+  > "$work/hf.resumed.log" 2>&1 || { cat "$work/hf.resumed.log"; fail "resume from the --from_hf checkpoint"; }
+"$train" "${hf_layout[@]}" --save= --metrics_out="$work/hf.fresh.jsonl" > "$work/hf.fresh.log" 2>&1 ||
+  { cat "$work/hf.fresh.log"; fail "fresh 2x2x1 run"; }
+/usr/bin/python3 - "$work/hf.resumed.jsonl" "$work/hf.fresh.jsonl" <<'PY'
+import json, sys
+def losses(path):
+    return {r["step"]: r["loss"] for r in map(json.loads, open(path)) if "loss" in r}
+tuned, fresh = losses(sys.argv[1]), losses(sys.argv[2])
+assert sorted(tuned) == list(range(1, 7)), tuned
+assert tuned[1] < fresh[1] - 0.3, f"first loss {tuned[1]} is not below the fresh model's {fresh[1]}"
+print(f"first loss from the imported weights {tuned[1]:.4f}, fresh {fresh[1]:.4f}")
+PY
+
+# Damaged or mismatched Hugging Face directories are refused, naming the file
+# and the field or tensor, before anything is written.
+hf_damaged() {  # NAME PYTHON-EDIT: a copy of the export, edited
+  rm -rf "$work/$1" && cp -r "$work/exported" "$work/$1"
+  /usr/bin/python3 - "$work/$1" "$2" <<'PY'
+import json, struct, sys
+d, edit = sys.argv[1], sys.argv[2]
+data = open(d + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+meta = header.pop("__metadata__", None)
+body = data[8 + n:]
+tensors = {k: [v["dtype"], v["shape"], body[v["data_offsets"][0]:v["data_offsets"][1]]] for k, v in header.items()}
+config = json.load(open(d + "/config.json"))
+exec(edit)
+out, offset, chunks = {}, 0, []
+for k, (dtype, shape, raw) in tensors.items():
+    out[k] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+    offset += len(raw)
+    chunks.append(raw)
+if meta is not None: out["__metadata__"] = meta
+h = json.dumps(out).encode()
+open(d + "/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
+json.dump(config, open(d + "/config.json", "w"))
+PY
+}
+hf_refused() {  # NAME PATTERN...
+  local name="$1"
+  shift
+  if "$convert" --from_hf="$work/$name" --output="$work/$name.out" "${hf_layout[@]}" \
+    > "$work/$name.log" 2>&1; then fail "--from_hf $name should be refused"; fi
+  local pattern
+  for pattern in "$@"; do
+    grep -qF -- "$pattern" "$work/$name.log" || { cat "$work/$name.log"; fail "$name: no '$pattern'"; }
+  done
+  [[ ! -e "$work/$name.out" ]] || fail "$name wrote $work/$name.out"
+  echo "refused $name: $(grep convert_checkpoint: "$work/$name.log" | head -1)"
+}
+hf_damaged hf_missing 'del tensors["h.3.mlp.c_fc.bias"]'
+hf_refused hf_missing "hf_missing/model.safetensors: tensor 'h.3.mlp.c_fc.bias' is missing"
+hf_damaged hf_shape 'tensors["wpe.weight"] = ["F32", [16, 64], tensors["wpe.weight"][2][:16 * 64 * 4]]'
+hf_refused hf_shape "hf_shape/model.safetensors: tensor 'wpe.weight' has shape [16, 64]" "gives [32, 64]"
+hf_damaged hf_config 'config["n_embd"] = 32; config["n_inner"] = 128'
+hf_refused hf_config "hf_config/model.safetensors: tensor 'wte.weight' has shape [256, 64], config.json (n_layer 8, n_embd 32"
+hf_damaged hf_field 'del config["n_head"]'
+hf_refused hf_field "hf_field/config.json: field 'n_head' is missing"
+hf_damaged hf_extra 'tensors["h.8.ln_1.weight"] = tensors["h.7.ln_1.weight"]'
+hf_refused hf_extra "does not have: h.8.ln_1.weight"
+if "$convert" --from_hf="$work/exported" --output="$work/hf_2x2x1" "${hf_layout[@]}" \
+  > "$work/hf_exists.log" 2>&1; then fail "--from_hf replaced an existing checkpoint"; fi
+grep -qF "hf_2x2x1 exists; refusing to replace it (--overwrite)" "$work/hf_exists.log" ||
+  { cat "$work/hf_exists.log"; fail "--from_hf: no refusal of an existing --output"; }
+echo "convert_checkpoint --from_hf: re-export bitwise equal; damaged directories refused"

@@ -82,6 +82,8 @@ absl::Status ApplyLayoutFlags(topology::ParallelLayout* layout) {
   return topology::DeriveMicroBatches(layout);
 }
 
+bool SeedFlagGiven() { return absl::GetFlag(FLAGS_seed).has_value(); }
+
 std::string ConfigFileFromFlags() {
   const std::string path = absl::GetFlag(FLAGS_config);
   return path.empty() ? path : io::ResolveUserPath(path);

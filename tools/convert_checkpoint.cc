@@ -7,7 +7,16 @@
 //       the checkpoint under another layout (same model): OUT holds the target
 //       layout's rank files and manifest, and //tools:train --resume=OUT with
 //       the same layout flags continues bit for bit as a resharded
-//       --resume=DIR would.
+//       --resume=DIR would;
+//   convert_checkpoint --from_hf=DIR --output=DIR [--config=FILE] [layout flags]
+//       a Hugging Face GPT-2 directory (model.safetensors, config.json) into a
+//       checkpoint of the layout that --config and the layout flags give
+//       (its seed and sequence length too), the model from config.json, with
+//       fresh optimizer state (zero moments, step 0): fine-tuning from public
+//       weights. The directory is checked whole first
+//       (training::ReadGpt2Directory), written as a serial checkpoint in a
+//       scratch directory (training::WriteFreshSerialCheckpoint) and
+//       converted from there as --input/--output converts.
 //
 // --to_safetensors assembles the tensors from the manifest
 // (training/reshard.h's ReadSerialParameters) and writes them with the
@@ -21,11 +30,12 @@
 // them here would be a second definition to keep in step. Nothing is written
 // when an input is refused, and an existing output is replaced only with
 // --overwrite (a checkpoint directory) or never (a safetensors file).
+// Errors name the file and the field.
 
-#include <filesystem>
 #include <stdlib.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -68,9 +78,9 @@ absl::Status RefuseExistingOutput(const std::string& output);
 
 // --output: the layout of the input with the layout flags applied.
 absl::Status ConvertLayout(const std::string& input, const std::string& output) {
-  if (!tools::ConfigFileFromFlags().empty()) {
+  if (!tools::ConfigFileFromFlags().empty() || tools::SeedFlagGiven()) {
     return absl::InvalidArgumentError(
-        "--config does not apply to --input/--output: the model, sequence length and seed are "
+        "--config and --seed do not apply to --input/--output: the model, sequence length and seed are "
         "the checkpoint's; give the layout flags");
   }
   RETURN_IF_ERROR(RefuseExistingOutput(output));

@@ -260,6 +260,11 @@ grep -qF "offline_1x4x2 exists; refusing to replace it (--overwrite)" "$work/off
   { cat "$work/offline2.log"; fail "no refusal of an existing --output"; }
 "$convert" --input="$good" --output="$work/offline_1x4x2" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
   --overwrite > "$work/offline3.log" 2>&1 || { cat "$work/offline3.log"; fail "--overwrite"; }
+if "$convert" --input="$good" --output="$work/offline_seed" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  --seed=7 > "$work/offline_seed.log" 2>&1; then fail "offline: accepted --seed"; fi
+grep -qF -- "--config and --seed do not apply" "$work/offline_seed.log" ||
+  { cat "$work/offline_seed.log"; fail "offline: no refusal of --seed"; }
+[[ ! -e "$work/offline_seed" ]] || fail "offline: wrote output with --seed"
 # A damaged input (a missing window) is refused, naming the field, and
 # nothing is written.
 if "$convert" --input="$work/missing_window" --output="$work/offline_missing" --tp=1 --pp=4 --dp=2 \

@@ -58,7 +58,11 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
     }
     config.set_seed(*seed);
   }
+  RETURN_IF_ERROR(ApplyLayoutFlags(config.mutable_layout()));
+  return config;
+}
 
+absl::Status ApplyLayoutFlags(topology::ParallelLayout* layout) {
   topology::LayoutOverrides overrides;
   overrides.tp = absl::GetFlag(FLAGS_tp);
   overrides.pp = absl::GetFlag(FLAGS_pp);
@@ -74,10 +78,11 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
   overrides.grad_bucket_mb = absl::GetFlag(FLAGS_grad_bucket_mb);
   if (absl::GetFlag(FLAGS_cpu_offload)) overrides.cpu_offload = true;
   overrides.recompute = absl::GetFlag(FLAGS_recompute);
-  RETURN_IF_ERROR(topology::ApplyOverrides(overrides, config.mutable_layout()));
-  RETURN_IF_ERROR(topology::DeriveMicroBatches(config.mutable_layout()));
-  return config;
+  RETURN_IF_ERROR(topology::ApplyOverrides(overrides, layout));
+  return topology::DeriveMicroBatches(layout);
 }
+
+bool SeedFlagGiven() { return absl::GetFlag(FLAGS_seed).has_value(); }
 
 std::string ConfigFileFromFlags() {
   const std::string path = absl::GetFlag(FLAGS_config);

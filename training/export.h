@@ -55,6 +55,36 @@ absl::Status WriteGpt2Safetensors(const std::string& path,
 // GPT2LMHeadModel, the keys of Gpt2Metadata as numbers, tanh GELU).
 std::string Gpt2ConfigJson(const transformer::GptConfig& config);
 
+// The config.json that goes with the safetensors file `safetensors_path`: the
+// same directory.
+std::string Gpt2ConfigJsonPath(const std::string& safetensors_path);
+
+// The export a Hugging Face user expects: `blobs` (whole model, serial layout)
+// as safetensors at `path` and Gpt2ConfigJson(config) at
+// Gpt2ConfigJsonPath(path), both written atomically. The one code path behind
+// //tools:train --export_safetensors and //tools:convert_checkpoint
+// --to_safetensors.
+absl::Status WriteGpt2Export(const std::string& path,
+                             absl::Span<const checkpoint::TensorBlob> blobs,
+                             const transformer::GptConfig& config);
+absl::Status WriteGpt2Export(const std::string& path, const std::vector<NamedTensor>& tensors,
+                             const transformer::GptConfig& config);
+
+// The other way: a Hugging Face GPT-2 directory (model.safetensors and
+// config.json, as WriteGpt2Export writes them or as Hugging Face's own gpt2
+// export has them: Conv1D weights [in, out]; an optional "transformer."
+// prefix; the attention mask buffers "h.N.attn.bias"/"masked_bias" are
+// skipped; an "lm_head.weight" must equal wte, the embeddings being tied).
+struct Gpt2Directory {
+  transformer::GptConfig model;  // from config.json
+  std::vector<checkpoint::LoadedTensor> tensors;  // the serial model, HF names
+};
+// Every tensor GPT-2 with `model` has must be there, float32, with its shape,
+// and no other; config.json must give n_layer, n_embd, n_head, vocab_size and
+// n_positions (n_inner and layer_norm_epsilon optional). Errors name the file
+// and the field or tensor.
+absl::StatusOr<Gpt2Directory> ReadGpt2Directory(const std::string& dir);
+
 }  // namespace trident::training
 
 #endif  // TRIDENT_TRAINING_EXPORT_H_

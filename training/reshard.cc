@@ -17,6 +17,7 @@
 #include "core/io/crc32c.h"
 #include "core/io/file_util.h"
 #include "core/status_macros.h"
+#include "training/checkpoint/checkpoint.h"
 #include "training/checkpoint/global_window.h"
 #include "training/checkpoint/tensor_file.h"
 
@@ -415,6 +416,41 @@ absl::StatusOr<std::vector<checkpoint::LoadedTensor>> ReadSerialParameters(
     }
   }
   return out;
+}
+
+absl::Status WriteFreshSerialCheckpoint(const std::string& dir, CheckpointMeta meta,
+                                        absl::Span<const checkpoint::LoadedTensor> tensors) {
+  meta.set_world_size(1);
+  meta.set_optimizer_step(0);
+  meta.clear_parameters();
+  const std::string file = "rank_00000.tensors";
+  std::vector<std::vector<std::byte>> zeros;
+  zeros.reserve(tensors.size());
+  std::vector<TensorBlob> blobs;
+  for (const checkpoint::LoadedTensor& t : tensors) {
+    zeros.emplace_back(t.bytes.size(), std::byte{0});
+    ParameterManifest* p = meta.add_parameters();
+    p->set_name(t.name);
+    for (const int64_t d : t.shape) p->add_global_shape(d);
+    p->set_dtype(std::string(DTypeName(t.dtype)));
+    for (int kind = 0; kind < 3; ++kind) {
+      const absl::Span<const std::byte> bytes =
+          kind == 0 ? absl::MakeConstSpan(t.bytes) : absl::MakeConstSpan(zeros.back());
+      blobs.push_back(TensorBlob{absl::StrCat(kKinds[kind], t.name), t.dtype, t.shape, bytes});
+      TensorWindow* w = WindowsOf(*p, kind)->Add();
+      w->set_file(file);
+      w->set_tensor(blobs.back().name);
+      w->set_offset(0);
+      w->set_length(Product(t.shape));
+      w->set_size(bytes.size());
+      w->set_crc32c(io::Crc32c(bytes));
+    }
+  }
+  const int64_t step = 0;
+  blobs.push_back(TensorBlob{kStepTensor, DType::kInt64, {},
+                             absl::MakeConstSpan(reinterpret_cast<const std::byte*>(&step),
+                                                 sizeof(step))});
+  return checkpoint::SaveCheckpoint(dir, meta, blobs);
 }
 
 std::string DescribeLayout(const CheckpointMeta& meta) {

@@ -67,6 +67,15 @@ absl::StatusOr<checkpoint::TensorSet> ReadWindows(const std::string& dir,
 absl::StatusOr<std::vector<checkpoint::LoadedTensor>> ReadSerialParameters(
     const std::string& dir, const checkpoint::CheckpointMeta& meta);
 
+// Writes `tensors` (whole parameters, serial layout, named as the model's
+// parameters) as a world-size-1 format-3 checkpoint in `dir` with fresh
+// optimizer state: zero AdamW moments and optimizer step 0. `meta` gives the
+// step, seed, data position, model, layout and sequence length; the manifest
+// and files are filled in here. Loading it under a layout (ReadWindows, as
+// any resharded resume does) cuts each rank's windows out of it.
+absl::Status WriteFreshSerialCheckpoint(const std::string& dir, checkpoint::CheckpointMeta meta,
+                                        absl::Span<const checkpoint::LoadedTensor> tensors);
+
 // "tp=2 pp=2 dp=2 zero=1 vpp=1 layers_per_stage=[...]" for logs.
 std::string DescribeLayout(const checkpoint::CheckpointMeta& meta);
 

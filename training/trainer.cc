@@ -167,6 +167,13 @@ int64_t CheckpointBytes(const TrainConfig& config) {
 // every path of the run.
 absl::StatusOr<JobPaths> PrepareJobPaths(const TrainOptions& options, std::ostream& log) {
   JobPaths paths;
+  if (!options.convert_to.empty()) {
+    // A conversion reads the checkpoint and writes one directory; the caller
+    // (//tools:convert_checkpoint) has checked both.
+    ASSIGN_OR_RETURN(paths.resume, checkpoint::ResolveResumeCheckpoint(options.resume_dir));
+    paths.save = options.convert_to;
+    return paths;
+  }
   ASSIGN_OR_RETURN(paths.data, ResolveData(options.config, log));
   paths.metrics = options.metrics_out;
   paths.save = options.save_dir;
@@ -236,6 +243,7 @@ class RankTrainer {
   // save on schedule, and export at the end. A stop signal ends the loop
   // after the step it arrived in, with a checkpoint.
   absl::Status Run() {
+    if (!options_.convert_to.empty()) return Convert();
     RETURN_IF_ERROR(Setup());
     for (int64_t step = first_step_; step < last_step_; ++step) {
       RETURN_IF_ERROR(TrainStep(step));
@@ -251,6 +259,14 @@ class RankTrainer {
 
  private:
   absl::Status Setup();
+  absl::Status SetupModel();
+  // TrainOptions::convert_to: load under this layout, write at once.
+  absl::Status Convert();
+  // Every rank: this job's state as the checkpoint directory `dir`
+  // (BeginCheckpoint .. FinalizeCheckpoint, the manifest gathered to rank 0).
+  absl::Status WriteCheckpoint(const std::string& dir, int64_t next_step,
+                               const checkpoint::DataPosition& data_position,
+                               const checkpoint::DataSet* data_set);
   absl::Status OpenData();
   std::string Header() const;
   absl::Status TrainStep(int64_t step);
@@ -300,13 +316,32 @@ class RankTrainer {
   int dp_rank_ = 0;
 };
 
-absl::Status RankTrainer::Setup() {
+absl::Status RankTrainer::SetupModel() {
   ASSIGN_OR_RETURN(topology::ProcessGrid grid,
                    topology::ProcessGrid::Create(config_.layout(), job_.world_size));
   grid_.emplace(std::move(grid));
   ASSIGN_OR_RETURN(comms_, topology::BuildGridCommunicators(*grid_, world_));
   dp_rank_ = grid_->CoordinatesOf(rank_).dp;
   ASSIGN_OR_RETURN(runner_, StepRunner::Create(config_, *grid_, rank_, comms_, ctx_));
+  return absl::OkStatus();
+}
+
+absl::Status RankTrainer::Convert() {
+  RETURN_IF_ERROR(SetupModel());
+  RETURN_IF_ERROR(LoadCheckpoint());
+  ASSIGN_OR_RETURN(const checkpoint::CheckpointMeta source,
+                   checkpoint::ReadCheckpointMeta(paths_.resume));
+  RETURN_IF_ERROR(WriteCheckpoint(paths_.save, source.step(), source.data_position(),
+                                  source.has_data_set() ? &source.data_set() : nullptr));
+  if (!reporting()) return absl::OkStatus();
+  absl::MutexLock lock(&job_.mu);
+  job_.result.first_step = first_step_;
+  job_.result.checkpoint = paths_.save;
+  return absl::OkStatus();
+}
+
+absl::Status RankTrainer::Setup() {
+  RETURN_IF_ERROR(SetupModel());
   RETURN_IF_ERROR(OpenData());
   if (!paths_.resume.empty()) RETURN_IF_ERROR(LoadCheckpoint());
   last_step_ = options_.stop_at_step > 0
@@ -458,10 +493,26 @@ absl::Status RankTrainer::SaveCheckpoint(const std::string& root, int64_t next_s
   // One checkpoint per save under the save directory; `latest` names the
   // newest complete one (training/checkpoint/checkpoint_series.h).
   const std::string dir = checkpoint::StepCheckpointDir(root, next_step);
+  if (reporting()) RETURN_IF_ERROR(checkpoint::CreateSaveDirectory(root));
+  const data::DataPosition position = batches_->Position(next_step);
+  checkpoint::DataPosition data_position;
+  data_position.set_seed(position.seed);
+  data_position.set_step(position.step);
+  const checkpoint::DataSet data_set = DataSetOf(batches_->file());
+  RETURN_IF_ERROR(WriteCheckpoint(dir, next_step, data_position, &data_set));
   if (reporting()) {
-    RETURN_IF_ERROR(checkpoint::CreateSaveDirectory(root));
-    RETURN_IF_ERROR(checkpoint::BeginCheckpoint(dir).status());
+    RETURN_IF_ERROR(checkpoint::SetLatestCheckpoint(root, next_step));
+    RETURN_IF_ERROR(checkpoint::PruneCheckpoints(root, options_.keep_last));
+    reporter_->Note(absl::StrCat("saved checkpoint ", dir, " (step ", next_step, ")"));
   }
+  last_checkpoint_ = dir;
+  return world_.Barrier();
+}
+
+absl::Status RankTrainer::WriteCheckpoint(const std::string& dir, int64_t next_step,
+                                          const checkpoint::DataPosition& data_position,
+                                          const checkpoint::DataSet* data_set) {
+  if (reporting()) RETURN_IF_ERROR(checkpoint::BeginCheckpoint(dir).status());
   RETURN_IF_ERROR(world_.Barrier());
   std::vector<checkpoint::TensorBlob> blobs;
   runner_->optimizer().AppendStateBlobs(blobs);
@@ -475,21 +526,13 @@ absl::Status RankTrainer::SaveCheckpoint(const std::string& root, int64_t next_s
   RETURN_IF_ERROR(checkpoint::WriteRankShard(checkpoint::PartialCheckpointDir(dir), rank_, blobs));
   RETURN_IF_ERROR(world_.Barrier());
   if (reporting()) {
-    const data::DataPosition position = batches_->Position(next_step);
-    checkpoint::DataPosition data_position;
-    data_position.set_seed(position.seed);
-    data_position.set_step(position.step);
     checkpoint::CheckpointMeta meta =
         checkpoint::MakeCheckpointMeta(config_, job_.world_size, next_step, data_position);
-    *meta.mutable_data_set() = DataSetOf(batches_->file());
+    if (data_set != nullptr) *meta.mutable_data_set() = *data_set;
     RETURN_IF_ERROR(MergeManifests(manifests, &meta));
     meta.set_optimizer_step(runner_->optimizer().step());
     RETURN_IF_ERROR(checkpoint::FinalizeCheckpoint(dir, meta));
-    RETURN_IF_ERROR(checkpoint::SetLatestCheckpoint(root, next_step));
-    RETURN_IF_ERROR(checkpoint::PruneCheckpoints(root, options_.keep_last));
-    reporter_->Note(absl::StrCat("saved checkpoint ", dir, " (step ", next_step, ")"));
   }
-  last_checkpoint_ = dir;
   return world_.Barrier();
 }
 
@@ -548,9 +591,12 @@ absl::Status RankTrainer::LoadCheckpoint() {
                                                    meta.step(), ", beyond steps=",
                                                    config_.steps()));
   }
-  RETURN_IF_ERROR(checkpoint::CheckSameData(dir, meta, DataSetOf(batches_->file()),
-                                            options_.allow_different_data));
-  if (options_.allow_different_data && reporting() && meta.has_data_set() &&
+  // A conversion (no token file opened) keeps the checkpoint's data set.
+  if (batches_.has_value()) {
+    RETURN_IF_ERROR(checkpoint::CheckSameData(dir, meta, DataSetOf(batches_->file()),
+                                              options_.allow_different_data));
+  }
+  if (batches_.has_value() && options_.allow_different_data && reporting() && meta.has_data_set() &&
       !checkpoint::CheckSameData(dir, meta, DataSetOf(batches_->file()), false).ok()) {
     log() << "resuming on other data than " << meta.data_set().train_path()
           << " (--allow_different_data)\n";
@@ -589,8 +635,9 @@ absl::Status RankTrainer::ExportModel() {
   // (stage 0, tp rank 0 of replica 0) writes them.
   ASSIGN_OR_RETURN(std::vector<NamedTensor> tensors, runner_->GatherSerial(/*gradients=*/false));
   if (!reporting()) return absl::OkStatus();
-  RETURN_IF_ERROR(WriteGpt2Safetensors(paths_.export_path, tensors, config_.model()));
-  reporter_->Note(absl::StrCat("exported ", paths_.export_path, " (Hugging Face GPT-2 names)"));
+  RETURN_IF_ERROR(WriteGpt2Export(paths_.export_path, tensors, config_.model()));
+  reporter_->Note(absl::StrCat("exported ", paths_.export_path, " (Hugging Face GPT-2 names) and ",
+                               Gpt2ConfigJsonPath(paths_.export_path)));
   return absl::OkStatus();
 }
 

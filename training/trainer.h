@@ -49,6 +49,13 @@ struct TrainOptions {
   // A checkpoint, or a save directory (its `latest`), to resume from; empty
   // to start fresh.
   std::string resume_dir;
+  // With resume_dir: a conversion, not a run (//tools:convert_checkpoint).
+  // Each rank loads the checkpoint under this job's layout, reading its
+  // windows as a resharded resume does (training/reshard.h), and the job
+  // writes it at once as the checkpoint directory `convert_to`: this layout's
+  // rank files and manifest, with the source's step, data position and data
+  // set. No token file is read and no step is trained.
+  std::string convert_to;
   // Resume even when the checkpoint was trained on other token files.
   bool allow_different_data = false;
   // Checkpoints kept in save_dir (the newest; older ones are removed).

@@ -205,6 +205,10 @@ assert config["model_type"] == "gpt2" and config["n_layer"] == 8 and config["n_h
 assert config["n_embd"] == 64 and config["vocab_size"] == 256 and config["n_positions"] == 32, config
 print(f"{len(a)} tensors bitwise equal to the trainer's export; config.json: {config}")
 PY
+# The trainer's --export_safetensors writes the same config.json next to its
+# file (one code path: training::WriteGpt2Export).
+cmp "$work/exported/config.json" "$work/converted/config.json" ||
+  fail "the trainer's config.json differs from convert_checkpoint's"
 if "$convert" --input="$work/export.ckpt/step_00000006" \
   --to_safetensors="$work/converted/model.safetensors" > "$work/convert2.log" 2>&1; then
   fail "convert replaced an existing file"
@@ -218,3 +222,154 @@ grep -qF "missing window" "$work/convert_missing.log" || { cat "$work/convert_mi
 [[ ! -e "$work/convert_missing/out.safetensors" && ! -e "$work/convert_missing/config.json" ]] ||
   fail "convert wrote output for a refused input"
 echo "convert_checkpoint: equal to the export; refuses to replace a file and a missing window"
+
+# //tools:convert_checkpoint --output: 2x2x2 -> 1x4x2 offline. The resumed run
+# under 1x4x2 has bitwise the losses of the online resharded resume of the
+# original (the same windows, written once more), and so the uninterrupted
+# run's (relative 1e-5).
+"$convert" --input="$good" --output="$work/offline_1x4x2" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  > "$work/offline.log" 2>&1 || { cat "$work/offline.log"; fail "offline conversion"; }
+/usr/bin/python3 - "$work/offline_1x4x2/meta.textproto" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+assert "tensor_parallel: 1" in t and "pipeline_parallel: 4" in t and "data_parallel: 2" in t, t[:2000]
+files = re.findall(r'name: "(rank_\d+\.tensors)"', t)
+assert files == [f"rank_{r:05d}.tensors" for r in range(8)], files
+assert re.search(r"^step: 3$", t, re.M) and "format_version: 3" in t, t[:600]
+PY
+[[ "$(ls "$work/offline_1x4x2" | grep -c '^rank_.*\.tensors$')" == 8 ]] || fail "offline: not 8 rank files"
+"$train" --config="$work/config.textproto" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  --resume="$work/offline_1x4x2" --save= --metrics_out="$work/offline.resumed.jsonl" \
+  > "$work/offline.resumed.log" 2>&1 || { cat "$work/offline.resumed.log"; fail "resume the converted checkpoint"; }
+if grep -q "resharding checkpoint" "$work/offline.resumed.log"; then
+  cat "$work/offline.resumed.log"; fail "the converted checkpoint was resharded again: not saved under 1x4x2"
+fi
+/usr/bin/python3 - "$work/2x2x2_to_1x4x2.resumed.jsonl" "$work/offline.resumed.jsonl" <<'PY'
+import json, sys
+def losses(path):
+    return {r["step"]: r["loss"] for r in map(json.loads, open(path)) if "loss" in r}
+online, offline = losses(sys.argv[1]), losses(sys.argv[2])
+assert len(online) == 3 and online == offline, (online, offline)
+PY
+compare "$work/2x2x2_to_1x4x2.whole.jsonl" "$work/offline.resumed.jsonl" > /dev/null ||
+  fail "offline: losses differ from the uninterrupted run"
+# An existing --output is refused without --overwrite, replaced with it.
+if "$convert" --input="$good" --output="$work/offline_1x4x2" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  > "$work/offline2.log" 2>&1; then fail "convert replaced an existing checkpoint"; fi
+grep -qF "offline_1x4x2 exists; refusing to replace it (--overwrite)" "$work/offline2.log" ||
+  { cat "$work/offline2.log"; fail "no refusal of an existing --output"; }
+"$convert" --input="$good" --output="$work/offline_1x4x2" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  --overwrite > "$work/offline3.log" 2>&1 || { cat "$work/offline3.log"; fail "--overwrite"; }
+if "$convert" --input="$good" --output="$work/offline_seed" --tp=1 --pp=4 --dp=2 --micro_batches=4 \
+  --seed=7 > "$work/offline_seed.log" 2>&1; then fail "offline: accepted --seed"; fi
+grep -qF -- "--config and --seed do not apply" "$work/offline_seed.log" ||
+  { cat "$work/offline_seed.log"; fail "offline: no refusal of --seed"; }
+[[ ! -e "$work/offline_seed" ]] || fail "offline: wrote output with --seed"
+# A damaged input (a missing window) is refused, naming the field, and
+# nothing is written.
+if "$convert" --input="$work/missing_window" --output="$work/offline_missing" --tp=1 --pp=4 --dp=2 \
+  --micro_batches=4 > "$work/offline_missing.log" 2>&1; then fail "offline: accepted a missing window"; fi
+grep -qF "('wte.weight').adam_m" "$work/offline_missing.log" && grep -qF "missing window" "$work/offline_missing.log" ||
+  { cat "$work/offline_missing.log"; fail "offline: no missing window"; }
+[[ ! -e "$work/offline_missing" && ! -e "$work/offline_missing.partial" ]] || fail "offline: wrote output for a refused input"
+echo "convert_checkpoint --output: 2x2x2 -> 1x4x2 offline resumes bitwise as the online reshard"
+
+# //tools:convert_checkpoint --from_hf: the trainer's export (a Hugging Face
+# GPT-2 directory) into a 2x2x1 checkpoint with fresh optimizer state. Its
+# re-export is bitwise the original, and a run resumed from it starts from the
+# trained weights (its first loss is far below a fresh model's).
+hf_layout=(--config="$work/config.textproto" --tp=2 --pp=2 --dp=1 --micro_batches=8)
+"$convert" --from_hf="$work/exported" --output="$work/hf_2x2x1" "${hf_layout[@]}" \
+  > "$work/from_hf.log" 2>&1 || { cat "$work/from_hf.log"; fail "--from_hf"; }
+/usr/bin/python3 - "$work/hf_2x2x1/meta.textproto" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+assert "tensor_parallel: 2" in t and "pipeline_parallel: 2" in t, t[:2000]
+assert re.search(r"^step: 0$", t, re.M) and re.search(r"^optimizer_step: 0$", t, re.M), t[:600]
+assert re.findall(r'name: "(rank_\d+\.tensors)"', t) == [f"rank_{r:05d}.tensors" for r in range(4)]
+PY
+"$convert" --input="$work/hf_2x2x1" --to_safetensors="$work/hf_back/model.safetensors" \
+  > "$work/hf_back.log" 2>&1 || { cat "$work/hf_back.log"; fail "re-export of the --from_hf checkpoint"; }
+cmp "$work/exported/config.json" "$work/hf_back/config.json" || fail "--from_hf: config.json differs"
+/usr/bin/python3 - "$work/exported/model.safetensors" "$work/hf_back/model.safetensors" <<'PY'
+import json, struct, sys
+def read(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    header.pop("__metadata__", None)
+    body = data[8 + n:]
+    return {k: (v["dtype"], v["shape"], body[v["data_offsets"][0]:v["data_offsets"][1]])
+            for k, v in header.items()}
+a, b = read(sys.argv[1]), read(sys.argv[2])
+assert sorted(a) == sorted(b) and len(a) == 100, (sorted(a), sorted(b))
+for name in a:
+    assert a[name] == b[name], f"{name} differs"
+PY
+"$train" "${hf_layout[@]}" --resume="$work/hf_2x2x1" --save= --metrics_out="$work/hf.resumed.jsonl" \
+  > "$work/hf.resumed.log" 2>&1 || { cat "$work/hf.resumed.log"; fail "resume from the --from_hf checkpoint"; }
+"$train" "${hf_layout[@]}" --save= --metrics_out="$work/hf.fresh.jsonl" > "$work/hf.fresh.log" 2>&1 ||
+  { cat "$work/hf.fresh.log"; fail "fresh 2x2x1 run"; }
+/usr/bin/python3 - "$work/hf.resumed.jsonl" "$work/hf.fresh.jsonl" <<'PY'
+import json, sys
+def losses(path):
+    return {r["step"]: r["loss"] for r in map(json.loads, open(path)) if "loss" in r}
+tuned, fresh = losses(sys.argv[1]), losses(sys.argv[2])
+assert sorted(tuned) == list(range(1, 7)), tuned
+assert tuned[1] < fresh[1] - 0.3, f"first loss {tuned[1]} is not below the fresh model's {fresh[1]}"
+print(f"first loss from the imported weights {tuned[1]:.4f}, fresh {fresh[1]:.4f}")
+PY
+
+# Damaged or mismatched Hugging Face directories are refused, naming the file
+# and the field or tensor, before anything is written.
+hf_damaged() {  # NAME PYTHON-EDIT: a copy of the export, edited
+  rm -rf "$work/$1" && cp -r "$work/exported" "$work/$1"
+  /usr/bin/python3 - "$work/$1" "$2" <<'PY'
+import json, struct, sys
+d, edit = sys.argv[1], sys.argv[2]
+data = open(d + "/model.safetensors", "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+meta = header.pop("__metadata__", None)
+body = data[8 + n:]
+tensors = {k: [v["dtype"], v["shape"], body[v["data_offsets"][0]:v["data_offsets"][1]]] for k, v in header.items()}
+config = json.load(open(d + "/config.json"))
+exec(edit)
+out, offset, chunks = {}, 0, []
+for k, (dtype, shape, raw) in tensors.items():
+    out[k] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+    offset += len(raw)
+    chunks.append(raw)
+if meta is not None: out["__metadata__"] = meta
+h = json.dumps(out).encode()
+open(d + "/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + b"".join(chunks))
+json.dump(config, open(d + "/config.json", "w"))
+PY
+}
+hf_refused() {  # NAME PATTERN...
+  local name="$1"
+  shift
+  if "$convert" --from_hf="$work/$name" --output="$work/$name.out" "${hf_layout[@]}" \
+    > "$work/$name.log" 2>&1; then fail "--from_hf $name should be refused"; fi
+  local pattern
+  for pattern in "$@"; do
+    grep -qF -- "$pattern" "$work/$name.log" || { cat "$work/$name.log"; fail "$name: no '$pattern'"; }
+  done
+  [[ ! -e "$work/$name.out" ]] || fail "$name wrote $work/$name.out"
+  echo "refused $name: $(grep convert_checkpoint: "$work/$name.log" | head -1)"
+}
+hf_damaged hf_missing 'del tensors["h.3.mlp.c_fc.bias"]'
+hf_refused hf_missing "hf_missing/model.safetensors: tensor 'h.3.mlp.c_fc.bias' is missing"
+hf_damaged hf_shape 'tensors["wpe.weight"] = ["F32", [16, 64], tensors["wpe.weight"][2][:16 * 64 * 4]]'
+hf_refused hf_shape "hf_shape/model.safetensors: tensor 'wpe.weight' has shape [16, 64]" "gives [32, 64]"
+hf_damaged hf_config 'config["n_embd"] = 32; config["n_inner"] = 128'
+hf_refused hf_config "hf_config/model.safetensors: tensor 'wte.weight' has shape [256, 64], config.json (n_layer 8, n_embd 32"
+hf_damaged hf_field 'del config["n_head"]'
+hf_refused hf_field "hf_field/config.json: field 'n_head' is missing"
+hf_damaged hf_extra 'tensors["h.8.ln_1.weight"] = tensors["h.7.ln_1.weight"]'
+hf_refused hf_extra "does not have: h.8.ln_1.weight"
+if "$convert" --from_hf="$work/exported" --output="$work/hf_2x2x1" "${hf_layout[@]}" \
+  > "$work/hf_exists.log" 2>&1; then fail "--from_hf replaced an existing checkpoint"; fi
+grep -qF "hf_2x2x1 exists; refusing to replace it (--overwrite)" "$work/hf_exists.log" ||
+  { cat "$work/hf_exists.log"; fail "--from_hf: no refusal of an existing --output"; }
+echo "convert_checkpoint --from_hf: re-export bitwise equal; damaged directories refused"

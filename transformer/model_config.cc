@@ -30,6 +30,12 @@ int64_t FfnHiddenSize(const GptConfig& config) {
                                       : 4 * int64_t{config.hidden_size()};
 }
 
+GptConfig CanonicalGptConfig(const GptConfig& config) {
+  GptConfig canonical = config;
+  canonical.set_ffn_hidden_size(static_cast<int32_t>(FfnHiddenSize(config)));
+  return canonical;
+}
+
 absl::Status ValidateGptConfig(const GptConfig& config) {
   RETURN_IF_ERROR(AtLeast("vocab_size", config.vocab_size(), 1));
   RETURN_IF_ERROR(AtLeast("context_length", config.context_length(), 1));

@@ -19,6 +19,11 @@ namespace trident::transformer {
 // when it is 0 (GPT-2).
 int64_t FfnHiddenSize(const GptConfig& config);
 
+// `config` with its derived sizes written out (ffn_hidden_size = the width
+// FfnHiddenSize gives), so that two configs of the same model compare equal
+// field by field whichever way each states it.
+GptConfig CanonicalGptConfig(const GptConfig& config);
+
 // INVALID_ARGUMENT naming the first broken rule ("model.<field>=<value> ..."):
 // vocab_size, context_length, num_layers, num_heads, hidden_size >= 1;
 // ffn_hidden_size >= 0 (0 means 4 x hidden_size); num_heads divides

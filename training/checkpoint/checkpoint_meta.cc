@@ -13,6 +13,7 @@
 #include "google/protobuf/message.h"
 #include "google/protobuf/reflection.h"
 #include "google/protobuf/text_format.h"
+#include "transformer/model_config.h"
 
 namespace trident::checkpoint {
 namespace {
@@ -185,7 +186,8 @@ absl::Status CheckResumeCompatible(const std::string& dir, const CheckpointMeta&
         "checkpoint '", dir, "' cannot be resumed by this job: ", d.field, ": checkpoint ",
         d.saved, ", this job ", d.current));
   };
-  if (std::optional<Difference> d = FirstDifference(saved.model(), current.model(), "model.")) {
+  if (std::optional<Difference> d = FirstDifference(transformer::CanonicalGptConfig(saved.model()),
+                                    transformer::CanonicalGptConfig(current.model()), "model.")) {
     return mismatch(*d);
   }
   if (std::optional<Difference> d =
@@ -218,7 +220,8 @@ absl::Status CheckReshardCompatible(const std::string& dir, const CheckpointMeta
         "checkpoint '", dir, "' cannot be resumed by this job: ", d.field, ": checkpoint ",
         d.saved, ", this job ", d.current));
   };
-  if (std::optional<Difference> d = FirstDifference(saved.model(), current.model(), "model.")) {
+  if (std::optional<Difference> d = FirstDifference(transformer::CanonicalGptConfig(saved.model()),
+                                    transformer::CanonicalGptConfig(current.model()), "model.")) {
     return mismatch(*d);
   }
   if (saved.seq_length() != current.seq_length()) {

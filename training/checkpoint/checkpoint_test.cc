@@ -279,6 +279,21 @@ TEST(CheckpointTest, ExplicitDefaultEqualsUnset) {
                absl::StatusCode::kFailedPrecondition, {"model.num_heads: checkpoint 4, this job 8"});
 }
 
+// ffn_hidden_size 0 means 4 x hidden_size: stating the width is the same model
+// (a Hugging Face config.json states it), another width is not.
+TEST(CheckpointTest, TheMlpWidthComparesByValue) {
+  CheckpointMeta implicit = MakeMeta(1, 0);
+  implicit.mutable_model()->set_hidden_size(64);
+  implicit.mutable_model()->set_ffn_hidden_size(0);
+  CheckpointMeta stated = implicit;
+  stated.mutable_model()->set_ffn_hidden_size(256);
+  EXPECT_TRUE(CheckResumeCompatible("d", implicit, stated).ok());
+  stated.mutable_model()->set_ffn_hidden_size(128);
+  ExpectStatus(CheckResumeCompatible("d", implicit, stated),
+               absl::StatusCode::kFailedPrecondition,
+               {"model.ffn_hidden_size: checkpoint 256, this job 128"});
+}
+
 TEST(CheckpointTest, StoredStepMustMatchTheMeta) {
   const std::string dir = JoinPath(FreshTestDir("ckpt_step"), "c");
   RankState state(0, 1);

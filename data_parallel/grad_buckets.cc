@@ -60,7 +60,7 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
     const ParameterList& params, const ParameterList& late, comm::Communicator* dp,
     const BucketOptions& options) {
   if (options.zero_stage < 0 || options.zero_stage > 3) {
-    return absl::UnimplementedError(
+    return absl::InvalidArgumentError(
         absl::StrCat("zero_stage=", options.zero_stage,
                      ": the gradient reducer implements ZeRO stages 0 to 3"));
   }
@@ -99,8 +99,8 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
       bucket.pooled = reducer->zero_stage_ >= 2 && !is_late;
       Tensor storage;
       if (bucket.pooled) {
-        // Placeholder views until the first W binds the bucket: every pooled
-        // bucket starts on pool buffer 0, which is large enough for any.
+        // Until its first W binds it, every pooled bucket's views point into
+        // pool buffer 0, which is large enough for any bucket.
         if (reducer->pool_.empty()) {
           int64_t largest = 0;
           for (const auto& g : Fill(early_reversed, capacity)) {

@@ -516,7 +516,7 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
 
   SweepSummary summary;
   std::map<std::string, SweepRow> rows;  // this sweep's layouts
-  std::vector<const Candidate*> todo;
+  std::vector<const Candidate*> pending;
   for (const Candidate& c : candidates) {
     auto it = done.find(c.name);
     if (it != done.end() && (o.predict || it->second.status != "predicted")) {
@@ -524,7 +524,7 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
       ++summary.skipped;
       continue;
     }
-    todo.push_back(&c);
+    pending.push_back(&c);
   }
   const auto write_csv = [&]() -> absl::Status {
     std::vector<SweepRow> all;
@@ -539,7 +539,7 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
 
   // Validity and prediction for every layout still to do.
   std::vector<std::pair<const Candidate*, SweepRow>> runnable;
-  for (const Candidate* c : todo) {
+  for (const Candidate* c : pending) {
     SweepRow row = RowFor(*c);
     if (!c->status.ok()) {
       row.status = "invalid";

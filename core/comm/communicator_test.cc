@@ -69,7 +69,7 @@ class FakeCommunicator final : public Communicator {
   absl::StatusOr<std::unique_ptr<Communicator>> DoCreateGroup(absl::Span<const int> ranks,
                                                               absl::string_view) override {
     calls_.push_back(absl::StrCat("group [", absl::StrJoin(ranks, ", "), "]"));
-    return absl::UnimplementedError("fake");
+    return absl::UnimplementedError("this test backend makes no groups");
   }
 
   int rank_;

@@ -43,6 +43,7 @@ std::vector<std::vector<Parameter*>> Fill(const std::vector<Parameter*>& params,
 
 GradientReducer::GradientReducer(comm::Communicator* dp, const BucketOptions& options)
     : dp_(dp),
+      sync_(options.sync),
       dp_size_(dp == nullptr ? 1 : dp->size()),
       zero_stage_(dp_size_ > 1 ? options.zero_stage : 0),
       options_(options) {}
@@ -218,7 +219,7 @@ void GradientReducer::Start(int bucket) {
   pending_.push_back(zero_stage_ > 0
                          ? dp_->ReduceScatterAsync(AsCommBuffer(b.buffer), AsCommBuffer(b.shard),
                                                    comm::ReduceOp::kSum)
-                         : dp_->AllReduceAsync(AsCommBuffer(b.buffer), comm::ReduceOp::kSum));
+                         : sync_.StartSum(*dp_, bucket, AsCommBuffer(b.buffer)));
 }
 
 void GradientReducer::Poll() {

@@ -56,6 +56,8 @@
 #include "core/exec_context.h"
 #include "core/parameter.h"
 #include "core/tensor.h"
+#include "data_parallel/compression/gradient_sync.h"
+#include "data_parallel/compression/gradient_sync_options.h"
 
 namespace trident::data_parallel {
 
@@ -68,6 +70,9 @@ struct BucketOptions {
   int zero_stage = 0;
   // Where stages 2 and 3 zero and accumulate their buffers (required for them).
   const ExecContext* ctx = nullptr;
+  // How an all-reduced bucket is summed: algorithm and compression
+  // (data_parallel/compression/gradient_sync.h). Unused by ZeRO's reduce-scatters.
+  GradientSyncOptions sync;
 };
 
 // ZeRO stage 1 (Rajbhandari et al. 2020; Megatron's distributed optimizer):
@@ -261,6 +266,7 @@ class GradientReducer {
   int64_t max_padded_ = 0;
 
   comm::Communicator* dp_;
+  GradientSync sync_;
   int dp_size_ = 1;
   int zero_stage_ = 0;
   std::vector<OwnedWindow> owned_;

@@ -209,7 +209,8 @@ TEST(LayoutNamesTest, UnknownNamesListTheValidOnes) {
   EXPECT_EQ(std::string(ParseRecomputeName("some").status().message()),
             "unknown recompute policy \"some\" (valid: \"none\", \"selective\", \"full\")");
   EXPECT_EQ(std::string(ParseCompressionName("fp8").status().message()),
-            "unknown gradient compression \"fp8\" (valid: \"none\", \"bf16\", \"topk\", \"int8\")");
+            "unknown gradient compression \"fp8\" (valid: \"none\", \"bf16\", \"topk\", \"int8\", "
+            "\"fp16\")");
   for (Recompute::Policy policy : {Recompute::NONE, Recompute::SELECTIVE, Recompute::FULL}) {
     EXPECT_EQ(*ParseRecomputeName(RecomputeName(policy)), policy);
   }

@@ -680,7 +680,6 @@ absl::Status RankTrainer::Publish() {
 }  // namespace
 
 absl::Status CheckSupported(const TrainOptions& options) {
-  const ParallelLayout& layout = options.config.layout();
   RETURN_IF_ERROR(ValidateBackend(options.backend));
   if (options.device != "cpu" && options.device != "cuda") {
     return absl::InvalidArgumentError(
@@ -688,11 +687,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
   }
   if (options.device == "cuda") {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
-  }
-  if (layout.gradient_compression() != topology::GradientCompression::NONE) {
-    return Unsupported("layout.gradient_compression",
-                       topology::CompressionName(layout.gradient_compression()),
-                       "gradient compression is not built yet");
   }
   return absl::OkStatus();
 }

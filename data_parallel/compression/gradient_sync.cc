@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/comm/allreduce_algorithms.h"
 #include "core/comm/communicator.h"
+#include "core/dtype.h"
 #include "data_parallel/compression/int8_codec.h"
 #include "data_parallel/compression/scaled_half_codec.h"
 #include "data_parallel/compression/topk.h"
@@ -49,12 +50,17 @@ absl::Status CheckFinite(GradientCompression mode, int bucket, absl::Span<const 
 }  // namespace
 
 std::unique_ptr<comm::CommHandle> GradientSync::StartSum(comm::Communicator& dp, int bucket,
-                                                         absl::Span<float> gradient) {
+                                                         comm::Buffer gradient) {
   if (options_.compression == GradientCompression::kNone) {
-    return comm::AllReduceByAlgorithmAsync(dp, comm::MakeBuffer(gradient), comm::ReduceOp::kSum,
-                                           options_.algorithm);
+    return comm::AllReduceByAlgorithmAsync(dp, gradient, comm::ReduceOp::kSum, options_.algorithm);
   }
-  return comm::CompletedHandle(Compressed(dp, bucket, gradient));
+  if (gradient.dtype != DType::kFloat32) {
+    return comm::CompletedHandle(absl::InvalidArgumentError(
+        absl::StrCat("gradient_compression=", ModeName(options_.compression), ": bucket ", bucket,
+                     " holds ", DTypeName(gradient.dtype), "; compression takes fp32 gradients")));
+  }
+  return comm::CompletedHandle(Compressed(
+      dp, bucket, absl::MakeSpan(static_cast<float*>(gradient.data), gradient.count)));
 }
 
 absl::Span<const float> GradientSync::residual(int bucket) const {

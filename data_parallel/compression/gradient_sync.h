@@ -41,12 +41,13 @@ class GradientSync {
 
   // Starts the sum over `dp` of bucket `bucket`'s flat fp32 gradient, in
   // place. Every member calls it for the same buckets in the same order.
+  // Compressed modes need the buffer in host memory.
   std::unique_ptr<comm::CommHandle> StartSum(comm::Communicator& dp, int bucket,
-                                             absl::Span<float> gradient);
+                                             comm::Buffer gradient);
 
   // The blocking form, for tests.
   absl::Status Sum(comm::Communicator& dp, int bucket, absl::Span<float> gradient) {
-    return StartSum(dp, bucket, gradient)->Wait();
+    return StartSum(dp, bucket, comm::MakeBuffer(gradient))->Wait();
   }
 
   const GradientSyncOptions& options() const { return options_; }

@@ -236,6 +236,8 @@ class GradientReducer {
 
   const std::vector<GradientBucket>& buckets() const { return buckets_; }
   int dp_size() const { return dp_size_; }
+  // The bucket sums' algorithm, compression and their state (Top-K's K).
+  const GradientSync& gradient_sync() const { return sync_; }
   // fp32 gradient bytes this rank holds: buckets (padding included), shards
   // and, under stage 2, the pool.
   int64_t gradient_bytes() const;

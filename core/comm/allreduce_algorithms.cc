@@ -211,6 +211,15 @@ absl::Status TreeAllReduce(Communicator& comm, Buffer buffer, ReduceOp op) {
   return absl::OkStatus();
 }
 
+int64_t RingEquivalentBytesSent(const CommStats& stats, int group_size) {
+  const int64_t n = group_size;
+  if (n <= 1) return stats.bytes_of(CommOp::kSend);
+  return stats.bytes_of(CommOp::kSend) + stats.bytes_of(CommOp::kAllReduce) * 2 * (n - 1) / n +
+         (stats.bytes_of(CommOp::kAllGather) + stats.bytes_of(CommOp::kReduceScatter)) * (n - 1) /
+             n +
+         stats.bytes_of(CommOp::kBroadcast);
+}
+
 std::unique_ptr<CommHandle> AllReduceByAlgorithmAsync(Communicator& comm, Buffer buffer,
                                                       ReduceOp op, AllReduceAlgorithm algorithm) {
   switch (algorithm) {

@@ -102,6 +102,14 @@ int64_t RingBytesSentByRank(const RingCodec& codec, int64_t count, int n, int ra
 // The tree all-reduce of `buffer` (see the file comment). Blocking.
 absl::Status TreeAllReduce(Communicator& comm, Buffer buffer, ReduceOp op);
 
+// The bytes a rank of a group of `group_size` put on the wire for what
+// `stats` counts, with native collectives counted as their bandwidth-optimal
+// ring algorithms send them (the communicator counts their payload, not the
+// wire): sends as counted, all-reduce payload * 2(n-1)/n, all-gather output and
+// reduce-scatter input * (n-1)/n, broadcast payload * 1 (a pipelined
+// broadcast's per-rank figure, as nccl-tests' bus bandwidth).
+int64_t RingEquivalentBytesSent(const CommStats& stats, int group_size);
+
 // The all-reduce of `buffer` by `algorithm`. The native one is the backend's
 // asynchronous collective; ring and tree run to completion inside this call
 // (the returned handle is complete), so they do not overlap with the caller's

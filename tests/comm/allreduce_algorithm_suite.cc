@@ -161,6 +161,17 @@ TEST_P(CollectiveSuite, RingAndTreeSendTheirAnalyticBytes) {
   }
 }
 
+TEST(RingEquivalentBytesSent, ConvertsCollectivePayloadsToRingWireBytes) {
+  CommStats stats;
+  stats.Record(CommOp::kAllReduce, 4000);      // 2 * 3/4 * 4000 = 6000.
+  stats.Record(CommOp::kAllGather, 800);       // 3/4 * 800 = 600.
+  stats.Record(CommOp::kReduceScatter, 400);   // 3/4 * 400 = 300.
+  stats.Record(CommOp::kSend, 123);
+  stats.Record(CommOp::kRecv, 999);            // Received, not sent.
+  EXPECT_EQ(RingEquivalentBytesSent(stats, 4), 6000 + 600 + 300 + 123);
+  EXPECT_EQ(RingEquivalentBytesSent(stats, 1), 123);
+}
+
 TEST(AllReduceAlgorithmNames, ParseRoundTripsAndRefusesByName) {
   for (AllReduceAlgorithm a :
        {AllReduceAlgorithm::kNative, AllReduceAlgorithm::kRing, AllReduceAlgorithm::kTree}) {

@@ -120,8 +120,12 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
         storage = bucket.buffer;
       }
       int64_t offset = 0;
+      std::vector<BucketMatrix> matrices;  // For PowerSGD.
       for (Parameter* p : group) {
         const int64_t n = p->grad.numel();
+        if (p->grad.shape().size() == 2) {
+          matrices.push_back({.offset = offset, .rows = p->grad.dim(0), .cols = p->grad.dim(1)});
+        }
         // The view replaces the parameter's own tensor: the model's weight
         // passes accumulate straight into the bucket.
         p->grad = storage.Slice(0, offset, n).Reshape(p->grad.shape());
@@ -130,6 +134,7 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
         reducer->value_bucket_of_[p] = index;
       }
       bucket.params = std::move(group);
+      reducer->sync_.DescribeBucket(index, std::move(matrices));
       if (reducer->zero_stage_ > 0) {
         const int64_t shard = padded / reducer->dp_size_;
         bucket.shard = Tensor::Zeros({shard}, DType::kFloat32, device);

@@ -50,7 +50,7 @@ bool LayoutOverrides::empty() const {
   return !tp && !pp && !dp && !micro_batches && !micro_batch_size && !global_batch_size &&
          !virtual_stages && !schedule && !sequence_parallel && !zero_stage &&
          !overlap_grad_reduce && !grad_bucket_mb && !cpu_offload && !rank_order && !recompute &&
-         !gradient_compression && !topk_ratio && !topk_adaptive && !compression_scaling &&
+         !gradient_compression && !topk_ratio && !topk_adaptive && !powersgd_rank && !compression_scaling &&
          !dp_allreduce;
 }
 
@@ -90,6 +90,7 @@ absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* la
   }
   if (overrides.topk_ratio) result.set_topk_ratio(*overrides.topk_ratio);
   if (overrides.topk_adaptive) result.set_topk_adaptive(*overrides.topk_adaptive);
+  if (overrides.powersgd_rank) result.set_powersgd_rank(*overrides.powersgd_rank);
   if (overrides.compression_scaling) {
     ASSIGN_OR_RETURN(GradientCompression::Scaling scaling,
                      ParseCompressionScalingName(*overrides.compression_scaling));

@@ -52,6 +52,7 @@ struct LayoutOverrides {
   std::optional<std::string> gradient_compression;  // "none", "bf16", "fp16", "topk", "int8".
   std::optional<float> topk_ratio;
   std::optional<bool> topk_adaptive;
+  std::optional<int> powersgd_rank;
   std::optional<std::string> compression_scaling;  // "static", "dynamic".
   std::optional<std::string> dp_allreduce;         // "native", "ring", "tree".
 

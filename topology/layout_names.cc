@@ -32,6 +32,7 @@ constexpr NameTable<GradientCompression::Method> kCompressionNames[] = {
     {GradientCompression::TOPK, "topk"},
     {GradientCompression::INT8, "int8"},
     {GradientCompression::FP16, "fp16"},
+    {GradientCompression::POWERSGD, "powersgd"},
 };
 
 constexpr NameTable<GradientCompression::Scaling> kScalingNames[] = {

@@ -197,6 +197,9 @@ std::string WhyNotWithZero(GradientCompression::Method method) {
       return "Top-K sums every rank's picks with an all-gather into a dense bucket and keeps a "
              "full-bucket error-feedback residual per rank; routing picks to shard owners is not "
              "built";
+    case GradientCompression::POWERSGD:
+      return "PowerSGD factors whole 2-D gradients, which ZeRO's windows cut across, and keeps a "
+             "full-bucket error-feedback residual per rank";
     case GradientCompression::INT8:
       return "int8 is carried by a ring all-reduce of whole buckets with a full-bucket "
              "error-feedback residual per rank, where ZeRO reduce-scatters into shards";
@@ -229,7 +232,8 @@ absl::Status CheckGradientSync(const ParallelLayout& l) {
           flag, " does not combine with ", mode,
           " (Top-K all-gathers sparse picks; no all-reduce runs): use dp_allreduce=native"));
     }
-    if (method != GradientCompression::NONE && algorithm != DpAllReduce::RING) {
+    if (method != GradientCompression::NONE && method != GradientCompression::POWERSGD &&
+        algorithm != DpAllReduce::RING) {
       return absl::InvalidArgumentError(absl::StrCat(
           flag, " does not combine with ", mode,
           " (compressed values travel a ring that adds in fp32 at each hop): use "
@@ -256,6 +260,18 @@ absl::Status CheckGradientSync(const ParallelLayout& l) {
       return absl::InvalidArgumentError(
           absl::StrCat("topk_sparsity_ema=", l.topk_sparsity_ema(),
                        " must be in [0, 1) (the weight of the past in the moving average)"));
+    }
+  }
+  if (method == GradientCompression::POWERSGD) {
+    if (l.powersgd_rank() < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "powersgd_rank=", l.powersgd_rank(), " must be >= 1 with ", mode,
+          " (the rank of each 2-D gradient's approximation)"));
+    }
+    if (l.powersgd_start_step() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("powersgd_start_step=", l.powersgd_start_step(),
+                       " must be >= 0 (steps before it are summed uncompressed)"));
     }
   }
   if ((method == GradientCompression::BF16 || method == GradientCompression::FP16) &&

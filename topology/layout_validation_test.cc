@@ -357,7 +357,7 @@ TEST(ValidateLayoutTest, TopkRatioInRange) {
 TEST(ValidateLayoutTest, CompressionRefusesZeroByNameForEveryMode) {
   for (GradientCompression::Method method :
        {GradientCompression::BF16, GradientCompression::FP16, GradientCompression::INT8,
-        GradientCompression::TOPK}) {
+        GradientCompression::TOPK, GradientCompression::POWERSGD}) {
     ParallelLayout layout = Layout(1, 1, 2);
     layout.set_gradient_compression(method);
     EXPECT_EQ(Violation(layout, 2, Model()), "") << CompressionName(method);
@@ -402,6 +402,15 @@ TEST(ValidateLayoutTest, TopkAdaptiveAndStaticScaleParameters) {
   layout.set_topk_sparsity_ema(0.9f);
   layout.set_topk_sparsity_threshold(std::nanf(""));
   EXPECT_THAT(Violation(layout, 2, Model()), HasSubstr("topk_sparsity_threshold=nan"));
+
+  ParallelLayout powersgd = Layout(1, 1, 2);
+  powersgd.set_gradient_compression(GradientCompression::POWERSGD);
+  powersgd.set_dp_allreduce(DpAllReduce::TREE);  // Its P and Q all-reduces take any algorithm.
+  EXPECT_EQ(Violation(powersgd, 2, Model()), "");
+  powersgd.set_powersgd_rank(0);
+  EXPECT_EQ(Violation(powersgd, 2, Model()),
+            "powersgd_rank=0 must be >= 1 with gradient_compression=powersgd (the rank of each "
+            "2-D gradient's approximation)");
 
   ParallelLayout fp16 = Layout(1, 1, 2);
   fp16.set_gradient_compression(GradientCompression::FP16);

@@ -88,6 +88,9 @@ data_parallel::GradientSyncOptions GradientSyncFrom(const topology::ParallelLayo
     case topology::GradientCompression::INT8:
       sync.compression = GradientCompression::kInt8;
       break;
+    case topology::GradientCompression::POWERSGD:
+      sync.compression = GradientCompression::kPowerSgd;
+      break;
   }
   sync.scaling = layout.compression_scaling() == topology::GradientCompression::STATIC
                      ? data_parallel::CompressionScaling::kStatic
@@ -99,6 +102,8 @@ data_parallel::GradientSyncOptions GradientSyncFrom(const topology::ParallelLayo
   sync.topk_max_ratio = layout.topk_max_ratio();
   sync.topk_sparsity_threshold = layout.topk_sparsity_threshold();
   sync.topk_sparsity_ema = layout.topk_sparsity_ema();
+  sync.powersgd_rank = layout.powersgd_rank();
+  sync.powersgd_start_step = layout.powersgd_start_step();
   return sync;
 }
 

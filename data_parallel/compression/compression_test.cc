@@ -18,6 +18,7 @@
 #include "core/comm/local/local_world.h"
 #include "data_parallel/compression/gradient_sync.h"
 #include "data_parallel/compression/int8_codec.h"
+#include "data_parallel/compression/powersgd.h"
 #include "data_parallel/compression/scaled_half_codec.h"
 #include "data_parallel/compression/topk.h"
 #include "gtest/gtest.h"
@@ -114,6 +115,113 @@ TEST(TopK, AdaptiveKFollowsTheMovingAverageWithinItsClamp) {
   EXPECT_EQ(k.Next(1.0, 1000), 313);    // s = 0.6875: ceil(312.5).
   AdaptiveK floor(0.05, 0.5, 0.0);
   EXPECT_EQ(floor.Next(1.0, 1000), 50);  // 0 clamped to ceil(0.05 * 1000).
+}
+
+// PowerSGD's residual is v minus a product, so it is exact only up to that
+// one subtraction's rounding: |v - (S + E)| <= 2^-24 |E| per element, checked
+// in double (where S + E of two floats within 2^29 of each other is exact;
+// the bound is checked with slack 2^-40 |v| for the rest).
+TEST(ErrorFeedback, PowerSgdSentPlusResidualIsTheAccumulatedGradientUpToOneRounding) {
+  const std::vector<BucketMatrix> matrices = {{.offset = 0, .rows = 40, .cols = 24},
+                                              {.offset = 960 + 7, .rows = 16, .cols = 32}};
+  const int64_t size = 960 + 7 + 512 + 5;
+  ASSERT_TRUE(comm::RunLocalRanks(1, [&](int, comm::Communicator& dp) {
+                PowerSgdBucket bucket(size, matrices, /*rank=*/2, /*start_step=*/0, 7);
+                EXPECT_EQ(bucket.compressed().size(), 2u);
+                EXPECT_EQ(bucket.uncompressed_elements(), 7 + 5);
+                std::vector<float> previous(size, 0.0f);
+                for (int step = 0; step < 4; ++step) {
+                  std::vector<float> g = GradientOf(0, step, size);
+                  std::vector<float> v(size);
+                  for (int64_t i = 0; i < size; ++i) v[i] = g[i] + previous[i];
+                  if (absl::Status s = bucket.Sum(dp, comm::AllReduceAlgorithm::kNative,
+                                                  absl::MakeSpan(g));
+                      !s.ok()) {
+                    return s;
+                  }
+                  int64_t outside = 0, nonzero_residual = 0;
+                  for (int64_t i = 0; i < size; ++i) {
+                    const double sent = bucket.last_sent()[i], e = bucket.residual()[i];
+                    const double gap = std::fabs(double{v[i]} - (sent + e));
+                    if (!(gap <= std::ldexp(std::fabs(e), -24) + std::ldexp(std::fabs(v[i]), -40))) {
+                      ++outside;
+                    }
+                    nonzero_residual += e != 0 ? 1 : 0;
+                  }
+                  EXPECT_EQ(outside, 0) << "step " << step;
+                  EXPECT_GT(nonzero_residual, size / 2) << "rank 2 must leave most of M behind";
+                  previous.assign(bucket.residual().begin(), bucket.residual().end());
+                }
+                return absl::OkStatus();
+              }).ok());
+}
+
+// A sum of rank-1 matrices whose column spaces agree is rank 1: PowerSGD with
+// r = 1 recovers it (to fp32 rounding), and the uncompressed 1-D elements
+// are the native sum bit for bit. The all-reduces carry r (rows + cols) per
+// matrix plus the uncompressed elements.
+TEST(PowerSgd, RecoversALowRankSumAndSendsItsFactors) {
+  const int n = 3;
+  const int64_t rows = 30, cols = 20, tail = 9;
+  const std::vector<BucketMatrix> matrices = {{.offset = 0, .rows = rows, .cols = cols}};
+  const int64_t size = rows * cols + tail;
+  const auto data = [&](int rank) {
+    std::vector<float> g(size);
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t c = 0; c < cols; ++c) {
+        g[i * cols + c] = static_cast<float>((i % 7) - 3) * static_cast<float>(rank + 1 + c % 5);
+      }
+    }
+    for (int64_t t = 0; t < tail; ++t) g[rows * cols + t] = 0.1f * (rank + 1) * (t + 1);
+    return g;
+  };
+  ASSERT_TRUE(comm::RunLocalRanks(n, [&](int rank, comm::Communicator& dp) {
+                GradientSyncOptions options;
+                options.compression = GradientCompression::kPowerSgd;
+                options.powersgd_rank = 1;
+                GradientSync sync(options);
+                sync.DescribeBucket(0, matrices);
+                std::vector<float> g = data(rank), native = data(rank);
+                dp.ResetStats();
+                if (absl::Status s = sync.Sum(dp, 0, absl::MakeSpan(g)); !s.ok()) return s;
+                EXPECT_EQ(dp.stats().bytes_of(comm::CommOp::kAllReduce),
+                          4 * (rows + cols + tail));
+                if (absl::Status s = dp.AllReduce(comm::MakeBuffer(absl::MakeSpan(native)),
+                                                  comm::ReduceOp::kSum);
+                    !s.ok()) {
+                  return s;
+                }
+                double worst = 0, scale = 0;
+                for (int64_t i = 0; i < rows * cols; ++i) {
+                  worst = std::max(worst, double{std::fabs(g[i] - native[i])});
+                  scale = std::max(scale, double{std::fabs(native[i])});
+                }
+                EXPECT_LE(worst, 1e-5 * scale);
+                for (int64_t t = rows * cols; t < size; ++t) {
+                  EXPECT_EQ(Bits(g[t]), Bits(native[t])) << t;
+                }
+                return absl::OkStatus();
+              }).ok());
+}
+
+TEST(PowerSgd, StepsBeforeTheStartAreSummedUncompressed) {
+  const std::vector<BucketMatrix> matrices = {{.offset = 0, .rows = 32, .cols = 32}};
+  ASSERT_TRUE(comm::RunLocalRanks(2, [&](int rank, comm::Communicator& dp) {
+                PowerSgdBucket bucket(1024, matrices, 4, /*start_step=*/2, 1);
+                for (int step = 0; step < 3; ++step) {
+                  std::vector<float> g = GradientOf(rank, step, 1024);
+                  dp.ResetStats();
+                  if (absl::Status s = bucket.Sum(dp, comm::AllReduceAlgorithm::kNative,
+                                                  absl::MakeSpan(g));
+                      !s.ok()) {
+                    return s;
+                  }
+                  EXPECT_EQ(dp.stats().bytes_of(comm::CommOp::kAllReduce),
+                            step < 2 ? 4 * 1024 : 4 * (4 * 32 + 4 * 32))
+                      << "step " << step;
+                }
+                return absl::OkStatus();
+              }).ok());
 }
 
 // ---------------------------------------------------------------------------

@@ -29,6 +29,8 @@ absl::string_view ModeName(GradientCompression mode) {
       return "topk";
     case GradientCompression::kInt8:
       return "int8";
+    case GradientCompression::kPowerSgd:
+      return "powersgd";
   }
   return "unknown";
 }
@@ -64,6 +66,7 @@ std::unique_ptr<comm::CommHandle> GradientSync::StartSum(comm::Communicator& dp,
 }
 
 absl::Span<const float> GradientSync::residual(int bucket) const {
+  if (const PowerSgdBucket* p = powersgd(bucket); p != nullptr) return p->residual();
   const auto it = residuals_.find(bucket);
   if (it == residuals_.end()) return {};
   return it->second;
@@ -111,6 +114,20 @@ absl::Status GradientSync::Compressed(comm::Communicator& dp, int bucket,
     }
     case GradientCompression::kTopK:
       return TopK(dp, bucket, gradient);
+    case GradientCompression::kPowerSgd: {
+      auto it = powersgd_.find(bucket);
+      if (it == powersgd_.end()) {
+        const auto described = matrices_.find(bucket);
+        it = powersgd_
+                 .try_emplace(bucket, static_cast<int64_t>(gradient.size()),
+                              described == matrices_.end() ? std::vector<BucketMatrix>()
+                                                           : described->second,
+                              options_.powersgd_rank, options_.powersgd_start_step,
+                              /*seed=*/static_cast<uint64_t>(bucket) * 1000003u)
+                 .first;
+      }
+      return it->second.Sum(dp, options_.algorithm, gradient);
+    }
   }
   return absl::InternalError(absl::StrCat("unknown gradient compression ", static_cast<int>(mode)));
 }

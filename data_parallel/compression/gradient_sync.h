@@ -16,6 +16,9 @@
 //   topk        error feedback, all-gather of K values and K int32 indices
 //               (topk.h): 8 K bytes sent and 8 K n gathered; adaptive K adds
 //               a 4-byte all-reduce of the measured sparsity.
+//   powersgd    error feedback, rank-r factors of every 2-D gradient
+//               (powersgd.h): all-reduces of 4 r (rows + cols) per matrix
+//               plus the 1-D elements uncompressed.
 // Compressed reductions run to completion when started (the returned handle
 // is complete): they do not overlap with the backward.
 //
@@ -31,6 +34,7 @@
 #include "absl/types/span.h"
 #include "core/comm/communicator.h"
 #include "data_parallel/compression/gradient_sync_options.h"
+#include "data_parallel/compression/powersgd.h"
 #include "data_parallel/compression/topk.h"
 
 namespace trident::data_parallel {
@@ -50,10 +54,21 @@ class GradientSync {
     return StartSum(dp, bucket, comm::MakeBuffer(gradient))->Wait();
   }
 
+  // The 2-D gradients inside bucket `bucket` (PowerSGD compresses those);
+  // the reducer describes every bucket once, before its first sum.
+  void DescribeBucket(int bucket, std::vector<BucketMatrix> matrices) {
+    matrices_[bucket] = std::move(matrices);
+  }
+
   const GradientSyncOptions& options() const { return options_; }
   // Error feedback: what bucket `bucket` has not sent yet (empty before its
   // first lossy reduction).
   absl::Span<const float> residual(int bucket) const;
+  // PowerSGD: bucket `bucket`'s state (null before its first sum).
+  const PowerSgdBucket* powersgd(int bucket) const {
+    const auto it = powersgd_.find(bucket);
+    return it == powersgd_.end() ? nullptr : &it->second;
+  }
   // Top-K: the K each bucket used at its latest reduction, by bucket index.
   const absl::flat_hash_map<int, int64_t>& topk_k() const { return topk_k_; }
 
@@ -66,6 +81,8 @@ class GradientSync {
   absl::flat_hash_map<int, std::vector<float>> residuals_;
   absl::flat_hash_map<int, AdaptiveK> adaptive_k_;
   absl::flat_hash_map<int, int64_t> topk_k_;
+  absl::flat_hash_map<int, std::vector<BucketMatrix>> matrices_;
+  absl::flat_hash_map<int, PowerSgdBucket> powersgd_;
 };
 
 }  // namespace trident::data_parallel

@@ -13,7 +13,7 @@
 
 namespace trident::data_parallel {
 
-enum class GradientCompression : uint8_t { kNone, kBf16, kFp16, kTopK, kInt8 };
+enum class GradientCompression : uint8_t { kNone, kBf16, kFp16, kTopK, kInt8, kPowerSgd };
 
 // How bf16/fp16 transport scales values before the cast.
 enum class CompressionScaling : uint8_t {
@@ -41,6 +41,10 @@ struct GradientSyncOptions {
   double topk_max_ratio = 0.1;
   double topk_sparsity_threshold = 0.01;
   double topk_sparsity_ema = 0.9;
+  // PowerSGD (data_parallel/compression/powersgd.h): the approximation's rank
+  // and the first compressed step (earlier steps are summed uncompressed).
+  int powersgd_rank = 4;
+  int powersgd_start_step = 0;
 };
 
 }  // namespace trident::data_parallel

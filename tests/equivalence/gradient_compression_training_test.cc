@@ -77,7 +77,8 @@ TEST(GradientCompressionTraining, EveryModeLowersTheLossOverFiftySteps) {
            {.name = "topk 1%", .method = GradientCompression::TOPK},
            {.name = "topk 10%", .method = GradientCompression::TOPK, .topk_ratio = 0.1f},
            {.name = "topk adaptive", .method = GradientCompression::TOPK,
-            .topk_adaptive = true}}) {
+            .topk_adaptive = true},
+           {.name = "powersgd r4", .method = GradientCompression::POWERSGD}}) {
     const Curve curve = Train(mode);
     EXPECT_GE(curve.drop, 0.5 * reference) << mode.name;  // NaN fails too.
     // The mode really ran: its rounding shows in the losses.

@@ -46,6 +46,18 @@ class ElementCodec final : public RingCodec {
   ReduceOp op_;
 };
 
+// A malformed buffer is refused before any message is sent, so the members'
+// next operation still pairs up (as the communicator's own checks do).
+absl::Status CheckBuffer(const Communicator& comm, absl::string_view algorithm,
+                         const Buffer& buffer) {
+  if (buffer.count < 0 || (buffer.count > 0 && buffer.data == nullptr)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(algorithm, " all-reduce on ", DescribeGroup(comm), ": buffer count ",
+                     buffer.count, buffer.count < 0 ? " is negative" : " with null data"));
+  }
+  return absl::OkStatus();
+}
+
 char* At(Buffer buffer, int64_t element) {
   return static_cast<char*>(buffer.data) + element * static_cast<int64_t>(DTypeSize(buffer.dtype));
 }
@@ -94,6 +106,7 @@ int64_t RingBytesSentByRank(const RingCodec& codec, int64_t count, int n, int ra
 }
 
 absl::Status RingAllReduce(Communicator& comm, Buffer buffer, const RingCodec& codec) {
+  if (absl::Status s = CheckBuffer(comm, "ring", buffer); !s.ok()) return s;
   const int n = comm.size();
   const int r = comm.rank();
   const DType wire_dtype = codec.wire_dtype();
@@ -160,6 +173,7 @@ absl::Status RingAllReduce(Communicator& comm, Buffer buffer, ReduceOp op) {
 }
 
 absl::Status TreeAllReduce(Communicator& comm, Buffer buffer, ReduceOp op) {
+  if (absl::Status s = CheckBuffer(comm, "tree", buffer); !s.ok()) return s;
   const int n = comm.size();
   const int r = comm.rank();
   const int64_t element_size = static_cast<int64_t>(DTypeSize(buffer.dtype));

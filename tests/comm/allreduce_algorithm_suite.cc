@@ -14,6 +14,7 @@
 #include "core/comm/allreduce_algorithms.h"
 #include "core/comm/communicator.h"
 #include "core/dtype.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/comm/collective_suite.h"
 #include "tests/comm/host_buffer.h"
@@ -159,6 +160,29 @@ TEST_P(CollectiveSuite, RingAndTreeSendTheirAnalyticBytes) {
       EXPECT_EQ(data[0], static_cast<float>(n) * n) << "one ring then one tree of all-ones";
     });
   }
+}
+
+// A malformed buffer is refused by name before any message, so the group's
+// next operation still pairs up.
+TEST_P(CollectiveSuite, RingAndTreeRefuseMalformedBuffersBeforeSendingAnything) {
+  runner().Run(std::min(3, MaxRanksOf(runner())), [&](Communicator& comm) {
+    comm.ResetStats();
+    const absl::Status negative =
+        RingAllReduce(comm, Buffer{nullptr, -1, DType::kFloat32}, ReduceOp::kSum);
+    EXPECT_EQ(negative.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(negative.message()),
+                ::testing::HasSubstr("ring all-reduce on " + DescribeGroup(comm) +
+                                     ": buffer count -1 is negative"));
+    const absl::Status null_data =
+        TreeAllReduce(comm, Buffer{nullptr, 4, DType::kFloat32}, ReduceOp::kSum);
+    EXPECT_THAT(std::string(null_data.message()),
+                ::testing::HasSubstr("tree all-reduce on " + DescribeGroup(comm) +
+                                     ": buffer count 4 with null data"));
+    EXPECT_EQ(comm.stats().calls_of(CommOp::kSend), 0);
+    std::vector<float> one = {1.0f};
+    ASSERT_TRUE(RingAllReduce(comm, MakeBuffer(absl::MakeSpan(one)), ReduceOp::kSum).ok());
+    EXPECT_EQ(one[0], static_cast<float>(comm.size()));
+  });
 }
 
 TEST(RingEquivalentBytesSent, ConvertsCollectivePayloadsToRingWireBytes) {

@@ -50,8 +50,8 @@ bool LayoutOverrides::empty() const {
   return !tp && !pp && !dp && !micro_batches && !micro_batch_size && !global_batch_size &&
          !virtual_stages && !schedule && !sequence_parallel && !zero_stage &&
          !overlap_grad_reduce && !grad_bucket_mb && !cpu_offload && !rank_order && !recompute &&
-         !gradient_compression && !topk_ratio && !topk_adaptive && !powersgd_rank && !compression_scaling &&
-         !dp_allreduce;
+         !gradient_compression && !topk_ratio && !topk_adaptive && !powersgd_rank &&
+         !compression_scaling && !dp_allreduce;
 }
 
 absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* layout) {

@@ -190,7 +190,9 @@ absl::Status TreeAllReduce(Communicator& comm, Buffer buffer, ReduceOp op) {
     if (c < n) children.push_back(c);
   }
   std::vector<ScratchBytes> from_child;
-  for (size_t i = 0; i < children.size(); ++i) from_child.emplace_back(segment_count * element_size);
+  for (size_t i = 0; i < children.size(); ++i) {
+    from_child.emplace_back(segment_count * element_size);
+  }
 
   // Up: step t receives the children's partial sums of segment t and sends
   // this rank's partial sum of segment t - 1 (finished at step t - 1).

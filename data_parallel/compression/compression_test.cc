@@ -143,9 +143,9 @@ TEST(ErrorFeedback, PowerSgdSentPlusResidualIsTheAccumulatedGradientUpToOneRound
                   for (int64_t i = 0; i < size; ++i) {
                     const double sent = bucket.last_sent()[i], e = bucket.residual()[i];
                     const double gap = std::fabs(double{v[i]} - (sent + e));
-                    if (!(gap <= std::ldexp(std::fabs(e), -24) + std::ldexp(std::fabs(v[i]), -40))) {
-                      ++outside;
-                    }
+                    const double bound =
+                        std::ldexp(std::fabs(e), -24) + std::ldexp(std::fabs(v[i]), -40);
+                    if (!(gap <= bound)) ++outside;
                     nonzero_residual += e != 0 ? 1 : 0;
                   }
                   EXPECT_EQ(outside, 0) << "step " << step;
@@ -455,7 +455,9 @@ TEST(GradientSync, CompressedSumsAreWithinTheirRoundingOfTheExactSum) {
   int64_t differing = 0;
   for (int64_t i = 0; i < d; ++i) {
     if (Bits(topk[i]) != Bits(native[i])) {
-      if (differing++ < 3) ADD_FAILURE() << "element " << i << ": " << topk[i] << " vs " << native[i];
+      if (differing++ < 3) {
+        ADD_FAILURE() << "element " << i << ": " << topk[i] << " vs " << native[i];
+      }
     }
   }
   EXPECT_EQ(differing, 0);

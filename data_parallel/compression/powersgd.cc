@@ -37,7 +37,8 @@ void Orthonormalize(float* p, int64_t rows, int cols) {
     for (int k = 0; k < j; ++k) {
       double dot = 0;
       for (int64_t i = 0; i < rows; ++i) dot += double{p[i * cols + j]} * p[i * cols + k];
-      for (int64_t i = 0; i < rows; ++i) p[i * cols + j] -= static_cast<float>(dot) * p[i * cols + k];
+      const float projection = static_cast<float>(dot);
+      for (int64_t i = 0; i < rows; ++i) p[i * cols + j] -= projection * p[i * cols + k];
     }
     double norm = 0;
     for (int64_t i = 0; i < rows; ++i) norm += double{p[i * cols + j]} * p[i * cols + j];

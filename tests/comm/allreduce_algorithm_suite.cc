@@ -76,7 +76,8 @@ TEST_P(CollectiveSuite, RingAndTreeEqualNativeOnExactDataEveryDTypeOpAndWorldSiz
 
 // Deterministic data that every rank can compute for every other rank.
 float RandomValue(int rank, int64_t i) {
-  uint64_t x = (static_cast<uint64_t>(rank) << 40) ^ static_cast<uint64_t>(i) ^ 0x9E3779B97F4A7C15ull;
+  uint64_t x =
+      (static_cast<uint64_t>(rank) << 40) ^ static_cast<uint64_t>(i) ^ 0x9E3779B97F4A7C15ull;
   x ^= x >> 30;
   x *= 0xBF58476D1CE4E5B9ull;
   x ^= x >> 27;

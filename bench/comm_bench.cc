@@ -36,6 +36,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/comm_bench_lib.h"
+#include "core/comm/allreduce_algorithms.h"
 #include "core/comm/communicator.h"
 #include "core/comm/local/local_world.h"
 #include "core/comm/mpi/mpi_communicator.h"
@@ -46,7 +47,8 @@
 ABSL_FLAG(std::string, backend, "local", "local (threads of this process) or mpi (under mpirun)");
 ABSL_FLAG(int, ranks, 4, "number of ranks for --backend=local (mpi: mpirun's -np)");
 ABSL_FLAG(std::string, ops, "all",
-          "comma-separated: allreduce, reducescatter, allgather, broadcast, sendrecv; or all");
+          "comma-separated: allreduce, ringallreduce, treeallreduce, reducescatter, allgather, "
+          "broadcast, sendrecv; or all");
 ABSL_FLAG(std::string, min_bytes, "8", "smallest message, e.g. 8, 4K, 1M");
 ABSL_FLAG(std::string, max_bytes, "64M", "largest message");
 ABSL_FLAG(int, step_factor, 4, "each message size is this times the previous one");
@@ -217,6 +219,8 @@ class Case {
     // round down to a multiple of n elements.
     switch (op) {
       case BenchOp::kAllReduce:
+      case BenchOp::kRingAllReduce:
+      case BenchOp::kTreeAllReduce:
       case BenchOp::kBroadcast:
       case BenchOp::kSendRecv:
         count_ = bytes / elem;
@@ -247,6 +251,8 @@ class Case {
     const double mine = me + 1;
     switch (op_) {
       case BenchOp::kAllReduce:
+      case BenchOp::kRingAllReduce:
+      case BenchOp::kTreeAllReduce:
         big_->Fill(mine);
         RETURN_IF_ERROR(RunOnce());
         return big_->CountWrong(0, count_, ExpectedReduction(config_.redop, config_.dtype, n));
@@ -290,6 +296,10 @@ class Case {
     switch (op_) {
       case BenchOp::kAllReduce:
         return comm_.AllReduce(big_->buffer(), config_.redop);
+      case BenchOp::kRingAllReduce:
+        return comm::RingAllReduce(comm_, big_->buffer(), config_.redop);
+      case BenchOp::kTreeAllReduce:
+        return comm::TreeAllReduce(comm_, big_->buffer(), config_.redop);
       case BenchOp::kReduceScatter:
         return comm_.ReduceScatter(ConstBuffer(big_->buffer()), small_->buffer(), config_.redop);
       case BenchOp::kAllGather:
@@ -335,16 +345,92 @@ absl::StatusOr<int64_t> SumOverRanks(Communicator& comm, int64_t value) {
   return v[0];
 }
 
+bool IsAllReduce(BenchOp op) {
+  return op == BenchOp::kAllReduce || op == BenchOp::kRingAllReduce ||
+         op == BenchOp::kTreeAllReduce;
+}
+
+// Measured seconds per operation, by op and message bytes (rank 0's record).
+using Timings = std::map<BenchOp, std::map<int64_t, double>>;
+
+// The alpha-beta model fitted to this run's ring (alpha from its smallest
+// message, beta from its largest), its predictions for ring and tree next to
+// what they measured, and the crossover size below which the tree is
+// predicted, and was measured, faster.
+void PrintAllReduceModel(const Timings& timings, int n) {
+  const auto ring = timings.find(BenchOp::kRingAllReduce);
+  if (n < 2 || ring == timings.end() || ring->second.size() < 2) return;
+  const auto [small_bytes, small_s] = *ring->second.begin();
+  const auto [large_bytes, large_s] = *ring->second.rbegin();
+  const absl::StatusOr<AlphaBeta> link =
+      FitAlphaBeta(RingCostTerms(n), small_bytes, small_s, large_bytes, large_s);
+  if (!link.ok()) {
+    std::printf("#\n# alpha-beta model: not fitted (%s)\n", link.status().ToString().c_str());
+    return;
+  }
+  const AllReduceCostTerms ring_terms = RingCostTerms(n);
+  const AllReduceCostTerms tree_terms = TreeCostTerms(n);
+  std::printf(
+      "#\n# alpha-beta model, ranks=%d: time = L*alpha + F*bytes*beta; ring L=%g F=%g, tree "
+      "L=%g F=%g\n# fitted to the ring: alpha=%.3f us (from %lld B), beta=%.4f ns/B = %.2f GB/s "
+      "(from %lld B)\n",
+      n, ring_terms.latency_terms, ring_terms.bandwidth_factor, tree_terms.latency_terms,
+      tree_terms.bandwidth_factor, link->alpha_s * 1e6, static_cast<long long>(small_bytes),
+      link->beta_s_per_byte * 1e9, 1e-9 / link->beta_s_per_byte,
+      static_cast<long long>(large_bytes));
+  std::printf("# %12s %12s %12s %12s %12s %12s\n", "size (B)", "native (us)", "ring (us)",
+              "ring model", "tree (us)", "tree model");
+  const auto measured = [&](BenchOp op, int64_t bytes) {
+    const auto it = timings.find(op);
+    if (it == timings.end()) return std::string("-");
+    const auto at = it->second.find(bytes);
+    return at == it->second.end() ? std::string("-") : absl::StrFormat("%.1f", at->second * 1e6);
+  };
+  int64_t largest_tree_win = -1;
+  int tree_wins = 0;
+  for (const auto& [bytes, ring_s] : ring->second) {
+    std::printf("# %12lld %12s %12.1f %12.1f %12s %12.1f\n", static_cast<long long>(bytes),
+                measured(BenchOp::kAllReduce, bytes).c_str(), ring_s * 1e6,
+                PredictSeconds(ring_terms, *link, bytes) * 1e6,
+                measured(BenchOp::kTreeAllReduce, bytes).c_str(),
+                PredictSeconds(tree_terms, *link, bytes) * 1e6);
+    const auto tree = timings.find(BenchOp::kTreeAllReduce);
+    if (tree == timings.end()) continue;
+    const auto tree_at = tree->second.find(bytes);
+    if (tree_at != tree->second.end() && tree_at->second < ring_s) {
+      ++tree_wins;
+      largest_tree_win = bytes;
+    }
+  }
+  const std::optional<double> crossover = TreeBeatsRingBelowBytes(n, *link);
+  if (crossover.has_value()) {
+    std::printf("# predicted: tree faster than ring below %.0f B\n", *crossover);
+  } else {
+    std::printf("# predicted: tree never faster than ring at %d ranks (no fewer latency terms)\n",
+                n);
+  }
+  if (timings.count(BenchOp::kTreeAllReduce) > 0) {
+    if (largest_tree_win < 0) {
+      std::printf("# measured: tree faster than ring at no size\n");
+    } else {
+      std::printf("# measured: tree faster than ring at %d of %zu sizes, the largest %lld B\n",
+                  tree_wins, ring->second.size(), static_cast<long long>(largest_tree_win));
+    }
+  }
+  std::fflush(stdout);
+}
+
 // Runs the whole benchmark on one rank; rank 0 prints.
 absl::Status RunBench(Communicator& comm, const Config& config) {
   const bool printer = comm.rank() == 0;
   const int n = comm.size();
+  Timings timings;
   for (BenchOp op : config.ops) {
     if (printer) {
       std::printf(
           "#\n# %s  backend=%s ranks=%d  busbw = algbw * %s\n", BenchOpName(op).data(),
           std::string(comm.backend()).c_str(), n,
-          op == BenchOp::kAllReduce
+          IsAllReduce(op)
               ? "2(n-1)/n"
               : (op == BenchOp::kReduceScatter || op == BenchOp::kAllGather ? "(n-1)/n" : "1"));
       std::printf("%s", FormatTableHeader().c_str());
@@ -377,13 +463,14 @@ absl::Status RunBench(Communicator& comm, const Config& config) {
       row.bytes = c.bytes();
       row.count = c.count();
       row.type = TypeName(config.dtype);
-      row.redop = (op == BenchOp::kAllReduce || op == BenchOp::kReduceScatter)
+      row.redop = (IsAllReduce(op) || op == BenchOp::kReduceScatter)
                       ? std::string(comm::ReduceOpName(config.redop))
                       : "-";
       // A ping-pong iteration is a round trip: time one way.
       const double per_op_ns =
           static_cast<double>(slowest_ns) / iters / (op == BenchOp::kSendRecv ? 2.0 : 1.0);
       row.time_us = per_op_ns / 1e3;
+      timings[op][row.bytes] = per_op_ns / 1e9;
       row.algbw_gbps = static_cast<double>(row.bytes) / per_op_ns;  // bytes/ns = GB/s.
       row.busbw_gbps = row.algbw_gbps * BusBandwidthFactor(op, n);
       auto memcpy_it = config.memcpy_gbps.find(size);
@@ -393,6 +480,7 @@ absl::Status RunBench(Communicator& comm, const Config& config) {
       std::fflush(stdout);
     }
   }
+  if (printer) PrintAllReduceModel(timings, n);
   return absl::OkStatus();
 }
 

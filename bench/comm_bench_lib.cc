@@ -19,6 +19,10 @@ absl::string_view BenchOpName(BenchOp op) {
   switch (op) {
     case BenchOp::kAllReduce:
       return "allreduce";
+    case BenchOp::kRingAllReduce:
+      return "ringallreduce";
+    case BenchOp::kTreeAllReduce:
+      return "treeallreduce";
     case BenchOp::kReduceScatter:
       return "reducescatter";
     case BenchOp::kAllGather:
@@ -32,8 +36,10 @@ absl::string_view BenchOpName(BenchOp op) {
 }
 
 absl::StatusOr<std::vector<BenchOp>> ParseBenchOps(absl::string_view list) {
-  constexpr BenchOp kAll[] = {BenchOp::kAllReduce, BenchOp::kReduceScatter, BenchOp::kAllGather,
-                              BenchOp::kBroadcast, BenchOp::kSendRecv};
+  constexpr BenchOp kAll[] = {BenchOp::kAllReduce,     BenchOp::kRingAllReduce,
+                              BenchOp::kTreeAllReduce, BenchOp::kReduceScatter,
+                              BenchOp::kAllGather,     BenchOp::kBroadcast,
+                              BenchOp::kSendRecv};
   if (absl::StripAsciiWhitespace(list) == "all") {
     return std::vector<BenchOp>(std::begin(kAll), std::end(kAll));
   }
@@ -45,8 +51,8 @@ absl::StatusOr<std::vector<BenchOp>> ParseBenchOps(absl::string_view list) {
     if (found == std::end(kAll)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--ops: '", name,
-          "' is not a collective; use all or a list of allreduce, reducescatter, allgather, "
-          "broadcast, sendrecv"));
+          "' is not a collective; use all or a list of allreduce, ringallreduce, "
+          "treeallreduce, reducescatter, allgather, broadcast, sendrecv"));
     }
     ops.push_back(*found);
   }
@@ -58,6 +64,8 @@ double BusBandwidthFactor(BenchOp op, int ranks) {
   const double n = ranks;
   switch (op) {
     case BenchOp::kAllReduce:
+    case BenchOp::kRingAllReduce:
+    case BenchOp::kTreeAllReduce:
       return 2.0 * (n - 1) / n;
     case BenchOp::kReduceScatter:
     case BenchOp::kAllGather:
@@ -67,6 +75,52 @@ double BusBandwidthFactor(BenchOp op, int ranks) {
       return 1.0;
   }
   return 1.0;
+}
+
+AllReduceCostTerms RingCostTerms(int ranks) {
+  return AllReduceCostTerms{.latency_terms = 2.0 * (ranks - 1),
+                            .bandwidth_factor = 2.0 * (ranks - 1) / ranks};
+}
+
+AllReduceCostTerms TreeCostTerms(int ranks) {
+  int depth = 0;
+  while ((2 << depth) <= ranks) ++depth;  // floor(log2 ranks).
+  return AllReduceCostTerms{.latency_terms = 2.0 * depth,
+                            .bandwidth_factor = 2.0 * std::min(2, ranks - 1)};
+}
+
+absl::StatusOr<AlphaBeta> FitAlphaBeta(const AllReduceCostTerms& terms, double small_bytes,
+                                       double small_time_s, double large_bytes,
+                                       double large_time_s) {
+  if (!(small_bytes > 0 && small_bytes < large_bytes && small_time_s > 0 && large_time_s > 0 &&
+        terms.latency_terms > 0 && terms.bandwidth_factor > 0)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "alpha-beta fit needs 0 < small bytes < large bytes, positive times and terms; got "
+        "%g B in %g s, %g B in %g s, %g latency terms, bandwidth factor %g",
+        small_bytes, small_time_s, large_bytes, large_time_s, terms.latency_terms,
+        terms.bandwidth_factor));
+  }
+  AlphaBeta fit;
+  fit.alpha_s = small_time_s / terms.latency_terms;
+  fit.beta_s_per_byte =
+      (large_time_s - terms.latency_terms * fit.alpha_s) / (terms.bandwidth_factor * large_bytes);
+  return fit;
+}
+
+double PredictSeconds(const AllReduceCostTerms& terms, const AlphaBeta& link, double bytes) {
+  return terms.latency_terms * link.alpha_s + terms.bandwidth_factor * bytes * link.beta_s_per_byte;
+}
+
+std::optional<double> TreeBeatsRingBelowBytes(int ranks, const AlphaBeta& link) {
+  const AllReduceCostTerms ring = RingCostTerms(ranks);
+  const AllReduceCostTerms tree = TreeCostTerms(ranks);
+  // ring(B) - tree(B) = alpha * dL - beta * dF * B, positive (tree faster)
+  // for B < alpha * dL / (beta * dF).
+  const double latency_saved = (ring.latency_terms - tree.latency_terms) * link.alpha_s;
+  const double bandwidth_lost =
+      (tree.bandwidth_factor - ring.bandwidth_factor) * link.beta_s_per_byte;
+  if (latency_saved <= 0 || bandwidth_lost <= 0) return std::nullopt;
+  return latency_saved / bandwidth_lost;
 }
 
 absl::StatusOr<int64_t> ParseByteSize(absl::string_view text) {

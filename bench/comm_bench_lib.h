@@ -6,6 +6,7 @@
 // (that of nccl-tests), and the memcpy ceiling.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,9 +16,20 @@
 
 namespace trident::bench {
 
-enum class BenchOp { kAllReduce, kReduceScatter, kAllGather, kBroadcast, kSendRecv };
+// The all-reduce three ways: the backend's native collective, and the ring and
+// tree written over point-to-point calls (core/comm/allreduce_algorithms.h).
+enum class BenchOp {
+  kAllReduce,
+  kRingAllReduce,
+  kTreeAllReduce,
+  kReduceScatter,
+  kAllGather,
+  kBroadcast,
+  kSendRecv
+};
 
-// "allreduce", "reducescatter", "allgather", "broadcast", "sendrecv".
+// "allreduce", "ringallreduce", "treeallreduce", "reducescatter", "allgather",
+// "broadcast", "sendrecv".
 absl::string_view BenchOpName(BenchOp op);
 
 // A comma-separated list of BenchOpName()s, or "all". INVALID_ARGUMENT names
@@ -26,9 +38,46 @@ absl::StatusOr<std::vector<BenchOp>> ParseBenchOps(absl::string_view list);
 
 // Bus bandwidth = algorithm bandwidth * factor, the factor being what an
 // optimal algorithm moves per rank relative to the message (nccl-tests'
-// convention): 2(n-1)/n for all-reduce, (n-1)/n for reduce-scatter and
+// convention): 2(n-1)/n for all-reduce (whatever the algorithm), (n-1)/n for reduce-scatter and
 // all-gather, 1 for broadcast and send/recv.
 double BusBandwidthFactor(BenchOp op, int ranks);
+
+// The alpha-beta (Hockney) model of an all-reduce algorithm on n ranks:
+// time(B) = latency_terms * alpha + bandwidth_factor * B * beta, where alpha
+// is one message's start-up time and beta the time per byte on one rank's
+// link.
+//   ring: 2(n-1) latency terms, 2(n-1)/n bytes per byte of the buffer;
+//   tree (binary, pipelined, core/comm/allreduce_algorithms.h):
+//     2 * floor(log2 n) latency terms (up and down the tree's depth), and
+//     2 * min(2, n-1) bytes per byte: an interior rank takes in two children's
+//     segments per step going up and sends two going down.
+struct AllReduceCostTerms {
+  double latency_terms = 0;
+  double bandwidth_factor = 0;
+};
+AllReduceCostTerms RingCostTerms(int ranks);
+AllReduceCostTerms TreeCostTerms(int ranks);
+
+// alpha (s) and beta (s/B) fitted to two measurements of one algorithm:
+// alpha from the smallest message (whose bandwidth term is neglected:
+// alpha = time / latency_terms), beta from the largest (what the latency terms
+// leave: beta = (time - latency_terms * alpha) / (bandwidth_factor * bytes)).
+struct AlphaBeta {
+  double alpha_s = 0;
+  double beta_s_per_byte = 0;
+};
+// INVALID_ARGUMENT unless 0 < small_bytes < large_bytes, the times are
+// positive and the terms are (a one-rank "all-reduce" has no terms).
+absl::StatusOr<AlphaBeta> FitAlphaBeta(const AllReduceCostTerms& terms, double small_bytes,
+                                       double small_time_s, double large_bytes,
+                                       double large_time_s);
+double PredictSeconds(const AllReduceCostTerms& terms, const AlphaBeta& link, double bytes);
+
+// The message size (bytes) below which the tree is predicted faster than the
+// ring on one link (alpha, beta): where their lines cross. Absent (nullopt)
+// when one algorithm is never faster (fewer ranks than make the tree's latency
+// smaller).
+std::optional<double> TreeBeatsRingBelowBytes(int ranks, const AlphaBeta& link);
 
 // "4096", "64K", "64M", "1G" (powers of 1024; "KiB"/"MiB"/"GiB" work too).
 // INVALID_ARGUMENT for anything else or a value below 1.

@@ -24,6 +24,42 @@ TEST(CommBenchLibTest, BusBandwidthFactorsAreThoseOfNcclTests) {
   EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kAllReduce, 1), 0.0);
 }
 
+TEST(CommBenchLibTest, RingAndTreeCostTerms) {
+  EXPECT_DOUBLE_EQ(RingCostTerms(4).latency_terms, 6);
+  EXPECT_DOUBLE_EQ(RingCostTerms(4).bandwidth_factor, 1.5);
+  EXPECT_DOUBLE_EQ(TreeCostTerms(2).latency_terms, 2);  // Depth 1.
+  EXPECT_DOUBLE_EQ(TreeCostTerms(2).bandwidth_factor, 2);
+  EXPECT_DOUBLE_EQ(TreeCostTerms(7).latency_terms, 4);  // Depth 2.
+  EXPECT_DOUBLE_EQ(TreeCostTerms(8).latency_terms, 6);  // Rank 7 is at depth 3.
+  EXPECT_DOUBLE_EQ(TreeCostTerms(8).bandwidth_factor, 4);
+}
+
+// A model generated from alpha = 2 us, beta = 1 ns/B is recovered exactly from
+// its own predictions (up to the neglected bandwidth term of the small size,
+// which is made negligible), and the crossover is where the predictions meet.
+TEST(CommBenchLibTest, AlphaBetaFitRecoversTheModelAndTheCrossover) {
+  const AlphaBeta truth{.alpha_s = 2e-6, .beta_s_per_byte = 1e-9};
+  const int n = 8;
+  const AllReduceCostTerms ring = RingCostTerms(n);
+  const double small = 1e-6, large = 64e6;
+  const absl::StatusOr<AlphaBeta> fit =
+      FitAlphaBeta(ring, small, PredictSeconds(ring, truth, small), large,
+                   PredictSeconds(ring, truth, large));
+  ASSERT_TRUE(fit.ok()) << fit.status();
+  EXPECT_NEAR(fit->alpha_s, truth.alpha_s, 1e-15);
+  EXPECT_NEAR(fit->beta_s_per_byte, truth.beta_s_per_byte, 1e-15);
+  const std::optional<double> crossover = TreeBeatsRingBelowBytes(n, truth);
+  ASSERT_TRUE(crossover.has_value());
+  // 8 ranks: ring 14 alpha + 1.75 B beta, tree 6 alpha + 4 B beta.
+  EXPECT_NEAR(*crossover, 8 * 2e-6 / (2.25 * 1e-9), 1e-6);
+  EXPECT_NEAR(PredictSeconds(ring, truth, *crossover),
+              PredictSeconds(TreeCostTerms(n), truth, *crossover), 1e-15);
+  // Two ranks: the tree has no fewer latency terms than the ring.
+  EXPECT_FALSE(TreeBeatsRingBelowBytes(2, truth).has_value());
+  EXPECT_EQ(FitAlphaBeta(ring, 8, 1e-6, 4, 1e-3).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(CommBenchLibTest, ParsesByteSizes) {
   EXPECT_EQ(*ParseByteSize("8"), 8);
   EXPECT_EQ(*ParseByteSize("4K"), 4096);
@@ -48,7 +84,7 @@ TEST(CommBenchLibTest, SizesGrowByTheStepFactor) {
 TEST(CommBenchLibTest, ParsesOps) {
   EXPECT_THAT(*ParseBenchOps("allreduce, sendrecv"),
               ElementsAre(BenchOp::kAllReduce, BenchOp::kSendRecv));
-  EXPECT_EQ(ParseBenchOps("all")->size(), 5u);
+  EXPECT_EQ(ParseBenchOps("all")->size(), 7u);
   absl::StatusOr<std::vector<BenchOp>> bad = ParseBenchOps("allreduce,alltoall");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("'alltoall'"));

@@ -43,6 +43,7 @@ std::vector<std::vector<Parameter*>> Fill(const std::vector<Parameter*>& params,
 
 GradientReducer::GradientReducer(comm::Communicator* dp, const BucketOptions& options)
     : dp_(dp),
+      sync_(options.sync),
       dp_size_(dp == nullptr ? 1 : dp->size()),
       zero_stage_(dp_size_ > 1 ? options.zero_stage : 0),
       options_(options) {}
@@ -119,8 +120,12 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
         storage = bucket.buffer;
       }
       int64_t offset = 0;
+      std::vector<BucketMatrix> matrices;  // For PowerSGD.
       for (Parameter* p : group) {
         const int64_t n = p->grad.numel();
+        if (p->grad.shape().size() == 2) {
+          matrices.push_back({.offset = offset, .rows = p->grad.dim(0), .cols = p->grad.dim(1)});
+        }
         // The view replaces the parameter's own tensor: the model's weight
         // passes accumulate straight into the bucket.
         p->grad = storage.Slice(0, offset, n).Reshape(p->grad.shape());
@@ -129,6 +134,7 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
         reducer->value_bucket_of_[p] = index;
       }
       bucket.params = std::move(group);
+      reducer->sync_.DescribeBucket(index, std::move(matrices));
       if (reducer->zero_stage_ > 0) {
         const int64_t shard = padded / reducer->dp_size_;
         bucket.shard = Tensor::Zeros({shard}, DType::kFloat32, device);
@@ -218,7 +224,7 @@ void GradientReducer::Start(int bucket) {
   pending_.push_back(zero_stage_ > 0
                          ? dp_->ReduceScatterAsync(AsCommBuffer(b.buffer), AsCommBuffer(b.shard),
                                                    comm::ReduceOp::kSum)
-                         : dp_->AllReduceAsync(AsCommBuffer(b.buffer), comm::ReduceOp::kSum));
+                         : sync_.StartSum(*dp_, bucket, AsCommBuffer(b.buffer)));
 }
 
 void GradientReducer::Poll() {

@@ -56,6 +56,8 @@
 #include "core/exec_context.h"
 #include "core/parameter.h"
 #include "core/tensor.h"
+#include "data_parallel/compression/gradient_sync.h"
+#include "data_parallel/compression/gradient_sync_options.h"
 
 namespace trident::data_parallel {
 
@@ -68,6 +70,9 @@ struct BucketOptions {
   int zero_stage = 0;
   // Where stages 2 and 3 zero and accumulate their buffers (required for them).
   const ExecContext* ctx = nullptr;
+  // How an all-reduced bucket is summed: algorithm and compression
+  // (data_parallel/compression/gradient_sync.h). Unused by ZeRO's reduce-scatters.
+  GradientSyncOptions sync;
 };
 
 // ZeRO stage 1 (Rajbhandari et al. 2020; Megatron's distributed optimizer):
@@ -231,6 +236,8 @@ class GradientReducer {
 
   const std::vector<GradientBucket>& buckets() const { return buckets_; }
   int dp_size() const { return dp_size_; }
+  // The bucket sums' algorithm, compression and their state (Top-K's K).
+  const GradientSync& gradient_sync() const { return sync_; }
   // fp32 gradient bytes this rank holds: buckets (padding included), shards
   // and, under stage 2, the pool.
   int64_t gradient_bytes() const;
@@ -261,6 +268,7 @@ class GradientReducer {
   int64_t max_padded_ = 0;
 
   comm::Communicator* dp_;
+  GradientSync sync_;
   int dp_size_ = 1;
   int zero_stage_ = 0;
   std::vector<OwnedWindow> owned_;

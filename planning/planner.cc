@@ -335,6 +335,7 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   double comm_bytes_per_elem = grad_bytes_per_elem;
   switch (layout.gradient_compression()) {
     case topology::GradientCompression::BF16:
+    case topology::GradientCompression::FP16:
       comm_bytes_per_elem = 2;
       break;
     case topology::GradientCompression::INT8:

@@ -39,6 +39,20 @@ ABSL_FLAG(bool, cpu_offload, false,
 ABSL_FLAG(std::optional<std::string>, recompute, std::nullopt,
           "activation recomputation: none, selective (the attention core) or full (each "
           "layer's forward, keeping only its input)");
+ABSL_FLAG(std::optional<std::string>, gradient_compression, std::nullopt,
+          "data-parallel gradient compression: none, bf16, fp16, topk, int8 or powersgd (needs "
+          "--zero_stage=0)");
+ABSL_FLAG(std::optional<int>, powersgd_rank, std::nullopt,
+          "PowerSGD: rank of each 2-D gradient's approximation, >= 1 (default 4)");
+ABSL_FLAG(std::optional<float>, topk_ratio, std::nullopt,
+          "Top-K: fraction of each bucket sent, in (0, 1] (default 0.01)");
+ABSL_FLAG(bool, topk_adaptive, false,
+          "Top-K: K from the moving average of the gradient's measured sparsity");
+ABSL_FLAG(std::optional<std::string>, compression_scaling, std::nullopt,
+          "bf16/fp16 transport scaling: dynamic (per message, from its max; default) or static "
+          "(the layout's compression_static_scale)");
+ABSL_FLAG(std::optional<std::string>, dp_allreduce, std::nullopt,
+          "how gradient buckets are all-reduced over dp: native, ring or tree");
 
 namespace trident::tools {
 
@@ -78,6 +92,12 @@ absl::Status ApplyLayoutFlags(topology::ParallelLayout* layout) {
   overrides.grad_bucket_mb = absl::GetFlag(FLAGS_grad_bucket_mb);
   if (absl::GetFlag(FLAGS_cpu_offload)) overrides.cpu_offload = true;
   overrides.recompute = absl::GetFlag(FLAGS_recompute);
+  overrides.gradient_compression = absl::GetFlag(FLAGS_gradient_compression);
+  overrides.topk_ratio = absl::GetFlag(FLAGS_topk_ratio);
+  if (absl::GetFlag(FLAGS_topk_adaptive)) overrides.topk_adaptive = true;
+  overrides.powersgd_rank = absl::GetFlag(FLAGS_powersgd_rank);
+  overrides.compression_scaling = absl::GetFlag(FLAGS_compression_scaling);
+  overrides.dp_allreduce = absl::GetFlag(FLAGS_dp_allreduce);
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, layout));
   return topology::DeriveMicroBatches(layout);
 }

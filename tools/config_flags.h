@@ -6,7 +6,10 @@
 // of //tools:convert_checkpoint): --config, --seed and
 // the layout overrides (--tp, --pp, --dp, --micro_batches, --micro_batch_size,
 // --global_batch_size, --virtual_stages, --schedule, --sequence_parallel,
-// --zero_stage, --overlap_grad_reduce, --grad_bucket_mb, --cpu_offload).
+// --zero_stage, --overlap_grad_reduce, --grad_bucket_mb, --cpu_offload,
+// --gradient_compression, --topk_ratio, --topk_adaptive, --powersgd_rank,
+// --compression_scaling,
+// --dp_allreduce).
 
 #include <string>
 

@@ -50,7 +50,8 @@ bool LayoutOverrides::empty() const {
   return !tp && !pp && !dp && !micro_batches && !micro_batch_size && !global_batch_size &&
          !virtual_stages && !schedule && !sequence_parallel && !zero_stage &&
          !overlap_grad_reduce && !grad_bucket_mb && !cpu_offload && !rank_order && !recompute &&
-         !gradient_compression;
+         !gradient_compression && !topk_ratio && !topk_adaptive && !powersgd_rank &&
+         !compression_scaling && !dp_allreduce;
 }
 
 absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* layout) {
@@ -86,6 +87,19 @@ absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* la
     ASSIGN_OR_RETURN(GradientCompression::Method method,
                      ParseCompressionName(*overrides.gradient_compression));
     result.set_gradient_compression(method);
+  }
+  if (overrides.topk_ratio) result.set_topk_ratio(*overrides.topk_ratio);
+  if (overrides.topk_adaptive) result.set_topk_adaptive(*overrides.topk_adaptive);
+  if (overrides.powersgd_rank) result.set_powersgd_rank(*overrides.powersgd_rank);
+  if (overrides.compression_scaling) {
+    ASSIGN_OR_RETURN(GradientCompression::Scaling scaling,
+                     ParseCompressionScalingName(*overrides.compression_scaling));
+    result.set_compression_scaling(scaling);
+  }
+  if (overrides.dp_allreduce) {
+    ASSIGN_OR_RETURN(DpAllReduce::Algorithm algorithm,
+                     ParseDpAllReduceName(*overrides.dp_allreduce));
+    result.set_dp_allreduce(algorithm);
   }
   *layout = std::move(result);
   return absl::OkStatus();

@@ -49,7 +49,12 @@ struct LayoutOverrides {
   std::optional<bool> cpu_offload;
   std::optional<std::string> rank_order;            // e.g. "tp-dp-pp".
   std::optional<std::string> recompute;             // "none", "selective", "full".
-  std::optional<std::string> gradient_compression;  // "none", "bf16", "topk", "int8".
+  std::optional<std::string> gradient_compression;  // "none", "bf16", "fp16", "topk", "int8".
+  std::optional<float> topk_ratio;
+  std::optional<bool> topk_adaptive;
+  std::optional<int> powersgd_rank;
+  std::optional<std::string> compression_scaling;  // "static", "dynamic".
+  std::optional<std::string> dp_allreduce;         // "native", "ring", "tree".
 
   bool empty() const;
 };

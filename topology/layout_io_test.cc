@@ -209,7 +209,8 @@ TEST(LayoutNamesTest, UnknownNamesListTheValidOnes) {
   EXPECT_EQ(std::string(ParseRecomputeName("some").status().message()),
             "unknown recompute policy \"some\" (valid: \"none\", \"selective\", \"full\")");
   EXPECT_EQ(std::string(ParseCompressionName("fp8").status().message()),
-            "unknown gradient compression \"fp8\" (valid: \"none\", \"bf16\", \"topk\", \"int8\")");
+            "unknown gradient compression \"fp8\" (valid: \"none\", \"bf16\", \"topk\", \"int8\", "
+            "\"fp16\", \"powersgd\")");
   for (Recompute::Policy policy : {Recompute::NONE, Recompute::SELECTIVE, Recompute::FULL}) {
     EXPECT_EQ(*ParseRecomputeName(RecomputeName(policy)), policy);
   }
@@ -285,6 +286,36 @@ TEST(ApplyOverridesTest, GlobalBatchKeepsTheBatchWhenDpChanges) {
   explicit_count.micro_batches = 3;
   ASSERT_TRUE(ApplyOverrides(explicit_count, &layout).ok());
   EXPECT_EQ(layout.num_micro_batches(), 3) << "rule 7 then reports 1 x 3 x 4 != 16";
+}
+
+TEST(ApplyOverridesTest, GradientSyncFlags) {
+  ParallelLayout layout;
+  LayoutOverrides overrides;
+  overrides.gradient_compression = "powersgd";
+  overrides.powersgd_rank = 2;
+  overrides.topk_ratio = 0.05f;
+  overrides.topk_adaptive = true;
+  overrides.compression_scaling = "static";
+  overrides.dp_allreduce = "tree";
+  ASSERT_TRUE(ApplyOverrides(overrides, &layout).ok());
+  EXPECT_EQ(layout.gradient_compression(), GradientCompression::POWERSGD);
+  EXPECT_EQ(layout.powersgd_rank(), 2);
+  EXPECT_EQ(layout.topk_ratio(), 0.05f);
+  EXPECT_TRUE(layout.topk_adaptive());
+  EXPECT_EQ(layout.compression_scaling(), GradientCompression::STATIC);
+  EXPECT_EQ(layout.dp_allreduce(), DpAllReduce::TREE);
+
+  const std::string before = layout.SerializeAsString();
+  LayoutOverrides bad;
+  bad.dp_allreduce = "butterfly";
+  EXPECT_EQ(std::string(ApplyOverrides(bad, &layout).message()),
+            "unknown dp all-reduce algorithm \"butterfly\" (valid: \"native\", \"ring\", "
+            "\"tree\")");
+  bad.dp_allreduce.reset();
+  bad.compression_scaling = "auto";
+  EXPECT_EQ(std::string(ApplyOverrides(bad, &layout).message()),
+            "unknown compression scaling \"auto\" (valid: \"dynamic\", \"static\")");
+  EXPECT_EQ(layout.SerializeAsString(), before);
 }
 
 TEST(ApplyOverridesTest, BadNameFailsAndLeavesLayoutUntouched) {

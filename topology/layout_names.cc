@@ -31,6 +31,19 @@ constexpr NameTable<GradientCompression::Method> kCompressionNames[] = {
     {GradientCompression::BF16, "bf16"},
     {GradientCompression::TOPK, "topk"},
     {GradientCompression::INT8, "int8"},
+    {GradientCompression::FP16, "fp16"},
+    {GradientCompression::POWERSGD, "powersgd"},
+};
+
+constexpr NameTable<GradientCompression::Scaling> kScalingNames[] = {
+    {GradientCompression::DYNAMIC, "dynamic"},
+    {GradientCompression::STATIC, "static"},
+};
+
+constexpr NameTable<DpAllReduce::Algorithm> kDpAllReduceNames[] = {
+    {DpAllReduce::NATIVE, "native"},
+    {DpAllReduce::RING, "ring"},
+    {DpAllReduce::TREE, "tree"},
 };
 
 template <typename Enum>
@@ -81,6 +94,22 @@ absl::string_view CompressionName(GradientCompression::Method method) {
 
 absl::StatusOr<GradientCompression::Method> ParseCompressionName(absl::string_view name) {
   return ParseName<GradientCompression::Method>(kCompressionNames, "gradient compression", name);
+}
+
+absl::string_view CompressionScalingName(GradientCompression::Scaling scaling) {
+  return NameOf<GradientCompression::Scaling>(kScalingNames, scaling);
+}
+
+absl::StatusOr<GradientCompression::Scaling> ParseCompressionScalingName(absl::string_view name) {
+  return ParseName<GradientCompression::Scaling>(kScalingNames, "compression scaling", name);
+}
+
+absl::string_view DpAllReduceName(DpAllReduce::Algorithm algorithm) {
+  return NameOf<DpAllReduce::Algorithm>(kDpAllReduceNames, algorithm);
+}
+
+absl::StatusOr<DpAllReduce::Algorithm> ParseDpAllReduceName(absl::string_view name) {
+  return ParseName<DpAllReduce::Algorithm>(kDpAllReduceNames, "dp all-reduce algorithm", name);
 }
 
 }  // namespace trident::topology

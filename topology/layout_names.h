@@ -23,6 +23,10 @@ absl::StatusOr<Recompute::Policy> ParseRecomputeName(absl::string_view name);
 // "none", "bf16", "topk", "int8".
 absl::string_view CompressionName(GradientCompression::Method method);
 absl::StatusOr<GradientCompression::Method> ParseCompressionName(absl::string_view name);
+absl::string_view CompressionScalingName(GradientCompression::Scaling scaling);
+absl::StatusOr<GradientCompression::Scaling> ParseCompressionScalingName(absl::string_view name);
+absl::string_view DpAllReduceName(DpAllReduce::Algorithm algorithm);
+absl::StatusOr<DpAllReduce::Algorithm> ParseDpAllReduceName(absl::string_view name);
 
 }  // namespace trident::topology
 

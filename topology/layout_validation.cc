@@ -189,6 +189,104 @@ absl::Status CheckZero(const ParallelLayout& l) {
   return absl::OkStatus();
 }
 
+// Why a compressed mode cannot run under ZeRO: it is written as an
+// all-reduce of whole buckets, where ZeRO reduce-scatters into shards.
+std::string WhyNotWithZero(GradientCompression::Method method) {
+  switch (method) {
+    case GradientCompression::TOPK:
+      return "Top-K sums every rank's picks with an all-gather into a dense bucket and keeps a "
+             "full-bucket error-feedback residual per rank; routing picks to shard owners is not "
+             "built";
+    case GradientCompression::POWERSGD:
+      return "PowerSGD factors whole 2-D gradients, which ZeRO's windows cut across, and keeps a "
+             "full-bucket error-feedback residual per rank";
+    case GradientCompression::INT8:
+      return "int8 is carried by a ring all-reduce of whole buckets with a full-bucket "
+             "error-feedback residual per rank, where ZeRO reduce-scatters into shards";
+    default:
+      return "16-bit transport is carried by a ring all-reduce of whole buckets, where ZeRO "
+             "reduce-scatters into shards";
+  }
+}
+
+// dp_allreduce, gradient compression and their parameters
+// (data_parallel/compression/gradient_sync.h).
+absl::Status CheckGradientSync(const ParallelLayout& l) {
+  const GradientCompression::Method method = l.gradient_compression();
+  const std::string mode = absl::StrCat("gradient_compression=", CompressionName(method));
+  if (method != GradientCompression::NONE && l.zero_stage() >= 1) {
+    return absl::InvalidArgumentError(absl::StrCat(mode, " needs zero_stage=0, got zero_stage=",
+                                                   l.zero_stage(), " (", WhyNotWithZero(method),
+                                                   ")"));
+  }
+  const DpAllReduce::Algorithm algorithm = l.dp_allreduce();
+  if (algorithm != DpAllReduce::NATIVE) {
+    const std::string flag = absl::StrCat("dp_allreduce=", DpAllReduceName(algorithm));
+    if (l.zero_stage() >= 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, " needs zero_stage=0, got zero_stage=", l.zero_stage(),
+          " (it chooses how buckets are all-reduced; ZeRO reduce-scatters them instead)"));
+    }
+    if (method == GradientCompression::TOPK) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, " does not combine with ", mode,
+          " (Top-K all-gathers sparse picks; no all-reduce runs): use dp_allreduce=native"));
+    }
+    if (method != GradientCompression::NONE && method != GradientCompression::POWERSGD &&
+        algorithm != DpAllReduce::RING) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, " does not combine with ", mode,
+          " (compressed values travel a ring that adds in fp32 at each hop): use "
+          "dp_allreduce=ring or native"));
+    }
+  }
+  if (l.topk_adaptive()) {
+    if (method != GradientCompression::TOPK) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("topk_adaptive=true needs gradient_compression=topk, got ", mode));
+    }
+    if (!(l.topk_min_ratio() > 0.0f && l.topk_min_ratio() <= l.topk_max_ratio() &&
+          l.topk_max_ratio() <= 1.0f)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "topk_min_ratio=", l.topk_min_ratio(), " and topk_max_ratio=", l.topk_max_ratio(),
+          " must satisfy 0 < topk_min_ratio <= topk_max_ratio <= 1 with topk_adaptive=true"));
+    }
+    if (!(l.topk_sparsity_threshold() > 0.0f && l.topk_sparsity_threshold() < 1.0f)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "topk_sparsity_threshold=", l.topk_sparsity_threshold(),
+          " must be in (0, 1) (a fraction of the bucket's largest magnitude)"));
+    }
+    if (!(l.topk_sparsity_ema() >= 0.0f && l.topk_sparsity_ema() < 1.0f)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("topk_sparsity_ema=", l.topk_sparsity_ema(),
+                       " must be in [0, 1) (the weight of the past in the moving average)"));
+    }
+  }
+  if (method == GradientCompression::POWERSGD) {
+    if (l.powersgd_rank() < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "powersgd_rank=", l.powersgd_rank(), " must be >= 1 with ", mode,
+          " (the rank of each 2-D gradient's approximation)"));
+    }
+    if (l.powersgd_start_step() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("powersgd_start_step=", l.powersgd_start_step(),
+                       " must be >= 0 (steps before it are summed uncompressed)"));
+    }
+  }
+  if ((method == GradientCompression::BF16 || method == GradientCompression::FP16) &&
+      l.compression_scaling() == GradientCompression::STATIC) {
+    const float scale = l.compression_static_scale();
+    int exponent = 0;
+    if (!(scale > 0.0f) || std::isinf(scale) || std::frexp(scale, &exponent) != 0.5f) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("compression_static_scale=", scale, " must be a positive power of two "
+                       "with ", mode, " and compression_scaling=static (so that scaling is exact)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckGradients(const ParallelLayout& l) {
   // Written as !(inside) so that NaN fails too.
   if (l.gradient_compression() == GradientCompression::TOPK &&
@@ -201,7 +299,7 @@ absl::Status CheckGradients(const ParallelLayout& l) {
     return absl::InvalidArgumentError(absl::StrCat("grad_bucket_mb=", l.grad_bucket_mb(),
                                                    " must be a positive number of MiB"));
   }
-  return absl::OkStatus();
+  return CheckGradientSync(l);
 }
 
 }  // namespace

@@ -4,9 +4,11 @@
 #include <limits>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "topology/layout.pb.h"
+#include "topology/layout_names.h"
 
 namespace trident::topology {
 namespace {
@@ -50,8 +52,7 @@ TEST(ValidateLayoutTest, AcceptsValidLayouts) {
   interleaved.set_virtual_pipeline_stages(3);
   interleaved.set_num_micro_batches(4);
   interleaved.set_sequence_parallel(true);
-  interleaved.set_zero_stage(3);
-  interleaved.set_gradient_compression(GradientCompression::TOPK);
+  interleaved.set_gradient_compression(GradientCompression::TOPK);  // Needs zero_stage=0.
   interleaved.set_topk_ratio(1.0f);
   interleaved.set_global_batch_size(4);
   EXPECT_EQ(Violation(interleaved, 4, Model()), "");
@@ -351,6 +352,74 @@ TEST(ValidateLayoutTest, TopkRatioInRange) {
   layout.set_gradient_compression(GradientCompression::INT8);
   layout.set_topk_ratio(0.0f);
   EXPECT_EQ(Violation(layout, 1, Model()), "");
+}
+
+TEST(ValidateLayoutTest, CompressionRefusesZeroByNameForEveryMode) {
+  for (GradientCompression::Method method :
+       {GradientCompression::BF16, GradientCompression::FP16, GradientCompression::INT8,
+        GradientCompression::TOPK, GradientCompression::POWERSGD}) {
+    ParallelLayout layout = Layout(1, 1, 2);
+    layout.set_gradient_compression(method);
+    EXPECT_EQ(Violation(layout, 2, Model()), "") << CompressionName(method);
+    layout.set_zero_stage(1);
+    EXPECT_THAT(Violation(layout, 2, Model()),
+                HasSubstr(absl::StrCat("gradient_compression=", CompressionName(method),
+                                       " needs zero_stage=0, got zero_stage=1 (")));
+  }
+}
+
+TEST(ValidateLayoutTest, DpAllReduceCombinations) {
+  ParallelLayout layout = Layout(1, 1, 4);
+  layout.set_dp_allreduce(DpAllReduce::TREE);
+  EXPECT_EQ(Violation(layout, 4, Model()), "");
+  layout.set_zero_stage(2);
+  EXPECT_THAT(Violation(layout, 4, Model()),
+              HasSubstr("dp_allreduce=tree needs zero_stage=0, got zero_stage=2"));
+  layout.set_zero_stage(0);
+  layout.set_gradient_compression(GradientCompression::INT8);
+  EXPECT_THAT(Violation(layout, 4, Model()),
+              HasSubstr("dp_allreduce=tree does not combine with gradient_compression=int8"));
+  layout.set_dp_allreduce(DpAllReduce::RING);
+  EXPECT_EQ(Violation(layout, 4, Model()), "");
+  layout.set_gradient_compression(GradientCompression::TOPK);
+  EXPECT_THAT(Violation(layout, 4, Model()),
+              HasSubstr("dp_allreduce=ring does not combine with gradient_compression=topk"));
+}
+
+TEST(ValidateLayoutTest, TopkAdaptiveAndStaticScaleParameters) {
+  ParallelLayout layout = Layout(1, 1, 2);
+  layout.set_topk_adaptive(true);
+  EXPECT_EQ(Violation(layout, 2, Model()),
+            "topk_adaptive=true needs gradient_compression=topk, got gradient_compression=none");
+  layout.set_gradient_compression(GradientCompression::TOPK);
+  EXPECT_EQ(Violation(layout, 2, Model()), "");
+  layout.set_topk_min_ratio(0.5f);
+  EXPECT_THAT(Violation(layout, 2, Model()),
+              HasSubstr("topk_min_ratio=0.5 and topk_max_ratio=0.1 must satisfy"));
+  layout.set_topk_min_ratio(0.01f);
+  layout.set_topk_sparsity_ema(1.0f);
+  EXPECT_THAT(Violation(layout, 2, Model()), HasSubstr("topk_sparsity_ema=1 must be in [0, 1)"));
+  layout.set_topk_sparsity_ema(0.9f);
+  layout.set_topk_sparsity_threshold(std::nanf(""));
+  EXPECT_THAT(Violation(layout, 2, Model()), HasSubstr("topk_sparsity_threshold=nan"));
+
+  ParallelLayout powersgd = Layout(1, 1, 2);
+  powersgd.set_gradient_compression(GradientCompression::POWERSGD);
+  powersgd.set_dp_allreduce(DpAllReduce::TREE);  // Its P and Q all-reduces take any algorithm.
+  EXPECT_EQ(Violation(powersgd, 2, Model()), "");
+  powersgd.set_powersgd_rank(0);
+  EXPECT_EQ(Violation(powersgd, 2, Model()),
+            "powersgd_rank=0 must be >= 1 with gradient_compression=powersgd (the rank of each "
+            "2-D gradient's approximation)");
+
+  ParallelLayout fp16 = Layout(1, 1, 2);
+  fp16.set_gradient_compression(GradientCompression::FP16);
+  fp16.set_compression_scaling(GradientCompression::STATIC);
+  EXPECT_EQ(Violation(fp16, 2, Model()), "");  // The default 1024.
+  fp16.set_compression_static_scale(1000.0f);
+  EXPECT_EQ(Violation(fp16, 2, Model()),
+            "compression_static_scale=1000 must be a positive power of two with "
+            "gradient_compression=fp16 and compression_scaling=static (so that scaling is exact)");
 }
 
 TEST(ValidateLayoutTest, GradBucketPositive) {

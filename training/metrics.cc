@@ -93,6 +93,8 @@ JsonLine TrainMetricsLine(const StepReport& m) {
   }
   line.AddInt("tokens", m.tokens);
   line.AddNumber("model_tflops", m.model_tflops);
+  if (m.dp_bytes_sent.has_value()) line.AddInt("dp_bytes_sent", *m.dp_bytes_sent);
+  if (m.topk_k.has_value()) line.AddInt("topk_k", *m.topk_k);
   return line;
 }
 

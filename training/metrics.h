@@ -8,7 +8,8 @@
 // JSONL lines, in this key order (scripts and the layout sweep read them):
 //   train:      {"step":12,"loss":3.4521..,"lr":0.0006,"grad_norm":0.87..,
 //                "tokens_per_s":12345.6,"step_time_ms":85.1,"mfu":0.123,"tokens":12288,
-//                "model_tflops":0.0123}
+//                "model_tflops":0.0123[,"dp_bytes_sent":123456][,"topk_k":1234]}
+//               (the last two only with dp > 1 resp. Top-K compression)
 //   validation: {"step":50,"val_loss":2.98..}
 //   memory:     {"rank":3,"param_bytes":..,"grad_bytes":..,"optimizer_state_bytes":..,
 //                "activation_peak_bytes":..}, one per rank, measured after the run's
@@ -73,6 +74,12 @@ struct StepReport {
   int64_t tokens = 0;         // tokens trained on so far, this step included
   double model_tflops = 0;    // achieved model TFLOP/s of the whole job
   std::optional<double> eta_seconds;
+  // Data-parallel gradient sync of the reporting rank this step, when there
+  // is a dp group: bytes it put on the wire of the dp communicator
+  // (comm::RingEquivalentBytesSent), and with Top-K compression the K of
+  // every bucket summed.
+  std::optional<int64_t> dp_bytes_sent;
+  std::optional<int64_t> topk_k;
 };
 
 struct ValidationMetrics {

@@ -114,6 +114,16 @@ TEST(TrainMetricsLineTest, ExactTextAndParsesBack) {
   EXPECT_EQ(json["tokens"].get<int64_t>(), 12288);
 }
 
+TEST(TrainMetricsLineTest, GradientSyncFiguresComeLastAndOnlyWhenKnown) {
+  StepReport m;
+  m.step = 3;
+  EXPECT_THAT(TrainMetricsLine(m).ToString(), ::testing::Not(HasSubstr("dp_bytes_sent")));
+  m.dp_bytes_sent = 55680;
+  m.topk_k = 2319;
+  const std::string text = TrainMetricsLine(m).ToString();
+  EXPECT_THAT(text, HasSubstr(R"("model_tflops":0,"dp_bytes_sent":55680,"topk_k":2319})"));
+}
+
 TEST(TrainMetricsLineTest, NonFiniteAndUnknownValuesAreNull) {
   StepReport m;
   m.step = 7;

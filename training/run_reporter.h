@@ -52,8 +52,15 @@ class RunReporter {
   // A free-form line of the header or of an event (checkpoint saved, ...).
   void Note(absl::string_view line);
 
+  // The gradient sync figures of a step (StepReport's dp_bytes_sent, topk_k).
+  struct GradientSyncFigures {
+    std::optional<int64_t> dp_bytes_sent;
+    std::optional<int64_t> topk_k;
+  };
+
   // A finished step, 0-based `step`, that took `seconds` (> 0).
-  absl::Status Step(int64_t step, double seconds, double loss, double lr, double grad_norm);
+  absl::Status Step(int64_t step, double seconds, double loss, double lr, double grad_norm,
+                    const GradientSyncFigures& sync = {});
 
   // Every rank's measured memory (indexed by rank), after the run's first
   // step: one JSONL line per rank and a header line for the largest rank,

@@ -8,7 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
+#include "core/comm/allreduce_algorithms.h"
 #include "core/tensor_comm.h"
+#include "data_parallel/compression/gradient_sync_options.h"
 #include "pipeline/executor.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
@@ -54,6 +56,57 @@ double BucketMegabytes(const topology::ParallelLayout& layout, StageModel& model
   return std::min(configured, layer_mb / 4);
 }
 
+// The layout's gradient sync fields (validated with the layout) as the
+// data-parallel options.
+data_parallel::GradientSyncOptions GradientSyncFrom(const topology::ParallelLayout& layout) {
+  using data_parallel::GradientCompression;
+  data_parallel::GradientSyncOptions sync;
+  switch (layout.dp_allreduce()) {
+    case topology::DpAllReduce::NATIVE:
+      sync.algorithm = comm::AllReduceAlgorithm::kNative;
+      break;
+    case topology::DpAllReduce::RING:
+      sync.algorithm = comm::AllReduceAlgorithm::kRing;
+      break;
+    case topology::DpAllReduce::TREE:
+      sync.algorithm = comm::AllReduceAlgorithm::kTree;
+      break;
+  }
+  switch (layout.gradient_compression()) {
+    case topology::GradientCompression::NONE:
+      sync.compression = GradientCompression::kNone;
+      break;
+    case topology::GradientCompression::BF16:
+      sync.compression = GradientCompression::kBf16;
+      break;
+    case topology::GradientCompression::FP16:
+      sync.compression = GradientCompression::kFp16;
+      break;
+    case topology::GradientCompression::TOPK:
+      sync.compression = GradientCompression::kTopK;
+      break;
+    case topology::GradientCompression::INT8:
+      sync.compression = GradientCompression::kInt8;
+      break;
+    case topology::GradientCompression::POWERSGD:
+      sync.compression = GradientCompression::kPowerSgd;
+      break;
+  }
+  sync.scaling = layout.compression_scaling() == topology::GradientCompression::STATIC
+                     ? data_parallel::CompressionScaling::kStatic
+                     : data_parallel::CompressionScaling::kDynamic;
+  sync.static_scale = layout.compression_static_scale();
+  sync.topk_ratio = layout.topk_ratio();
+  sync.topk_adaptive = layout.topk_adaptive();
+  sync.topk_min_ratio = layout.topk_min_ratio();
+  sync.topk_max_ratio = layout.topk_max_ratio();
+  sync.topk_sparsity_threshold = layout.topk_sparsity_threshold();
+  sync.topk_sparsity_ema = layout.topk_sparsity_ema();
+  sync.powersgd_rank = layout.powersgd_rank();
+  sync.powersgd_start_step = layout.powersgd_start_step();
+  return sync;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
@@ -79,7 +132,8 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
                        {.bucket_mb = BucketMegabytes(layout, *runner->model_),
                         .overlap = layout.overlap_grad_reduce(),
                         .zero_stage = layout.zero_stage(),
-                        .ctx = &ctx}));
+                        .ctx = &ctx,
+                        .sync = GradientSyncFrom(layout)}));
   data_parallel::GradientReducer* reducer = runner->reducer_.get();
   runner->model_->SetGradientHooks(
       {.gradients_final = [reducer](const ParameterList& p) { reducer->MarkFinal(p); },

@@ -14,6 +14,7 @@
 #include "core/io/user_path.h"
 #include "core/status_macros.h"
 #include "core/tensor.h"
+#include "core/comm/allreduce_algorithms.h"
 #include "topology/grid_communicators.h"
 #include "topology/layout_io.h"
 #include "topology/layout_names.h"
@@ -448,12 +449,21 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
                    batches_->Rows(step, batch_.ReplicaRows(dp_rank_)));
   Tensor inputs, targets;
   SplitRows(tokens, batch_.replica_rows(), batch_.seq_length, &inputs, &targets);
+  comm::Communicator& dp = *comms_.dp;
+  dp.ResetStats();
   Stopwatch watch;
   ASSIGN_OR_RETURN(const StepResult result,
                    runner_->TrainStep(step, inputs, targets, batch_.tokens_per_step()));
   const double seconds = watch.ElapsedSeconds();
   if (step == first_step_) RETURN_IF_ERROR(ReportMemory());
-  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm);
+  RunReporter::GradientSyncFigures sync;
+  if (dp.size() > 1) sync.dp_bytes_sent = comm::RingEquivalentBytesSent(dp.stats(), dp.size());
+  const auto& topk_k = runner_->gradient_reducer().gradient_sync().topk_k();
+  if (!topk_k.empty()) {
+    sync.topk_k = 0;
+    for (const auto& [bucket, k] : topk_k) *sync.topk_k += k;
+  }
+  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm, sync);
 }
 
 absl::Status RankTrainer::ReportMemory() {
@@ -680,7 +690,6 @@ absl::Status RankTrainer::Publish() {
 }  // namespace
 
 absl::Status CheckSupported(const TrainOptions& options) {
-  const ParallelLayout& layout = options.config.layout();
   RETURN_IF_ERROR(ValidateBackend(options.backend));
   if (options.device != "cpu" && options.device != "cuda") {
     return absl::InvalidArgumentError(
@@ -688,11 +697,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
   }
   if (options.device == "cuda") {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
-  }
-  if (layout.gradient_compression() != topology::GradientCompression::NONE) {
-    return Unsupported("layout.gradient_compression",
-                       topology::CompressionName(layout.gradient_compression()),
-                       "gradient compression is not built yet");
   }
   return absl::OkStatus();
 }

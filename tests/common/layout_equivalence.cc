@@ -55,6 +55,7 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
   layout.set_zero_stage(zero_stage);
   layout.set_cpu_offload(cpu_offload);
   layout.set_recompute(recompute);
+  layout.set_dp_allreduce(dp_allreduce);
   return layout;
 }
 
@@ -83,6 +84,9 @@ std::string LayoutName(const topology::ParallelLayout& l) {
   if (l.cpu_offload()) absl::StrAppend(&name, "_offload");
   if (l.recompute() != topology::Recompute::NONE) {
     absl::StrAppend(&name, "_recompute_", topology::RecomputeName(l.recompute()));
+  }
+  if (l.dp_allreduce() != topology::DpAllReduce::NATIVE) {
+    absl::StrAppend(&name, "_", topology::DpAllReduceName(l.dp_allreduce()));
   }
   if (l.grad_bucket_mb() != 25.0f) {
     absl::StrAppend(&name, "_bucket",

@@ -60,6 +60,10 @@ struct LayoutRow {
   // Activation recomputation (transformer/block.h); the serial twin keeps
   // every activation, so the row checks recomputation against none.
   topology::Recompute::Policy recompute = topology::Recompute::NONE;
+  // How buckets are all-reduced over dp (core/comm/allreduce_algorithms.h):
+  // ring and tree add in other orders than the native all-reduce, which the
+  // tolerance covers like any other reduction order.
+  topology::DpAllReduce::Algorithm dp_allreduce = topology::DpAllReduce::NATIVE;
   // The model's attention heads: 8 lets tp 8 split them (the flagship rows,
   // every factorisation of 8 ranks); hidden stays 32.
   int heads = 4;
@@ -74,7 +78,8 @@ struct LayoutRow {
 // A readable, unique test name: "tp2_pp2_dp2_mbs1_m4_1f1b", with "_v2",
 // "_sp", "_split3x5", "_nooverlap" (gradients reduced after the backward) and
 // "_bucket0p01" (grad_bucket_mb other than 25), "_zero1"/"_zero2"/"_zero3" and
-// "_offload", "_recompute_selective"/"_recompute_full" where they apply (only [A-Za-z0-9_], as gtest needs).
+// "_offload", "_recompute_selective"/"_recompute_full", "_ring"/"_tree" (dp_allreduce)
+// where they apply (only [A-Za-z0-9_], as gtest needs).
 std::string LayoutName(const topology::ParallelLayout& layout);
 
 // The harness's model and optimizer with `layout`: 8 layers (pp = 4 with

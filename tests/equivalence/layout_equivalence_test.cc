@@ -171,6 +171,25 @@ INSTANTIATE_TEST_SUITE_P(
                                 .zero_stage = 3, .cpu_offload = true}),
     RowName);
 
+// Ring and tree all-reduce of the gradient buckets (dp_allreduce), several
+// buckets each, dp 3 and 5 (odd rings, incomplete trees), and under 3D.
+INSTANTIATE_TEST_SUITE_P(
+    DpAllReduce, LayoutEquivalence,
+    ::testing::Values(LayoutRow{.dp = 4, .micro_batch_size = 2, .grad_bucket_mb = 0.01,
+                                .dp_allreduce = topology::DpAllReduce::RING},
+                      LayoutRow{.dp = 3, .micro_batches = 2, .grad_bucket_mb = 0.01,
+                                .dp_allreduce = topology::DpAllReduce::RING},
+                      LayoutRow{.dp = 5, .micro_batches = 2, .grad_bucket_mb = 0.01,
+                                .dp_allreduce = topology::DpAllReduce::TREE},
+                      LayoutRow{.dp = 4, .micro_batch_size = 2, .grad_bucket_mb = 0.01,
+                                .dp_allreduce = topology::DpAllReduce::TREE},
+                      LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4,
+                                .grad_bucket_mb = 0.01,
+                                .dp_allreduce = topology::DpAllReduce::RING},
+                      LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4,
+                                .dp_allreduce = topology::DpAllReduce::TREE}),
+    RowName);
+
 // Pipelines: pp in {2, 4}, m in {1, p, 2p, 8}, every schedule (interleaved
 // with v = 2 where m % p == 0).
 std::vector<LayoutRow> PipelineRows() {

@@ -171,4 +171,16 @@ if "$train" --config="$work/config.textproto" --save= --tp=3 > "$work/tp3.log" 2
   echo "FAIL: --tp=3 should be refused"; exit 1
 fi
 grep -q "tensor_parallel=3" "$work/tp3.log" || { cat "$work/tp3.log"; exit 1; }
+# Gradient compression: refused by name under ZeRO and for unknown modes.
+if "$train" --config="$work/config.textproto" --save= --dp=2 --zero_stage=1 \
+  --gradient_compression=topk > "$work/topk_zero.log" 2>&1; then
+  echo "FAIL: --gradient_compression=topk with --zero_stage=1 should be refused"; exit 1
+fi
+grep -q "gradient_compression=topk needs zero_stage=0, got zero_stage=1" "$work/topk_zero.log" ||
+  { cat "$work/topk_zero.log"; exit 1; }
+if "$train" --config="$work/config.textproto" --save= --gradient_compression=fp8 \
+  > "$work/fp8.log" 2>&1; then
+  echo "FAIL: --gradient_compression=fp8 should be refused"; exit 1
+fi
+grep -q 'unknown gradient compression "fp8"' "$work/fp8.log" || { cat "$work/fp8.log"; exit 1; }
 echo "PASS"

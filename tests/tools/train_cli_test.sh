@@ -64,6 +64,11 @@ print("export: %d tensors with Hugging Face GPT-2 names" % len(header))
 PY
 run tp2 --tp=2
 compare tp2
+# ZeRO with dp=1 is allowed: a no-op that the log states, with the serial losses.
+run zero2_dp1 --zero_stage=2
+grep -q "ZeRO stage 2 with data_parallel=1: nothing to shard" "$work/zero2_dp1.log" ||
+  { cat "$work/zero2_dp1.log"; echo "FAIL: ZeRO at dp=1 is not said to be a no-op"; exit 1; }
+compare zero2_dp1
 run tp2_dp2 --tp=2 --dp=2 --micro_batch_size=1 --micro_batches=2
 compare tp2_dp2
 run tp2_sp --tp=2 --sequence_parallel

@@ -146,10 +146,10 @@ inline constexpr int kGradientPoolBuffers = 2;
 // become the values; Done releases a bucket when no layer uses it any more
 // (a count per bucket: a bucket may hold parts of two layers). So a rank
 // holds 1 / dp of the values (plus the last shard's padding) and, at any time,
-// the buckets of the layer being computed and of the one prefetched. Buckets
-// are cut by size, not at layer boundaries: with buckets much larger than a
-// layer the gathered set grows accordingly (choose grad_bucket_mb about a
-// layer's size). The gathers are issued in the same order on every replica
+// the buckets of the layer being computed and of the one prefetched. With
+// BucketOptions::layers the buckets hold whole layers, so that is two layers'
+// values (more when grad_bucket_mb packs several layers into a bucket; the
+// trainer caps it at the largest layer). The gathers are issued in the same order on every replica
 // because the replicas of a dp group run the same schedule. Between F and B
 // of one micro-batch the layer is gathered again (as DeepSpeed and FSDP with
 // reshard_after_forward do): 2 all-gathers of the values per micro-batch and

@@ -126,7 +126,10 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
       std::max<int64_t>(1, static_cast<int64_t>(options.bucket_mb * 1024 * 1024 / sizeof(float)));
   const std::vector<std::vector<Parameter*>> early_groups =
       Fill(Units(early_reversed, layer_of), capacity);
-  const std::vector<std::vector<Parameter*>> late_groups = Fill(Units(late_reversed, {}), capacity);
+  // Stages 2-3: each layer's late parameters get a bucket of their own, so
+  // that stage 3 gathers no other layer's values with a layer's.
+  const std::vector<std::vector<Parameter*>> late_groups =
+      Fill(Units(late_reversed, layer_of), layer_of.empty() ? capacity : 1);
   for (const bool is_late : {false, true}) {
     for (std::vector<Parameter*> group : is_late ? late_groups : early_groups) {
       GradientBucket bucket;

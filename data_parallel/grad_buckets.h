@@ -73,7 +73,8 @@ struct BucketOptions {
   // Buckets then hold whole layers, never part of one, so that a weight pass
   // writes one pooled bucket; a parameter of several layers (the tied
   // embedding, written by the head's pass and by the embedding's) keeps a
-  // full buffer of its own, reduced once after the backward. Empty: every
+  // full buffer of its own, reduced once after the backward, and the late
+  // parameters of each layer get a (full) bucket of their own. Empty: every
   // parameter is a layer of its own.
   std::vector<ParameterList> layers;
 };

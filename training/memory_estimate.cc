@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/status_macros.h"
@@ -98,9 +99,8 @@ int64_t LargestPooledBucket(const std::vector<std::vector<StageLayer>>& chunks, 
   return largest;
 }
 
-}  // namespace
-
-absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
+// The estimate of the pipeline stage in [first, last] whose total is largest.
+absl::StatusOr<MemoryEstimate> WorstStage(const TrainConfig& config, int first, int last) {
   const auto& model = config.model();
   const auto& layout = config.layout();
   const int tp = layout.tensor_parallel();
@@ -119,7 +119,7 @@ absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
       model.num_heads(), tp, layout.sequence_parallel());
 
   MemoryEstimate worst;
-  for (int stage = 0; stage < pp; ++stage) {
+  for (int stage = first; stage <= last; ++stage) {
     int layers = 0;
     for (int chunk = 0; chunk < v; ++chunk) {
       layers += topology::ChunkLayers(layout, model.num_layers(), stage, chunk).count;
@@ -198,6 +198,21 @@ absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
     if (estimate.total() > worst.total()) worst = estimate;
   }
   return worst;
+}
+
+}  // namespace
+
+absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
+  return WorstStage(config, 0, config.layout().pipeline_parallel() - 1);
+}
+
+absl::StatusOr<MemoryEstimate> EstimateStageMemory(const TrainConfig& config, int stage) {
+  const int pp = config.layout().pipeline_parallel();
+  if (stage < 0 || stage >= pp) {
+    return absl::InvalidArgumentError(absl::StrCat("pipeline stage ", stage,
+                                                   " is not in [0, pipeline_parallel=", pp, ")"));
+  }
+  return WorstStage(config, stage, stage);
 }
 
 int64_t AvailableMemoryBytes() {

@@ -48,8 +48,12 @@ struct MemoryEstimate {
   }
 };
 
-// The estimate for a config whose layout passed validation.
+// The estimate for a config whose layout passed validation: its largest
+// pipeline stage's.
 absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config);
+// The estimate for a rank of pipeline stage `stage` (INVALID_ARGUMENT
+// outside [0, pipeline_parallel)).
+absl::StatusOr<MemoryEstimate> EstimateStageMemory(const TrainConfig& config, int stage);
 
 // The memory the kernel can give this process without swapping
 // (MemAvailable of /proc/meminfo); 0 when unknown.

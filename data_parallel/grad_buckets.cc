@@ -1,8 +1,10 @@
 #include "data_parallel/grad_buckets.h"
 
 #include <algorithm>
+#include <deque>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
@@ -22,18 +24,37 @@ const Tensor& NoTensor() {
 
 int64_t RoundUp(int64_t n, int64_t multiple) { return (n + multiple - 1) / multiple * multiple; }
 
-// Groups `params` (already in reverse order of use) into buckets of at most
-// `capacity` elements; a parameter larger than `capacity` gets its own.
-std::vector<std::vector<Parameter*>> Fill(const std::vector<Parameter*>& params, int64_t capacity) {
+// Cuts `params` (in reverse order of use) into units that a bucket never
+// splits: the runs of parameters of one layer (`layer_of`), and every
+// parameter of no layer on its own.
+std::vector<std::vector<Parameter*>> Units(const std::vector<Parameter*>& params,
+                                           const absl::flat_hash_map<const Parameter*, int>& layer_of) {
+  std::vector<std::vector<Parameter*>> units;
+  int current = -1;
+  for (Parameter* p : params) {
+    const auto it = layer_of.find(p);
+    const int layer = it == layer_of.end() ? -1 : it->second;
+    if (units.empty() || layer < 0 || layer != current) units.emplace_back();
+    units.back().push_back(p);
+    current = layer;
+  }
+  return units;
+}
+
+// Groups `units` (already in reverse order of use) into buckets of at most
+// `capacity` elements; a unit larger than `capacity` gets a bucket of its own.
+std::vector<std::vector<Parameter*>> Fill(const std::vector<std::vector<Parameter*>>& units,
+                                          int64_t capacity) {
   std::vector<std::vector<Parameter*>> groups;
   int64_t size = 0;
-  for (Parameter* p : params) {
-    const int64_t n = p->grad.numel();
+  for (const std::vector<Parameter*>& unit : units) {
+    int64_t n = 0;
+    for (const Parameter* p : unit) n += p->grad.numel();
     if (groups.empty() || (size > 0 && size + n > capacity)) {
       groups.emplace_back();
       size = 0;
     }
-    groups.back().push_back(p);
+    groups.back().insert(groups.back().end(), unit.begin(), unit.end());
     size += n;
   }
   return groups;
@@ -75,6 +96,22 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
         "ZeRO stages 2 and 3 need an execution context (BucketOptions::ctx)");
   }
   absl::flat_hash_set<const Parameter*> late_set(late.begin(), late.end());
+  // Stages 2-3: buckets hold whole layers, and a parameter of several layers
+  // joins the late ones (a full buffer, reduced by Finish): see
+  // BucketOptions::layers.
+  absl::flat_hash_map<const Parameter*, int> layer_of;
+  if (reducer->zero_stage_ >= 2) {
+    absl::flat_hash_map<const Parameter*, int> layers_using;
+    for (int i = 0; i < static_cast<int>(options.layers.size()); ++i) {
+      for (const Parameter* p : options.layers[i]) {
+        layer_of.try_emplace(p, i);
+        ++layers_using[p];
+      }
+    }
+    for (const auto& [p, uses] : layers_using) {
+      if (uses > 1) late_set.insert(p);
+    }
+  }
   std::vector<Parameter*> early_reversed;
   std::vector<Parameter*> late_reversed;
   for (auto it = params.rbegin(); it != params.rend(); ++it) {
@@ -88,9 +125,14 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
   }
   const int64_t capacity =
       std::max<int64_t>(1, static_cast<int64_t>(options.bucket_mb * 1024 * 1024 / sizeof(float)));
+  const std::vector<std::vector<Parameter*>> early_groups =
+      Fill(Units(early_reversed, layer_of), capacity);
+  // Stages 2-3: each layer's late parameters get a bucket of their own, so
+  // that stage 3 gathers no other layer's values with a layer's.
+  const std::vector<std::vector<Parameter*>> late_groups =
+      Fill(Units(late_reversed, layer_of), layer_of.empty() ? capacity : 1);
   for (const bool is_late : {false, true}) {
-    for (std::vector<Parameter*>& group :
-         Fill(is_late ? late_reversed : early_reversed, capacity)) {
+    for (std::vector<Parameter*> group : is_late ? late_groups : early_groups) {
       GradientBucket bucket;
       bucket.late = is_late;
       for (Parameter* p : group) bucket.numel += p->grad.numel();
@@ -104,7 +146,7 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
         // pool buffer 0, which is large enough for any bucket.
         if (reducer->pool_.empty()) {
           int64_t largest = 0;
-          for (const auto& g : Fill(early_reversed, capacity)) {
+          for (const auto& g : early_groups) {
             int64_t n = 0;
             for (Parameter* p : g) n += p->grad.numel();
             largest = std::max(largest, RoundUp(n, reducer->dp_size_));
@@ -137,7 +179,10 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
       reducer->sync_.DescribeBucket(index, std::move(matrices));
       if (reducer->zero_stage_ > 0) {
         const int64_t shard = padded / reducer->dp_size_;
-        bucket.shard = Tensor::Zeros({shard}, DType::kFloat32, device);
+        // In place: a full bucket's reduce-scatter writes its own owned window.
+        bucket.shard = bucket.pooled
+                           ? Tensor::Zeros({shard}, DType::kFloat32, device)
+                           : bucket.buffer.Slice(0, dp->rank() * shard, shard);
         if (reducer->zero_stage_ == 3) {
           bucket.value_shard = Tensor::Zeros({shard}, DType::kFloat32, device);
         }
@@ -182,6 +227,7 @@ void GradientReducer::BeginStep() {
   free_pool_.clear();
   for (int i = static_cast<int>(pool_.size()); i-- > 0;) free_pool_.push_back(i);
   bound_to_.assign(buckets_.size(), -1);
+  bound_at_.assign(buckets_.size(), 0);
   done_since_bind_.assign(buckets_.size(), 0);
   done_.clear();
   // Stage 2 accumulates each micro-batch's reduce-scatter into the shards.
@@ -221,10 +267,16 @@ void GradientReducer::Start(int bucket) {
   if (b.pooled) return;  // Reduced per micro-batch (LayerDone).
   if (log_ != nullptr) log_->push_back(absl::StrCat("start ", bucket));
   if (dp_size_ == 1) return;
-  pending_.push_back(zero_stage_ > 0
-                         ? dp_->ReduceScatterAsync(AsCommBuffer(b.buffer), AsCommBuffer(b.shard),
-                                                   comm::ReduceOp::kSum)
-                         : sync_.StartSum(*dp_, bucket, AsCommBuffer(b.buffer)));
+  pending_.push_back(IssueReduction(bucket, b.buffer, b.shard));
+}
+
+std::unique_ptr<comm::CommHandle> GradientReducer::IssueReduction(int bucket, const Tensor& full,
+                                                                  const Tensor& owned_window) {
+  // Stage 0 sums through the layout's algorithm and compression; ZeRO's
+  // reduce-scatter is native (compression refuses ZeRO >= 1 in validation).
+  if (zero_stage_ == 0) return sync_.StartSum(*dp_, bucket, AsCommBuffer(full));
+  return dp_->ReduceScatterAsync(AsCommBuffer(full), AsCommBuffer(owned_window),
+                                 comm::ReduceOp::kSum);
 }
 
 void GradientReducer::Poll() {
@@ -235,14 +287,31 @@ void GradientReducer::Poll() {
   for (InFlight& f : in_flight_) f.handle->Progress();
 }
 
-int GradientReducer::AcquirePooled() {
-  // Two buffers let one bucket's reduce-scatter run while the next one
-  // accumulates; beyond that, wait for the oldest reduction rather than grow
-  // (grow only when every buffer is bound, e.g. buckets spanning chunks).
-  if (free_pool_.empty() && pool_.size() >= 2 && !in_flight_.empty()) {
-    deferred_error_.Update(CompleteOldest());
+int GradientReducer::AcquirePooled(const std::vector<int>& starting) {
+  // kGradientPoolBuffers buffers let one bucket's reduce-scatter run while the
+  // next one accumulates; beyond that, wait for the oldest reduction rather
+  // than grow.
+  if (free_pool_.empty() && static_cast<int>(pool_.size()) < kGradientPoolBuffers) {
+    pool_.push_back(Tensor::Zeros({max_padded_}, DType::kFloat32, pool_[0].device()));
+    return static_cast<int>(pool_.size()) - 1;
+  }
+  if (free_pool_.empty() && !in_flight_.empty()) deferred_error_.Update(CompleteOldest());
+  if (free_pool_.empty()) {
+    // Every buffer is bound: evict the bucket bound longest ago that the
+    // starting pass does not write (its partial sum is reduced now, the rest
+    // after it is bound again).
+    int evict = -1;
+    for (int k = 0; k < static_cast<int>(buckets_.size()); ++k) {
+      if (bound_to_[k] < 0 || absl::c_linear_search(starting, k)) continue;
+      if (evict < 0 || bound_at_[k] < bound_at_[evict]) evict = k;
+    }
+    if (evict >= 0) {
+      ReduceBound(evict);
+      if (free_pool_.empty()) deferred_error_.Update(CompleteOldest());
+    }
   }
   if (free_pool_.empty()) {
+    // The starting pass itself writes more buckets than the pool holds.
     pool_.push_back(Tensor::Zeros({max_padded_}, DType::kFloat32, pool_[0].device()));
     return static_cast<int>(pool_.size()) - 1;
   }
@@ -251,9 +320,9 @@ int GradientReducer::AcquirePooled() {
   return index;
 }
 
-void GradientReducer::Bind(int bucket) {
+void GradientReducer::Bind(int bucket, const std::vector<int>& starting) {
   GradientBucket& b = buckets_[bucket];
-  const int index = AcquirePooled();
+  const int index = AcquirePooled(starting);
   const Tensor buffer = pool_[index].Slice(0, 0, b.shard.numel() * dp_size_);
   ops::Fill(*options_.ctx, buffer, 0.0f);
   int64_t offset = 0;
@@ -264,6 +333,7 @@ void GradientReducer::Bind(int bucket) {
     offset += n;
   }
   bound_to_[bucket] = index;
+  bound_at_[bucket] = ++binds_;
   done_since_bind_[bucket] = 0;
 }
 
@@ -272,12 +342,12 @@ void GradientReducer::ReduceBound(int bucket) {
   const int index = bound_to_[bucket];
   bound_to_[bucket] = -1;
   if (log_ != nullptr) log_->push_back(absl::StrCat("reduce-scatter ", bucket));
+  const int64_t shard = b.shard.numel();
+  // In place: the buffer's owned window receives the sum, then joins the shard.
   InFlight f{.bucket = bucket,
              .pool_index = index,
-             .received = Tensor::Empty({b.shard.numel()}, DType::kFloat32, b.shard.device())};
-  f.handle =
-      dp_->ReduceScatterAsync(AsCommBuffer(pool_[index].Slice(0, 0, b.shard.numel() * dp_size_)),
-                              AsCommBuffer(f.received), comm::ReduceOp::kSum);
+             .window = pool_[index].Slice(0, dp_->rank() * shard, shard)};
+  f.handle = IssueReduction(bucket, pool_[index].Slice(0, 0, shard * dp_size_), f.window);
   in_flight_.push_back(std::move(f));
   if (!options_.overlap) deferred_error_.Update(CompleteOldest());
 }
@@ -286,16 +356,22 @@ absl::Status GradientReducer::CompleteOldest() {
   InFlight f = std::move(in_flight_.front());
   in_flight_.erase(in_flight_.begin());
   const absl::Status status = f.handle->Wait();
-  if (status.ok()) ops::Axpy(*options_.ctx, 1.0f, f.received, buckets_[f.bucket].shard);
+  if (status.ok()) ops::Axpy(*options_.ctx, 1.0f, f.window, buckets_[f.bucket].shard);
   free_pool_.push_back(f.pool_index);
   return status;
 }
 
 void GradientReducer::LayerStarting(const ParameterList& params) {
   if (zero_stage_ < 2) return;
+  std::vector<int> starting;
   for (Parameter* p : params) {
     const auto it = pooled_bucket_of_.find(p);
-    if (it != pooled_bucket_of_.end() && bound_to_[it->second] < 0) Bind(it->second);
+    if (it != pooled_bucket_of_.end() && !absl::c_linear_search(starting, it->second)) {
+      starting.push_back(it->second);
+    }
+  }
+  for (int k : starting) {
+    if (bound_to_[k] < 0) Bind(k, starting);
   }
 }
 
@@ -333,50 +409,56 @@ absl::Status GradientReducer::GatherParameters(const ExecContext& ctx) {
   // Stage 3: the optimizer updated the value shards themselves; layers
   // gather them when they need them.
   if (zero_stage_ == 0 || zero_stage_ == 3) return absl::OkStatus();
-  // Send buffers (transient, 1 / dp of the buckets): the owned values, zero
-  // padding. The shards keep the reduced gradients (GatherGradients).
-  std::vector<Tensor> send;
-  for (const GradientBucket& b : buckets_) {
-    send.push_back(Tensor::Zeros({b.shard.numel()}, DType::kFloat32, b.shard.device()));
-  }
-  for (const OwnedWindow& w : owned_) {
-    ops::Copy(ctx, w.param->value.Flatten().Slice(0, w.offset, w.length),
-              send[w.bucket].Slice(0, w.shard_offset, w.length));
-  }
-  const auto copy_out = [&ctx](const GradientBucket& b, const Tensor& gathered) {
+  // The buckets' owned windows keep the reduced gradients (GatherGradients),
+  // so the values travel through transient buffers, two buckets at a time:
+  // one bucket's values are copied out while the next one's are in flight.
+  struct Receiving {
+    int bucket;
+    Tensor send;    // The owned values and zero padding [padded / dp].
+    Tensor values;  // Every replica's [padded].
+    std::unique_ptr<comm::CommHandle> handle;
+  };
+  std::deque<Receiving> receiving;
+  absl::Status status;
+  const auto complete_oldest = [&] {
+    Receiving r = std::move(receiving.front());
+    receiving.pop_front();
+    const absl::Status done = r.handle->Wait();
+    status.Update(done);
+    if (!done.ok()) return;
     int64_t start = 0;
-    for (Parameter* p : b.params) {
+    for (Parameter* p : buckets_[r.bucket].params) {
       const int64_t n = p->value.numel();
-      ops::Copy(ctx, gathered.Slice(0, start, n), p->value.Flatten());
+      ops::Copy(ctx, r.values.Slice(0, start, n), p->value.Flatten());
       start += n;
     }
   };
-  std::vector<std::unique_ptr<comm::CommHandle>> gathers;
-  for (size_t k = 0; k < buckets_.size(); ++k) {
-    if (buckets_[k].pooled) continue;
-    gathers.push_back(dp_->AllGatherAsync(AsCommBuffer(send[k]), AsCommBuffer(buckets_[k].buffer)));
-  }
-  absl::Status status;
-  for (auto& handle : gathers) status.Update(handle->Wait());
-  RETURN_IF_ERROR(status);
-  for (const GradientBucket& b : buckets_) {
-    if (!b.pooled) copy_out(b, b.buffer);
-  }
-  // Stage 2: one pool buffer at a time receives a bucket's values.
-  for (size_t k = 0; k < buckets_.size(); ++k) {
+  size_t window = 0;
+  for (int k = 0; k < static_cast<int>(buckets_.size()); ++k) {
     const GradientBucket& b = buckets_[k];
-    if (!b.pooled) continue;
-    const Tensor gathered = pool_[0].Slice(0, 0, b.shard.numel() * dp_size_);
-    RETURN_IF_ERROR(dp_->AllGather(AsCommBuffer(send[k]), AsCommBuffer(gathered)));
-    copy_out(b, gathered);
+    if (receiving.size() == 2) complete_oldest();
+    Receiving r{.bucket = k,
+                .send = Tensor::Zeros({b.shard.numel()}, DType::kFloat32, b.shard.device()),
+                .values = Tensor::Empty({b.shard.numel() * dp_size_}, DType::kFloat32,
+                                        b.shard.device())};
+    // owned_ lists the windows bucket by bucket.
+    for (; window < owned_.size() && owned_[window].bucket == k; ++window) {
+      const OwnedWindow& w = owned_[window];
+      ops::Copy(ctx, w.param->value.Flatten().Slice(0, w.offset, w.length),
+                r.send.Slice(0, w.shard_offset, w.length));
+    }
+    r.handle = dp_->AllGatherAsync(AsCommBuffer(r.send), AsCommBuffer(r.values));
+    receiving.push_back(std::move(r));
   }
-  return absl::OkStatus();
+  while (!receiving.empty()) complete_oldest();
+  return status;
 }
 
 absl::Status GradientReducer::GatherGradients() {
   if (zero_stage_ == 0) return absl::OkStatus();
   std::vector<std::unique_ptr<comm::CommHandle>> gathers;
   for (GradientBucket& b : buckets_) {
+    // A full bucket gathers in place (its shard is its owned window).
     Tensor full = b.buffer;
     if (b.pooled) {
       // Stage 2 keeps no full gradient: a transient one for inspection, which
@@ -426,6 +508,7 @@ void GradientReducer::StartGather(int bucket) {
                              b.value_shard.device());
   if (log_ != nullptr) log_->push_back(absl::StrCat("gather ", bucket));
   b.gather = dp_->AllGatherAsync(AsCommBuffer(b.value_shard), AsCommBuffer(b.gathered));
+  if (!gathering_all_) peak_parameter_bytes_ = std::max(peak_parameter_bytes_, parameter_bytes());
 }
 
 absl::Status GradientReducer::CompleteGather(int bucket) {
@@ -496,7 +579,11 @@ absl::Status GradientReducer::GatherAllParameters() {
   if (!values_sharded_) return absl::OkStatus();
   ParameterList all;
   for (const GradientBucket& b : buckets_) all.insert(all.end(), b.params.begin(), b.params.end());
-  return NeedParameters(all);
+  // An export, not training: kept out of peak_parameter_bytes.
+  gathering_all_ = true;
+  const absl::Status status = NeedParameters(all);
+  gathering_all_ = false;
+  return status;
 }
 
 void GradientReducer::ReleaseAllParameters() {
@@ -518,6 +605,10 @@ int64_t GradientReducer::parameter_bytes() const {
   return bytes;
 }
 
+int64_t GradientReducer::peak_parameter_bytes() const {
+  return std::max(peak_parameter_bytes_, parameter_bytes());
+}
+
 int GradientReducer::gathered_buckets() const {
   int n = 0;
   for (const GradientBucket& b : buckets_) n += b.gathered.defined() ? 1 : 0;
@@ -527,8 +618,9 @@ int GradientReducer::gathered_buckets() const {
 int64_t GradientReducer::gradient_bytes() const {
   int64_t bytes = 0;
   for (const GradientBucket& b : buckets_) {
-    bytes +=
-        (b.buffer.defined() ? b.buffer.nbytes() : 0) + (b.shard.defined() ? b.shard.nbytes() : 0);
+    if (b.buffer.defined()) bytes += b.buffer.nbytes();
+    // A full bucket's shard is a view of its buffer.
+    if (b.pooled) bytes += b.shard.nbytes();
   }
   for (const Tensor& t : pool_) bytes += t.nbytes();
   return bytes;

@@ -73,14 +73,43 @@ struct BucketOptions {
   // How an all-reduced bucket is summed: algorithm and compression
   // (data_parallel/compression/gradient_sync.h). Unused by ZeRO's reduce-scatters.
   GradientSyncOptions sync;
+  // Stages 2 and 3: the model's layers in order of use, each the parameters
+  // one weight pass writes (LayerStarting / LayerDone are called with them).
+  // Buckets then hold whole layers, never part of one, so that a weight pass
+  // writes one pooled bucket; a parameter of several layers (the tied
+  // embedding, written by the head's pass and by the embedding's) keeps a
+  // full buffer of its own, reduced once after the backward, and the late
+  // parameters of each layer get a (full) bucket of their own. Empty: every
+  // parameter is a layer of its own.
+  std::vector<ParameterList> layers;
 };
+
+// Pool buffers a ZeRO 2-3 rank keeps for the gradients of pooled buckets:
+// one accumulating the running weight pass's bucket, one whose
+// reduce-scatter runs meanwhile (overlap). Reached only when a weight pass
+// touches more than one pooled bucket (possible when `layers` is empty), the
+// pool evicts a bound bucket early (reduce-scatters what it holds so far; it
+// is bound again, zeroed, when written next: sums commute) and grows only if
+// the running pass itself needs more buffers.
+inline constexpr int kGradientPoolBuffers = 2;
 
 // ZeRO stage 1 (Rajbhandari et al. 2020; Megatron's distributed optimizer):
 // the dp group's rank r owns window r of every bucket (padded_numel / dp
 // elements from r * padded_numel / dp). Buckets are reduce-scattered instead
-// of all-reduced: the summed gradient of the owned window lands in the
-// bucket's `shard` buffer. The optimizer keeps state for, and updates, only
-// the owned windows, then GatherParameters all-gathers the updated values.
+// of all-reduced, in place as Megatron's distributed optimizer does: a
+// bucket's `shard` is the owned window of its own buffer, which the
+// reduce-scatter overwrites with the summed gradient (the other windows are
+// left as they were and no longer read), so stage 1 holds exactly the
+// gradient bytes of stage 0. The communicator allows it on both backends: the
+// local one reduces each output slice from every member's matching input
+// slice before writing it, and the MPI one, which must not pass overlapping
+// buffers to MPI_Ireduce_scatter_block (and whose MPI_IN_PLACE form writes the
+// result at the start of the buffer, not at the owned window), reduces into a
+// transient 1 / dp scratch and copies it into the window on completion. The
+// optimizer keeps state for, and updates, only the owned windows, then
+// GatherParameters all-gathers the updated values through transient receive
+// buffers (at most two buckets at a time), leaving the reduced gradients in
+// place for GatherGradients.
 //
 // The optimizer works on per-parameter sub-windows (an OwnedWindow is the
 // part of one parameter inside the owned window) rather than on flat value
@@ -89,24 +118,25 @@ struct BucketOptions {
 // stays per parameter, and the price is one copy of the owned values into the
 // all-gather's send buffer and one copy back out per step.
 //
-// ZeRO stage 2: gradients are sharded too. A bucket other than a late one has
-// no full buffer of its own: when a layer is about to write gradients of its
-// parameters (LayerStarting), their bucket is bound to a zeroed buffer of a
-// small pool and its parameters' grads become views into it; once every
-// parameter of the bucket has had its layer's pass since binding
-// (LayerDone), the buffer is reduce-scattered into a shard-sized temporary
-// and released; when that completes, the temporary is added to the bucket's
-// shard (the gradient accumulates over micro-batches there). So each
-// micro-batch's W reduce-scatters its buckets (as DeepSpeed's stage 2 does:
-// m times the reduce-scatter traffic of stage 1 for m micro-batches), and a
-// rank holds the shards (1/dp), the late buckets, and the pool: as many
-// buffers (each of the largest bucket's size) as buckets are bound or in
-// flight at once, i.e. the buckets of the layer whose W runs, a bucket
-// shared with the previous layer, the one holding wte while the head's and
-// the embedding's passes run apart, and one in flight. So the saving grows
-// with the number of layers (bench/dp/README.md measures it). Outside a W,
-// the parameters' grads are stale views: read the gradients through the
-// owned windows, or call GatherGradients.
+// ZeRO stage 2: gradients are sharded too. A pooled bucket (every bucket but
+// the late ones and those of parameters in several layers) has no full buffer
+// of its own, only its persistent `shard`: when a layer is about to write
+// gradients of its parameters (LayerStarting), their bucket is bound to a
+// zeroed buffer of the pool (kGradientPoolBuffers buffers, each of the largest
+// pooled bucket's size) and its parameters' grads become views into it; once
+// every parameter of the bucket has had its layer's pass since binding
+// (LayerDone), the buffer is reduce-scattered in place (its owned window is
+// the output) and, when that completes, the window is added to the bucket's
+// shard and the buffer returns to the pool. Micro-batches: each micro-batch's
+// W reduce-scatters its buckets, as DeepSpeed's stage 2 does (m times the
+// reduce-scatter traffic of stage 1 for m micro-batches), because
+// accumulating across micro-batches locally, as Megatron does, needs the full
+// gradient buffer that stage 2 exists to drop. So a rank holds the shards
+// (Ψ / dp to the padding), the full buffers of the late and shared buckets,
+// and the pool: 2 x the largest pooled bucket, which with layer-aligned
+// buckets (BucketOptions::layers) is about one layer each. Outside a W, the
+// parameters' grads are stale views: read the gradients through the owned
+// windows, or call GatherGradients.
 //
 // ZeRO stage 3 (Rajbhandari et al. 2020; DeepSpeed stage 3, FSDP): stage 2,
 // and the parameter values are sharded too, with the same windows. After
@@ -122,10 +152,10 @@ struct BucketOptions {
 // become the values; Done releases a bucket when no layer uses it any more
 // (a count per bucket: a bucket may hold parts of two layers). So a rank
 // holds 1 / dp of the values (plus the last shard's padding) and, at any time,
-// the buckets of the layer being computed and of the one prefetched. Buckets
-// are cut by size, not at layer boundaries: with buckets much larger than a
-// layer the gathered set grows accordingly (choose grad_bucket_mb about a
-// layer's size). The gathers are issued in the same order on every replica
+// the buckets of the layer being computed and of the one prefetched. With
+// BucketOptions::layers the buckets hold whole layers, so that is two layers'
+// values (more when grad_bucket_mb packs several layers into a bucket; the
+// trainer caps it at the largest layer). The gathers are issued in the same order on every replica
 // because the replicas of a dp group run the same schedule. Between F and B
 // of one micro-batch the layer is gathered again (as DeepSpeed and FSDP with
 // reshard_after_forward do): 2 all-gathers of the values per micro-batch and
@@ -135,7 +165,7 @@ struct OwnedWindow {
   Parameter* param = nullptr;
   int64_t offset = 0;  // First element, in the parameter's flat index.
   int64_t length = 0;
-  Tensor grad;  // The dp-summed gradient of those elements (a view of a shard).
+  Tensor grad;  // The dp-summed gradient of those elements (a view of the shard).
   int bucket = 0;
   int64_t shard_offset = 0;  // Where `grad` starts in the bucket's shard.
   // ZeRO 3: the owned values (a view of the bucket's value_shard), which the
@@ -149,7 +179,8 @@ struct GradientBucket {
   std::vector<Parameter*> params;  // In the order they were placed (reverse of use).
   int64_t numel = 0;               // Elements the parameters occupy.
   bool late = false;               // Holds only late parameters.
-  // ZeRO: this rank's window of the reduced gradient [padded_numel / dp].
+  // ZeRO: this rank's window of the reduced gradient [padded_numel / dp]: a
+  // view of `buffer`'s owned window, or, for a pooled bucket, a tensor of its own.
   Tensor shard;
   // ZeRO 2: the bucket has no buffer of its own (bound from the pool per W).
   bool pooled = false;
@@ -213,6 +244,10 @@ class GradientReducer {
   // Bytes of parameter values this rank holds now: under stage 3 the value
   // shards and the gathered buckets; otherwise every parameter's value.
   int64_t parameter_bytes() const;
+  // The most bytes of parameter values held at once so far: under stage 3 the
+  // shards plus the buckets gathered together during the passes (not counting
+  // GatherAllParameters, an export); otherwise parameter_bytes().
+  int64_t peak_parameter_bytes() const;
   // Buckets whose values are gathered now (stage 3).
   int gathered_buckets() const;
 
@@ -254,10 +289,16 @@ class GradientReducer {
   void StartReady();
   void Start(int bucket);
   // ZeRO 2.
-  void Bind(int bucket);
+  // `starting`: the pooled buckets the starting weight pass writes.
+  void Bind(int bucket, const std::vector<int>& starting);
   void ReduceBound(int bucket);
   absl::Status CompleteOldest();
-  int AcquirePooled();
+  int AcquirePooled(const std::vector<int>& starting);
+  // The one place a bucket's reduction is issued: an all-reduce of `full`
+  // (stage 0), or its reduce-scatter into `owned_window` (this rank's window
+  // of `full`, in place). Stage 0 sums through the layout's GradientSync.
+  std::unique_ptr<comm::CommHandle> IssueReduction(int bucket, const Tensor& full,
+                                                   const Tensor& owned_window);
   // ZeRO 3.
   std::vector<int> BucketsOf(const ParameterList& params) const;
   void StartGather(int bucket);
@@ -265,6 +306,8 @@ class GradientReducer {
   void Release(int bucket);
   absl::flat_hash_map<const Parameter*, int> value_bucket_of_;  // Every parameter.
   bool values_sharded_ = false;
+  bool gathering_all_ = false;
+  int64_t peak_parameter_bytes_ = 0;
   int64_t max_padded_ = 0;
 
   comm::Communicator* dp_;
@@ -284,13 +327,15 @@ class GradientReducer {
   struct InFlight {
     int bucket;
     int pool_index;
-    Tensor received;  // The reduce-scatter's output, added to the shard.
+    Tensor window;  // The buffer's owned window (the output), added to the shard.
     std::unique_ptr<comm::CommHandle> handle;
   };
   absl::flat_hash_map<const Parameter*, int> pooled_bucket_of_;
   std::vector<Tensor> pool_;
   std::vector<int> free_pool_;
   std::vector<int> bound_to_;                         // Per bucket: pool index or -1.
+  std::vector<int64_t> bound_at_;                     // Per bucket: when bound (binds_).
+  int64_t binds_ = 0;
   std::vector<int> done_since_bind_;                  // Per bucket.
   absl::flat_hash_map<const Parameter*, bool> done_;  // Since its bucket's binding.
   std::vector<InFlight> in_flight_;                   // Oldest first.

@@ -258,6 +258,153 @@ TEST(GradientReducer, ZeroStage2AccumulatesMicroBatchesInShardsFromAPool) {
               }).ok());
 }
 
+// ZeRO stage 1 reduce-scatters each bucket in place (Megatron's distributed
+// optimizer): a bucket's shard is the owned window of its own buffer, so the
+// rank holds exactly stage 0's gradient bytes; the post-step all-gather of
+// the values leaves the reduced windows intact, and GatherGradients then
+// gives every replica the full sums.
+TEST(GradientReducer, ZeroStage1ReducesInPlaceAndKeepsTheGradientsThroughTheGather) {
+  const std::vector<int64_t> sizes = {7, 150, 100, 301, 20};
+  for (const int dp : {2, 4}) {
+    SCOPED_TRACE(absl::StrCat("dp=", dp));
+    ASSERT_TRUE(
+        comm::RunLocalRanks(dp, [&](int rank, comm::Communicator& world) -> absl::Status {
+          const ExecContext ctx = ExecContext::Cpu();
+          auto unsharded_params = MakeParams(sizes);
+          auto unsharded = GradientReducer::Create(ListOf(unsharded_params), {}, &world,
+                                                   {.bucket_mb = kBucketMb, .zero_stage = 0});
+          if (!unsharded.ok()) return unsharded.status();
+          auto params = MakeParams(sizes);
+          ParameterList list = ListOf(params);
+          auto reducer = GradientReducer::Create(list, {}, &world,
+                                                 {.bucket_mb = kBucketMb, .zero_stage = 1});
+          if (!reducer.ok()) return reducer.status();
+          if ((*reducer)->gradient_bytes() != (*unsharded)->gradient_bytes()) {
+            return absl::InternalError(absl::StrCat("stage 1 holds ", (*reducer)->gradient_bytes(),
+                                                    " gradient bytes, stage 0 ",
+                                                    (*unsharded)->gradient_bytes()));
+          }
+          for (const GradientBucket& b : (*reducer)->buckets()) {
+            const int64_t shard = b.shard.numel();
+            if (static_cast<const char*>(b.shard.raw_data()) !=
+                static_cast<const char*>(b.buffer.raw_data()) + rank * shard * sizeof(float)) {
+              return absl::InternalError("a shard is not its bucket's owned window");
+            }
+          }
+          FillGradients(params, rank);
+          for (int i = static_cast<int>(list.size()) - 1; i >= 0; --i)
+            (*reducer)->MarkFinal({list[i]});
+          if (absl::Status st = (*reducer)->Finish(); !st.ok()) return st;
+          const float ranks_sum = dp * (dp + 1) / 2.0f;  // sum of rank + 1
+          for (const OwnedWindow& w : (*reducer)->owned_windows()) {
+            const std::vector<float> g = w.grad.ToVector<float>();
+            for (int64_t i = 0; i < w.length; ++i) {
+              if (g[i] != ranks_sum + dp * static_cast<float>(w.offset + i)) {
+                return absl::InternalError(absl::StrCat(w.param->name, " window: wrong sum"));
+              }
+            }
+          }
+          if (absl::Status st = (*reducer)->GatherParameters(ctx); !st.ok()) return st;
+          if (absl::Status st = (*reducer)->GatherGradients(); !st.ok()) return st;
+          for (const auto& p : params) {
+            const std::vector<float> g = p->grad.ToVector<float>();
+            for (size_t i = 0; i < g.size(); ++i) {
+              if (g[i] != ranks_sum + dp * static_cast<float>(i)) {
+                return absl::InternalError(absl::StrCat(p->name, "[", i, "] is ", g[i]));
+              }
+            }
+          }
+          return absl::OkStatus();
+        }).ok());
+  }
+}
+
+// ZeRO stage 2 with the model's layers: a bucket holds whole layers (packed
+// up to the capacity, never split), a parameter of two layers (p0, as a tied
+// embedding is written by the head's and the embedding's passes) keeps a full
+// buffer, and the pool is exactly kGradientPoolBuffers buffers of the largest
+// pooled bucket, over three micro-batches whose sums accumulate in the shards.
+TEST(GradientReducer, ZeroStage2BucketsHoldWholeLayersAndAPoolOfTwo) {
+  ASSERT_TRUE(comm::RunLocalRanks(2, [&](int rank, comm::Communicator& world) -> absl::Status {
+                const ExecContext ctx = ExecContext::Cpu();
+                // p0 64 (shared), p1 30 | 6 layers of 3 x 40 | head p20 8 (+ p0).
+                std::vector<int64_t> sizes = {64, 30};
+                for (int i = 0; i < 18; ++i) sizes.push_back(40);
+                sizes.push_back(8);
+                auto params = MakeParams(sizes);
+                ParameterList list = ListOf(params);
+                std::vector<ParameterList> layers = {{list[0], list[1]}};
+                for (int l = 0; l < 6; ++l) {
+                  layers.push_back({list[2 + 3 * l], list[3 + 3 * l], list[4 + 3 * l]});
+                }
+                layers.push_back({list[20], list[0]});
+                auto reducer = GradientReducer::Create(
+                    list, {}, &world,
+                    {.bucket_mb = kBucketMb, .zero_stage = 2, .ctx = &ctx, .layers = layers});
+                if (!reducer.ok()) return reducer.status();
+                std::map<const Parameter*, int> bucket_of;
+                int64_t shards = 0, full = 0, largest_pooled = 0;
+                const std::vector<GradientBucket>& buckets = (*reducer)->buckets();
+                for (int k = 0; k < static_cast<int>(buckets.size()); ++k) {
+                  const GradientBucket& b = buckets[k];
+                  for (const Parameter* p : b.params) bucket_of[p] = k;
+                  if (b.pooled) {
+                    shards += b.shard.numel();
+                    largest_pooled = std::max(largest_pooled, b.shard.numel() * 2);
+                  } else {
+                    full += b.buffer.numel();
+                  }
+                }
+                if (buckets[bucket_of[list[0]]].pooled) {
+                  return absl::InternalError("the parameter of two layers is pooled");
+                }
+                for (const ParameterList& layer : layers) {
+                  for (const Parameter* p : layer) {
+                    if (p != list[0] && bucket_of[p] != bucket_of[layer.back() == list[0]
+                                                                    ? layer.front()
+                                                                    : layer.back()]) {
+                      return absl::InternalError(absl::StrCat(p->name, "'s layer is split"));
+                    }
+                  }
+                }
+                // 256 floats a bucket: (head 8 + 2 layers of 120) per bucket.
+                if (largest_pooled != 248) {
+                  return absl::InternalError(absl::StrCat("largest bucket ", largest_pooled));
+                }
+                constexpr int kMicroBatches = 3;
+                for (int mb = 0; mb < kMicroBatches; ++mb) {
+                  for (int l = static_cast<int>(layers.size()) - 1; l >= 0; --l) {
+                    (*reducer)->LayerStarting(layers[l]);
+                    for (Parameter* p : layers[l]) {
+                      float* g = p->grad.data<float>();
+                      // p0's two layers add half each.
+                      const float part = p == list[0] ? 0.5f : 1.0f;
+                      for (int64_t j = 0; j < p->grad.numel(); ++j) {
+                        g[j] += part * static_cast<float>(rank + 1 + j);
+                      }
+                    }
+                    (*reducer)->LayerDone(layers[l]);
+                  }
+                }
+                if (absl::Status st = (*reducer)->Finish(); !st.ok()) return st;
+                for (const OwnedWindow& w : (*reducer)->owned_windows()) {
+                  const std::vector<float> g = w.grad.ToVector<float>();
+                  for (int64_t i = 0; i < w.length; ++i) {
+                    if (g[i] != kMicroBatches * (3.0f + 2 * (w.offset + i))) {
+                      return absl::InternalError(
+                          absl::StrCat(w.param->name, "[", w.offset + i, "] is ", g[i]));
+                    }
+                  }
+                }
+                const int64_t want = 4 * (shards + full + kGradientPoolBuffers * largest_pooled);
+                if ((*reducer)->gradient_bytes() != want) {
+                  return absl::InternalError(absl::StrCat(
+                      "holds ", (*reducer)->gradient_bytes(), " gradient bytes, want ", want));
+                }
+                return absl::OkStatus();
+              }).ok());
+}
+
 // ZeRO stage 3 on 2 and 4 replicas: after ShardParameters a rank holds only
 // its window of every bucket's values (1 / dp, to the padding), the
 // parameters none; a layer's Need gathers its buckets (its values are the

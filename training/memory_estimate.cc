@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/status_macros.h"
@@ -20,6 +22,8 @@ namespace {
 
 constexpr int64_t kFloatBytes = 4;
 
+int64_t CeilDiv(int64_t n, int64_t d) { return (n + d - 1) / d; }
+
 // Micro-batches whose activations a stage holds at once under the schedule.
 int64_t InFlightMicroBatches(const topology::ParallelLayout& layout) {
   const int64_t m = layout.num_micro_batches();
@@ -34,9 +38,69 @@ int64_t InFlightMicroBatches(const topology::ParallelLayout& layout) {
   }
 }
 
-}  // namespace
+// One layer of a stage, as one tensor-parallel rank holds it: what its weight
+// pass writes (embedding, a block or the head).
+struct StageLayer {
+  int64_t elements = 0;
+  // Of which ZeRO 2-3 keep in a full gradient buffer of their own
+  // (data_parallel/grad_buckets.h): the tied embedding (written by the head's
+  // and the embedding's passes, or summed over the embedding group with a
+  // pipeline) and, with sequence parallelism, the LayerNorm weights summed
+  // over tp after the backward. The rest goes through the pool.
+  int64_t kept_full = 0;
+  int64_t pooled() const { return elements - kept_full; }
+};
 
-absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
+// The layers of a stage's chunks, chunk by chunk, each in order of use.
+std::vector<std::vector<StageLayer>> StageLayers(const topology::ParallelLayout& layout,
+                                                 int num_layers, int stage,
+                                                 int64_t block_elements, int64_t wte_elements,
+                                                 int64_t wpe_elements, int64_t hidden) {
+  const int pp = layout.pipeline_parallel();
+  const int v = layout.virtual_pipeline_stages();
+  const bool sp = layout.sequence_parallel();
+  std::vector<std::vector<StageLayer>> chunks;
+  for (int chunk = 0; chunk < v; ++chunk) {
+    std::vector<StageLayer>& layers = chunks.emplace_back();
+    if (stage == 0 && chunk == 0) {
+      layers.push_back({.elements = wte_elements + wpe_elements, .kept_full = wte_elements});
+    }
+    const int blocks = topology::ChunkLayers(layout, num_layers, stage, chunk).count;
+    for (int b = 0; b < blocks; ++b) {
+      layers.push_back({.elements = block_elements, .kept_full = sp ? 4 * hidden : 0});
+    }
+    if (stage == pp - 1 && chunk == v - 1) {
+      // ln_f and the tied embedding (wte itself on a single stage, where it
+      // is also the embedding layer's, else the head's copy): kept in full.
+      layers.push_back({.elements = 2 * hidden + wte_elements,
+                        .kept_full = (sp ? 2 * hidden : 0) + wte_elements});
+    }
+  }
+  return chunks;
+}
+
+// The largest pooled gradient bucket: layers packed in reverse order of use
+// up to `capacity` elements, never split (GradientReducer's Fill).
+int64_t LargestPooledBucket(const std::vector<std::vector<StageLayer>>& chunks, int64_t capacity) {
+  int64_t largest = 0, size = 0;
+  bool open = false;
+  for (auto chunk = chunks.rbegin(); chunk != chunks.rend(); ++chunk) {
+    for (auto layer = chunk->rbegin(); layer != chunk->rend(); ++layer) {
+      const int64_t n = layer->pooled();
+      if (n == 0) continue;
+      if (!open || (size > 0 && size + n > capacity)) {
+        size = 0;
+        open = true;
+      }
+      size += n;
+      largest = std::max(largest, size);
+    }
+  }
+  return largest;
+}
+
+// The estimate of the pipeline stage in [first, last] whose total is largest.
+absl::StatusOr<MemoryEstimate> WorstStage(const TrainConfig& config, int first, int last) {
   const auto& model = config.model();
   const auto& layout = config.layout();
   const int tp = layout.tensor_parallel();
@@ -55,7 +119,7 @@ absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
       model.num_heads(), tp, layout.sequence_parallel());
 
   MemoryEstimate worst;
-  for (int stage = 0; stage < pp; ++stage) {
+  for (int stage = first; stage <= last; ++stage) {
     int layers = 0;
     for (int chunk = 0; chunk < v; ++chunk) {
       layers += topology::ChunkLayers(layout, model.num_layers(), stage, chunk).count;
@@ -71,14 +135,58 @@ absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
     shape.has_embedding = stage == 0;
     shape.has_head = stage == pp - 1;
     ASSIGN_OR_RETURN(const tp::ParameterCount count, tp::StageParameterCountPerRank(shape, tp));
+    tp::StageShape one_block = shape;
+    one_block.num_layers = 1;
+    one_block.has_embedding = false;
+    one_block.has_head = false;
+    ASSIGN_OR_RETURN(const tp::ParameterCount block, tp::StageParameterCountPerRank(one_block, tp));
+    const int64_t elements = count.total();
+    const int64_t wte = padded_vocab / tp * hidden;
+    const std::vector<std::vector<StageLayer>> chunks =
+        StageLayers(layout, model.num_layers(), stage, block.total(), wte,
+                    model.context_length() * hidden, hidden);
     MemoryEstimate estimate;
-    estimate.parameter_bytes = kFloatBytes * count.total();
-    estimate.gradient_bytes = estimate.parameter_bytes;
-    estimate.optimizer_state_bytes = 2 * estimate.parameter_bytes;
-    // ZeRO 1 and up shard the moments over dp (gradients and parameters are
-    // counted whole: ZeRO 2's pool and ZeRO 1's shard buffer make their saving
-    // model-dependent, and an estimate that refuses must not undercount).
-    if (layout.zero_stage() >= 1) estimate.optimizer_state_bytes /= layout.data_parallel();
+    estimate.parameter_bytes = kFloatBytes * elements;
+    estimate.gradient_bytes = kFloatBytes * elements;
+    estimate.optimizer_state_bytes = 2 * kFloatBytes * elements;
+    // ZeRO shards over dp (a no-op at dp 1), as data_parallel/grad_buckets.h
+    // implements it; padding to a multiple of dp per bucket not counted.
+    const int64_t dp = layout.data_parallel();
+    const int zero = dp > 1 ? layout.zero_stage() : 0;
+    // Stage 1: the moments of this rank's windows; the gradient buckets are
+    // reduce-scattered in place, so gradients stay whole.
+    if (zero >= 1) estimate.optimizer_state_bytes = 2 * kFloatBytes * CeilDiv(elements, dp);
+    if (zero >= 2) {
+      // Stage 2: the pooled gradients' shards, the buffers kept in full, and
+      // kGradientPoolBuffers (2) buffers of the largest pooled bucket, whose
+      // size is capped at the largest layer (training/step_runner.cc).
+      int64_t kept_full = 0, largest_layer = 0;
+      for (const auto& chunk : chunks) {
+        for (const StageLayer& layer : chunk) {
+          kept_full += layer.kept_full;
+          largest_layer = std::max(largest_layer, layer.elements);
+        }
+      }
+      if (stage == 0 && stage == pp - 1) kept_full -= wte;  // one wte in two layers
+      const int64_t capacity = std::min<int64_t>(
+          static_cast<int64_t>(double{layout.grad_bucket_mb()} * (1 << 20) / kFloatBytes),
+          largest_layer);
+      estimate.gradient_bytes =
+          kFloatBytes * (CeilDiv(elements - kept_full, dp) + kept_full +
+                         2 * LargestPooledBucket(chunks, std::max<int64_t>(1, capacity)));
+    }
+    if (zero == 3) {
+      // Stage 3: a window of every value, plus a layer and the next one
+      // (prefetched) gathered at once.
+      int64_t gathered = 0;
+      for (const auto& chunk : chunks) {
+        for (size_t l = 0; l < chunk.size(); ++l) {
+          const int64_t next = l + 1 < chunk.size() ? chunk[l + 1].elements : 0;
+          gathered = std::max(gathered, chunk[l].elements + next);
+        }
+      }
+      estimate.parameter_bytes = kFloatBytes * (CeilDiv(elements, dp) + gathered);
+    }
     estimate.activation_bytes = InFlightMicroBatches(layout) * layers * block_bytes;
     // Full recomputation rebuilds one block's whole stash during its backward.
     if (layout.recompute() == topology::Recompute::FULL && layers > 0) {
@@ -90,6 +198,21 @@ absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
     if (estimate.total() > worst.total()) worst = estimate;
   }
   return worst;
+}
+
+}  // namespace
+
+absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
+  return WorstStage(config, 0, config.layout().pipeline_parallel() - 1);
+}
+
+absl::StatusOr<MemoryEstimate> EstimateStageMemory(const TrainConfig& config, int stage) {
+  const int pp = config.layout().pipeline_parallel();
+  if (stage < 0 || stage >= pp) {
+    return absl::InvalidArgumentError(absl::StrCat("pipeline stage ", stage,
+                                                   " is not in [0, pipeline_parallel=", pp, ")"));
+  }
+  return WorstStage(config, stage, stage);
 }
 
 int64_t AvailableMemoryBytes() {

@@ -7,9 +7,18 @@
 // (a mistyped --dp=100000 or --micro_batch_size=1000000).
 //
 // fp32, per rank, for the largest pipeline stage:
-//   parameters      its shards (tensor_parallel/param_count.h), 4 bytes each;
-//   gradients       as many;
-//   optimizer state AdamW's two moments: twice as many, / dp under ZeRO >= 1;
+//   parameters      its shards (tensor_parallel/param_count.h), Ψ elements
+//                   of 4 bytes; under ZeRO 3 Ψ / dp plus the largest pair of
+//                   consecutive layers of a chunk (a layer in use and the
+//                   next one prefetched);
+//   gradients       Ψ under ZeRO 0 and 1 (reduce-scatter in place); under
+//                   ZeRO 2 and 3 the pooled parameters' shards (/ dp), the
+//                   parameters kept in full (tied embedding, sequence-parallel
+//                   LayerNorms) and 2 pool buffers of the largest bucket (whole
+//                   layers, up to min(grad_bucket_mb, the largest layer));
+//   optimizer state AdamW's two moments: 2Ψ, / dp under ZeRO >= 1;
+//   (ZeRO at dp 1 is a no-op; the padding of each bucket to a multiple of dp,
+//   under dp elements per bucket, is not counted;)
 //   activations     per block and micro-batch, what the block holds after
 //                   the forward under the layout's recomputation policy
 //                   (transformer::BlockStashBytes: without recomputation
@@ -39,8 +48,12 @@ struct MemoryEstimate {
   }
 };
 
-// The estimate for a config whose layout passed validation.
+// The estimate for a config whose layout passed validation: its largest
+// pipeline stage's.
 absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config);
+// The estimate for a rank of pipeline stage `stage` (INVALID_ARGUMENT
+// outside [0, pipeline_parallel)).
+absl::StatusOr<MemoryEstimate> EstimateStageMemory(const TrainConfig& config, int stage);
 
 // The memory the kernel can give this process without swapping
 // (MemAvailable of /proc/meminfo); 0 when unknown.

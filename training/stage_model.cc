@@ -68,6 +68,15 @@ void StageModel::SetMicroBatches(const Tensor& inputs, const Tensor& targets,
   weight_passes_.assign(chunks_.size(), 0);
 }
 
+std::vector<ParameterList> StageModel::layers() {
+  std::vector<ParameterList> layers;
+  for (auto& chunk : chunks_) {
+    std::vector<ParameterList> own = chunk->Layers();
+    layers.insert(layers.end(), own.begin(), own.end());
+  }
+  return layers;
+}
+
 ParameterList StageModel::sequence_parallel_partials() {
   ParameterList params;
   for (auto& chunk : chunks_) {

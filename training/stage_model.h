@@ -46,6 +46,9 @@ class StageModel : public pipeline::PipelineStage {
   // The parameters of local chunk `chunk`.
   ParameterList chunk_parameters(int chunk) { return chunks_[chunk]->parameters(); }
   int num_chunks() const { return static_cast<int>(chunks_.size()); }
+  // The parameters of each layer (what one weight pass writes: embedding,
+  // each block, head), chunk by chunk in local chunk order.
+  std::vector<ParameterList> layers();
   // Transformer layers in local chunk `chunk`.
   int chunk_layers(int chunk) const { return chunks_[chunk]->spec().num_layers; }
   // The index of local chunk `chunk` in the whole model (chunk * p + stage).

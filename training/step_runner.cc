@@ -1,5 +1,6 @@
 #include "training/step_runner.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -36,24 +37,21 @@ pipeline::ScheduleKind ScheduleKindOf(topology::PipelineSchedule schedule) {
 
 namespace {
 
-// The gradient bucket size. ZeRO 2 (and 3, on the same gradient path) binds a
-// layer's buckets to pool buffers for
-// each weight pass and keeps only shards afterwards: a bucket larger than a
-// layer makes several layers' gradients (with the default 25 MiB, the whole of
-// a small model) coexist in full, several times over, so under ZeRO 2-3 buckets
-// are capped at a quarter of the stage's mean layer size: the pool then stays
-// near one layer. Measured on the default model (4 layers) at dp 2/4/8, ZeRO 2
-// gradient memory over ZeRO 0's: 2.50/2.25/1.12 uncapped, 1.21/0.96/0.83 at
-// one layer, 1.04/0.79/0.67 at a quarter.
+// The gradient bucket size. Under ZeRO 2 (and 3, on the same gradient path)
+// buckets hold whole layers and a rank keeps kGradientPoolBuffers of them in
+// full (data_parallel/grad_buckets.h): buckets are capped at the stage's
+// largest layer, so that the pool holds two layers' gradients, not (with the
+// default 25 MiB) the whole of a small model twice.
 double BucketMegabytes(const topology::ParallelLayout& layout, StageModel& model) {
   const double configured = layout.grad_bucket_mb();
   if (layout.zero_stage() < 2 || layout.data_parallel() < 2) return configured;
-  int64_t elements = 0;
-  for (const Parameter* p : model.parameters()) elements += p->value.numel();
-  int layers = 0;
-  for (int chunk = 0; chunk < model.num_chunks(); ++chunk) layers += model.chunk_layers(chunk);
-  const double layer_mb = 4.0 * elements / std::max(1, layers) / (1 << 20);
-  return std::min(configured, layer_mb / 4);
+  int64_t largest = 0;
+  for (const ParameterList& layer : model.layers()) {
+    int64_t elements = 0;
+    for (const Parameter* p : layer) elements += p->value.numel();
+    largest = std::max(largest, elements);
+  }
+  return std::min(configured, static_cast<double>(largest) * sizeof(float) / (1 << 20));
 }
 
 // The layout's gradient sync fields (validated with the layout) as the
@@ -133,7 +131,8 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
                         .overlap = layout.overlap_grad_reduce(),
                         .zero_stage = layout.zero_stage(),
                         .ctx = &ctx,
-                        .sync = GradientSyncFrom(layout)}));
+                        .sync = GradientSyncFrom(layout),
+                        .layers = runner->model_->layers()}));
   data_parallel::GradientReducer* reducer = runner->reducer_.get();
   runner->model_->SetGradientHooks(
       {.gradients_final = [reducer](const ParameterList& p) { reducer->MarkFinal(p); },
@@ -299,7 +298,7 @@ RankMemory StepRunner::MemoryInUse() {
   RankMemory memory;
   // Under ZeRO 3 the values live in the reducer's shards (and whatever is
   // gathered at the moment); otherwise in the parameters' own tensors.
-  memory.param_bytes = reducer_->parameter_bytes();
+  memory.param_bytes = reducer_->peak_parameter_bytes();
   memory.grad_bytes = reducer_->gradient_bytes();
   memory.optimizer_state_bytes = optimizer_->state_bytes();
   memory.activation_peak_bytes = model_->peak_stash_bytes();

@@ -66,8 +66,9 @@ struct StepProfile {
 };
 
 // What one rank holds, measured from the tensors it keeps (not estimated):
-// the parameter storage, the gradient buffers (buckets, ZeRO shards and
-// pools), AdamW's moments, and the stage's activation peak so far.
+// the parameter storage (under ZeRO 3 its peak so far: the value shards plus
+// the layers gathered at once), the gradient buffers (buckets, ZeRO 2-3
+// shards and pool), AdamW's moments, and the stage's activation peak so far.
 struct RankMemory {
   int64_t param_bytes = 0;
   int64_t grad_bytes = 0;

@@ -281,9 +281,8 @@ TEST_F(TrainerTest, MemoryPerRankFollowsTheZeroStage) {
     options.config.mutable_layout()->set_data_parallel(2);
     options.config.mutable_layout()->set_micro_batch_size(2);
     options.config.mutable_layout()->set_zero_stage(zero_stage);
-    // ZeRO 2 keeps the shards plus a pool of bucket buffers (about one layer's,
-    // the embedding's and one in flight: bench/dp/README.md), so its saving
-    // shows on a deeper model with small buckets; on 2 layers it costs memory.
+    // ZeRO 2-3 keep the shards plus two pool buffers of one layer each
+    // (data_parallel/grad_buckets.h): the saving shows on a deeper model.
     options.config.mutable_model()->set_num_layers(8);
     options.config.mutable_layout()->set_grad_bucket_mb(0.01f);
     options.config.set_steps(2);
@@ -309,33 +308,43 @@ TEST_F(TrainerTest, MemoryPerRankFollowsTheZeroStage) {
     EXPECT_EQ(ranks.size(), 2u);
     return ranks.empty() ? Memory() : ranks[0];
   };
-  const Memory zero0 = measure(0), zero1 = measure(1), zero2 = measure(2);
-  // 8 layers, hidden 32, vocabulary 256, context 32: 110,912 parameters.
-  EXPECT_EQ(zero0.params, 4 * 110912);
+  const Memory zero0 = measure(0), zero1 = measure(1), zero2 = measure(2), zero3 = measure(3);
+  // 8 layers, hidden 32, vocabulary 256, context 32: Ψ = 110,912 parameters;
+  // wte 256 x 32, wpe 32 x 32, a block 12 x 32^2 + 13 x 32.
+  constexpr int64_t kPsi = 110912, kWte = 256 * 32, kBlock = 12 * 32 * 32 + 13 * 32;
+  EXPECT_EQ(zero0.params, 4 * kPsi);
   EXPECT_EQ(zero0.state, 2 * zero0.params);
   // Buckets are padded to a multiple of dp: at most dp - 1 elements each.
+  constexpr double kPadding = 4 * 64;
   EXPECT_GE(zero0.grads, zero0.params);
-  EXPECT_LT(zero0.grads, zero0.params + 4 * 64);
+  EXPECT_LT(zero0.grads, zero0.params + kPadding);
   std::printf("memory per rank (bytes), dp 2: ZeRO 0 grads %lld state %lld; ZeRO 1 grads %lld "
-              "state %lld; ZeRO 2 grads %lld state %lld\n",
+              "state %lld; ZeRO 2 grads %lld state %lld; ZeRO 3 params %lld grads %lld\n",
               static_cast<long long>(zero0.grads), static_cast<long long>(zero0.state),
               static_cast<long long>(zero1.grads), static_cast<long long>(zero1.state),
-              static_cast<long long>(zero2.grads), static_cast<long long>(zero2.state));
-  // Stage 1: the moments of this rank's half (to the padding of the last shard).
+              static_cast<long long>(zero2.grads), static_cast<long long>(zero2.state),
+              static_cast<long long>(zero3.params), static_cast<long long>(zero3.grads));
+  // Stage 1: the moments of this rank's half (to the padding of the last
+  // shard); the buckets are reduce-scattered in place: stage 0's gradients.
   EXPECT_EQ(zero1.params, zero0.params);
-  EXPECT_NEAR(static_cast<double>(zero1.state), zero0.state / 2.0, 8 * 64);
-  // Stage 2: the gradients' shards (half of stage 0's buckets) plus a pool of
-  // buffers each the size of the largest bucket (wte's 256 x 32 elements: a
-  // parameter larger than a bucket gets its own). On this small model the
-  // pool outweighs the saving; bench/dp/README.md measures deeper ones.
-  EXPECT_NEAR(static_cast<double>(zero2.state), zero0.state / 2.0, 8 * 64);
-  const int64_t pool = zero2.grads - zero0.grads / 2;
-  EXPECT_GT(pool, 0);
-  EXPECT_EQ(pool % (4 * 256 * 32), 0) << pool;
+  EXPECT_NEAR(static_cast<double>(zero1.state), zero0.state / 2.0, 2 * kPadding);
+  EXPECT_EQ(zero1.grads, zero0.grads);
+  // Stage 2: the shards of every pooled gradient (Ψ - wte, halved), the tied
+  // embedding's full buffer (written by the head's and the embedding's
+  // passes), and two pool buffers of the largest bucket (a block).
+  EXPECT_NEAR(static_cast<double>(zero2.state), zero0.state / 2.0, 2 * kPadding);
+  EXPECT_NEAR(static_cast<double>(zero2.grads), 4.0 * ((kPsi - kWte) / 2 + kWte + 2 * kBlock),
+              kPadding);
+  // Stage 3: half the values, plus two consecutive blocks gathered at once
+  // (a layer and the next one prefetched); the gradients as stage 2's.
+  EXPECT_NEAR(static_cast<double>(zero3.params), 4.0 * (kPsi / 2 + 2 * kBlock), kPadding);
+  EXPECT_EQ(zero3.grads, zero2.grads);
+  EXPECT_EQ(zero3.state, zero2.state);
   // The activations do not depend on the stage.
   EXPECT_GT(zero0.activations, 0);
   EXPECT_EQ(zero1.activations, zero0.activations);
   EXPECT_EQ(zero2.activations, zero0.activations);
+  EXPECT_EQ(zero3.activations, zero0.activations);
 }
 
 TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {

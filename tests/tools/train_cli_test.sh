@@ -64,6 +64,11 @@ print("export: %d tensors with Hugging Face GPT-2 names" % len(header))
 PY
 run tp2 --tp=2
 compare tp2
+# ZeRO with dp=1 is allowed: a no-op that the log states, with the serial losses.
+run zero2_dp1 --zero_stage=2
+grep -q "ZeRO stage 2 with data_parallel=1: nothing to shard" "$work/zero2_dp1.log" ||
+  { cat "$work/zero2_dp1.log"; echo "FAIL: ZeRO at dp=1 is not said to be a no-op"; exit 1; }
+compare zero2_dp1
 run tp2_dp2 --tp=2 --dp=2 --micro_batch_size=1 --micro_batches=2
 compare tp2_dp2
 run tp2_sp --tp=2 --sequence_parallel
@@ -75,9 +80,10 @@ if command -v mpirun >/dev/null 2>&1; then
     --save= --backend=mpi --tp=2 > "$work/mpi_tp2.log" 2>&1 || { cat "$work/mpi_tp2.log"; exit 1; }
   compare mpi_tp2
   # Data parallel over processes: the overlapped bucket reduction progresses
-  # through CommHandle::Progress, ZeRO 2 reduce-scatters per micro-batch and
+  # through CommHandle::Progress, ZeRO 1 reduce-scatters each bucket in place
+  # (into its owned window), ZeRO 2 reduce-scatters per micro-batch and
   # ZeRO 3 all-gathers each layer's values per use.
-  for zero in 0 2 3; do
+  for zero in 0 1 2 3; do
     mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 \
       "$train" --config="$work/config.textproto" --metrics_out="$work/mpi_dp2_zero$zero.jsonl" \
       --save= --backend=mpi --dp=2 --micro_batch_size=1 --micro_batches=2 --zero_stage="$zero" \

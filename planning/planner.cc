@@ -391,6 +391,60 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   const double block_none = block_stash(transformer::Recompute::kNone);
   const double block_selective = block_stash(transformer::Recompute::kSelective);
   const double block_full = block_stash(transformer::Recompute::kFull);
+  // Payload bytes each rank issues per step (comm::CommStats' convention:
+  // an all-reduce counts its buffer, an all-gather its output, a
+  // reduce-scatter its input, a send or receive its message).
+  const double nh_bytes = N * h * act_bytes;
+  double job_comm_bytes = 0;
+  for (int s = 0; s < p; ++s) {
+    double rank_bytes = 0;
+    const bool first = s == 0, last = s == p - 1;
+    if (t > 1 && !sp) {
+      // Per layer 2 all-reduces in F, 2 in B; the vocab-parallel embedding's
+      // F all-reduce; the head's input-gradient all-reduce; the loss's 3 fp32
+      // statistics per token (max, sum of exponentials, target logit).
+      rank_bytes += m * nh_bytes * (4.0 * stage_layers[s] + (first ? 1 : 0) + (last ? 1 : 0));
+    } else if (t > 1) {
+      // Sequence parallel: per layer 2 all-gathers + 2 reduce-scatters in F,
+      // the same in B, and the column-parallel inputs gathered again for W;
+      // the embedding's reduce-scatter and its gradient's all-gather; the
+      // head's gather, gradient reduce-scatter and W gather; the LayerNorm
+      // gradients all-reduced once per step.
+      rank_bytes += m * nh_bytes * (10.0 * stage_layers[s] + (first ? 2 : 0) + (last ? 3 : 0));
+      rank_bytes += (2.0 * stage_layers[s] + (last ? 1 : 0)) * 2 * h * grad_bytes_per_elem;
+    }
+    if (t > 1 && last) rank_bytes += m * 3 * N * 4;
+    if (p > 1) {
+      // Each chunk's F output goes to the next chunk and its input gradient
+      // back: a send and a receive per micro-batch on each side of a boundary.
+      int boundary_sides = 0;
+      for (int c = 0; c < v; ++c) {
+        const int k = c * p + s;
+        boundary_sides += (k < chunks_total - 1) + (k > 0);
+      }
+      rank_bytes += 2.0 * m * boundary_sides * p2p_bytes;
+      // Tied embeddings: the first and last stages all-reduce the embedding's
+      // gradient.
+      if (model.tied_embeddings() && (first || last)) {
+        rank_bytes += vocab / t * h * grad_bytes_per_elem;
+      }
+    }
+    if (d > 1) {
+      // ZeRO 0: one all-reduce of the gradients; 1: reduce-scatter + all-
+      // gather of the values; 2: a reduce-scatter per micro-batch (only the
+      // owned window is kept) + the all-gather; 3: per micro-batch the values
+      // gathered for F and again for B and the gradients reduce-scattered (a
+      // lower bound: a bucket spanning two layers is gathered for each).
+      const double grads = stage_params[s] * comm_bytes_per_elem;
+      rank_bytes += grads * (zero == 0   ? 1.0
+                             : zero == 1 ? 2.0
+                             : zero == 2 ? m + 1.0
+                                         : 3.0 * m);
+    }
+    job_comm_bytes += rank_bytes * t * d;
+  }
+  plan.comm_bytes_per_step = job_comm_bytes;
+
   for (int s = 0; s < p; ++s) {
     const double bytes = stage_params[s] * comm_bytes_per_elem;
     const double buckets = std::max(1.0, std::ceil(stage_params[s] * grad_bytes_per_elem /
@@ -433,6 +487,10 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
                        zero == 0 ? "ring all-reduce" : "reduce-scatter + all-gather",
                        zero == 3 ? " x 1.5 (ZeRO 3 gathers parameters twice)" : "", d,
                        dp_link_name, comm_bytes_per_elem, layout.grad_bucket_mb()));
+  term("comm_bytes_per_step", job_comm_bytes, "bytes",
+       "payload every rank issues, summed (CommStats' convention): tp per layer 4 Nh (SP 10 Nh) "
+       "per micro-batch + embedding and head, pp 2 per boundary side per micro-batch, tied "
+       "embedding gradient, dp the gradients x (1, ZeRO 1: 2, ZeRO 2: m + 1, ZeRO 3: 3m, a lower bound)");
   term("dp_exposed_s", worst_exposed, "s",
        layout.overlap_grad_reduce()
            ? "overlap_grad_reduce: only what exceeds the last micro-batch's backward (B + W of "
@@ -522,13 +580,13 @@ std::string PlanToJson(const Plan& plan) {
       "\"model_flops_per_token\": %.9g, \"hardware_flops_per_device_per_s\": %.9g, "
       "\"pipeline_makespan_s\": %.9g, \"bubble_fraction\": %.6g, \"dp_reduce_s\": %.9g, "
       "\"dp_exposed_s\": %.9g, \"optimizer_s\": %.9g, \"shared_cores_step_s\": %.9g, "
-      "\"world_size\": %d, "
+      "\"comm_bytes_per_step\": %.0f, \"world_size\": %d, "
       "\"memory_bytes_per_rank\": {\"parameters\": %.0f, \"gradients\": %.0f, "
       "\"optimizer_state\": %.0f, \"activations\": %.0f, \"total\": %.0f, \"stage\": %d}}",
       plan.step_time_s, plan.tokens_per_s, plan.mfu, plan.model_flops_per_token,
       plan.hardware_flops_per_step / plan.step_time_s / plan.world_size,
       plan.pipeline_makespan_s, plan.bubble_fraction, plan.dp_reduce_s, plan.dp_exposed_s,
-      plan.optimizer_s, plan.shared_cores_step_s, plan.world_size, m.parameters, m.gradients, m.optimizer_state,
+      plan.optimizer_s, plan.shared_cores_step_s, plan.comm_bytes_per_step, plan.world_size, m.parameters, m.gradients, m.optimizer_state,
       m.activations, m.total(), m.stage);
 }
 

@@ -88,6 +88,9 @@ struct Plan {
   // Hardware with cores_per_node: the node's busy core-seconds over its
   // cores (the step takes at least this long); 0 otherwise.
   double shared_cores_step_s = 0;
+  // Communication payload of one step, all ranks together (as the trainer's
+  // metrics count it: training/metrics.h, comm_bytes).
+  double comm_bytes_per_step = 0;
   int world_size = 0;
   double peak_flops_per_device = 0;
   MemoryPlan memory;

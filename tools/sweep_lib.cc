@@ -1,7 +1,10 @@
 #include "tools/sweep_lib.h"
 
 #include <algorithm>
+#include <sys/wait.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +26,7 @@
 #include "planning/planner.h"
 #include "topology/layout_names.h"
 #include "topology/layout_validation.h"
+#include "training/pipeline_profile.h"
 #include "training/train_config.h"
 #include "training/trainer.h"
 
@@ -100,7 +104,8 @@ constexpr const char* kColumns[] = {
     "layout", "tp", "pp", "dp", "micro_batch_size", "num_micro_batches", "schedule",
     "virtual_stages", "sequence_parallel", "zero_stage", "recompute", "status", "reason",
     "predicted_step_s", "predicted_tokens_per_s", "predicted_memory_bytes", "measured_step_s",
-    "measured_tokens_per_s", "measured_peak_memory_bytes"};
+    "measured_tokens_per_s", "measured_peak_memory_bytes", "predicted_bubble", "measured_bubble",
+    "predicted_comm_bytes", "measured_comm_bytes"};
 constexpr int kNumColumns = sizeof(kColumns) / sizeof(kColumns[0]);
 
 std::string CsvField(const std::string& s) {
@@ -167,21 +172,28 @@ struct Measurement {
   double step_s = kNaN;
   double tokens_per_s = kNaN;
   double peak_memory_bytes = kNaN;
+  double comm_bytes = kNaN;  // all ranks, the first step
 };
 
-absl::StatusOr<Measurement> ReadMetrics(const std::string& path) {
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t k = v.size();
+  return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
+// The run's metrics JSONL (training/metrics.h); tokens/s is the global
+// batch's tokens over the median step time.
+absl::StatusOr<Measurement> ReadMetrics(const std::string& path, double tokens_per_step) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read metrics ", path));
-  std::vector<double> step_ms, tokens;
-  double peak = kNaN;
+  std::vector<double> step_ms;
+  double peak = kNaN, comm_bytes = kNaN;
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     ASSIGN_OR_RETURN(nlohmann::ordered_json j, io::ParseJsonDocument(line));
-    if (j.contains("loss") && j.contains("step_time_ms") && j["step_time_ms"].is_number() &&
-        j["tokens_per_s"].is_number()) {
+    if (j.contains("loss") && j.contains("step_time_ms") && j["step_time_ms"].is_number()) {
       step_ms.push_back(j["step_time_ms"].get<double>());
-      tokens.push_back(j["tokens_per_s"].get<double>());
     } else if (j.contains("rank") && j.contains("activation_peak_bytes")) {
       double total = 0;
       for (const char* key :
@@ -189,19 +201,105 @@ absl::StatusOr<Measurement> ReadMetrics(const std::string& path) {
         if (j.contains(key) && j[key].is_number()) total += j[key].get<double>();
       }
       peak = std::isnan(peak) ? total : std::max(peak, total);
+      if (j.contains("comm_bytes") && j["comm_bytes"].is_number()) {
+        comm_bytes = (std::isnan(comm_bytes) ? 0 : comm_bytes) + j["comm_bytes"].get<double>();
+      }
     }
   }
   if (step_ms.empty()) return absl::DataLossError(absl::StrCat(path, " has no step lines"));
-  // The mean over the steps after the first (the first pays for warm-up).
+  // The median over the steps after the first (the first pays for warm-up;
+  // the median, not the mean, because this machine's cores are shared and a
+  // step that lost its cores to another process says nothing of the layout).
   const size_t first = step_ms.size() > 1 ? 1 : 0;
-  const auto mean = [first](const std::vector<double>& v) {
-    return std::accumulate(v.begin() + first, v.end(), 0.0) / (v.size() - first);
-  };
   Measurement m;
-  m.step_s = mean(step_ms) / 1000.0;
-  m.tokens_per_s = mean(tokens);
+  m.step_s = Median(std::vector<double>(step_ms.begin() + first, step_ms.end())) / 1000.0;
+  m.tokens_per_s = tokens_per_step / m.step_s;
   m.peak_memory_bytes = peak;
+  m.comm_bytes = comm_bytes;
   return m;
+}
+
+// --- Runs ------------------------------------------------------------------
+
+// training::Train on the local backend: the ranks are threads of this process.
+absl::Status TrainInProcess(const TrainConfig& config, const std::string& run_prefix,
+                            const SweepOptions& o) {
+  training::TrainOptions options;
+  options.config = config;
+  options.backend = "local";
+  options.metrics_out = run_prefix + ".jsonl";
+  options.overwrite = true;
+  options.threads = o.threads;
+  std::ostringstream train_log;
+  options.log = &train_log;
+  return training::Train(options).status();
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// The last `max_chars` characters of the file's text, on one line.
+std::string Tail(const std::string& path, size_t max_chars) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string s = text.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (s.size() > max_chars) s = s.substr(s.size() - max_chars);
+  for (char& c : s) {
+    if (c == '\n') c = ' ';
+  }
+  return s;
+}
+
+// //tools:train under mpirun: one process per rank on this machine (as
+// BUILD_NOTES.md runs MPI jobs: as root, oversubscribed, unbound), the
+// candidate's config written to <run_prefix>.textproto, its output to
+// <run_prefix>.log.
+absl::Status TrainUnderMpirun(const TrainConfig& config, const std::string& run_prefix,
+                              const SweepOptions& o) {
+  const auto& l = config.layout();
+  const int world = l.tensor_parallel() * l.pipeline_parallel() * l.data_parallel();
+  RETURN_IF_ERROR(io::WriteFileAtomically(run_prefix + ".textproto",
+                                          training::TrainConfigToText(config)));
+  const std::string command = absl::StrCat(
+      ShellQuote(o.mpirun), " --allow-run-as-root --oversubscribe --bind-to none -np ", world,
+      " ", ShellQuote(o.train_binary), " --backend=mpi --config=",
+      ShellQuote(run_prefix + ".textproto"), " --metrics_out=", ShellQuote(run_prefix + ".jsonl"),
+      " --save= --overwrite", o.threads > 0 ? absl::StrCat(" --threads=", o.threads) : "",
+      " > ", ShellQuote(run_prefix + ".log"), " 2>&1");
+  const int rc = std::system(command.c_str());
+  if (rc == 0) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("mpirun exited with status ", WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, ": ",
+                   Tail(run_prefix + ".log", 300)));
+}
+
+// The worst stage's bubble when the schedule is replayed with its actions'
+// measured durations (training::ProfilePipeline: one warm-up step, one
+// profiled, on the local backend whatever the sweep's backend: the replay is
+// a property of the schedule and the actions' times). One stage has none.
+absl::StatusOr<double> MeasuredBubble(const TrainConfig& config) {
+  if (config.layout().pipeline_parallel() == 1) return 0.0;
+  training::PipelineProfileOptions options;
+  options.config = config;
+  options.warmup_steps = 1;
+  options.profile_steps = 1;
+  ASSIGN_OR_RETURN(const training::PipelineProfile profile, training::ProfilePipeline(options));
+  double worst = 0;
+  for (const pipeline::StageBubble& stage : profile.report.replay) {
+    worst = std::max(worst, stage.bubble_fraction);
+  }
+  return worst;
 }
 
 int StatusGroup(const std::string& status) {
@@ -242,7 +340,9 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
                                 "\n\n");
   absl::StrAppend(&md, "| rank | layout | status | predicted tokens/s | measured tokens/s | "
                        "predicted step ms | measured step ms | predicted MB/rank | measured "
-                       "peak MB/rank | reason |\n|---|---|---|---|---|---|---|---|---|---|\n");
+                       "peak MB/rank | predicted bubble | measured bubble | predicted MB "
+                       "sent/step | measured MB sent/step | reason |\n"
+                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   int rank = 0;
   for (const SweepRow& r : rows) {
     std::string reason = r.reason;
@@ -255,8 +355,16 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
                     Fmt(r.predicted_step_s * 1e3, "%.1f"), " | ",
                     Fmt(r.measured_step_s * 1e3, "%.1f"), " | ",
                     Fmt(r.predicted_memory_bytes / 1e6, "%.2f"), " | ",
-                    Fmt(r.measured_peak_memory_bytes / 1e6, "%.2f"), " | ", reason, " |\n");
+                    Fmt(r.measured_peak_memory_bytes / 1e6, "%.2f"), " | ",
+                    Fmt(r.predicted_bubble, "%.3f"), " | ", Fmt(r.measured_bubble, "%.3f"), " | ",
+                    Fmt(r.predicted_comm_bytes / 1e6, "%.3f"), " | ",
+                    Fmt(r.measured_comm_bytes / 1e6, "%.3f"), " | ", reason, " |\n");
   }
+  absl::StrAppend(&md, "\nMeasured: the median step of ", o.steps,
+                  " (the first excluded), ", o.backend, " backend; peak memory per rank after "
+                  "step 1 (parameters, gradients, optimizer state, activation peak); the bubble "
+                  "of the worst stage with the schedule replayed on its measured action times; "
+                  "bytes sent: communication payload of one step, all ranks.\n");
   absl::StrAppend(&md, "\nPrediction vs measurement over ", s.measured_pairs,
                   " measured layouts: Spearman rank correlation of tokens/s ",
                   Fmt(s.spearman, "%.3f"), ", median relative error of step time ",
@@ -325,7 +433,11 @@ SweepRow::SweepRow()
       predicted_memory_bytes(kNaN),
       measured_step_s(kNaN),
       measured_tokens_per_s(kNaN),
-      measured_peak_memory_bytes(kNaN) {}
+      measured_peak_memory_bytes(kNaN),
+      predicted_bubble(kNaN),
+      measured_bubble(kNaN),
+      predicted_comm_bytes(kNaN),
+      measured_comm_bytes(kNaN) {}
 
 absl::StatusOr<std::vector<Candidate>> EnumerateLayouts(const TrainConfig& base,
                                                         const SweepSpace& space) {
@@ -441,7 +553,8 @@ std::string RowsToCsv(const std::vector<SweepRow>& rows) {
         absl::StrCat(r.zero_stage), r.recompute, r.status, CsvField(r.reason),
         Num(r.predicted_step_s), Num(r.predicted_tokens_per_s), Num(r.predicted_memory_bytes),
         Num(r.measured_step_s), Num(r.measured_tokens_per_s),
-        Num(r.measured_peak_memory_bytes)};
+        Num(r.measured_peak_memory_bytes), Num(r.predicted_bubble), Num(r.measured_bubble),
+        Num(r.predicted_comm_bytes), Num(r.measured_comm_bytes)};
     absl::StrAppend(&out, absl::StrJoin(f, ","), "\n");
   }
   return out;
@@ -482,6 +595,10 @@ absl::StatusOr<std::vector<SweepRow>> RowsFromCsv(const std::string& text) {
     RETURN_IF_ERROR(ParseNum(f[16], &r.measured_step_s, ln));
     RETURN_IF_ERROR(ParseNum(f[17], &r.measured_tokens_per_s, ln));
     RETURN_IF_ERROR(ParseNum(f[18], &r.measured_peak_memory_bytes, ln));
+    RETURN_IF_ERROR(ParseNum(f[19], &r.predicted_bubble, ln));
+    RETURN_IF_ERROR(ParseNum(f[20], &r.measured_bubble, ln));
+    RETURN_IF_ERROR(ParseNum(f[21], &r.predicted_comm_bytes, ln));
+    RETURN_IF_ERROR(ParseNum(f[22], &r.measured_comm_bytes, ln));
     rows.push_back(std::move(r));
   }
   return rows;
@@ -491,6 +608,14 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
   std::ostream& log = o.log != nullptr ? *o.log : std::cout;
   if (o.steps < 1) return absl::InvalidArgumentError(absl::StrCat("--steps=", o.steps, " must be >= 1"));
   if (o.out_dir.empty()) return absl::InvalidArgumentError("--out_dir must not be empty");
+  if (o.backend != "local" && o.backend != "mpi") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backend=", o.backend, " is not a sweep backend: use local or mpi"));
+  }
+  if (o.backend == "mpi" && !o.predict && o.train_binary.empty()) {
+    return absl::InvalidArgumentError(
+        "--backend=mpi needs --train_binary (the //tools:train binary mpirun starts)");
+  }
   SweepSpace space = o.space;
   space.check_runnable = !o.predict;
   ASSIGN_OR_RETURN(std::vector<Candidate> candidates, EnumerateLayouts(base, space));
@@ -549,11 +674,13 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
       continue;
     }
     absl::StatusOr<planning::Plan> plan =
-        planning::PlanStep(c->config, o.hardware, o.precision);
+        planning::PlanStep(c->config, o.hardware, o.precision, o.threads);
     if (plan.ok()) {
       row.predicted_step_s = plan->step_time_s;
       row.predicted_tokens_per_s = plan->tokens_per_s;
       row.predicted_memory_bytes = plan->memory.total();
+      row.predicted_bubble = plan->bubble_fraction;
+      row.predicted_comm_bytes = plan->comm_bytes_per_step;
       row.status = "predicted";
     } else {
       row.status = "failed";
@@ -609,20 +736,27 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
                                    : "");
     log.flush();
     ++ran;
-    training::TrainOptions options;
-    options.config = c->config;
-    options.config.set_steps(o.steps);
-    options.config.set_eval_interval(0);
-    options.config.set_checkpoint_interval(0);
-    options.backend = "local";
-    options.metrics_out = absl::StrCat(o.out_dir, "/runs/", c->name, ".jsonl");
-    options.overwrite = true;
-    options.threads = o.threads;
-    std::ostringstream train_log;
-    options.log = &train_log;
-    absl::StatusOr<training::TrainResult> result = training::Train(options);
-    absl::StatusOr<Measurement> m =
-        result.ok() ? ReadMetrics(options.metrics_out) : absl::StatusOr<Measurement>(result.status());
+    TrainConfig config = c->config;
+    config.set_steps(o.steps);
+    config.set_eval_interval(0);
+    config.set_checkpoint_interval(0);
+    const std::string run_prefix = absl::StrCat(o.out_dir, "/runs/", c->name);
+    const absl::Status trained = o.backend == "mpi" ? TrainUnderMpirun(config, run_prefix, o)
+                                                    : TrainInProcess(config, run_prefix, o);
+    const double tokens_per_step =
+        static_cast<double>(config.layout().global_batch_size()) * config.data().seq_length();
+    absl::StatusOr<Measurement> m = trained.ok()
+                                        ? ReadMetrics(run_prefix + ".jsonl", tokens_per_step)
+                                        : absl::StatusOr<Measurement>(trained);
+    if (m.ok()) {
+      absl::StatusOr<double> bubble = MeasuredBubble(config);
+      if (bubble.ok()) {
+        row.measured_bubble = *bubble;
+      } else {
+        m = absl::Status(bubble.status().code(),
+                         absl::StrCat("bubble profile: ", bubble.status().message()));
+      }
+    }
     if (!m.ok()) {
       row.status = "failed";
       row.reason = std::string(m.status().message());
@@ -631,6 +765,7 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
       row.measured_step_s = m->step_s;
       row.measured_tokens_per_s = m->tokens_per_s;
       row.measured_peak_memory_bytes = m->peak_memory_bytes;
+      row.measured_comm_bytes = m->comm_bytes;
       row.status = "ok";
       row.reason.clear();
       if (o.memory_budget_bytes > 0 && m->peak_memory_bytes > o.memory_budget_bytes) {
@@ -639,9 +774,11 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
                                      m->peak_memory_bytes / 1e9, o.memory_budget_bytes / 1e9);
       }
       log << absl::StrFormat("  %.0f tokens/s measured (%.0f predicted), step %.1f ms (%.1f "
-                             "predicted)\n",
+                             "predicted), bubble %.3f (%.3f), %.4g MB communicated (%.4g)\n",
                              row.measured_tokens_per_s, row.predicted_tokens_per_s,
-                             1e3 * row.measured_step_s, 1e3 * row.predicted_step_s);
+                             1e3 * row.measured_step_s, 1e3 * row.predicted_step_s,
+                             row.measured_bubble, row.predicted_bubble,
+                             row.measured_comm_bytes / 1e6, row.predicted_comm_bytes / 1e6);
     }
     rows[c->name] = row;
     RETURN_IF_ERROR(write_csv());

@@ -33,7 +33,8 @@
 // chart.svg (bars ranked by tokens/s, predicted next to measured; invalid,
 // failed and over-budget layouts marked), best_layout.textproto (the best
 // layout's TrainConfig with the base config's steps) and runs/<layout>.jsonl
-// (each run's metrics). A sweep started again over the same out_dir skips the
+// (each run's metrics; with the mpi backend also <layout>.textproto and
+// <layout>.log). A sweep started again over the same out_dir skips the
 // layouts its results.csv already holds (a row that was only predicted is run
 // when the new sweep runs).
 
@@ -95,6 +96,15 @@ struct SweepRow {
   double measured_step_s;
   double measured_tokens_per_s;
   double measured_peak_memory_bytes;  // max over ranks of param+grad+optimizer+activation peak
+  // The pipeline bubble of the worst stage: the planner's replay, and the
+  // replay of the layout's schedule with its actions' measured durations
+  // (training::ProfilePipeline; 0 with one stage, which has no bubble).
+  double predicted_bubble;
+  double measured_bubble;
+  // Communication payload of one step, all ranks together: the planner's
+  // count and the trainer's (metrics comm_bytes, first step).
+  double predicted_comm_bytes;
+  double measured_comm_bytes;
   SweepRow();
 };
 
@@ -108,6 +118,12 @@ struct SweepOptions {
   int steps = 3;
   int top_n = 0;                   // run only the best N predicted; 0: all
   int threads = 0;                 // compute threads per rank for the runs
+  // "local": each run is training::Train in this process (rank threads);
+  // "mpi": `mpirun -np N train_binary --backend=mpi ...` per run (rank
+  // processes), its config written next to its metrics.
+  std::string backend = "local";
+  std::string train_binary;        // //tools:train, for the mpi backend
+  std::string mpirun = "mpirun";
   std::string out_dir;
   std::ostream* log = nullptr;     // progress; null: stdout
 };

@@ -1,6 +1,7 @@
 #include "tools/sweep_lib.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -270,6 +271,27 @@ TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
     EXPECT_GT(summary->rows[i].measured_peak_memory_bytes, 0);
     EXPECT_GT(summary->rows[i].predicted_step_s, 0);
   }
+  for (const SweepRow& r : summary->rows) {
+    if (r.status != "ok") continue;
+    // The bubble: none with one stage; with more, the replay of measured
+    // action times leaves some, as the planner's replay does.
+    ASSERT_FALSE(std::isnan(r.measured_bubble)) << r.layout;
+    ASSERT_FALSE(std::isnan(r.predicted_bubble)) << r.layout;
+    if (r.pp == 1) {
+      EXPECT_EQ(r.measured_bubble, 0) << r.layout;
+      EXPECT_NEAR(r.predicted_bubble, 0, 1e-12) << r.layout;
+    } else {
+      EXPECT_GT(r.measured_bubble, 0) << r.layout;
+      EXPECT_LT(r.measured_bubble, 1) << r.layout;
+      EXPECT_GT(r.predicted_bubble, 0) << r.layout;
+    }
+    // Bytes per step: the planner counts every collective and message the
+    // trainer issues (ZeRO 0 here); a few scalars (loss, gradient norm: under
+    // 64 bytes per rank) are the only difference.
+    ASSERT_FALSE(std::isnan(r.measured_comm_bytes)) << r.layout;
+    EXPECT_GE(r.measured_comm_bytes, r.predicted_comm_bytes) << r.layout;
+    EXPECT_LE(r.measured_comm_bytes, r.predicted_comm_bytes + 64 * 4) << r.layout;
+  }
   EXPECT_EQ(summary->best_layout, summary->rows[0].layout);
 
   const std::string csv = io::testing::ReadWholeFile(out_dir_ + "/results.csv");
@@ -325,6 +347,43 @@ TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
   EXPECT_EQ(resumed->skipped, kept);
   EXPECT_EQ(resumed->evaluated, static_cast<int>(candidates->size()) - kept);
   EXPECT_EQ(resumed->rows.size(), candidates->size());
+}
+
+// --backend=mpi: each candidate is //tools:train under mpirun (BUILD_NOTES.md:
+// as root, oversubscribed), measured from its own metrics file.
+TEST_F(SweepRunTest, MpiBackendRunsEachCandidateUnderMpirun) {
+  if (std::system("command -v mpirun > /dev/null 2>&1") != 0) GTEST_SKIP() << "no mpirun";
+  const TrainConfig base = TinyConfig(data_dir_);
+  options_.backend = "mpi";
+  options_.train_binary = "tools/train";
+  options_.space.world_size = 2;
+  options_.top_n = 2;
+  options_.steps = 2;
+  auto summary = RunSweep(base, options_);
+  ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << log_.str();
+  ASSERT_EQ(CountStatus(summary->rows, "ok"), 2) << log_.str();
+  for (int i = 0; i < 2; ++i) {
+    const SweepRow& r = summary->rows[i];
+    const std::string prefix = out_dir_ + "/runs/" + r.layout;
+    EXPECT_TRUE(std::filesystem::exists(prefix + ".textproto")) << r.layout;
+    EXPECT_THAT(io::testing::ReadWholeFile(prefix + ".log"), HasSubstr("mpi backend"));
+    EXPECT_GT(r.measured_tokens_per_s, 0);
+    EXPECT_GT(r.measured_peak_memory_bytes, 0);
+    EXPECT_GE(r.measured_comm_bytes, r.predicted_comm_bytes) << r.layout;
+    EXPECT_LE(r.measured_comm_bytes, r.predicted_comm_bytes + 64 * 2) << r.layout;
+  }
+}
+
+TEST_F(SweepRunTest, UnknownBackendOrMpiWithoutTrainBinaryIsRefused) {
+  const TrainConfig base = TinyConfig(data_dir_);
+  options_.backend = "nccl";
+  auto summary = RunSweep(base, options_);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_THAT(summary.status().message(), HasSubstr("--backend=nccl"));
+  options_.backend = "mpi";
+  summary = RunSweep(base, options_);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_THAT(summary.status().message(), HasSubstr("--train_binary"));
 }
 
 TEST_F(SweepRunTest, PredictRunsNothingAndTheBudgetIsEnforced) {

@@ -102,7 +102,8 @@ JsonLine MemoryMetricsLine(const MemoryMetrics& m) {
       .AddInt("param_bytes", m.param_bytes)
       .AddInt("grad_bytes", m.grad_bytes)
       .AddInt("optimizer_state_bytes", m.optimizer_state_bytes)
-      .AddInt("activation_peak_bytes", m.activation_peak_bytes);
+      .AddInt("activation_peak_bytes", m.activation_peak_bytes)
+      .AddInt("comm_bytes", m.comm_bytes);
   return line;
 }
 

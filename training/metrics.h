@@ -11,8 +11,10 @@
 //                "model_tflops":0.0123}
 //   validation: {"step":50,"val_loss":2.98..}
 //   memory:     {"rank":3,"param_bytes":..,"grad_bytes":..,"optimizer_state_bytes":..,
-//                "activation_peak_bytes":..}, one per rank, measured after the run's
-//                first step and written before that step's line
+//                "activation_peak_bytes":..,"comm_bytes":..}, one per rank, measured
+//                after the run's first step and written before that step's line;
+//                comm_bytes is the payload (comm::CommStats) the rank issued on its
+//                grid's communicators during that step
 // Numbers are written in the shortest form that reads back to the same double
 // (std::to_chars), so losses of two runs compare exactly, not to a printed
 // precision. JSON has no NaN or infinity: a non-finite number is written as
@@ -93,6 +95,7 @@ struct MemoryMetrics {
   int64_t grad_bytes = 0;
   int64_t optimizer_state_bytes = 0;
   int64_t activation_peak_bytes = 0;
+  int64_t comm_bytes = 0;  // payload issued during the first step
 };
 
 JsonLine MemoryMetricsLine(const MemoryMetrics& m);

@@ -2,8 +2,9 @@
 // (planning/hardware.proto: t(F) = gemm_overhead_s + F / (gemm_peak_efficiency
 // x rate)). Times ops::Gemm on one thread over the shapes a GPT layer issues
 // (tokens x hidden x {hidden, 3 hidden, 4 hidden}, forward and the two
-// transposed backward forms) for small models, keeps each shape's best of
-// --repeats, and fits the two parameters by least squares of t on F: the
+// transposed backward forms) for small models, each call on operands of its
+// own (cycled copies larger than the caches), keeps each shape's median call,
+// and fits the two parameters by least squares of t on F: the
 // intercept is the overhead, 1 / (slope x rate) the peak efficiency (weighted
 // by 1 / t^2: the relative misfit is minimised, small and large GEMMs alike).
 //
@@ -26,7 +27,7 @@
 #include "core/tensor.h"
 
 ABSL_FLAG(double, rate, 1.47533e11, "the hardware file's fp32 matrix rate, FLOP/s");
-ABSL_FLAG(int, repeats, 20, "timed calls per shape (the best is kept)");
+ABSL_FLAG(int, repeats, 5, "passes over each shape's operand copies (the median call is kept)");
 
 namespace trident {
 namespace {
@@ -36,24 +37,39 @@ struct Shape {
   ops::Trans ta, tb;
 };
 
-double BestSeconds(const ExecContext& ctx, const Shape& s, int repeats) {
+// The median time of one call of `s`, each call on operands of its own
+// (copies cycled through, together larger than the caches, as a training
+// step's GEMMs meet their operands: not hot from the previous call).
+double MedianSeconds(const ExecContext& ctx, const Shape& s, int repeats) {
   const bool ta = s.ta == ops::Trans::kYes, tb = s.tb == ops::Trans::kYes;
-  Tensor a = Tensor::Empty(ta ? std::vector<int64_t>{s.k, s.m} : std::vector<int64_t>{s.m, s.k},
-                           DType::kFloat32);
-  Tensor b = Tensor::Empty(tb ? std::vector<int64_t>{s.n, s.k} : std::vector<int64_t>{s.k, s.n},
-                           DType::kFloat32);
-  Tensor c = Tensor::Empty({s.m, s.n}, DType::kFloat32);
-  FillUniform(ctx, a, 1, "gemm_curve_a", -0.1f, 0.1f);
-  FillUniform(ctx, b, 2, "gemm_curve_b", -0.1f, 0.1f);
-  ops::Gemm(ctx, a, s.ta, b, s.tb, c);  // warm-up
-  double best = 1e30;
-  for (int r = 0; r < repeats; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    ops::Gemm(ctx, a, s.ta, b, s.tb, c);
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-                              .count());
+  const double set_bytes = 4.0 * (s.m * s.k + s.k * s.n + s.m * s.n);
+  const int copies = static_cast<int>(std::clamp(64e6 / set_bytes, 1.0, 64.0));
+  struct Operands {
+    Tensor a, b, c;
+  };
+  std::vector<Operands> sets;
+  for (int i = 0; i < copies; ++i) {
+    Operands o{Tensor::Empty(ta ? std::vector<int64_t>{s.k, s.m} : std::vector<int64_t>{s.m, s.k},
+                             DType::kFloat32),
+               Tensor::Empty(tb ? std::vector<int64_t>{s.n, s.k} : std::vector<int64_t>{s.k, s.n},
+                             DType::kFloat32),
+               Tensor::Empty({s.m, s.n}, DType::kFloat32)};
+    FillUniform(ctx, o.a, 2 * i + 1, "gemm_curve_a", -0.1f, 0.1f);
+    FillUniform(ctx, o.b, 2 * i + 2, "gemm_curve_b", -0.1f, 0.1f);
+    sets.push_back(std::move(o));
   }
-  return best;
+  ops::Gemm(ctx, sets[0].a, s.ta, sets[0].b, s.tb, sets[0].c);  // warm-up
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    for (const Operands& o : sets) {
+      const auto start = std::chrono::steady_clock::now();
+      ops::Gemm(ctx, o.a, s.ta, o.b, s.tb, o.c);
+      times.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
 }
 
 int Main() {
@@ -71,10 +87,10 @@ int Main() {
     }
   }
   std::vector<double> flops, seconds;
-  std::printf("m,k,n,trans_a,trans_b,flops,best_s,efficiency\n");
+  std::printf("m,k,n,trans_a,trans_b,flops,median_s,efficiency\n");
   for (const Shape& s : shapes) {
     const double f = 2.0 * s.m * s.k * s.n;
-    const double t = BestSeconds(ctx, s, repeats);
+    const double t = MedianSeconds(ctx, s, repeats);
     flops.push_back(f);
     seconds.push_back(t);
     std::printf("%lld,%lld,%lld,%d,%d,%.6g,%.6g,%.4f\n", static_cast<long long>(s.m),

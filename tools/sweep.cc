@@ -157,6 +157,9 @@ int main(int argc, char** argv) {
               summary->measured_pairs, summary->spearman);
   std::printf("Median relative error of the predicted step time: %.1f%%\n",
               100 * summary->median_step_error);
+  std::printf("Replayed makespan (each rank on a device of its own, measured in thread CPU "
+              "time): Spearman %.3f, median relative error %.1f%%\n",
+              summary->makespan_spearman, 100 * summary->median_makespan_error);
   std::printf("Best layout: %s; outputs in %s\n",
               summary->best_layout.empty() ? "(none)" : summary->best_layout.c_str(),
               options.out_dir.c_str());

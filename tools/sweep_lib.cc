@@ -104,7 +104,8 @@ constexpr const char* kColumns[] = {
     "layout", "tp", "pp", "dp", "micro_batch_size", "num_micro_batches", "schedule",
     "virtual_stages", "sequence_parallel", "zero_stage", "recompute", "status", "reason",
     "predicted_step_s", "predicted_tokens_per_s", "predicted_memory_bytes", "measured_step_s",
-    "measured_tokens_per_s", "measured_peak_memory_bytes", "predicted_bubble", "measured_bubble",
+    "measured_tokens_per_s", "measured_peak_memory_bytes", "predicted_makespan_s",
+    "measured_makespan_s", "predicted_bubble", "measured_bubble",
     "predicted_comm_bytes", "measured_comm_bytes"};
 constexpr int kNumColumns = sizeof(kColumns) / sizeof(kColumns[0]);
 
@@ -284,22 +285,28 @@ absl::Status TrainUnderMpirun(const TrainConfig& config, const std::string& run_
                    Tail(run_prefix + ".log", 300)));
 }
 
-// The worst stage's bubble when the schedule is replayed with its actions'
-// measured durations (training::ProfilePipeline: one warm-up step, one
-// profiled, on the local backend whatever the sweep's backend: the replay is
-// a property of the schedule and the actions' times). One stage has none.
-absl::StatusOr<double> MeasuredBubble(const TrainConfig& config) {
-  if (config.layout().pipeline_parallel() == 1) return 0.0;
+struct Replay {
+  double makespan_s = kNaN;
+  double bubble = kNaN;  // the worst stage's
+};
+
+// The schedule replayed with its actions' measured durations
+// (training::ProfilePipeline: one warm-up step, two profiled, the median
+// makespan's; on the local backend whatever the sweep's backend: the replay is
+// a property of the schedule and the actions' times).
+absl::StatusOr<Replay> MeasuredReplay(const TrainConfig& config) {
   training::PipelineProfileOptions options;
   options.config = config;
   options.warmup_steps = 1;
-  options.profile_steps = 1;
+  options.profile_steps = 2;
   ASSIGN_OR_RETURN(const training::PipelineProfile profile, training::ProfilePipeline(options));
-  double worst = 0;
+  Replay replay;
+  replay.makespan_s = profile.report.replay_makespan_s;
+  replay.bubble = 0;
   for (const pipeline::StageBubble& stage : profile.report.replay) {
-    worst = std::max(worst, stage.bubble_fraction);
+    replay.bubble = std::max(replay.bubble, stage.bubble_fraction);
   }
-  return worst;
+  return replay;
 }
 
 int StatusGroup(const std::string& status) {
@@ -340,9 +347,10 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
                                 "\n\n");
   absl::StrAppend(&md, "| rank | layout | status | predicted tokens/s | measured tokens/s | "
                        "predicted step ms | measured step ms | predicted MB/rank | measured "
-                       "peak MB/rank | predicted bubble | measured bubble | predicted MB "
-                       "sent/step | measured MB sent/step | reason |\n"
-                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                       "peak MB/rank | predicted makespan ms | replayed makespan ms | "
+                       "predicted bubble | replayed bubble | predicted MB sent/step | measured "
+                       "MB sent/step | reason |\n"
+                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   int rank = 0;
   for (const SweepRow& r : rows) {
     std::string reason = r.reason;
@@ -356,22 +364,29 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
                     Fmt(r.measured_step_s * 1e3, "%.1f"), " | ",
                     Fmt(r.predicted_memory_bytes / 1e6, "%.2f"), " | ",
                     Fmt(r.measured_peak_memory_bytes / 1e6, "%.2f"), " | ",
+                    Fmt(r.predicted_makespan_s * 1e3, "%.1f"), " | ",
+                    Fmt(r.measured_makespan_s * 1e3, "%.1f"), " | ",
                     Fmt(r.predicted_bubble, "%.3f"), " | ", Fmt(r.measured_bubble, "%.3f"), " | ",
                     Fmt(r.predicted_comm_bytes / 1e6, "%.3f"), " | ",
                     Fmt(r.measured_comm_bytes / 1e6, "%.3f"), " | ", reason, " |\n");
   }
   absl::StrAppend(&md, "\nMeasured: the median step of ", o.steps,
                   " (the first excluded), ", o.backend, " backend; peak memory per rank after "
-                  "step 1 (parameters, gradients, optimizer state, activation peak); the bubble "
-                  "of the worst stage with the schedule replayed on its measured action times; "
+                  "step 1 (parameters, gradients, optimizer state, activation peak); the makespan "
+                  "and the worst stage's bubble of the schedule replayed on its actions' "
+                  "measured times (thread CPU time with one thread per rank: as if each rank "
+                  "had a core of its own, unaffected by other load); "
                   "bytes sent: communication payload of one step, all ranks.\n");
+  const auto percent = [](double v) {
+    return std::isnan(v) ? std::string("-") : absl::StrFormat("%.1f%%", 100 * v);
+  };
   absl::StrAppend(&md, "\nPrediction vs measurement over ", s.measured_pairs,
                   " measured layouts: Spearman rank correlation of tokens/s ",
                   Fmt(s.spearman, "%.3f"), ", median relative error of step time ",
-                  std::isnan(s.median_step_error)
-                      ? std::string("-")
-                      : absl::StrFormat("%.1f%%", 100 * s.median_step_error),
-                  ".\n");
+                  percent(s.median_step_error),
+                  "; of the replayed makespan (each rank on a device of its own): Spearman ",
+                  Fmt(s.makespan_spearman, "%.3f"), ", median relative error ",
+                  percent(s.median_makespan_error), ".\n");
   if (!s.best_layout.empty()) absl::StrAppend(&md, "\nBest layout: `", s.best_layout, "`.\n");
   return md;
 }
@@ -434,6 +449,8 @@ SweepRow::SweepRow()
       measured_step_s(kNaN),
       measured_tokens_per_s(kNaN),
       measured_peak_memory_bytes(kNaN),
+      predicted_makespan_s(kNaN),
+      measured_makespan_s(kNaN),
       predicted_bubble(kNaN),
       measured_bubble(kNaN),
       predicted_comm_bytes(kNaN),
@@ -553,7 +570,8 @@ std::string RowsToCsv(const std::vector<SweepRow>& rows) {
         absl::StrCat(r.zero_stage), r.recompute, r.status, CsvField(r.reason),
         Num(r.predicted_step_s), Num(r.predicted_tokens_per_s), Num(r.predicted_memory_bytes),
         Num(r.measured_step_s), Num(r.measured_tokens_per_s),
-        Num(r.measured_peak_memory_bytes), Num(r.predicted_bubble), Num(r.measured_bubble),
+        Num(r.measured_peak_memory_bytes), Num(r.predicted_makespan_s),
+        Num(r.measured_makespan_s), Num(r.predicted_bubble), Num(r.measured_bubble),
         Num(r.predicted_comm_bytes), Num(r.measured_comm_bytes)};
     absl::StrAppend(&out, absl::StrJoin(f, ","), "\n");
   }
@@ -595,10 +613,12 @@ absl::StatusOr<std::vector<SweepRow>> RowsFromCsv(const std::string& text) {
     RETURN_IF_ERROR(ParseNum(f[16], &r.measured_step_s, ln));
     RETURN_IF_ERROR(ParseNum(f[17], &r.measured_tokens_per_s, ln));
     RETURN_IF_ERROR(ParseNum(f[18], &r.measured_peak_memory_bytes, ln));
-    RETURN_IF_ERROR(ParseNum(f[19], &r.predicted_bubble, ln));
-    RETURN_IF_ERROR(ParseNum(f[20], &r.measured_bubble, ln));
-    RETURN_IF_ERROR(ParseNum(f[21], &r.predicted_comm_bytes, ln));
-    RETURN_IF_ERROR(ParseNum(f[22], &r.measured_comm_bytes, ln));
+    RETURN_IF_ERROR(ParseNum(f[19], &r.predicted_makespan_s, ln));
+    RETURN_IF_ERROR(ParseNum(f[20], &r.measured_makespan_s, ln));
+    RETURN_IF_ERROR(ParseNum(f[21], &r.predicted_bubble, ln));
+    RETURN_IF_ERROR(ParseNum(f[22], &r.measured_bubble, ln));
+    RETURN_IF_ERROR(ParseNum(f[23], &r.predicted_comm_bytes, ln));
+    RETURN_IF_ERROR(ParseNum(f[24], &r.measured_comm_bytes, ln));
     rows.push_back(std::move(r));
   }
   return rows;
@@ -680,6 +700,7 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
       row.predicted_tokens_per_s = plan->tokens_per_s;
       row.predicted_memory_bytes = plan->memory.total();
       row.predicted_bubble = plan->bubble_fraction;
+      row.predicted_makespan_s = plan->pipeline_makespan_s;
       row.predicted_comm_bytes = plan->comm_bytes_per_step;
       row.status = "predicted";
     } else {
@@ -749,12 +770,13 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
                                         ? ReadMetrics(run_prefix + ".jsonl", tokens_per_step)
                                         : absl::StatusOr<Measurement>(trained);
     if (m.ok()) {
-      absl::StatusOr<double> bubble = MeasuredBubble(config);
-      if (bubble.ok()) {
-        row.measured_bubble = *bubble;
+      absl::StatusOr<Replay> replay = MeasuredReplay(config);
+      if (replay.ok()) {
+        row.measured_bubble = replay->bubble;
+        row.measured_makespan_s = replay->makespan_s;
       } else {
-        m = absl::Status(bubble.status().code(),
-                         absl::StrCat("bubble profile: ", bubble.status().message()));
+        m = absl::Status(replay.status().code(),
+                         absl::StrCat("pipeline profile: ", replay.status().message()));
       }
     }
     if (!m.ok()) {
@@ -788,22 +810,25 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
   // This sweep's rows, ranked; the statistics over the measured ones.
   for (const auto& [name, row] : rows) summary.rows.push_back(row);
   RankRows(&summary.rows);
-  std::vector<double> pred, meas, errors;
-  for (const SweepRow& r : summary.rows) {
-    if (std::isnan(r.measured_step_s) || std::isnan(r.predicted_step_s)) continue;
-    pred.push_back(r.predicted_tokens_per_s);
-    meas.push_back(r.measured_tokens_per_s);
-    errors.push_back(std::abs(r.predicted_step_s - r.measured_step_s) / r.measured_step_s);
-  }
-  summary.measured_pairs = static_cast<int>(pred.size());
-  summary.spearman = SpearmanCorrelation(pred, meas);
-  if (errors.empty()) {
-    summary.median_step_error = kNaN;
-  } else {
-    std::sort(errors.begin(), errors.end());
-    const size_t k = errors.size();
-    summary.median_step_error = k % 2 ? errors[k / 2] : (errors[k / 2 - 1] + errors[k / 2]) / 2;
-  }
+  // Rank correlation (of the rates: 1 / time) and median relative error of
+  // the times, over the rows where both sides are known.
+  const auto compare = [&summary](double SweepRow::*predicted, double SweepRow::*measured,
+                                  double* spearman, double* median_error) {
+    std::vector<double> pred, meas, errors;
+    for (const SweepRow& r : summary.rows) {
+      if (std::isnan(r.*measured) || std::isnan(r.*predicted) || !(r.*measured > 0)) continue;
+      pred.push_back(1 / r.*predicted);
+      meas.push_back(1 / r.*measured);
+      errors.push_back(std::abs(r.*predicted - r.*measured) / r.*measured);
+    }
+    *spearman = SpearmanCorrelation(pred, meas);
+    *median_error = errors.empty() ? kNaN : Median(errors);
+    return static_cast<int>(pred.size());
+  };
+  summary.measured_pairs = compare(&SweepRow::predicted_step_s, &SweepRow::measured_step_s,
+                                   &summary.spearman, &summary.median_step_error);
+  compare(&SweepRow::predicted_makespan_s, &SweepRow::measured_makespan_s,
+          &summary.makespan_spearman, &summary.median_makespan_error);
   const std::string best_status = o.predict ? "predicted" : "ok";
   for (const SweepRow& r : summary.rows) {
     if (r.status == best_status) {

@@ -96,9 +96,14 @@ struct SweepRow {
   double measured_step_s;
   double measured_tokens_per_s;
   double measured_peak_memory_bytes;  // max over ranks of param+grad+optimizer+activation peak
-  // The pipeline bubble of the worst stage: the planner's replay, and the
-  // replay of the layout's schedule with its actions' measured durations
-  // (training::ProfilePipeline; 0 with one stage, which has no bubble).
+  // The layout's schedule replayed as if every rank had a device of its own:
+  // by the planner with its F/B/W durations, and by training::ProfilePipeline
+  // with the actions' measured durations (thread CPU time with one thread per
+  // rank, so other processes on the machine do not inflate it). The makespan
+  // (the step without dp reduction and optimizer) and the worst stage's
+  // bubble fraction.
+  double predicted_makespan_s;
+  double measured_makespan_s;
   double predicted_bubble;
   double measured_bubble;
   // Communication payload of one step, all ranks together: the planner's
@@ -135,6 +140,9 @@ struct SweepSummary {
   int measured_pairs = 0;      // rows with both predictions and measurements
   double spearman = 0;         // NaN with fewer than 2 pairs
   double median_step_error = 0;  // |predicted - measured| / measured step time; NaN if none
+  // The same two for the replayed makespan (robust to other load here).
+  double makespan_spearman = 0;
+  double median_makespan_error = 0;
   std::string best_layout;     // empty when none can train
 };
 

@@ -276,6 +276,8 @@ TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
     // The bubble: none with one stage; with more, the replay of measured
     // action times leaves some, as the planner's replay does.
     ASSERT_FALSE(std::isnan(r.measured_bubble)) << r.layout;
+    EXPECT_GT(r.measured_makespan_s, 0) << r.layout;
+    EXPECT_GT(r.predicted_makespan_s, 0) << r.layout;
     ASSERT_FALSE(std::isnan(r.predicted_bubble)) << r.layout;
     if (r.pp == 1) {
       EXPECT_EQ(r.measured_bubble, 0) << r.layout;
@@ -306,6 +308,8 @@ TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
   const std::string md = io::testing::ReadWholeFile(out_dir_ + "/results.md");
   EXPECT_THAT(md, HasSubstr("Spearman rank correlation"));
   EXPECT_THAT(md, HasSubstr("median relative error of step time"));
+  EXPECT_THAT(md, HasSubstr("of the replayed makespan"));
+  EXPECT_FALSE(std::isnan(summary->median_makespan_error));
   EXPECT_THAT(md, HasSubstr("| 1 | " + summary->best_layout + " | ok |"));
   const std::string svg = io::testing::ReadWholeFile(out_dir_ + "/chart.svg");
   EXPECT_THAT(svg, HasSubstr("<svg"));

@@ -1,0 +1,90 @@
+#!/bin/bash
+# The planner against runs here: for each layout below, trains the default
+# job (//tools:train, local backend, --steps steps, no validation or
+# checkpoint) and plans it on this machine's hardware file (//tools:plan),
+# then prints a Markdown table of step time and peak memory per rank,
+# predicted and measured, with the error of each row and the median and
+# largest absolute errors. Measured: the median step after the first; the
+# largest rank's parameters + gradients + optimizer state + activation peak
+# after step 1 (the metrics JSONL memory lines).
+#
+#   tools/plan_vs_train.sh [--steps=K] [--hardware=FILE] [--train=BIN] [--plan=BIN]
+#
+# Run from the repository root after `./bazelw build //tools:train //tools:plan`.
+set -euo pipefail
+steps=8
+hardware=configs/hardware/cpu_2core.textproto
+train=bazel-bin/tools/train
+plan=bazel-bin/tools/plan
+for arg in "$@"; do
+  case "$arg" in
+    --steps=*) steps="${arg#*=}" ;;
+    --hardware=*) hardware="${arg#*=}" ;;
+    --train=*) train="${arg#*=}" ;;
+    --plan=*) plan="${arg#*=}" ;;
+    *) echo "plan_vs_train: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+[[ "$steps" =~ ^[0-9]+$ && "$steps" -ge 2 ]] || { echo "plan_vs_train: --steps=$steps must be >= 2" >&2; exit 2; }
+
+# The default job's model and global batch (8 x 128 tokens); one layout a line.
+layouts=(
+  "--tp=1 --pp=1 --dp=1"
+  "--tp=1 --pp=1 --dp=2"
+  "--tp=2 --pp=1 --dp=1"
+  "--tp=1 --pp=2 --dp=1 --micro_batch_size=1 --schedule=1f1b"
+  "--tp=2 --pp=2 --dp=2"
+  "--tp=2 --pp=2 --dp=2 --recompute=full"
+  "--tp=2 --pp=1 --dp=2 --sequence_parallel --zero_stage=1"
+  "--tp=1 --pp=1 --dp=4 --zero_stage=2"
+  "--tp=1 --pp=1 --dp=2 --zero_stage=3"
+  "--tp=1 --pp=2 --dp=4 --micro_batch_size=1 --schedule=1f1b"
+  "--tp=1 --pp=4 --dp=2 --micro_batch_size=1 --schedule=zb-h1"
+  "--tp=4 --pp=2 --dp=1 --micro_batch_size=1 --schedule=interleaved --virtual_stages=2"
+)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+results="$work/results.tsv"
+for layout in "${layouts[@]}"; do
+  # shellcheck disable=SC2086
+  "$train" $layout --steps="$steps" --eval_interval=0 --save= --overwrite \
+    --metrics_out="$work/metrics.jsonl" > "$work/train.log" 2>&1 ||
+    { cat "$work/train.log" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  "$plan" $layout --hardware="$hardware" --json > "$work/plan.json"
+  /usr/bin/python3 - "$layout" "$work/metrics.jsonl" "$work/plan.json" >> "$results" <<'PY'
+import json, statistics, sys
+layout, metrics, plan = sys.argv[1:]
+steps, memory = [], 0
+for line in open(metrics):
+    j = json.loads(line)
+    if "loss" in j:
+        steps.append(j["step_time_ms"] / 1e3)
+    elif "activation_peak_bytes" in j:
+        memory = max(memory, j["param_bytes"] + j["grad_bytes"] + j["optimizer_state_bytes"]
+                     + j["activation_peak_bytes"])
+p = json.load(open(plan))
+print("\t".join([layout, repr(statistics.median(steps[1:])), repr(p["step_time_s"]), repr(memory),
+                 repr(p["memory_bytes_per_rank"]["total"])]))
+PY
+done
+
+/usr/bin/python3 - "$results" "$steps" "$hardware" <<'PY'
+import statistics, sys
+rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
+print(f"Plan ({sys.argv[3]}) against //tools:train, {sys.argv[2]} steps per layout "
+      "(median step after the first):\n")
+print("| layout | step ms: predicted | measured | error | MB per rank: predicted | measured | error |")
+print("|---|---|---|---|---|---|---|")
+time_err, mem_err = [], []
+for layout, meas_s, pred_s, meas_b, pred_b in rows:
+    meas_s, pred_s, meas_b, pred_b = map(float, (meas_s, pred_s, meas_b, pred_b))
+    et, em = (pred_s - meas_s) / meas_s, (pred_b - meas_b) / meas_b
+    time_err.append(abs(et)); mem_err.append(abs(em))
+    print(f"| `{layout}` | {pred_s*1e3:.1f} | {meas_s*1e3:.1f} | {100*et:+.0f}% | "
+          f"{pred_b/1e6:.2f} | {meas_b/1e6:.2f} | {100*em:+.1f}% |")
+print(f"\n{len(rows)} layouts. Step time: median absolute error "
+      f"{100*statistics.median(time_err):.0f}%, largest {100*max(time_err):.0f}%. Memory per rank: "
+      f"median absolute error {100*statistics.median(mem_err):.1f}%, largest {100*max(mem_err):.1f}%.")
+PY

@@ -8,6 +8,7 @@
 //       [--config=FILE] [--predict] [--hardware=FILE] [--memory_budget_gb=X]
 //       [--steps=K] [--out_dir=DIR] [--top_n=N] [--zero_stages=0,1,2,3]
 //       [--recompute_policies=none,selective,full] [--threads=T]
+//       [--gradient_compressions=none,bf16,topk,int8]
 //       [--precision=fp32|bf16|fp16] [--backend=local|mpi] [--train_binary=FILE]
 //
 // Bounds of the space: tp x pp x dp = N (all factorisations), every
@@ -60,6 +61,10 @@ ABSL_FLAG(std::string, zero_stages, "",
 ABSL_FLAG(std::string, recompute_policies, "",
           "comma-separated recomputation policies to sweep: none, selective, full "
           "(empty: the config's)");
+ABSL_FLAG(std::string, gradient_compressions, "",
+          "comma-separated gradient compression methods to sweep: none, bf16, topk, int8 "
+          "(empty: the config's; the trainer refuses all but none so far, so runs list them "
+          "invalid with its message, --predict plans them)");
 ABSL_FLAG(int, threads, 0, "compute threads per rank of each run (0: the trainer's default)");
 ABSL_FLAG(std::string, backend, "local",
           "local (each run's ranks are threads of this process) or mpi (each run under mpirun, "
@@ -97,6 +102,15 @@ int main(int argc, char** argv) {
     auto policy = topology::ParseRecomputeName(r);
     if (!policy.ok()) return fail(policy.status());
     options.space.recompute.push_back(*policy);
+  }
+  for (absl::string_view c : absl::StrSplit(absl::GetFlag(FLAGS_gradient_compressions), ',',
+                                            absl::SkipWhitespace())) {
+    auto method = topology::ParseCompressionName(c);
+    if (!method.ok()) {
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat("--gradient_compressions: ", method.status().message())));
+    }
+    options.space.compressions.push_back(*method);
   }
   absl::StatusOr<training::TrainConfig> config =
       absl::GetFlag(FLAGS_config).empty()

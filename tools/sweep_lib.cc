@@ -57,6 +57,9 @@ std::string CandidateName(const ParallelLayout& l) {
   }
   if (l.sequence_parallel()) absl::StrAppend(&name, "-sp");
   absl::StrAppend(&name, "-z", l.zero_stage(), "-r", topology::RecomputeName(l.recompute()));
+  if (l.gradient_compression() != topology::GradientCompression::NONE) {
+    absl::StrAppend(&name, "-c", topology::CompressionName(l.gradient_compression()));
+  }
   return name;
 }
 
@@ -473,6 +476,8 @@ absl::StatusOr<std::vector<Candidate>> EnumerateLayouts(const TrainConfig& base,
   }
   std::vector<Recompute::Policy> recompute = space.recompute;
   if (recompute.empty()) recompute.push_back(base.layout().recompute());
+  std::vector<topology::GradientCompression::Method> compressions = space.compressions;
+  if (compressions.empty()) compressions.push_back(base.layout().gradient_compression());
   const int layers = std::max(1, base.model().num_layers());
 
   std::vector<Candidate> out;
@@ -495,24 +500,27 @@ absl::StatusOr<std::vector<Candidate>> EnumerateLayouts(const TrainConfig& base,
           for (bool sp : tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
             for (int z : zero) {
               for (Recompute::Policy r : recompute) {
-                Candidate c;
-                c.config = base;
-                ParallelLayout* l = c.config.mutable_layout();
-                l->set_tensor_parallel(tp);
-                l->set_pipeline_parallel(pp);
-                l->set_data_parallel(dp);
-                l->set_micro_batch_size(mbs);
-                l->clear_num_micro_batches();
-                l->set_global_batch_size(batch);
-                l->set_schedule(schedule);
-                l->set_virtual_pipeline_stages(v);
-                l->clear_layers_per_stage();
-                l->set_sequence_parallel(sp);
-                l->set_zero_stage(z);
-                l->set_recompute(r);
-                c.name = CandidateName(*l);
-                c.status = CheckCandidate(&c.config, space.check_runnable);
-                out.push_back(std::move(c));
+                for (topology::GradientCompression::Method compression : compressions) {
+                  Candidate c;
+                  c.config = base;
+                  ParallelLayout* l = c.config.mutable_layout();
+                  l->set_tensor_parallel(tp);
+                  l->set_pipeline_parallel(pp);
+                  l->set_data_parallel(dp);
+                  l->set_micro_batch_size(mbs);
+                  l->clear_num_micro_batches();
+                  l->set_global_batch_size(batch);
+                  l->set_schedule(schedule);
+                  l->set_virtual_pipeline_stages(v);
+                  l->clear_layers_per_stage();
+                  l->set_sequence_parallel(sp);
+                  l->set_zero_stage(z);
+                  l->set_recompute(r);
+                  l->set_gradient_compression(compression);
+                  c.name = CandidateName(*l);
+                  c.status = CheckCandidate(&c.config, space.check_runnable);
+                  out.push_back(std::move(c));
+                }
               }
             }
           }

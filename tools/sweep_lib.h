@@ -18,7 +18,10 @@
 //   zero_stage: the values of SweepSpace::zero_stages (the tool's default: the
 //     config's own stage only; --zero_stages=0,1,2,3 sweeps them);
 //   recompute: the values of SweepSpace::recompute (default: the config's own
-//     policy; --recompute_policies=none,selective,full sweeps them).
+//     policy; --recompute_policies=none,selective,full sweeps them);
+//   gradient compression: the values of SweepSpace::compressions (default:
+//     the config's; --gradient_compressions=none,bf16,topk,int8), named in
+//     the candidate only when not none ("-cbf16").
 // These two bounds keep the runnable space small (every value multiplies it);
 // the rest of the layout (rank order, buckets, compression, offload) is the
 // config's. Every candidate is checked in the trainer's order:
@@ -56,6 +59,11 @@ struct SweepSpace {
   int global_batch_size = 1;
   std::vector<int> zero_stages;                     // empty: the config's stage
   std::vector<topology::Recompute::Policy> recompute;  // empty: the config's policy
+  // Gradient compression methods (empty: the config's). The trainer refuses
+  // every method but NONE so far (training::CheckSupported, by name): when
+  // running, those candidates are listed invalid with its message; --predict
+  // plans them (fewer bytes on the dp wire).
+  std::vector<topology::GradientCompression::Method> compressions;
   // True: every check training::Train makes (see above). False (RunSweep
   // sets it for --predict): only the layout's, DeriveMicroBatches and
   // ValidateLayout worded as ValidateTrainConfig words them ("layout: ..."),
@@ -65,7 +73,7 @@ struct SweepSpace {
 };
 
 struct Candidate {
-  std::string name;  // e.g. tp2-pp2-dp2-mbs1-1f1b-z0-rnone, or ...-interleaved-v2-sp-...
+  std::string name;  // e.g. tp2-pp2-dp2-mbs1-1f1b-z0-rnone, ...-interleaved-v2-sp-..., ...-cbf16
   training::TrainConfig config;  // num_micro_batches derived when it could be
   absl::Status status;           // the first rule it breaks; OK when it can train
 };

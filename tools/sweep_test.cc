@@ -173,7 +173,7 @@ TEST(EnumerateTest, PlanningChecksOnlyTheLayout) {
   ASSERT_TRUE(run.ok() && plan.ok());
   ASSERT_EQ(run->size(), plan->size());
   // The layout's verdict is the trainer's for the same layout with data.
-  auto with_data = EnumerateLayouts(TinyConfig("/tmp/unused"), SweepSpace{4, 8, {}, {}, true});
+  auto with_data = EnumerateLayouts(TinyConfig("/tmp/unused"), SweepSpace{4, 8, {}, {}, {}, true});
   ASSERT_TRUE(with_data.ok());
   ASSERT_EQ(with_data->size(), plan->size());
   int planned = 0;
@@ -197,6 +197,67 @@ TEST(EnumerateTest, ZeroAndRecomputeListsMultiplyTheSpace) {
   EXPECT_EQ(many->size(), one->size() * 8);
   space.zero_stages = {4};
   EXPECT_FALSE(EnumerateLayouts(TinyConfig("/tmp/unused"), space).ok());
+}
+
+// Compression does not exist yet: every method but none is a candidate the
+// trainer refuses by name (listed, never dropped); planned, it sends fewer
+// dp bytes.
+TEST(EnumerateTest, CompressionIsRefusedByNameWhenRunAndPlannedWhenPredicted) {
+  SweepSpace space;
+  space.world_size = 2;
+  space.global_batch_size = 4;
+  auto one = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  space.compressions = {topology::GradientCompression::NONE, topology::GradientCompression::BF16};
+  auto run = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  space.check_runnable = false;
+  auto planned = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_TRUE(one.ok() && run.ok() && planned.ok());
+  EXPECT_EQ(run->size(), 2 * one->size());
+  // The innermost dimension: each layout, then its bf16 twin.
+  int refused = 0;
+  for (size_t i = 0; i + 1 < run->size(); i += 2) {
+    const Candidate& plain = (*run)[i];
+    const Candidate& bf16 = (*run)[i + 1];
+    EXPECT_EQ(plain.name.find("-c"), std::string::npos) << plain.name;
+    ASSERT_EQ(bf16.name, plain.name + "-cbf16");
+    EXPECT_FALSE(bf16.status.ok()) << bf16.name;
+    if (!plain.status.ok()) continue;
+    ++refused;
+    EXPECT_THAT(std::string(bf16.status.message()), HasSubstr("gradient_compression=bf16"))
+        << bf16.name;
+    EXPECT_THAT(std::string(bf16.status.message()), HasSubstr("not built yet")) << bf16.name;
+  }
+  EXPECT_GT(refused, 0);
+  auto hw = planning::LoadHardware("configs/hardware/cpu_2core.textproto");
+  ASSERT_TRUE(hw.ok());
+  for (size_t i = 0; i + 1 < planned->size(); i += 2) {
+    const Candidate& plain = (*planned)[i];
+    const Candidate& bf16 = (*planned)[i + 1];
+    ASSERT_EQ(bf16.name, plain.name + "-cbf16");
+    if (!plain.status.ok() || plain.config.layout().data_parallel() == 1) continue;
+    EXPECT_TRUE(bf16.status.ok()) << bf16.name << ": " << bf16.status;
+    auto a = planning::PlanStep(plain.config, *hw, planning::Precision::kFp32);
+    auto b = planning::PlanStep(bf16.config, *hw, planning::Precision::kFp32);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_LT(b->comm_bytes_per_step, a->comm_bytes_per_step) << bf16.name;
+  }
+}
+
+// Enumeration counts against the brute-force list for several small worlds.
+TEST(EnumerateTest, CountsMatchBruteForceForSmallWorlds) {
+  for (int world : {1, 2, 3, 6, 8}) {
+    for (int batch : {4, 6, 8}) {
+      SweepSpace space;
+      space.world_size = world;
+      space.global_batch_size = batch;
+      auto candidates = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+      ASSERT_TRUE(candidates.ok());
+      std::set<std::string> got;
+      for (const Candidate& c : *candidates) got.insert(c.name);
+      EXPECT_EQ(got.size(), candidates->size()) << "duplicate names, world " << world;
+      EXPECT_EQ(got, BruteForceNames(world, batch, 4)) << "world " << world << " batch " << batch;
+    }
+  }
 }
 
 TEST(SpearmanTest, KnownValues) {

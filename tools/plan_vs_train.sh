@@ -46,6 +46,7 @@ layouts=(
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 results="$work/results.tsv"
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 for layout in "${layouts[@]}"; do
   # shellcheck disable=SC2086
   "$train" $layout --steps="$steps" --eval_interval=0 --save= --overwrite \
@@ -70,7 +71,8 @@ print("\t".join([layout, repr(statistics.median(steps[1:])), repr(p["step_time_s
 PY
 done
 
-/usr/bin/python3 - "$results" "$steps" "$hardware" <<'PY'
+load_after=$(cut -d' ' -f1 /proc/loadavg)
+/usr/bin/python3 - "$results" "$steps" "$hardware" "$load_before" "$load_after" "$(nproc)" <<'PY'
 import statistics, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 print(f"Plan ({sys.argv[3]}) against //tools:train, {sys.argv[2]} steps per layout "
@@ -86,5 +88,6 @@ for layout, meas_s, pred_s, meas_b, pred_b in rows:
           f"{pred_b/1e6:.2f} | {meas_b/1e6:.2f} | {100*em:+.1f}% |")
 print(f"\n{len(rows)} layouts. Step time: median absolute error "
       f"{100*statistics.median(time_err):.0f}%, largest {100*max(time_err):.0f}%. Memory per rank: "
-      f"median absolute error {100*statistics.median(mem_err):.1f}%, largest {100*max(mem_err):.1f}%.")
+      f"median absolute error {100*statistics.median(mem_err):.1f}%, largest {100*max(mem_err):.1f}%. "
+      f"1-minute load average {sys.argv[4]} before, {sys.argv[5]} after ({sys.argv[6]} cores).")
 PY

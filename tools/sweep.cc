@@ -2,7 +2,8 @@
 // lists every layout (invalid ones with the trainer's own refusal), predicts
 // each with the planner and, unless --predict, trains each candidate (or the
 // --top_n best predicted) for --steps steps on this machine (local backend, or
-// --backend=mpi: under mpirun, one process per rank) and measures it. See tools/sweep_lib.h for the space and the outputs.
+// --backend=mpi: under mpirun, one process per rank) and measures it. See
+// tools/sweep_lib.h for the space and the outputs.
 //
 //   bazel run //tools:sweep -- --world_size=8 --global_batch_size=8
 //       [--config=FILE] [--predict] [--hardware=FILE] [--memory_budget_gb=X]

@@ -14,6 +14,7 @@
 #include <numeric>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -312,6 +313,14 @@ absl::StatusOr<Replay> MeasuredReplay(const TrainConfig& config) {
   return replay;
 }
 
+// The 1-minute load average; NaN when /proc/loadavg cannot be read.
+double LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  double load = kNaN;
+  if (!(in >> load)) return kNaN;
+  return load;
+}
+
 int StatusGroup(const std::string& status) {
   if (status == "ok") return 0;
   if (status == "predicted" || status == "not_run") return 1;
@@ -383,6 +392,13 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
   const auto percent = [](double v) {
     return std::isnan(v) ? std::string("-") : absl::StrFormat("%.1f%%", 100 * v);
   };
+  if (!std::isnan(s.load_before)) {
+    absl::StrAppend(&md, "\nThis machine's 1-minute load average: ", Fmt(s.load_before, "%.1f"),
+                    " before the first run, ", Fmt(s.load_after, "%.1f"),
+                    " after the last (", std::thread::hardware_concurrency(),
+                    " cores): wall-clock steps include the time other processes took the "
+                    "cores; the replayed makespans do not.\n");
+  }
   absl::StrAppend(&md, "\nPrediction vs measurement over ", s.measured_pairs,
                   " measured layouts: Spearman rank correlation of tokens/s ",
                   Fmt(s.spearman, "%.3f"), ", median relative error of step time ",
@@ -741,12 +757,13 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
   }
   RETURN_IF_ERROR(write_csv());
 
-  const auto start = std::chrono::steady_clock::now();
-  int ran = 0;
   const int to_run = o.predict ? 0
                      : o.top_n > 0
                          ? std::max(0, std::min<int>(runnable.size(), o.top_n - measured_before))
                          : static_cast<int>(runnable.size());
+  summary.load_before = to_run > 0 ? LoadAverage() : kNaN;
+  const auto start = std::chrono::steady_clock::now();
+  int ran = 0;
   for (auto& [c, row] : runnable) {
     ++summary.evaluated;
     if (o.predict || ran >= to_run) {
@@ -814,6 +831,7 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
     RETURN_IF_ERROR(write_csv());
   }
   RETURN_IF_ERROR(write_csv());
+  summary.load_after = to_run > 0 ? LoadAverage() : kNaN;
 
   // This sweep's rows, ranked; the statistics over the measured ones.
   for (const auto& [name, row] : rows) summary.rows.push_back(row);

@@ -152,6 +152,11 @@ struct SweepSummary {
   double makespan_spearman = 0;
   double median_makespan_error = 0;
   std::string best_layout;     // empty when none can train
+  // This machine's 1-minute load average (/proc/loadavg) before the first run
+  // and after the last: other processes share the cores the runs measure.
+  // NaN when not run or unreadable.
+  double load_before = 0;
+  double load_after = 0;
 };
 
 absl::StatusOr<SweepSummary> RunSweep(const training::TrainConfig& base,

@@ -370,6 +370,7 @@ TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
   EXPECT_THAT(md, HasSubstr("Spearman rank correlation"));
   EXPECT_THAT(md, HasSubstr("median relative error of step time"));
   EXPECT_THAT(md, HasSubstr("of the replayed makespan"));
+  EXPECT_THAT(md, HasSubstr("1-minute load average"));
   EXPECT_FALSE(std::isnan(summary->median_makespan_error));
   EXPECT_THAT(md, HasSubstr("| 1 | " + summary->best_layout + " | ok |"));
   const std::string svg = io::testing::ReadWholeFile(out_dir_ + "/chart.svg");

@@ -9,7 +9,8 @@
 //       [--config=FILE] [--predict] [--hardware=FILE] [--memory_budget_gb=X]
 //       [--steps=K] [--out_dir=DIR] [--top_n=N] [--zero_stages=0,1,2,3]
 //       [--recompute_policies=none,selective,full] [--threads=T]
-//       [--gradient_compressions=none,bf16,topk,int8]
+//       [--gradient_compressions=none,bf16,topk,int8] [--max_tp=T] [--max_pp=P]
+//       [--max_dp=D] [--max_micro_batch_size=M] [--schedules=gpipe,1f1b,...]
 //       [--precision=fp32|bf16|fp16] [--backend=local|mpi] [--train_binary=FILE]
 //
 // Bounds of the space: tp x pp x dp = N (all factorisations), every
@@ -66,6 +67,13 @@ ABSL_FLAG(std::string, gradient_compressions, "",
           "comma-separated gradient compression methods to sweep: none, bf16, topk, int8 "
           "(empty: the config's; the trainer refuses all but none so far, so runs list them "
           "invalid with its message, --predict plans them)");
+ABSL_FLAG(int, max_tp, 0, "largest tensor-parallel degree to enumerate (0: no limit)");
+ABSL_FLAG(int, max_pp, 0, "largest pipeline-parallel degree to enumerate (0: no limit)");
+ABSL_FLAG(int, max_dp, 0, "largest data-parallel degree to enumerate (0: no limit)");
+ABSL_FLAG(int, max_micro_batch_size, 0, "largest micro-batch size to enumerate (0: no limit)");
+ABSL_FLAG(std::string, schedules, "",
+          "comma-separated pipeline schedules to enumerate with pp > 1: gpipe, 1f1b, "
+          "interleaved, zb-h1 (empty: all)");
 ABSL_FLAG(int, threads, 0, "compute threads per rank of each run (0: the trainer's default)");
 ABSL_FLAG(std::string, backend, "local",
           "local (each run's ranks are threads of this process) or mpi (each run under mpirun, "
@@ -112,6 +120,19 @@ int main(int argc, char** argv) {
           absl::StrCat("--gradient_compressions: ", method.status().message())));
     }
     options.space.compressions.push_back(*method);
+  }
+  options.space.max_tp = absl::GetFlag(FLAGS_max_tp);
+  options.space.max_pp = absl::GetFlag(FLAGS_max_pp);
+  options.space.max_dp = absl::GetFlag(FLAGS_max_dp);
+  options.space.max_micro_batch_size = absl::GetFlag(FLAGS_max_micro_batch_size);
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_schedules), ',',
+                                               absl::SkipWhitespace())) {
+    auto schedule = topology::ParseScheduleName(name);
+    if (!schedule.ok()) {
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat("--schedules: ", schedule.status().message())));
+    }
+    options.space.schedules.push_back(*schedule);
   }
   absl::StatusOr<training::TrainConfig> config =
       absl::GetFlag(FLAGS_config).empty()

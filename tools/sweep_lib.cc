@@ -495,22 +495,49 @@ absl::StatusOr<std::vector<Candidate>> EnumerateLayouts(const TrainConfig& base,
   std::vector<topology::GradientCompression::Method> compressions = space.compressions;
   if (compressions.empty()) compressions.push_back(base.layout().gradient_compression());
   const int layers = std::max(1, base.model().num_layers());
+  for (auto [name, limit] : {std::pair<const char*, int>{"--max_tp", space.max_tp},
+                             {"--max_pp", space.max_pp},
+                             {"--max_dp", space.max_dp},
+                             {"--max_micro_batch_size", space.max_micro_batch_size}}) {
+    if (limit < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, "=", limit, " must be >= 0 (0: no limit)"));
+    }
+  }
+  const auto within = [](int value, int limit) { return limit == 0 || value <= limit; };
+  const auto schedule_wanted = [&space](PipelineSchedule schedule) {
+    return space.schedules.empty() ||
+           std::find(space.schedules.begin(), space.schedules.end(), schedule) !=
+               space.schedules.end();
+  };
 
   std::vector<Candidate> out;
   for (int tp : Divisors(n)) {
+    if (!within(tp, space.max_tp)) continue;
     for (int pp : Divisors(n / tp)) {
       const int dp = n / tp / pp;
+      if (!within(pp, space.max_pp) || !within(dp, space.max_dp)) continue;
       const std::vector<int> mbs_choices =
           batch % dp == 0 ? Divisors(batch / dp) : std::vector<int>{1};
       for (int mbs : mbs_choices) {
+        if (!within(mbs, space.max_micro_batch_size)) continue;
         // One stage has no pipeline: every schedule runs it the same way.
-        std::vector<std::pair<PipelineSchedule, int>> schedules = {{topology::ONE_F_ONE_B, 1}};
-        if (pp > 1) {
-          schedules.insert(schedules.begin(), {topology::GPIPE, 1});
-          for (int v = 2; v <= layers / pp; ++v) {
-            schedules.push_back({topology::INTERLEAVED_1F1B, v});
+        std::vector<std::pair<PipelineSchedule, int>> schedules;
+        if (pp == 1) {
+          schedules.push_back({topology::ONE_F_ONE_B, 1});
+        } else {
+          if (schedule_wanted(topology::GPIPE)) schedules.push_back({topology::GPIPE, 1});
+          if (schedule_wanted(topology::ONE_F_ONE_B)) {
+            schedules.push_back({topology::ONE_F_ONE_B, 1});
           }
-          schedules.push_back({topology::ZERO_BUBBLE_H1, 1});
+          if (schedule_wanted(topology::INTERLEAVED_1F1B)) {
+            for (int v = 2; v <= layers / pp; ++v) {
+              schedules.push_back({topology::INTERLEAVED_1F1B, v});
+            }
+          }
+          if (schedule_wanted(topology::ZERO_BUBBLE_H1)) {
+            schedules.push_back({topology::ZERO_BUBBLE_H1, 1});
+          }
         }
         for (const auto& [schedule, v] : schedules) {
           for (bool sp : tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}) {

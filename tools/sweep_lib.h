@@ -8,6 +8,8 @@
 //
 // The space (EnumerateLayouts), for the world size N and global batch B:
 //   tp x pp x dp = N, every ordered factorisation;
+//   (SweepSpace's limits, --max_tp, --max_pp, --max_dp,
+//   --max_micro_batch_size and --schedules, narrow each dimension below;)
 //   micro_batch_size: every divisor of B / dp (just 1 when dp does not divide
 //     B: that candidate is then listed with DeriveMicroBatches' refusal);
 //   schedule: with pp > 1, gpipe, 1f1b, zb-h1, and interleaved with each v
@@ -64,6 +66,12 @@ struct SweepSpace {
   // running, those candidates are listed invalid with its message; --predict
   // plans them (fewer bytes on the dp wire).
   std::vector<topology::GradientCompression::Method> compressions;
+  // Limits on the space (0 / empty: none): the largest tp, pp, dp and
+  // micro-batch size enumerated, and the schedules (with pp > 1; pp = 1 runs
+  // 1f1b whatever this says). Layouts outside them are not candidates at all
+  // (unlike invalid ones, which are listed).
+  int max_tp = 0, max_pp = 0, max_dp = 0, max_micro_batch_size = 0;
+  std::vector<topology::PipelineSchedule> schedules;
   // True: every check training::Train makes (see above). False (RunSweep
   // sets it for --predict): only the layout's, DeriveMicroBatches and
   // ValidateLayout worded as ValidateTrainConfig words them ("layout: ..."),

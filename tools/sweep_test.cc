@@ -1,6 +1,7 @@
 #include "tools/sweep_lib.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -173,7 +174,10 @@ TEST(EnumerateTest, PlanningChecksOnlyTheLayout) {
   ASSERT_TRUE(run.ok() && plan.ok());
   ASSERT_EQ(run->size(), plan->size());
   // The layout's verdict is the trainer's for the same layout with data.
-  auto with_data = EnumerateLayouts(TinyConfig("/tmp/unused"), SweepSpace{4, 8, {}, {}, {}, true});
+  SweepSpace runnable;
+  runnable.world_size = 4;
+  runnable.global_batch_size = 8;
+  auto with_data = EnumerateLayouts(TinyConfig("/tmp/unused"), runnable);
   ASSERT_TRUE(with_data.ok());
   ASSERT_EQ(with_data->size(), plan->size());
   int planned = 0;
@@ -258,6 +262,37 @@ TEST(EnumerateTest, CountsMatchBruteForceForSmallWorlds) {
       EXPECT_EQ(got, BruteForceNames(world, batch, 4)) << "world " << world << " batch " << batch;
     }
   }
+}
+
+// Limits on each dimension narrow the space to the brute-force list's
+// layouts within them.
+TEST(EnumerateTest, LimitsNarrowEachDimension) {
+  SweepSpace space;
+  space.world_size = 8;
+  space.global_batch_size = 8;
+  space.max_tp = 2;
+  space.max_pp = 4;
+  space.max_dp = 4;
+  space.max_micro_batch_size = 2;
+  space.schedules = {topology::ONE_F_ONE_B, topology::INTERLEAVED_1F1B};
+  auto candidates = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_TRUE(candidates.ok());
+  std::set<std::string> expected;
+  for (const std::string& name : BruteForceNames(8, 8, 4)) {
+    int tp = 0, pp = 0, dp = 0, mbs = 0;
+    ASSERT_EQ(std::sscanf(name.c_str(), "tp%d-pp%d-dp%d-mbs%d", &tp, &pp, &dp, &mbs), 4);
+    const bool schedule_ok = pp == 1 || name.find("-1f1b") != std::string::npos ||
+                             name.find("-interleaved") != std::string::npos;
+    if (tp <= 2 && pp <= 4 && dp <= 4 && mbs <= 2 && schedule_ok) expected.insert(name);
+  }
+  std::set<std::string> got;
+  for (const Candidate& c : *candidates) got.insert(c.name);
+  EXPECT_EQ(got, expected);
+  EXPECT_FALSE(expected.empty());
+  space.max_dp = -1;
+  auto refused = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("--max_dp=-1"));
 }
 
 TEST(SpearmanTest, KnownValues) {

@@ -465,6 +465,7 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
     mem.parameters = stage_params[s] * param_bytes / (zero >= 3 ? d : 1);
     mem.gradients = stage_params[s] * grad_bytes_per_elem / (zero >= 2 ? d : 1);
     mem.optimizer_state = stage_params[s] * optimizer_bytes / (zero >= 1 ? d : 1);
+    if (zero == 1 && d > 1) mem.communication_buffers = stage_params[s] * grad_bytes_per_elem / d;
     const double in_flight = replay.peak_in_flight[s];
     const double chunk_layers = stage_max_chunk_layers[s];
     if (recompute == topology::Recompute::FULL) {
@@ -568,6 +569,9 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
                        : recompute == topology::Recompute::SELECTIVE ? "SELECTIVE: no NaT scores"
                                                                      : "NONE",
                        mem.stage == p - 1 ? " + fp32 logits and their gradient 2 x 4NV'/t" : ""));
+  term("memory_communication_buffers", mem.communication_buffers, "bytes",
+       zero == 1 ? "ZeRO 1: the reduce-scatter's output, params x grad bytes / dp"
+                 : "none modelled (ZeRO 2/3: their pool of bucket buffers is not modelled)");
   term("memory_total", mem.total(), "bytes",
        absl::StrFormat("vs %s of device memory", Gb(hw.memory_bytes())));
   return plan;
@@ -582,12 +586,13 @@ std::string PlanToJson(const Plan& plan) {
       "\"dp_exposed_s\": %.9g, \"optimizer_s\": %.9g, \"shared_cores_step_s\": %.9g, "
       "\"comm_bytes_per_step\": %.0f, \"world_size\": %d, "
       "\"memory_bytes_per_rank\": {\"parameters\": %.0f, \"gradients\": %.0f, "
-      "\"optimizer_state\": %.0f, \"activations\": %.0f, \"total\": %.0f, \"stage\": %d}}",
+      "\"optimizer_state\": %.0f, \"activations\": %.0f, \"communication_buffers\": %.0f, "
+      "\"total\": %.0f, \"stage\": %d}}",
       plan.step_time_s, plan.tokens_per_s, plan.mfu, plan.model_flops_per_token,
       plan.hardware_flops_per_step / plan.step_time_s / plan.world_size,
       plan.pipeline_makespan_s, plan.bubble_fraction, plan.dp_reduce_s, plan.dp_exposed_s,
       plan.optimizer_s, plan.shared_cores_step_s, plan.comm_bytes_per_step, plan.world_size, m.parameters, m.gradients, m.optimizer_state,
-      m.activations, m.total(), m.stage);
+      m.activations, m.communication_buffers, m.total(), m.stage);
 }
 
 std::string PlanToText(const Plan& plan) {

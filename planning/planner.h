@@ -62,8 +62,15 @@ struct MemoryPlan {
   double gradients = 0;
   double optimizer_state = 0;
   double activations = 0;
+  // Buffers the collectives need besides the above: under ZeRO 1 the
+  // reduce-scatter's output (the owned window of the summed gradients) next
+  // to the full gradient buckets. (ZeRO 2/3's pool of bucket buffers is not
+  // modelled yet.)
+  double communication_buffers = 0;
   int stage = 0;  // the pipeline stage these belong to (the largest total)
-  double total() const { return parameters + gradients + optimizer_state + activations; }
+  double total() const {
+    return parameters + gradients + optimizer_state + activations + communication_buffers;
+  }
 };
 
 // One line of --explain: a named quantity, its value and where it came from.

@@ -102,6 +102,11 @@ TEST(Memory, PerZeroStageAndPrecision) {
     EXPECT_DOUBLE_EQ(z->memory.optimizer_state, zero >= 1 ? 12 * P / d : 12 * P) << zero;
     EXPECT_DOUBLE_EQ(z->memory.gradients, zero >= 2 ? 2 * P / d : 2 * P) << zero;
     EXPECT_DOUBLE_EQ(z->memory.parameters, zero >= 3 ? 2 * P / d : 2 * P) << zero;
+    // ZeRO 1 keeps the reduce-scatter's output next to the full buckets.
+    EXPECT_DOUBLE_EQ(z->memory.communication_buffers, zero == 1 ? 2 * P / d : 0) << zero;
+    EXPECT_DOUBLE_EQ(z->memory.total(), z->memory.parameters + z->memory.gradients +
+                                            z->memory.optimizer_state + z->memory.activations +
+                                            z->memory.communication_buffers);
   }
 }
 

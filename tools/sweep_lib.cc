@@ -425,7 +425,7 @@ std::string ChartSvg(const std::vector<SweepRow>& rows) {
       "fill=\"white\"/>\n<text x=\"4\" y=\"16\" font-size=\"13\">Layouts ranked by tokens/s: "
       "<tspan fill=\"#3366cc\">measured</tspan>, <tspan fill=\"#aaaaaa\">predicted</tspan>, "
       "<tspan fill=\"#cc2222\">invalid / failed / over budget</tspan></text>\n",
-      label_w + bar_w + 260, height);
+      label_w + bar_w + 420, height);
   int i = 0;
   for (const SweepRow& r : rows) {
     const int y = top + row_h * i++;
@@ -451,6 +451,11 @@ std::string ChartSvg(const std::vector<SweepRow>& rows) {
     std::string note = absl::StrCat(
         std::isnan(r.measured_tokens_per_s) ? Fmt(r.predicted_tokens_per_s, "%.0f")
                                             : Fmt(r.measured_tokens_per_s, "%.0f"));
+    if (!std::isnan(r.measured_makespan_s)) {
+      absl::StrAppend(&note, absl::StrFormat("  (makespan %.1f ms predicted, %.1f replayed)",
+                                             1e3 * r.predicted_makespan_s,
+                                             1e3 * r.measured_makespan_s));
+    }
     if (bad) note = absl::StrCat(r.status, ": ", r.reason.substr(0, 90));
     absl::StrAppend(&svg, absl::StrFormat("<text x=\"%d\" y=\"%d\"%s>%s</text>\n", x_end + 4,
                                           y + 14, bad ? " fill=\"#cc2222\"" : "",

@@ -515,6 +515,7 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
     const double node_core_seconds =
         replica_busy * t * d * threads * ranks_per_node / static_cast<double>(world);
     plan.shared_cores_step_s = node_core_seconds / cores;
+    plan.busy_core_seconds = node_core_seconds * nodes;
     plan.step_time_s = std::max(dedicated_step_s, plan.shared_cores_step_s);
     term("shared_cores_step_s", plan.shared_cores_step_s, "s",
          absl::StrFormat("%d ranks x %d threads on %d cores: busy core-seconds of the node "
@@ -584,6 +585,7 @@ std::string PlanToJson(const Plan& plan) {
       "\"model_flops_per_token\": %.9g, \"hardware_flops_per_device_per_s\": %.9g, "
       "\"pipeline_makespan_s\": %.9g, \"bubble_fraction\": %.6g, \"dp_reduce_s\": %.9g, "
       "\"dp_exposed_s\": %.9g, \"optimizer_s\": %.9g, \"shared_cores_step_s\": %.9g, "
+      "\"busy_core_seconds\": %.9g, "
       "\"comm_bytes_per_step\": %.0f, \"world_size\": %d, "
       "\"memory_bytes_per_rank\": {\"parameters\": %.0f, \"gradients\": %.0f, "
       "\"optimizer_state\": %.0f, \"activations\": %.0f, \"communication_buffers\": %.0f, "
@@ -591,7 +593,7 @@ std::string PlanToJson(const Plan& plan) {
       plan.step_time_s, plan.tokens_per_s, plan.mfu, plan.model_flops_per_token,
       plan.hardware_flops_per_step / plan.step_time_s / plan.world_size,
       plan.pipeline_makespan_s, plan.bubble_fraction, plan.dp_reduce_s, plan.dp_exposed_s,
-      plan.optimizer_s, plan.shared_cores_step_s, plan.comm_bytes_per_step, plan.world_size, m.parameters, m.gradients, m.optimizer_state,
+      plan.optimizer_s, plan.shared_cores_step_s, plan.busy_core_seconds, plan.comm_bytes_per_step, plan.world_size, m.parameters, m.gradients, m.optimizer_state,
       m.activations, m.communication_buffers, m.total(), m.stage);
 }
 

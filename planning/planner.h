@@ -95,6 +95,9 @@ struct Plan {
   // Hardware with cores_per_node: the node's busy core-seconds over its
   // cores (the step takes at least this long); 0 otherwise.
   double shared_cores_step_s = 0;
+  // The same hardware: the job's busy core-seconds per step (all nodes), what
+  // the trainer's cpu_time_ms measures on the local backend; 0 otherwise.
+  double busy_core_seconds = 0;
   // Communication payload of one step, all ranks together (as the trainer's
   // metrics count it: training/metrics.h, comm_bytes).
   double comm_bytes_per_step = 0;

@@ -196,6 +196,9 @@ int main(int argc, char** argv) {
   std::printf("Replayed makespan (each rank on a device of its own, measured in thread CPU "
               "time): Spearman %.3f, median relative error %.1f%%\n",
               summary->makespan_spearman, 100 * summary->median_makespan_error);
+  std::printf("CPU core-seconds per step (local backend: all ranks, other processes excluded): "
+              "Spearman %.3f, median relative error %.1f%%\n",
+              summary->cpu_spearman, 100 * summary->median_cpu_error);
   std::printf("Best layout: %s; outputs in %s\n",
               summary->best_layout.empty() ? "(none)" : summary->best_layout.c_str(),
               options.out_dir.c_str());

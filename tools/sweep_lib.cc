@@ -110,7 +110,8 @@ constexpr const char* kColumns[] = {
     "predicted_step_s", "predicted_tokens_per_s", "predicted_memory_bytes", "measured_step_s",
     "measured_tokens_per_s", "measured_peak_memory_bytes", "predicted_makespan_s",
     "measured_makespan_s", "predicted_bubble", "measured_bubble",
-    "predicted_comm_bytes", "measured_comm_bytes"};
+    "predicted_comm_bytes", "measured_comm_bytes",
+    "predicted_cpu_s", "measured_cpu_s"};
 constexpr int kNumColumns = sizeof(kColumns) / sizeof(kColumns[0]);
 
 std::string CsvField(const std::string& s) {
@@ -178,6 +179,7 @@ struct Measurement {
   double tokens_per_s = kNaN;
   double peak_memory_bytes = kNaN;
   double comm_bytes = kNaN;  // all ranks, the first step
+  double cpu_s = kNaN;       // median cpu_time_ms after the first step, seconds
 };
 
 double Median(std::vector<double> v) {
@@ -191,7 +193,7 @@ double Median(std::vector<double> v) {
 absl::StatusOr<Measurement> ReadMetrics(const std::string& path, double tokens_per_step) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read metrics ", path));
-  std::vector<double> step_ms;
+  std::vector<double> step_ms, cpu_ms;
   double peak = kNaN, comm_bytes = kNaN;
   std::string line;
   while (std::getline(in, line)) {
@@ -199,6 +201,9 @@ absl::StatusOr<Measurement> ReadMetrics(const std::string& path, double tokens_p
     ASSIGN_OR_RETURN(nlohmann::ordered_json j, io::ParseJsonDocument(line));
     if (j.contains("loss") && j.contains("step_time_ms") && j["step_time_ms"].is_number()) {
       step_ms.push_back(j["step_time_ms"].get<double>());
+      if (j.contains("cpu_time_ms") && j["cpu_time_ms"].is_number()) {
+        cpu_ms.push_back(j["cpu_time_ms"].get<double>());
+      }
     } else if (j.contains("rank") && j.contains("activation_peak_bytes")) {
       double total = 0;
       for (const char* key :
@@ -221,6 +226,9 @@ absl::StatusOr<Measurement> ReadMetrics(const std::string& path, double tokens_p
   m.tokens_per_s = tokens_per_step / m.step_s;
   m.peak_memory_bytes = peak;
   m.comm_bytes = comm_bytes;
+  if (cpu_ms.size() == step_ms.size()) {
+    m.cpu_s = Median(std::vector<double>(cpu_ms.begin() + first, cpu_ms.end())) / 1000.0;
+  }
   return m;
 }
 
@@ -361,8 +369,9 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
                        "predicted step ms | measured step ms | predicted MB/rank | measured "
                        "peak MB/rank | predicted makespan ms | replayed makespan ms | "
                        "predicted bubble | replayed bubble | predicted MB sent/step | measured "
-                       "MB sent/step | reason |\n"
-                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                       "MB sent/step | predicted CPU ms/step | measured CPU ms/step | reason |\n"
+                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+                       "\n");
   int rank = 0;
   for (const SweepRow& r : rows) {
     std::string reason = r.reason;
@@ -380,7 +389,9 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
                     Fmt(r.measured_makespan_s * 1e3, "%.1f"), " | ",
                     Fmt(r.predicted_bubble, "%.3f"), " | ", Fmt(r.measured_bubble, "%.3f"), " | ",
                     Fmt(r.predicted_comm_bytes / 1e6, "%.3f"), " | ",
-                    Fmt(r.measured_comm_bytes / 1e6, "%.3f"), " | ", reason, " |\n");
+                    Fmt(r.measured_comm_bytes / 1e6, "%.3f"), " | ",
+                    Fmt(r.predicted_cpu_s * 1e3, "%.1f"), " | ",
+                    Fmt(r.measured_cpu_s * 1e3, "%.1f"), " | ", reason, " |\n");
   }
   absl::StrAppend(&md, "\nMeasured: the median step of ", o.steps,
                   " (the first excluded), ", o.backend, " backend; peak memory per rank after "
@@ -405,7 +416,9 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
                   percent(s.median_step_error),
                   "; of the replayed makespan (each rank on a device of its own): Spearman ",
                   Fmt(s.makespan_spearman, "%.3f"), ", median relative error ",
-                  percent(s.median_makespan_error), ".\n");
+                  percent(s.median_makespan_error), "; of the CPU core-seconds per step: Spearman ",
+                  Fmt(s.cpu_spearman, "%.3f"), ", median relative error ",
+                  percent(s.median_cpu_error), ".\n");
   if (!s.best_layout.empty()) absl::StrAppend(&md, "\nBest layout: `", s.best_layout, "`.\n");
   return md;
 }
@@ -478,7 +491,9 @@ SweepRow::SweepRow()
       predicted_bubble(kNaN),
       measured_bubble(kNaN),
       predicted_comm_bytes(kNaN),
-      measured_comm_bytes(kNaN) {}
+      measured_comm_bytes(kNaN),
+      predicted_cpu_s(kNaN),
+      measured_cpu_s(kNaN) {}
 
 absl::StatusOr<std::vector<Candidate>> EnumerateLayouts(const TrainConfig& base,
                                                         const SweepSpace& space) {
@@ -628,7 +643,8 @@ std::string RowsToCsv(const std::vector<SweepRow>& rows) {
         Num(r.measured_step_s), Num(r.measured_tokens_per_s),
         Num(r.measured_peak_memory_bytes), Num(r.predicted_makespan_s),
         Num(r.measured_makespan_s), Num(r.predicted_bubble), Num(r.measured_bubble),
-        Num(r.predicted_comm_bytes), Num(r.measured_comm_bytes)};
+        Num(r.predicted_comm_bytes), Num(r.measured_comm_bytes), Num(r.predicted_cpu_s),
+        Num(r.measured_cpu_s)};
     absl::StrAppend(&out, absl::StrJoin(f, ","), "\n");
   }
   return out;
@@ -675,6 +691,8 @@ absl::StatusOr<std::vector<SweepRow>> RowsFromCsv(const std::string& text) {
     RETURN_IF_ERROR(ParseNum(f[22], &r.measured_bubble, ln));
     RETURN_IF_ERROR(ParseNum(f[23], &r.predicted_comm_bytes, ln));
     RETURN_IF_ERROR(ParseNum(f[24], &r.measured_comm_bytes, ln));
+    RETURN_IF_ERROR(ParseNum(f[25], &r.predicted_cpu_s, ln));
+    RETURN_IF_ERROR(ParseNum(f[26], &r.measured_cpu_s, ln));
     rows.push_back(std::move(r));
   }
   return rows;
@@ -757,6 +775,7 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
       row.predicted_memory_bytes = plan->memory.total();
       row.predicted_bubble = plan->bubble_fraction;
       row.predicted_makespan_s = plan->pipeline_makespan_s;
+      if (plan->busy_core_seconds > 0) row.predicted_cpu_s = plan->busy_core_seconds;
       row.predicted_comm_bytes = plan->comm_bytes_per_step;
       row.status = "predicted";
     } else {
@@ -845,6 +864,8 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
       row.measured_tokens_per_s = m->tokens_per_s;
       row.measured_peak_memory_bytes = m->peak_memory_bytes;
       row.measured_comm_bytes = m->comm_bytes;
+      // Under MPI a process is one rank: its CPU time is not the job's.
+      if (o.backend == "local") row.measured_cpu_s = m->cpu_s;
       row.status = "ok";
       row.reason.clear();
       if (o.memory_budget_bytes > 0 && m->peak_memory_bytes > o.memory_budget_bytes) {
@@ -887,6 +908,8 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
                                    &summary.spearman, &summary.median_step_error);
   compare(&SweepRow::predicted_makespan_s, &SweepRow::measured_makespan_s,
           &summary.makespan_spearman, &summary.median_makespan_error);
+  compare(&SweepRow::predicted_cpu_s, &SweepRow::measured_cpu_s, &summary.cpu_spearman,
+          &summary.median_cpu_error);
   const std::string best_status = o.predict ? "predicted" : "ok";
   for (const SweepRow& r : summary.rows) {
     if (r.status == best_status) {

@@ -122,6 +122,12 @@ struct SweepRow {
   double measured_makespan_s;
   double predicted_bubble;
   double measured_bubble;
+  // CPU core-seconds the job's ranks use per step: the planner's busy
+  // core-seconds (hardware with cores_per_node) and the median of the
+  // trainer's cpu_time_ms after the first step (local backend: every rank is
+  // a thread of one process; other processes on the machine do not count).
+  double predicted_cpu_s;
+  double measured_cpu_s;
   // Communication payload of one step, all ranks together: the planner's
   // count and the trainer's (metrics comm_bytes, first step).
   double predicted_comm_bytes;
@@ -159,6 +165,9 @@ struct SweepSummary {
   // The same two for the replayed makespan (robust to other load here).
   double makespan_spearman = 0;
   double median_makespan_error = 0;
+  // And for the CPU core-seconds per step.
+  double cpu_spearman = 0;
+  double median_cpu_error = 0;
   std::string best_layout;     // empty when none can train
   // This machine's 1-minute load average (/proc/loadavg) before the first run
   // and after the last: other processes share the cores the runs measure.

@@ -373,6 +373,8 @@ TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
     // action times leaves some, as the planner's replay does.
     ASSERT_FALSE(std::isnan(r.measured_bubble)) << r.layout;
     EXPECT_GT(r.measured_makespan_s, 0) << r.layout;
+    EXPECT_GT(r.measured_cpu_s, 0) << r.layout;
+    EXPECT_GT(r.predicted_cpu_s, 0) << r.layout;
     EXPECT_GT(r.predicted_makespan_s, 0) << r.layout;
     ASSERT_FALSE(std::isnan(r.predicted_bubble)) << r.layout;
     if (r.pp == 1) {

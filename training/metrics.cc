@@ -93,6 +93,7 @@ JsonLine TrainMetricsLine(const StepReport& m) {
   }
   line.AddInt("tokens", m.tokens);
   line.AddNumber("model_tflops", m.model_tflops);
+  if (m.cpu_time_ms.has_value()) line.AddNumber("cpu_time_ms", *m.cpu_time_ms);
   return line;
 }
 

@@ -8,7 +8,9 @@
 // JSONL lines, in this key order (scripts and the layout sweep read them):
 //   train:      {"step":12,"loss":3.4521..,"lr":0.0006,"grad_norm":0.87..,
 //                "tokens_per_s":12345.6,"step_time_ms":85.1,"mfu":0.123,"tokens":12288,
-//                "model_tflops":0.0123}
+//                "model_tflops":0.0123,"cpu_time_ms":160.2}; cpu_time_ms (when known) is
+//                the CPU time this process used during the step, all its threads: every
+//                rank's on the local backend, rank 0's process alone under MPI
 //   validation: {"step":50,"val_loss":2.98..}
 //   memory:     {"rank":3,"param_bytes":..,"grad_bytes":..,"optimizer_state_bytes":..,
 //                "activation_peak_bytes":..,"comm_bytes":..}, one per rank, measured
@@ -74,6 +76,7 @@ struct StepReport {
   std::optional<double> mfu;  // fraction; null when no peak is known
   int64_t tokens = 0;         // tokens trained on so far, this step included
   double model_tflops = 0;    // achieved model TFLOP/s of the whole job
+  std::optional<double> cpu_time_ms;  // this process's CPU time in the step
   std::optional<double> eta_seconds;
 };
 

@@ -114,6 +114,14 @@ TEST(TrainMetricsLineTest, ExactTextAndParsesBack) {
   EXPECT_EQ(json["tokens"].get<int64_t>(), 12288);
 }
 
+TEST(TrainMetricsLineTest, CpuTimeComesLastWhenKnown) {
+  StepReport m;
+  m.step = 3;
+  m.cpu_time_ms = 160.5;
+  const std::string text = TrainMetricsLine(m).ToString();
+  EXPECT_THAT(text, ::testing::EndsWith(R"("model_tflops":0,"cpu_time_ms":160.5})"));
+}
+
 TEST(TrainMetricsLineTest, NonFiniteAndUnknownValuesAreNull) {
   StepReport m;
   m.step = 7;

@@ -52,8 +52,10 @@ class RunReporter {
   // A free-form line of the header or of an event (checkpoint saved, ...).
   void Note(absl::string_view line);
 
-  // A finished step, 0-based `step`, that took `seconds` (> 0).
-  absl::Status Step(int64_t step, double seconds, double loss, double lr, double grad_norm);
+  // A finished step, 0-based `step`, that took `seconds` (> 0) and, when
+  // known, `cpu_seconds` of this process's CPU time.
+  absl::Status Step(int64_t step, double seconds, double loss, double lr, double grad_norm,
+                    std::optional<double> cpu_seconds = std::nullopt);
 
   // Every rank's measured memory (indexed by rank), after the run's first
   // step: one JSONL line per rank and a header line for the largest rank,

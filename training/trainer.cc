@@ -1,5 +1,7 @@
 #include "training/trainer.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -368,6 +370,14 @@ absl::Status RankTrainer::Setup() {
   return absl::OkStatus();
 }
 
+// CPU time of this process so far, all threads (what the step's ranks used
+// of the cores, however many other processes share them).
+double ProcessCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
 // What a checkpoint records of the training data.
 checkpoint::DataSet DataSetOf(const data::TokenFile& file) {
   checkpoint::DataSet data_set;
@@ -453,12 +463,14 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
   Tensor inputs, targets;
   SplitRows(tokens, batch_.replica_rows(), batch_.seq_length, &inputs, &targets);
   if (step == first_step_) ResetCommStats();
+  const double cpu_before = ProcessCpuSeconds();
   Stopwatch watch;
   ASSIGN_OR_RETURN(const StepResult result,
                    runner_->TrainStep(step, inputs, targets, batch_.tokens_per_step()));
   const double seconds = watch.ElapsedSeconds();
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_before;
   if (step == first_step_) RETURN_IF_ERROR(ReportMemory());
-  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm);
+  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm, cpu_seconds);
 }
 
 void RankTrainer::ResetCommStats() {

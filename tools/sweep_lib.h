@@ -24,19 +24,21 @@
 //   gradient compression: the values of SweepSpace::compressions (default:
 //     the config's; --gradient_compressions=none,bf16,topk,int8), named in
 //     the candidate only when not none ("-cbf16").
-// These two bounds keep the runnable space small (every value multiplies it);
-// the rest of the layout (rank order, buckets, compression, offload) is the
-// config's. Every candidate is checked in the trainer's order:
+// These three default to the config's value to keep the runnable space small
+// (every value multiplies it); the rest of the layout (rank order, buckets,
+// offload) is the config's. Every candidate is checked in the trainer's order:
 // topology::DeriveMicroBatches, training::ValidateTrainConfig (which runs
 // topology::ValidateLayout), training::CheckSupported; the first refusal is
 // kept as the candidate's status and listed, never dropped.
 //
 // Outputs in SweepOptions::out_dir (rewritten after every layout, so an
 // interrupted sweep keeps what it measured): results.csv (one row per
-// layout), results.md (ranked table, Spearman rank correlation of predicted vs
-// measured tokens/s and median relative error of the predicted step time),
-// chart.svg (bars ranked by tokens/s, predicted next to measured; invalid,
-// failed and over-budget layouts marked), best_layout.textproto (the best
+// layout: predicted and measured step, memory, replayed makespan and bubble,
+// bytes and CPU time per step), results.md (ranked table; Spearman rank
+// correlation and median relative error of the step time, the replayed
+// makespan and the CPU time; the machine's load average), chart.svg (bars
+// ranked by tokens/s, predicted next to measured, with the makespans;
+// invalid, failed and over-budget layouts marked), best_layout.textproto (the best
 // layout's TrainConfig with the base config's steps) and runs/<layout>.jsonl
 // (each run's metrics; with the mpi backend also <layout>.textproto and
 // <layout>.log). A sweep started again over the same out_dir skips the

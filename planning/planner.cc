@@ -131,7 +131,7 @@ absl::StatusOr<Hardware> LoadHardware(const std::string& path) {
 }
 
 absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardware& hw,
-                              Precision precision) {
+                              Precision precision, int threads_per_rank) {
   const auto& model = config.model();
   ParallelLayout layout = config.layout();
   RETURN_IF_ERROR(topology::DeriveMicroBatches(&layout));
@@ -145,24 +145,39 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   RETURN_IF_ERROR(
       topology::ValidateLayout(layout, world, training::ModelDimensionsFor(model, seq)));
 
-  const double rate = MatrixFlops(hw, precision);
-  if (!(rate > 0)) {
+  const double unit_rate = MatrixFlops(hw, precision);
+  if (!(unit_rate > 0)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "hardware ", hw.device_name(), " has no ", PrecisionName(precision), " matrix rate"));
   }
   if (!(hw.memory_bandwidth_bytes_per_s() > 0) || !(hw.memory_efficiency() > 0) ||
       !(hw.gemm_peak_efficiency() > 0) || hw.devices_per_node() < 1 ||
       !(hw.intra_node().bandwidth_bytes_per_s() > 0) ||
-      !(hw.inter_node().bandwidth_bytes_per_s() > 0)) {
+      !(hw.inter_node().bandwidth_bytes_per_s() > 0) || hw.cores_per_node() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "hardware ", hw.device_name(),
         ": memory_bandwidth_bytes_per_s, memory_efficiency, gemm_peak_efficiency, link "
-        "bandwidths must be > 0 and devices_per_node >= 1"));
+        "bandwidths must be > 0, devices_per_node >= 1 and cores_per_node >= 0"));
   }
+  if (threads_per_rank < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("threads per rank ", threads_per_rank, " must be >= 0 (0: as the trainer "
+                     "picks them)"));
+  }
+  // Ranks sharing cores (hardware.proto): a rank computes on its threads,
+  // one core each; by default the trainer's choice, the node's cores split
+  // among its ranks (core/exec_context.h, CpuThreadsPerRank).
+  const int cores = hw.cores_per_node();
+  const int ranks_per_node = std::min(world, hw.devices_per_node());
+  const int nodes = (world + hw.devices_per_node() - 1) / hw.devices_per_node();
+  const int threads =
+      cores == 0 ? 1
+                 : std::min(cores, threads_per_rank > 0 ? threads_per_rank
+                                                        : std::max(1, cores / ranks_per_node));
+  const double rate = unit_rate * threads;
 
   Plan plan;
   plan.world_size = world;
-  plan.peak_flops_per_device = rate;
   auto term = [&plan](std::string name, double value, std::string unit, std::string formula) {
     plan.terms.push_back({std::move(name), value, std::move(unit), std::move(formula)});
   };
@@ -186,6 +201,13 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   term("world_size", world, "devices",
        absl::StrFormat("tp %d x pp %d x dp %d; micro-batch %d x %d micro-batches, v=%d", t, p,
                        d, layout.micro_batch_size(), m, v));
+  if (cores > 0) {
+    term("threads_per_rank", threads, "cores",
+         absl::StrFormat("%s; a rank's matrix rate is %d x %.4g FLOP/s; %d ranks share %d cores "
+                         "per node",
+                         threads_per_rank > 0 ? "given" : "cores / ranks per node, at least 1",
+                         threads, unit_rate, ranks_per_node, cores));
+  }
 
   // ---- One layer, one micro-batch, one rank. ----
   const double f_qkv = 2 * N * h * 3 * h / t, f_proj = 2 * N * h * h / t;
@@ -356,6 +378,7 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   const double optimizer_bytes = fp32 ? 8 : 12;  // moments (+ fp32 master values)
   const double optimizer_traffic_bytes = 28;     // AdamW read p,g,m,v; write p,m,v
   double worst_exposed = 0, worst_dp = 0, worst_opt = 0;
+  double dp_and_optimizer_all_stages = 0;  // per replica, for the cores' busy time
   MemoryPlan worst;
   const double logits_bytes = 2.0 * 4 * N * vocab / t;
   // The trainer's own stash per block (transformer/block.h, fp32), scaled to
@@ -369,6 +392,60 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   const double block_none = block_stash(transformer::Recompute::kNone);
   const double block_selective = block_stash(transformer::Recompute::kSelective);
   const double block_full = block_stash(transformer::Recompute::kFull);
+  // Payload bytes each rank issues per step (comm::CommStats' convention:
+  // an all-reduce counts its buffer, an all-gather its output, a
+  // reduce-scatter its input, a send or receive its message).
+  const double nh_bytes = N * h * act_bytes;
+  double job_comm_bytes = 0;
+  for (int s = 0; s < p; ++s) {
+    double rank_bytes = 0;
+    const bool first = s == 0, last = s == p - 1;
+    if (t > 1 && !sp) {
+      // Per layer 2 all-reduces in F, 2 in B; the vocab-parallel embedding's
+      // F all-reduce; the head's input-gradient all-reduce; the loss's 3 fp32
+      // statistics per token (max, sum of exponentials, target logit).
+      rank_bytes += m * nh_bytes * (4.0 * stage_layers[s] + (first ? 1 : 0) + (last ? 1 : 0));
+    } else if (t > 1) {
+      // Sequence parallel: per layer 2 all-gathers + 2 reduce-scatters in F,
+      // the same in B, and the column-parallel inputs gathered again for W;
+      // the embedding's reduce-scatter and its gradient's all-gather; the
+      // head's gather, gradient reduce-scatter and W gather; the LayerNorm
+      // gradients all-reduced once per step.
+      rank_bytes += m * nh_bytes * (10.0 * stage_layers[s] + (first ? 2 : 0) + (last ? 3 : 0));
+      rank_bytes += (2.0 * stage_layers[s] + (last ? 1 : 0)) * 2 * h * grad_bytes_per_elem;
+    }
+    if (t > 1 && last) rank_bytes += m * 3 * N * 4;
+    if (p > 1) {
+      // Each chunk's F output goes to the next chunk and its input gradient
+      // back: a send and a receive per micro-batch on each side of a boundary.
+      int boundary_sides = 0;
+      for (int c = 0; c < v; ++c) {
+        const int k = c * p + s;
+        boundary_sides += (k < chunks_total - 1) + (k > 0);
+      }
+      rank_bytes += 2.0 * m * boundary_sides * p2p_bytes;
+      // Tied embeddings: the first and last stages all-reduce the embedding's
+      // gradient.
+      if (model.tied_embeddings() && (first || last)) {
+        rank_bytes += vocab / t * h * grad_bytes_per_elem;
+      }
+    }
+    if (d > 1) {
+      // ZeRO 0: one all-reduce of the gradients; 1: reduce-scatter + all-
+      // gather of the values; 2: a reduce-scatter per micro-batch (only the
+      // owned window is kept) + the all-gather; 3: per micro-batch the values
+      // gathered for F and again for B and the gradients reduce-scattered (a
+      // lower bound: a bucket spanning two layers is gathered for each).
+      const double grads = stage_params[s] * comm_bytes_per_elem;
+      rank_bytes += grads * (zero == 0   ? 1.0
+                             : zero == 1 ? 2.0
+                             : zero == 2 ? m + 1.0
+                                         : 3.0 * m);
+    }
+    job_comm_bytes += rank_bytes * t * d;
+  }
+  plan.comm_bytes_per_step = job_comm_bytes;
+
   for (int s = 0; s < p; ++s) {
     const double bytes = stage_params[s] * comm_bytes_per_elem;
     const double buckets = std::max(1.0, std::ceil(stage_params[s] * grad_bytes_per_elem /
@@ -379,6 +456,7 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
     const double exposed = layout.overlap_grad_reduce() ? std::max(0.0, dp_s - window) : dp_s;
     const double owned = stage_params[s] / (zero >= 1 ? d : 1);
     const double opt_s = owned * optimizer_traffic_bytes / mem_rate;
+    dp_and_optimizer_all_stages += dp_s + opt_s;
     worst_dp = std::max(worst_dp, dp_s);
     worst_exposed = std::max(worst_exposed, exposed);
     worst_opt = std::max(worst_opt, opt_s);
@@ -388,6 +466,7 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
     mem.parameters = stage_params[s] * param_bytes / (zero >= 3 ? d : 1);
     mem.gradients = stage_params[s] * grad_bytes_per_elem / (zero >= 2 ? d : 1);
     mem.optimizer_state = stage_params[s] * optimizer_bytes / (zero >= 1 ? d : 1);
+    if (zero == 1 && d > 1) mem.communication_buffers = stage_params[s] * grad_bytes_per_elem / d;
     const double in_flight = replay.peak_in_flight[s];
     const double chunk_layers = stage_max_chunk_layers[s];
     if (recompute == topology::Recompute::FULL) {
@@ -410,6 +489,10 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
                        zero == 0 ? "ring all-reduce" : "reduce-scatter + all-gather",
                        zero == 3 ? " x 1.5 (ZeRO 3 gathers parameters twice)" : "", d,
                        dp_link_name, comm_bytes_per_elem, layout.grad_bucket_mb()));
+  term("comm_bytes_per_step", job_comm_bytes, "bytes",
+       "payload every rank issues, summed (CommStats' convention): tp per layer 4 Nh (SP 10 Nh) "
+       "per micro-batch + embedding and head, pp 2 per boundary side per micro-batch, tied "
+       "embedding gradient, dp the gradients x (1, ZeRO 1: 2, ZeRO 2: m + 1, ZeRO 3: 3m, a lower bound)");
   term("dp_exposed_s", worst_exposed, "s",
        layout.overlap_grad_reduce()
            ? "overlap_grad_reduce: only what exceeds the last micro-batch's backward (B + W of "
@@ -420,18 +503,51 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
                        optimizer_traffic_bytes, hw.memory_bandwidth_bytes_per_s(),
                        hw.memory_efficiency()));
 
-  plan.step_time_s = plan.pipeline_makespan_s + plan.dp_exposed_s + plan.optimizer_s;
+  const double dedicated_step_s = plan.pipeline_makespan_s + plan.dp_exposed_s + plan.optimizer_s;
+  plan.step_time_s = dedicated_step_s;
+  if (cores > 0) {
+    // Every rank of a node is busy for its stage's F/B/W time (tp collectives
+    // included: the local backend's threads copy and reduce), its p2p copies,
+    // its dp reduction and its optimizer step, on `threads` cores each; the
+    // node's cores supply at most `cores` core-seconds per second.
+    double replica_busy = dp_and_optimizer_all_stages +
+                          2.0 * m * (chunks_total - 1) * p2p_s;
+    for (int s = 0; s < p; ++s) replica_busy += replay.busy[s];
+    const double node_core_seconds =
+        replica_busy * t * d * threads * ranks_per_node / static_cast<double>(world);
+    plan.shared_cores_step_s = node_core_seconds / cores;
+    plan.busy_core_seconds = node_core_seconds * nodes;
+    plan.step_time_s = std::max(dedicated_step_s, plan.shared_cores_step_s);
+    term("shared_cores_step_s", plan.shared_cores_step_s, "s",
+         absl::StrFormat("%d ranks x %d threads on %d cores: busy core-seconds of the node "
+                         "(per replica: F/B/W %.4g s + p2p 2m(pv-1) x %.3g s + dp and optimizer "
+                         "%.4g s; x tp %d x dp %d x %d threads) / %d cores",
+                         ranks_per_node, threads, cores,
+                         replica_busy - dp_and_optimizer_all_stages -
+                             2.0 * m * (chunks_total - 1) * p2p_s,
+                         p2p_s, dp_and_optimizer_all_stages, t, d, threads, cores));
+  }
   const double tokens = static_cast<double>(layout.micro_batch_size()) * m * d * seq;
   plan.tokens_per_s = tokens / plan.step_time_s;
   plan.model_flops_per_token = training::GptFlopsPerToken(model, seq);
+  // The job's peak: every device's rate; with shared cores, the cores its
+  // threads can occupy (as the trainer's MFU counts them).
+  const double peak_flops =
+      cores > 0 ? unit_rate * nodes * std::min(cores, ranks_per_node * threads) : rate * world;
+  plan.peak_flops_per_device = peak_flops / world;
   plan.mfu = training::ModelFlopsUtilization(plan.model_flops_per_token, plan.tokens_per_s,
-                                             rate * world);
-  term("step_time_s", plan.step_time_s, "s", "pipeline makespan + exposed dp + optimizer step");
+                                             peak_flops);
+  term("step_time_s", plan.step_time_s, "s",
+       cores > 0 ? absl::StrFormat("max(pipeline makespan + exposed dp + optimizer step = %.4g "
+                                   "s, shared_cores_step_s)",
+                                   dedicated_step_s)
+                 : std::string("pipeline makespan + exposed dp + optimizer step"));
   term("tokens_per_s", plan.tokens_per_s, "tokens/s",
        absl::StrFormat("global batch %g tokens / step time", tokens));
   term("mfu", plan.mfu, "",
-       absl::StrFormat("(6N + 12LhT = %.4g FLOPs/token) x tokens/s / (%d x %.4g FLOP/s)",
-                       plan.model_flops_per_token, world, rate));
+       absl::StrFormat("(6N + 12LhT = %.4g FLOPs/token) x tokens/s / %.4g FLOP/s (%s)",
+                       plan.model_flops_per_token, peak_flops,
+                       cores > 0 ? "the cores the job's threads occupy" : "every device"));
   term("hardware_flops_per_device_s", plan.hardware_flops_per_step / plan.step_time_s / world,
        "FLOP/s", "all GEMM FLOPs executed (recomputation and padded vocabulary included)");
 
@@ -455,6 +571,9 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
                        : recompute == topology::Recompute::SELECTIVE ? "SELECTIVE: no NaT scores"
                                                                      : "NONE",
                        mem.stage == p - 1 ? " + fp32 logits and their gradient 2 x 4NV'/t" : ""));
+  term("memory_communication_buffers", mem.communication_buffers, "bytes",
+       zero == 1 ? "ZeRO 1: the reduce-scatter's output, params x grad bytes / dp"
+                 : "none modelled (ZeRO 2/3: their pool of bucket buffers is not modelled)");
   term("memory_total", mem.total(), "bytes",
        absl::StrFormat("vs %s of device memory", Gb(hw.memory_bytes())));
   return plan;
@@ -466,14 +585,17 @@ std::string PlanToJson(const Plan& plan) {
       "{\"step_time_s\": %.9g, \"tokens_per_s\": %.9g, \"mfu\": %.6g, "
       "\"model_flops_per_token\": %.9g, \"hardware_flops_per_device_per_s\": %.9g, "
       "\"pipeline_makespan_s\": %.9g, \"bubble_fraction\": %.6g, \"dp_reduce_s\": %.9g, "
-      "\"dp_exposed_s\": %.9g, \"optimizer_s\": %.9g, \"world_size\": %d, "
+      "\"dp_exposed_s\": %.9g, \"optimizer_s\": %.9g, \"shared_cores_step_s\": %.9g, "
+      "\"busy_core_seconds\": %.9g, "
+      "\"comm_bytes_per_step\": %.0f, \"world_size\": %d, "
       "\"memory_bytes_per_rank\": {\"parameters\": %.0f, \"gradients\": %.0f, "
-      "\"optimizer_state\": %.0f, \"activations\": %.0f, \"total\": %.0f, \"stage\": %d}}",
+      "\"optimizer_state\": %.0f, \"activations\": %.0f, \"communication_buffers\": %.0f, "
+      "\"total\": %.0f, \"stage\": %d}}",
       plan.step_time_s, plan.tokens_per_s, plan.mfu, plan.model_flops_per_token,
       plan.hardware_flops_per_step / plan.step_time_s / plan.world_size,
       plan.pipeline_makespan_s, plan.bubble_fraction, plan.dp_reduce_s, plan.dp_exposed_s,
-      plan.optimizer_s, plan.world_size, m.parameters, m.gradients, m.optimizer_state,
-      m.activations, m.total(), m.stage);
+      plan.optimizer_s, plan.shared_cores_step_s, plan.busy_core_seconds, plan.comm_bytes_per_step, plan.world_size, m.parameters, m.gradients, m.optimizer_state,
+      m.activations, m.communication_buffers, m.total(), m.stage);
 }
 
 std::string PlanToText(const Plan& plan) {

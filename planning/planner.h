@@ -29,6 +29,12 @@
 // reduce-scatter + all-gather, the same bytes; ZeRO 3 1.5x), overlapped with
 // the backward when overlap_grad_reduce (only what exceeds the last
 // micro-batch's backward is exposed), and the AdamW step (memory-bound).
+// Ranks sharing cores (CPU hardware, hardware.proto's cores_per_node): each
+// rank's rate is its threads' cores, and the step is at least the node's busy
+// core-seconds (every rank's F/B/W, p2p copies, dp reduction and optimizer
+// step, times its threads) over the node's cores: with 8 one-thread ranks on
+// 2 cores, the work of all 8 queues for 2 cores, bubbles filled by other
+// ranks' work.
 
 #include <cstdint>
 #include <string>
@@ -56,8 +62,15 @@ struct MemoryPlan {
   double gradients = 0;
   double optimizer_state = 0;
   double activations = 0;
+  // Buffers the collectives need besides the above: under ZeRO 1 the
+  // reduce-scatter's output (the owned window of the summed gradients) next
+  // to the full gradient buckets. (ZeRO 2/3's pool of bucket buffers is not
+  // modelled yet.)
+  double communication_buffers = 0;
   int stage = 0;  // the pipeline stage these belong to (the largest total)
-  double total() const { return parameters + gradients + optimizer_state + activations; }
+  double total() const {
+    return parameters + gradients + optimizer_state + activations + communication_buffers;
+  }
 };
 
 // One line of --explain: a named quantity, its value and where it came from.
@@ -79,6 +92,15 @@ struct Plan {
   double dp_reduce_s = 0;             // gradient traffic, whole
   double dp_exposed_s = 0;            // the part not hidden by the backward
   double optimizer_s = 0;
+  // Hardware with cores_per_node: the node's busy core-seconds over its
+  // cores (the step takes at least this long); 0 otherwise.
+  double shared_cores_step_s = 0;
+  // The same hardware: the job's busy core-seconds per step (all nodes), what
+  // the trainer's cpu_time_ms measures on the local backend; 0 otherwise.
+  double busy_core_seconds = 0;
+  // Communication payload of one step, all ranks together (as the trainer's
+  // metrics count it: training/metrics.h, comm_bytes).
+  double comm_bytes_per_step = 0;
   int world_size = 0;
   double peak_flops_per_device = 0;
   MemoryPlan memory;
@@ -96,9 +118,12 @@ double RingAllGatherSeconds(int n, double bytes, const LinkClass& link);
 double MatrixFlops(const Hardware& hardware, Precision precision);
 
 // The plan for `config` (its layout validated for its own world size,
-// tensor x pipeline x data; no limit from this machine).
+// tensor x pipeline x data; no limit from this machine). On hardware with
+// cores_per_node, each rank computes on `threads_per_rank` cores (0: as the
+// trainer picks them, the node's cores over its ranks, at least 1); ignored
+// otherwise.
 absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardware& hardware,
-                              Precision precision);
+                              Precision precision, int threads_per_rank = 0);
 
 // Reads a Hardware textproto file.
 absl::StatusOr<Hardware> LoadHardware(const std::string& path);

@@ -102,6 +102,11 @@ TEST(Memory, PerZeroStageAndPrecision) {
     EXPECT_DOUBLE_EQ(z->memory.optimizer_state, zero >= 1 ? 12 * P / d : 12 * P) << zero;
     EXPECT_DOUBLE_EQ(z->memory.gradients, zero >= 2 ? 2 * P / d : 2 * P) << zero;
     EXPECT_DOUBLE_EQ(z->memory.parameters, zero >= 3 ? 2 * P / d : 2 * P) << zero;
+    // ZeRO 1 keeps the reduce-scatter's output next to the full buckets.
+    EXPECT_DOUBLE_EQ(z->memory.communication_buffers, zero == 1 ? 2 * P / d : 0) << zero;
+    EXPECT_DOUBLE_EQ(z->memory.total(), z->memory.parameters + z->memory.gradients +
+                                            z->memory.optimizer_state + z->memory.activations +
+                                            z->memory.communication_buffers);
   }
 }
 
@@ -162,6 +167,48 @@ TEST(StepTime, PipelineBubbleFromReplay) {
   auto interleaved = PlanStep(config, IdealHardware(), Precision::kFp32);
   ASSERT_TRUE(interleaved.ok()) << interleaved.status();
   EXPECT_LT(interleaved->pipeline_makespan_s, one_f_one_b->pipeline_makespan_s);
+}
+
+// Ranks sharing cores: one rank computes on every core (the trainer's
+// default threads), and 8 one-thread ranks on 2 cores take at least all their
+// busy time over 2 cores, whatever the pipeline's bubbles.
+TEST(StepTime, RanksSharingCoresQueueForThem) {
+  Hardware cpu = IdealHardware();
+  cpu.set_devices_per_node(1024);
+  cpu.set_cores_per_node(2);
+  cpu.mutable_intra_node()->set_alpha_s(0);
+  cpu.mutable_intra_node()->set_bandwidth_bytes_per_s(1e30);
+  training::TrainConfig config = SmallConfig();
+  config.mutable_layout()->set_num_micro_batches(8);
+  auto own = PlanStep(config, IdealHardware(), Precision::kFp32);
+  auto serial = PlanStep(config, cpu, Precision::kFp32);
+  auto one_thread = PlanStep(config, cpu, Precision::kFp32, /*threads_per_rank=*/1);
+  ASSERT_TRUE(own.ok() && serial.ok() && one_thread.ok());
+  // Two threads: twice one core's rate; the cores are never oversubscribed.
+  EXPECT_NEAR(serial->step_time_s, own->step_time_s / 2, 1e-9);
+  EXPECT_NEAR(one_thread->step_time_s, own->step_time_s, 1e-9);
+  EXPECT_NEAR(serial->shared_cores_step_s, serial->step_time_s, 1e-9);
+
+  // 2 x 2 x 2 on 2 cores, one thread each: the busy core-seconds of 8 ranks
+  // (with free links, the serial work plus nothing: each rank does 1/8 of it,
+  // tp splits GEMMs, pp layers, dp rows) over 2 cores, i.e. at least 4x one
+  // rank's share, well above the pipeline's own makespan.
+  config.mutable_layout()->set_tensor_parallel(2);
+  config.mutable_layout()->set_pipeline_parallel(2);
+  config.mutable_layout()->set_data_parallel(2);
+  config.mutable_layout()->set_num_micro_batches(4);
+  auto grid = PlanStep(config, cpu, Precision::kFp32);
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  EXPECT_GT(grid->shared_cores_step_s, grid->pipeline_makespan_s);
+  EXPECT_EQ(grid->step_time_s, grid->shared_cores_step_s);
+  // The serial job's work over 2 cores (the padded vocabulary and the
+  // replicated head under tp make it a little more, never less).
+  EXPECT_GE(grid->shared_cores_step_s, own->step_time_s / 2 * (1 - 1e-9));
+  EXPECT_LT(grid->shared_cores_step_s, own->step_time_s / 2 * 1.3);
+  // MFU over the 2 cores the 8 threads can occupy.
+  EXPECT_NEAR(grid->mfu * 2 * 1e12,
+              grid->model_flops_per_token * grid->tokens_per_s, 1e-6 * grid->mfu * 2e12);
+  EXPECT_FALSE(PlanStep(config, cpu, Precision::kFp32, -1).ok());
 }
 
 TEST(StepTime, DataParallelExposedOnlyBeyondLastBackward) {

@@ -48,10 +48,11 @@ int main(int argc, char** argv) {
     const auto& m = plan->memory;
     std::printf(
         "step %.4g s, %.4g tokens/s, MFU %.1f%%, bubble %.1f%%; memory per rank %.3g GB "
-        "(parameters %.3g, gradients %.3g, optimizer state %.3g, activations %.3g)\n",
+        "(parameters %.3g, gradients %.3g, optimizer state %.3g, activations %.3g, "
+        "communication buffers %.3g)\n",
         plan->step_time_s, plan->tokens_per_s, 100 * plan->mfu, 100 * plan->bubble_fraction,
         m.total() / 1e9, m.parameters / 1e9, m.gradients / 1e9, m.optimizer_state / 1e9,
-        m.activations / 1e9);
+        m.activations / 1e9, m.communication_buffers / 1e9);
   }
   return 0;
 }

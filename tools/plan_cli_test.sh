@@ -8,7 +8,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 json=$("$PLAN" --config="$CFG" --hardware="$HW" --precision=bf16 --json)
 for key in step_time_s tokens_per_s mfu memory_bytes_per_rank parameters gradients \
-           optimizer_state activations total; do
+           optimizer_state activations communication_buffers total comm_bytes_per_step bubble_fraction; do
   grep -q "\"$key\": " <<<"$json" || fail "--json lacks $key: $json"
 done
 [[ $(grep -o '{' <<<"$json" | wc -l) -eq 2 ]] || fail "--json is not one object: $json"

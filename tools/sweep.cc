@@ -1,14 +1,17 @@
 // Sweeps the parallel layouts of a job on N ranks at a fixed global batch:
 // lists every layout (invalid ones with the trainer's own refusal), predicts
 // each with the planner and, unless --predict, trains each candidate (or the
-// --top_n best predicted) for --steps steps on this machine (local backend)
-// and measures it. See tools/sweep_lib.h for the space and the outputs.
+// --top_n best predicted) for --steps steps on this machine (local backend, or
+// --backend=mpi: under mpirun, one process per rank) and measures it. See
+// tools/sweep_lib.h for the space and the outputs.
 //
 //   bazel run //tools:sweep -- --world_size=8 --global_batch_size=8
 //       [--config=FILE] [--predict] [--hardware=FILE] [--memory_budget_gb=X]
 //       [--steps=K] [--out_dir=DIR] [--top_n=N] [--zero_stages=0,1,2,3]
 //       [--recompute_policies=none,selective,full] [--threads=T]
-//       [--precision=fp32|bf16|fp16]
+//       [--gradient_compressions=none,bf16,topk,int8] [--max_tp=T] [--max_pp=P]
+//       [--max_dp=D] [--max_micro_batch_size=M] [--schedules=gpipe,1f1b,...]
+//       [--precision=fp32|bf16|fp16] [--backend=local|mpi] [--train_binary=FILE]
 //
 // Bounds of the space: tp x pp x dp = N (all factorisations), every
 // micro-batch size dividing the per-replica batch, every schedule when pp > 1
@@ -25,6 +28,7 @@
 // the layouts its results.csv already holds.
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -45,8 +49,9 @@ ABSL_FLAG(int, world_size, 0, "ranks of the job (tp x pp x dp)");
 ABSL_FLAG(int, global_batch_size, 0, "sequences per step, the same for every layout");
 ABSL_FLAG(std::string, config, "", "TrainConfig textproto; the embedded default job when empty");
 ABSL_FLAG(bool, predict, false, "rank by the planner only, run nothing (any scale)");
-ABSL_FLAG(std::string, hardware, "configs/hardware/cpu_2core.textproto",
-          "Hardware textproto the planner predicts for");
+ABSL_FLAG(std::string, hardware, "",
+          "Hardware textproto the planner predicts for (default: this machine's, "
+          "configs/hardware/cpu_2core.textproto, or cpu_2core_mpi.textproto with --backend=mpi)");
 ABSL_FLAG(std::string, precision, "fp32",
           "fp32, bf16 or fp16: the precision the planner models (as //tools:plan --precision)");
 ABSL_FLAG(double, memory_budget_gb, 0, "per-rank memory budget in GB (0: none)");
@@ -58,7 +63,25 @@ ABSL_FLAG(std::string, zero_stages, "",
 ABSL_FLAG(std::string, recompute_policies, "",
           "comma-separated recomputation policies to sweep: none, selective, full "
           "(empty: the config's)");
+ABSL_FLAG(std::string, gradient_compressions, "",
+          "comma-separated gradient compression methods to sweep: none, bf16, topk, int8 "
+          "(empty: the config's; the trainer refuses all but none so far, so runs list them "
+          "invalid with its message, --predict plans them)");
+ABSL_FLAG(int, max_tp, 0, "largest tensor-parallel degree to enumerate (0: no limit)");
+ABSL_FLAG(int, max_pp, 0, "largest pipeline-parallel degree to enumerate (0: no limit)");
+ABSL_FLAG(int, max_dp, 0, "largest data-parallel degree to enumerate (0: no limit)");
+ABSL_FLAG(int, max_micro_batch_size, 0, "largest micro-batch size to enumerate (0: no limit)");
+ABSL_FLAG(std::string, schedules, "",
+          "comma-separated pipeline schedules to enumerate with pp > 1: gpipe, 1f1b, "
+          "interleaved, zb-h1 (empty: all)");
 ABSL_FLAG(int, threads, 0, "compute threads per rank of each run (0: the trainer's default)");
+ABSL_FLAG(std::string, backend, "local",
+          "local (each run's ranks are threads of this process) or mpi (each run under mpirun, "
+          "one process per rank), as //tools:train --backend");
+ABSL_FLAG(std::string, train_binary, "",
+          "the //tools:train binary mpirun starts with --backend=mpi (default: the train binary "
+          "next to this one)");
+ABSL_FLAG(std::string, mpirun, "mpirun", "the MPI launcher for --backend=mpi");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -89,13 +112,41 @@ int main(int argc, char** argv) {
     if (!policy.ok()) return fail(policy.status());
     options.space.recompute.push_back(*policy);
   }
+  for (absl::string_view c : absl::StrSplit(absl::GetFlag(FLAGS_gradient_compressions), ',',
+                                            absl::SkipWhitespace())) {
+    auto method = topology::ParseCompressionName(c);
+    if (!method.ok()) {
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat("--gradient_compressions: ", method.status().message())));
+    }
+    options.space.compressions.push_back(*method);
+  }
+  options.space.max_tp = absl::GetFlag(FLAGS_max_tp);
+  options.space.max_pp = absl::GetFlag(FLAGS_max_pp);
+  options.space.max_dp = absl::GetFlag(FLAGS_max_dp);
+  options.space.max_micro_batch_size = absl::GetFlag(FLAGS_max_micro_batch_size);
+  for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_schedules), ',',
+                                               absl::SkipWhitespace())) {
+    auto schedule = topology::ParseScheduleName(name);
+    if (!schedule.ok()) {
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat("--schedules: ", schedule.status().message())));
+    }
+    options.space.schedules.push_back(*schedule);
+  }
   absl::StatusOr<training::TrainConfig> config =
       absl::GetFlag(FLAGS_config).empty()
           ? training::ParseTrainConfig(training::DefaultTrainConfigText(),
                                        "<embedded default config>")
           : training::LoadTrainConfig(io::ResolveUserPath(absl::GetFlag(FLAGS_config)));
   if (!config.ok()) return fail(config.status());
-  auto hardware = planning::LoadHardware(io::ResolveUserPath(absl::GetFlag(FLAGS_hardware)));
+  std::string hardware_path = absl::GetFlag(FLAGS_hardware);
+  if (hardware_path.empty()) {
+    hardware_path = absl::GetFlag(FLAGS_backend) == "mpi"
+                        ? "configs/hardware/cpu_2core_mpi.textproto"
+                        : "configs/hardware/cpu_2core.textproto";
+  }
+  auto hardware = planning::LoadHardware(io::ResolveUserPath(hardware_path));
   if (!hardware.ok()) return fail(hardware.status());
   options.hardware = *hardware;
   auto precision = planning::ParsePrecision(absl::GetFlag(FLAGS_precision));
@@ -106,6 +157,23 @@ int main(int argc, char** argv) {
   options.steps = absl::GetFlag(FLAGS_steps);
   options.top_n = absl::GetFlag(FLAGS_top_n);
   options.threads = absl::GetFlag(FLAGS_threads);
+  options.backend = absl::GetFlag(FLAGS_backend);
+  options.mpirun = absl::GetFlag(FLAGS_mpirun);
+  options.train_binary = absl::GetFlag(FLAGS_train_binary);
+  if (options.train_binary.empty()) {
+    // Bazel puts //tools:train next to //tools:sweep.
+    std::error_code ec;
+    const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) options.train_binary = (self.parent_path() / "train").string();
+  } else {
+    options.train_binary = io::ResolveUserPath(options.train_binary);
+  }
+  if (options.backend == "mpi" && !options.predict &&
+      !std::filesystem::exists(options.train_binary)) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+        "--backend=mpi: no //tools:train binary at ", options.train_binary,
+        " (build //tools:train or pass --train_binary)")));
+  }
   options.out_dir = io::ResolveUserPath(absl::GetFlag(FLAGS_out_dir));
 
   auto summary = tools::RunSweep(*config, options);
@@ -125,6 +193,12 @@ int main(int argc, char** argv) {
               summary->measured_pairs, summary->spearman);
   std::printf("Median relative error of the predicted step time: %.1f%%\n",
               100 * summary->median_step_error);
+  std::printf("Replayed makespan (each rank on a device of its own, measured in thread CPU "
+              "time): Spearman %.3f, median relative error %.1f%%\n",
+              summary->makespan_spearman, 100 * summary->median_makespan_error);
+  std::printf("CPU core-seconds per step (local backend: all ranks, other processes excluded): "
+              "Spearman %.3f, median relative error %.1f%%\n",
+              summary->cpu_spearman, 100 * summary->median_cpu_error);
   std::printf("Best layout: %s; outputs in %s\n",
               summary->best_layout.empty() ? "(none)" : summary->best_layout.c_str(),
               options.out_dir.c_str());

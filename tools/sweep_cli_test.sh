@@ -37,4 +37,19 @@ if msg=$("$SWEEP" --world_size=2 --global_batch_size=8 --predict --hardware="$HW
   fail "--zero_stages=5 accepted"
 fi
 grep -q -- "--zero_stages" <<<"$msg" || fail "refusal does not name --zero_stages: $msg"
+if msg=$("$SWEEP" --world_size=2 --global_batch_size=8 --predict --hardware="$HW" \
+         --gradient_compressions=zip --out_dir="$OUT/x" 2>&1); then
+  fail "--gradient_compressions=zip accepted"
+fi
+grep -q -- "--gradient_compressions" <<<"$msg" || fail "refusal does not name the flag: $msg"
+if msg=$("$SWEEP" --world_size=2 --global_batch_size=8 --hardware="$HW" --backend=nccl \
+         --out_dir="$OUT/x" 2>&1); then
+  fail "--backend=nccl accepted"
+fi
+grep -q -- "--backend=nccl" <<<"$msg" || fail "refusal does not name --backend: $msg"
+
+# Compression is planned when predicting.
+"$SWEEP" --world_size=16 --global_batch_size=64 --config="$CFG" --hardware="$HW" --predict \
+  --gradient_compressions=none,bf16 --precision=bf16 --out_dir="$OUT/c" > /dev/null
+grep -q -- "-cbf16,.*,predicted," "$OUT/c/results.csv" || fail "bf16 compression not planned"
 echo PASS

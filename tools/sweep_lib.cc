@@ -1,7 +1,10 @@
 #include "tools/sweep_lib.h"
 
 #include <algorithm>
+#include <sys/wait.h>
+
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +14,7 @@
 #include <numeric>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -23,6 +27,7 @@
 #include "planning/planner.h"
 #include "topology/layout_names.h"
 #include "topology/layout_validation.h"
+#include "training/pipeline_profile.h"
 #include "training/train_config.h"
 #include "training/trainer.h"
 
@@ -53,6 +58,9 @@ std::string CandidateName(const ParallelLayout& l) {
   }
   if (l.sequence_parallel()) absl::StrAppend(&name, "-sp");
   absl::StrAppend(&name, "-z", l.zero_stage(), "-r", topology::RecomputeName(l.recompute()));
+  if (l.gradient_compression() != topology::GradientCompression::NONE) {
+    absl::StrAppend(&name, "-c", topology::CompressionName(l.gradient_compression()));
+  }
   return name;
 }
 
@@ -100,7 +108,10 @@ constexpr const char* kColumns[] = {
     "layout", "tp", "pp", "dp", "micro_batch_size", "num_micro_batches", "schedule",
     "virtual_stages", "sequence_parallel", "zero_stage", "recompute", "status", "reason",
     "predicted_step_s", "predicted_tokens_per_s", "predicted_memory_bytes", "measured_step_s",
-    "measured_tokens_per_s", "measured_peak_memory_bytes"};
+    "measured_tokens_per_s", "measured_peak_memory_bytes", "predicted_makespan_s",
+    "measured_makespan_s", "predicted_bubble", "measured_bubble",
+    "predicted_comm_bytes", "measured_comm_bytes",
+    "predicted_cpu_s", "measured_cpu_s"};
 constexpr int kNumColumns = sizeof(kColumns) / sizeof(kColumns[0]);
 
 std::string CsvField(const std::string& s) {
@@ -167,21 +178,32 @@ struct Measurement {
   double step_s = kNaN;
   double tokens_per_s = kNaN;
   double peak_memory_bytes = kNaN;
+  double comm_bytes = kNaN;  // all ranks, the first step
+  double cpu_s = kNaN;       // median cpu_time_ms after the first step, seconds
 };
 
-absl::StatusOr<Measurement> ReadMetrics(const std::string& path) {
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t k = v.size();
+  return k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
+// The run's metrics JSONL (training/metrics.h); tokens/s is the global
+// batch's tokens over the median step time.
+absl::StatusOr<Measurement> ReadMetrics(const std::string& path, double tokens_per_step) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read metrics ", path));
-  std::vector<double> step_ms, tokens;
-  double peak = kNaN;
+  std::vector<double> step_ms, cpu_ms;
+  double peak = kNaN, comm_bytes = kNaN;
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     ASSIGN_OR_RETURN(nlohmann::ordered_json j, io::ParseJsonDocument(line));
-    if (j.contains("loss") && j.contains("step_time_ms") && j["step_time_ms"].is_number() &&
-        j["tokens_per_s"].is_number()) {
+    if (j.contains("loss") && j.contains("step_time_ms") && j["step_time_ms"].is_number()) {
       step_ms.push_back(j["step_time_ms"].get<double>());
-      tokens.push_back(j["tokens_per_s"].get<double>());
+      if (j.contains("cpu_time_ms") && j["cpu_time_ms"].is_number()) {
+        cpu_ms.push_back(j["cpu_time_ms"].get<double>());
+      }
     } else if (j.contains("rank") && j.contains("activation_peak_bytes")) {
       double total = 0;
       for (const char* key :
@@ -189,19 +211,122 @@ absl::StatusOr<Measurement> ReadMetrics(const std::string& path) {
         if (j.contains(key) && j[key].is_number()) total += j[key].get<double>();
       }
       peak = std::isnan(peak) ? total : std::max(peak, total);
+      if (j.contains("comm_bytes") && j["comm_bytes"].is_number()) {
+        comm_bytes = (std::isnan(comm_bytes) ? 0 : comm_bytes) + j["comm_bytes"].get<double>();
+      }
     }
   }
   if (step_ms.empty()) return absl::DataLossError(absl::StrCat(path, " has no step lines"));
-  // The mean over the steps after the first (the first pays for warm-up).
+  // The median over the steps after the first (the first pays for warm-up;
+  // the median, not the mean, because this machine's cores are shared and a
+  // step that lost its cores to another process says nothing of the layout).
   const size_t first = step_ms.size() > 1 ? 1 : 0;
-  const auto mean = [first](const std::vector<double>& v) {
-    return std::accumulate(v.begin() + first, v.end(), 0.0) / (v.size() - first);
-  };
   Measurement m;
-  m.step_s = mean(step_ms) / 1000.0;
-  m.tokens_per_s = mean(tokens);
+  m.step_s = Median(std::vector<double>(step_ms.begin() + first, step_ms.end())) / 1000.0;
+  m.tokens_per_s = tokens_per_step / m.step_s;
   m.peak_memory_bytes = peak;
+  m.comm_bytes = comm_bytes;
+  if (cpu_ms.size() == step_ms.size()) {
+    m.cpu_s = Median(std::vector<double>(cpu_ms.begin() + first, cpu_ms.end())) / 1000.0;
+  }
   return m;
+}
+
+// --- Runs ------------------------------------------------------------------
+
+// training::Train on the local backend: the ranks are threads of this process.
+absl::Status TrainInProcess(const TrainConfig& config, const std::string& run_prefix,
+                            const SweepOptions& o) {
+  training::TrainOptions options;
+  options.config = config;
+  options.backend = "local";
+  options.metrics_out = run_prefix + ".jsonl";
+  options.overwrite = true;
+  options.threads = o.threads;
+  std::ostringstream train_log;
+  options.log = &train_log;
+  return training::Train(options).status();
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// The last `max_chars` characters of the file's text, on one line.
+std::string Tail(const std::string& path, size_t max_chars) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string s = text.str();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (s.size() > max_chars) s = s.substr(s.size() - max_chars);
+  for (char& c : s) {
+    if (c == '\n') c = ' ';
+  }
+  return s;
+}
+
+// //tools:train under mpirun: one process per rank on this machine (as
+// BUILD_NOTES.md runs MPI jobs: as root, oversubscribed, unbound), the
+// candidate's config written to <run_prefix>.textproto, its output to
+// <run_prefix>.log.
+absl::Status TrainUnderMpirun(const TrainConfig& config, const std::string& run_prefix,
+                              const SweepOptions& o) {
+  const auto& l = config.layout();
+  const int world = l.tensor_parallel() * l.pipeline_parallel() * l.data_parallel();
+  RETURN_IF_ERROR(io::WriteFileAtomically(run_prefix + ".textproto",
+                                          training::TrainConfigToText(config)));
+  const std::string command = absl::StrCat(
+      ShellQuote(o.mpirun), " --allow-run-as-root --oversubscribe --bind-to none -np ", world,
+      " ", ShellQuote(o.train_binary), " --backend=mpi --config=",
+      ShellQuote(run_prefix + ".textproto"), " --metrics_out=", ShellQuote(run_prefix + ".jsonl"),
+      " --save= --overwrite", o.threads > 0 ? absl::StrCat(" --threads=", o.threads) : "",
+      " > ", ShellQuote(run_prefix + ".log"), " 2>&1");
+  const int rc = std::system(command.c_str());
+  if (rc == 0) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("mpirun exited with status ", WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, ": ",
+                   Tail(run_prefix + ".log", 300)));
+}
+
+struct Replay {
+  double makespan_s = kNaN;
+  double bubble = kNaN;  // the worst stage's
+};
+
+// The schedule replayed with its actions' measured durations
+// (training::ProfilePipeline: one warm-up step, two profiled, the median
+// makespan's; on the local backend whatever the sweep's backend: the replay is
+// a property of the schedule and the actions' times).
+absl::StatusOr<Replay> MeasuredReplay(const TrainConfig& config) {
+  training::PipelineProfileOptions options;
+  options.config = config;
+  options.warmup_steps = 1;
+  options.profile_steps = 2;
+  ASSIGN_OR_RETURN(const training::PipelineProfile profile, training::ProfilePipeline(options));
+  Replay replay;
+  replay.makespan_s = profile.report.replay_makespan_s;
+  replay.bubble = 0;
+  for (const pipeline::StageBubble& stage : profile.report.replay) {
+    replay.bubble = std::max(replay.bubble, stage.bubble_fraction);
+  }
+  return replay;
+}
+
+// The 1-minute load average; NaN when /proc/loadavg cannot be read.
+double LoadAverage() {
+  std::ifstream in("/proc/loadavg");
+  double load = kNaN;
+  if (!(in >> load)) return kNaN;
+  return load;
 }
 
 int StatusGroup(const std::string& status) {
@@ -242,7 +367,11 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
                                 "\n\n");
   absl::StrAppend(&md, "| rank | layout | status | predicted tokens/s | measured tokens/s | "
                        "predicted step ms | measured step ms | predicted MB/rank | measured "
-                       "peak MB/rank | reason |\n|---|---|---|---|---|---|---|---|---|---|\n");
+                       "peak MB/rank | predicted makespan ms | replayed makespan ms | "
+                       "predicted bubble | replayed bubble | predicted MB sent/step | measured "
+                       "MB sent/step | predicted CPU ms/step | measured CPU ms/step | reason |\n"
+                       "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+                       "\n");
   int rank = 0;
   for (const SweepRow& r : rows) {
     std::string reason = r.reason;
@@ -255,15 +384,41 @@ std::string MarkdownReport(const std::vector<SweepRow>& rows, const SweepSummary
                     Fmt(r.predicted_step_s * 1e3, "%.1f"), " | ",
                     Fmt(r.measured_step_s * 1e3, "%.1f"), " | ",
                     Fmt(r.predicted_memory_bytes / 1e6, "%.2f"), " | ",
-                    Fmt(r.measured_peak_memory_bytes / 1e6, "%.2f"), " | ", reason, " |\n");
+                    Fmt(r.measured_peak_memory_bytes / 1e6, "%.2f"), " | ",
+                    Fmt(r.predicted_makespan_s * 1e3, "%.1f"), " | ",
+                    Fmt(r.measured_makespan_s * 1e3, "%.1f"), " | ",
+                    Fmt(r.predicted_bubble, "%.3f"), " | ", Fmt(r.measured_bubble, "%.3f"), " | ",
+                    Fmt(r.predicted_comm_bytes / 1e6, "%.3f"), " | ",
+                    Fmt(r.measured_comm_bytes / 1e6, "%.3f"), " | ",
+                    Fmt(r.predicted_cpu_s * 1e3, "%.1f"), " | ",
+                    Fmt(r.measured_cpu_s * 1e3, "%.1f"), " | ", reason, " |\n");
+  }
+  absl::StrAppend(&md, "\nMeasured: the median step of ", o.steps,
+                  " (the first excluded), ", o.backend, " backend; peak memory per rank after "
+                  "step 1 (parameters, gradients, optimizer state, activation peak); the makespan "
+                  "and the worst stage's bubble of the schedule replayed on its actions' "
+                  "measured times (thread CPU time with one thread per rank: as if each rank "
+                  "had a core of its own, unaffected by other load); "
+                  "bytes sent: communication payload of one step, all ranks.\n");
+  const auto percent = [](double v) {
+    return std::isnan(v) ? std::string("-") : absl::StrFormat("%.1f%%", 100 * v);
+  };
+  if (!std::isnan(s.load_before)) {
+    absl::StrAppend(&md, "\nThis machine's 1-minute load average: ", Fmt(s.load_before, "%.1f"),
+                    " before the first run, ", Fmt(s.load_after, "%.1f"),
+                    " after the last (", std::thread::hardware_concurrency(),
+                    " cores): wall-clock steps include the time other processes took the "
+                    "cores; the replayed makespans do not.\n");
   }
   absl::StrAppend(&md, "\nPrediction vs measurement over ", s.measured_pairs,
                   " measured layouts: Spearman rank correlation of tokens/s ",
                   Fmt(s.spearman, "%.3f"), ", median relative error of step time ",
-                  std::isnan(s.median_step_error)
-                      ? std::string("-")
-                      : absl::StrFormat("%.1f%%", 100 * s.median_step_error),
-                  ".\n");
+                  percent(s.median_step_error),
+                  "; of the replayed makespan (each rank on a device of its own): Spearman ",
+                  Fmt(s.makespan_spearman, "%.3f"), ", median relative error ",
+                  percent(s.median_makespan_error), "; of the CPU core-seconds per step: Spearman ",
+                  Fmt(s.cpu_spearman, "%.3f"), ", median relative error ",
+                  percent(s.median_cpu_error), ".\n");
   if (!s.best_layout.empty()) absl::StrAppend(&md, "\nBest layout: `", s.best_layout, "`.\n");
   return md;
 }
@@ -283,7 +438,7 @@ std::string ChartSvg(const std::vector<SweepRow>& rows) {
       "fill=\"white\"/>\n<text x=\"4\" y=\"16\" font-size=\"13\">Layouts ranked by tokens/s: "
       "<tspan fill=\"#3366cc\">measured</tspan>, <tspan fill=\"#aaaaaa\">predicted</tspan>, "
       "<tspan fill=\"#cc2222\">invalid / failed / over budget</tspan></text>\n",
-      label_w + bar_w + 260, height);
+      label_w + bar_w + 420, height);
   int i = 0;
   for (const SweepRow& r : rows) {
     const int y = top + row_h * i++;
@@ -309,6 +464,11 @@ std::string ChartSvg(const std::vector<SweepRow>& rows) {
     std::string note = absl::StrCat(
         std::isnan(r.measured_tokens_per_s) ? Fmt(r.predicted_tokens_per_s, "%.0f")
                                             : Fmt(r.measured_tokens_per_s, "%.0f"));
+    if (!std::isnan(r.measured_makespan_s)) {
+      absl::StrAppend(&note, absl::StrFormat("  (makespan %.1f ms predicted, %.1f replayed)",
+                                             1e3 * r.predicted_makespan_s,
+                                             1e3 * r.measured_makespan_s));
+    }
     if (bad) note = absl::StrCat(r.status, ": ", r.reason.substr(0, 90));
     absl::StrAppend(&svg, absl::StrFormat("<text x=\"%d\" y=\"%d\"%s>%s</text>\n", x_end + 4,
                                           y + 14, bad ? " fill=\"#cc2222\"" : "",
@@ -325,7 +485,15 @@ SweepRow::SweepRow()
       predicted_memory_bytes(kNaN),
       measured_step_s(kNaN),
       measured_tokens_per_s(kNaN),
-      measured_peak_memory_bytes(kNaN) {}
+      measured_peak_memory_bytes(kNaN),
+      predicted_makespan_s(kNaN),
+      measured_makespan_s(kNaN),
+      predicted_bubble(kNaN),
+      measured_bubble(kNaN),
+      predicted_comm_bytes(kNaN),
+      measured_comm_bytes(kNaN),
+      predicted_cpu_s(kNaN),
+      measured_cpu_s(kNaN) {}
 
 absl::StatusOr<std::vector<Candidate>> EnumerateLayouts(const TrainConfig& base,
                                                         const SweepSpace& space) {
@@ -344,46 +512,78 @@ absl::StatusOr<std::vector<Candidate>> EnumerateLayouts(const TrainConfig& base,
   }
   std::vector<Recompute::Policy> recompute = space.recompute;
   if (recompute.empty()) recompute.push_back(base.layout().recompute());
+  std::vector<topology::GradientCompression::Method> compressions = space.compressions;
+  if (compressions.empty()) compressions.push_back(base.layout().gradient_compression());
   const int layers = std::max(1, base.model().num_layers());
+  for (auto [name, limit] : {std::pair<const char*, int>{"--max_tp", space.max_tp},
+                             {"--max_pp", space.max_pp},
+                             {"--max_dp", space.max_dp},
+                             {"--max_micro_batch_size", space.max_micro_batch_size}}) {
+    if (limit < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, "=", limit, " must be >= 0 (0: no limit)"));
+    }
+  }
+  const auto within = [](int value, int limit) { return limit == 0 || value <= limit; };
+  const auto schedule_wanted = [&space](PipelineSchedule schedule) {
+    return space.schedules.empty() ||
+           std::find(space.schedules.begin(), space.schedules.end(), schedule) !=
+               space.schedules.end();
+  };
 
   std::vector<Candidate> out;
   for (int tp : Divisors(n)) {
+    if (!within(tp, space.max_tp)) continue;
     for (int pp : Divisors(n / tp)) {
       const int dp = n / tp / pp;
+      if (!within(pp, space.max_pp) || !within(dp, space.max_dp)) continue;
       const std::vector<int> mbs_choices =
           batch % dp == 0 ? Divisors(batch / dp) : std::vector<int>{1};
       for (int mbs : mbs_choices) {
+        if (!within(mbs, space.max_micro_batch_size)) continue;
         // One stage has no pipeline: every schedule runs it the same way.
-        std::vector<std::pair<PipelineSchedule, int>> schedules = {{topology::ONE_F_ONE_B, 1}};
-        if (pp > 1) {
-          schedules.insert(schedules.begin(), {topology::GPIPE, 1});
-          for (int v = 2; v <= layers / pp; ++v) {
-            schedules.push_back({topology::INTERLEAVED_1F1B, v});
+        std::vector<std::pair<PipelineSchedule, int>> schedules;
+        if (pp == 1) {
+          schedules.push_back({topology::ONE_F_ONE_B, 1});
+        } else {
+          if (schedule_wanted(topology::GPIPE)) schedules.push_back({topology::GPIPE, 1});
+          if (schedule_wanted(topology::ONE_F_ONE_B)) {
+            schedules.push_back({topology::ONE_F_ONE_B, 1});
           }
-          schedules.push_back({topology::ZERO_BUBBLE_H1, 1});
+          if (schedule_wanted(topology::INTERLEAVED_1F1B)) {
+            for (int v = 2; v <= layers / pp; ++v) {
+              schedules.push_back({topology::INTERLEAVED_1F1B, v});
+            }
+          }
+          if (schedule_wanted(topology::ZERO_BUBBLE_H1)) {
+            schedules.push_back({topology::ZERO_BUBBLE_H1, 1});
+          }
         }
         for (const auto& [schedule, v] : schedules) {
           for (bool sp : tp > 1 ? std::vector<bool>{false, true} : std::vector<bool>{false}) {
             for (int z : zero) {
               for (Recompute::Policy r : recompute) {
-                Candidate c;
-                c.config = base;
-                ParallelLayout* l = c.config.mutable_layout();
-                l->set_tensor_parallel(tp);
-                l->set_pipeline_parallel(pp);
-                l->set_data_parallel(dp);
-                l->set_micro_batch_size(mbs);
-                l->clear_num_micro_batches();
-                l->set_global_batch_size(batch);
-                l->set_schedule(schedule);
-                l->set_virtual_pipeline_stages(v);
-                l->clear_layers_per_stage();
-                l->set_sequence_parallel(sp);
-                l->set_zero_stage(z);
-                l->set_recompute(r);
-                c.name = CandidateName(*l);
-                c.status = CheckCandidate(&c.config, space.check_runnable);
-                out.push_back(std::move(c));
+                for (topology::GradientCompression::Method compression : compressions) {
+                  Candidate c;
+                  c.config = base;
+                  ParallelLayout* l = c.config.mutable_layout();
+                  l->set_tensor_parallel(tp);
+                  l->set_pipeline_parallel(pp);
+                  l->set_data_parallel(dp);
+                  l->set_micro_batch_size(mbs);
+                  l->clear_num_micro_batches();
+                  l->set_global_batch_size(batch);
+                  l->set_schedule(schedule);
+                  l->set_virtual_pipeline_stages(v);
+                  l->clear_layers_per_stage();
+                  l->set_sequence_parallel(sp);
+                  l->set_zero_stage(z);
+                  l->set_recompute(r);
+                  l->set_gradient_compression(compression);
+                  c.name = CandidateName(*l);
+                  c.status = CheckCandidate(&c.config, space.check_runnable);
+                  out.push_back(std::move(c));
+                }
               }
             }
           }
@@ -441,7 +641,10 @@ std::string RowsToCsv(const std::vector<SweepRow>& rows) {
         absl::StrCat(r.zero_stage), r.recompute, r.status, CsvField(r.reason),
         Num(r.predicted_step_s), Num(r.predicted_tokens_per_s), Num(r.predicted_memory_bytes),
         Num(r.measured_step_s), Num(r.measured_tokens_per_s),
-        Num(r.measured_peak_memory_bytes)};
+        Num(r.measured_peak_memory_bytes), Num(r.predicted_makespan_s),
+        Num(r.measured_makespan_s), Num(r.predicted_bubble), Num(r.measured_bubble),
+        Num(r.predicted_comm_bytes), Num(r.measured_comm_bytes), Num(r.predicted_cpu_s),
+        Num(r.measured_cpu_s)};
     absl::StrAppend(&out, absl::StrJoin(f, ","), "\n");
   }
   return out;
@@ -482,6 +685,14 @@ absl::StatusOr<std::vector<SweepRow>> RowsFromCsv(const std::string& text) {
     RETURN_IF_ERROR(ParseNum(f[16], &r.measured_step_s, ln));
     RETURN_IF_ERROR(ParseNum(f[17], &r.measured_tokens_per_s, ln));
     RETURN_IF_ERROR(ParseNum(f[18], &r.measured_peak_memory_bytes, ln));
+    RETURN_IF_ERROR(ParseNum(f[19], &r.predicted_makespan_s, ln));
+    RETURN_IF_ERROR(ParseNum(f[20], &r.measured_makespan_s, ln));
+    RETURN_IF_ERROR(ParseNum(f[21], &r.predicted_bubble, ln));
+    RETURN_IF_ERROR(ParseNum(f[22], &r.measured_bubble, ln));
+    RETURN_IF_ERROR(ParseNum(f[23], &r.predicted_comm_bytes, ln));
+    RETURN_IF_ERROR(ParseNum(f[24], &r.measured_comm_bytes, ln));
+    RETURN_IF_ERROR(ParseNum(f[25], &r.predicted_cpu_s, ln));
+    RETURN_IF_ERROR(ParseNum(f[26], &r.measured_cpu_s, ln));
     rows.push_back(std::move(r));
   }
   return rows;
@@ -491,6 +702,14 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
   std::ostream& log = o.log != nullptr ? *o.log : std::cout;
   if (o.steps < 1) return absl::InvalidArgumentError(absl::StrCat("--steps=", o.steps, " must be >= 1"));
   if (o.out_dir.empty()) return absl::InvalidArgumentError("--out_dir must not be empty");
+  if (o.backend != "local" && o.backend != "mpi") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backend=", o.backend, " is not a sweep backend: use local or mpi"));
+  }
+  if (o.backend == "mpi" && !o.predict && o.train_binary.empty()) {
+    return absl::InvalidArgumentError(
+        "--backend=mpi needs --train_binary (the //tools:train binary mpirun starts)");
+  }
   SweepSpace space = o.space;
   space.check_runnable = !o.predict;
   ASSIGN_OR_RETURN(std::vector<Candidate> candidates, EnumerateLayouts(base, space));
@@ -549,11 +768,15 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
       continue;
     }
     absl::StatusOr<planning::Plan> plan =
-        planning::PlanStep(c->config, o.hardware, o.precision);
+        planning::PlanStep(c->config, o.hardware, o.precision, o.threads);
     if (plan.ok()) {
       row.predicted_step_s = plan->step_time_s;
       row.predicted_tokens_per_s = plan->tokens_per_s;
       row.predicted_memory_bytes = plan->memory.total();
+      row.predicted_bubble = plan->bubble_fraction;
+      row.predicted_makespan_s = plan->pipeline_makespan_s;
+      if (plan->busy_core_seconds > 0) row.predicted_cpu_s = plan->busy_core_seconds;
+      row.predicted_comm_bytes = plan->comm_bytes_per_step;
       row.status = "predicted";
     } else {
       row.status = "failed";
@@ -585,12 +808,13 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
   }
   RETURN_IF_ERROR(write_csv());
 
-  const auto start = std::chrono::steady_clock::now();
-  int ran = 0;
   const int to_run = o.predict ? 0
                      : o.top_n > 0
                          ? std::max(0, std::min<int>(runnable.size(), o.top_n - measured_before))
                          : static_cast<int>(runnable.size());
+  summary.load_before = to_run > 0 ? LoadAverage() : kNaN;
+  const auto start = std::chrono::steady_clock::now();
+  int ran = 0;
   for (auto& [c, row] : runnable) {
     ++summary.evaluated;
     if (o.predict || ran >= to_run) {
@@ -609,20 +833,28 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
                                    : "");
     log.flush();
     ++ran;
-    training::TrainOptions options;
-    options.config = c->config;
-    options.config.set_steps(o.steps);
-    options.config.set_eval_interval(0);
-    options.config.set_checkpoint_interval(0);
-    options.backend = "local";
-    options.metrics_out = absl::StrCat(o.out_dir, "/runs/", c->name, ".jsonl");
-    options.overwrite = true;
-    options.threads = o.threads;
-    std::ostringstream train_log;
-    options.log = &train_log;
-    absl::StatusOr<training::TrainResult> result = training::Train(options);
-    absl::StatusOr<Measurement> m =
-        result.ok() ? ReadMetrics(options.metrics_out) : absl::StatusOr<Measurement>(result.status());
+    TrainConfig config = c->config;
+    config.set_steps(o.steps);
+    config.set_eval_interval(0);
+    config.set_checkpoint_interval(0);
+    const std::string run_prefix = absl::StrCat(o.out_dir, "/runs/", c->name);
+    const absl::Status trained = o.backend == "mpi" ? TrainUnderMpirun(config, run_prefix, o)
+                                                    : TrainInProcess(config, run_prefix, o);
+    const double tokens_per_step =
+        static_cast<double>(config.layout().global_batch_size()) * config.data().seq_length();
+    absl::StatusOr<Measurement> m = trained.ok()
+                                        ? ReadMetrics(run_prefix + ".jsonl", tokens_per_step)
+                                        : absl::StatusOr<Measurement>(trained);
+    if (m.ok()) {
+      absl::StatusOr<Replay> replay = MeasuredReplay(config);
+      if (replay.ok()) {
+        row.measured_bubble = replay->bubble;
+        row.measured_makespan_s = replay->makespan_s;
+      } else {
+        m = absl::Status(replay.status().code(),
+                         absl::StrCat("pipeline profile: ", replay.status().message()));
+      }
+    }
     if (!m.ok()) {
       row.status = "failed";
       row.reason = std::string(m.status().message());
@@ -631,6 +863,9 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
       row.measured_step_s = m->step_s;
       row.measured_tokens_per_s = m->tokens_per_s;
       row.measured_peak_memory_bytes = m->peak_memory_bytes;
+      row.measured_comm_bytes = m->comm_bytes;
+      // Under MPI a process is one rank: its CPU time is not the job's.
+      if (o.backend == "local") row.measured_cpu_s = m->cpu_s;
       row.status = "ok";
       row.reason.clear();
       if (o.memory_budget_bytes > 0 && m->peak_memory_bytes > o.memory_budget_bytes) {
@@ -639,34 +874,42 @@ absl::StatusOr<SweepSummary> RunSweep(const TrainConfig& base, const SweepOption
                                      m->peak_memory_bytes / 1e9, o.memory_budget_bytes / 1e9);
       }
       log << absl::StrFormat("  %.0f tokens/s measured (%.0f predicted), step %.1f ms (%.1f "
-                             "predicted)\n",
+                             "predicted), bubble %.3f (%.3f), %.4g MB communicated (%.4g)\n",
                              row.measured_tokens_per_s, row.predicted_tokens_per_s,
-                             1e3 * row.measured_step_s, 1e3 * row.predicted_step_s);
+                             1e3 * row.measured_step_s, 1e3 * row.predicted_step_s,
+                             row.measured_bubble, row.predicted_bubble,
+                             row.measured_comm_bytes / 1e6, row.predicted_comm_bytes / 1e6);
     }
     rows[c->name] = row;
     RETURN_IF_ERROR(write_csv());
   }
   RETURN_IF_ERROR(write_csv());
+  summary.load_after = to_run > 0 ? LoadAverage() : kNaN;
 
   // This sweep's rows, ranked; the statistics over the measured ones.
   for (const auto& [name, row] : rows) summary.rows.push_back(row);
   RankRows(&summary.rows);
-  std::vector<double> pred, meas, errors;
-  for (const SweepRow& r : summary.rows) {
-    if (std::isnan(r.measured_step_s) || std::isnan(r.predicted_step_s)) continue;
-    pred.push_back(r.predicted_tokens_per_s);
-    meas.push_back(r.measured_tokens_per_s);
-    errors.push_back(std::abs(r.predicted_step_s - r.measured_step_s) / r.measured_step_s);
-  }
-  summary.measured_pairs = static_cast<int>(pred.size());
-  summary.spearman = SpearmanCorrelation(pred, meas);
-  if (errors.empty()) {
-    summary.median_step_error = kNaN;
-  } else {
-    std::sort(errors.begin(), errors.end());
-    const size_t k = errors.size();
-    summary.median_step_error = k % 2 ? errors[k / 2] : (errors[k / 2 - 1] + errors[k / 2]) / 2;
-  }
+  // Rank correlation (of the rates: 1 / time) and median relative error of
+  // the times, over the rows where both sides are known.
+  const auto compare = [&summary](double SweepRow::*predicted, double SweepRow::*measured,
+                                  double* spearman, double* median_error) {
+    std::vector<double> pred, meas, errors;
+    for (const SweepRow& r : summary.rows) {
+      if (std::isnan(r.*measured) || std::isnan(r.*predicted) || !(r.*measured > 0)) continue;
+      pred.push_back(1 / r.*predicted);
+      meas.push_back(1 / r.*measured);
+      errors.push_back(std::abs(r.*predicted - r.*measured) / r.*measured);
+    }
+    *spearman = SpearmanCorrelation(pred, meas);
+    *median_error = errors.empty() ? kNaN : Median(errors);
+    return static_cast<int>(pred.size());
+  };
+  summary.measured_pairs = compare(&SweepRow::predicted_step_s, &SweepRow::measured_step_s,
+                                   &summary.spearman, &summary.median_step_error);
+  compare(&SweepRow::predicted_makespan_s, &SweepRow::measured_makespan_s,
+          &summary.makespan_spearman, &summary.median_makespan_error);
+  compare(&SweepRow::predicted_cpu_s, &SweepRow::measured_cpu_s, &summary.cpu_spearman,
+          &summary.median_cpu_error);
   const std::string best_status = o.predict ? "predicted" : "ok";
   for (const SweepRow& r : summary.rows) {
     if (r.status == best_status) {

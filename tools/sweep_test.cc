@@ -1,6 +1,8 @@
 #include "tools/sweep_lib.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -172,7 +174,10 @@ TEST(EnumerateTest, PlanningChecksOnlyTheLayout) {
   ASSERT_TRUE(run.ok() && plan.ok());
   ASSERT_EQ(run->size(), plan->size());
   // The layout's verdict is the trainer's for the same layout with data.
-  auto with_data = EnumerateLayouts(TinyConfig("/tmp/unused"), SweepSpace{4, 8, {}, {}, true});
+  SweepSpace runnable;
+  runnable.world_size = 4;
+  runnable.global_batch_size = 8;
+  auto with_data = EnumerateLayouts(TinyConfig("/tmp/unused"), runnable);
   ASSERT_TRUE(with_data.ok());
   ASSERT_EQ(with_data->size(), plan->size());
   int planned = 0;
@@ -196,6 +201,112 @@ TEST(EnumerateTest, ZeroAndRecomputeListsMultiplyTheSpace) {
   EXPECT_EQ(many->size(), one->size() * 8);
   space.zero_stages = {4};
   EXPECT_FALSE(EnumerateLayouts(TinyConfig("/tmp/unused"), space).ok());
+}
+
+// Compression is a dimension of the sweep: each layout gets a compressed twin
+// that runs where the trainer accepts it and is refused by the trainer's own
+// message where it does not (compression needs ZeRO 0); planned, it sends
+// fewer dp bytes.
+TEST(EnumerateTest, CompressionIsADimensionRefusedByNameWithZero) {
+  SweepSpace space;
+  space.world_size = 2;
+  space.global_batch_size = 4;
+  space.zero_stages = {0, 1};
+  auto one = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  space.compressions = {topology::GradientCompression::NONE, topology::GradientCompression::BF16};
+  auto run = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  space.check_runnable = false;
+  auto planned = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_TRUE(one.ok() && run.ok() && planned.ok());
+  EXPECT_EQ(run->size(), 2 * one->size());
+  // The innermost dimension: each layout, then its bf16 twin.
+  int runnable = 0, refused = 0;
+  for (size_t i = 0; i + 1 < run->size(); i += 2) {
+    const Candidate& plain = (*run)[i];
+    const Candidate& bf16 = (*run)[i + 1];
+    EXPECT_EQ(plain.name.find("-c"), std::string::npos) << plain.name;
+    ASSERT_EQ(bf16.name, plain.name + "-cbf16");
+    if (!plain.status.ok()) {
+      EXPECT_FALSE(bf16.status.ok()) << bf16.name;
+      continue;
+    }
+    if (plain.config.layout().zero_stage() == 0) {
+      EXPECT_TRUE(bf16.status.ok()) << bf16.name << ": " << bf16.status;
+      ++runnable;
+      continue;
+    }
+    EXPECT_FALSE(bf16.status.ok()) << bf16.name;
+    ++refused;
+    EXPECT_THAT(std::string(bf16.status.message()), HasSubstr("gradient_compression=bf16"))
+        << bf16.name;
+    EXPECT_THAT(std::string(bf16.status.message()), HasSubstr("zero_stage")) << bf16.name;
+  }
+  EXPECT_GT(runnable, 0);
+  EXPECT_GT(refused, 0);
+  auto hw = planning::LoadHardware("configs/hardware/cpu_2core.textproto");
+  ASSERT_TRUE(hw.ok());
+  for (size_t i = 0; i + 1 < planned->size(); i += 2) {
+    const Candidate& plain = (*planned)[i];
+    const Candidate& bf16 = (*planned)[i + 1];
+    ASSERT_EQ(bf16.name, plain.name + "-cbf16");
+    if (!plain.status.ok() || plain.config.layout().data_parallel() == 1 ||
+        plain.config.layout().zero_stage() != 0) {
+      continue;
+    }
+    EXPECT_TRUE(bf16.status.ok()) << bf16.name << ": " << bf16.status;
+    auto a = planning::PlanStep(plain.config, *hw, planning::Precision::kFp32);
+    auto b = planning::PlanStep(bf16.config, *hw, planning::Precision::kFp32);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_LT(b->comm_bytes_per_step, a->comm_bytes_per_step) << bf16.name;
+  }
+}
+
+// Enumeration counts against the brute-force list for several small worlds.
+TEST(EnumerateTest, CountsMatchBruteForceForSmallWorlds) {
+  for (int world : {1, 2, 3, 6, 8}) {
+    for (int batch : {4, 6, 8}) {
+      SweepSpace space;
+      space.world_size = world;
+      space.global_batch_size = batch;
+      auto candidates = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+      ASSERT_TRUE(candidates.ok());
+      std::set<std::string> got;
+      for (const Candidate& c : *candidates) got.insert(c.name);
+      EXPECT_EQ(got.size(), candidates->size()) << "duplicate names, world " << world;
+      EXPECT_EQ(got, BruteForceNames(world, batch, 4)) << "world " << world << " batch " << batch;
+    }
+  }
+}
+
+// Limits on each dimension narrow the space to the brute-force list's
+// layouts within them.
+TEST(EnumerateTest, LimitsNarrowEachDimension) {
+  SweepSpace space;
+  space.world_size = 8;
+  space.global_batch_size = 8;
+  space.max_tp = 2;
+  space.max_pp = 4;
+  space.max_dp = 4;
+  space.max_micro_batch_size = 2;
+  space.schedules = {topology::ONE_F_ONE_B, topology::INTERLEAVED_1F1B};
+  auto candidates = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_TRUE(candidates.ok());
+  std::set<std::string> expected;
+  for (const std::string& name : BruteForceNames(8, 8, 4)) {
+    int tp = 0, pp = 0, dp = 0, mbs = 0;
+    ASSERT_EQ(std::sscanf(name.c_str(), "tp%d-pp%d-dp%d-mbs%d", &tp, &pp, &dp, &mbs), 4);
+    const bool schedule_ok = pp == 1 || name.find("-1f1b") != std::string::npos ||
+                             name.find("-interleaved") != std::string::npos;
+    if (tp <= 2 && pp <= 4 && dp <= 4 && mbs <= 2 && schedule_ok) expected.insert(name);
+  }
+  std::set<std::string> got;
+  for (const Candidate& c : *candidates) got.insert(c.name);
+  EXPECT_EQ(got, expected);
+  EXPECT_FALSE(expected.empty());
+  space.max_dp = -1;
+  auto refused = EnumerateLayouts(TinyConfig("/tmp/unused"), space);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("--max_dp=-1"));
 }
 
 TEST(SpearmanTest, KnownValues) {
@@ -270,6 +381,31 @@ TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
     EXPECT_GT(summary->rows[i].measured_peak_memory_bytes, 0);
     EXPECT_GT(summary->rows[i].predicted_step_s, 0);
   }
+  for (const SweepRow& r : summary->rows) {
+    if (r.status != "ok") continue;
+    // The bubble: none with one stage; with more, the replay of measured
+    // action times leaves some, as the planner's replay does.
+    ASSERT_FALSE(std::isnan(r.measured_bubble)) << r.layout;
+    EXPECT_GT(r.measured_makespan_s, 0) << r.layout;
+    EXPECT_GT(r.measured_cpu_s, 0) << r.layout;
+    EXPECT_GT(r.predicted_cpu_s, 0) << r.layout;
+    EXPECT_GT(r.predicted_makespan_s, 0) << r.layout;
+    ASSERT_FALSE(std::isnan(r.predicted_bubble)) << r.layout;
+    if (r.pp == 1) {
+      EXPECT_EQ(r.measured_bubble, 0) << r.layout;
+      EXPECT_NEAR(r.predicted_bubble, 0, 1e-12) << r.layout;
+    } else {
+      EXPECT_GT(r.measured_bubble, 0) << r.layout;
+      EXPECT_LT(r.measured_bubble, 1) << r.layout;
+      EXPECT_GT(r.predicted_bubble, 0) << r.layout;
+    }
+    // Bytes per step: the planner counts every collective and message the
+    // trainer issues (ZeRO 0 here); a few scalars (loss, gradient norm: under
+    // 64 bytes per rank) are the only difference.
+    ASSERT_FALSE(std::isnan(r.measured_comm_bytes)) << r.layout;
+    EXPECT_GE(r.measured_comm_bytes, r.predicted_comm_bytes) << r.layout;
+    EXPECT_LE(r.measured_comm_bytes, r.predicted_comm_bytes + 64 * 4) << r.layout;
+  }
   EXPECT_EQ(summary->best_layout, summary->rows[0].layout);
 
   const std::string csv = io::testing::ReadWholeFile(out_dir_ + "/results.csv");
@@ -284,6 +420,9 @@ TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
   const std::string md = io::testing::ReadWholeFile(out_dir_ + "/results.md");
   EXPECT_THAT(md, HasSubstr("Spearman rank correlation"));
   EXPECT_THAT(md, HasSubstr("median relative error of step time"));
+  EXPECT_THAT(md, HasSubstr("of the replayed makespan"));
+  EXPECT_THAT(md, HasSubstr("1-minute load average"));
+  EXPECT_FALSE(std::isnan(summary->median_makespan_error));
   EXPECT_THAT(md, HasSubstr("| 1 | " + summary->best_layout + " | ok |"));
   const std::string svg = io::testing::ReadWholeFile(out_dir_ + "/chart.svg");
   EXPECT_THAT(svg, HasSubstr("<svg"));
@@ -325,6 +464,43 @@ TEST_F(SweepRunTest, RealSweepWritesEverythingTheBestTrainsAndItResumes) {
   EXPECT_EQ(resumed->skipped, kept);
   EXPECT_EQ(resumed->evaluated, static_cast<int>(candidates->size()) - kept);
   EXPECT_EQ(resumed->rows.size(), candidates->size());
+}
+
+// --backend=mpi: each candidate is //tools:train under mpirun (BUILD_NOTES.md:
+// as root, oversubscribed), measured from its own metrics file.
+TEST_F(SweepRunTest, MpiBackendRunsEachCandidateUnderMpirun) {
+  if (std::system("command -v mpirun > /dev/null 2>&1") != 0) GTEST_SKIP() << "no mpirun";
+  const TrainConfig base = TinyConfig(data_dir_);
+  options_.backend = "mpi";
+  options_.train_binary = "tools/train";
+  options_.space.world_size = 2;
+  options_.top_n = 2;
+  options_.steps = 2;
+  auto summary = RunSweep(base, options_);
+  ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << log_.str();
+  ASSERT_EQ(CountStatus(summary->rows, "ok"), 2) << log_.str();
+  for (int i = 0; i < 2; ++i) {
+    const SweepRow& r = summary->rows[i];
+    const std::string prefix = out_dir_ + "/runs/" + r.layout;
+    EXPECT_TRUE(std::filesystem::exists(prefix + ".textproto")) << r.layout;
+    EXPECT_THAT(io::testing::ReadWholeFile(prefix + ".log"), HasSubstr("mpi backend"));
+    EXPECT_GT(r.measured_tokens_per_s, 0);
+    EXPECT_GT(r.measured_peak_memory_bytes, 0);
+    EXPECT_GE(r.measured_comm_bytes, r.predicted_comm_bytes) << r.layout;
+    EXPECT_LE(r.measured_comm_bytes, r.predicted_comm_bytes + 64 * 2) << r.layout;
+  }
+}
+
+TEST_F(SweepRunTest, UnknownBackendOrMpiWithoutTrainBinaryIsRefused) {
+  const TrainConfig base = TinyConfig(data_dir_);
+  options_.backend = "nccl";
+  auto summary = RunSweep(base, options_);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_THAT(summary.status().message(), HasSubstr("--backend=nccl"));
+  options_.backend = "mpi";
+  summary = RunSweep(base, options_);
+  ASSERT_FALSE(summary.ok());
+  EXPECT_THAT(summary.status().message(), HasSubstr("--train_binary"));
 }
 
 TEST_F(SweepRunTest, PredictRunsNothingAndTheBudgetIsEnforced) {

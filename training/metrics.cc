@@ -93,6 +93,7 @@ JsonLine TrainMetricsLine(const StepReport& m) {
   }
   line.AddInt("tokens", m.tokens);
   line.AddNumber("model_tflops", m.model_tflops);
+  if (m.cpu_time_ms.has_value()) line.AddNumber("cpu_time_ms", *m.cpu_time_ms);
   if (m.dp_bytes_sent.has_value()) line.AddInt("dp_bytes_sent", *m.dp_bytes_sent);
   if (m.topk_k.has_value()) line.AddInt("topk_k", *m.topk_k);
   return line;
@@ -104,7 +105,8 @@ JsonLine MemoryMetricsLine(const MemoryMetrics& m) {
       .AddInt("param_bytes", m.param_bytes)
       .AddInt("grad_bytes", m.grad_bytes)
       .AddInt("optimizer_state_bytes", m.optimizer_state_bytes)
-      .AddInt("activation_peak_bytes", m.activation_peak_bytes);
+      .AddInt("activation_peak_bytes", m.activation_peak_bytes)
+      .AddInt("comm_bytes", m.comm_bytes);
   return line;
 }
 

@@ -8,12 +8,17 @@
 // JSONL lines, in this key order (scripts and the layout sweep read them):
 //   train:      {"step":12,"loss":3.4521..,"lr":0.0006,"grad_norm":0.87..,
 //                "tokens_per_s":12345.6,"step_time_ms":85.1,"mfu":0.123,"tokens":12288,
-//                "model_tflops":0.0123[,"dp_bytes_sent":123456][,"topk_k":1234]}
-//               (the last two only with dp > 1 resp. Top-K compression)
+//                "model_tflops":0.0123[,"cpu_time_ms":160.2][,"dp_bytes_sent":123456]
+//                [,"topk_k":1234]}; cpu_time_ms (when known) is the CPU time this process
+//                used during the step, all its threads: every rank's on the local backend,
+//                rank 0's process alone under MPI; dp_bytes_sent only with dp > 1, topk_k
+//                only with Top-K compression
 //   validation: {"step":50,"val_loss":2.98..}
 //   memory:     {"rank":3,"param_bytes":..,"grad_bytes":..,"optimizer_state_bytes":..,
-//                "activation_peak_bytes":..}, one per rank, measured after the run's
-//                first step and written before that step's line
+//                "activation_peak_bytes":..,"comm_bytes":..}, one per rank, measured
+//                after the run's first step and written before that step's line;
+//                comm_bytes is the payload (comm::CommStats) the rank issued on its
+//                grid's communicators during that step
 // Numbers are written in the shortest form that reads back to the same double
 // (std::to_chars), so losses of two runs compare exactly, not to a printed
 // precision. JSON has no NaN or infinity: a non-finite number is written as
@@ -73,6 +78,7 @@ struct StepReport {
   std::optional<double> mfu;  // fraction; null when no peak is known
   int64_t tokens = 0;         // tokens trained on so far, this step included
   double model_tflops = 0;    // achieved model TFLOP/s of the whole job
+  std::optional<double> cpu_time_ms;  // this process's CPU time in the step
   std::optional<double> eta_seconds;
   // Data-parallel gradient sync of the reporting rank this step, when there
   // is a dp group: bytes it put on the wire of the dp communicator
@@ -100,6 +106,7 @@ struct MemoryMetrics {
   int64_t grad_bytes = 0;
   int64_t optimizer_state_bytes = 0;
   int64_t activation_peak_bytes = 0;
+  int64_t comm_bytes = 0;  // payload issued during the first step
 };
 
 JsonLine MemoryMetricsLine(const MemoryMetrics& m);

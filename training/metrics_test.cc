@@ -124,6 +124,14 @@ TEST(TrainMetricsLineTest, GradientSyncFiguresComeLastAndOnlyWhenKnown) {
   EXPECT_THAT(text, HasSubstr(R"("model_tflops":0,"dp_bytes_sent":55680,"topk_k":2319})"));
 }
 
+TEST(TrainMetricsLineTest, CpuTimeComesLastWhenKnown) {
+  StepReport m;
+  m.step = 3;
+  m.cpu_time_ms = 160.5;
+  const std::string text = TrainMetricsLine(m).ToString();
+  EXPECT_THAT(text, ::testing::EndsWith(R"("model_tflops":0,"cpu_time_ms":160.5})"));
+}
+
 TEST(TrainMetricsLineTest, NonFiniteAndUnknownValuesAreNull) {
   StepReport m;
   m.step = 7;

@@ -29,7 +29,8 @@ std::optional<double> RunReporter::Mfu(double tokens_per_s) const {
 }
 
 absl::Status RunReporter::Step(int64_t step, double seconds, double loss, double lr,
-                               double grad_norm, const GradientSyncFigures& sync) {
+                               double grad_norm, std::optional<double> cpu_seconds,
+                               const GradientSyncFigures& sync) {
   throughput_.AddStep(seconds, options_.tokens_per_step);
   totals_.losses.push_back(loss);
   totals_.seconds += seconds;
@@ -48,6 +49,7 @@ absl::Status RunReporter::Step(int64_t step, double seconds, double loss, double
   report.model_tflops = options_.flops_per_token * report.tokens_per_s / 1e12;
   report.tokens = (step + 1) * options_.tokens_per_step;
   report.eta_seconds = throughput_.EtaSeconds(options_.total_steps - step - 1);
+  if (cpu_seconds.has_value()) report.cpu_time_ms = *cpu_seconds * 1e3;
   report.dp_bytes_sent = sync.dp_bytes_sent;
   report.topk_k = sync.topk_k;
   if (metrics_ != nullptr) RETURN_IF_ERROR(metrics_->WriteTrain(report));

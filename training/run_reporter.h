@@ -58,8 +58,10 @@ class RunReporter {
     std::optional<int64_t> topk_k;
   };
 
-  // A finished step, 0-based `step`, that took `seconds` (> 0).
+  // A finished step, 0-based `step`, that took `seconds` (> 0) and, when
+  // known, `cpu_seconds` of this process's CPU time.
   absl::Status Step(int64_t step, double seconds, double loss, double lr, double grad_norm,
+                    std::optional<double> cpu_seconds = std::nullopt,
                     const GradientSyncFigures& sync = {});
 
   // Every rank's measured memory (indexed by rank), after the run's first

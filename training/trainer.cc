@@ -1,5 +1,7 @@
 #include "training/trainer.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -272,6 +274,10 @@ class RankTrainer {
   std::string Header() const;
   absl::Status TrainStep(int64_t step);
   absl::Status ReportMemory();
+  // The payload counters of this rank's grid communicators (comm::CommStats):
+  // reset before the first step, read after it.
+  void ResetCommStats();
+  int64_t CommBytesSinceReset() const;
   absl::Status Evaluate(int64_t after_step);
   absl::Status SaveCheckpoint(const std::string& dir, int64_t next_step);
   absl::StatusOr<int> AgreedStopSignal();
@@ -365,6 +371,14 @@ absl::Status RankTrainer::Setup() {
   return absl::OkStatus();
 }
 
+// CPU time of this process so far, all threads (what the step's ranks used
+// of the cores, however many other processes share them).
+double ProcessCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
 // What a checkpoint records of the training data.
 checkpoint::DataSet DataSetOf(const data::TokenFile& file) {
   checkpoint::DataSet data_set;
@@ -450,11 +464,14 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
   Tensor inputs, targets;
   SplitRows(tokens, batch_.replica_rows(), batch_.seq_length, &inputs, &targets);
   comm::Communicator& dp = *comms_.dp;
+  if (step == first_step_) ResetCommStats();
   dp.ResetStats();
+  const double cpu_before = ProcessCpuSeconds();
   Stopwatch watch;
   ASSIGN_OR_RETURN(const StepResult result,
                    runner_->TrainStep(step, inputs, targets, batch_.tokens_per_step()));
   const double seconds = watch.ElapsedSeconds();
+  const double cpu_seconds = ProcessCpuSeconds() - cpu_before;
   if (step == first_step_) RETURN_IF_ERROR(ReportMemory());
   RunReporter::GradientSyncFigures sync;
   if (dp.size() > 1) sync.dp_bytes_sent = comm::RingEquivalentBytesSent(dp.stats(), dp.size());
@@ -463,21 +480,43 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
     sync.topk_k = 0;
     for (const auto& [bucket, k] : topk_k) *sync.topk_k += k;
   }
-  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm, sync);
+  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm, cpu_seconds,
+                         sync);
+}
+
+void RankTrainer::ResetCommStats() {
+  for (comm::Communicator* c : {comms_.tp.get(), comms_.pp.get(), comms_.dp.get(),
+                                comms_.model_parallel.get(), comms_.embedding.get()}) {
+    if (c != nullptr) c->ResetStats();
+  }
+}
+
+int64_t RankTrainer::CommBytesSinceReset() const {
+  int64_t bytes = 0;
+  for (const comm::Communicator* c : {comms_.tp.get(), comms_.pp.get(), comms_.dp.get(),
+                                      comms_.model_parallel.get(), comms_.embedding.get()}) {
+    if (c == nullptr) continue;
+    for (int64_t b : c->stats().bytes) bytes += b;
+  }
+  return bytes;
 }
 
 absl::Status RankTrainer::ReportMemory() {
-  // Every rank's measured memory, gathered to all (four int64 per rank).
+  // Every rank's measured memory and the first step's communication payload,
+  // gathered to all (five int64 per rank).
   const RankMemory mine = runner_->MemoryInUse();
-  const int64_t fields[4] = {mine.param_bytes, mine.grad_bytes, mine.optimizer_state_bytes,
-                             mine.activation_peak_bytes};
-  std::vector<int64_t> all(4 * world_.size());
-  RETURN_IF_ERROR(world_.AllGather(comm::ConstBuffer(fields, 4, DType::kInt64),
+  constexpr int kFields = 5;
+  const int64_t fields[kFields] = {mine.param_bytes, mine.grad_bytes,
+                                   mine.optimizer_state_bytes, mine.activation_peak_bytes,
+                                   CommBytesSinceReset()};
+  std::vector<int64_t> all(kFields * world_.size());
+  RETURN_IF_ERROR(world_.AllGather(comm::ConstBuffer(fields, kFields, DType::kInt64),
                                    comm::Buffer{all.data(), static_cast<int64_t>(all.size()),
                                                 DType::kInt64}));
   std::vector<MemoryMetrics> ranks(world_.size());
   for (int r = 0; r < world_.size(); ++r) {
-    ranks[r] = {r, all[4 * r], all[4 * r + 1], all[4 * r + 2], all[4 * r + 3]};
+    const int64_t* f = &all[kFields * r];
+    ranks[r] = {r, f[0], f[1], f[2], f[3], f[4]};
   }
   return reporter_->Memory(ranks, job_.memory.total());
 }

@@ -70,9 +70,10 @@ class Backend {
 
   // attention.h
   virtual void AttentionForward(const ExecContext& ctx, const Tensor& qkv, int num_heads,
-                                const Tensor& out, const Tensor& probs) const = 0;
-  virtual void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& probs,
-                                 const Tensor& dout, int num_heads, const Tensor& dqkv) const = 0;
+                                const Tensor& out, const Tensor& lse) const = 0;
+  virtual void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& out,
+                                 const Tensor& lse, const Tensor& dout, int num_heads,
+                                 const Tensor& dqkv) const = 0;
 
   // embedding.h
   virtual void GatherRows(const ExecContext& ctx, const Tensor& ids, const Tensor& table,

@@ -47,9 +47,10 @@ class CpuBackendImpl : public Backend {
                     const Tensor& dx) const override;
 
   void AttentionForward(const ExecContext& ctx, const Tensor& qkv, int num_heads, const Tensor& out,
-                        const Tensor& probs) const override;
-  void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& probs,
-                         const Tensor& dout, int num_heads, const Tensor& dqkv) const override;
+                        const Tensor& lse) const override;
+  void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& out,
+                         const Tensor& lse, const Tensor& dout, int num_heads,
+                         const Tensor& dqkv) const override;
 
   void GatherRows(const ExecContext& ctx, const Tensor& ids, const Tensor& table, int64_t row_start,
                   OutOfRangeIds policy, const Tensor& out) const override;

@@ -74,6 +74,10 @@ ABSL_FLAG(std::string, config, "",
 ABSL_FLAG(int, steps, 20, "timed training steps (as many GEMM replays and observed steps)");
 ABSL_FLAG(int, warmup, 3, "untimed training steps first");
 ABSL_FLAG(int, threads, 0, "CPU threads of the execution context (0: all cores)");
+ABSL_FLAG(bool, steps_only, false,
+          "time the training steps only (no GEMM recording, replay or per-phase steps) and print "
+          "one line 'steps_only: tokens_per_s=<median> step_ms=<median> min_step_ms=<min>': what "
+          "bench/cpu_vs_torch reads");
 
 namespace trident::bench {
 namespace {
@@ -331,6 +335,19 @@ absl::Status Run() {
       training::GptParameterCount(model) / 1e6, config.layout().num_micro_batches(),
       config.layout().micro_batch_size(), config.data().seq_length(), static_cast<long>(tokens),
       threads, warmup, steps);
+
+  if (absl::GetFlag(FLAGS_steps_only)) {
+    for (int i = 0; i < warmup; ++i) RETURN_IF_ERROR(runner->Step(nullptr).status());
+    std::vector<double> step_s;
+    for (int i = 0; i < steps; ++i) {
+      ASSIGN_OR_RETURN(const StepTimes t, runner->Step(nullptr));
+      step_s.push_back(t.total);
+    }
+    const Stats step = Summarize(step_s);
+    std::printf("steps_only: tokens_per_s=%.1f step_ms=%.3f min_step_ms=%.3f\n",
+                static_cast<double>(tokens) / step.median, Ms(step.median), Ms(step.min));
+    return absl::OkStatus();
+  }
 
   // The first warm-up step records the GEMM calls; the replay's buffers are
   // made before the other warm-up steps, so these see the final heap.

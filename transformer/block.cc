@@ -148,15 +148,14 @@ absl::Status TransformerBlock::RunForward(const ExecContext& ctx, const Tensor& 
   }
   acts->residual = empty({local_rows, hidden_});
   RETURN_IF_ERROR(proj_.Forward(ctx, acts->attn_out, acts->residual));
-  ops::Add(ctx, acts->residual, x2d, acts->residual);
 
-  // MLP half: LN2 -> FC1 (column-parallel) -> GELU -> FC2 (row-parallel) -> add.
+  // MLP half: residual add + LN2 (one fused op) -> FC1 + GELU (column-parallel,
+  // one fused op) -> FC2 (row-parallel) -> add.
   acts->ln2_out = empty({local_rows, hidden_});
-  acts->ln2 = ln2_.Forward(ctx, acts->residual, acts->ln2_out);
+  acts->ln2 = ln2_.AddForward(ctx, acts->residual, x2d, acts->residual, acts->ln2_out);
   acts->fc_pre = empty({rows, local_ffn});
-  RETURN_IF_ERROR(fc1_.Forward(ctx, acts->ln2_out, acts->fc_pre));
   acts->fc_act = empty({rows, local_ffn});
-  ops::GeluForward(ctx, acts->fc_pre, acts->fc_act);
+  RETURN_IF_ERROR(fc1_.ForwardGelu(ctx, acts->ln2_out, acts->fc_pre, acts->fc_act));
   acts->output = Tensor::Empty(x.shape(), DType::kFloat32, alloc);
   const Tensor out2d = Matrix(acts->output, hidden_);
   RETURN_IF_ERROR(fc2_.Forward(ctx, acts->fc_act, out2d));
@@ -193,8 +192,7 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
   RETURN_IF_ERROR(fc1_.BackwardInput(ctx, acts->d_fc_pre, acts->d_ln2_out));
   // dLoss/d(residual) on this rank's rows: through LN2, plus the skip path.
   const Tensor d_residual = empty({local_rows, hidden_});
-  ln2_.BackwardInput(ctx, acts->residual, acts->ln2, acts->d_ln2_out, d_residual);
-  ops::Add(ctx, d_residual, d_out, d_residual);
+  ln2_.AddBackwardInput(ctx, acts->residual, acts->ln2, acts->d_ln2_out, d_out, d_residual);
 
   // Attention half.
   Tensor d_attn_out = empty({rows, local_hidden});
@@ -217,8 +215,8 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
   RETURN_IF_ERROR(qkv_.BackwardInput(ctx, Matrix(acts->d_qkv, 3 * local_hidden), acts->d_ln1_out));
   *dx = Tensor::Empty(acts->input.shape(), DType::kFloat32, alloc);
   const Tensor dx2d = Matrix(*dx, hidden_);
-  ln1_.BackwardInput(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out, dx2d);
-  ops::Add(ctx, dx2d, d_residual, dx2d);
+  ln1_.AddBackwardInput(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out, d_residual,
+                        dx2d);
 
   // What only the forward's bookkeeping needed.
   acts->attn_lse = Tensor();

@@ -2,6 +2,7 @@
 
 #include "core/check.h"
 #include "core/ops/dispatch.h"
+#include "core/ops/gemm.h"
 #include "core/ops/validate.h"
 
 namespace trident::ops {
@@ -27,7 +28,10 @@ void LinearForward(const ExecContext& ctx, const Tensor& x, const Tensor& weight
     TRIDENT_CHECK(pre.raw_data() != y.raw_data())
         << "ops::LinearForward: pre and y must be different buffers (the backward needs pre)";
   }
-  BackendFor(ctx).LinearForward(ctx, x, weight, bias, epilogue, y, pre);
+  // The product is x W into (pre or y) with beta = 1 onto the broadcast bias.
+  ObserveAsGemm(x, Trans::kNo, weight, Trans::kNo,
+                epilogue == LinearEpilogue::kBiasGelu ? pre : y, 1.0f, 1.0f,
+                [&] { BackendFor(ctx).LinearForward(ctx, x, weight, bias, epilogue, y, pre); });
 }
 
 void LinearWeightGrad(const ExecContext& ctx, const Tensor& x, const Tensor& dy,
@@ -42,7 +46,8 @@ void LinearWeightGrad(const ExecContext& ctx, const Tensor& x, const Tensor& dy,
   internal::CheckShape(kOp, "dy", dy, {x.dim(0), dy.dim(1)});
   internal::CheckShape(kOp, "dweight", dweight, {x.dim(1), dy.dim(1)});
   internal::CheckShape(kOp, "dbias", dbias, {dy.dim(1)});
-  BackendFor(ctx).LinearWeightGrad(ctx, x, dy, dweight, dbias);
+  ObserveAsGemm(x, Trans::kYes, dy, Trans::kNo, dweight, 1.0f, 1.0f,
+                [&] { BackendFor(ctx).LinearWeightGrad(ctx, x, dy, dweight, dbias); });
 }
 
 }  // namespace trident::ops

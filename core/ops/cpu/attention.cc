@@ -96,6 +96,11 @@ void CpuBackendImpl::AttentionForward(const ExecContext& ctx, const Tensor& qkv,
       for (int64_t i0 = 0; i0 < seq; i0 += kQueryTile) {
         const int64_t i1 = std::min(seq, i0 + kQueryTile);
         const int64_t rows = i1 - i0;
+        // When every key of these rows fits one tile (T <= kKeyTile: the CPU's
+        // usual case), the probabilities are normalised before the P V
+        // product, exactly as a kernel that stores them would; otherwise the
+        // running output is rescaled per tile and divided at the end.
+        const bool one_tile = i1 <= kKeyTile;
         for (int64_t j0 = 0; j0 < i1; j0 += kKeyTile) {
           const int64_t cols = std::min(i1, j0 + kKeyTile) - j0;
           Sgemm(Trans::kNo, Trans::kYes, rows, cols, head_dim, scale, p.q + i0 * p.ld, p.ld,
@@ -108,7 +113,11 @@ void CpuBackendImpl::AttentionForward(const ExecContext& ctx, const Tensor& qkv,
             const float m = first ? tile_max : std::max(row_max[r], tile_max);
             const double sum = ExpShiftSum(srow, n, m);
             std::fill(srow + n, srow + cols, 0.0f);
-            if (first) {
+            if (one_tile) {
+              const float inv = static_cast<float>(1.0 / sum);
+              for (int64_t j = 0; j < n; ++j) srow[j] *= inv;
+              row_sum[r] = sum;
+            } else if (first) {
               row_sum[r] = sum;
             } else {
               // Rescale what earlier key tiles accumulated to the new maximum.
@@ -123,9 +132,11 @@ void CpuBackendImpl::AttentionForward(const ExecContext& ctx, const Tensor& qkv,
                 p.ld, first ? 0.0f : 1.0f, o + i0 * c, c);
         }
         for (int64_t r = 0; r < rows; ++r) {
-          const float inv = static_cast<float>(1.0 / row_sum[r]);
-          float* orow = o + (i0 + r) * c;
-          for (int64_t e = 0; e < head_dim; ++e) orow[e] *= inv;
+          if (!one_tile) {
+            const float inv = static_cast<float>(1.0 / row_sum[r]);
+            float* orow = o + (i0 + r) * c;
+            for (int64_t e = 0; e < head_dim; ++e) orow[e] *= inv;
+          }
           task_lse[i0 + r] = row_max[r] + static_cast<float>(std::log(row_sum[r]));
         }
       }

@@ -114,6 +114,10 @@ TEST(AttentionTest, MatchesTheProbabilityStoringKernel) {
     Result r = RunForward(ctx, qkv, d);
     EXPECT_TRUE(NearRelative(r.out.ToVector<float>(), ToDouble(ref_out.ToVector<float>()), 1e-5))
         << "seq " << d.seq;
+    if (d.seq <= 256) {
+      // Every row's keys in one tile: the same arithmetic, the same bits.
+      EXPECT_EQ(r.out.ToVector<float>(), ref_out.ToVector<float>()) << "seq " << d.seq;
+    }
     Tensor dqkv = RunBackward(ctx, qkv, r, dout, d);
     EXPECT_TRUE(NearRelative(dqkv.ToVector<float>(), ToDouble(ref_dqkv.ToVector<float>()), 1e-5))
         << "seq " << d.seq;

@@ -3,6 +3,7 @@
 #include "core/check.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/gemm.h"
+#include "core/ops/linear.h"
 #include "core/random.h"
 #include "core/status_macros.h"
 #include "tensor_parallel/gather.h"
@@ -71,8 +72,15 @@ void ColumnParallelLinear::Initialize(const ExecContext& ctx, uint64_t seed, flo
 absl::Status ColumnParallelLinear::Forward(const ExecContext& ctx, const Tensor& x,
                                            const Tensor& y) const {
   ASSIGN_OR_RETURN(const Tensor input, tp_.GatherSequence(ctx, x));
-  ops::BroadcastRows(ctx, bias_.value, y);
-  ops::Gemm(ctx, input, Trans::kNo, weight_.value, Trans::kNo, y, 1.0f, 1.0f);
+  ops::LinearForward(ctx, input, weight_.value, bias_.value, ops::LinearEpilogue::kBias, y);
+  return absl::OkStatus();
+}
+
+absl::Status ColumnParallelLinear::ForwardGelu(const ExecContext& ctx, const Tensor& x,
+                                               const Tensor& pre, const Tensor& y) const {
+  ASSIGN_OR_RETURN(const Tensor input, tp_.GatherSequence(ctx, x));
+  ops::LinearForward(ctx, input, weight_.value, bias_.value, ops::LinearEpilogue::kBiasGelu, y,
+                     pre);
   return absl::OkStatus();
 }
 
@@ -96,8 +104,7 @@ absl::Status ColumnParallelLinear::BackwardInput(const ExecContext& ctx, const T
 absl::Status ColumnParallelLinear::BackwardWeights(const ExecContext& ctx, const Tensor& x,
                                                    const Tensor& dy) {
   ASSIGN_OR_RETURN(const Tensor input, tp_.GatherSequence(ctx, x));
-  ops::Gemm(ctx, input, Trans::kYes, dy, Trans::kNo, weight_.grad, 1.0f, 1.0f);
-  ops::BiasGrad(ctx, dy, bias_.grad);
+  ops::LinearWeightGrad(ctx, input, dy, weight_.grad, bias_.grad);
   return absl::OkStatus();
 }
 
@@ -136,8 +143,7 @@ absl::StatusOr<Tensor> RowParallelLinear::BackwardInput(const ExecContext& ctx, 
 
 void RowParallelLinear::BackwardWeights(const ExecContext& ctx, const Tensor& x,
                                         const Tensor& dy) {
-  ops::Gemm(ctx, x, Trans::kYes, dy, Trans::kNo, weight_.grad, 1.0f, 1.0f);
-  ops::BiasGrad(ctx, dy, bias_.grad);
+  ops::LinearWeightGrad(ctx, x, dy, weight_.grad, bias_.grad);
 }
 
 }  // namespace trident::tp

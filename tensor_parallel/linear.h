@@ -61,6 +61,11 @@ class ColumnParallelLinear {
   // y [N, local_out] = x [N, in] W_local + b_local. With sequence parallelism
   // x is this rank's chunk [N / tp, in], all-gathered first.
   absl::Status Forward(const ExecContext& ctx, const Tensor& x, const Tensor& y) const;
+  // pre = x W_local + b_local as Forward's y, and y = GELU(pre) (one fused op,
+  // ops::LinearForward's kBiasGelu): the MLP's first layer, keeping pre for
+  // GeluBackward.
+  absl::Status ForwardGelu(const ExecContext& ctx, const Tensor& x, const Tensor& pre,
+                           const Tensor& y) const;
   // Megatron's gather_output: the whole output [N, out] on every rank, this
   // rank's slice all-gathered and put back in the serial column order (block by
   // block). For heads whose consumer needs every feature; the GPT never does.

@@ -22,7 +22,7 @@
 //   activations     per block and micro-batch, what the block holds after
 //                   the forward under the layout's recomputation policy
 //                   (transformer::BlockStashBytes: without recomputation
-//                   4 (4Nh + 4N + (4Nh + 2Nf + N a T) / tp) bytes for N =
+//                   4 (4Nh + 4N + (4Nh + 2Nf + N a) / tp) bytes for N =
 //                   micro_batch_size x T tokens, a heads, h hidden, f ffn);
 //                   times the micro-batches in flight (GPipe m; 1F1B and ZB-H1
 //                   min(m, pp); interleaved v x min(m, 2 pp)), plus the last

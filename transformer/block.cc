@@ -23,7 +23,7 @@ Tensor Matrix(const Tensor& t, int64_t cols) { return t.Reshape({t.numel() / col
 }  // namespace
 
 std::vector<const Tensor*> BlockActivations::tensors() const {
-  return {&input,     &ln1_out,  &ln1.mean,  &ln1.rstd,   &qkv,    &attn_probs, &attn_out,
+  return {&input,     &ln1_out,  &ln1.mean,  &ln1.rstd,   &qkv,    &attn_lse, &attn_out,
           &residual,  &ln2_out,  &ln2.mean,  &ln2.rstd,   &fc_pre, &fc_act,     &output,
           &d_fc2_out, &d_fc_pre, &d_ln2_out, &d_proj_out, &d_qkv,  &d_ln1_out};
 }
@@ -92,7 +92,7 @@ int64_t BlockStashBytes(Recompute policy, int64_t batch, int64_t seq, int64_t hi
   const int64_t f = 4;  // fp32
   if (policy == Recompute::kFull) return f * n * hidden;
   int64_t floats = 4 * n * hidden + 4 * n + 4 * rows * hidden / tp + 2 * rows * ffn / tp;
-  if (policy == Recompute::kNone) floats += heads / tp * batch * seq * seq;
+  if (policy == Recompute::kNone) floats += heads / tp * batch * seq;  // attn_lse
   return f * floats;
 }
 
@@ -138,25 +138,24 @@ absl::Status TransformerBlock::RunForward(const ExecContext& ctx, const Tensor& 
   acts->qkv = empty({batch, seq, 3 * local_hidden});
   RETURN_IF_ERROR(qkv_.Forward(ctx, acts->ln1_out, Matrix(acts->qkv, 3 * local_hidden)));
   {
-    // Without keep_all the probabilities are dropped (selective) or the whole
-    // stash is (full, by Forward).
-    Tensor probs = empty({batch, local_heads_, seq, seq});
+    // Without keep_all the softmax statistics are dropped (selective) or the
+    // whole stash is (full, by Forward).
+    Tensor lse = empty({batch, local_heads_, seq});
     Tensor attn_out = empty({batch, seq, local_hidden});
-    ops::AttentionForward(ctx, acts->qkv, local_heads_, attn_out, probs);
-    if (keep_all) acts->attn_probs = probs;
+    ops::AttentionForward(ctx, acts->qkv, local_heads_, attn_out, lse);
+    if (keep_all) acts->attn_lse = lse;
     acts->attn_out = Matrix(attn_out, local_hidden);
   }
   acts->residual = empty({local_rows, hidden_});
   RETURN_IF_ERROR(proj_.Forward(ctx, acts->attn_out, acts->residual));
-  ops::Add(ctx, acts->residual, x2d, acts->residual);
 
-  // MLP half: LN2 -> FC1 (column-parallel) -> GELU -> FC2 (row-parallel) -> add.
+  // MLP half: residual add + LN2 (one fused op) -> FC1 + GELU (column-parallel,
+  // one fused op) -> FC2 (row-parallel) -> add.
   acts->ln2_out = empty({local_rows, hidden_});
-  acts->ln2 = ln2_.Forward(ctx, acts->residual, acts->ln2_out);
+  acts->ln2 = ln2_.AddForward(ctx, acts->residual, x2d, acts->residual, acts->ln2_out);
   acts->fc_pre = empty({rows, local_ffn});
-  RETURN_IF_ERROR(fc1_.Forward(ctx, acts->ln2_out, acts->fc_pre));
   acts->fc_act = empty({rows, local_ffn});
-  ops::GeluForward(ctx, acts->fc_pre, acts->fc_act);
+  RETURN_IF_ERROR(fc1_.ForwardGelu(ctx, acts->ln2_out, acts->fc_pre, acts->fc_act));
   acts->output = Tensor::Empty(x.shape(), DType::kFloat32, alloc);
   const Tensor out2d = Matrix(acts->output, hidden_);
   RETURN_IF_ERROR(fc2_.Forward(ctx, acts->fc_act, out2d));
@@ -193,35 +192,34 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
   RETURN_IF_ERROR(fc1_.BackwardInput(ctx, acts->d_fc_pre, acts->d_ln2_out));
   // dLoss/d(residual) on this rank's rows: through LN2, plus the skip path.
   const Tensor d_residual = empty({local_rows, hidden_});
-  ln2_.BackwardInput(ctx, acts->residual, acts->ln2, acts->d_ln2_out, d_residual);
-  ops::Add(ctx, d_residual, d_out, d_residual);
+  ln2_.AddBackwardInput(ctx, acts->residual, acts->ln2, acts->d_ln2_out, d_out, d_residual);
 
   // Attention half.
   Tensor d_attn_out = empty({rows, local_hidden});
   ASSIGN_OR_RETURN(acts->d_proj_out, proj_.BackwardInput(ctx, d_residual, d_attn_out));
   acts->d_qkv = empty({acts->qkv.dim(0), acts->qkv.dim(1), 3 * local_hidden});
-  if (!acts->attn_probs.defined()) {
-    // Selective recomputation: the probabilities again from the kept qkv (the
+  const int64_t b = acts->qkv.dim(0);
+  const int64_t t = acts->qkv.dim(1);
+  if (!acts->attn_lse.defined()) {
+    // Selective recomputation: the statistics again from the kept qkv (the
     // forward's kernel on the same input: the same bits). The output is
-    // scratch.
-    const int64_t b = acts->qkv.dim(0);
-    const int64_t t = acts->qkv.dim(1);
-    acts->attn_probs = empty({b, local_heads_, t, t});
+    // scratch: the kept attn_out holds the same values.
+    acts->attn_lse = empty({b, local_heads_, t});
     const Tensor scratch = empty({b, t, local_hidden});
-    ops::AttentionForward(ctx, acts->qkv, local_heads_, scratch, acts->attn_probs);
+    ops::AttentionForward(ctx, acts->qkv, local_heads_, scratch, acts->attn_lse);
   }
-  ops::AttentionBackward(ctx, acts->qkv, acts->attn_probs,
-                         d_attn_out.Reshape({acts->qkv.dim(0), acts->qkv.dim(1), local_hidden}),
-                         local_heads_, acts->d_qkv);
+  ops::AttentionBackward(ctx, acts->qkv, acts->attn_out.Reshape({b, t, local_hidden}),
+                         acts->attn_lse, d_attn_out.Reshape({b, t, local_hidden}), local_heads_,
+                         acts->d_qkv);
   acts->d_ln1_out = empty({local_rows, hidden_});
   RETURN_IF_ERROR(qkv_.BackwardInput(ctx, Matrix(acts->d_qkv, 3 * local_hidden), acts->d_ln1_out));
   *dx = Tensor::Empty(acts->input.shape(), DType::kFloat32, alloc);
   const Tensor dx2d = Matrix(*dx, hidden_);
-  ln1_.BackwardInput(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out, dx2d);
-  ops::Add(ctx, dx2d, d_residual, dx2d);
+  ln1_.AddBackwardInput(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out, d_residual,
+                        dx2d);
 
   // What only the forward's bookkeeping needed.
-  acts->attn_probs = Tensor();
+  acts->attn_lse = Tensor();
   acts->qkv = Tensor();
   acts->fc_pre = Tensor();
   acts->output = Tensor();

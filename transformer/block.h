@@ -43,9 +43,12 @@ namespace trident::transformer {
 // Activation recomputation (Korthikanti et al. 2022), the block's side of
 // topology's Recompute.Policy:
 //  - kNone: the forward keeps every tensor of BlockActivations below.
-//  - kSelective: the forward drops attn_probs [B, heads / tp, T, T];
-//    BackwardInput recomputes them from the kept qkv (QK^T, mask, softmax: the
-//    same kernel on the same inputs, so the gradients are bitwise the same).
+//  - kSelective: the forward drops the attention core's saved state,
+//    attn_lse [B, heads / tp, T]; BackwardInput recomputes it from the kept
+//    qkv (the same kernel on the same inputs, so the gradients are bitwise the
+//    same). With the memory-efficient attention (core/ops/attention.h) this
+//    saves only B a T / t floats: the T^2 probabilities that made it worth
+//    it (Korthikanti et al.) are never stored at all.
 //  - kFull: the forward keeps only `input` (and `output`, the next block's
 //    input); BackwardInput first reruns the whole forward from `input` (the
 //    same linear layers, so the same all-gathers / reduce-scatters in the same
@@ -59,8 +62,8 @@ namespace trident::transformer {
 // without (the rows the LayerNorms and residuals hold), HeldBytes():
 //   kNone:      4 [3 n h (input, ln1_out, residual) + n h (ln2_out) + 4 n (LN stats)
 //                  + 3 N h / t (qkv) + N h / t (attn_out) + 2 N f / t (fc_pre, fc_act)
-//                  + a B T^2 / t (attn_probs)]
-//   kSelective: kNone - 4 a B T^2 / t
+//                  + a B T / t (attn_lse)]
+//   kSelective: kNone - 4 a B T / t
 //   kFull:      4 n h (input only)
 // (BlockStashBytes below computes it.)
 enum class Recompute { kNone, kSelective, kFull };
@@ -84,7 +87,7 @@ struct BlockActivations {
   Tensor ln1_out;
   LayerNormStats ln1;
   Tensor qkv;         // [B, T, 3 * hidden / tp]
-  Tensor attn_probs;  // [B, heads / tp, T, T]
+  Tensor attn_lse;    // [B, heads / tp, T]: the attention's softmax statistics
   Tensor attn_out;    // [N, hidden / tp]
   Tensor residual;    // h [N, hidden]
   Tensor ln2_out;

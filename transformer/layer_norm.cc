@@ -28,6 +28,23 @@ LayerNormStats LayerNorm::Forward(const ExecContext& ctx, const Tensor& x, const
   return stats;
 }
 
+LayerNormStats LayerNorm::AddForward(const ExecContext& ctx, const Tensor& a, const Tensor& b,
+                                     const Tensor& sum, const Tensor& y) const {
+  const int64_t rows = a.numel() / a.dim(-1);
+  LayerNormStats stats{Tensor::Empty({rows}, DType::kFloat32, ctx.allocator()),
+                       Tensor::Empty({rows}, DType::kFloat32, ctx.allocator())};
+  ops::AddLayerNormForward(ctx, a, b, weight_.value, bias_.value, epsilon_, sum, y, stats.mean,
+                           stats.rstd);
+  return stats;
+}
+
+void LayerNorm::AddBackwardInput(const ExecContext& ctx, const Tensor& sum,
+                                 const LayerNormStats& stats, const Tensor& dy,
+                                 const Tensor& d_residual, const Tensor& dx) const {
+  ops::AddLayerNormBackwardInput(ctx, sum, weight_.value, stats.mean, stats.rstd, dy, d_residual,
+                                 dx);
+}
+
 void LayerNorm::BackwardInput(const ExecContext& ctx, const Tensor& x,
                               const LayerNormStats& stats, const Tensor& dy,
                               const Tensor& dx) const {

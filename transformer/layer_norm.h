@@ -27,9 +27,17 @@ class LayerNorm {
 
   // y = LayerNorm(x) over the last dim; stats are allocated from ctx.
   LayerNormStats Forward(const ExecContext& ctx, const Tensor& x, const Tensor& y) const;
+  // sum = a + b (may be a or b), y = LayerNorm(sum): the residual add and this
+  // LayerNorm in one op (ops::AddLayerNormForward); the stats are of sum.
+  LayerNormStats AddForward(const ExecContext& ctx, const Tensor& a, const Tensor& b,
+                            const Tensor& sum, const Tensor& y) const;
   // dx from dy (overwritten).
   void BackwardInput(const ExecContext& ctx, const Tensor& x, const LayerNormStats& stats,
                      const Tensor& dy, const Tensor& dx) const;
+  // dx = (dx from dy) + d_residual: AddForward's input gradient, with the
+  // gradient reaching sum by the residual path (ops::AddLayerNormBackwardInput).
+  void AddBackwardInput(const ExecContext& ctx, const Tensor& sum, const LayerNormStats& stats,
+                        const Tensor& dy, const Tensor& d_residual, const Tensor& dx) const;
   // weight.grad and bias.grad += their gradients.
   void BackwardWeights(const ExecContext& ctx, const Tensor& x, const LayerNormStats& stats,
                        const Tensor& dy);

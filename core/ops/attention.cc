@@ -25,25 +25,27 @@ AttentionDims CheckQkv(const ExecContext& ctx, const char* op, const Tensor& qkv
 }  // namespace
 
 void AttentionForward(const ExecContext& ctx, const Tensor& qkv, int num_heads, const Tensor& out,
-                      const Tensor& probs) {
+                      const Tensor& lse) {
   const AttentionDims d = CheckQkv(ctx, "AttentionForward", qkv, num_heads);
   CheckContiguous(ctx, "AttentionForward", "out", out);
-  CheckContiguous(ctx, "AttentionForward", "probs", probs);
+  CheckContiguous(ctx, "AttentionForward", "lse", lse);
   internal::CheckShape("AttentionForward", "out", out, {d.batch, d.seq, d.heads * d.head_dim});
-  internal::CheckShape("AttentionForward", "probs", probs, {d.batch, d.heads, d.seq, d.seq});
-  BackendFor(ctx).AttentionForward(ctx, qkv, num_heads, out, probs);
+  internal::CheckShape("AttentionForward", "lse", lse, {d.batch, d.heads, d.seq});
+  BackendFor(ctx).AttentionForward(ctx, qkv, num_heads, out, lse);
 }
 
-void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& probs,
-                       const Tensor& dout, int num_heads, const Tensor& dqkv) {
+void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& out,
+                       const Tensor& lse, const Tensor& dout, int num_heads, const Tensor& dqkv) {
   const AttentionDims d = CheckQkv(ctx, "AttentionBackward", qkv, num_heads);
-  CheckContiguous(ctx, "AttentionBackward", "probs", probs);
+  CheckContiguous(ctx, "AttentionBackward", "out", out);
+  CheckContiguous(ctx, "AttentionBackward", "lse", lse);
   CheckContiguous(ctx, "AttentionBackward", "dout", dout);
   CheckContiguous(ctx, "AttentionBackward", "dqkv", dqkv);
-  internal::CheckShape("AttentionBackward", "probs", probs, {d.batch, d.heads, d.seq, d.seq});
+  internal::CheckShape("AttentionBackward", "out", out, {d.batch, d.seq, d.heads * d.head_dim});
+  internal::CheckShape("AttentionBackward", "lse", lse, {d.batch, d.heads, d.seq});
   internal::CheckShape("AttentionBackward", "dout", dout, {d.batch, d.seq, d.heads * d.head_dim});
   internal::CheckSameShape("AttentionBackward", "dqkv", dqkv, "qkv", qkv);
-  BackendFor(ctx).AttentionBackward(ctx, qkv, probs, dout, num_heads, dqkv);
+  BackendFor(ctx).AttentionBackward(ctx, qkv, out, lse, dout, num_heads, dqkv);
 }
 
 }  // namespace trident::ops

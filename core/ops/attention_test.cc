@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/exec_context.h"
+#include "core/ops/cpu/attention_reference.h"
 #include "core/ops/test_util.h"
 #include "core/tensor.h"
 #include "gtest/gtest.h"
@@ -21,14 +22,15 @@ struct Dims {
 };
 
 struct RefResult {
-  std::vector<double> out, probs;
+  std::vector<double> out, probs, lse;
 };
 
 // Straightforward causal attention in double on the [B, T, [3][H][D]] layout.
 RefResult RefAttention(const std::vector<double>& qkv, const Dims& d) {
   const int64_t c = d.c(), t = d.seq;
   RefResult r{std::vector<double>(d.batch * t * c, 0.0),
-              std::vector<double>(d.batch * d.heads * t * t, 0.0)};
+              std::vector<double>(d.batch * d.heads * t * t, 0.0),
+              std::vector<double>(d.batch * d.heads * t, 0.0)};
   const double scale = 1.0 / std::sqrt(static_cast<double>(d.head_dim));
   auto at = [&](int64_t b, int64_t pos, int which, int64_t h, int64_t e) {
     return qkv[(b * t + pos) * 3 * c + which * c + h * d.head_dim + e];
@@ -46,6 +48,7 @@ RefResult RefAttention(const std::vector<double>& qkv, const Dims& d) {
         }
         double sum = 0.0;
         for (int64_t j = 0; j <= i; ++j) sum += std::exp(s[j] - m);
+        r.lse[(b * d.heads + h) * t + i] = m + std::log(sum);
         for (int64_t j = 0; j <= i; ++j) {
           const double p = std::exp(s[j] - m) / sum;
           r.probs[((b * d.heads + h) * t + i) * t + j] = p;
@@ -60,19 +63,27 @@ RefResult RefAttention(const std::vector<double>& qkv, const Dims& d) {
 }
 
 struct Result {
-  Tensor out, probs;
+  Tensor out, lse;
 };
 
 Result RunForward(const ExecContext& ctx, const Tensor& qkv, const Dims& d) {
   Result r{Tensor::Empty({d.batch, d.seq, d.c()}, DType::kFloat32),
-           Tensor::Empty({d.batch, d.heads, d.seq, d.seq}, DType::kFloat32)};
-  AttentionForward(ctx, qkv, static_cast<int>(d.heads), r.out, r.probs);
+           Tensor::Empty({d.batch, d.heads, d.seq}, DType::kFloat32)};
+  AttentionForward(ctx, qkv, static_cast<int>(d.heads), r.out, r.lse);
   return r;
 }
 
+Tensor RunBackward(const ExecContext& ctx, const Tensor& qkv, const Result& fwd,
+                   const Tensor& dout, const Dims& d) {
+  Tensor dqkv = Tensor::Empty(qkv.shape(), DType::kFloat32);
+  AttentionBackward(ctx, qkv, fwd.out, fwd.lse, dout, static_cast<int>(d.heads), dqkv);
+  return dqkv;
+}
+
 TEST(AttentionTest, ForwardMatchesReference) {
-  // Short sequences, and a long one spanning several causal blocks (ragged end).
-  for (Dims d : {Dims{2, 7, 3, 4}, Dims{1, 150, 2, 8}}) {
+  // Short sequences, one spanning several query tiles (ragged end), and one
+  // spanning two key tiles (online softmax across tiles).
+  for (Dims d : {Dims{2, 7, 3, 4}, Dims{1, 150, 2, 8}, Dims{1, 300, 1, 4}}) {
     Tensor qkv = RandomTensor({d.batch, d.seq, 3 * d.c()}, 1, 2.0f);
     const RefResult ref = RefAttention(ToDouble(qkv.ToVector<float>()), d);
     for (int threads : {1, 3}) {
@@ -80,15 +91,49 @@ TEST(AttentionTest, ForwardMatchesReference) {
       Result r = RunForward(ctx, qkv, d);
       EXPECT_TRUE(NearRelative(r.out.ToVector<float>(), ref.out, 1e-5))
           << "seq " << d.seq << " threads " << threads;
-      // Probabilities, including exact zeros above the diagonal.
-      EXPECT_TRUE(NearRelative(r.probs.ToVector<float>(), ref.probs, 1e-5));
-      const std::vector<float> p = r.probs.ToVector<float>();
-      for (int64_t row = 0; row < d.batch * d.heads * d.seq; ++row) {
-        const int64_t i = row % d.seq;
-        for (int64_t j = i + 1; j < d.seq; ++j) ASSERT_EQ(p[row * d.seq + j], 0.0f);
-      }
+      EXPECT_TRUE(NearRelative(r.lse.ToVector<float>(), ref.lse, 1e-6));
     }
   }
+}
+
+// The memory-efficient kernel against the one that stored the probabilities
+// (test-only reference), forward and backward, over tile boundaries: both are
+// fp32 with different summation orders, so they agree to a few ulps of the
+// largest element (1e-5 relative to it; measured worst about 1e-6).
+TEST(AttentionTest, MatchesTheProbabilityStoringKernel) {
+  for (Dims d : {Dims{2, 64, 2, 16}, Dims{1, 129, 3, 8}, Dims{2, 257, 2, 32}, Dims{1, 600, 1, 8}}) {
+    Tensor qkv = RandomTensor({d.batch, d.seq, 3 * d.c()}, 11, 1.5f);
+    Tensor dout = RandomTensor({d.batch, d.seq, d.c()}, 12);
+    ExecContext ctx = ExecContext::Cpu(2);
+    Tensor ref_out = Tensor::Empty({d.batch, d.seq, d.c()}, DType::kFloat32);
+    Tensor probs = Tensor::Empty({d.batch, d.heads, d.seq, d.seq}, DType::kFloat32);
+    cpu::ReferenceAttentionForward(ctx, qkv, static_cast<int>(d.heads), ref_out, probs);
+    Tensor ref_dqkv = Tensor::Empty(qkv.shape(), DType::kFloat32);
+    cpu::ReferenceAttentionBackward(ctx, qkv, probs, dout, static_cast<int>(d.heads), ref_dqkv);
+
+    Result r = RunForward(ctx, qkv, d);
+    EXPECT_TRUE(NearRelative(r.out.ToVector<float>(), ToDouble(ref_out.ToVector<float>()), 1e-5))
+        << "seq " << d.seq;
+    if (d.seq <= 256) {
+      // Every row's keys in one tile: the same arithmetic, the same bits.
+      EXPECT_EQ(r.out.ToVector<float>(), ref_out.ToVector<float>()) << "seq " << d.seq;
+    }
+    Tensor dqkv = RunBackward(ctx, qkv, r, dout, d);
+    EXPECT_TRUE(NearRelative(dqkv.ToVector<float>(), ToDouble(ref_dqkv.ToVector<float>()), 1e-5))
+        << "seq " << d.seq;
+  }
+}
+
+TEST(AttentionTest, NanInAQueryReachesItsOutputRow) {
+  Dims d{1, 70, 1, 4};
+  Tensor qkv = RandomTensor({d.batch, d.seq, 3 * d.c()}, 13);
+  std::vector<float> v = qkv.ToVector<float>();
+  v[65 * 3 * d.c()] = NAN;  // Query of position 65, in the second query tile.
+  qkv.CopyFrom(v);
+  ExecContext ctx = ExecContext::Cpu();
+  const std::vector<float> out = RunForward(ctx, qkv, d).out.ToVector<float>();
+  EXPECT_TRUE(std::isnan(out[65 * d.c()]));
+  EXPECT_FALSE(std::isnan(out[64 * d.c()]));
 }
 
 TEST(AttentionTest, LargeScoresAreStableThanksToMaxSubtraction) {
@@ -138,8 +183,7 @@ TEST(AttentionTest, BackwardMatchesFiniteDifferences) {
     for (int threads : {1, 2}) {
       ExecContext ctx = ExecContext::Cpu(threads);
       Result r = RunForward(ctx, qkv, d);
-      Tensor dqkv = Tensor::Empty(qkv.shape(), DType::kFloat32);
-      AttentionBackward(ctx, qkv, r.probs, w, static_cast<int>(d.heads), dqkv);
+      Tensor dqkv = RunBackward(ctx, qkv, r, w, d);
       const std::vector<double> numeric = testing::NumericGradient(
           [&](const std::vector<double>& x) { return testing::Dot(RefAttention(x, d).out, wd); },
           ToDouble(qkv.ToVector<float>()));
@@ -150,15 +194,14 @@ TEST(AttentionTest, BackwardMatchesFiniteDifferences) {
 }
 
 TEST(AttentionTest, BitwiseTheSameForAnyThreadCount) {
-  Dims d{2, 33, 4, 8};
+  Dims d{2, 300, 4, 8};  // Several query tiles and two key tiles.
   Tensor qkv = RandomTensor({d.batch, d.seq, 3 * d.c()}, 6);
   Tensor dout = RandomTensor({d.batch, d.seq, d.c()}, 7);
   std::vector<float> first_out, first_grad;
   for (int threads : {1, 2, 4}) {
     ExecContext ctx = ExecContext::Cpu(threads);
     Result r = RunForward(ctx, qkv, d);
-    Tensor dqkv = Tensor::Empty(qkv.shape(), DType::kFloat32);
-    AttentionBackward(ctx, qkv, r.probs, dout, static_cast<int>(d.heads), dqkv);
+    Tensor dqkv = RunBackward(ctx, qkv, r, dout, d);
     if (threads == 1) {
       first_out = r.out.ToVector<float>();
       first_grad = dqkv.ToVector<float>();
@@ -173,12 +216,15 @@ TEST(AttentionDeathTest, BadShapesAbort) {
   ExecContext ctx = ExecContext::Cpu();
   Tensor qkv = Tensor::Empty({2, 4, 24}, DType::kFloat32);
   Tensor out = Tensor::Empty({2, 4, 8}, DType::kFloat32);
-  Tensor probs = Tensor::Empty({2, 2, 4, 4}, DType::kFloat32);
-  EXPECT_DEATH(AttentionForward(ctx, qkv, 5, out, probs), "not 3 \\* 5 heads \\* head_dim");
-  EXPECT_DEATH(AttentionForward(ctx, qkv, 2, Tensor::Empty({2, 4, 9}, DType::kFloat32), probs),
+  Tensor lse = Tensor::Empty({2, 2, 4}, DType::kFloat32);
+  EXPECT_DEATH(AttentionForward(ctx, qkv, 5, out, lse), "not 3 \\* 5 heads \\* head_dim");
+  EXPECT_DEATH(AttentionForward(ctx, qkv, 2, Tensor::Empty({2, 4, 9}, DType::kFloat32), lse),
                "out is fp32\\[2, 4, 9\\] cpu but must have shape \\[2, 4, 8\\]");
-  EXPECT_DEATH(AttentionForward(ctx, qkv, 2, out, Tensor::Empty({2, 2, 4, 5}, DType::kFloat32)),
-               "probs is fp32\\[2, 2, 4, 5\\]");
+  EXPECT_DEATH(AttentionForward(ctx, qkv, 2, out, Tensor::Empty({2, 2, 4, 4}, DType::kFloat32)),
+               "lse is fp32\\[2, 2, 4, 4\\]");
+  EXPECT_DEATH(AttentionBackward(ctx, qkv, out, Tensor::Empty({2, 2, 5}, DType::kFloat32), out, 2,
+                                 Tensor::Empty({2, 4, 24}, DType::kFloat32)),
+               "lse is fp32\\[2, 2, 5\\]");
 }
 
 }  // namespace

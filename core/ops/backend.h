@@ -35,6 +35,13 @@ class Backend {
   virtual void BatchedGemm(const ExecContext& ctx, const Tensor& a, Trans trans_a, const Tensor& b,
                            Trans trans_b, const Tensor& c, float alpha, float beta) const = 0;
 
+  // linear.h
+  virtual void LinearForward(const ExecContext& ctx, const Tensor& x, const Tensor& weight,
+                             const Tensor& bias, LinearEpilogue epilogue, const Tensor& y,
+                             const Tensor& pre) const = 0;
+  virtual void LinearWeightGrad(const ExecContext& ctx, const Tensor& x, const Tensor& dy,
+                                const Tensor& dweight, const Tensor& dbias) const = 0;
+
   // elementwise.h
   virtual void Fill(const ExecContext& ctx, const Tensor& x, float value) const = 0;
   virtual void Copy(const ExecContext& ctx, const Tensor& src, const Tensor& dst) const = 0;
@@ -59,6 +66,14 @@ class Backend {
   virtual void LayerNormBackwardInput(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
                                       const Tensor& mean, const Tensor& rstd, const Tensor& dy,
                                       const Tensor& dx) const = 0;
+  virtual void AddLayerNormForward(const ExecContext& ctx, const Tensor& a, const Tensor& b,
+                                   const Tensor& gamma, const Tensor& beta, float epsilon,
+                                   const Tensor& sum, const Tensor& y, const Tensor& mean,
+                                   const Tensor& rstd) const = 0;
+  virtual void AddLayerNormBackwardInput(const ExecContext& ctx, const Tensor& x,
+                                         const Tensor& gamma, const Tensor& mean,
+                                         const Tensor& rstd, const Tensor& dy,
+                                         const Tensor& d_residual, const Tensor& dx) const = 0;
   virtual void LayerNormBackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& mean,
                                         const Tensor& rstd, const Tensor& dy, const Tensor& dgamma,
                                         const Tensor& dbeta) const = 0;
@@ -70,9 +85,10 @@ class Backend {
 
   // attention.h
   virtual void AttentionForward(const ExecContext& ctx, const Tensor& qkv, int num_heads,
-                                const Tensor& out, const Tensor& probs) const = 0;
-  virtual void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& probs,
-                                 const Tensor& dout, int num_heads, const Tensor& dqkv) const = 0;
+                                const Tensor& out, const Tensor& lse) const = 0;
+  virtual void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& out,
+                                 const Tensor& lse, const Tensor& dout, int num_heads,
+                                 const Tensor& dqkv) const = 0;
 
   // embedding.h
   virtual void GatherRows(const ExecContext& ctx, const Tensor& ids, const Tensor& table,

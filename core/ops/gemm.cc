@@ -84,6 +84,18 @@ ScopedGemmObserver::ScopedGemmObserver(GemmObserver* observer) : previous_(curre
 
 ScopedGemmObserver::~ScopedGemmObserver() { current_gemm_observer = previous_; }
 
+void ObserveAsGemm(const Tensor& a, Trans trans_a, const Tensor& b, Trans trans_b,
+                   const Tensor& c, float alpha, float beta, absl::FunctionRef<void()> op) {
+  if (GemmObserver* observer = current_gemm_observer; observer != nullptr) {
+    const GemmCall call = DescribeCall(false, a, trans_a, b, trans_b, c, alpha, beta);
+    observer->BeforeGemm(call);
+    op();
+    observer->AfterGemm(call);
+    return;
+  }
+  op();
+}
+
 void Gemm(const ExecContext& ctx, const Tensor& a, Trans trans_a, const Tensor& b, Trans trans_b,
           const Tensor& c, float alpha, float beta) {
   CheckMatrixOperand(ctx, "Gemm", "a", a, 2);

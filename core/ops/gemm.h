@@ -21,6 +21,7 @@
 // CPU: OpenBLAS cblas_sgemm, single-threaded inside, split over the context's
 // threads by rows or columns of C (see core/exec_context.h for why).
 
+#include "absl/functional/function_ref.h"
 #include "core/exec_context.h"
 #include "core/ops/types.h"
 #include "core/tensor.h"
@@ -46,9 +47,9 @@ Tensor Matmul(const ExecContext& ctx, const Tensor& a, Trans trans_a, const Tens
 // Gemm and BatchedGemm (and Matmul through Gemm) describe every call to the
 // observer installed on the calling thread, if any, before and after running
 // it. With none installed the cost is one thread-local pointer test per call.
-// Products computed inside other ops' kernels (the score and context products
-// of the attention kernel) do not go through these entry points and are not
-// reported.
+// The fused linear ops (core/ops/linear.h) report their product through
+// ObserveAsGemm below. Products computed inside other ops' kernels (the score
+// and context products of the attention kernel) are not reported.
 
 // One call, enough to replay it on other buffers of the same geometry.
 struct GemmCall {
@@ -87,6 +88,14 @@ class GemmObserver {
   // asynchronous device it is only enqueued on the context's stream.
   virtual void AfterGemm(const GemmCall& call) = 0;
 };
+
+// For fused ops whose main work is one product (core/ops/linear.h): runs
+// `op` between the thread's observer's BeforeGemm and AfterGemm, describing it
+// as Gemm(a, trans_a, b, trans_b, c, alpha, beta) would; just `op` when no
+// observer is installed. The observer sees the product; a replay of it runs
+// the plain GEMM, so the epilogue counts as non-GEMM work in such comparisons.
+void ObserveAsGemm(const Tensor& a, Trans trans_a, const Tensor& b, Trans trans_b,
+                   const Tensor& c, float alpha, float beta, absl::FunctionRef<void()> op);
 
 // Installs `observer` (not owned; may be null: none) for the calling thread
 // while in scope; the previously installed one is restored on destruction and

@@ -7,6 +7,7 @@
 #include "core/exec_context.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/gemm.h"
+#include "core/ops/linear.h"
 #include "core/ops/test_util.h"
 #include "core/tensor.h"
 #include "gtest/gtest.h"
@@ -76,6 +77,36 @@ TEST(GemmObserverTest, SeesGemmShapesTransposesStridesAlphaBeta) {
   EXPECT_DOUBLE_EQ(call.Flops(), 2.0 * 5 * 6 * 7);
   // Observing does not change the product (same thread count: same bits).
   EXPECT_EQ(c_observed.ToVector<float>(), c_plain.ToVector<float>());
+}
+
+// The fused linear ops report their product as the GEMM it is (beta = 1 onto
+// the bias / the accumulated gradient), so benchmarks count it as GEMM work.
+TEST(GemmObserverTest, SeesTheProductsOfTheFusedLinearOps) {
+  const ExecContext ctx = ExecContext::Cpu();
+  const Tensor x = RandomTensor({5, 3}, 4), w = RandomTensor({3, 7}, 5), b = RandomTensor({7}, 6);
+  const Tensor y = Tensor::Empty({5, 7}, DType::kFloat32);
+  const Tensor pre = Tensor::Empty({5, 7}, DType::kFloat32);
+  const Tensor dw = RandomTensor({3, 7}, 7), db = RandomTensor({7}, 8);
+  RecordingObserver observer;
+  {
+    ScopedGemmObserver scope(&observer);
+    LinearForward(ctx, x, w, b, LinearEpilogue::kBiasGelu, y, pre);
+    LinearWeightGrad(ctx, x, y, dw, db);
+  }
+  ASSERT_EQ(observer.calls.size(), 2u);
+  EXPECT_EQ(observer.completed, 2);
+  const GemmCall& forward = observer.calls[0];
+  EXPECT_EQ(forward.trans_a, Trans::kNo);
+  EXPECT_EQ(forward.m, 5);
+  EXPECT_EQ(forward.n, 7);
+  EXPECT_EQ(forward.k, 3);
+  EXPECT_EQ(forward.beta, 1.0f);
+  const GemmCall& weight_grad = observer.calls[1];
+  EXPECT_EQ(weight_grad.trans_a, Trans::kYes);
+  EXPECT_EQ(weight_grad.m, 3);
+  EXPECT_EQ(weight_grad.n, 7);
+  EXPECT_EQ(weight_grad.k, 5);
+  EXPECT_EQ(weight_grad.beta, 1.0f);
 }
 
 TEST(GemmObserverTest, SeesBatchedGemmWithHeadStridesAndMatmul) {

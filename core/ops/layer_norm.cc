@@ -53,6 +53,39 @@ void LayerNormBackwardInput(const ExecContext& ctx, const Tensor& x, const Tenso
   BackendFor(ctx).LayerNormBackwardInput(ctx, x, gamma, mean, rstd, dy, dx);
 }
 
+void AddLayerNormForward(const ExecContext& ctx, const Tensor& a, const Tensor& b,
+                         const Tensor& gamma, const Tensor& beta, float epsilon, const Tensor& sum,
+                         const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  constexpr const char* kOp = "AddLayerNormForward";
+  CheckLayerNormArgs(ctx, kOp, a, "gamma", gamma, mean, rstd);
+  CheckContiguous(ctx, kOp, "b", b);
+  CheckContiguous(ctx, kOp, "beta", beta);
+  CheckContiguous(ctx, kOp, "sum", sum);
+  CheckContiguous(ctx, kOp, "y", y);
+  internal::CheckSameShape(kOp, "b", b, "a", a);
+  internal::CheckSameShape(kOp, "beta", beta, "gamma", gamma);
+  internal::CheckSameShape(kOp, "sum", sum, "a", a);
+  internal::CheckSameShape(kOp, "y", y, "a", a);
+  TRIDENT_CHECK(y.raw_data() != sum.raw_data())
+      << "ops::AddLayerNormForward: y and sum must be different buffers";
+  TRIDENT_CHECK(epsilon >= 0.0f) << "ops::AddLayerNormForward: epsilon " << epsilon << " < 0";
+  BackendFor(ctx).AddLayerNormForward(ctx, a, b, gamma, beta, epsilon, sum, y, mean, rstd);
+}
+
+void AddLayerNormBackwardInput(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
+                               const Tensor& mean, const Tensor& rstd, const Tensor& dy,
+                               const Tensor& d_residual, const Tensor& dx) {
+  constexpr const char* kOp = "AddLayerNormBackwardInput";
+  CheckLayerNormArgs(ctx, kOp, x, "gamma", gamma, mean, rstd);
+  CheckContiguous(ctx, kOp, "dy", dy);
+  CheckContiguous(ctx, kOp, "d_residual", d_residual);
+  CheckContiguous(ctx, kOp, "dx", dx);
+  internal::CheckSameShape(kOp, "dy", dy, "x", x);
+  internal::CheckSameShape(kOp, "d_residual", d_residual, "x", x);
+  internal::CheckSameShape(kOp, "dx", dx, "x", x);
+  BackendFor(ctx).AddLayerNormBackwardInput(ctx, x, gamma, mean, rstd, dy, d_residual, dx);
+}
+
 void LayerNormBackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& mean,
                               const Tensor& rstd, const Tensor& dy, const Tensor& dgamma,
                               const Tensor& dbeta) {

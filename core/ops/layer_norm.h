@@ -30,6 +30,23 @@ void LayerNormBackwardInput(const ExecContext& ctx, const Tensor& x, const Tenso
                             const Tensor& mean, const Tensor& rstd, const Tensor& dy,
                             const Tensor& dx);
 
+// The residual add fused with the LayerNorm that follows it (one pass over
+// each row, the shape of a fused add + LayerNorm kernel):
+//   sum = a + b;  y = LayerNorm(sum)  (mean, rstd of sum, as LayerNormForward).
+// sum may be a or b (in place); y must be another buffer. Bitwise the same as
+// Add(a, b, sum) then LayerNormForward(sum, ...).
+void AddLayerNormForward(const ExecContext& ctx, const Tensor& a, const Tensor& b,
+                         const Tensor& gamma, const Tensor& beta, float epsilon, const Tensor& sum,
+                         const Tensor& y, const Tensor& mean, const Tensor& rstd);
+
+// Its backward for the inputs: dx = LayerNormBackwardInput(x = sum, dy) +
+// d_residual, where d_residual is the gradient reaching `sum` by the residual
+// path (both a and b get dx). dx may be dy or d_residual (in place). Bitwise
+// the same as LayerNormBackwardInput then Add.
+void AddLayerNormBackwardInput(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
+                               const Tensor& mean, const Tensor& rstd, const Tensor& dy,
+                               const Tensor& d_residual, const Tensor& dx);
+
 // dgamma += sum over rows of dy * (x - mean) * rstd;  dbeta += sum over rows of dy.
 // Sums in double per column in row order (deterministic for any thread count).
 void LayerNormBackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& mean,

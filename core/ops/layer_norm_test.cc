@@ -145,6 +145,84 @@ TEST(LayerNormTest, ResultsAreBitwiseTheSameForAnyThreadCount) {
   }
 }
 
+// The residual-fused forms against the unfused Add + LayerNorm they replace:
+// the same arithmetic, so bit for bit (in place too), for any thread count.
+TEST(LayerNormTest, AddLayerNormEqualsAddThenLayerNormBitwise) {
+  const int64_t rows = 300, cols = 136;  // Several row chunks; a lane tail.
+  const Tensor a = RandomTensor({rows, cols}, 21, 2.0f), b = RandomTensor({rows, cols}, 22);
+  const Tensor gamma = RandomTensor({cols}, 23), beta = RandomTensor({cols}, 24);
+  const Tensor dy = RandomTensor({rows, cols}, 25), d_res = RandomTensor({rows, cols}, 26);
+  for (int threads : {1, 3}) {
+    const ExecContext ctx = ExecContext::Cpu(threads);
+    auto empty = [](std::initializer_list<int64_t> shape) {
+      return Tensor::Empty(shape, DType::kFloat32);
+    };
+    Tensor want_sum = empty({rows, cols}), want_y = empty({rows, cols});
+    Tensor want_mean = empty({rows}), want_rstd = empty({rows});
+    Add(ctx, a, b, want_sum);
+    LayerNormForward(ctx, want_sum, gamma, beta, kLayerNormEpsilon, want_y, want_mean, want_rstd);
+    Tensor want_dx = empty({rows, cols});
+    LayerNormBackwardInput(ctx, want_sum, gamma, want_mean, want_rstd, dy, want_dx);
+    Add(ctx, want_dx, d_res, want_dx);
+
+    Tensor sum = empty({rows, cols}), y = empty({rows, cols});
+    Tensor mean = empty({rows}), rstd = empty({rows});
+    AddLayerNormForward(ctx, a, b, gamma, beta, kLayerNormEpsilon, sum, y, mean, rstd);
+    EXPECT_EQ(sum.ToVector<float>(), want_sum.ToVector<float>()) << threads;
+    EXPECT_EQ(y.ToVector<float>(), want_y.ToVector<float>()) << threads;
+    EXPECT_EQ(mean.ToVector<float>(), want_mean.ToVector<float>());
+    EXPECT_EQ(rstd.ToVector<float>(), want_rstd.ToVector<float>());
+    // In place: sum written over a.
+    Tensor a_copy = empty({rows, cols});
+    a_copy.CopyFrom(a.ToVector<float>());
+    AddLayerNormForward(ctx, a_copy, b, gamma, beta, kLayerNormEpsilon, a_copy, y, mean, rstd);
+    EXPECT_EQ(a_copy.ToVector<float>(), want_sum.ToVector<float>());
+    EXPECT_EQ(y.ToVector<float>(), want_y.ToVector<float>());
+
+    Tensor dx = empty({rows, cols});
+    AddLayerNormBackwardInput(ctx, sum, gamma, mean, rstd, dy, d_res, dx);
+    EXPECT_EQ(dx.ToVector<float>(), want_dx.ToVector<float>()) << threads;
+    // In place over the residual gradient.
+    Tensor in_place = empty({rows, cols});
+    in_place.CopyFrom(d_res.ToVector<float>());
+    AddLayerNormBackwardInput(ctx, sum, gamma, mean, rstd, dy, in_place, in_place);
+    EXPECT_EQ(in_place.ToVector<float>(), want_dx.ToVector<float>());
+  }
+}
+
+// And the forward against the double reference of LayerNorm(a + b).
+TEST(LayerNormTest, AddLayerNormMatchesReference) {
+  const int64_t rows = 7, cols = 37;
+  const Tensor a = RandomTensor({rows, cols}, 31), b = RandomTensor({rows, cols}, 32);
+  const Tensor gamma = RandomTensor({cols}, 33), beta = RandomTensor({cols}, 34);
+  std::vector<double> sum = ToDouble(a.ToVector<float>());
+  const std::vector<double> bd = ToDouble(b.ToVector<float>());
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] += bd[i];
+  const RefLn ref = RefLayerNorm(sum, ToDouble(gamma.ToVector<float>()),
+                                 ToDouble(beta.ToVector<float>()), rows, cols);
+  const ExecContext ctx = ExecContext::Cpu();
+  Tensor s = Tensor::Empty({rows, cols}, DType::kFloat32);
+  Tensor y = Tensor::Empty({rows, cols}, DType::kFloat32);
+  Tensor mean = Tensor::Empty({rows}, DType::kFloat32), rstd = Tensor::Empty({rows}, DType::kFloat32);
+  AddLayerNormForward(ctx, a, b, gamma, beta, kLayerNormEpsilon, s, y, mean, rstd);
+  EXPECT_TRUE(NearRelative(y.ToVector<float>(), ref.y, 1e-5));
+  EXPECT_TRUE(NearRelative(s.ToVector<float>(), sum, 1e-7));
+}
+
+TEST(LayerNormDeathTest, FusedFormsRefuseBadArguments) {
+  const ExecContext ctx = ExecContext::Cpu();
+  const Tensor x = Tensor::Empty({4, 8}, DType::kFloat32), g = Tensor::Empty({8}, DType::kFloat32);
+  const Tensor stats = Tensor::Empty({4}, DType::kFloat32);
+  EXPECT_DEATH(AddLayerNormForward(ctx, x, Tensor::Empty({4, 9}, DType::kFloat32), g, g, 1e-5f,
+                                   x, Tensor::Empty({4, 8}, DType::kFloat32), stats, stats),
+               "b is fp32\\[4, 9\\]");
+  EXPECT_DEATH(AddLayerNormForward(ctx, x, x, g, g, 1e-5f, x, x, stats, stats),
+               "y and sum must be different buffers");
+  EXPECT_DEATH(AddLayerNormBackwardInput(ctx, x, g, stats, stats, x,
+                                         Tensor::Empty({4, 7}, DType::kFloat32), x),
+               "d_residual is fp32\\[4, 7\\]");
+}
+
 TEST(LayerNormDeathTest, BadShapesAbort) {
   ExecContext ctx = ExecContext::Cpu();
   Tensor x = Tensor::Empty({4, 8}, DType::kFloat32), g = Tensor::Empty({8}, DType::kFloat32);

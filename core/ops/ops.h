@@ -49,6 +49,7 @@
 #include "core/ops/gelu.h"           // IWYU pragma: export
 #include "core/ops/gemm.h"           // IWYU pragma: export
 #include "core/ops/layer_norm.h"     // IWYU pragma: export
+#include "core/ops/linear.h"         // IWYU pragma: export
 #include "core/ops/optimizer.h"      // IWYU pragma: export
 #include "core/ops/reduction.h"      // IWYU pragma: export
 #include "core/ops/types.h"          // IWYU pragma: export

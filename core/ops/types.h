@@ -45,6 +45,10 @@ struct AdamWOptions {
 
 enum class WeightDecay : uint8_t { kApply, kSkip };
 
+// What ops::LinearForward (core/ops/linear.h) applies to the product x W:
+// the bias, or the bias then GELU (keeping the pre-activation).
+enum class LinearEpilogue : uint8_t { kBias, kBiasGelu };
+
 // What embedding kernels do with an id outside the table's rows: abort (the
 // serial embedding, where it is a bug) or skip it (a vocabulary-parallel shard,
 // where other ranks own it): a zero row forward, no gradient backward.

@@ -62,12 +62,15 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
 training::TrainConfig LayoutRow::ToConfig(int steps) const {
   training::TrainConfig config = EquivalenceConfig(ToLayout(), steps);
   config.mutable_model()->set_num_heads(heads);
+  config.mutable_model()->set_context_length(seq_length);
+  config.mutable_data()->set_seq_length(seq_length);
   return config;
 }
 
 std::string LayoutRow::Name() const {
   std::string name = LayoutName(ToLayout());
   if (heads != 4) absl::StrAppend(&name, "_h", heads);
+  if (seq_length != 16) absl::StrAppend(&name, "_t", seq_length);
   return name;
 }
 

@@ -67,11 +67,15 @@ struct LayoutRow {
   // The model's attention heads: 8 lets tp 8 split them (the flagship rows,
   // every factorisation of 8 ranks); hidden stays 32.
   int heads = 4;
+  // Tokens per sequence (and the context length). Above 64 the attention runs
+  // several query tiles, above 256 several key tiles with its online softmax.
+  int seq_length = 16;
 
   topology::ParallelLayout ToLayout() const;
   // EquivalenceConfig of this row's layout and model.
   training::TrainConfig ToConfig(int steps = 20) const;
-  // LayoutName, plus "_h8" when heads is not 4.
+  // LayoutName, plus "_h8" when heads is not 4 and "_t320" when seq_length is
+  // not 16.
   std::string Name() const;
 };
 

@@ -45,6 +45,17 @@ TEST_P(LayoutEquivalence, TrainsTheSerialModel) {
 
 std::string RowName(const ::testing::TestParamInfo<LayoutRow>& info) { return info.param.Name(); }
 
+// The memory-efficient attention over long sequences: 320 tokens span five
+// query tiles and two key tiles (the online softmax across tiles), with heads
+// split by tp, sequence parallelism, pipelining, dp and selective
+// recomputation (which recomputes the log-sum-exp).
+INSTANTIATE_TEST_SUITE_P(
+    LongSequences, LayoutEquivalence,
+    ::testing::Values(LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 2, .seq_length = 320},
+                      LayoutRow{.tp = 2, .micro_batches = 2, .sequence_parallel = true,
+                                .recompute = topology::Recompute::SELECTIVE, .seq_length = 320}),
+    RowName);
+
 // Tensor parallelism, with and without sequence parallelism.
 INSTANTIATE_TEST_SUITE_P(
     TensorParallel, LayoutEquivalence,

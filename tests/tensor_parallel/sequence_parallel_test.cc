@@ -220,12 +220,13 @@ TEST(TpGroupRowsTest, GatherAndReduceScatterRowChunks) {
 //   kept whole on every rank without SP: input, ln1_out, residual, ln2_out
 //     4 N h, and the LayerNorm stats (mean, rstd of LN1 and LN2) 4 N;
 //   split over tp by the layers themselves: qkv 3 N h / tp, attn_out N h / tp,
-//     fc_pre and fc_act 2 N f / tp, attention probabilities B a T^2 / tp.
+//     fc_pre and fc_act 2 N f / tp, the attention's log-sum-exp B a T / tp.
 // With SP the whole ones are row chunks too, so everything is divided by tp:
-//   without SP: 4 (4 N h + 4 N + (4 N h + 2 N f + B a T^2) / tp)
-//   with SP:    4 (8 N h + 4 N + 2 N f + B a T^2) / tp
+//   without SP: 4 (4 N h + 4 N + (4 N h + 2 N f + B a T) / tp)
+//   with SP:    4 (8 N h + 4 N + 2 N f + B a T) / tp
 // (Korthikanti et al.'s sbh(10 + 24/t + 5as/(ht)) against sbh(34 + 5as/h)/t
-// has the same shape, for 16-bit values with dropout masks.)
+// has the same shape, for 16-bit values with dropout masks, less their
+// attention-core term 5as/h: the memory-efficient attention stores no T^2.)
 struct BlockCase {
   int64_t batch, seq, hidden, ffn, heads;
   int tp;
@@ -234,7 +235,7 @@ struct BlockCase {
 int64_t AnalyticBlockBytes(const BlockCase& c, bool sequence_parallel) {
   const int64_t n = c.batch * c.seq;
   const int64_t whole = 4 * n * c.hidden + 4 * n;
-  const int64_t split = 4 * n * c.hidden + 2 * n * c.ffn + c.batch * c.heads * c.seq * c.seq;
+  const int64_t split = 4 * n * c.hidden + 2 * n * c.ffn + c.batch * c.heads * c.seq;
   return 4 * (sequence_parallel ? (whole + split) / c.tp : whole + split / c.tp);
 }
 

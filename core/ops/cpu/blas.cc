@@ -53,15 +53,14 @@ void Sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float 
               ToBlasInt(ldb, "ldb"), beta, c, ToBlasInt(ldc, "ldc"));
 }
 
-void ParallelSgemm(const ExecContext& ctx, Trans trans_a, Trans trans_b, int64_t m, int64_t n,
-                   int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
-                   float beta, float* c, int64_t ldc) {
+void ForEachGemmPart(const ExecContext& ctx, int64_t m, int64_t n, int64_t k,
+                     absl::FunctionRef<void(const GemmPart&)> fn) {
   const int threads = ctx.num_threads();
   const bool split_rows = m >= n;
   const int64_t extent = split_rows ? m : n;
   const int64_t parts = std::min<int64_t>(threads, std::max<int64_t>(1, extent / kBlockAlign));
   if (parts <= 1 || m * n * k < kMinParallelFlops) {
-    Sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (m > 0 && n > 0) fn(GemmPart{0, 1, 0, m, 0, n});
     return;
   }
   // Boundaries of part p, rounded to kBlockAlign; the last part takes the rest.
@@ -71,20 +70,23 @@ void ParallelSgemm(const ExecContext& ctx, Trans trans_a, Trans trans_b, int64_t
   };
   ctx.ParallelFor(parts, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
+      // Every part runs, even an empty one: a fused epilogue may give each
+      // part a share of other work by its index.
       const int64_t begin = boundary(p), end = boundary(p + 1);
-      if (begin == end) continue;
-      if (split_rows) {
-        // Rows [begin, end) of op(A) and of C.
-        const float* a_part = trans_a == Trans::kNo ? a + begin * lda : a + begin;
-        Sgemm(trans_a, trans_b, end - begin, n, k, alpha, a_part, lda, b, ldb, beta,
-              c + begin * ldc, ldc);
-      } else {
-        // Columns [begin, end) of op(B) and of C.
-        const float* b_part = trans_b == Trans::kNo ? b + begin : b + begin * ldb;
-        Sgemm(trans_a, trans_b, m, end - begin, k, alpha, a, lda, b_part, ldb, beta, c + begin,
-              ldc);
-      }
+      fn(split_rows ? GemmPart{p, parts, begin, end, 0, n} : GemmPart{p, parts, 0, m, begin, end});
     }
+  });
+}
+
+void ParallelSgemm(const ExecContext& ctx, Trans trans_a, Trans trans_b, int64_t m, int64_t n,
+                   int64_t k, float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                   float beta, float* c, int64_t ldc) {
+  ForEachGemmPart(ctx, m, n, k, [&](const GemmPart& part) {
+    // Rows [row0, row1) of op(A) and columns [col0, col1) of op(B) and of C.
+    const float* a_part = trans_a == Trans::kNo ? a + part.row0 * lda : a + part.row0;
+    const float* b_part = trans_b == Trans::kNo ? b + part.col0 : b + part.col0 * ldb;
+    Sgemm(trans_a, trans_b, part.row1 - part.row0, part.col1 - part.col0, k, alpha, a_part, lda,
+          b_part, ldb, beta, c + part.row0 * ldc + part.col0, ldc);
   });
 }
 

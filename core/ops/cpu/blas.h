@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "absl/functional/function_ref.h"
+
 #include "core/exec_context.h"
 #include "core/ops/types.h"
 
@@ -17,6 +19,21 @@ namespace trident::ops::cpu {
 void Sgemm(Trans trans_a, Trans trans_b, int64_t m, int64_t n, int64_t k, float alpha,
            const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
            int64_t ldc);
+
+// One block of C [m, n] that one thread computes: rows [row0, row1) and
+// columns [col0, col1); block `part` of `parts`.
+struct GemmPart {
+  int64_t part, parts;
+  int64_t row0, row1, col0, col1;
+};
+
+// Splits C [m, n] (a product with inner dimension k) over the context's
+// threads as ParallelSgemm does and runs fn(part) for each non-empty block on
+// the thread that owns it; one block (the whole C) when the product is too
+// small to split. Fused kernels compute a block with Sgemm, then their
+// epilogue on the same block, in one pass over the threads.
+void ForEachGemmPart(const ExecContext& ctx, int64_t m, int64_t n, int64_t k,
+                     absl::FunctionRef<void(const GemmPart&)> fn);
 
 // The same, split over the context's threads by blocks of rows of C (or of
 // columns, when C is wider than tall). Each block is one single-threaded Sgemm.

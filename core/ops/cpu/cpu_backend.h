@@ -19,6 +19,12 @@ class CpuBackendImpl : public Backend {
   void BatchedGemm(const ExecContext& ctx, const Tensor& a, Trans trans_a, const Tensor& b,
                    Trans trans_b, const Tensor& c, float alpha, float beta) const override;
 
+  void LinearForward(const ExecContext& ctx, const Tensor& x, const Tensor& weight,
+                     const Tensor& bias, LinearEpilogue epilogue, const Tensor& y,
+                     const Tensor& pre) const override;
+  void LinearWeightGrad(const ExecContext& ctx, const Tensor& x, const Tensor& dy,
+                        const Tensor& dweight, const Tensor& dbias) const override;
+
   void Fill(const ExecContext& ctx, const Tensor& x, float value) const override;
   void Copy(const ExecContext& ctx, const Tensor& src, const Tensor& dst) const override;
   void Add(const ExecContext& ctx, const Tensor& a, const Tensor& b,
@@ -38,6 +44,13 @@ class CpuBackendImpl : public Backend {
   void LayerNormBackwardInput(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
                               const Tensor& mean, const Tensor& rstd, const Tensor& dy,
                               const Tensor& dx) const override;
+  void AddLayerNormForward(const ExecContext& ctx, const Tensor& a, const Tensor& b,
+                           const Tensor& gamma, const Tensor& beta, float epsilon,
+                           const Tensor& sum, const Tensor& y, const Tensor& mean,
+                           const Tensor& rstd) const override;
+  void AddLayerNormBackwardInput(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
+                                 const Tensor& mean, const Tensor& rstd, const Tensor& dy,
+                                 const Tensor& d_residual, const Tensor& dx) const override;
   void LayerNormBackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& mean,
                                 const Tensor& rstd, const Tensor& dy, const Tensor& dgamma,
                                 const Tensor& dbeta) const override;
@@ -47,9 +60,10 @@ class CpuBackendImpl : public Backend {
                     const Tensor& dx) const override;
 
   void AttentionForward(const ExecContext& ctx, const Tensor& qkv, int num_heads, const Tensor& out,
-                        const Tensor& probs) const override;
-  void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& probs,
-                         const Tensor& dout, int num_heads, const Tensor& dqkv) const override;
+                        const Tensor& lse) const override;
+  void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& out,
+                         const Tensor& lse, const Tensor& dout, int num_heads,
+                         const Tensor& dqkv) const override;
 
   void GatherRows(const ExecContext& ctx, const Tensor& ids, const Tensor& table, int64_t row_start,
                   OutOfRangeIds policy, const Tensor& out) const override;

@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "core/ops/cpu/cpu_backend.h"
 #include "core/ops/cpu/parallel.h"
+#include "core/ops/cpu/vec_math.h"
 #include "core/ops/validate.h"
 
 namespace trident::ops::cpu {
@@ -228,16 +229,8 @@ void CpuBackendImpl::BiasGrad(const ExecContext& ctx, const Tensor& dy, const Te
   float* pdb = dbias.data<float>();
   const int64_t tiles = CeilDiv(cols, kColumnTile);
   ctx.ParallelFor(tiles, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t c0 = t * kColumnTile;
-      const int64_t width = std::min(kColumnTile, cols - c0);
-      double acc[kColumnTile] = {};
-      for (int64_t r = 0; r < rows; ++r) {
-        const float* row = pdy + r * cols + c0;
-        for (int64_t c = 0; c < width; ++c) acc[c] += row[c];
-      }
-      for (int64_t c = 0; c < width; ++c) pdb[c0 + c] += static_cast<float>(acc[c]);
-    }
+    const int64_t c0 = t0 * kColumnTile, c1 = std::min(cols, t1 * kColumnTile);
+    AddColumnSums(pdy, rows, cols, c0, c1, pdb + c0);
   });
 }
 

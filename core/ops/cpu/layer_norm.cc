@@ -1,7 +1,10 @@
-// CpuBackendImpl: LayerNormForward, LayerNormBackwardInput, LayerNormBackwardWeights.
+// CpuBackendImpl: LayerNormForward, LayerNormBackwardInput, LayerNormBackwardWeights,
+// and the residual-fused AddLayerNormForward, AddLayerNormBackwardInput (the
+// same row kernels with the add folded into the pass over the row).
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/ops/cpu/cpu_backend.h"
 #include "core/ops/cpu/parallel.h"
@@ -28,6 +31,68 @@ inline float SquaredDeviation(const float* x, int64_t n, float mean) {
   return total + tail;
 }
 
+// y = LayerNorm(x) of one row; returns its mean and rstd.
+inline void NormalizeRow(const float* xr, int64_t cols, const float* pg, const float* pb,
+                         float epsilon, float* yr, float* mean, float* rstd) {
+  const float inv_cols = 1.0f / static_cast<float>(cols);
+  const float m = SumOf(xr, cols) * inv_cols;
+  const float var = SquaredDeviation(xr, cols, m) * inv_cols;
+  const float s = 1.0f / std::sqrt(var + epsilon);
+  for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - m) * s * pg[c] + pb[c];
+  *mean = m;
+  *rstd = s;
+}
+
+// dx of one row from dy (with mean m and rstd s), plus `add` when given
+// (the gradient reaching the row through the residual path).
+inline void LayerNormGradRow(const float* xr, const float* dyr, const float* pg, float m, float s,
+                             int64_t cols, const float* add, float* dxr) {
+  const float inv_cols = 1.0f / static_cast<float>(cols);
+  // With g = dy * gamma and xhat = (x - m) * s:
+  //   dx = s * (g - mean(g) - xhat * mean(g * xhat)).
+  float sum_g[kLanes] = {}, sum_gx[kLanes] = {};
+  int64_t c = 0;
+  for (; c + kLanes <= cols; c += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float g = dyr[c + l] * pg[c + l];
+      sum_g[l] += g;
+      sum_gx[l] += g * (xr[c + l] - m) * s;
+    }
+  }
+  float tail_g = 0.0f, tail_gx = 0.0f;
+  for (; c < cols; ++c) {
+    const float g = dyr[c] * pg[c];
+    tail_g += g;
+    tail_gx += g * (xr[c] - m) * s;
+  }
+  float total_g = 0.0f, total_gx = 0.0f;
+  for (int l = 0; l < kLanes; ++l) {
+    total_g += sum_g[l];
+    total_gx += sum_gx[l];
+  }
+  const float mean_g = (total_g + tail_g) * inv_cols;
+  const float mean_gx = (total_gx + tail_gx) * inv_cols;
+  if (add == nullptr) {
+    for (int64_t k = 0; k < cols; ++k) {
+      const float xhat = (xr[k] - m) * s;
+      dxr[k] = s * (dyr[k] * pg[k] - mean_g - xhat * mean_gx);
+    }
+  } else {
+    // The normalised part is rounded to float (stored) before the add, as the
+    // unfused LayerNormBackwardInput + Add round it: a single expression would
+    // let the compiler contract it into an FMA and change the last bit. The
+    // row buffer also lets dx alias `add`.
+    thread_local std::vector<float> through_norm;
+    if (static_cast<int64_t>(through_norm.size()) < cols) through_norm.resize(cols);
+    float* t = through_norm.data();
+    for (int64_t k = 0; k < cols; ++k) {
+      const float xhat = (xr[k] - m) * s;
+      t[k] = s * (dyr[k] * pg[k] - mean_g - xhat * mean_gx);
+    }
+    for (int64_t k = 0; k < cols; ++k) dxr[k] = t[k] + add[k];
+  }
+}
+
 }  // namespace
 
 void CpuBackendImpl::LayerNormForward(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
@@ -44,17 +109,43 @@ void CpuBackendImpl::LayerNormForward(const ExecContext& ctx, const Tensor& x, c
   float* py = y.data<float>();
   float* pm = mean.data<float>();
   float* pr = rstd.data<float>();
-  const float inv_cols = 1.0f / static_cast<float>(cols);
   ctx.ParallelFor(rows, RowGrain(cols), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = px + r * cols;
-      float* yr = py + r * cols;
-      const float m = SumOf(xr, cols) * inv_cols;
-      const float var = SquaredDeviation(xr, cols, m) * inv_cols;
-      const float s = 1.0f / std::sqrt(var + epsilon);
-      for (int64_t c = 0; c < cols; ++c) yr[c] = (xr[c] - m) * s * pg[c] + pb[c];
-      pm[r] = m;
-      pr[r] = s;
+      NormalizeRow(px + r * cols, cols, pg, pb, epsilon, py + r * cols, pm + r, pr + r);
+    }
+  });
+}
+
+void CpuBackendImpl::AddLayerNormForward(const ExecContext& ctx, const Tensor& a, const Tensor& b,
+                                         const Tensor& gamma, const Tensor& beta, float epsilon,
+                                         const Tensor& sum, const Tensor& y, const Tensor& mean,
+                                         const Tensor& rstd) const {
+  internal::CheckFloat32(ctx, "AddLayerNormForward",
+                         {{"a", a},
+                          {"b", b},
+                          {"gamma", gamma},
+                          {"beta", beta},
+                          {"sum", sum},
+                          {"y", y},
+                          {"mean", mean},
+                          {"rstd", rstd}});
+  const int64_t cols = a.dim(-1);
+  const int64_t rows = a.numel() / cols;
+  const float* pa = a.data<float>();
+  const float* pb_in = b.data<float>();
+  const float* pg = gamma.data<float>();
+  const float* pbeta = beta.data<float>();
+  float* ps = sum.data<float>();
+  float* py = y.data<float>();
+  float* pm = mean.data<float>();
+  float* pr = rstd.data<float>();
+  ctx.ParallelFor(rows, RowGrain(cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* ar = pa + r * cols;
+      const float* br = pb_in + r * cols;
+      float* sr = ps + r * cols;
+      for (int64_t c = 0; c < cols; ++c) sr[c] = ar[c] + br[c];
+      NormalizeRow(sr, cols, pg, pbeta, epsilon, py + r * cols, pm + r, pr + r);
     }
   });
 }
@@ -74,41 +165,39 @@ void CpuBackendImpl::LayerNormBackwardInput(const ExecContext& ctx, const Tensor
   const float* pr = rstd.data<float>();
   const float* pdy = dy.data<float>();
   float* pdx = dx.data<float>();
-  const float inv_cols = 1.0f / static_cast<float>(cols);
   ctx.ParallelFor(rows, RowGrain(cols), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const float* xr = px + r * cols;
-      const float* dyr = pdy + r * cols;
-      float* dxr = pdx + r * cols;
-      const float m = pm[r], s = pr[r];
-      // With g = dy * gamma and xhat = (x - m) * s:
-      //   dx = s * (g - mean(g) - xhat * mean(g * xhat)).
-      float sum_g[kLanes] = {}, sum_gx[kLanes] = {};
-      int64_t c = 0;
-      for (; c + kLanes <= cols; c += kLanes) {
-        for (int l = 0; l < kLanes; ++l) {
-          const float g = dyr[c + l] * pg[c + l];
-          sum_g[l] += g;
-          sum_gx[l] += g * (xr[c + l] - m) * s;
-        }
-      }
-      float tail_g = 0.0f, tail_gx = 0.0f;
-      for (; c < cols; ++c) {
-        const float g = dyr[c] * pg[c];
-        tail_g += g;
-        tail_gx += g * (xr[c] - m) * s;
-      }
-      float total_g = 0.0f, total_gx = 0.0f;
-      for (int l = 0; l < kLanes; ++l) {
-        total_g += sum_g[l];
-        total_gx += sum_gx[l];
-      }
-      const float mean_g = (total_g + tail_g) * inv_cols;
-      const float mean_gx = (total_gx + tail_gx) * inv_cols;
-      for (int64_t k = 0; k < cols; ++k) {
-        const float xhat = (xr[k] - m) * s;
-        dxr[k] = s * (dyr[k] * pg[k] - mean_g - xhat * mean_gx);
-      }
+      LayerNormGradRow(px + r * cols, pdy + r * cols, pg, pm[r], pr[r], cols, nullptr,
+                       pdx + r * cols);
+    }
+  });
+}
+
+void CpuBackendImpl::AddLayerNormBackwardInput(const ExecContext& ctx, const Tensor& x,
+                                               const Tensor& gamma, const Tensor& mean,
+                                               const Tensor& rstd, const Tensor& dy,
+                                               const Tensor& d_residual, const Tensor& dx) const {
+  internal::CheckFloat32(ctx, "AddLayerNormBackwardInput",
+                         {{"x", x},
+                          {"gamma", gamma},
+                          {"mean", mean},
+                          {"rstd", rstd},
+                          {"dy", dy},
+                          {"d_residual", d_residual},
+                          {"dx", dx}});
+  const int64_t cols = x.dim(-1);
+  const int64_t rows = x.numel() / cols;
+  const float* px = x.data<float>();
+  const float* pg = gamma.data<float>();
+  const float* pm = mean.data<float>();
+  const float* pr = rstd.data<float>();
+  const float* pdy = dy.data<float>();
+  const float* pres = d_residual.data<float>();
+  float* pdx = dx.data<float>();
+  ctx.ParallelFor(rows, RowGrain(cols), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      LayerNormGradRow(px + r * cols, pdy + r * cols, pg, pm[r], pr[r], cols, pres + r * cols,
+                       pdx + r * cols);
     }
   });
 }

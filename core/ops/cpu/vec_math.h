@@ -57,6 +57,27 @@ inline float FastExp(float x) {
 // 1 / (1 + e^-x), accurate in relative terms for all x (no cancellation).
 inline float FastSigmoid(float x) { return 1.0f / (1.0f + FastExp(-x)); }
 
+// GPT-2's tanh GELU and its derivative. 0.5 (1 + tanh(u)) = sigmoid(2u), so
+// GELU(x) = x * sigmoid(2u) with u = sqrt(2/pi) (x + 0.044715 x^3): the sigmoid
+// form has no cancellation near u = 0 (unlike 1 + tanh computed from exp) and
+// vectorises through FastExp. One home for the GELU kernel and the fused
+// GEMM + bias + GELU epilogue, so the two agree bit for bit.
+inline constexpr float kGeluSqrt2OverPi = 0.7978845608028654f;
+inline constexpr float kGeluCubic = 0.044715f;
+
+inline float Gelu(float x) {
+  const float u = kGeluSqrt2OverPi * (x + kGeluCubic * x * x * x);
+  return x * FastSigmoid(2.0f * u);
+}
+
+// d GELU(x) / dx = s + x s (1 - s) 2 u' with s = sigmoid(2u).
+inline float GeluDerivative(float x) {
+  const float u = kGeluSqrt2OverPi * (x + kGeluCubic * x * x * x);
+  const float du = kGeluSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
+  const float s = FastSigmoid(2.0f * u);
+  return s + x * s * (1.0f - s) * 2.0f * du;
+}
+
 // max_i x[i] (n >= 1).
 inline float MaxOf(const float* x, int64_t n) {
   float lanes[kLanes];
@@ -133,6 +154,24 @@ inline double SumExpShift(const float* x, int64_t n, float shift) {
   double total = 0.0;
   for (int l = 0; l < kLanes; ++l) total += lanes[l];
   return total + s;
+}
+
+// sums[c - c0] += sum over rows r of x[r * ld + c], for columns [c0, c1) of a
+// row-major [rows, ld] matrix: each column in double, rows in order, then
+// rounded once, so the result does not depend on how columns are split
+// (BiasGrad and the fused LinearWeightGrad share it, and agree bit for bit).
+inline void AddColumnSums(const float* x, int64_t rows, int64_t ld, int64_t c0, int64_t c1,
+                          float* sums) {
+  constexpr int64_t kTile = 128;  // double accumulators on the stack
+  for (int64_t t0 = c0; t0 < c1; t0 += kTile) {
+    const int64_t width = t0 + kTile < c1 ? kTile : c1 - t0;
+    double acc[kTile] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* row = x + r * ld + t0;
+      for (int64_t c = 0; c < width; ++c) acc[c] += row[c];
+    }
+    for (int64_t c = 0; c < width; ++c) sums[t0 - c0 + c] += static_cast<float>(acc[c]);
+  }
 }
 
 }  // namespace trident::ops::cpu

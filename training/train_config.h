@@ -24,6 +24,9 @@
 //              learning_rate; 0 <= warmup_steps <= steps; decay_steps >= 0 and,
 //              when set, >= warmup_steps; beta1, beta2 in [0, 1); epsilon > 0;
 //              weight_decay >= 0; grad_clip >= 0 (0 = off); all finite.
+//   precision: loss_scale only with precision FP16; its initial_scale and
+//              min_scale finite and > 0, window >= 1, hysteresis >= 1, and
+//              (dynamic) min_scale <= initial_scale.
 //   layout:    topology::ValidateLayout for the world size the layout implies
 //              (tensor x pipeline x data) and this model (ModelDimensionsFor);
 //              its message is prefixed "layout: ". The trainer checks the

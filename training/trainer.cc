@@ -32,6 +32,7 @@
 #include "training/metrics.h"
 #include "training/run_files.h"
 #include "training/run_reporter.h"
+#include "training/precision.h"
 #include "training/reshard.h"
 #include "training/step_runner.h"
 #include "training/stop_signals.h"
@@ -693,6 +694,11 @@ absl::Status CheckSupported(const TrainOptions& options) {
     return Unsupported("layout.gradient_compression",
                        topology::CompressionName(layout.gradient_compression()),
                        "gradient compression is not built yet");
+  }
+  if (options.config.precision() != FP32) {
+    return Unsupported("precision", PrecisionName(options.config.precision()),
+                       "the trainer runs fp32 models only so far (the kernels accept 16-bit "
+                       "storage; the model, master weights and loss scaler are not wired yet)");
   }
   return absl::OkStatus();
 }

@@ -203,6 +203,10 @@ void AdamW::RefreshMasters(const ExecContext& ctx) {
 }
 
 absl::Status AdamW::OffloadToHost(const ExecContext& ctx) {
+  if (has_masters()) {
+    return absl::UnimplementedError(
+        "offloading fp32 master weights is not supported yet (mixed precision)");
+  }
   if (offloaded()) return absl::FailedPreconditionError("the optimizer state is already offloaded");
   host_allocator_ = CpuAllocator::Create("optimizer/host");
   host_ctx_ = std::make_unique<ExecContext>(ExecContext::Cpu().WithAllocator(host_allocator_));
@@ -226,6 +230,10 @@ int64_t AdamW::host_bytes() const {
 }
 
 absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> windows) {
+  if (has_masters()) {
+    return absl::UnimplementedError(
+        "ZeRO sharding of fp32 master weights is not supported yet (mixed precision)");
+  }
   if (offloaded()) {
     return absl::FailedPreconditionError("ShardState after OffloadToHost: shard first");
   }
@@ -267,6 +275,39 @@ int64_t AdamW::state_bytes() const {
 
 std::string AdamW::WindowName(const std::string& prefixed, int64_t offset) {
   return absl::StrCat(prefixed, "@", offset);
+}
+
+absl::Status AdamW::KeepFp32Masters(const ExecContext& ctx, DType model_dtype) {
+  if (model_dtype != DType::kBFloat16 && model_dtype != DType::kFloat16) {
+    return absl::InvalidArgumentError(absl::StrCat("KeepFp32Masters: the model dtype ",
+                                                   DTypeName(model_dtype),
+                                                   " is not a 16-bit float (bf16 or fp16)"));
+  }
+  if (has_masters()) return absl::FailedPreconditionError("KeepFp32Masters called twice");
+  if (sharded() || offloaded()) {
+    return absl::UnimplementedError(
+        "fp32 master weights with ZeRO sharding or offload are not supported yet");
+  }
+  if (step_ != 0) {
+    return absl::FailedPreconditionError("KeepFp32Masters must come before the first step");
+  }
+  master_ctx_ = std::make_unique<ExecContext>(ctx);
+  for (Parameter* p : params_) {
+    masters_.push_back(p->value);  // The fp32 value becomes the master...
+    p->value = Tensor::Empty(p->value.shape(), model_dtype, ctx.allocator());
+  }
+  CopyMastersToValues(ctx);  // ...and the parameter its rounded copy.
+  return absl::OkStatus();
+}
+
+int64_t AdamW::master_bytes() const {
+  int64_t bytes = 0;
+  for (const Tensor& m : masters_) bytes += static_cast<int64_t>(m.nbytes());
+  return bytes;
+}
+
+void AdamW::CopyMastersToValues(const ExecContext& ctx) const {
+  for (size_t i = 0; i < masters_.size(); ++i) ops::Copy(ctx, masters_[i], params_[i]->value);
 }
 
 void AdamW::ZeroGrad(const ExecContext& ctx) const {
@@ -339,9 +380,10 @@ void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale)
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = *params_[i];
-    ops::AdamWStep(ctx, p.value, p.grad, exp_avg_[i], exp_avg_sq_[i], options,
+    ops::AdamWStep(ctx, UpdatedValue(i), p.grad, exp_avg_[i], exp_avg_sq_[i], options,
                    p.weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
   }
+  CopyMastersToValues(ctx);
 }
 
 void AdamW::AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const {
@@ -354,7 +396,7 @@ void AdamW::AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const {
       }
       continue;
     }
-    blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
+    blobs.push_back(BlobOf(ParamName(name), UpdatedValue(i), host_copies_));
     blobs.push_back(BlobOf(ExpAvgName(name), exp_avg_[i], host_copies_));
     blobs.push_back(BlobOf(ExpAvgSqName(name), exp_avg_sq_[i], host_copies_));
   }
@@ -410,7 +452,7 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
     const std::string& name = params_[i]->name;
     if (values_sharded_) continue;  // The windows' values, below.
     const std::vector<int64_t> shape = ShapeVector(params_[i]->value);
-    std::vector<std::pair<std::string, Tensor>> wanted = {{ParamName(name), params_[i]->value}};
+    std::vector<std::pair<std::string, Tensor>> wanted = {{ParamName(name), UpdatedValue(i)}};
     if (!sharded()) {
       wanted.push_back({ExpAvgName(name), exp_avg_[i]});
       wanted.push_back({ExpAvgSqName(name), exp_avg_sq_[i]});
@@ -446,6 +488,7 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   }
   // 3. Only now write.
   for (const Target& target : targets) CopyBytesInto(*target.source, target.destination);
+  if (has_masters()) CopyMastersToValues(*master_ctx_);
   // ZeRO-Offload: the host masters take the restored values.
   if (offloaded()) RefreshMasters(*host_ctx_);
   step_ = step;

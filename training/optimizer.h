@@ -139,6 +139,22 @@ class AdamW {
   // Host bytes the offloaded state takes: masters, moments, gradient staging.
   int64_t host_bytes() const;
 
+  // Mixed precision (Micikevicius et al. 2018): keeps an fp32 master copy of
+  // every parameter's current (fp32) value as optimizer state and replaces
+  // the parameter's value by a `model_dtype` (bf16 or fp16) copy, rounded to
+  // nearest-even, which the model computes with. Gradients stay fp32 (the
+  // model's weight-gradient GEMMs accumulate into them). From now on Step
+  // updates the masters and rounds each updated master into its parameter's
+  // value; checkpoints hold the masters as "param/<name>" (fp32, the format
+  // is unchanged) and LoadState restores them and the rounded values. Call
+  // once, after Create and before the first step. Not yet combined with
+  // ZeRO sharding or offload (UNIMPLEMENTED): under ZeRO the masters would be
+  // windows like the moments.
+  absl::Status KeepFp32Masters(const ExecContext& ctx, DType model_dtype);
+  bool has_masters() const { return !masters_.empty(); }
+  // Bytes of the fp32 master copies (0 without mixed precision).
+  int64_t master_bytes() const;
+
   // grad = 0 for every parameter (gradients accumulate over micro-batches).
   void ZeroGrad(const ExecContext& ctx) const;
 
@@ -209,6 +225,16 @@ class AdamW {
   std::vector<Tensor> exp_avg_;
   std::vector<Tensor> exp_avg_sq_;
   std::vector<bool> counts_in_norm_;
+  // Mixed precision: masters_[i] is parameter i's fp32 value (empty: none).
+  std::vector<Tensor> masters_;
+  // The context the masters were made on (LoadState rounds them into values).
+  std::unique_ptr<ExecContext> master_ctx_;
+  // The fp32 value AdamW updates for parameter i: its master or its value.
+  const Tensor& UpdatedValue(size_t i) const {
+    return masters_.empty() ? params_[i]->value : masters_[i];
+  }
+  // Rounds every master into its parameter's value.
+  void CopyMastersToValues(const ExecContext& ctx) const;
   // ZeRO: the windows (exp_avg_[k] belongs to windows_[k]) and each one's
   // parameter index.
   std::vector<StateWindow> windows_;

@@ -12,6 +12,7 @@
 #include "pipeline/executor.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
+#include "training/precision.h"
 
 namespace trident::training {
 namespace {
@@ -89,6 +90,13 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   ASSIGN_OR_RETURN(runner->optimizer_,
                    AdamW::Create(ctx, runner->model_->parameters(),
                                  AdamWSettingsFrom(config.optimizer())));
+  if (config.precision() != FP32) {
+    // Mixed precision: fp32 masters in the optimizer, 16-bit values and
+    // activations in the model, fp32 gradients (see the README).
+    const DType model_dtype = ModelDType(config.precision());
+    RETURN_IF_ERROR(runner->optimizer_->KeepFp32Masters(ctx, model_dtype));
+    runner->model_->SetActivationDType(model_dtype);
+  }
   if (runner->reducer_->zero_stage() > 0) {
     std::vector<StateWindow> windows;
     for (const data_parallel::OwnedWindow& w : runner->reducer_->owned_windows()) {

@@ -696,9 +696,19 @@ absl::Status CheckSupported(const TrainOptions& options) {
                        "gradient compression is not built yet");
   }
   if (options.config.precision() != FP32) {
-    return Unsupported("precision", PrecisionName(options.config.precision()),
-                       "the trainer runs fp32 models only so far (the kernels accept 16-bit "
-                       "storage; the model, master weights and loss scaler are not wired yet)");
+    const std::string precision(PrecisionName(options.config.precision()));
+    if (layout.zero_stage() > 0 && layout.data_parallel() > 1) {
+      return Unsupported(absl::StrCat("precision=", precision, " with layout.zero_stage"),
+                         absl::StrCat(layout.zero_stage()),
+                         "fp32 master weights are not sharded under ZeRO yet");
+    }
+    if (layout.cpu_offload()) {
+      return Unsupported(absl::StrCat("precision=", precision, " with layout.cpu_offload"), "true",
+                         "fp32 master weights are not offloaded yet");
+    }
+    if (options.config.precision() == FP16) {
+      return Unsupported("precision", precision, "the fp16 loss scaler is not wired yet");
+    }
   }
   return absl::OkStatus();
 }

@@ -124,8 +124,9 @@ absl::Status TransformerBlock::RunForward(const ExecContext& ctx, const Tensor& 
   const int64_t local_hidden = hidden_ / tp_.size();
   const int64_t local_ffn = ffn_ / tp_.size();
   const auto& alloc = ctx.allocator();
+  // Activations in the input's dtype: 16-bit under mixed precision.
   auto empty = [&](std::initializer_list<int64_t> shape) {
-    return Tensor::Empty(shape, DType::kFloat32, alloc);
+    return Tensor::Empty(shape, x.dtype(), alloc);
   };
 
   acts->input = x;
@@ -157,7 +158,7 @@ absl::Status TransformerBlock::RunForward(const ExecContext& ctx, const Tensor& 
   RETURN_IF_ERROR(fc1_.Forward(ctx, acts->ln2_out, acts->fc_pre));
   acts->fc_act = empty({rows, local_ffn});
   ops::GeluForward(ctx, acts->fc_pre, acts->fc_act);
-  acts->output = Tensor::Empty(x.shape(), DType::kFloat32, alloc);
+  acts->output = Tensor::Empty(x.shape(), x.dtype(), alloc);
   const Tensor out2d = Matrix(acts->output, hidden_);
   RETURN_IF_ERROR(fc2_.Forward(ctx, acts->fc_act, out2d));
   ops::Add(ctx, out2d, acts->residual, out2d);
@@ -180,8 +181,9 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
   const int64_t local_hidden = hidden_ / tp_.size();
   const int64_t local_ffn = ffn_ / tp_.size();
   const auto& alloc = ctx.allocator();
+  // Gradients in the activations' dtype.
   auto empty = [&](std::initializer_list<int64_t> shape) {
-    return Tensor::Empty(shape, DType::kFloat32, alloc);
+    return Tensor::Empty(shape, dy.dtype(), alloc);
   };
 
   // MLP half.
@@ -215,7 +217,7 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
                          local_heads_, acts->d_qkv);
   acts->d_ln1_out = empty({local_rows, hidden_});
   RETURN_IF_ERROR(qkv_.BackwardInput(ctx, Matrix(acts->d_qkv, 3 * local_hidden), acts->d_ln1_out));
-  *dx = Tensor::Empty(acts->input.shape(), DType::kFloat32, alloc);
+  *dx = Tensor::Empty(acts->input.shape(), dy.dtype(), alloc);
   const Tensor dx2d = Matrix(*dx, hidden_);
   ln1_.BackwardInput(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out, dx2d);
   ops::Add(ctx, dx2d, d_residual, dx2d);

@@ -8,7 +8,9 @@
 // JSONL lines, in this key order (scripts and the layout sweep read them):
 //   train:      {"step":12,"loss":3.4521..,"lr":0.0006,"grad_norm":0.87..,
 //                "tokens_per_s":12345.6,"step_time_ms":85.1,"mfu":0.123,"tokens":12288,
-//                "model_tflops":0.0123}
+//                "model_tflops":0.0123}, and with fp16's loss scaler
+//                also ..,"loss_scale":65536,"skipped":false (the scale the step ran
+//                with; whether it was skipped for an inf/NaN gradient)
 //   validation: {"step":50,"val_loss":2.98..}
 //   memory:     {"rank":3,"param_bytes":..,"grad_bytes":..,"optimizer_state_bytes":..,
 //                "activation_peak_bytes":..}, one per rank, measured after the run's
@@ -73,6 +75,13 @@ struct StepReport {
   int64_t tokens = 0;         // tokens trained on so far, this step included
   double model_tflops = 0;    // achieved model TFLOP/s of the whole job
   std::optional<double> eta_seconds;
+  // "fp32", "bf16" or "fp16" (the progress line shows it; empty: not shown).
+  std::string precision;
+  // FP16's loss scaler: the step's scale, whether it was skipped, and the
+  // run's skipped steps so far. Unset without a loss scaler.
+  std::optional<double> loss_scale;
+  bool skipped = false;
+  int64_t skipped_steps = 0;
 };
 
 struct ValidationMetrics {

@@ -29,7 +29,7 @@ std::optional<double> RunReporter::Mfu(double tokens_per_s) const {
 }
 
 absl::Status RunReporter::Step(int64_t step, double seconds, double loss, double lr,
-                               double grad_norm) {
+                               double grad_norm, std::optional<LossScaleReport> loss_scale) {
   throughput_.AddStep(seconds, options_.tokens_per_step);
   totals_.losses.push_back(loss);
   totals_.seconds += seconds;
@@ -48,6 +48,12 @@ absl::Status RunReporter::Step(int64_t step, double seconds, double loss, double
   report.model_tflops = options_.flops_per_token * report.tokens_per_s / 1e12;
   report.tokens = (step + 1) * options_.tokens_per_step;
   report.eta_seconds = throughput_.EtaSeconds(options_.total_steps - step - 1);
+  report.precision = options_.precision;
+  if (loss_scale.has_value()) {
+    report.loss_scale = loss_scale->scale;
+    report.skipped = loss_scale->skipped;
+    report.skipped_steps = loss_scale->skipped_steps;
+  }
   if (metrics_ != nullptr) RETURN_IF_ERROR(metrics_->WriteTrain(report));
   if (report.step % options_.log_interval == 0 || report.step == options_.total_steps) {
     Note(FormatProgressLine(report));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "core/tensor_comm.h"
+#include "core/ops/reduction.h"
 #include "pipeline/executor.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
@@ -97,6 +98,10 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
     RETURN_IF_ERROR(runner->optimizer_->KeepFp32Masters(ctx, model_dtype));
     runner->model_->SetActivationDType(model_dtype);
   }
+  if (config.precision() == FP16) {
+    ASSIGN_OR_RETURN(LossScaler scaler, LossScaler::Create(config.loss_scale()));
+    runner->loss_scaler_.emplace(scaler);
+  }
   if (runner->reducer_->zero_stage() > 0) {
     std::vector<StateWindow> windows;
     for (const data_parallel::OwnedWindow& w : runner->reducer_->owned_windows()) {
@@ -181,8 +186,11 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   const topology::ParallelLayout& layout = config_.layout();
   optimizer_->ZeroGrad(ctx_);
   reducer_->BeginStep();
+  // FP16: the backward starts from loss x scale, so that small gradients do
+  // not flush to zero in fp16; the update divides it out again.
+  const double loss_scale = loss_scaler_ ? loss_scaler_->scale() : 1.0;
   model_->SetMicroBatches(inputs, targets, layout.micro_batch_size(),
-                          static_cast<float>(1.0 / global_tokens), /*forward_only=*/false);
+                          static_cast<float>(loss_scale / global_tokens), /*forward_only=*/false);
   pipeline::ExecutorOptions options;
   if (profile != nullptr) {
     options.timings = &profile->timings;
@@ -213,17 +221,47 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
                      sum_of_squares = partial;
                      return absl::OkStatus();
                    }));
-  if (!std::isfinite(result.grad_norm)) {
-    return absl::InternalError(absl::StrCat("step ", step + 1, ": the gradient norm is ",
-                                            result.grad_norm, "; stopping rather than stepping"));
-  }
   result.lr = LearningRate(step, config_.optimizer(), config_.steps());
-  optimizer_->Step(ctx_, result.lr, ClipScale(result.grad_norm, config_.optimizer().grad_clip()));
+  if (loss_scaler_) {
+    // Every rank reaches the same verdict, so all skip or all step.
+    ASSIGN_OR_RETURN(const bool overflow, AnyGradientOverflowed());
+    result.loss_scale = loss_scale;
+    result.skipped = loss_scaler_->Update(overflow);
+    result.skipped_steps = loss_scaler_->skipped_steps();
+    if (!result.skipped) {
+      // Unscale before clipping: the norm of the true gradients (the scale
+      // is a power of two, so the division is exact), and one factor that
+      // both unscales and clips.
+      result.grad_norm /= loss_scale;
+      const float clip = ClipScale(result.grad_norm, config_.optimizer().grad_clip());
+      optimizer_->Step(ctx_, result.lr, static_cast<float>(clip / loss_scale));
+    }
+  } else {
+    if (!std::isfinite(result.grad_norm)) {
+      return absl::InternalError(absl::StrCat("step ", step + 1, ": the gradient norm is ",
+                                              result.grad_norm, "; stopping rather than stepping"));
+    }
+    optimizer_->Step(ctx_, result.lr, ClipScale(result.grad_norm, config_.optimizer().grad_clip()));
+  }
   // ZeRO: every replica updated its windows; share the values.
   RETURN_IF_ERROR(reducer_->GatherParameters(ctx_));
   ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
   result.loss = loss_sum / global_tokens;
   return result;
+}
+
+absl::StatusOr<bool> StepRunner::AnyGradientOverflowed() {
+  // Every gradient this rank holds, whatever the norm filter counts: a sum of
+  // squares in double is finite exactly when every element is.
+  double sum_of_squares = 0;
+  for (const Parameter* p : optimizer_->params()) sum_of_squares += ops::SumOfSquares(ctx_, p->grad);
+  float overflow = std::isfinite(sum_of_squares) ? 0.0f : 1.0f;
+  for (comm::Communicator* group : {comms_.model_parallel.get(), comms_.dp.get()}) {
+    if (group == nullptr || group->size() == 1) continue;
+    RETURN_IF_ERROR(
+        group->AllReduce(comm::Buffer{&overflow, 1, DType::kFloat32}, comm::ReduceOp::kMax));
+  }
+  return overflow != 0.0f;
 }
 
 absl::StatusOr<double> StepRunner::EvaluateLossSum(const Tensor& inputs, const Tensor& targets) {

@@ -119,7 +119,12 @@ absl::Status ValidatePrecision(const TrainConfig& config) {
         ": a loss scaler applies to fp16 only (fp32 and bf16 have fp32's exponent range, so "
         "small gradients do not underflow)"));
   }
-  const LossScaleConfig& scale = config.loss_scale();
+  return ValidateLossScaleConfig(config.loss_scale());
+}
+
+}  // namespace
+
+absl::Status ValidateLossScaleConfig(const LossScaleConfig& scale) {
   RETURN_IF_ERROR(FiniteAndPositive("loss_scale.initial_scale", scale.initial_scale()));
   RETURN_IF_ERROR(AtLeast("loss_scale.window", scale.window(), 1,
                           "clean steps before a dynamic scale doubles"));
@@ -132,6 +137,8 @@ absl::Status ValidatePrecision(const TrainConfig& config) {
   }
   return absl::OkStatus();
 }
+
+namespace {
 
 absl::Status ValidateLayoutForModel(const TrainConfig& config) {
   const topology::ParallelLayout& layout = config.layout();

@@ -69,6 +69,11 @@ std::string TrainConfigToText(const TrainConfig& config);
 // The rules listed at the top of this file.
 absl::Status ValidateTrainConfig(const TrainConfig& config);
 
+// The loss_scale rules of ValidateTrainConfig (the precision rule aside):
+// initial_scale and min_scale finite and > 0, window >= 1, hysteresis >= 1,
+// and (dynamic) min_scale <= initial_scale. Field names as in a config file.
+absl::Status ValidateLossScaleConfig(const LossScaleConfig& config);
+
 // The model sizes the layout rules need (topology does not know the GPT).
 topology::ModelDimensions ModelDimensionsFor(const transformer::GptConfig& model,
                                              int64_t seq_length);

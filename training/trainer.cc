@@ -358,6 +358,7 @@ absl::Status RankTrainer::Setup() {
   report.total_steps = config_.steps();
   report.log_interval = config_.log_interval();
   report.tokens_per_step = batch_.tokens_per_step();
+  report.precision = std::string(PrecisionName(config_.precision()));
   report.flops_per_token = GptFlopsPerToken(config_.model(), batch_.seq_length);
   report.peak_flops = options_.peak_flops;
   ASSIGN_OR_RETURN(reporter_, RunReporter::Create(std::move(report)));
@@ -454,7 +455,13 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
                    runner_->TrainStep(step, inputs, targets, batch_.tokens_per_step()));
   const double seconds = watch.ElapsedSeconds();
   if (step == first_step_) RETURN_IF_ERROR(ReportMemory());
-  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm);
+  std::optional<LossScaleReport> loss_scale;
+  if (runner_->loss_scaler() != nullptr) {
+    loss_scale = LossScaleReport{.scale = result.loss_scale,
+                                 .skipped = result.skipped,
+                                 .skipped_steps = result.skipped_steps};
+  }
+  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm, loss_scale);
 }
 
 absl::Status RankTrainer::ReportMemory() {
@@ -705,9 +712,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
     if (layout.cpu_offload()) {
       return Unsupported(absl::StrCat("precision=", precision, " with layout.cpu_offload"), "true",
                          "fp32 master weights are not offloaded yet");
-    }
-    if (options.config.precision() == FP16) {
-      return Unsupported("precision", precision, "the fp16 loss scaler is not wired yet");
     }
   }
   return absl::OkStatus();

@@ -138,6 +138,52 @@ TEST(Float16StorageTest, StoresRoundToNearestEven) {
   EXPECT_TRUE(std::isinf(Values(ctx, h)[0]));
 }
 
+// The vectorised fp16 conversions (F16C where the CPU has it) against the
+// scalar reference of core/dtype.h, on every one of the 65536 fp16 patterns
+// (widening) and on fp32 values around every rounding boundary, subnormals,
+// overflow and NaN (rounding).
+TEST(Float16StorageTest, Fp16ConversionsMatchTheScalarReferenceBitForBit) {
+  ExecContext ctx = ExecContext::Cpu();
+  std::vector<float> every;
+  for (uint32_t bits = 0; bits < 65536; ++bits) {
+    every.push_back(ToFloat(Float16{static_cast<uint16_t>(bits)}));
+  }
+  std::vector<float> probes;
+  for (float v : every) {
+    if (std::isnan(v)) continue;
+    probes.push_back(v);
+    probes.push_back(std::nextafter(v, 0.0f));
+    probes.push_back(std::nextafter(v, v > 0 ? 1e30f : -1e30f));
+    probes.push_back(v * 1.00048828125f);  // halfway-ish between neighbours
+  }
+  probes.push_back(std::numeric_limits<float>::quiet_NaN());
+  probes.push_back(70000.0f);
+  probes.push_back(-1e-9f);
+  const int64_t n = static_cast<int64_t>(probes.size());
+  Tensor x = Tensor::FromVector<float>(probes, {n});
+  Tensor h = Tensor::Empty({n}, DType::kFloat16);
+  Tensor y = Tensor::Zeros({1, n}, DType::kFloat16);
+  Copy(ctx, x, h);             // the scalar reference (the CPU kernels' Copy)
+  BroadcastRows(ctx, x, y);    // a pure copy, rounded by the decorator
+  const std::vector<Float16> want = h.ToVector<Float16>(), got = y.ToVector<Float16>();
+  for (size_t i = 0; i < probes.size(); ++i) {
+    ASSERT_EQ(got[i].bits, want[i].bits) << "fp32 " << probes[i];  // -0 stays -0 too
+  }
+  // Widening back through the decorator: the scalar ToFloat of each.
+  Tensor back = Tensor::Empty({1, n}, DType::kFloat32);
+  BroadcastRows(ctx, h, back);
+  const std::vector<float> widened = back.ToVector<float>();
+  for (size_t i = 0; i < probes.size(); ++i) {
+    const float expected = ToFloat(want[i]);
+    if (std::isnan(expected)) {
+      EXPECT_TRUE(std::isnan(widened[i]));
+    } else {
+      ASSERT_EQ(std::signbit(widened[i]), std::signbit(expected)) << i;
+      ASSERT_EQ(widened[i], expected) << i;
+    }
+  }
+}
+
 TEST(Float16StorageTest, NaNPropagatesThroughAGemm) {
   ExecContext ctx = ExecContext::Cpu();
   std::vector<float> av(4 * 3, 0.5f);

@@ -2,6 +2,10 @@
 
 #include <initializer_list>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "core/dtype.h"
 
 namespace trident::ops::cpu {
@@ -21,6 +25,36 @@ bool AnyHalf(std::initializer_list<const Tensor*> tensors) {
 // Elements per task of the conversions (a few microseconds each).
 constexpr int64_t kConvertGrain = 1 << 15;
 
+#if defined(__x86_64__)
+// IEEE binary16 <-> fp32 with the F16C instructions (x86 since 2012), eight
+// at a time: exact widening; rounding to nearest-even with IEEE overflow to
+// infinity and subnormals, bit for bit what ToFloat16 computes.
+__attribute__((target("f16c,avx"))) void WidenFp16F16c(const Float16* in, float* out,
+                                                         int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i));
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) out[i] = ToFloat(in[i]);
+}
+
+__attribute__((target("f16c,avx"))) void RoundFp16F16c(const float* in, Float16* out,
+                                                         int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
+  }
+  for (; i < n; ++i) out[i] = ToFloat16(in[i]);
+}
+
+bool HasF16c() {
+  static const bool has = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  return has;
+}
+#endif
+
 // Contiguous 16-bit -> fp32 (exact) and fp32 -> 16-bit (nearest-even), split
 // over the context's threads. The bf16 loops are plain shifts and adds that
 // the compiler vectorises.
@@ -35,6 +69,9 @@ void Widen(const ExecContext& ctx, const Tensor& half, const Tensor& fp32) {
   }
   const Float16* in = half.data<Float16>();
   ctx.ParallelFor(half.numel(), kConvertGrain, [&](int64_t b, int64_t e) {
+#if defined(__x86_64__)
+    if (HasF16c()) return WidenFp16F16c(in + b, out + b, e - b);
+#endif
     for (int64_t i = b; i < e; ++i) out[i] = ToFloat(in[i]);
   });
 }
@@ -50,6 +87,9 @@ void Round(const ExecContext& ctx, const Tensor& fp32, const Tensor& half) {
   }
   Float16* out = half.data<Float16>();
   ctx.ParallelFor(half.numel(), kConvertGrain, [&](int64_t b, int64_t e) {
+#if defined(__x86_64__)
+    if (HasF16c()) return RoundFp16F16c(in + b, out + b, e - b);
+#endif
     for (int64_t i = b; i < e; ++i) out[i] = ToFloat16(in[i]);
   });
 }

@@ -113,6 +113,8 @@ absl::StatusOr<std::vector<ParameterManifest>> LocalManifest(
     entry.set_name(p->name);
     const ShardSpec spec = SpecOf(*p);
     for (const int64_t d : spec.global_shape) entry.add_global_shape(d);
+    // The stored tensors' dtype (below): with mixed precision the values
+    // are 16-bit but the checkpoint holds their fp32 masters.
     entry.set_dtype(std::string(DTypeName(p->value.dtype())));
   }
   for (const TensorBlob& blob : blobs) {
@@ -124,6 +126,7 @@ absl::StatusOr<std::vector<ParameterManifest>> LocalManifest(
           absl::StrCat("tensor '", blob.name, "' belongs to no parameter of this rank"));
     }
     const ShardSpec spec = SpecOf(*found->second);
+    manifest[index[name.param]].set_dtype(std::string(DTypeName(blob.dtype)));
     TensorWindow* w = WindowsOf(manifest[index[name.param]], name.kind)->Add();
     w->set_file(file_name);
     w->set_tensor(blob.name);

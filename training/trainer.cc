@@ -32,6 +32,7 @@
 #include "training/metrics.h"
 #include "training/run_files.h"
 #include "training/run_reporter.h"
+#include "training/loss_scaler.h"
 #include "training/precision.h"
 #include "training/reshard.h"
 #include "training/step_runner.h"
@@ -277,6 +278,8 @@ class RankTrainer {
   absl::StatusOr<int> AgreedStopSignal();
   absl::Status StopForSignal(int signal_number, int64_t next_step);
   absl::Status LoadCheckpoint();
+  // FP16: the loss scaler state a checkpoint carries (its meta).
+  absl::Status RestoreLossScaler(const std::string& dir, const checkpoint::CheckpointMeta& meta);
   // Every rank's manifest, in rank order (a collective over the world).
   absl::StatusOr<std::vector<std::vector<checkpoint::ParameterManifest>>> GatherManifests(
       const std::vector<checkpoint::ParameterManifest>& mine);
@@ -539,6 +542,14 @@ absl::Status RankTrainer::WriteCheckpoint(const std::string& dir, int64_t next_s
     if (data_set != nullptr) *meta.mutable_data_set() = *data_set;
     RETURN_IF_ERROR(MergeManifests(manifests, &meta));
     meta.set_optimizer_step(runner_->optimizer().step());
+    if (const LossScaler* scaler = runner_->loss_scaler(); scaler != nullptr) {
+      const LossScaler::State state = scaler->state();
+      checkpoint::LossScalerState* saved = meta.mutable_loss_scaler();
+      saved->set_scale(state.scale);
+      saved->set_clean_steps(state.clean_steps);
+      saved->set_hysteresis_left(state.hysteresis_left);
+      saved->set_skipped_steps(state.skipped_steps);
+    }
     RETURN_IF_ERROR(checkpoint::FinalizeCheckpoint(dir, meta));
   }
   return world_.Barrier();
@@ -613,6 +624,7 @@ absl::Status RankTrainer::LoadCheckpoint() {
     ASSIGN_OR_RETURN(checkpoint::TensorSet tensors, checkpoint::ReadRankShard(dir, rank_));
     RETURN_IF_ERROR(checkpoint::CheckStoredStep(dir, meta, tensors, AdamW::kStepName));
     RETURN_IF_ERROR(runner_->optimizer().LoadState(tensors));
+    RETURN_IF_ERROR(RestoreLossScaler(dir, meta));
     first_step_ = meta.step();
     return absl::OkStatus();
   }
@@ -634,8 +646,23 @@ absl::Status RankTrainer::LoadCheckpoint() {
   if (!tensors.ok()) return tensors.status();
   RETURN_IF_ERROR(world_.Barrier());
   RETURN_IF_ERROR(runner_->optimizer().LoadState(*tensors));
+  RETURN_IF_ERROR(RestoreLossScaler(dir, meta));
   first_step_ = meta.step();
   return absl::OkStatus();
+}
+
+absl::Status RankTrainer::RestoreLossScaler(const std::string& dir,
+                                            const checkpoint::CheckpointMeta& meta) {
+  LossScaler* scaler = runner_->loss_scaler();
+  // A checkpoint of an fp32 or bf16 run starts fp16's scaler afresh.
+  if (scaler == nullptr || !meta.has_loss_scaler()) return absl::OkStatus();
+  const checkpoint::LossScalerState& saved = meta.loss_scaler();
+  absl::Status status = scaler->Restore({.scale = saved.scale(),
+                                         .clean_steps = saved.clean_steps(),
+                                         .hysteresis_left = saved.hysteresis_left(),
+                                         .skipped_steps = saved.skipped_steps()});
+  if (status.ok()) return status;
+  return absl::InvalidArgumentError(absl::StrCat("checkpoint ", dir, ": ", status.message()));
 }
 
 absl::Status RankTrainer::ExportModel() {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/comm/communicator.h"
 #include "core/exec_context.h"
 #include "core/ops/reduction.h"
 #include "core/parameter.h"
@@ -73,6 +74,40 @@ INSTANTIATE_TEST_SUITE_P(Layouts, TracksFp32,
                            const Layout& l = info.param;
                            return absl::StrCat("tp", l.tp, "_pp", l.pp, "_dp", l.dp);
                          });
+
+// Pipeline traffic: the activations and their gradients cross stages in the
+// model's dtype, so one step of pp = 2 sends and receives exactly half the
+// bytes in bf16 or fp16 that it does in fp32 (counted by the communicator).
+TEST(MixedPrecisionTraffic, PipelineSendsHalveInSixteenBits) {
+  const auto pipeline_bytes = [](training::Precision precision) {
+    LayoutRow row{.pp = 2, .micro_batch_size = 2, .micro_batches = 4, .precision = precision};
+    const training::TrainConfig config = row.ToConfig(/*steps=*/1);
+    std::vector<int64_t> sent(2, 0), received(2, 0);
+    const absl::Status status = RunRanks(config, [&](RankRun& r) -> absl::Status {
+      const data::RowRange rows = r.batch.ReplicaRows(0);
+      Tensor inputs, targets;
+      training::SyntheticRows(1, 0, rows, r.batch.seq_length, config.model().vocab_size(),
+                              &inputs, &targets);
+      r.comms.pp->ResetStats();
+      RETURN_IF_ERROR(
+          r.runner.TrainStep(0, inputs, targets, r.batch.tokens_per_step()).status());
+      sent[r.rank] = r.comms.pp->stats().bytes_of(comm::CommOp::kSend);
+      received[r.rank] = r.comms.pp->stats().bytes_of(comm::CommOp::kRecv);
+      return absl::OkStatus();
+    });
+    EXPECT_TRUE(status.ok()) << status;
+    return std::pair{sent[0] + sent[1], received[0] + received[1]};
+  };
+  const auto [fp32_sent, fp32_received] = pipeline_bytes(training::FP32);
+  // 4 micro-batches x 2 x 16 tokens x hidden 32: activations forward, gradients back.
+  EXPECT_EQ(fp32_sent, 2 * 4 * (2 * 16 * 32) * 4);
+  EXPECT_EQ(fp32_received, fp32_sent);
+  for (training::Precision precision : {training::BF16, training::FP16}) {
+    const auto [sent, received] = pipeline_bytes(precision);
+    EXPECT_EQ(sent * 2, fp32_sent) << training::PrecisionName(precision);
+    EXPECT_EQ(received * 2, fp32_received) << training::PrecisionName(precision);
+  }
+}
 
 // 2^40 overflows fp16 at once (its largest finite value is 65504): the
 // scaler must skip and halve (hysteresis 2: every second overflow) until the

@@ -230,9 +230,9 @@ int64_t AdamW::host_bytes() const {
 }
 
 absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> windows) {
-  if (has_masters()) {
+  if (has_masters() && !windows.empty() && windows.front().value.defined()) {
     return absl::UnimplementedError(
-        "ZeRO sharding of fp32 master weights is not supported yet (mixed precision)");
+        "ZeRO stage 3 with fp32 master weights is not supported yet (mixed precision)");
   }
   if (offloaded()) {
     return absl::FailedPreconditionError("ShardState after OffloadToHost: shard first");
@@ -256,6 +256,15 @@ absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> 
     window_param.push_back(static_cast<int>(it - params_.begin()));
     exp_avg.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
     exp_avg_sq.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
+  }
+  if (has_masters()) {
+    // The masters become windows like the moments: this rank's share only.
+    for (size_t k = 0; k < windows.size(); ++k) {
+      StateWindow& w = windows[k];
+      w.value = Tensor::Empty({w.length}, DType::kFloat32, ctx.allocator());
+      ops::Copy(ctx, masters_[window_param[k]].Flatten().Slice(0, w.offset, w.length), w.value);
+    }
+    masters_.clear();
   }
   values_sharded_ = !windows.empty() && windows.front().value.defined();
   windows_ = std::move(windows);
@@ -284,6 +293,7 @@ absl::Status AdamW::KeepFp32Masters(const ExecContext& ctx, DType model_dtype) {
                                                    " is not a 16-bit float (bf16 or fp16)"));
   }
   if (has_masters()) return absl::FailedPreconditionError("KeepFp32Masters called twice");
+  model_dtype_ = model_dtype;
   if (sharded() || offloaded()) {
     return absl::UnimplementedError(
         "fp32 master weights with ZeRO sharding or offload are not supported yet");
@@ -301,13 +311,20 @@ absl::Status AdamW::KeepFp32Masters(const ExecContext& ctx, DType model_dtype) {
 }
 
 int64_t AdamW::master_bytes() const {
+  if (!has_masters()) return 0;
   int64_t bytes = 0;
   for (const Tensor& m : masters_) bytes += static_cast<int64_t>(m.nbytes());
+  for (const StateWindow& w : windows_) bytes += static_cast<int64_t>(w.value.nbytes());
   return bytes;
 }
 
 void AdamW::CopyMastersToValues(const ExecContext& ctx) const {
+  if (!has_masters()) return;
   for (size_t i = 0; i < masters_.size(); ++i) ops::Copy(ctx, masters_[i], params_[i]->value);
+  // ZeRO: this rank's windows (the reducer gathers the others').
+  for (const StateWindow& w : windows_) {
+    ops::Copy(ctx, w.value, w.param->value.Flatten().Slice(0, w.offset, w.length));
+  }
 }
 
 void AdamW::ZeroGrad(const ExecContext& ctx) const {
@@ -376,6 +393,7 @@ void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale)
                      exp_avg_[k], exp_avg_sq_[k], options,
                      w.param->weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
     }
+    CopyMastersToValues(ctx);
     return;
   }
   for (size_t i = 0; i < params_.size(); ++i) {

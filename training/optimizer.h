@@ -147,12 +147,18 @@ class AdamW {
   // updates the masters and rounds each updated master into its parameter's
   // value; checkpoints hold the masters as "param/<name>" (fp32, the format
   // is unchanged) and LoadState restores them and the rounded values. Call
-  // once, after Create and before the first step. Not yet combined with
-  // ZeRO sharding or offload (UNIMPLEMENTED): under ZeRO the masters would be
-  // windows like the moments.
+  // once, after Create and before the first step (and before ShardState).
+  //
+  // ZeRO 1 and 2 (ShardState afterwards): the masters are sharded like the
+  // moments, each rank keeping the fp32 master of its own windows only
+  // (StateWindow::value, as ZeRO 3's values; checkpointed as
+  // "param/<name>@<offset>"). Step rounds each updated window into the
+  // parameter's value; the other windows arrive with the reducer's
+  // GatherParameters, after every step and after LoadState. Not yet with
+  // ZeRO 3 or offload (UNIMPLEMENTED).
   absl::Status KeepFp32Masters(const ExecContext& ctx, DType model_dtype);
-  bool has_masters() const { return !masters_.empty(); }
-  // Bytes of the fp32 master copies (0 without mixed precision).
+  bool has_masters() const { return model_dtype_ != DType::kFloat32; }
+  // Bytes of the fp32 master copies this rank keeps (0 without mixed precision).
   int64_t master_bytes() const;
 
   // grad = 0 for every parameter (gradients accumulate over micro-batches).
@@ -226,7 +232,8 @@ class AdamW {
   std::vector<Tensor> exp_avg_sq_;
   std::vector<bool> counts_in_norm_;
   // Mixed precision: masters_[i] is parameter i's fp32 value (empty: none).
-  std::vector<Tensor> masters_;
+  std::vector<Tensor> masters_;  // unsharded; under ZeRO the windows' values
+  DType model_dtype_ = DType::kFloat32;  // 16-bit: masters are kept
   // The context the masters were made on (LoadState rounds them into values).
   std::unique_ptr<ExecContext> master_ctx_;
   // The fp32 value AdamW updates for parameter i: its master or its value.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -106,6 +107,16 @@ absl::StatusOr<std::vector<ParameterManifest>> LocalManifest(
   absl::flat_hash_map<std::string, const Parameter*> by_name;
   std::vector<ParameterManifest> manifest;
   absl::flat_hash_map<std::string, size_t> index;
+  // The stored tensors' dtype: the optimizer writes every tensor of a rank in
+  // one dtype (fp32; with mixed precision the masters, not the 16-bit
+  // values), also for parameters this rank holds no window of under ZeRO.
+  std::optional<DType> stored;
+  for (const TensorBlob& blob : blobs) {
+    if (blob.name != kStepTensor) {
+      stored = blob.dtype;
+      break;
+    }
+  }
   for (const Parameter* p : params) {
     by_name[p->name] = p;
     index[p->name] = manifest.size();
@@ -113,9 +124,7 @@ absl::StatusOr<std::vector<ParameterManifest>> LocalManifest(
     entry.set_name(p->name);
     const ShardSpec spec = SpecOf(*p);
     for (const int64_t d : spec.global_shape) entry.add_global_shape(d);
-    // The stored tensors' dtype (below): with mixed precision the values
-    // are 16-bit but the checkpoint holds their fp32 masters.
-    entry.set_dtype(std::string(DTypeName(p->value.dtype())));
+    entry.set_dtype(std::string(DTypeName(stored.value_or(p->value.dtype()))));
   }
   for (const TensorBlob& blob : blobs) {
     if (blob.name == kStepTensor) continue;
@@ -126,7 +135,6 @@ absl::StatusOr<std::vector<ParameterManifest>> LocalManifest(
           absl::StrCat("tensor '", blob.name, "' belongs to no parameter of this rank"));
     }
     const ShardSpec spec = SpecOf(*found->second);
-    manifest[index[name.param]].set_dtype(std::string(DTypeName(blob.dtype)));
     TensorWindow* w = WindowsOf(manifest[index[name.param]], name.kind)->Add();
     w->set_file(file_name);
     w->set_tensor(blob.name);

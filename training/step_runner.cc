@@ -250,6 +250,11 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   return result;
 }
 
+absl::Status StepRunner::ShareRestoredValues() {
+  if (!optimizer_->has_masters() || !optimizer_->sharded()) return absl::OkStatus();
+  return reducer_->GatherParameters(ctx_);
+}
+
 absl::StatusOr<bool> StepRunner::AnyGradientOverflowed() {
   // Every gradient this rank holds, whatever the norm filter counts: a sum of
   // squares in double is finite exactly when every element is.

@@ -116,6 +116,11 @@ class StepRunner {
   static absl::StatusOr<pipeline::Schedule> MakeLayoutSchedule(
       const topology::ParallelLayout& layout);
 
+  // After optimizer().LoadState: with mixed precision under ZeRO 1-2 each
+  // rank restored only its windows' masters (and rounded them into its
+  // values); this gathers the other windows' values over dp. Collective.
+  absl::Status ShareRestoredValues();
+
   StageModel& model() { return *model_; }
   // FP16's loss scaler; null for fp32 and bf16.
   LossScaler* loss_scaler() { return loss_scaler_ ? &*loss_scaler_ : nullptr; }

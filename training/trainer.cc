@@ -624,6 +624,7 @@ absl::Status RankTrainer::LoadCheckpoint() {
     ASSIGN_OR_RETURN(checkpoint::TensorSet tensors, checkpoint::ReadRankShard(dir, rank_));
     RETURN_IF_ERROR(checkpoint::CheckStoredStep(dir, meta, tensors, AdamW::kStepName));
     RETURN_IF_ERROR(runner_->optimizer().LoadState(tensors));
+    RETURN_IF_ERROR(runner_->ShareRestoredValues());
     RETURN_IF_ERROR(RestoreLossScaler(dir, meta));
     first_step_ = meta.step();
     return absl::OkStatus();
@@ -646,6 +647,7 @@ absl::Status RankTrainer::LoadCheckpoint() {
   if (!tensors.ok()) return tensors.status();
   RETURN_IF_ERROR(world_.Barrier());
   RETURN_IF_ERROR(runner_->optimizer().LoadState(*tensors));
+  RETURN_IF_ERROR(runner_->ShareRestoredValues());
   RETURN_IF_ERROR(RestoreLossScaler(dir, meta));
   first_step_ = meta.step();
   return absl::OkStatus();
@@ -731,10 +733,9 @@ absl::Status CheckSupported(const TrainOptions& options) {
   }
   if (options.config.precision() != FP32) {
     const std::string precision(PrecisionName(options.config.precision()));
-    if (layout.zero_stage() > 0 && layout.data_parallel() > 1) {
-      return Unsupported(absl::StrCat("precision=", precision, " with layout.zero_stage"),
-                         absl::StrCat(layout.zero_stage()),
-                         "fp32 master weights are not sharded under ZeRO yet");
+    if (layout.zero_stage() == 3 && layout.data_parallel() > 1) {
+      return Unsupported(absl::StrCat("precision=", precision, " with layout.zero_stage"), "3",
+                         "ZeRO 3 gathers fp32 value shards; 16-bit ones are not built yet");
     }
     if (layout.cpu_offload()) {
       return Unsupported(absl::StrCat("precision=", precision, " with layout.cpu_offload"), "true",

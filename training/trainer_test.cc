@@ -343,14 +343,24 @@ TEST_F(TrainerTest, MemoryPerRankFollowsTheZeroStage) {
 // "param/<name>") and, for fp16, the loss scaler's state; a resumed run is
 // bitwise the run that never stopped. The fp16 scaler starts far too high
 // with a short window, so it skips, halves and grows across the checkpoint.
+// Under ZeRO 1 and 2 each replica saves and restores its windows' masters.
 TEST_F(TrainerTest, MixedPrecisionResumesBitwiseFromTheMasterWeights) {
+  struct Layout {
+    int tp, pp, dp, zero_stage;
+  };
   for (Precision precision : {BF16, FP16}) {
-    for (int tp : {1, 2}) {
-      SCOPED_TRACE(absl::StrCat(PrecisionName(precision), " tp=", tp));
+    for (const Layout& l : {Layout{1, 2, 1, 0}, Layout{2, 2, 1, 0}, Layout{1, 1, 2, 1},
+                            Layout{2, 1, 2, 2}}) {
+      const int tp = l.tp;
+      SCOPED_TRACE(absl::StrCat(PrecisionName(precision), " tp=", l.tp, " pp=", l.pp, " dp=",
+                                l.dp, " zero=", l.zero_stage));
       const auto configured = [&](TrainOptions options) {
         options.config.set_precision(precision);
-        options.config.mutable_layout()->set_tensor_parallel(tp);
-        options.config.mutable_layout()->set_pipeline_parallel(2);
+        options.config.mutable_layout()->set_tensor_parallel(l.tp);
+        options.config.mutable_layout()->set_pipeline_parallel(l.pp);
+        options.config.mutable_layout()->set_data_parallel(l.dp);
+        options.config.mutable_layout()->set_zero_stage(l.zero_stage);
+        options.config.mutable_layout()->set_grad_bucket_mb(0.01f);
         if (precision == FP16) {
           options.config.mutable_loss_scale()->set_initial_scale(std::ldexp(1.0, 24));
           options.config.mutable_loss_scale()->set_hysteresis(1);
@@ -361,7 +371,8 @@ TEST_F(TrainerTest, MixedPrecisionResumesBitwiseFromTheMasterWeights) {
       const TrainResult whole = MustTrain(configured(TinyOptions(data_dir_)));
       const std::string ckpt =
           io::testing::FreshTestDir(
-              absl::StrCat("resume_", PrecisionName(precision), "_tp", tp)) +
+              absl::StrCat("resume_", PrecisionName(precision), "_tp", tp, "_pp", l.pp, "_dp",
+                           l.dp, "_zero", l.zero_stage)) +
           "/ckpt";
       TrainOptions first = configured(TinyOptions(data_dir_));
       first.save_dir = ckpt;
@@ -394,16 +405,16 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
       {[](TrainOptions& o) {
          o.config.set_precision(BF16);
          o.config.mutable_layout()->set_data_parallel(2);
-         o.config.mutable_layout()->set_zero_stage(1);
+         o.config.mutable_layout()->set_zero_stage(3);
        },
-       "precision=bf16 with layout.zero_stage=1 is not supported yet"},
+       "precision=bf16 with layout.zero_stage=3 is not supported yet"},
       {[](TrainOptions& o) {
          o.config.set_precision(FP16);
          o.config.mutable_layout()->set_data_parallel(2);
          o.config.mutable_layout()->set_zero_stage(1);
          o.config.mutable_layout()->set_cpu_offload(true);
        },
-       "precision=fp16 with layout.zero_stage=1 is not supported yet"},
+       "precision=fp16 with layout.cpu_offload=true is not supported yet"},
       {[](TrainOptions& o) { o.backend = "gloo"; }, "--backend=gloo is unknown"},
   };
   for (const Case& c : cases) {

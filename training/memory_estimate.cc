@@ -11,6 +11,7 @@
 #include "tensor_parallel/param_count.h"
 #include "topology/layer_split.h"
 #include "topology/layout_validation.h"
+#include "training/precision.h"
 #include "training/recompute_policy.h"
 #include "transformer/block.h"
 #include "transformer/model_config.h"
@@ -72,9 +73,14 @@ absl::StatusOr<MemoryEstimate> EstimateRankMemory(const TrainConfig& config) {
     shape.has_head = stage == pp - 1;
     ASSIGN_OR_RETURN(const tp::ParameterCount count, tp::StageParameterCountPerRank(shape, tp));
     MemoryEstimate estimate;
-    estimate.parameter_bytes = kFloatBytes * count.total();
-    estimate.gradient_bytes = estimate.parameter_bytes;
-    estimate.optimizer_state_bytes = 2 * estimate.parameter_bytes;
+    // Mixed precision: 16-bit values, fp32 gradients, and fp32 masters next
+    // to the two moments as optimizer state. (Activations are counted at
+    // 4 bytes in every precision: an over-count for 16-bit ones.)
+    const int64_t value_bytes = static_cast<int64_t>(DTypeSize(ModelDType(config.precision())));
+    estimate.parameter_bytes = value_bytes * count.total();
+    estimate.gradient_bytes = kFloatBytes * count.total();
+    const int64_t fp32_copies = config.precision() == FP32 ? 2 : 3;
+    estimate.optimizer_state_bytes = fp32_copies * kFloatBytes * count.total();
     // ZeRO 1 and up shard the moments over dp (gradients and parameters are
     // counted whole: ZeRO 2's pool and ZeRO 1's shard buffer make their saving
     // model-dependent, and an estimate that refuses must not undercount).

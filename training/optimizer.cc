@@ -293,7 +293,6 @@ absl::Status AdamW::KeepFp32Masters(const ExecContext& ctx, DType model_dtype) {
                                                    " is not a 16-bit float (bf16 or fp16)"));
   }
   if (has_masters()) return absl::FailedPreconditionError("KeepFp32Masters called twice");
-  model_dtype_ = model_dtype;
   if (sharded() || offloaded()) {
     return absl::UnimplementedError(
         "fp32 master weights with ZeRO sharding or offload are not supported yet");
@@ -301,6 +300,7 @@ absl::Status AdamW::KeepFp32Masters(const ExecContext& ctx, DType model_dtype) {
   if (step_ != 0) {
     return absl::FailedPreconditionError("KeepFp32Masters must come before the first step");
   }
+  model_dtype_ = model_dtype;
   master_ctx_ = std::make_unique<ExecContext>(ctx);
   for (Parameter* p : params_) {
     masters_.push_back(p->value);  // The fp32 value becomes the master...

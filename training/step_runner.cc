@@ -298,7 +298,8 @@ RankMemory StepRunner::MemoryInUse() {
   // gathered at the moment); otherwise in the parameters' own tensors.
   memory.param_bytes = reducer_->parameter_bytes();
   memory.grad_bytes = reducer_->gradient_bytes();
-  memory.optimizer_state_bytes = optimizer_->state_bytes();
+  // Mixed precision: the fp32 masters are optimizer state too.
+  memory.optimizer_state_bytes = optimizer_->state_bytes() + optimizer_->master_bytes();
   memory.activation_peak_bytes = model_->peak_stash_bytes();
   return memory;
 }

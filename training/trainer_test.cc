@@ -389,6 +389,49 @@ TEST_F(TrainerTest, MixedPrecisionResumesBitwiseFromTheMasterWeights) {
   }
 }
 
+// FP16: every metrics line carries the step's loss_scale and whether it was
+// skipped; bf16 lines do not (there is no scaler). A scale of 2^30 overflows
+// the first steps, which are skipped and leave the parameters unchanged.
+TEST_F(TrainerTest, Fp16MetricsCarryTheLossScaleAndSkippedSteps) {
+  for (Precision precision : {BF16, FP16}) {
+    TrainOptions options = TinyOptions(data_dir_);
+    options.config.set_precision(precision);
+    options.config.set_steps(6);
+    options.config.set_eval_interval(0);
+    if (precision == FP16) {
+      options.config.mutable_loss_scale()->set_initial_scale(std::ldexp(1.0, 30));
+      options.config.mutable_loss_scale()->set_hysteresis(1);
+    }
+    options.metrics_out =
+        io::testing::FreshTestDir(absl::StrCat("fp16_metrics_", PrecisionName(precision))) +
+        "/m.jsonl";
+    MustTrain(options);
+    std::ifstream in(options.metrics_out);
+    int lines = 0, skipped = 0;
+    double previous_scale = 0;
+    for (std::string line; std::getline(in, line);) {
+      const nlohmann::json json = nlohmann::json::parse(line);
+      if (!json.contains("loss")) continue;
+      ++lines;
+      if (precision == BF16) {
+        EXPECT_FALSE(json.contains("loss_scale")) << line;
+        continue;
+      }
+      ASSERT_TRUE(json.contains("loss_scale") && json.contains("skipped")) << line;
+      const double scale = json["loss_scale"].get<double>();
+      if (json["skipped"].get<bool>()) {
+        ++skipped;
+        EXPECT_TRUE(previous_scale == 0 || scale == previous_scale / 2 ||
+                    scale == previous_scale)
+            << line;
+      }
+      previous_scale = scale;
+    }
+    EXPECT_EQ(lines, 6);
+    if (precision == FP16) EXPECT_GE(skipped, 1) << "2^30 must overflow fp16";
+  }
+}
+
 TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
   struct Case {
     std::function<void(TrainOptions&)> set;

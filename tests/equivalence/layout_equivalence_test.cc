@@ -3,7 +3,9 @@
 // tp2_pp2_dp2_mbs1_m4_1f1b) that trains 20 steps through the trainer's own step
 // and compares loss per step, every gradient after step 1, every parameter
 // after step 20 and the validation loss with the serial run of the same
-// global batch (tests/common/layout_equivalence.h), relative 1e-5, fp32.
+// global batch (tests/common/layout_equivalence.h), relative 1e-5, fp32; the
+// MixedPrecision rows against the serial run of their own precision, within
+// EquivalenceTolerance (bf16/fp16: per quantity, stated and justified there).
 //
 // A new feature that must not change the arithmetic adds rows here, nothing
 // else. Bazel shards the cases (BUILD: shard_count); each shard trains the

@@ -331,6 +331,17 @@ void AdamW::ZeroGrad(const ExecContext& ctx) const {
   for (const Parameter* p : params_) ops::Fill(ctx, p->grad, 0.0f);
 }
 
+bool AdamW::GradientsFinite(const ExecContext& ctx) const {
+  // A sum of squares in double is finite exactly when every element is.
+  double sum_of_squares = 0.0;
+  if (sharded()) {
+    for (const StateWindow& w : windows_) sum_of_squares += ops::SumOfSquares(ctx, w.grad);
+  } else {
+    for (const Parameter* p : params_) sum_of_squares += ops::SumOfSquares(ctx, p->grad);
+  }
+  return std::isfinite(sum_of_squares);
+}
+
 void AdamW::SetNormFilter(const NormFilter& counts) {
   for (size_t i = 0; i < params_.size(); ++i) {
     counts_in_norm_[i] = counts == nullptr || counts(*params_[i]);

@@ -178,6 +178,12 @@ class AdamW {
   // parallelism and tied embeddings, also leave out the copy of the embedding
   // that the last stage holds.
   void SetNormFilter(const NormFilter& counts);
+
+  // Whether every gradient element the next Step reads on this rank is
+  // finite: the windows' gradients under ZeRO (the reduced shards), else
+  // every parameter's, whatever the norm filter counts. Local: the caller
+  // combines the ranks' verdicts (fp16's loss scaler).
+  bool GradientsFinite(const ExecContext& ctx) const;
   bool CountsInNorm(int index) const { return counts_in_norm_[index]; }
 
   // One AdamW update of every parameter with this learning rate, gradients

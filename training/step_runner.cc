@@ -9,7 +9,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/status_macros.h"
 #include "core/tensor_comm.h"
-#include "core/ops/reduction.h"
 #include "pipeline/executor.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
@@ -256,11 +255,7 @@ absl::Status StepRunner::ShareRestoredValues() {
 }
 
 absl::StatusOr<bool> StepRunner::AnyGradientOverflowed() {
-  // Every gradient this rank holds, whatever the norm filter counts: a sum of
-  // squares in double is finite exactly when every element is.
-  double sum_of_squares = 0;
-  for (const Parameter* p : optimizer_->params()) sum_of_squares += ops::SumOfSquares(ctx_, p->grad);
-  float overflow = std::isfinite(sum_of_squares) ? 0.0f : 1.0f;
+  float overflow = optimizer_->GradientsFinite(ctx_) ? 0.0f : 1.0f;
   for (comm::Communicator* group : {comms_.model_parallel.get(), comms_.dp.get()}) {
     if (group == nullptr || group->size() == 1) continue;
     RETURN_IF_ERROR(

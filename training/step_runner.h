@@ -139,9 +139,9 @@ class StepRunner {
   // The last stage's `value` on every stage, then summed over replicas.
   absl::StatusOr<double> ShareLoss(double value);
   absl::Status SyncTiedEmbedding();
-  // Whether any gradient element on any rank of the grid is inf or NaN: a
-  // flag all-reduced (max) over the model-parallel group and then over dp,
-  // which together reach every rank.
+  // Whether any gradient element the update reads, on any rank of the grid,
+  // is inf or NaN (AdamW::GradientsFinite): a flag all-reduced (max) over the
+  // model-parallel group and then over dp, which together reach every rank.
   absl::StatusOr<bool> AnyGradientOverflowed();
 
   const TrainConfig& config_;

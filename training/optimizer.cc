@@ -187,7 +187,7 @@ void StageToDevice(const ExecContext& ctx, const Tensor& host, const Tensor& dev
 }  // namespace
 
 Tensor AdamW::DeviceValue(size_t k) const {
-  if (!sharded()) return params_[k]->value;
+  if (!sharded()) return UpdatedValue(k);  // the fp32 master under mixed precision
   const StateWindow& w = windows_[k];
   return values_sharded_ ? w.value : w.param->value.Flatten().Slice(0, w.offset, w.length);
 }
@@ -203,10 +203,6 @@ void AdamW::RefreshMasters(const ExecContext& ctx) {
 }
 
 absl::Status AdamW::OffloadToHost(const ExecContext& ctx) {
-  if (has_masters()) {
-    return absl::UnimplementedError(
-        "offloading fp32 master weights is not supported yet (mixed precision)");
-  }
   if (offloaded()) return absl::FailedPreconditionError("the optimizer state is already offloaded");
   host_allocator_ = CpuAllocator::Create("optimizer/host");
   host_ctx_ = std::make_unique<ExecContext>(ExecContext::Cpu().WithAllocator(host_allocator_));
@@ -392,6 +388,7 @@ void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale)
                      options, p.weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
       StageToDevice(ctx, host_master_[k], DeviceValue(k));
     }
+    CopyMastersToValues(ctx);  // Mixed precision: the device masters into the values.
     return;
   }
   if (sharded()) {

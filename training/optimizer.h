@@ -155,7 +155,10 @@ class AdamW {
   // "param/<name>@<offset>"). Step rounds each updated window into the
   // parameter's value; the other windows arrive with the reducer's
   // GatherParameters, after every step and after LoadState. Not yet with
-  // ZeRO 3 or offload (UNIMPLEMENTED).
+  // ZeRO 3 (UNIMPLEMENTED). With OffloadToHost the host masters are the fp32
+  // masters and AdamW runs there; the device keeps its fp32 masters as the
+  // staging target that is rounded into the values (so offload moves the
+  // moments off the device, not the masters).
   absl::Status KeepFp32Masters(const ExecContext& ctx, DType model_dtype);
   bool has_masters() const { return model_dtype_ != DType::kFloat32; }
   // Bytes of the fp32 master copies this rank keeps (0 without mixed precision).

@@ -737,10 +737,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
       return Unsupported(absl::StrCat("precision=", precision, " with layout.zero_stage"), "3",
                          "ZeRO 3 gathers fp32 value shards; 16-bit ones are not built yet");
     }
-    if (layout.cpu_offload()) {
-      return Unsupported(absl::StrCat("precision=", precision, " with layout.cpu_offload"), "true",
-                         "fp32 master weights are not offloaded yet");
-    }
   }
   return absl::OkStatus();
 }

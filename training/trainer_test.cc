@@ -347,10 +347,11 @@ TEST_F(TrainerTest, MemoryPerRankFollowsTheZeroStage) {
 TEST_F(TrainerTest, MixedPrecisionResumesBitwiseFromTheMasterWeights) {
   struct Layout {
     int tp, pp, dp, zero_stage;
+    bool offload = false;
   };
   for (Precision precision : {BF16, FP16}) {
     for (const Layout& l : {Layout{1, 2, 1, 0}, Layout{2, 2, 1, 0}, Layout{1, 1, 2, 1},
-                            Layout{2, 1, 2, 2}}) {
+                            Layout{2, 1, 2, 2}, Layout{1, 1, 2, 1, /*offload=*/true}}) {
       const int tp = l.tp;
       SCOPED_TRACE(absl::StrCat(PrecisionName(precision), " tp=", l.tp, " pp=", l.pp, " dp=",
                                 l.dp, " zero=", l.zero_stage));
@@ -360,6 +361,7 @@ TEST_F(TrainerTest, MixedPrecisionResumesBitwiseFromTheMasterWeights) {
         options.config.mutable_layout()->set_pipeline_parallel(l.pp);
         options.config.mutable_layout()->set_data_parallel(l.dp);
         options.config.mutable_layout()->set_zero_stage(l.zero_stage);
+        options.config.mutable_layout()->set_cpu_offload(l.offload);
         options.config.mutable_layout()->set_grad_bucket_mb(0.01f);
         if (precision == FP16) {
           options.config.mutable_loss_scale()->set_initial_scale(std::ldexp(1.0, 24));
@@ -372,7 +374,7 @@ TEST_F(TrainerTest, MixedPrecisionResumesBitwiseFromTheMasterWeights) {
       const std::string ckpt =
           io::testing::FreshTestDir(
               absl::StrCat("resume_", PrecisionName(precision), "_tp", tp, "_pp", l.pp, "_dp",
-                           l.dp, "_zero", l.zero_stage)) +
+                           l.dp, "_zero", l.zero_stage, l.offload ? "_offload" : "")) +
           "/ckpt";
       TrainOptions first = configured(TinyOptions(data_dir_));
       first.save_dir = ckpt;
@@ -451,13 +453,7 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
          o.config.mutable_layout()->set_zero_stage(3);
        },
        "precision=bf16 with layout.zero_stage=3 is not supported yet"},
-      {[](TrainOptions& o) {
-         o.config.set_precision(FP16);
-         o.config.mutable_layout()->set_data_parallel(2);
-         o.config.mutable_layout()->set_zero_stage(1);
-         o.config.mutable_layout()->set_cpu_offload(true);
-       },
-       "precision=fp16 with layout.cpu_offload=true is not supported yet"},
+
       {[](TrainOptions& o) { o.backend = "gloo"; }, "--backend=gloo is unknown"},
   };
   for (const Case& c : cases) {

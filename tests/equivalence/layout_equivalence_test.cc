@@ -357,6 +357,8 @@ std::vector<LayoutRow> MixedPrecisionRows() {
                     .precision = precision});
     // ZeRO 1 and 2: the fp32 masters sharded with the moments.
     rows.push_back({.dp = 2, .micro_batch_size = 4, .zero_stage = 1, .precision = precision});
+    rows.push_back({.dp = 2, .micro_batch_size = 4, .zero_stage = 1, .cpu_offload = true,
+                    .precision = precision});
     rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01,
                     .zero_stage = 2, .precision = precision});
   }

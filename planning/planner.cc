@@ -68,33 +68,13 @@ std::string Gb(double bytes) { return absl::StrFormat("%.4g GB", bytes / 1e9); }
 
 }  // namespace
 
-absl::StatusOr<Precision> ParsePrecision(absl::string_view name) {
-  if (name == "fp32") return Precision::kFp32;
-  if (name == "bf16") return Precision::kBf16;
-  if (name == "fp16") return Precision::kFp16;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--precision=", name, " is not one of fp32, bf16, fp16"));
-}
-
-absl::string_view PrecisionName(Precision precision) {
-  switch (precision) {
-    case Precision::kFp32:
-      return "fp32";
-    case Precision::kBf16:
-      return "bf16";
-    case Precision::kFp16:
-      return "fp16";
-  }
-  return "?";
-}
-
 double MatrixFlops(const Hardware& hardware, Precision precision) {
   switch (precision) {
-    case Precision::kFp32:
+    case training::FP32:
       return hardware.fp32_flops();
-    case Precision::kBf16:
+    case training::BF16:
       return hardware.bf16_flops();
-    case Precision::kFp16:
+    case training::FP16:
       return hardware.fp16_flops();
   }
   return 0;
@@ -182,7 +162,7 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
     plan.terms.push_back({std::move(name), value, std::move(unit), std::move(formula)});
   };
 
-  const bool fp32 = precision == Precision::kFp32;
+  const bool fp32 = precision == training::FP32;
   const double act_bytes = fp32 ? 4 : 2;
   const double h = model.hidden_size();
   const double f = transformer::FfnHiddenSize(model);

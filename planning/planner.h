@@ -43,13 +43,16 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "planning/hardware.pb.h"
+#include "training/precision.h"
 #include "training/train_config.pb.h"
 
 namespace trident::planning {
 
-enum class Precision { kFp32, kBf16, kFp16 };
-absl::StatusOr<Precision> ParsePrecision(absl::string_view name);
-absl::string_view PrecisionName(Precision precision);
+// The job's number format: training/train_config.proto's enum, named by
+// training/precision.h (the one home of "fp32", "bf16", "fp16").
+using Precision = training::Precision;
+using training::ParsePrecision;
+using training::PrecisionName;
 
 // Elementwise passes per layer forward (elements read + written, in units of
 // one activation tensor), see above.

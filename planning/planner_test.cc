@@ -80,13 +80,13 @@ TEST(GemmCurve, OverheadPlusPeakEfficiency) {
 TEST(Memory, PerZeroStageAndPrecision) {
   training::TrainConfig config = SmallConfig();
   const double P = SerialParams(config);
-  auto plan = PlanStep(config, IdealHardware(), Precision::kFp32);
+  auto plan = PlanStep(config, IdealHardware(), training::FP32);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_DOUBLE_EQ(plan->memory.parameters, 4 * P);
   EXPECT_DOUBLE_EQ(plan->memory.gradients, 4 * P);
   EXPECT_DOUBLE_EQ(plan->memory.optimizer_state, 8 * P);  // 16 bytes/param in all
 
-  auto mixed = PlanStep(config, IdealHardware(), Precision::kBf16);
+  auto mixed = PlanStep(config, IdealHardware(), training::BF16);
   ASSERT_TRUE(mixed.ok()) << mixed.status();
   EXPECT_DOUBLE_EQ(mixed->memory.parameters, 2 * P);
   EXPECT_DOUBLE_EQ(mixed->memory.gradients, 2 * P);
@@ -97,7 +97,7 @@ TEST(Memory, PerZeroStageAndPrecision) {
   const double d = 4;
   for (int zero = 0; zero <= 3; ++zero) {
     config.mutable_layout()->set_zero_stage(zero);
-    auto z = PlanStep(config, IdealHardware(), Precision::kBf16);
+    auto z = PlanStep(config, IdealHardware(), training::BF16);
     ASSERT_TRUE(z.ok()) << z.status();
     EXPECT_DOUBLE_EQ(z->memory.optimizer_state, zero >= 1 ? 12 * P / d : 12 * P) << zero;
     EXPECT_DOUBLE_EQ(z->memory.gradients, zero >= 2 ? 2 * P / d : 2 * P) << zero;
@@ -112,11 +112,11 @@ TEST(Memory, PerZeroStageAndPrecision) {
 
 TEST(Memory, RecomputeShrinksActivations) {
   training::TrainConfig config = SmallConfig();
-  auto none = PlanStep(config, IdealHardware(), Precision::kFp32);
+  auto none = PlanStep(config, IdealHardware(), training::FP32);
   config.mutable_layout()->set_recompute(topology::Recompute::SELECTIVE);
-  auto selective = PlanStep(config, IdealHardware(), Precision::kFp32);
+  auto selective = PlanStep(config, IdealHardware(), training::FP32);
   config.mutable_layout()->set_recompute(topology::Recompute::FULL);
-  auto full = PlanStep(config, IdealHardware(), Precision::kFp32);
+  auto full = PlanStep(config, IdealHardware(), training::FP32);
   ASSERT_TRUE(none.ok() && selective.ok() && full.ok());
   EXPECT_LT(selective->memory.activations, none->memory.activations);
   EXPECT_LT(full->memory.activations, selective->memory.activations);
@@ -128,7 +128,7 @@ TEST(Memory, RecomputeShrinksActivations) {
 // GEMM FLOPs over the rate.
 TEST(StepTime, SerialIsFlopsOverRate) {
   training::TrainConfig config = SmallConfig();
-  auto plan = PlanStep(config, IdealHardware(), Precision::kFp32);
+  auto plan = PlanStep(config, IdealHardware(), training::FP32);
   ASSERT_TRUE(plan.ok()) << plan.status();
   const double L = 4, h = 128, f = 512, T = 64, V = 256, m = 3;
   const double N = 2 * T;  // tokens per micro-batch
@@ -148,12 +148,12 @@ TEST(StepTime, PipelineBubbleFromReplay) {
   training::TrainConfig config = SmallConfig();
   config.mutable_model()->set_vocab_size(128);  // head small next to 2 layers
   config.mutable_layout()->set_num_micro_batches(8);
-  auto serial = PlanStep(config, IdealHardware(), Precision::kFp32);
+  auto serial = PlanStep(config, IdealHardware(), training::FP32);
   ASSERT_TRUE(serial.ok()) << serial.status();
   EXPECT_NEAR(serial->bubble_fraction, 0.0, 1e-12);
 
   config.mutable_layout()->set_pipeline_parallel(2);
-  auto one_f_one_b = PlanStep(config, IdealHardware(), Precision::kFp32);
+  auto one_f_one_b = PlanStep(config, IdealHardware(), training::FP32);
   ASSERT_TRUE(one_f_one_b.ok()) << one_f_one_b.status();
   // Within a few percent of (p - 1) / (m + p - 1) = 1/9 (the head makes the
   // last stage a little longer, the free W off the critical path shorter).
@@ -164,7 +164,7 @@ TEST(StepTime, PipelineBubbleFromReplay) {
 
   config.mutable_layout()->set_schedule(topology::INTERLEAVED_1F1B);
   config.mutable_layout()->set_virtual_pipeline_stages(2);
-  auto interleaved = PlanStep(config, IdealHardware(), Precision::kFp32);
+  auto interleaved = PlanStep(config, IdealHardware(), training::FP32);
   ASSERT_TRUE(interleaved.ok()) << interleaved.status();
   EXPECT_LT(interleaved->pipeline_makespan_s, one_f_one_b->pipeline_makespan_s);
 }
@@ -180,9 +180,9 @@ TEST(StepTime, RanksSharingCoresQueueForThem) {
   cpu.mutable_intra_node()->set_bandwidth_bytes_per_s(1e30);
   training::TrainConfig config = SmallConfig();
   config.mutable_layout()->set_num_micro_batches(8);
-  auto own = PlanStep(config, IdealHardware(), Precision::kFp32);
-  auto serial = PlanStep(config, cpu, Precision::kFp32);
-  auto one_thread = PlanStep(config, cpu, Precision::kFp32, /*threads_per_rank=*/1);
+  auto own = PlanStep(config, IdealHardware(), training::FP32);
+  auto serial = PlanStep(config, cpu, training::FP32);
+  auto one_thread = PlanStep(config, cpu, training::FP32, /*threads_per_rank=*/1);
   ASSERT_TRUE(own.ok() && serial.ok() && one_thread.ok());
   // Two threads: twice one core's rate; the cores are never oversubscribed.
   EXPECT_NEAR(serial->step_time_s, own->step_time_s / 2, 1e-9);
@@ -197,7 +197,7 @@ TEST(StepTime, RanksSharingCoresQueueForThem) {
   config.mutable_layout()->set_pipeline_parallel(2);
   config.mutable_layout()->set_data_parallel(2);
   config.mutable_layout()->set_num_micro_batches(4);
-  auto grid = PlanStep(config, cpu, Precision::kFp32);
+  auto grid = PlanStep(config, cpu, training::FP32);
   ASSERT_TRUE(grid.ok()) << grid.status();
   EXPECT_GT(grid->shared_cores_step_s, grid->pipeline_makespan_s);
   EXPECT_EQ(grid->step_time_s, grid->shared_cores_step_s);
@@ -208,7 +208,7 @@ TEST(StepTime, RanksSharingCoresQueueForThem) {
   // MFU over the 2 cores the 8 threads can occupy.
   EXPECT_NEAR(grid->mfu * 2 * 1e12,
               grid->model_flops_per_token * grid->tokens_per_s, 1e-6 * grid->mfu * 2e12);
-  EXPECT_FALSE(PlanStep(config, cpu, Precision::kFp32, -1).ok());
+  EXPECT_FALSE(PlanStep(config, cpu, training::FP32, -1).ok());
 }
 
 TEST(StepTime, DataParallelExposedOnlyBeyondLastBackward) {
@@ -217,9 +217,9 @@ TEST(StepTime, DataParallelExposedOnlyBeyondLastBackward) {
   Hardware slow = IdealHardware();
   slow.mutable_intra_node()->set_bandwidth_bytes_per_s(1e6);  // reduction dominates
   config.mutable_layout()->set_overlap_grad_reduce(false);
-  auto serial = PlanStep(config, slow, Precision::kFp32);
+  auto serial = PlanStep(config, slow, training::FP32);
   config.mutable_layout()->set_overlap_grad_reduce(true);
-  auto overlapped = PlanStep(config, slow, Precision::kFp32);
+  auto overlapped = PlanStep(config, slow, training::FP32);
   ASSERT_TRUE(serial.ok() && overlapped.ok());
   EXPECT_EQ(serial->dp_exposed_s, serial->dp_reduce_s);
   EXPECT_LT(overlapped->dp_exposed_s, overlapped->dp_reduce_s);
@@ -230,13 +230,13 @@ TEST(StepTime, DataParallelExposedOnlyBeyondLastBackward) {
 TEST(Plan, InvalidLayoutIsAnError) {
   training::TrainConfig config = SmallConfig();
   config.mutable_layout()->set_tensor_parallel(3);  // does not divide 4 heads
-  EXPECT_FALSE(PlanStep(config, IdealHardware(), Precision::kFp32).ok());
-  EXPECT_FALSE(PlanStep(SmallConfig(), IdealHardware(), Precision::kFp16).ok());  // no fp16 rate
+  EXPECT_FALSE(PlanStep(config, IdealHardware(), training::FP32).ok());
+  EXPECT_FALSE(PlanStep(SmallConfig(), IdealHardware(), training::FP16).ok());  // no fp16 rate
   EXPECT_FALSE(ParsePrecision("fp8").ok());
 }
 
 TEST(Plan, JsonKeys) {
-  auto plan = PlanStep(SmallConfig(), IdealHardware(), Precision::kFp32);
+  auto plan = PlanStep(SmallConfig(), IdealHardware(), training::FP32);
   ASSERT_TRUE(plan.ok());
   const std::string json = PlanToJson(*plan);
   for (const char* key :

@@ -42,7 +42,7 @@ TEST(Validation, Narayanan2021Table1) {
         training::LoadTrainConfig(std::string("configs/plan_validation/") + row.file + ".textproto");
     ASSERT_TRUE(config.ok()) << config.status();
     const auto start = std::chrono::steady_clock::now();
-    auto plan = PlanStep(*config, *hw, Precision::kFp16);
+    auto plan = PlanStep(*config, *hw, training::FP16);
     const double plan_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ASSERT_TRUE(plan.ok()) << row.file << ": " << plan.status();

@@ -87,7 +87,7 @@ absl::Status ColumnParallelLinear::ForwardGelu(const ExecContext& ctx, const Ten
 absl::StatusOr<Tensor> ColumnParallelLinear::ForwardGatherOutput(const ExecContext& ctx,
                                                                  const Tensor& x) const {
   const int64_t rows = x.dim(0) * (tp_.sequence_parallel() ? tp_.size() : 1);
-  Tensor local = Tensor::Empty({rows, local_out_features()}, DType::kFloat32, ctx.allocator());
+  Tensor local = Tensor::Empty({rows, local_out_features()}, x.dtype(), ctx.allocator());
   RETURN_IF_ERROR(Forward(ctx, x, local));
   ShardLayout layout = weight_.layout;  // Split like the weight's columns.
   layout.global_shape = {rows, out_};

@@ -10,6 +10,7 @@
 #include "topology/layout_io.h"
 #include "topology/layout_validation.h"
 #include "training/default_config.h"
+#include "training/precision.h"
 #include "training/train_config.h"
 
 ABSL_FLAG(std::string, config, "", "TrainConfig textproto; the embedded default when empty");
@@ -53,8 +54,63 @@ ABSL_FLAG(std::optional<std::string>, compression_scaling, std::nullopt,
           "(the layout's compression_static_scale)");
 ABSL_FLAG(std::optional<std::string>, dp_allreduce, std::nullopt,
           "how gradient buckets are all-reduced over dp: native, ring or tree");
+ABSL_FLAG(std::optional<std::string>, precision, std::nullopt,
+          "fp32, bf16 or fp16: 16-bit parameters, activations and gradients with fp32 master "
+          "weights (unset: the config's, fp32 by default)");
+ABSL_FLAG(std::optional<std::string>, loss_scale, std::nullopt,
+          "fp16 only: dynamic (start at 2^16, halve on overflow, double after "
+          "--loss_scale_window clean steps) or a static scale, e.g. 1024");
+ABSL_FLAG(std::optional<int>, loss_scale_window, std::nullopt,
+          "fp16 only: clean steps before a dynamic loss scale doubles (default 1000)");
+ABSL_FLAG(std::optional<int>, hysteresis, std::nullopt,
+          "fp16 only: overflowing steps tolerated before the loss scale halves (default 2)");
 
 namespace trident::tools {
+namespace {
+
+// --precision and the loss-scale flags. A loss-scale flag with another
+// precision than fp16 is refused here, naming the flag; the same rule for a
+// config file is ValidateTrainConfig's.
+absl::Status ApplyPrecisionFlags(training::TrainConfig& config) {
+  if (const std::optional<std::string> name = absl::GetFlag(FLAGS_precision)) {
+    ASSIGN_OR_RETURN(const training::Precision precision, training::ParsePrecision(*name));
+    config.set_precision(precision);
+  }
+  const std::optional<std::string> scale = absl::GetFlag(FLAGS_loss_scale);
+  const std::optional<int> window = absl::GetFlag(FLAGS_loss_scale_window);
+  const std::optional<int> hysteresis = absl::GetFlag(FLAGS_hysteresis);
+  std::string given;
+  if (scale) given = absl::StrCat("--loss_scale=", *scale);
+  if (window) given = absl::StrCat("--loss_scale_window=", *window);
+  if (hysteresis) given = absl::StrCat("--hysteresis=", *hysteresis);
+  if (given.empty()) return absl::OkStatus();
+  if (config.precision() != training::FP16) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(given, " applies to --precision=fp16 only, but the precision is ",
+                     training::PrecisionName(config.precision()),
+                     " (fp32 and bf16 need no loss scaler)"));
+  }
+  training::LossScaleConfig* loss_scale = config.mutable_loss_scale();
+  if (scale) RETURN_IF_ERROR(training::ApplyLossScaleFlag(*scale, loss_scale));
+  if (window) {
+    if (*window < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--loss_scale_window=", *window, " must be >= 1 (clean steps before the scale doubles)"));
+    }
+    loss_scale->set_window(*window);
+  }
+  if (hysteresis) {
+    if (*hysteresis < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--hysteresis=", *hysteresis,
+                       " must be >= 1 (overflowing steps before the scale halves)"));
+    }
+    loss_scale->set_hysteresis(*hysteresis);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
   training::TrainConfig config;
@@ -72,6 +128,7 @@ absl::StatusOr<training::TrainConfig> TrainConfigFromFlags() {
     }
     config.set_seed(*seed);
   }
+  RETURN_IF_ERROR(ApplyPrecisionFlags(config));
   RETURN_IF_ERROR(ApplyLayoutFlags(config.mutable_layout()));
   return config;
 }

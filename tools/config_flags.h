@@ -3,7 +3,8 @@
 
 // The flags that pick a job's config and layout, shared by every tool that
 // runs the model (//tools:train, //tools:bubble_profile, and the layout flags
-// of //tools:convert_checkpoint): --config, --seed and
+// of //tools:convert_checkpoint): --config, --seed, the precision flags
+// (--precision, --loss_scale, --loss_scale_window, --hysteresis) and
 // the layout overrides (--tp, --pp, --dp, --micro_batches, --micro_batch_size,
 // --global_batch_size, --virtual_stages, --schedule, --sequence_parallel,
 // --zero_stage, --overlap_grad_reduce, --grad_bucket_mb, --cpu_offload,
@@ -20,8 +21,8 @@
 
 namespace trident::tools {
 
-// The config named by --config (the embedded default when empty) with --seed
-// and the layout flags applied. Errors name the flag or the config field.
+// The config named by --config (the embedded default when empty) with --seed,
+// the precision flags and the layout flags applied. Errors name the flag or the config field.
 absl::StatusOr<training::TrainConfig> TrainConfigFromFlags();
 
 // The layout flags (--tp, --pp, ..., --recompute) applied to `layout`, and

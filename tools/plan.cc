@@ -19,7 +19,6 @@
 #include "tools/config_flags.h"
 
 ABSL_FLAG(std::string, hardware, "", "Hardware textproto (configs/hardware/*.textproto)");
-ABSL_FLAG(std::string, precision, "fp32", "fp32, bf16 or fp16 (16-bit: mixed precision)");
 ABSL_FLAG(bool, json, false, "print one JSON object");
 ABSL_FLAG(bool, explain, false, "print every term, its value and formula");
 
@@ -35,11 +34,11 @@ int main(int argc, char** argv) {
   }
   auto config = tools::TrainConfigFromFlags();
   if (!config.ok()) return fail(config.status());
-  auto precision = planning::ParsePrecision(absl::GetFlag(FLAGS_precision));
-  if (!precision.ok()) return fail(precision.status());
+  // --precision is the config's (tools/config_flags.h), as //tools:train's.
+  const planning::Precision precision = config->precision();
   auto hardware = planning::LoadHardware(io::ResolveUserPath(absl::GetFlag(FLAGS_hardware)));
   if (!hardware.ok()) return fail(hardware.status());
-  auto plan = planning::PlanStep(*config, *hardware, *precision);
+  auto plan = planning::PlanStep(*config, *hardware, precision);
   if (!plan.ok()) return fail(plan.status());
   if (absl::GetFlag(FLAGS_explain)) std::printf("%s", planning::PlanToText(*plan).c_str());
   if (absl::GetFlag(FLAGS_json)) {

@@ -142,7 +142,7 @@ struct SweepOptions {
   bool predict = false;
   planning::Hardware hardware;
   // What the planner models (runs here train in the config's own precision).
-  planning::Precision precision = planning::Precision::kFp32;
+  planning::Precision precision = training::FP32;
   double memory_budget_bytes = 0;  // per rank; 0: no budget
   int steps = 3;
   int top_n = 0;                   // run only the best N predicted; 0: all

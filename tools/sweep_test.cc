@@ -254,8 +254,8 @@ TEST(EnumerateTest, CompressionIsADimensionRefusedByNameWithZero) {
       continue;
     }
     EXPECT_TRUE(bf16.status.ok()) << bf16.name << ": " << bf16.status;
-    auto a = planning::PlanStep(plain.config, *hw, planning::Precision::kFp32);
-    auto b = planning::PlanStep(bf16.config, *hw, planning::Precision::kFp32);
+    auto a = planning::PlanStep(plain.config, *hw, training::FP32);
+    auto b = planning::PlanStep(bf16.config, *hw, training::FP32);
     ASSERT_TRUE(a.ok() && b.ok());
     EXPECT_LT(b->comm_bytes_per_step, a->comm_bytes_per_step) << bf16.name;
   }

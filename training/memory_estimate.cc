@@ -13,6 +13,7 @@
 #include "tensor_parallel/param_count.h"
 #include "topology/layer_split.h"
 #include "topology/layout_validation.h"
+#include "training/precision.h"
 #include "training/recompute_policy.h"
 #include "transformer/block.h"
 #include "transformer/model_config.h"
@@ -146,16 +147,23 @@ absl::StatusOr<MemoryEstimate> WorstStage(const TrainConfig& config, int first, 
         StageLayers(layout, model.num_layers(), stage, block.total(), wte,
                     model.context_length() * hidden, hidden);
     MemoryEstimate estimate;
-    estimate.parameter_bytes = kFloatBytes * elements;
+    // Mixed precision: 16-bit values, fp32 gradients, and fp32 masters next
+    // to the two moments as optimizer state. (Activations are counted at
+    // 4 bytes in every precision: an over-count for 16-bit ones.)
+    const int64_t value_bytes = static_cast<int64_t>(DTypeSize(ModelDType(config.precision())));
+    const int64_t fp32_copies = config.precision() == FP32 ? 2 : 3;
+    estimate.parameter_bytes = value_bytes * elements;
     estimate.gradient_bytes = kFloatBytes * elements;
-    estimate.optimizer_state_bytes = 2 * kFloatBytes * elements;
+    estimate.optimizer_state_bytes = fp32_copies * kFloatBytes * elements;
     // ZeRO shards over dp (a no-op at dp 1), as data_parallel/grad_buckets.h
     // implements it; padding to a multiple of dp per bucket not counted.
     const int64_t dp = layout.data_parallel();
     const int zero = dp > 1 ? layout.zero_stage() : 0;
-    // Stage 1: the moments of this rank's windows; the gradient buckets are
-    // reduce-scattered in place, so gradients stay whole.
-    if (zero >= 1) estimate.optimizer_state_bytes = 2 * kFloatBytes * CeilDiv(elements, dp);
+    // Stage 1: the moments (and masters) of this rank's windows; the gradient
+    // buckets are reduce-scattered in place, so gradients stay whole.
+    if (zero >= 1) {
+      estimate.optimizer_state_bytes = fp32_copies * kFloatBytes * CeilDiv(elements, dp);
+    }
     if (zero >= 2) {
       // Stage 2: the pooled gradients' shards, the buffers kept in full, and
       // kGradientPoolBuffers (2) buffers of the largest pooled bucket, whose
@@ -185,7 +193,7 @@ absl::StatusOr<MemoryEstimate> WorstStage(const TrainConfig& config, int first, 
           gathered = std::max(gathered, chunk[l].elements + next);
         }
       }
-      estimate.parameter_bytes = kFloatBytes * (CeilDiv(elements, dp) + gathered);
+      estimate.parameter_bytes = value_bytes * (CeilDiv(elements, dp) + gathered);
     }
     estimate.activation_bytes = InFlightMicroBatches(layout) * layers * block_bytes;
     // Full recomputation rebuilds one block's whole stash during its backward.

@@ -44,6 +44,17 @@ TEST(MemoryEstimateTest, ParametersAreTheBuiltModels) {
   EXPECT_EQ(estimate->gradient_bytes, estimate->parameter_bytes);
   EXPECT_EQ(estimate->optimizer_state_bytes, 2 * estimate->parameter_bytes);
   EXPECT_GT(estimate->activation_bytes, 0);
+
+  // Mixed precision: 16-bit values, fp32 gradients, masters + moments.
+  for (Precision precision : {BF16, FP16}) {
+    TrainConfig mixed = config;
+    mixed.set_precision(precision);
+    absl::StatusOr<MemoryEstimate> m = EstimateRankMemory(mixed);
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->parameter_bytes, 2 * elements);
+    EXPECT_EQ(m->gradient_bytes, 4 * elements);
+    EXPECT_EQ(m->optimizer_state_bytes, 3 * 4 * elements);
+  }
 }
 
 TEST(MemoryEstimateTest, ActivationsFollowTheSchedule) {

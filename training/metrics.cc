@@ -96,6 +96,9 @@ JsonLine TrainMetricsLine(const StepReport& m) {
   if (m.cpu_time_ms.has_value()) line.AddNumber("cpu_time_ms", *m.cpu_time_ms);
   if (m.dp_bytes_sent.has_value()) line.AddInt("dp_bytes_sent", *m.dp_bytes_sent);
   if (m.topk_k.has_value()) line.AddInt("topk_k", *m.topk_k);
+  if (m.loss_scale.has_value()) {
+    line.AddNumber("loss_scale", *m.loss_scale).AddBool("skipped", m.skipped);
+  }
   return line;
 }
 
@@ -200,6 +203,12 @@ std::string FormatProgressLine(const StepReport& info) {
   if (info.mfu.has_value()) absl::StrAppendFormat(&line, " | mfu %.1f%%", *info.mfu * 100.0);
   absl::StrAppend(&line, " | ", Milliseconds(info.step_time_ms), " ms/step | eta ",
                   info.eta_seconds.has_value() ? FormatDuration(*info.eta_seconds) : "?");
+  if (!info.precision.empty()) absl::StrAppend(&line, " | ", info.precision);
+  if (info.loss_scale.has_value()) {
+    absl::StrAppendFormat(&line, " scale %g%s | skipped %d", *info.loss_scale,
+                          info.skipped ? " (step skipped: inf/NaN gradient)" : "",
+                          info.skipped_steps);
+  }
   return line;
 }
 

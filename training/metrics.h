@@ -13,6 +13,9 @@
 //                used during the step, all its threads: every rank's on the local backend,
 //                rank 0's process alone under MPI; dp_bytes_sent only with dp > 1, topk_k
 //                only with Top-K compression
+//                and with fp16's loss scaler also ..,"loss_scale":65536,"skipped":false
+//                (the scale the step ran with; whether it was skipped for an inf/NaN
+//                gradient)
 //   validation: {"step":50,"val_loss":2.98..}
 //   memory:     {"rank":3,"param_bytes":..,"grad_bytes":..,"optimizer_state_bytes":..,
 //                "activation_peak_bytes":..,"comm_bytes":..}, one per rank, measured
@@ -86,6 +89,13 @@ struct StepReport {
   // every bucket summed.
   std::optional<int64_t> dp_bytes_sent;
   std::optional<int64_t> topk_k;
+  // "fp32", "bf16" or "fp16" (the progress line shows it; empty: not shown).
+  std::string precision;
+  // FP16's loss scaler: the step's scale, whether it was skipped, and the
+  // run's skipped steps so far. Unset without a loss scaler.
+  std::optional<double> loss_scale;
+  bool skipped = false;
+  int64_t skipped_steps = 0;
 };
 
 struct ValidationMetrics {

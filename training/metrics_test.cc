@@ -18,6 +18,7 @@ namespace trident::training {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -231,6 +232,32 @@ TEST(ProgressLineTest, FullLine) {
   EXPECT_EQ(FormatProgressLine(info),
             "step  12/200 | loss 3.4521 | lr 6.00e-04 | gnorm 0.873 | 1.23e+04 tok/s | "
             "0.0617 TFLOP/s | mfu 12.3% | 85.0 ms/step | eta 0:00:16");
+}
+
+TEST(ProgressLineTest, PrecisionAndLossScaleAreShownAndWritten) {
+  StepReport info;
+  info.step = 3;
+  info.total_steps = 10;
+  info.loss = 2.5;
+  info.lr = 1e-3;
+  info.grad_norm = kInf;
+  info.tokens_per_s = 500;
+  info.step_time_ms = 10;
+  info.precision = "bf16";
+  EXPECT_THAT(FormatProgressLine(info), ::testing::EndsWith("| eta ? | bf16"));
+  EXPECT_THAT(TrainMetricsLine(info).ToString(), Not(HasSubstr("loss_scale")));
+  info.precision = "fp16";
+  info.loss_scale = 32768;
+  info.skipped = true;
+  info.skipped_steps = 2;
+  EXPECT_THAT(FormatProgressLine(info),
+              ::testing::EndsWith(
+                  "| fp16 scale 32768 (step skipped: inf/NaN gradient) | skipped 2"));
+  EXPECT_THAT(TrainMetricsLine(info).ToString(),
+              ::testing::EndsWith(R"("loss_scale":32768,"skipped":true})"));
+  info.skipped = false;
+  EXPECT_THAT(TrainMetricsLine(info).ToString(),
+              ::testing::EndsWith(R"("loss_scale":32768,"skipped":false})"));
 }
 
 TEST(ProgressLineTest, OptionalPartsLeftOutAndNonFiniteShown) {

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/ops/elementwise.h"
 #include "core/status_macros.h"
 #include "core/tensor_comm.h"
 
@@ -96,7 +97,16 @@ absl::StatusOr<std::vector<NamedTensor>> GatherModelTensors(const ExecContext& c
     }
     ASSIGN_OR_RETURN(std::vector<NamedTensor> tensors,
                      GatherSerialTensors(ctx, params, tp, vocab_size, gradients));
-    for (NamedTensor& t : tensors) mine.push_back({model.model_chunk(chunk), std::move(t)});
+    for (NamedTensor& t : tensors) {
+      // Mixed precision: 16-bit values widen exactly to the fp32 the serial
+      // tensors are compared and exported in.
+      if (t.tensor.dtype() != DType::kFloat32) {
+        Tensor widened = Tensor::Empty(t.tensor.shape(), DType::kFloat32, ctx.allocator());
+        ops::Copy(ctx, t.tensor, widened);
+        t.tensor = widened;
+      }
+      mine.push_back({model.model_chunk(chunk), std::move(t)});
+    }
   }
   if (tp.rank() != 0) return std::vector<NamedTensor>();
   const int stage = pp == nullptr ? 0 : pp->rank();

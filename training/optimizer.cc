@@ -187,7 +187,7 @@ void StageToDevice(const ExecContext& ctx, const Tensor& host, const Tensor& dev
 }  // namespace
 
 Tensor AdamW::DeviceValue(size_t k) const {
-  if (!sharded()) return params_[k]->value;
+  if (!sharded()) return UpdatedValue(k);  // the fp32 master under mixed precision
   const StateWindow& w = windows_[k];
   return values_sharded_ ? w.value : w.param->value.Flatten().Slice(0, w.offset, w.length);
 }
@@ -226,6 +226,10 @@ int64_t AdamW::host_bytes() const {
 }
 
 absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> windows) {
+  if (has_masters() && !windows.empty() && windows.front().value.defined()) {
+    return absl::UnimplementedError(
+        "ZeRO stage 3 with fp32 master weights is not supported yet (mixed precision)");
+  }
   if (offloaded()) {
     return absl::FailedPreconditionError("ShardState after OffloadToHost: shard first");
   }
@@ -249,6 +253,15 @@ absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> 
     exp_avg.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
     exp_avg_sq.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
   }
+  if (has_masters()) {
+    // The masters become windows like the moments: this rank's share only.
+    for (size_t k = 0; k < windows.size(); ++k) {
+      StateWindow& w = windows[k];
+      w.value = Tensor::Empty({w.length}, DType::kFloat32, ctx.allocator());
+      ops::Copy(ctx, masters_[window_param[k]].Flatten().Slice(0, w.offset, w.length), w.value);
+    }
+    masters_.clear();
+  }
   values_sharded_ = !windows.empty() && windows.front().value.defined();
   windows_ = std::move(windows);
   window_param_ = std::move(window_param);
@@ -269,8 +282,60 @@ std::string AdamW::WindowName(const std::string& prefixed, int64_t offset) {
   return absl::StrCat(prefixed, "@", offset);
 }
 
+absl::Status AdamW::KeepFp32Masters(const ExecContext& ctx, DType model_dtype) {
+  if (model_dtype != DType::kBFloat16 && model_dtype != DType::kFloat16) {
+    return absl::InvalidArgumentError(absl::StrCat("KeepFp32Masters: the model dtype ",
+                                                   DTypeName(model_dtype),
+                                                   " is not a 16-bit float (bf16 or fp16)"));
+  }
+  if (has_masters()) return absl::FailedPreconditionError("KeepFp32Masters called twice");
+  if (sharded() || offloaded()) {
+    return absl::UnimplementedError(
+        "fp32 master weights with ZeRO sharding or offload are not supported yet");
+  }
+  if (step_ != 0) {
+    return absl::FailedPreconditionError("KeepFp32Masters must come before the first step");
+  }
+  model_dtype_ = model_dtype;
+  master_ctx_ = std::make_unique<ExecContext>(ctx);
+  for (Parameter* p : params_) {
+    masters_.push_back(p->value);  // The fp32 value becomes the master...
+    p->value = Tensor::Empty(p->value.shape(), model_dtype, ctx.allocator());
+  }
+  CopyMastersToValues(ctx);  // ...and the parameter its rounded copy.
+  return absl::OkStatus();
+}
+
+int64_t AdamW::master_bytes() const {
+  if (!has_masters()) return 0;
+  int64_t bytes = 0;
+  for (const Tensor& m : masters_) bytes += static_cast<int64_t>(m.nbytes());
+  for (const StateWindow& w : windows_) bytes += static_cast<int64_t>(w.value.nbytes());
+  return bytes;
+}
+
+void AdamW::CopyMastersToValues(const ExecContext& ctx) const {
+  if (!has_masters()) return;
+  for (size_t i = 0; i < masters_.size(); ++i) ops::Copy(ctx, masters_[i], params_[i]->value);
+  // ZeRO: this rank's windows (the reducer gathers the others').
+  for (const StateWindow& w : windows_) {
+    ops::Copy(ctx, w.value, w.param->value.Flatten().Slice(0, w.offset, w.length));
+  }
+}
+
 void AdamW::ZeroGrad(const ExecContext& ctx) const {
   for (const Parameter* p : params_) ops::Fill(ctx, p->grad, 0.0f);
+}
+
+bool AdamW::GradientsFinite(const ExecContext& ctx) const {
+  // A sum of squares in double is finite exactly when every element is.
+  double sum_of_squares = 0.0;
+  if (sharded()) {
+    for (const StateWindow& w : windows_) sum_of_squares += ops::SumOfSquares(ctx, w.grad);
+  } else {
+    for (const Parameter* p : params_) sum_of_squares += ops::SumOfSquares(ctx, p->grad);
+  }
+  return std::isfinite(sum_of_squares);
 }
 
 void AdamW::SetNormFilter(const NormFilter& counts) {
@@ -323,6 +388,7 @@ void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale)
                      options, p.weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
       StageToDevice(ctx, host_master_[k], DeviceValue(k));
     }
+    CopyMastersToValues(ctx);  // Mixed precision: the device masters into the values.
     return;
   }
   if (sharded()) {
@@ -335,13 +401,15 @@ void AdamW::Step(const ExecContext& ctx, double learning_rate, float grad_scale)
                      exp_avg_[k], exp_avg_sq_[k], options,
                      w.param->weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
     }
+    CopyMastersToValues(ctx);
     return;
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     const Parameter& p = *params_[i];
-    ops::AdamWStep(ctx, p.value, p.grad, exp_avg_[i], exp_avg_sq_[i], options,
+    ops::AdamWStep(ctx, UpdatedValue(i), p.grad, exp_avg_[i], exp_avg_sq_[i], options,
                    p.weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
   }
+  CopyMastersToValues(ctx);
 }
 
 void AdamW::AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const {
@@ -354,7 +422,7 @@ void AdamW::AppendStateBlobs(std::vector<checkpoint::TensorBlob>& blobs) const {
       }
       continue;
     }
-    blobs.push_back(BlobOf(ParamName(name), params_[i]->value, host_copies_));
+    blobs.push_back(BlobOf(ParamName(name), UpdatedValue(i), host_copies_));
     blobs.push_back(BlobOf(ExpAvgName(name), exp_avg_[i], host_copies_));
     blobs.push_back(BlobOf(ExpAvgSqName(name), exp_avg_sq_[i], host_copies_));
   }
@@ -410,7 +478,7 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
     const std::string& name = params_[i]->name;
     if (values_sharded_) continue;  // The windows' values, below.
     const std::vector<int64_t> shape = ShapeVector(params_[i]->value);
-    std::vector<std::pair<std::string, Tensor>> wanted = {{ParamName(name), params_[i]->value}};
+    std::vector<std::pair<std::string, Tensor>> wanted = {{ParamName(name), UpdatedValue(i)}};
     if (!sharded()) {
       wanted.push_back({ExpAvgName(name), exp_avg_[i]});
       wanted.push_back({ExpAvgSqName(name), exp_avg_sq_[i]});
@@ -446,6 +514,7 @@ absl::Status AdamW::LoadState(const checkpoint::TensorSet& tensors) {
   }
   // 3. Only now write.
   for (const Target& target : targets) CopyBytesInto(*target.source, target.destination);
+  if (has_masters()) CopyMastersToValues(*master_ctx_);
   // ZeRO-Offload: the host masters take the restored values.
   if (offloaded()) RefreshMasters(*host_ctx_);
   step_ = step;

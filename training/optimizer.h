@@ -139,6 +139,31 @@ class AdamW {
   // Host bytes the offloaded state takes: masters, moments, gradient staging.
   int64_t host_bytes() const;
 
+  // Mixed precision (Micikevicius et al. 2018): keeps an fp32 master copy of
+  // every parameter's current (fp32) value as optimizer state and replaces
+  // the parameter's value by a `model_dtype` (bf16 or fp16) copy, rounded to
+  // nearest-even, which the model computes with. Gradients stay fp32 (the
+  // model's weight-gradient GEMMs accumulate into them). From now on Step
+  // updates the masters and rounds each updated master into its parameter's
+  // value; checkpoints hold the masters as "param/<name>" (fp32, the format
+  // is unchanged) and LoadState restores them and the rounded values. Call
+  // once, after Create and before the first step (and before ShardState).
+  //
+  // ZeRO 1 and 2 (ShardState afterwards): the masters are sharded like the
+  // moments, each rank keeping the fp32 master of its own windows only
+  // (StateWindow::value, as ZeRO 3's values; checkpointed as
+  // "param/<name>@<offset>"). Step rounds each updated window into the
+  // parameter's value; the other windows arrive with the reducer's
+  // GatherParameters, after every step and after LoadState. Not yet with
+  // ZeRO 3 (UNIMPLEMENTED). With OffloadToHost the host masters are the fp32
+  // masters and AdamW runs there; the device keeps its fp32 masters as the
+  // staging target that is rounded into the values (so offload moves the
+  // moments off the device, not the masters).
+  absl::Status KeepFp32Masters(const ExecContext& ctx, DType model_dtype);
+  bool has_masters() const { return model_dtype_ != DType::kFloat32; }
+  // Bytes of the fp32 master copies this rank keeps (0 without mixed precision).
+  int64_t master_bytes() const;
+
   // grad = 0 for every parameter (gradients accumulate over micro-batches).
   void ZeroGrad(const ExecContext& ctx) const;
 
@@ -156,6 +181,12 @@ class AdamW {
   // parallelism and tied embeddings, also leave out the copy of the embedding
   // that the last stage holds.
   void SetNormFilter(const NormFilter& counts);
+
+  // Whether every gradient element the next Step reads on this rank is
+  // finite: the windows' gradients under ZeRO (the reduced shards), else
+  // every parameter's, whatever the norm filter counts. Local: the caller
+  // combines the ranks' verdicts (fp16's loss scaler).
+  bool GradientsFinite(const ExecContext& ctx) const;
   bool CountsInNorm(int index) const { return counts_in_norm_[index]; }
 
   // One AdamW update of every parameter with this learning rate, gradients
@@ -209,6 +240,17 @@ class AdamW {
   std::vector<Tensor> exp_avg_;
   std::vector<Tensor> exp_avg_sq_;
   std::vector<bool> counts_in_norm_;
+  // Mixed precision: masters_[i] is parameter i's fp32 value (empty: none).
+  std::vector<Tensor> masters_;  // unsharded; under ZeRO the windows' values
+  DType model_dtype_ = DType::kFloat32;  // 16-bit: masters are kept
+  // The context the masters were made on (LoadState rounds them into values).
+  std::unique_ptr<ExecContext> master_ctx_;
+  // The fp32 value AdamW updates for parameter i: its master or its value.
+  const Tensor& UpdatedValue(size_t i) const {
+    return masters_.empty() ? params_[i]->value : masters_[i];
+  }
+  // Rounds every master into its parameter's value.
+  void CopyMastersToValues(const ExecContext& ctx) const;
   // ZeRO: the windows (exp_avg_[k] belongs to windows_[k]) and each one's
   // parameter index.
   std::vector<StateWindow> windows_;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "core/dtype.h"
 #include "core/exec_context.h"
 #include "core/parameter.h"
 #include "core/tensor.h"
@@ -606,6 +607,61 @@ TEST(AdamWOffloadTest, OffloadsTheWindowsOnly) {
     EXPECT_EQ(Bits(host.model[i].value), Bits(plain.model[i].value)) << i;
     EXPECT_EQ(Bits(host.opt->exp_avg_sq(i)), Bits(plain.opt->exp_avg_sq(i))) << i;
   }
+}
+
+}  // namespace
+}  // namespace trident::training
+
+namespace trident::training {
+namespace {
+
+// Mixed precision: updates smaller than half a bf16 ulp of the value would
+// vanish if applied to the bf16 value itself (1 - 1e-4 rounds back to 1);
+// applied to the fp32 master they accumulate, and the rounded value follows.
+TEST(AdamWMastersTest, UpdatesBelowABf16UlpAccumulateInTheMaster) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel m;
+  m.Add("b", {1.0f}, /*decay=*/false);
+  AdamWSettings settings = Settings();
+  settings.weight_decay = 0;
+  absl::StatusOr<std::unique_ptr<AdamW>> opt = AdamW::Create(ctx, m.List(), settings);
+  ASSERT_TRUE(opt.ok()) << opt.status();
+  ASSERT_TRUE((*opt)->KeepFp32Masters(ctx, DType::kBFloat16).ok());
+  EXPECT_EQ(m[0].value.dtype(), DType::kBFloat16);
+  EXPECT_EQ(m[0].grad.dtype(), DType::kFloat32);
+  EXPECT_EQ((*opt)->master_bytes(), 4);
+  for (int step = 0; step < 100; ++step) {
+    m[0].grad.CopyFrom(std::vector<float>{1.0f});
+    (*opt)->Step(ctx, /*learning_rate=*/1e-4);  // Adam: each step moves ~lr
+  }
+  // The checkpoint view is the fp32 master: about 1 - 100 x 1e-4.
+  std::vector<checkpoint::TensorBlob> blobs;
+  (*opt)->AppendStateBlobs(blobs);
+  ASSERT_EQ(blobs[0].name, "param/b");
+  ASSERT_EQ(blobs[0].dtype, DType::kFloat32);
+  float master = 0;
+  std::memcpy(&master, blobs[0].bytes.data(), sizeof(master));
+  EXPECT_NEAR(master, 0.99f, 1e-4f);
+  // The value is the master rounded to bf16 (0.98828125 or 0.9921875), not 1.
+  const float value = ToFloat(m[0].value.ToVector<BFloat16>()[0]);
+  EXPECT_EQ(value, ToFloat(ToBFloat16(master)));
+  EXPECT_LT(value, 1.0f);
+  EXPECT_TRUE((*opt)->GradientsFinite(ctx));
+  m[0].grad.CopyFrom(std::vector<float>{std::numeric_limits<float>::infinity()});
+  EXPECT_FALSE((*opt)->GradientsFinite(ctx));
+}
+
+TEST(AdamWMastersTest, BadUsesAreRefused) {
+  const ExecContext ctx = ExecContext::Cpu();
+  TinyModel m = MakeModel();
+  absl::StatusOr<std::unique_ptr<AdamW>> opt = AdamW::Create(ctx, m.List(), Settings());
+  ASSERT_TRUE(opt.ok());
+  EXPECT_THAT((*opt)->KeepFp32Masters(ctx, DType::kFloat32).message(),
+              HasSubstr("fp32 is not a 16-bit float"));
+  EXPECT_FALSE((*opt)->has_masters());
+  ASSERT_TRUE((*opt)->KeepFp32Masters(ctx, DType::kFloat16).ok());
+  EXPECT_EQ((*opt)->KeepFp32Masters(ctx, DType::kFloat16).code(),
+            absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -106,6 +107,16 @@ absl::StatusOr<std::vector<ParameterManifest>> LocalManifest(
   absl::flat_hash_map<std::string, const Parameter*> by_name;
   std::vector<ParameterManifest> manifest;
   absl::flat_hash_map<std::string, size_t> index;
+  // The stored tensors' dtype: the optimizer writes every tensor of a rank in
+  // one dtype (fp32; with mixed precision the masters, not the 16-bit
+  // values), also for parameters this rank holds no window of under ZeRO.
+  std::optional<DType> stored;
+  for (const TensorBlob& blob : blobs) {
+    if (blob.name != kStepTensor) {
+      stored = blob.dtype;
+      break;
+    }
+  }
   for (const Parameter* p : params) {
     by_name[p->name] = p;
     index[p->name] = manifest.size();
@@ -113,7 +124,7 @@ absl::StatusOr<std::vector<ParameterManifest>> LocalManifest(
     entry.set_name(p->name);
     const ShardSpec spec = SpecOf(*p);
     for (const int64_t d : spec.global_shape) entry.add_global_shape(d);
-    entry.set_dtype(std::string(DTypeName(p->value.dtype())));
+    entry.set_dtype(std::string(DTypeName(stored.value_or(p->value.dtype()))));
   }
   for (const TensorBlob& blob : blobs) {
     if (blob.name == kStepTensor) continue;

@@ -30,7 +30,8 @@ std::optional<double> RunReporter::Mfu(double tokens_per_s) const {
 
 absl::Status RunReporter::Step(int64_t step, double seconds, double loss, double lr,
                                double grad_norm, std::optional<double> cpu_seconds,
-                               const GradientSyncFigures& sync) {
+                               const GradientSyncFigures& sync,
+                               std::optional<LossScaleReport> loss_scale) {
   throughput_.AddStep(seconds, options_.tokens_per_step);
   totals_.losses.push_back(loss);
   totals_.seconds += seconds;
@@ -52,6 +53,12 @@ absl::Status RunReporter::Step(int64_t step, double seconds, double loss, double
   if (cpu_seconds.has_value()) report.cpu_time_ms = *cpu_seconds * 1e3;
   report.dp_bytes_sent = sync.dp_bytes_sent;
   report.topk_k = sync.topk_k;
+  report.precision = options_.precision;
+  if (loss_scale.has_value()) {
+    report.loss_scale = loss_scale->scale;
+    report.skipped = loss_scale->skipped;
+    report.skipped_steps = loss_scale->skipped_steps;
+  }
   if (metrics_ != nullptr) RETURN_IF_ERROR(metrics_->WriteTrain(report));
   if (report.step % options_.log_interval == 0 || report.step == options_.total_steps) {
     Note(FormatProgressLine(report));

@@ -34,6 +34,14 @@ struct RunReporterOptions {
   int64_t tokens_per_step = 0;   // loss tokens of the global batch
   double flops_per_token = 0;    // model FLOPs (training/flops.h)
   double peak_flops = 0;         // the job's devices together; 0: MFU unknown
+  std::string precision;         // "fp32", "bf16", "fp16": shown on every progress line
+};
+
+// FP16's loss scaler after a step (training/loss_scaler.h).
+struct LossScaleReport {
+  double scale = 0;           // the scale the step ran with
+  bool skipped = false;       // skipped: a gradient was inf or NaN on some rank
+  int64_t skipped_steps = 0;  // of the run so far
 };
 
 // What the run did, for the caller (and the closing summary).
@@ -59,10 +67,13 @@ class RunReporter {
   };
 
   // A finished step, 0-based `step`, that took `seconds` (> 0) and, when
-  // known, `cpu_seconds` of this process's CPU time.
+  // known, `cpu_seconds` of this process's CPU time. `loss_scale` only with
+  // fp16's loss scaler: then the JSONL line carries loss_scale and skipped,
+  // and the progress line the scale and skip count.
   absl::Status Step(int64_t step, double seconds, double loss, double lr, double grad_norm,
                     std::optional<double> cpu_seconds = std::nullopt,
-                    const GradientSyncFigures& sync = {});
+                    const GradientSyncFigures& sync = {},
+                    std::optional<LossScaleReport> loss_scale = std::nullopt);
 
   // Every rank's measured memory (indexed by rank), after the run's first
   // step: one JSONL line per rank and a header line for the largest rank,

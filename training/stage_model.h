@@ -111,7 +111,13 @@ class StageModel : public pipeline::PipelineStage {
     for (auto& chunk : chunks_) chunk->SetParameterHooks(hooks);
   }
 
+  // Mixed precision: the dtype of the activations (and their gradients) that
+  // cross pipeline stages; the parameters' values must have been converted to
+  // it (AdamW::KeepFp32Masters). The chunks follow their inputs' dtype.
+  void SetActivationDType(DType dtype) { activation_dtype_ = dtype; }
+
   // pipeline::PipelineStage.
+  DType ActivationDType() const override { return activation_dtype_; }
   std::vector<int64_t> InputShape(int chunk, int mb) const override;
   std::vector<int64_t> OutputShape(int chunk, int mb) const override;
   absl::StatusOr<Tensor> Forward(int chunk, int mb, const Tensor& input) override;
@@ -132,6 +138,7 @@ class StageModel : public pipeline::PipelineStage {
   // Into how many row chunks the activations between stages are split: tp with
   // sequence parallelism, else 1.
   int sequence_parallel_split_ = 1;
+  DType activation_dtype_ = DType::kFloat32;
 
   Tensor inputs_;
   Tensor targets_;

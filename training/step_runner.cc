@@ -15,6 +15,7 @@
 #include "pipeline/executor.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
+#include "training/precision.h"
 
 namespace trident::training {
 namespace {
@@ -142,6 +143,17 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   ASSIGN_OR_RETURN(runner->optimizer_,
                    AdamW::Create(ctx, runner->model_->parameters(),
                                  AdamWSettingsFrom(config.optimizer())));
+  if (config.precision() != FP32) {
+    // Mixed precision: fp32 masters in the optimizer, 16-bit values and
+    // activations in the model, fp32 gradients (see the README).
+    const DType model_dtype = ModelDType(config.precision());
+    RETURN_IF_ERROR(runner->optimizer_->KeepFp32Masters(ctx, model_dtype));
+    runner->model_->SetActivationDType(model_dtype);
+  }
+  if (config.precision() == FP16) {
+    ASSIGN_OR_RETURN(LossScaler scaler, LossScaler::Create(config.loss_scale()));
+    runner->loss_scaler_.emplace(scaler);
+  }
   if (runner->reducer_->zero_stage() > 0) {
     std::vector<StateWindow> windows;
     for (const data_parallel::OwnedWindow& w : runner->reducer_->owned_windows()) {
@@ -226,8 +238,11 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   const topology::ParallelLayout& layout = config_.layout();
   optimizer_->ZeroGrad(ctx_);
   reducer_->BeginStep();
+  // FP16: the backward starts from loss x scale, so that small gradients do
+  // not flush to zero in fp16; the update divides it out again.
+  const double loss_scale = loss_scaler_ ? loss_scaler_->scale() : 1.0;
   model_->SetMicroBatches(inputs, targets, layout.micro_batch_size(),
-                          static_cast<float>(1.0 / global_tokens), /*forward_only=*/false);
+                          static_cast<float>(loss_scale / global_tokens), /*forward_only=*/false);
   pipeline::ExecutorOptions options;
   if (profile != nullptr) {
     options.timings = &profile->timings;
@@ -258,17 +273,48 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
                      sum_of_squares = partial;
                      return absl::OkStatus();
                    }));
-  if (!std::isfinite(result.grad_norm)) {
-    return absl::InternalError(absl::StrCat("step ", step + 1, ": the gradient norm is ",
-                                            result.grad_norm, "; stopping rather than stepping"));
-  }
   result.lr = LearningRate(step, config_.optimizer(), config_.steps());
-  optimizer_->Step(ctx_, result.lr, ClipScale(result.grad_norm, config_.optimizer().grad_clip()));
+  if (loss_scaler_) {
+    // Every rank reaches the same verdict, so all skip or all step.
+    ASSIGN_OR_RETURN(const bool overflow, AnyGradientOverflowed());
+    result.loss_scale = loss_scale;
+    result.skipped = loss_scaler_->Update(overflow);
+    result.skipped_steps = loss_scaler_->skipped_steps();
+    if (!result.skipped) {
+      // Unscale before clipping: the norm of the true gradients (the scale
+      // is a power of two, so the division is exact), and one factor that
+      // both unscales and clips.
+      result.grad_norm /= loss_scale;
+      const float clip = ClipScale(result.grad_norm, config_.optimizer().grad_clip());
+      optimizer_->Step(ctx_, result.lr, static_cast<float>(clip / loss_scale));
+    }
+  } else {
+    if (!std::isfinite(result.grad_norm)) {
+      return absl::InternalError(absl::StrCat("step ", step + 1, ": the gradient norm is ",
+                                              result.grad_norm, "; stopping rather than stepping"));
+    }
+    optimizer_->Step(ctx_, result.lr, ClipScale(result.grad_norm, config_.optimizer().grad_clip()));
+  }
   // ZeRO: every replica updated its windows; share the values.
   RETURN_IF_ERROR(reducer_->GatherParameters(ctx_));
   ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
   result.loss = loss_sum / global_tokens;
   return result;
+}
+
+absl::Status StepRunner::ShareRestoredValues() {
+  if (!optimizer_->has_masters() || !optimizer_->sharded()) return absl::OkStatus();
+  return reducer_->GatherParameters(ctx_);
+}
+
+absl::StatusOr<bool> StepRunner::AnyGradientOverflowed() {
+  float overflow = optimizer_->GradientsFinite(ctx_) ? 0.0f : 1.0f;
+  for (comm::Communicator* group : {comms_.model_parallel.get(), comms_.dp.get()}) {
+    if (group == nullptr || group->size() == 1) continue;
+    RETURN_IF_ERROR(
+        group->AllReduce(comm::Buffer{&overflow, 1, DType::kFloat32}, comm::ReduceOp::kMax));
+  }
+  return overflow != 0.0f;
 }
 
 absl::StatusOr<double> StepRunner::EvaluateLossSum(const Tensor& inputs, const Tensor& targets) {
@@ -300,7 +346,8 @@ RankMemory StepRunner::MemoryInUse() {
   // gathered at the moment); otherwise in the parameters' own tensors.
   memory.param_bytes = reducer_->peak_parameter_bytes();
   memory.grad_bytes = reducer_->gradient_bytes();
-  memory.optimizer_state_bytes = optimizer_->state_bytes();
+  // Mixed precision: the fp32 masters are optimizer state too.
+  memory.optimizer_state_bytes = optimizer_->state_bytes() + optimizer_->master_bytes();
   memory.activation_peak_bytes = model_->peak_stash_bytes();
   return memory;
 }

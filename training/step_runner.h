@@ -30,6 +30,7 @@
 // data-parallel replicas in double precision.
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -42,6 +43,7 @@
 #include "topology/grid_communicators.h"
 #include "topology/process_grid.h"
 #include "training/export.h"
+#include "training/loss_scaler.h"
 #include "training/optimizer.h"
 #include "training/stage_model.h"
 #include "training/train_config.pb.h"
@@ -52,6 +54,12 @@ struct StepResult {
   double loss = 0;       // Mean token loss of the global batch (every rank).
   double grad_norm = 0;  // Before clipping (every rank).
   double lr = 0;         // The learning rate the step applied.
+  // FP16: the loss scale the step ran with (0 without a loss scaler), and
+  // whether the step was skipped because a gradient overflowed on some rank
+  // (then grad_norm is that of the scaled gradients: inf or NaN).
+  double loss_scale = 0;
+  bool skipped = false;
+  int64_t skipped_steps = 0;  // over the run so far (restored on resume)
 };
 
 // Optional per-step observations for the bubble profiler.
@@ -109,7 +117,14 @@ class StepRunner {
   static absl::StatusOr<pipeline::Schedule> MakeLayoutSchedule(
       const topology::ParallelLayout& layout);
 
+  // After optimizer().LoadState: with mixed precision under ZeRO 1-2 each
+  // rank restored only its windows' masters (and rounded them into its
+  // values); this gathers the other windows' values over dp. Collective.
+  absl::Status ShareRestoredValues();
+
   StageModel& model() { return *model_; }
+  // FP16's loss scaler; null for fp32 and bf16.
+  LossScaler* loss_scaler() { return loss_scaler_ ? &*loss_scaler_ : nullptr; }
   AdamW& optimizer() { return *optimizer_; }
   data_parallel::GradientReducer& gradient_reducer() { return *reducer_; }
   // This rank's memory now (the activation peak over the steps run so far).
@@ -125,6 +140,10 @@ class StepRunner {
   // The last stage's `value` on every stage, then summed over replicas.
   absl::StatusOr<double> ShareLoss(double value);
   absl::Status SyncTiedEmbedding();
+  // Whether any gradient element the update reads, on any rank of the grid,
+  // is inf or NaN (AdamW::GradientsFinite): a flag all-reduced (max) over the
+  // model-parallel group and then over dp, which together reach every rank.
+  absl::StatusOr<bool> AnyGradientOverflowed();
 
   const TrainConfig& config_;
   const topology::GridCommunicators& comms_;
@@ -133,6 +152,7 @@ class StepRunner {
   std::unique_ptr<StageModel> model_;
   std::unique_ptr<data_parallel::GradientReducer> reducer_;
   std::unique_ptr<AdamW> optimizer_;
+  std::optional<LossScaler> loss_scaler_;
   pipeline::Schedule schedule_;
   pipeline::Schedule forward_schedule_;
 };

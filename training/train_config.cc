@@ -17,6 +17,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "core/status_macros.h"
+#include "training/precision.h"
 #include "transformer/model_config.h"
 
 namespace trident::training {
@@ -109,6 +110,35 @@ absl::Status ValidateOptimizer(const OptimizerConfig& opt) {
   RETURN_IF_ERROR(FiniteAndNonNegative("optimizer.weight_decay", opt.weight_decay()));
   return FiniteAndNonNegative("optimizer.grad_clip", opt.grad_clip(), "0 turns clipping off");
 }
+
+absl::Status ValidatePrecision(const TrainConfig& config) {
+  if (!config.has_loss_scale()) return absl::OkStatus();
+  if (config.precision() != FP16) {
+    return Invalid(absl::StrCat(
+        "loss_scale is set but precision=", PrecisionName(config.precision()),
+        ": a loss scaler applies to fp16 only (fp32 and bf16 have fp32's exponent range, so "
+        "small gradients do not underflow)"));
+  }
+  return ValidateLossScaleConfig(config.loss_scale());
+}
+
+}  // namespace
+
+absl::Status ValidateLossScaleConfig(const LossScaleConfig& scale) {
+  RETURN_IF_ERROR(FiniteAndPositive("loss_scale.initial_scale", scale.initial_scale()));
+  RETURN_IF_ERROR(AtLeast("loss_scale.window", scale.window(), 1,
+                          "clean steps before a dynamic scale doubles"));
+  RETURN_IF_ERROR(AtLeast("loss_scale.hysteresis", scale.hysteresis(), 1,
+                          "overflowing steps before the scale halves"));
+  RETURN_IF_ERROR(FiniteAndPositive("loss_scale.min_scale", scale.min_scale()));
+  if (scale.dynamic() && scale.min_scale() > scale.initial_scale()) {
+    return Invalid(absl::StrCat("loss_scale.min_scale=", scale.min_scale(),
+                                " must be <= loss_scale.initial_scale=", scale.initial_scale()));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
 
 absl::Status ValidateLayoutForModel(const TrainConfig& config) {
   const topology::ParallelLayout& layout = config.layout();
@@ -225,6 +255,7 @@ absl::Status ValidateTrainConfig(const TrainConfig& config) {
   RETURN_IF_ERROR(ValidateData(config.data(), config.model()));
   RETURN_IF_ERROR(ValidateSchedule(config));
   RETURN_IF_ERROR(ValidateOptimizer(config.optimizer()));
+  RETURN_IF_ERROR(ValidatePrecision(config));
   return ValidateLayoutForModel(config);
 }
 

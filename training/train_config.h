@@ -24,6 +24,9 @@
 //              learning_rate; 0 <= warmup_steps <= steps; decay_steps >= 0 and,
 //              when set, >= warmup_steps; beta1, beta2 in [0, 1); epsilon > 0;
 //              weight_decay >= 0; grad_clip >= 0 (0 = off); all finite.
+//   precision: loss_scale only with precision FP16; its initial_scale and
+//              min_scale finite and > 0, window >= 1, hysteresis >= 1, and
+//              (dynamic) min_scale <= initial_scale.
 //   layout:    topology::ValidateLayout for the world size the layout implies
 //              (tensor x pipeline x data) and this model (ModelDimensionsFor);
 //              its message is prefixed "layout: ". The trainer checks the
@@ -65,6 +68,11 @@ std::string TrainConfigToText(const TrainConfig& config);
 
 // The rules listed at the top of this file.
 absl::Status ValidateTrainConfig(const TrainConfig& config);
+
+// The loss_scale rules of ValidateTrainConfig (the precision rule aside):
+// initial_scale and min_scale finite and > 0, window >= 1, hysteresis >= 1,
+// and (dynamic) min_scale <= initial_scale. Field names as in a config file.
+absl::Status ValidateLossScaleConfig(const LossScaleConfig& config);
 
 // The model sizes the layout rules need (topology does not know the GPT).
 topology::ModelDimensions ModelDimensionsFor(const transformer::GptConfig& model,

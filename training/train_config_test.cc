@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "training/default_config.h"
+#include "training/precision.h"
 
 namespace trident::training {
 namespace {
@@ -253,11 +255,79 @@ std::vector<BadCase> BadCases() {
        {"optimizer.weight_decay=-0.1", ">= 0"}},
       {"grad_clip", [](TrainConfig& c) { c.mutable_optimizer()->set_grad_clip(-1); },
        {"optimizer.grad_clip=-1", ">= 0"}},
+      {"loss_scale_with_fp32", [](TrainConfig& c) { c.mutable_loss_scale()->set_window(10); },
+       {"loss_scale is set but precision=fp32", "fp16 only"}},
+      {"loss_scale_with_bf16",
+       [](TrainConfig& c) {
+         c.set_precision(BF16);
+         c.mutable_loss_scale()->set_dynamic(false);
+       },
+       {"loss_scale is set but precision=bf16", "fp16 only"}},
+      {"loss_scale_negative",
+       [](TrainConfig& c) {
+         c.set_precision(FP16);
+         c.mutable_loss_scale()->set_initial_scale(-8);
+       },
+       {"loss_scale.initial_scale=-8", "> 0"}},
+      {"loss_scale_inf",
+       [](TrainConfig& c) {
+         c.set_precision(FP16);
+         c.mutable_loss_scale()->set_initial_scale(std::numeric_limits<double>::infinity());
+       },
+       {"loss_scale.initial_scale=inf", "finite"}},
+      {"loss_scale_window_zero",
+       [](TrainConfig& c) {
+         c.set_precision(FP16);
+         c.mutable_loss_scale()->set_window(0);
+       },
+       {"loss_scale.window=0", ">= 1"}},
+      {"hysteresis_zero",
+       [](TrainConfig& c) {
+         c.set_precision(FP16);
+         c.mutable_loss_scale()->set_hysteresis(0);
+       },
+       {"loss_scale.hysteresis=0", ">= 1"}},
+      {"min_scale_above_initial",
+       [](TrainConfig& c) {
+         c.set_precision(FP16);
+         c.mutable_loss_scale()->set_initial_scale(4);
+         c.mutable_loss_scale()->set_min_scale(8);
+       },
+       {"loss_scale.min_scale=8", "<= loss_scale.initial_scale=4"}},
       {"layout_tp_heads", [](TrainConfig& c) { c.mutable_layout()->set_tensor_parallel(3); },
        {"layout: ", "tensor_parallel=3"}},
       {"layout_micro_batch", [](TrainConfig& c) { c.mutable_layout()->set_micro_batch_size(0); },
        {"layout: ", "micro_batch_size"}},
   };
+}
+
+TEST(PrecisionTest, NamesRoundTripAndMapToDTypes) {
+  for (Precision p : {FP32, BF16, FP16}) {
+    absl::StatusOr<Precision> parsed = ParsePrecision(PrecisionName(p));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(*parsed, p);
+  }
+  EXPECT_EQ(ModelDType(FP32), DType::kFloat32);
+  EXPECT_EQ(ModelDType(BF16), DType::kBFloat16);
+  EXPECT_EQ(ModelDType(FP16), DType::kFloat16);
+  const absl::Status bad = ParsePrecision("fp8").status();
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.message(), HasSubstr("--precision=fp8 is not one of fp32, bf16, fp16"));
+}
+
+TEST(PrecisionTest, LossScaleFlagIsDynamicOrAPositiveNumber) {
+  LossScaleConfig config;
+  ASSERT_TRUE(ApplyLossScaleFlag("1024", &config).ok());
+  EXPECT_FALSE(config.dynamic());
+  EXPECT_EQ(config.initial_scale(), 1024);
+  ASSERT_TRUE(ApplyLossScaleFlag("dynamic", &config).ok());
+  EXPECT_TRUE(config.dynamic());
+  EXPECT_EQ(config.initial_scale(), 1024);  // kept: the dynamic scaler starts there
+  for (const char* bad : {"-4", "0", "inf", "nan", "static", ""}) {
+    const absl::Status status = ApplyLossScaleFlag(bad, &config);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(status.message(), HasSubstr(absl::StrCat("--loss_scale=", bad, " must be")));
+  }
 }
 
 TEST(ValidateTrainConfigTest, EachBrokenRuleIsNamed) {
@@ -295,6 +365,16 @@ TEST(ValidateTrainConfigTest, BoundaryValuesAreAccepted) {
       [](TrainConfig& c) {
         c.mutable_model()->set_vocab_size(50304);
         c.mutable_data()->set_tokenizer("gpt2");
+      },
+      [](TrainConfig& c) { c.set_precision(BF16); },
+      [](TrainConfig& c) { c.set_precision(FP16); },  // the default scaler
+      [](TrainConfig& c) {
+        c.set_precision(FP16);
+        c.mutable_loss_scale()->set_dynamic(false);
+        c.mutable_loss_scale()->set_initial_scale(1);
+        c.mutable_loss_scale()->set_min_scale(1);  // == initial
+        c.mutable_loss_scale()->set_window(1);
+        c.mutable_loss_scale()->set_hysteresis(1);
       },
       [](TrainConfig& c) {
         c.mutable_layout()->set_tensor_parallel(2);

@@ -35,6 +35,8 @@
 #include "training/metrics.h"
 #include "training/run_files.h"
 #include "training/run_reporter.h"
+#include "training/loss_scaler.h"
+#include "training/precision.h"
 #include "training/reshard.h"
 #include "training/step_runner.h"
 #include "training/stop_signals.h"
@@ -283,6 +285,8 @@ class RankTrainer {
   absl::StatusOr<int> AgreedStopSignal();
   absl::Status StopForSignal(int signal_number, int64_t next_step);
   absl::Status LoadCheckpoint();
+  // FP16: the loss scaler state a checkpoint carries (its meta).
+  absl::Status RestoreLossScaler(const std::string& dir, const checkpoint::CheckpointMeta& meta);
   // Every rank's manifest, in rank order (a collective over the world).
   absl::StatusOr<std::vector<std::vector<checkpoint::ParameterManifest>>> GatherManifests(
       const std::vector<checkpoint::ParameterManifest>& mine);
@@ -364,6 +368,7 @@ absl::Status RankTrainer::Setup() {
   report.total_steps = config_.steps();
   report.log_interval = config_.log_interval();
   report.tokens_per_step = batch_.tokens_per_step();
+  report.precision = std::string(PrecisionName(config_.precision()));
   report.flops_per_token = GptFlopsPerToken(config_.model(), batch_.seq_length);
   report.peak_flops = options_.peak_flops;
   ASSIGN_OR_RETURN(reporter_, RunReporter::Create(std::move(report)));
@@ -480,8 +485,14 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
     sync.topk_k = 0;
     for (const auto& [bucket, k] : topk_k) *sync.topk_k += k;
   }
+  std::optional<LossScaleReport> loss_scale;
+  if (runner_->loss_scaler() != nullptr) {
+    loss_scale = LossScaleReport{.scale = result.loss_scale,
+                                 .skipped = result.skipped,
+                                 .skipped_steps = result.skipped_steps};
+  }
   return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm, cpu_seconds,
-                         sync);
+                         sync, loss_scale);
 }
 
 void RankTrainer::ResetCommStats() {
@@ -580,6 +591,14 @@ absl::Status RankTrainer::WriteCheckpoint(const std::string& dir, int64_t next_s
     if (data_set != nullptr) *meta.mutable_data_set() = *data_set;
     RETURN_IF_ERROR(MergeManifests(manifests, &meta));
     meta.set_optimizer_step(runner_->optimizer().step());
+    if (const LossScaler* scaler = runner_->loss_scaler(); scaler != nullptr) {
+      const LossScaler::State state = scaler->state();
+      checkpoint::LossScalerState* saved = meta.mutable_loss_scaler();
+      saved->set_scale(state.scale);
+      saved->set_clean_steps(state.clean_steps);
+      saved->set_hysteresis_left(state.hysteresis_left);
+      saved->set_skipped_steps(state.skipped_steps);
+    }
     RETURN_IF_ERROR(checkpoint::FinalizeCheckpoint(dir, meta));
   }
   return world_.Barrier();
@@ -654,6 +673,8 @@ absl::Status RankTrainer::LoadCheckpoint() {
     ASSIGN_OR_RETURN(checkpoint::TensorSet tensors, checkpoint::ReadRankShard(dir, rank_));
     RETURN_IF_ERROR(checkpoint::CheckStoredStep(dir, meta, tensors, AdamW::kStepName));
     RETURN_IF_ERROR(runner_->optimizer().LoadState(tensors));
+    RETURN_IF_ERROR(runner_->ShareRestoredValues());
+    RETURN_IF_ERROR(RestoreLossScaler(dir, meta));
     first_step_ = meta.step();
     return absl::OkStatus();
   }
@@ -675,8 +696,24 @@ absl::Status RankTrainer::LoadCheckpoint() {
   if (!tensors.ok()) return tensors.status();
   RETURN_IF_ERROR(world_.Barrier());
   RETURN_IF_ERROR(runner_->optimizer().LoadState(*tensors));
+  RETURN_IF_ERROR(runner_->ShareRestoredValues());
+  RETURN_IF_ERROR(RestoreLossScaler(dir, meta));
   first_step_ = meta.step();
   return absl::OkStatus();
+}
+
+absl::Status RankTrainer::RestoreLossScaler(const std::string& dir,
+                                            const checkpoint::CheckpointMeta& meta) {
+  LossScaler* scaler = runner_->loss_scaler();
+  // A checkpoint of an fp32 or bf16 run starts fp16's scaler afresh.
+  if (scaler == nullptr || !meta.has_loss_scaler()) return absl::OkStatus();
+  const checkpoint::LossScalerState& saved = meta.loss_scaler();
+  absl::Status status = scaler->Restore({.scale = saved.scale(),
+                                         .clean_steps = saved.clean_steps(),
+                                         .hysteresis_left = saved.hysteresis_left(),
+                                         .skipped_steps = saved.skipped_steps()});
+  if (status.ok()) return status;
+  return absl::InvalidArgumentError(absl::StrCat("checkpoint ", dir, ": ", status.message()));
 }
 
 absl::Status RankTrainer::ExportModel() {
@@ -736,6 +773,14 @@ absl::Status CheckSupported(const TrainOptions& options) {
   }
   if (options.device == "cuda") {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
+  }
+  if (options.config.precision() != FP32) {
+    const std::string precision(PrecisionName(options.config.precision()));
+    const ParallelLayout& layout = options.config.layout();
+    if (layout.zero_stage() == 3 && layout.data_parallel() > 1) {
+      return Unsupported(absl::StrCat("precision=", precision, " with layout.zero_stage"), "3",
+                         "ZeRO 3 gathers fp32 value shards; 16-bit ones are not built yet");
+    }
   }
   return absl::OkStatus();
 }

@@ -124,8 +124,9 @@ absl::Status TransformerBlock::RunForward(const ExecContext& ctx, const Tensor& 
   const int64_t local_hidden = hidden_ / tp_.size();
   const int64_t local_ffn = ffn_ / tp_.size();
   const auto& alloc = ctx.allocator();
+  // Activations in the input's dtype: 16-bit under mixed precision.
   auto empty = [&](std::initializer_list<int64_t> shape) {
-    return Tensor::Empty(shape, DType::kFloat32, alloc);
+    return Tensor::Empty(shape, x.dtype(), alloc);
   };
 
   acts->input = x;
@@ -140,7 +141,10 @@ absl::Status TransformerBlock::RunForward(const ExecContext& ctx, const Tensor& 
   {
     // Without keep_all the softmax statistics are dropped (selective) or the
     // whole stash is (full, by Forward).
-    Tensor lse = empty({batch, local_heads_, seq});
+    // The softmax statistics stay fp32 in every precision (as cuDNN's
+    // fused attention keeps them): the backward's exp(s - lse) would lose
+    // percents to a 16-bit lse.
+    Tensor lse = Tensor::Empty({batch, local_heads_, seq}, DType::kFloat32, alloc);
     Tensor attn_out = empty({batch, seq, local_hidden});
     ops::AttentionForward(ctx, acts->qkv, local_heads_, attn_out, lse);
     if (keep_all) acts->attn_lse = lse;
@@ -156,7 +160,7 @@ absl::Status TransformerBlock::RunForward(const ExecContext& ctx, const Tensor& 
   acts->fc_pre = empty({rows, local_ffn});
   acts->fc_act = empty({rows, local_ffn});
   RETURN_IF_ERROR(fc1_.ForwardGelu(ctx, acts->ln2_out, acts->fc_pre, acts->fc_act));
-  acts->output = Tensor::Empty(x.shape(), DType::kFloat32, alloc);
+  acts->output = Tensor::Empty(x.shape(), x.dtype(), alloc);
   const Tensor out2d = Matrix(acts->output, hidden_);
   RETURN_IF_ERROR(fc2_.Forward(ctx, acts->fc_act, out2d));
   ops::Add(ctx, out2d, acts->residual, out2d);
@@ -179,8 +183,9 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
   const int64_t local_hidden = hidden_ / tp_.size();
   const int64_t local_ffn = ffn_ / tp_.size();
   const auto& alloc = ctx.allocator();
+  // Gradients in the activations' dtype.
   auto empty = [&](std::initializer_list<int64_t> shape) {
-    return Tensor::Empty(shape, DType::kFloat32, alloc);
+    return Tensor::Empty(shape, dy.dtype(), alloc);
   };
 
   // MLP half.
@@ -204,7 +209,7 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
     // Selective recomputation: the statistics again from the kept qkv (the
     // forward's kernel on the same input: the same bits). The output is
     // scratch: the kept attn_out holds the same values.
-    acts->attn_lse = empty({b, local_heads_, t});
+    acts->attn_lse = Tensor::Empty({b, local_heads_, t}, DType::kFloat32, alloc);
     const Tensor scratch = empty({b, t, local_hidden});
     ops::AttentionForward(ctx, acts->qkv, local_heads_, scratch, acts->attn_lse);
   }
@@ -213,7 +218,7 @@ absl::Status TransformerBlock::BackwardInput(const ExecContext& ctx, const Tenso
                          acts->d_qkv);
   acts->d_ln1_out = empty({local_rows, hidden_});
   RETURN_IF_ERROR(qkv_.BackwardInput(ctx, Matrix(acts->d_qkv, 3 * local_hidden), acts->d_ln1_out));
-  *dx = Tensor::Empty(acts->input.shape(), DType::kFloat32, alloc);
+  *dx = Tensor::Empty(acts->input.shape(), dy.dtype(), alloc);
   const Tensor dx2d = Matrix(*dx, hidden_);
   ln1_.AddBackwardInput(ctx, Matrix(acts->input, hidden_), acts->ln1, acts->d_ln1_out, d_residual,
                         dx2d);

@@ -198,9 +198,10 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
                   input.dim(1) == seq)
         << "the first stage takes token ids [" << batch << ", " << seq << "] int32, got "
         << input.DebugString();
-    x = tp_.sequence_parallel()
-            ? Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator())
-            : Tensor::Empty({batch, seq, hidden}, DType::kFloat32, ctx.allocator());
+    // Activations in the parameters' dtype (16-bit under mixed precision).
+    const DType dtype = embedding_->wte().value.dtype();
+    x = tp_.sequence_parallel() ? Tensor::Empty({local_rows, hidden}, dtype, ctx.allocator())
+                                : Tensor::Empty({batch, seq, hidden}, dtype, ctx.allocator());
     RETURN_IF_ERROR(enter(layer));
     RETURN_IF_ERROR(embedding_->Forward(ctx, input, x));
     leave(layer++);
@@ -225,11 +226,13 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
   HeadActivations& h = m.head;
   h.input = x;
   // Final LayerNorm on this rank's rows; the head gathers them (with SP).
-  h.ln_out = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
+  h.ln_out = Tensor::Empty({local_rows, hidden}, x.dtype(), ctx.allocator());
   h.ln = final_ln_->Forward(ctx, x.Reshape({local_rows, hidden}), h.ln_out);
   TRIDENT_CHECK(targets.dtype() == DType::kInt32 && targets.numel() == n)
       << "the last stage takes targets [B, T] int32, got " << targets.DebugString();
   h.targets = targets.Reshape({n});
+  // Logits and the loss stay fp32 under mixed precision (the softmax over the
+  // vocabulary is where 16-bit rounding would hurt most).
   h.logits = Tensor::Empty({n, vocab_shard_.rows.size()}, DType::kFloat32, ctx.allocator());
   Tensor losses = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
   h.logsumexp = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
@@ -289,10 +292,10 @@ absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,
     RETURN_IF_ERROR(enter(layer));
     HeadActivations& h = m->head;
     const int64_t local_rows = h.input.numel() / hidden;
-    h.d_ln_out = Tensor::Empty({local_rows, hidden}, DType::kFloat32, ctx.allocator());
+    h.d_ln_out = Tensor::Empty({local_rows, hidden}, h.input.dtype(), ctx.allocator());
     RETURN_IF_ERROR(loss_->BackwardInput(ctx, head_wte_->value, h.targets, h.logsumexp, loss_scale,
                                          h.logits, h.d_ln_out));
-    dy = Tensor::Empty(h.input.shape(), DType::kFloat32, ctx.allocator());
+    dy = Tensor::Empty(h.input.shape(), h.input.dtype(), ctx.allocator());
     final_ln_->BackwardInput(ctx, h.input.Reshape({local_rows, hidden}), h.ln, h.d_ln_out,
                              dy.Reshape({local_rows, hidden}));
     leave(layer--);

@@ -11,7 +11,9 @@
 //
 // Every method receives arguments the public op has already validated (same
 // device as the context, consistent shapes, contiguity as documented); a backend
-// still checks what only it knows, e.g. the CPU backend refuses 16-bit floats.
+// still checks what only it knows, e.g. the CPU kernels refuse 16-bit floats
+// (the CPU backend registered by the dispatch wraps them in
+// cpu::Float16StorageBackend, which converts 16-bit operands to fp32).
 // Semantics of each method are those of the public op of the same name.
 
 #include <cstdint>

@@ -5,6 +5,7 @@
 
 #include "core/check.h"
 #include "core/ops/cpu/cpu_backend.h"
+#include "core/ops/cpu/float16_storage.h"
 
 namespace trident::ops {
 namespace {
@@ -14,7 +15,11 @@ constexpr int kNumDeviceTypes = 2;
 // Lock-free reads on every op call; writes are rare (start-up).
 struct Registry {
   Registry() {
-    backends[static_cast<int>(DeviceType::kCpu)].store(&cpu::CpuBackend());
+    // The CPU kernels compute in fp32; the decorator gives them bf16/fp16
+    // operands (converted in, rounded to nearest-even on store).
+    static const cpu::Float16StorageBackend* cpu_backend =
+        new cpu::Float16StorageBackend(cpu::CpuBackend());  // Never destroyed.
+    backends[static_cast<int>(DeviceType::kCpu)].store(cpu_backend);
     backends[static_cast<int>(DeviceType::kCuda)].store(nullptr);
   }
   std::array<std::atomic<const Backend*>, kNumDeviceTypes> backends;

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "core/exec_context.h"
 #include "core/ops/cpu/cpu_backend.h"
@@ -45,9 +46,16 @@ class CountingBackend final : public cpu::CpuBackendImpl {
   mutable int fills = 0;
 };
 
+// The CPU kernels behind the 16-bit storage decorator (float16_storage.h):
+// fp32 calls reach them unchanged.
 TEST(DispatchTest, CpuContextsUseTheCpuBackend) {
   EXPECT_EQ(BackendFor(ExecContext::Cpu()).name(), "cpu");
-  EXPECT_EQ(&BackendFor(ExecContext::Cpu(2)), &cpu::CpuBackend());
+  EXPECT_EQ(BackendFor(ExecContext::Cpu(2)).name(), cpu::CpuBackend().name());
+  Tensor x = Tensor::Zeros({3}, DType::kBFloat16);
+  BackendFor(ExecContext::Cpu()).Fill(ExecContext::Cpu(), x, 1.5f);  // bf16 accepted
+  Tensor x32 = Tensor::Empty({3}, DType::kFloat32);
+  BackendFor(ExecContext::Cpu()).Copy(ExecContext::Cpu(), x, x32);
+  EXPECT_EQ(x32.ToVector<float>(), (std::vector<float>{1.5f, 1.5f, 1.5f}));
 }
 
 TEST(DispatchDeathTest, AnUnregisteredDeviceAbortsWithAMessage) {

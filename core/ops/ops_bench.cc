@@ -4,6 +4,7 @@
 // of compulsory traffic for memory-bound ones).
 
 #include <cblas.h>
+#include <dlfcn.h>
 
 #include <chrono>
 #include <cstdio>
@@ -53,6 +54,26 @@ void Run(int threads) {
     const double ms_t = TimeMs([&] { Gemm(ctx, x, Trans::kYes, y, Trans::kNo, dw, 1, 1); });
     std::printf("  gemm weight-grad (T,N)      %8.2f ms  %6.1f GFLOP/s\n", ms_t,
                 2.0 * n * c * 4 * c / ms_t / 1e6);
+    // Mixed precision: the same GEMMs with bf16 operands, which the CPU
+    // backend converts to fp32, multiplies with sgemm and rounds back
+    // (core/ops/cpu/float16_storage.h); the ratio is against the fp32 time
+    // above, same run. OpenBLAS's sbgemm (bf16 in, fp32 out) would skip the
+    // conversions, but only libraries built with BUILD_BFLOAT16 export it.
+    Tensor x16 = Tensor::Empty({n, c}, DType::kBFloat16), w16 = Tensor::Empty({c, 4 * c}, DType::kBFloat16);
+    Tensor y16 = Tensor::Empty({n, 4 * c}, DType::kBFloat16);
+    Copy(ctx, x, x16);
+    Copy(ctx, w, w16);
+    const double ms16 = TimeMs([&] { Gemm(ctx, x16, Trans::kNo, w16, Trans::kNo, y16); });
+    std::printf("  gemm bf16 (convert+sgemm)   %8.2f ms  %6.1f GFLOP/s  %.2fx the fp32 time\n",
+                ms16, 2.0 * n * c * 4 * c / ms16 / 1e6, ms16 / ms);
+    Copy(ctx, y, y16);
+    const double ms16_t = TimeMs([&] { Gemm(ctx, x16, Trans::kYes, y16, Trans::kNo, dw, 1, 1); });
+    std::printf("  gemm bf16 weight-grad->fp32 %8.2f ms  %6.1f GFLOP/s  %.2fx the fp32 time\n",
+                ms16_t, 2.0 * n * c * 4 * c / ms16_t / 1e6, ms16_t / ms_t);
+    std::printf("  cblas_sbgemm: %s\n",
+                dlsym(RTLD_DEFAULT, "cblas_sbgemm") != nullptr
+                    ? "exported by this OpenBLAS (not used yet: measure it against the above)"
+                    : "not exported by this OpenBLAS (built without BUILD_BFLOAT16)");
     if (threads > 1) {
       // The same product with OpenBLAS's own threading, for comparison.
       openblas_set_num_threads(threads);

@@ -22,12 +22,14 @@
 #include "training/batch_geometry.h"
 #include "training/step_runner.h"
 #include "training/synthetic_batch.h"
+#include "training/precision.h"
 #include "training/train_config.h"
 
 namespace trident::testing {
 namespace {
 
 constexpr uint64_t kSeed = 20261122;
+
 // The held-out batch's step number: no training step uses it.
 constexpr int64_t kValidationStep = 1 << 30;
 
@@ -64,6 +66,7 @@ training::TrainConfig LayoutRow::ToConfig(int steps) const {
   config.mutable_model()->set_num_heads(heads);
   config.mutable_model()->set_context_length(seq_length);
   config.mutable_data()->set_seq_length(seq_length);
+  config.set_precision(precision);
   return config;
 }
 
@@ -71,6 +74,7 @@ std::string LayoutRow::Name() const {
   std::string name = LayoutName(ToLayout());
   if (heads != 4) absl::StrAppend(&name, "_h", heads);
   if (seq_length != 16) absl::StrAppend(&name, "_t", seq_length);
+  if (precision != training::FP32) absl::StrAppend(&name, "_", training::PrecisionName(precision));
   return name;
 }
 
@@ -121,6 +125,18 @@ training::TrainConfig EquivalenceConfig(const topology::ParallelLayout& layout, 
   config.set_steps(steps);
   config.set_seed(static_cast<int64_t>(kSeed));
   return config;
+}
+
+Tolerances EquivalenceTolerance(const training::TrainConfig& config) {
+  switch (config.precision()) {
+    case training::BF16:
+      return {.loss = 5e-4, .gradients = 3e-2, .parameters = 8e-2};
+    case training::FP16:
+      return {.loss = 5e-5, .gradients = 5e-3, .parameters = 2e-2};
+    case training::FP32:
+      break;
+  }
+  return {};
 }
 
 topology::ParallelLayout SerialTwin(const topology::ParallelLayout& layout) {
@@ -212,6 +228,14 @@ const TrainedRun& SerialRun(const training::TrainConfig& config) {
 
 Differences ExpectSameTraining(const TrainedRun& run, const TrainedRun& serial,
                                const training::TrainConfig& config, double tolerance) {
+  return ExpectSameTraining(run, serial, config,
+                            Tolerances{.loss = tolerance, .gradients = tolerance,
+                                       .parameters = tolerance});
+}
+
+Differences ExpectSameTraining(const TrainedRun& run, const TrainedRun& serial,
+                               const training::TrainConfig& config, const Tolerances& tolerances) {
+  const double tolerance = tolerances.loss;
   Differences worst;
   const auto relative = [](double got, double want) { return std::abs(got - want) / std::abs(want); };
   EXPECT_EQ(run.losses.size(), serial.losses.size());
@@ -223,10 +247,10 @@ Differences ExpectSameTraining(const TrainedRun& run, const TrainedRun& serial,
   }
   const int64_t hidden = config.model().hidden_size();
   ExpectSameTensors(run.grads_after_step1, serial.grads_after_step1, "gradients after step 1",
-                    hidden, /*key_bias_out=*/false, tolerance, &worst.gradients);
+                    hidden, /*key_bias_out=*/false, tolerances.gradients, &worst.gradients);
   ExpectSameTensors(run.params_after_last, serial.params_after_last,
                     absl::StrCat("parameters after step ", config.steps()), hidden,
-                    /*key_bias_out=*/true, tolerance, &worst.parameters);
+                    /*key_bias_out=*/true, tolerances.parameters, &worst.parameters);
   worst.val_loss = relative(run.val_loss, serial.val_loss);
   EXPECT_LT(worst.val_loss, tolerance)
       << "validation loss " << run.val_loss << ", serial " << serial.val_loss;

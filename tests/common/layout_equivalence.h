@@ -70,12 +70,15 @@ struct LayoutRow {
   // Tokens per sequence (and the context length). Above 64 the attention runs
   // several query tiles, above 256 several key tiles with its online softmax.
   int seq_length = 16;
+  // Mixed precision (training/train_config.proto): the row is compared with
+  // the serial run of the same precision, within EquivalenceTolerance.
+  training::Precision precision = training::FP32;
 
   topology::ParallelLayout ToLayout() const;
   // EquivalenceConfig of this row's layout and model.
   training::TrainConfig ToConfig(int steps = 20) const;
-  // LayoutName, plus "_h8" when heads is not 4 and "_t320" when seq_length is
-  // not 16.
+  // LayoutName, plus "_h8" when heads is not 4, "_t320" when seq_length is
+  // not 16 and "_bf16"/"_fp16" for mixed precision.
   std::string Name() const;
 };
 
@@ -94,6 +97,27 @@ std::string LayoutName(const topology::ParallelLayout& layout);
 // 1e-8, Adam turns the rounding noise of an element whose gradient hovers at
 // zero into full-size steps whose sign the last bits decide).
 training::TrainConfig EquivalenceConfig(const topology::ParallelLayout& layout, int steps = 20);
+
+// The relative tolerance of a layout against its serial twin, by precision.
+// fp32: 1e-5 (only the order of fp32 sums differs). bf16 and fp16: a tp
+// all-reduce sums partial results in another order than the serial GEMM and
+// then rounds the sum to 16 bits, so an activation can land one 16-bit ulp
+// (bf16: 2^-8 = 0.4 %) away from the serial one; the masters, moments and
+// gradients stay fp32, so these flips do not compound but average out over
+// a layer's elements. The loss (a mean over every token) stays within 1e-4;
+// a single tensor differs more: gradients by ~1 %, and parameters after 20
+// AdamW steps by a few % for the small bias and LayerNorm tensors, where
+// Adam's normalised update turns a 16-bit flip in a near-zero gradient into
+// a full learning-rate step. Values (measured, with 2-6x margin):
+//   fp32  loss 1e-5  gradients 1e-5  parameters 1e-5
+//   bf16  loss 5e-4  gradients 3e-2  parameters 8e-2   (measured 8e-5, 1e-2, 3.9e-2)
+//   fp16  loss 5e-5  gradients 5e-3  parameters 2e-2   (measured 6e-6, 1.2e-3, 6.2e-3)
+struct Tolerances {
+  double loss = 1e-5;  // and the validation loss
+  double gradients = 1e-5;
+  double parameters = 1e-5;
+};
+Tolerances EquivalenceTolerance(const training::TrainConfig& config);
 
 // The serial layout (tp = pp = dp = 1) that trains the same global batch with
 // the same micro-batch size: micro_batches x dp micro-batches.
@@ -143,6 +167,9 @@ struct Differences {
 // the worst differences.
 Differences ExpectSameTraining(const TrainedRun& run, const TrainedRun& serial,
                                const training::TrainConfig& config, double tolerance = 1e-5);
+// The same with a tolerance per quantity.
+Differences ExpectSameTraining(const TrainedRun& run, const TrainedRun& serial,
+                               const training::TrainConfig& config, const Tolerances& tolerances);
 
 }  // namespace trident::testing
 

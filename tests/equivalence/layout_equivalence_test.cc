@@ -3,7 +3,9 @@
 // tp2_pp2_dp2_mbs1_m4_1f1b) that trains 20 steps through the trainer's own step
 // and compares loss per step, every gradient after step 1, every parameter
 // after step 20 and the validation loss with the serial run of the same
-// global batch (tests/common/layout_equivalence.h), relative 1e-5, fp32.
+// global batch (tests/common/layout_equivalence.h), relative 1e-5, fp32; the
+// MixedPrecision rows against the serial run of their own precision, within
+// EquivalenceTolerance (bf16/fp16: per quantity, stated and justified there).
 //
 // A new feature that must not change the arithmetic adds rows here, nothing
 // else. Bazel shards the cases (BUILD: shard_count); each shard trains the
@@ -35,7 +37,7 @@ TEST_P(LayoutEquivalence, TrainsTheSerialModel) {
   const TrainedRun& serial = SerialRun(config);
   absl::StatusOr<TrainedRun> run = TrainLayout(config);
   ASSERT_TRUE(run.ok()) << run.status();
-  const Differences worst = ExpectSameTraining(*run, serial, config);
+  const Differences worst = ExpectSameTraining(*run, serial, config, EquivalenceTolerance(config));
   // For the record (the README quotes these).
   std::printf("%s: worst relative difference: loss %.3g, gradients %.3g, parameters %.3g, "
               "validation loss %.3g\n",
@@ -370,6 +372,30 @@ TEST(SerialRun, MicroBatchingDoesNotChangeTraining) {
   std::printf("mbs1_m8 against mbs8_m1: loss %.3g, gradients %.3g, parameters %.3g\n", worst.loss,
               worst.gradients, worst.parameters);
 }
+
+// Mixed precision: each layout against the serial run of the SAME precision
+// (16-bit parameters, activations and traffic; fp32 masters, moments and
+// gradients), within EquivalenceTolerance (tests/common/layout_equivalence.h).
+std::vector<LayoutRow> MixedPrecisionRows() {
+  std::vector<LayoutRow> rows;
+  for (training::Precision precision : {training::BF16, training::FP16}) {
+    rows.push_back({.tp = 2, .micro_batch_size = 2, .micro_batches = 2, .precision = precision});
+    rows.push_back({.dp = 2, .micro_batch_size = 4, .precision = precision});
+    rows.push_back({.pp = 2, .micro_batch_size = 1, .micro_batches = 8, .precision = precision});
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .precision = precision});
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .sequence_parallel = true,
+                    .precision = precision});
+    // ZeRO 1 and 2: the fp32 masters sharded with the moments.
+    rows.push_back({.dp = 2, .micro_batch_size = 4, .zero_stage = 1, .precision = precision});
+    rows.push_back({.dp = 2, .micro_batch_size = 4, .zero_stage = 1, .cpu_offload = true,
+                    .precision = precision});
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01,
+                    .zero_stage = 2, .precision = precision});
+  }
+  return rows;
+}
+INSTANTIATE_TEST_SUITE_P(MixedPrecision, LayoutEquivalence,
+                         ::testing::ValuesIn(MixedPrecisionRows()), RowName);
 
 }  // namespace
 }  // namespace trident::testing

@@ -10,13 +10,20 @@
 //           + 1 for the head's dx (dlogits wte)                of B*T*h
 // The logits [B*T, V] are never gathered, and the embedding's backward needs no
 // traffic (token ids have no gradient).
+//
+// Mixed precision (bf16/fp16 parameters, so 16-bit activations): every
+// activation all-reduce moves 2 bytes per element, half of fp32's; the loss's
+// three per-token values stay fp32 (the logits and the softmax are fp32).
 
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "core/comm/communicator.h"
 #include "core/comm/local/local_world.h"
+#include "core/dtype.h"
 #include "core/exec_context.h"
+#include "core/ops/elementwise.h"
+#include "core/parameter.h"
 #include "core/status_macros.h"
 #include "gtest/gtest.h"
 #include "tensor_parallel/tp_group.h"
@@ -40,13 +47,14 @@ struct Traffic {
   int64_t bytes = 0;
 };
 
-// The formula of the file comment.
-Traffic ForwardTraffic(int64_t tokens, int64_t hidden, int64_t layers) {
-  const int64_t activation = tokens * hidden * 4;
+// The formula of the file comment; `element` is the activations' bytes per
+// element (4 for fp32, 2 for bf16/fp16).
+Traffic ForwardTraffic(int64_t tokens, int64_t hidden, int64_t layers, int64_t element = 4) {
+  const int64_t activation = tokens * hidden * element;
   return {1 + 2 * layers + 3, activation * (1 + 2 * layers) + 3 * tokens * 4};
 }
-Traffic BackwardTraffic(int64_t tokens, int64_t hidden, int64_t layers) {
-  const int64_t activation = tokens * hidden * 4;
+Traffic BackwardTraffic(int64_t tokens, int64_t hidden, int64_t layers, int64_t element = 4) {
+  const int64_t activation = tokens * hidden * element;
   return {2 * layers + 1, activation * (2 * layers + 1)};
 }
 
@@ -61,13 +69,16 @@ void ExpectAllReduceOnly(const CommStats& stats, const Traffic& want, const std:
   }
 }
 
-void CheckTraffic(int tp_size, int batch, int seq) {
-  SCOPED_TRACE(absl::StrCat("tp=", tp_size, " B=", batch, " T=", seq));
+void CheckTraffic(int tp_size, int batch, int seq, DType dtype = DType::kFloat32) {
+  SCOPED_TRACE(absl::StrCat("tp=", tp_size, " B=", batch, " T=", seq, " ", DTypeName(dtype)));
   const GptConfig config = TinyConfig();
   const Batch data = MakeBatch(batch, seq, config.vocab_size());
   const int64_t tokens = int64_t{batch} * seq;
-  const Traffic forward = ForwardTraffic(tokens, config.hidden_size(), config.num_layers());
-  const Traffic backward = BackwardTraffic(tokens, config.hidden_size(), config.num_layers());
+  const int64_t element = static_cast<int64_t>(DTypeSize(dtype));
+  const Traffic forward =
+      ForwardTraffic(tokens, config.hidden_size(), config.num_layers(), element);
+  const Traffic backward =
+      BackwardTraffic(tokens, config.hidden_size(), config.num_layers(), element);
   const ExecContext ctx = ExecContext::Cpu();
   absl::Status status = comm::RunLocalRanks(tp_size, [&](int rank, comm::Communicator& world) {
     const TpGroup tp(&world);
@@ -75,6 +86,14 @@ void CheckTraffic(int tp_size, int batch, int seq) {
     ASSIGN_OR_RETURN(std::unique_ptr<GptStage> stage,
                      GptStage::Create(config, StageSpec::Whole(config, padded), tp, Device::Cpu()));
     stage->Initialize(ctx, /*seed=*/5);
+    // Mixed precision: 16-bit values (as AdamW::KeepFp32Masters leaves them),
+    // fp32 gradients.
+    for (Parameter* p : stage->parameters()) {
+      if (dtype == DType::kFloat32) break;
+      Tensor value = Tensor::Empty(p->value.shape(), dtype);
+      ops::Copy(ctx, p->value, value);
+      p->value = value;
+    }
     world.ResetStats();
     RETURN_IF_ERROR(stage->Forward(ctx, 0, data.tokens, data.targets).status());
     ExpectAllReduceOnly(world.stats(), forward, absl::StrCat("rank ", rank, " forward"));
@@ -92,6 +111,16 @@ TEST(TensorParallelCommVolumeTest, OneStepMatchesMegatronCount) {
     CheckTraffic(tp, /*batch=*/2, /*seq=*/8);
     CheckTraffic(tp, /*batch=*/3, /*seq=*/5);  // Volume scales with B*T, not the context.
   }
+}
+
+TEST(TensorParallelCommVolumeTest, SixteenBitActivationsHalveTheActivationTraffic) {
+  for (DType dtype : {DType::kBFloat16, DType::kFloat16}) {
+    CheckTraffic(/*tp_size=*/2, /*batch=*/2, /*seq=*/8, dtype);
+  }
+  // Written out for the tiny model (h=16, L=3, 16 tokens): 7 activation
+  // all-reduces of 16 x 16 x 2 bytes, half of fp32's 7 x 16 x 16 x 4.
+  EXPECT_EQ(ForwardTraffic(16, 16, 3, 2).bytes, 7 * 16 * 16 * 2 + 3 * 16 * 4);
+  EXPECT_EQ(BackwardTraffic(16, 16, 3, 2).bytes * 2, BackwardTraffic(16, 16, 3).bytes);
 }
 
 // The formula written out for the tiny model at B=2, T=8 (h=16, L=3): a check on

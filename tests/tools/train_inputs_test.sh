@@ -6,7 +6,7 @@
 # a directory as a token file, a val.bin with a larger vocabulary or too short
 # for one batch. The config file: a device, a FIFO, a directory, over 1 MiB,
 # unreadable, empty. Flags: negative --seed / --stop_at_step, interleaved
-# without virtual stages, --eval_batches. A token file truncated under a
+# without virtual stages, --eval_batches, --precision and the loss-scale flags. A token file truncated under a
 # running job ends it with an error, not SIGBUS.
 set -euo pipefail
 
@@ -150,6 +150,25 @@ expect_failure interleaved_without_virtual_stages 1 "add --virtual_stages=2 or m
   --config="$work/good.textproto" --pp=2 --micro_batches=2 --schedule=interleaved
 expect_failure more_stages_than_layers 1 "= 4 stage chunks exceed num_layers=2" \
   --config="$work/good.textproto" --pp=4
+# Mixed precision: a loss scale is fp16's alone, and its values are checked.
+expect_failure unknown_precision 2 "--precision=fp8 is not one of fp32, bf16, fp16" \
+  --config="$work/good.textproto" --precision=fp8
+expect_failure loss_scale_with_bf16 2 \
+  "--loss_scale=1024 applies to --precision=fp16 only, but the precision is bf16" \
+  --config="$work/good.textproto" --precision=bf16 --loss_scale=1024
+expect_failure loss_scale_with_fp32 2 "--hysteresis=3 applies to --precision=fp16 only" \
+  --config="$work/good.textproto" --hysteresis=3
+expect_failure negative_loss_scale 2 \
+  "--loss_scale=-8 must be \"dynamic\" or a finite number > 0" \
+  --config="$work/good.textproto" --precision=fp16 --loss_scale=-8
+expect_failure loss_scale_window_zero 2 "--loss_scale_window=0 must be >= 1" \
+  --config="$work/good.textproto" --precision=fp16 --loss_scale_window=0
+{ cat "$work/good.textproto"; echo 'precision: BF16 loss_scale { window: 10 }'; } \
+  > "$work/bf16_scale.textproto"
+expect_failure config_loss_scale_with_bf16 1 "loss_scale is set but precision=bf16" \
+  --config="$work/bf16_scale.textproto"
+expect_failure bf16_zero3 1 "precision=bf16 with layout.zero_stage=3 is not supported yet" \
+  --config="$work/good.textproto" --precision=bf16 --dp=2 --zero_stage=3
 grep -q "layers_per_stage" "$work/more_stages_than_layers.log" &&
   { echo "FAIL: hinted at a split that does not exist"; exit 1; }
 expect_failure eval_batches_zero 1 "eval_batches" --config="$work/good.textproto" --eval_batches=0

@@ -2,7 +2,9 @@
 #define TRIDENT_CORE_OPS_CPU_CPU_BACKEND_H_
 
 // The CPU kernels behind the ops: fp32 compute (16-bit float tensors are
-// refused with a CHECK naming the op), OpenBLAS for GEMMs, vectorisable loops
+// refused with a CHECK naming the op; the dispatch registers this backend
+// inside Float16StorageBackend, core/ops/cpu/float16_storage.h, which hands it
+// fp32 copies of 16-bit operands), OpenBLAS for GEMMs, vectorisable loops
 // parallelised over the context's threads. One source file per op family
 // implements that family's methods.
 

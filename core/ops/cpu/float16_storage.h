@@ -1,0 +1,125 @@
+#ifndef TRIDENT_CORE_OPS_CPU_FLOAT16_STORAGE_H_
+#define TRIDENT_CORE_OPS_CPU_FLOAT16_STORAGE_H_
+
+// 16-bit float storage for an fp32-only backend: a decorator over the Backend
+// interface. When every float operand of an op is fp32 it forwards the call
+// unchanged; when any is bf16 or fp16, it converts each 16-bit operand the op
+// reads into fp32 scratch, runs the fp32 kernel, and rounds each 16-bit output
+// back to nearest-even on store (core/dtype.h). So a kernel written once in
+// fp32 accepts every mix of fp32 and 16-bit operands, and compute is always
+// fp32 (as on a GPU, whose tensor cores accumulate in fp32).
+//
+// Operands are read or written as ops.h documents: outputs the op overwrites
+// (activations, input gradients, statistics) are not converted in; outputs
+// it accumulates into (weight gradients, Gemm with beta != 0, in-place ops)
+// are converted in and rounded back out. Integer operands pass through.
+//
+// GEMMs convert too: OpenBLAS's cblas_sbgemm (bf16 inputs, fp32 output) is
+// declared in Debian's cblas.h but the library (0.3.21) is built without
+// BUILD_BFLOAT16 and does not export it, so convert + sgemm is the only path
+// here; //core/ops:ops_bench measures what the conversion costs.
+//
+// The dispatch registers the CPU backend wrapped in this decorator, so ops the
+// CPU backend gains later get 16-bit storage with one forwarding method here.
+
+#include "core/ops/backend.h"
+
+namespace trident::ops::cpu {
+
+class Float16StorageBackend final : public Backend {
+ public:
+  // `fp32` computes; it must outlive this decorator.
+  explicit Float16StorageBackend(const Backend& fp32) : fp32_(fp32) {}
+
+  absl::string_view name() const override { return fp32_.name(); }
+
+  void Gemm(const ExecContext& ctx, const Tensor& a, Trans trans_a, const Tensor& b, Trans trans_b,
+            const Tensor& c, float alpha, float beta) const override;
+  void BatchedGemm(const ExecContext& ctx, const Tensor& a, Trans trans_a, const Tensor& b,
+                   Trans trans_b, const Tensor& c, float alpha, float beta) const override;
+  void LinearForward(const ExecContext& ctx, const Tensor& x, const Tensor& weight,
+                     const Tensor& bias, LinearEpilogue epilogue, const Tensor& y,
+                     const Tensor& pre) const override;
+  void LinearWeightGrad(const ExecContext& ctx, const Tensor& x, const Tensor& dy,
+                        const Tensor& dweight, const Tensor& dbias) const override;
+
+  void Fill(const ExecContext& ctx, const Tensor& x, float value) const override;
+  void Copy(const ExecContext& ctx, const Tensor& src, const Tensor& dst) const override;
+  void Add(const ExecContext& ctx, const Tensor& a, const Tensor& b,
+           const Tensor& out) const override;
+  void Axpy(const ExecContext& ctx, float alpha, const Tensor& x, const Tensor& y) const override;
+  void Scale(const ExecContext& ctx, const Tensor& x, float alpha) const override;
+  void BroadcastRows(const ExecContext& ctx, const Tensor& row, const Tensor& out) const override;
+  void BiasAdd(const ExecContext& ctx, const Tensor& bias, const Tensor& x) const override;
+  void BiasGrad(const ExecContext& ctx, const Tensor& dy, const Tensor& dbias) const override;
+
+  double Sum(const ExecContext& ctx, const Tensor& x) const override;
+  double SumOfSquares(const ExecContext& ctx, const Tensor& x) const override;
+
+  void LayerNormForward(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
+                        const Tensor& beta, float epsilon, const Tensor& y, const Tensor& mean,
+                        const Tensor& rstd) const override;
+  void LayerNormBackwardInput(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
+                              const Tensor& mean, const Tensor& rstd, const Tensor& dy,
+                              const Tensor& dx) const override;
+  void AddLayerNormForward(const ExecContext& ctx, const Tensor& a, const Tensor& b,
+                           const Tensor& gamma, const Tensor& beta, float epsilon,
+                           const Tensor& sum, const Tensor& y, const Tensor& mean,
+                           const Tensor& rstd) const override;
+  void AddLayerNormBackwardInput(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
+                                 const Tensor& mean, const Tensor& rstd, const Tensor& dy,
+                                 const Tensor& d_residual, const Tensor& dx) const override;
+  void LayerNormBackwardWeights(const ExecContext& ctx, const Tensor& x, const Tensor& mean,
+                                const Tensor& rstd, const Tensor& dy, const Tensor& dgamma,
+                                const Tensor& dbeta) const override;
+
+  void GeluForward(const ExecContext& ctx, const Tensor& x, const Tensor& y) const override;
+  void GeluBackward(const ExecContext& ctx, const Tensor& x, const Tensor& dy,
+                    const Tensor& dx) const override;
+
+  void AttentionForward(const ExecContext& ctx, const Tensor& qkv, int num_heads, const Tensor& out,
+                        const Tensor& lse) const override;
+  void AttentionBackward(const ExecContext& ctx, const Tensor& qkv, const Tensor& out,
+                         const Tensor& lse, const Tensor& dout, int num_heads,
+                         const Tensor& dqkv) const override;
+
+  void GatherRows(const ExecContext& ctx, const Tensor& ids, const Tensor& table, int64_t row_start,
+                  OutOfRangeIds policy, const Tensor& out) const override;
+  void ScatterAddRows(const ExecContext& ctx, const Tensor& ids, const Tensor& dout,
+                      int64_t row_start, OutOfRangeIds policy, const Tensor& dtable) const override;
+  void AddPositionEmbedding(const ExecContext& ctx, const Tensor& wpe,
+                            const Tensor& out) const override;
+  void PositionEmbeddingGrad(const ExecContext& ctx, const Tensor& dout,
+                             const Tensor& dwpe) const override;
+
+  void RowMax(const ExecContext& ctx, const Tensor& logits, const CrossEntropyOptions& options,
+              const Tensor& row_max) const override;
+  void RowSumExp(const ExecContext& ctx, const Tensor& logits, const Tensor& row_max,
+                 const CrossEntropyOptions& options, const Tensor& sum_exp) const override;
+  void TargetLogit(const ExecContext& ctx, const Tensor& logits, const Tensor& targets,
+                   const CrossEntropyOptions& options, const Tensor& target_logit) const override;
+  void CrossEntropyForward(const ExecContext& ctx, const Tensor& logits, const Tensor& targets,
+                           const CrossEntropyOptions& options, const Tensor& losses,
+                           const Tensor& logsumexp) const override;
+  void CrossEntropyBackward(const ExecContext& ctx, const Tensor& logits, const Tensor& targets,
+                            const Tensor& logsumexp, float grad_scale,
+                            const CrossEntropyOptions& options,
+                            const Tensor& dlogits) const override;
+  void CombineCrossEntropyParts(const ExecContext& ctx, const Tensor& row_max,
+                                const Tensor& sum_exp, const Tensor& target_logit,
+                                const Tensor& targets, int32_t ignore_index, const Tensor& losses,
+                                const Tensor& logsumexp) const override;
+  int64_t CountTargets(const ExecContext& ctx, const Tensor& targets,
+                       int32_t ignore_index) const override;
+
+  void AdamWStep(const ExecContext& ctx, const Tensor& param, const Tensor& grad,
+                 const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWOptions& options,
+                 WeightDecay decay) const override;
+
+ private:
+  const Backend& fp32_;
+};
+
+}  // namespace trident::ops::cpu
+
+#endif  // TRIDENT_CORE_OPS_CPU_FLOAT16_STORAGE_H_

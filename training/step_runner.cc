@@ -273,7 +273,11 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
                      sum_of_squares = partial;
                      return absl::OkStatus();
                    }));
-  result.lr = LearningRate(step, config_.optimizer(), config_.steps());
+  // The schedule counts applied updates: a step fp16's loss scaler skipped
+  // does not advance it (as Megatron and DeepSpeed), and the skipped count is
+  // checkpointed with the scaler, so a resumed run continues the same way.
+  const int64_t applied_steps = loss_scaler_ ? step - loss_scaler_->skipped_steps() : step;
+  result.lr = LearningRate(applied_steps, config_.optimizer(), config_.steps());
   if (loss_scaler_) {
     // Every rank reaches the same verdict, so all skip or all step.
     ASSIGN_OR_RETURN(const bool overflow, AnyGradientOverflowed());

@@ -439,7 +439,9 @@ TEST_F(TrainerTest, Fp16MetricsCarryTheLossScaleAndSkippedSteps) {
       previous_scale = scale;
     }
     EXPECT_EQ(lines, 6);
-    if (precision == FP16) EXPECT_GE(skipped, 1) << "2^30 must overflow fp16";
+    if (precision == FP16) {
+      EXPECT_GE(skipped, 1) << "2^30 must overflow fp16";
+    }
   }
 }
 

@@ -23,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "tests/common/layout_equivalence.h"
 #include "training/loss_scaler.h"
+#include "training/lr_schedule.h"
 #include "training/precision.h"
 #include "training/step_runner.h"
 #include "training/synthetic_batch.h"
@@ -117,7 +118,7 @@ TEST(Fp16LossScaler, AHugeInitialScaleRecoversAndNeverWritesANonFiniteParameter)
   training::TrainConfig config = row.ToConfig(/*steps=*/80);
   config.mutable_loss_scale()->set_initial_scale(std::ldexp(1.0, 40));
   config.mutable_loss_scale()->set_window(20);
-  std::vector<double> scales, losses;
+  std::vector<double> scales, losses, lrs;
   std::vector<bool> skipped;
   const absl::Status status = RunRanks(config, [&](RankRun& r) -> absl::Status {
     const data::RowRange rows = r.batch.ReplicaRows(r.grid.CoordinatesOf(r.rank).dp);
@@ -140,6 +141,7 @@ TEST(Fp16LossScaler, AHugeInitialScaleRecoversAndNeverWritesANonFiniteParameter)
         scales.push_back(result.loss_scale);
         skipped.push_back(result.skipped);
         losses.push_back(result.loss);
+        lrs.push_back(result.lr);
       }
     }
     return absl::OkStatus();
@@ -164,6 +166,11 @@ TEST(Fp16LossScaler, AHugeInitialScaleRecoversAndNeverWritesANonFiniteParameter)
   ASSERT_GT(first_taken, 2) << "the huge scale never overflowed";
   ASSERT_LT(first_taken, 60) << "the scaler never recovered";
   EXPECT_LE(scales[first_taken], 65504.0 * 64);  // back within a plausible range
+  // Skipped steps do not advance the LR schedule: the first update runs with
+  // the schedule's first learning rate, and every skipped step reports it too.
+  for (int s = 0; s <= first_taken; ++s) {
+    EXPECT_EQ(lrs[s], training::LearningRate(0, config.optimizer(), config.steps())) << s;
+  }
   int taken = 0;
   for (int s = first_taken; s < 80; ++s) taken += skipped[s] ? 0 : 1;
   EXPECT_GT(taken, (80 - first_taken) * 3 / 4) << "it recovered but keeps skipping";

@@ -53,6 +53,13 @@ ABSL_FLAG(std::optional<std::string>, compression_scaling, std::nullopt,
           "(the layout's compression_static_scale)");
 ABSL_FLAG(std::optional<std::string>, dp_allreduce, std::nullopt,
           "how gradient buckets are all-reduced over dp: native, ring or tree");
+ABSL_FLAG(std::optional<std::string>, dp_sync, std::nullopt,
+          "how replicas stay together: sync (gradients summed every step; default), local_sgd "
+          "(parameters averaged every --local_sgd_steps) or gossip (parameters mixed with ring "
+          "neighbours every step); local_sgd and gossip need --zero_stage=0 and "
+          "--gradient_compression=none");
+ABSL_FLAG(std::optional<int>, local_sgd_steps, std::nullopt,
+          "local SGD: steps between parameter averages, >= 1 (default 8)");
 
 namespace trident::tools {
 
@@ -98,6 +105,8 @@ absl::Status ApplyLayoutFlags(topology::ParallelLayout* layout) {
   overrides.powersgd_rank = absl::GetFlag(FLAGS_powersgd_rank);
   overrides.compression_scaling = absl::GetFlag(FLAGS_compression_scaling);
   overrides.dp_allreduce = absl::GetFlag(FLAGS_dp_allreduce);
+  overrides.dp_sync = absl::GetFlag(FLAGS_dp_sync);
+  overrides.local_sgd_steps = absl::GetFlag(FLAGS_local_sgd_steps);
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, layout));
   return topology::DeriveMicroBatches(layout);
 }

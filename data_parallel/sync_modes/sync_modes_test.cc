@@ -157,12 +157,13 @@ struct Replica {
 };
 
 // Local SGD with H = 3: steps 1 and 2 leave every replica its own values,
-// step 3 gives all of them the same bits, the mean rounded once, and only
-// that step sends bytes (the native all-reduce of 4 P bytes).
+// step 3 gives all of them the same bits, the mean within 4 roundings, and
+// only that step sends bytes; for each dp_allreduce algorithm.
 TEST(LocalSgd, AveragesEveryHStepsAndReplicasThenAgreeBitForBit) {
   constexpr int kRanks = 3;
   for (comm::AllReduceAlgorithm algorithm :
-       {comm::AllReduceAlgorithm::kNative, comm::AllReduceAlgorithm::kRing}) {
+       {comm::AllReduceAlgorithm::kNative, comm::AllReduceAlgorithm::kRing,
+        comm::AllReduceAlgorithm::kTree}) {
     std::vector<std::vector<std::vector<float>>> seen(kRanks);
     std::vector<std::vector<int64_t>> calls(kRanks);
     ASSERT_TRUE(comm::RunLocalRanks(kRanks, [&](int rank, comm::Communicator& world) {

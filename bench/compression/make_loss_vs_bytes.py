@@ -31,6 +31,7 @@ MODES = [
     ("powersgd_r4", "PowerSGD rank 4"),
     ("local_sgd_h4", "local SGD, H = 4"),
     ("gossip", "gossip (ring, 1/3)"),
+    ("none_seed4321", "none, seed 4321"),
 ]
 MODELS = [("default", "default (4 layers, 0.84 M)", "#1f77b4"),
           ("8layer", "8 layers (1.6 M)", "#d62728")]
@@ -76,7 +77,8 @@ def table(runs):
                 continue
             delta = ratio = "-"
             if base is not None:
-                delta = f"{run['val_loss'] - base['val_loss']:+.4f}"
+                d = run["val_loss"] - base["val_loss"]
+                delta = f"{d:+.4f}" if abs(d) >= 5e-5 or d == 0 else f"{d:+.1e}"
                 ratio = (f"{base['total_bytes'] / run['total_bytes']:.1f}x"
                          if run["total_bytes"] > 0 else "-")
             lines.append(f"| {model_label} | {label} | {run['val_loss']:.4f} | {delta} | "
@@ -127,6 +129,17 @@ def svg(runs):
     out.append(f'<text x="20" y="{(top + height - bottom) / 2}" text-anchor="middle" '
                f'transform="rotate(-90 20 {(top + height - bottom) / 2})">final validation '
                'loss</text>')
+    # Labels of nearby points (bf16 and fp16 share a byte count) are moved
+    # down until they no longer overlap one placed before.
+    placed = []
+
+    def free_spot(x, y, text):
+        w, h = 5.5 * len(text), 11
+        while any(abs(x - px_) < max(w, pw) and abs(y - py_) < h for px_, py_, pw in placed):
+            y += h
+        placed.append((x, y, w))
+        return y
+
     for model, model_label, colour in MODELS:
         for mode, label in MODES:
             run = runs.get((model, mode))
@@ -136,7 +149,8 @@ def svg(runs):
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">'
                        f'<title>{model_label}, {label}: {run["val_loss"]:.4f}, '
                        f'{run["bytes_per_step"]:,.0f} B/step</title></circle>')
-            out.append(f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" font-size="10" '
+            ly = free_spot(x + 6, y - 5, label)
+            out.append(f'<text x="{x + 6:.1f}" y="{ly:.1f}" font-size="10" '
                        f'fill="{colour}">{label}</text>')
     ly = top + 10
     for model, model_label, colour in MODELS:

@@ -12,7 +12,8 @@ collectives counted as ring algorithms send them; validation lines
     bytes sent per rank over the run and the mean per step, and the ratio to
     uncompressed;
   - an SVG chart: x = bytes per step per rank (log scale), y = final
-    validation loss, one point per mode, one colour per model.
+    validation loss, one marker shape per mode and one colour per model, in
+    two panels: every point, and a zoom on those within 0.06 of the best.
 Only the Python standard library is used.
 """
 
@@ -86,77 +87,126 @@ def table(runs):
     return "\n".join(lines) + "\n"
 
 
-def svg(runs):
-    width, height = 900, 560
-    left, right, top, bottom = 80, 250, 50, 70
-    points = [r for r in runs.values() if r["bytes_per_step"] > 0]
-    xs = [math.log10(r["bytes_per_step"]) for r in points]
-    ys = [r["val_loss"] for r in points]
-    x0, x1 = math.floor(min(xs)), math.ceil(max(xs))
-    if x1 == x0:
-        x1 += 1
-    pad = 0.05 * (max(ys) - min(ys) or 1)
-    y0, y1 = min(ys) - pad, max(ys) + pad
+# One marker shape per mode (the legend names them), one colour per model.
+SHAPES = ["circle", "square", "diamond", "triangle", "down", "cross", "plus", "star",
+          "hexagon", "ring"]
+
+
+def marker(shape, x, y, colour, title):
+    r = 5
+    tip = f"<title>{title}</title>"
+    if shape == "circle":
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{colour}">{tip}</circle>'
+    if shape == "ring":
+        return (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="none" stroke="{colour}" '
+                f'stroke-width="2">{tip}</circle>')
+    if shape == "square":
+        return (f'<rect x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r}" height="{2 * r}" '
+                f'fill="{colour}">{tip}</rect>')
+    if shape in ("cross", "plus"):
+        if shape == "cross":
+            d = f"M{x - r},{y - r}L{x + r},{y + r}M{x - r},{y + r}L{x + r},{y - r}"
+        else:
+            d = f"M{x - r},{y}L{x + r},{y}M{x},{y - r}L{x},{y + r}"
+        return f'<path d="{d}" stroke="{colour}" stroke-width="2.5">{tip}</path>'
+    corners = {
+        "diamond": [(0, -1.3), (1.3, 0), (0, 1.3), (-1.3, 0)],
+        "triangle": [(0, -1.2), (1.1, 0.9), (-1.1, 0.9)],
+        "down": [(0, 1.2), (1.1, -0.9), (-1.1, -0.9)],
+        "star": [(math.cos(math.pi / 2 + k * math.pi / 5) * (1.4 if k % 2 == 0 else 0.6),
+                  -math.sin(math.pi / 2 + k * math.pi / 5) * (1.4 if k % 2 == 0 else 0.6))
+                 for k in range(10)],
+        "hexagon": [(math.cos(k * math.pi / 3) * 1.1, math.sin(k * math.pi / 3) * 1.1)
+                    for k in range(6)],
+    }[shape]
+    pts = " ".join(f"{x + r * cx:.1f},{y + r * cy:.1f}" for cx, cy in corners)
+    return f'<polygon points="{pts}" fill="{colour}">{tip}</polygon>'
+
+
+def panel(runs, box, y_range, x_range, heading):
+    """One scatter panel: box = (left, top, width, height) in pixels."""
+    left, top, width, height = box
+    x0, x1 = x_range
+    y0, y1 = y_range
 
     def px(b):
-        return left + (math.log10(b) - x0) / (x1 - x0) * (width - left - right)
+        return left + (math.log10(b) - x0) / (x1 - x0) * width
 
     def py(v):
-        return top + (y1 - v) / (y1 - y0) * (height - top - bottom)
+        return top + (y1 - v) / (y1 - y0) * height
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           'font-family="sans-serif" font-size="12">',
-           '<rect width="100%" height="100%" fill="white"/>',
-           f'<text x="{left}" y="25" font-size="15">Validation loss against data-parallel '
-           'bytes per step (dp = 4, 300 steps, Brown corpus)</text>']
+    out = [f'<text x="{left}" y="{top - 8}" font-size="12">{heading}</text>']
     for e in range(x0, x1 + 1):
-        x = left + (e - x0) / (x1 - x0) * (width - left - right)
-        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" '
+        x = left + (e - x0) / (x1 - x0) * width
+        out.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + height}" '
                    'stroke="#ddd"/>')
-        out.append(f'<text x="{x:.1f}" y="{height - bottom + 18}" text-anchor="middle">'
+        out.append(f'<text x="{x:.1f}" y="{top + height + 16}" text-anchor="middle">'
                    f'1e{e}</text>')
-    ticks = 6
+    ticks = 5
     for i in range(ticks + 1):
         v = y0 + (y1 - y0) * i / ticks
         y = py(v)
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" '
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + width}" y2="{y:.1f}" '
                    'stroke="#eee"/>')
-        out.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{v:.3f}</text>')
-    out.append(f'<rect x="{left}" y="{top}" width="{width - left - right}" '
-               f'height="{height - top - bottom}" fill="none" stroke="black"/>')
-    out.append(f'<text x="{(left + width - right) / 2}" y="{height - 25}" '
-               'text-anchor="middle">bytes sent per rank per step (log scale)</text>')
-    out.append(f'<text x="20" y="{(top + height - bottom) / 2}" text-anchor="middle" '
-               f'transform="rotate(-90 20 {(top + height - bottom) / 2})">final validation '
-               'loss</text>')
-    # Labels of nearby points (bf16 and fp16 share a byte count) are moved
-    # down until they no longer overlap one placed before.
-    placed = []
-
-    def free_spot(x, y, text):
-        w, h = 5.5 * len(text), 11
-        while any(abs(x - px_) < max(w, pw) and abs(y - py_) < h for px_, py_, pw in placed):
-            y += h
-        placed.append((x, y, w))
-        return y
-
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{v:.3f}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="none" '
+               'stroke="black"/>')
     for model, model_label, colour in MODELS:
-        for mode, label in MODES:
+        for (mode, label), shape in zip(MODES, SHAPES):
             run = runs.get((model, mode))
             if run is None or run["bytes_per_step"] <= 0:
                 continue
-            x, y = px(run["bytes_per_step"]), py(run["val_loss"])
-            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">'
-                       f'<title>{model_label}, {label}: {run["val_loss"]:.4f}, '
-                       f'{run["bytes_per_step"]:,.0f} B/step</title></circle>')
-            ly = free_spot(x + 6, y - 5, label)
-            out.append(f'<text x="{x + 6:.1f}" y="{ly:.1f}" font-size="10" '
-                       f'fill="{colour}">{label}</text>')
-    ly = top + 10
+            if not y0 <= run["val_loss"] <= y1:
+                continue
+            out.append(marker(shape, px(run["bytes_per_step"]), py(run["val_loss"]), colour,
+                              f'{model_label}, {label}: {run["val_loss"]:.4f}, '
+                              f'{run["bytes_per_step"]:,.0f} B/step'))
+    return out
+
+
+def svg(runs):
+    width, height = 960, 820
+    left, plot_w, legend_x = 80, 600, 720
+    points = [r for r in runs.values() if r["bytes_per_step"] > 0]
+    xs = [math.log10(r["bytes_per_step"]) for r in points]
+    ys = sorted(r["val_loss"] for r in points)
+    x_range = (math.floor(min(xs)), max(math.ceil(max(xs)), math.floor(min(xs)) + 1))
+    pad = 0.05 * (ys[-1] - ys[0] or 1)
+    full = (ys[0] - pad, ys[-1] + pad)
+    # The zoom holds every point within 0.06 of the best loss: the modes that
+    # nearly match uncompressed training, which the full range squeezes.
+    near = [y for y in ys if y <= ys[0] + 0.06]
+    zpad = 0.05 * (near[-1] - near[0] or 0.01)
+    zoom = (near[0] - zpad, near[-1] + zpad)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           'font-family="sans-serif" font-size="12">',
+           '<rect width="100%" height="100%" fill="white"/>',
+           f'<text x="{left}" y="24" font-size="15">Final validation loss against '
+           'data-parallel bytes per step per rank</text>',
+           f'<text x="{left}" y="42" font-size="11">dp = 4, 300 steps of 8 x 128 tokens, '
+           'Brown corpus, local backend; bytes: the metrics\' dp_bytes_sent</text>']
+    out += panel(runs, (left, 75, plot_w, 300), full, x_range, "all modes")
+    out += panel(runs, (left, 440, plot_w, 300), zoom, x_range,
+                 f"zoom: losses within 0.06 of the best ({len(near)} of {len(ys)} points)")
+    out.append(f'<text x="{left + plot_w / 2}" y="{height - 30}" text-anchor="middle">bytes '
+               'sent per rank per step (log scale)</text>')
+    out.append(f'<text x="22" y="{height / 2}" text-anchor="middle" '
+               f'transform="rotate(-90 22 {height / 2})">validation loss at the last '
+               'step</text>')
+    ly = 90
+    out.append(f'<text x="{legend_x}" y="{ly}" font-weight="bold">model (colour)</text>')
     for model, model_label, colour in MODELS:
-        out.append(f'<circle cx="{width - right + 20}" cy="{ly}" r="4" fill="{colour}"/>')
-        out.append(f'<text x="{width - right + 30}" y="{ly + 4}">{model_label}</text>')
         ly += 20
+        out.append(marker("square", legend_x + 6, ly - 4, colour, model_label))
+        out.append(f'<text x="{legend_x + 18}" y="{ly}">{model_label}</text>')
+    ly += 34
+    out.append(f'<text x="{legend_x}" y="{ly}" font-weight="bold">mode (shape)</text>')
+    for (mode, label), shape in zip(MODES, SHAPES):
+        if not any(m == mode for (_, m) in runs):
+            continue
+        ly += 20
+        out.append(marker(shape, legend_x + 6, ly - 4, "#444", label))
+        out.append(f'<text x="{legend_x + 18}" y="{ly}">{label}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "core/comm/communicator.h"
+#include "core/dtype.h"
 
 namespace trident::data_parallel {
 namespace {

@@ -23,6 +23,7 @@
 // P is the number of fp32 parameter elements of this rank (its tp/pp shard).
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -45,7 +46,9 @@ struct ReplicaSyncOptions {
 class ReplicaSync {
  public:
   // `params` are this rank's parameters, fp32 host tensors; they must outlive
-  // the object.
+  // the object. (Under mixed precision the fp32 master values would be what
+  // replicas average; AfterStep refuses non-fp32 parameters rather than mix
+  // copies the optimizer overwrites.)
   ReplicaSync(const ReplicaSyncOptions& options, ParameterList params)
       : options_(options), params_(std::move(params)) {}
 

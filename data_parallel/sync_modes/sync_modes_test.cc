@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
+#include "core/comm/allreduce_algorithms.h"
 #include "core/comm/communicator.h"
 #include "core/comm/local/local_world.h"
 #include "core/parameter.h"
@@ -158,14 +159,15 @@ struct Replica {
 
 // Local SGD with H = 3: steps 1 and 2 leave every replica its own values,
 // step 3 gives all of them the same bits, the mean within 4 roundings, and
-// only that step sends bytes; for each dp_allreduce algorithm.
+// only that step sends bytes (2 (n-1)/n 4 P for native and ring); for each
+// dp_allreduce algorithm.
 TEST(LocalSgd, AveragesEveryHStepsAndReplicasThenAgreeBitForBit) {
   constexpr int kRanks = 3;
   for (comm::AllReduceAlgorithm algorithm :
        {comm::AllReduceAlgorithm::kNative, comm::AllReduceAlgorithm::kRing,
         comm::AllReduceAlgorithm::kTree}) {
     std::vector<std::vector<std::vector<float>>> seen(kRanks);
-    std::vector<std::vector<int64_t>> calls(kRanks);
+    std::vector<std::vector<int64_t>> calls(kRanks), bytes(kRanks);
     ASSERT_TRUE(comm::RunLocalRanks(kRanks, [&](int rank, comm::Communicator& world) {
                   Replica replica(rank);
                   ReplicaSync sync({.mode = DpSyncMode::kLocalSgd,
@@ -179,6 +181,7 @@ TEST(LocalSgd, AveragesEveryHStepsAndReplicasThenAgreeBitForBit) {
                     const comm::CommStats& s = world.stats();
                     calls[rank].push_back(s.calls_of(comm::CommOp::kAllReduce) +
                                           s.calls_of(comm::CommOp::kSend));
+                    bytes[rank].push_back(comm::RingEquivalentBytesSent(s, kRanks));
                     seen[rank].push_back(replica.Values());
                   }
                   return absl::OkStatus();
@@ -188,6 +191,12 @@ TEST(LocalSgd, AveragesEveryHStepsAndReplicasThenAgreeBitForBit) {
       EXPECT_EQ(calls[r][0], 0);
       EXPECT_EQ(calls[r][1], 0);
       EXPECT_GT(calls[r][2], 0);
+      // The native all-reduce counted as a ring sends it, and the ring itself:
+      // 2 (n-1)/n * 4 P bytes. (The tree sends 4 P to its parent and 4 P per
+      // child instead.)
+      if (algorithm != comm::AllReduceAlgorithm::kTree) {
+        EXPECT_EQ(bytes[r][2], 2 * (kRanks - 1) * 4 * 300 / kRanks) << "rank " << r;
+      }
       EXPECT_EQ(seen[r][0], initial);
       EXPECT_EQ(seen[r][1], initial);
       ASSERT_EQ(std::memcmp(seen[r][2].data(), seen[0][2].data(), 300 * sizeof(float)), 0)

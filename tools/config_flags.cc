@@ -64,6 +64,13 @@ ABSL_FLAG(std::optional<int>, loss_scale_window, std::nullopt,
           "fp16 only: clean steps before a dynamic loss scale doubles (default 1000)");
 ABSL_FLAG(std::optional<int>, hysteresis, std::nullopt,
           "fp16 only: overflowing steps tolerated before the loss scale halves (default 2)");
+ABSL_FLAG(std::optional<std::string>, dp_sync, std::nullopt,
+          "how replicas stay together: sync (gradients summed every step; default), local_sgd "
+          "(parameters averaged every --local_sgd_steps) or gossip (parameters mixed with ring "
+          "neighbours every step); local_sgd and gossip need --zero_stage=0 and "
+          "--gradient_compression=none");
+ABSL_FLAG(std::optional<int>, local_sgd_steps, std::nullopt,
+          "local SGD: steps between parameter averages, >= 1 (default 8)");
 
 namespace trident::tools {
 namespace {
@@ -155,6 +162,8 @@ absl::Status ApplyLayoutFlags(topology::ParallelLayout* layout) {
   overrides.powersgd_rank = absl::GetFlag(FLAGS_powersgd_rank);
   overrides.compression_scaling = absl::GetFlag(FLAGS_compression_scaling);
   overrides.dp_allreduce = absl::GetFlag(FLAGS_dp_allreduce);
+  overrides.dp_sync = absl::GetFlag(FLAGS_dp_sync);
+  overrides.local_sgd_steps = absl::GetFlag(FLAGS_local_sgd_steps);
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, layout));
   return topology::DeriveMicroBatches(layout);
 }

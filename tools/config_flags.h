@@ -10,7 +10,7 @@
 // --zero_stage, --overlap_grad_reduce, --grad_bucket_mb, --cpu_offload,
 // --gradient_compression, --topk_ratio, --topk_adaptive, --powersgd_rank,
 // --compression_scaling,
-// --dp_allreduce).
+// --dp_allreduce, --dp_sync, --local_sgd_steps).
 
 #include <string>
 

@@ -51,7 +51,7 @@ bool LayoutOverrides::empty() const {
          !virtual_stages && !schedule && !sequence_parallel && !zero_stage &&
          !overlap_grad_reduce && !grad_bucket_mb && !cpu_offload && !rank_order && !recompute &&
          !gradient_compression && !topk_ratio && !topk_adaptive && !powersgd_rank &&
-         !compression_scaling && !dp_allreduce;
+         !compression_scaling && !dp_allreduce && !dp_sync && !local_sgd_steps;
 }
 
 absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* layout) {
@@ -101,6 +101,11 @@ absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* la
                      ParseDpAllReduceName(*overrides.dp_allreduce));
     result.set_dp_allreduce(algorithm);
   }
+  if (overrides.dp_sync) {
+    ASSIGN_OR_RETURN(DpSync::Mode mode, ParseDpSyncName(*overrides.dp_sync));
+    result.set_dp_sync(mode);
+  }
+  if (overrides.local_sgd_steps) result.set_local_sgd_steps(*overrides.local_sgd_steps);
   *layout = std::move(result);
   return absl::OkStatus();
 }

@@ -55,6 +55,8 @@ struct LayoutOverrides {
   std::optional<int> powersgd_rank;
   std::optional<std::string> compression_scaling;  // "static", "dynamic".
   std::optional<std::string> dp_allreduce;         // "native", "ring", "tree".
+  std::optional<std::string> dp_sync;              // "sync", "local_sgd", "gossip".
+  std::optional<int> local_sgd_steps;
 
   bool empty() const;
 };

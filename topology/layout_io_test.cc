@@ -304,6 +304,15 @@ TEST(ApplyOverridesTest, GradientSyncFlags) {
   EXPECT_TRUE(layout.topk_adaptive());
   EXPECT_EQ(layout.compression_scaling(), GradientCompression::STATIC);
   EXPECT_EQ(layout.dp_allreduce(), DpAllReduce::TREE);
+  EXPECT_EQ(layout.dp_sync(), DpSync::SYNC);
+
+  LayoutOverrides sync_modes;
+  sync_modes.dp_sync = "local_sgd";
+  sync_modes.local_sgd_steps = 4;
+  EXPECT_FALSE(sync_modes.empty());
+  ASSERT_TRUE(ApplyOverrides(sync_modes, &layout).ok());
+  EXPECT_EQ(layout.dp_sync(), DpSync::LOCAL_SGD);
+  EXPECT_EQ(layout.local_sgd_steps(), 4);
 
   const std::string before = layout.SerializeAsString();
   LayoutOverrides bad;
@@ -312,6 +321,10 @@ TEST(ApplyOverridesTest, GradientSyncFlags) {
             "unknown dp all-reduce algorithm \"butterfly\" (valid: \"native\", \"ring\", "
             "\"tree\")");
   bad.dp_allreduce.reset();
+  bad.dp_sync = "ps";
+  EXPECT_EQ(std::string(ApplyOverrides(bad, &layout).message()),
+            "unknown dp sync mode \"ps\" (valid: \"sync\", \"local_sgd\", \"gossip\")");
+  bad.dp_sync.reset();
   bad.compression_scaling = "auto";
   EXPECT_EQ(std::string(ApplyOverrides(bad, &layout).message()),
             "unknown compression scaling \"auto\" (valid: \"dynamic\", \"static\")");

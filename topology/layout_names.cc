@@ -46,6 +46,12 @@ constexpr NameTable<DpAllReduce::Algorithm> kDpAllReduceNames[] = {
     {DpAllReduce::TREE, "tree"},
 };
 
+constexpr NameTable<DpSync::Mode> kDpSyncNames[] = {
+    {DpSync::SYNC, "sync"},
+    {DpSync::LOCAL_SGD, "local_sgd"},
+    {DpSync::GOSSIP, "gossip"},
+};
+
 template <typename Enum>
 absl::string_view NameOf(absl::Span<const NameTable<Enum>> table, Enum value) {
   for (const auto& [entry, name] : table) {
@@ -110,6 +116,14 @@ absl::string_view DpAllReduceName(DpAllReduce::Algorithm algorithm) {
 
 absl::StatusOr<DpAllReduce::Algorithm> ParseDpAllReduceName(absl::string_view name) {
   return ParseName<DpAllReduce::Algorithm>(kDpAllReduceNames, "dp all-reduce algorithm", name);
+}
+
+absl::string_view DpSyncName(DpSync::Mode mode) {
+  return NameOf<DpSync::Mode>(kDpSyncNames, mode);
+}
+
+absl::StatusOr<DpSync::Mode> ParseDpSyncName(absl::string_view name) {
+  return ParseName<DpSync::Mode>(kDpSyncNames, "dp sync mode", name);
 }
 
 }  // namespace trident::topology

@@ -287,6 +287,40 @@ absl::Status CheckGradientSync(const ParallelLayout& l) {
   return absl::OkStatus();
 }
 
+// dp_sync and local_sgd_steps (data_parallel/sync_modes/replica_sync.h).
+absl::Status CheckReplicaSync(const ParallelLayout& l) {
+  const DpSync::Mode mode = l.dp_sync();
+  const std::string flag = absl::StrCat("dp_sync=", DpSyncName(mode));
+  if (mode == DpSync::LOCAL_SGD && l.local_sgd_steps() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("local_sgd_steps=", l.local_sgd_steps(), " must be >= 1 with ", flag,
+                     " (the steps between parameter averages)"));
+  }
+  if (mode != DpSync::LOCAL_SGD && l.has_local_sgd_steps()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "local_sgd_steps=", l.local_sgd_steps(), " needs dp_sync=local_sgd, got ", flag));
+  }
+  if (mode == DpSync::SYNC) return absl::OkStatus();
+  if (l.zero_stage() >= 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " needs zero_stage=0, got zero_stage=", l.zero_stage(),
+        " (each replica steps alone, so it needs its whole optimizer state, which ZeRO shards "
+        "across the replicas)"));
+  }
+  if (l.gradient_compression() != GradientCompression::NONE) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " does not combine with gradient_compression=",
+        CompressionName(l.gradient_compression()),
+        " (replicas do not sum gradients, so there is nothing to compress)"));
+  }
+  if (mode == DpSync::GOSSIP && l.dp_allreduce() != DpAllReduce::NATIVE) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " does not combine with dp_allreduce=", DpAllReduceName(l.dp_allreduce()),
+        " (gossip moves parameters point to point; no all-reduce runs)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckGradients(const ParallelLayout& l) {
   // Written as !(inside) so that NaN fails too.
   if (l.gradient_compression() == GradientCompression::TOPK &&
@@ -299,7 +333,8 @@ absl::Status CheckGradients(const ParallelLayout& l) {
     return absl::InvalidArgumentError(absl::StrCat("grad_bucket_mb=", l.grad_bucket_mb(),
                                                    " must be a positive number of MiB"));
   }
-  return CheckGradientSync(l);
+  RETURN_IF_ERROR(CheckGradientSync(l));
+  return CheckReplicaSync(l);
 }
 
 }  // namespace

@@ -386,6 +386,47 @@ TEST(ValidateLayoutTest, DpAllReduceCombinations) {
               HasSubstr("dp_allreduce=ring does not combine with gradient_compression=topk"));
 }
 
+TEST(ValidateLayoutTest, DpSyncModesAndTheirRefusals) {
+  for (DpSync::Mode mode : {DpSync::LOCAL_SGD, DpSync::GOSSIP}) {
+    SCOPED_TRACE(DpSyncName(mode));
+    const std::string flag = absl::StrCat("dp_sync=", DpSyncName(mode));
+    // Any tp x pp grid: replicas mix shard by shard over their dp group.
+    ParallelLayout layout = Layout(2, 2, 2);
+    layout.set_dp_sync(mode);
+    EXPECT_EQ(Violation(layout, 8, Model()), "");
+    layout.set_zero_stage(1);
+    EXPECT_EQ(Violation(layout, 8, Model()),
+              absl::StrCat(flag, " needs zero_stage=0, got zero_stage=1 (each replica steps "
+                                 "alone, so it needs its whole optimizer state, which ZeRO "
+                                 "shards across the replicas)"));
+    layout.set_zero_stage(0);
+    layout.set_gradient_compression(GradientCompression::INT8);
+    EXPECT_EQ(Violation(layout, 8, Model()),
+              absl::StrCat(flag, " does not combine with gradient_compression=int8 (replicas do "
+                                 "not sum gradients, so there is nothing to compress)"));
+    layout.set_gradient_compression(GradientCompression::NONE);
+    layout.set_dp_allreduce(DpAllReduce::RING);
+    EXPECT_EQ(Violation(layout, 8, Model()),
+              mode == DpSync::GOSSIP
+                  ? "dp_sync=gossip does not combine with dp_allreduce=ring (gossip moves "
+                    "parameters point to point; no all-reduce runs)"
+                  : "");
+  }
+  ParallelLayout layout = Layout(1, 1, 4);
+  layout.set_dp_sync(DpSync::LOCAL_SGD);
+  layout.set_local_sgd_steps(0);
+  EXPECT_EQ(Violation(layout, 4, Model()),
+            "local_sgd_steps=0 must be >= 1 with dp_sync=local_sgd (the steps between "
+            "parameter averages)");
+  layout.set_local_sgd_steps(4);
+  EXPECT_EQ(Violation(layout, 4, Model()), "");
+  layout.set_dp_sync(DpSync::GOSSIP);
+  EXPECT_EQ(Violation(layout, 4, Model()),
+            "local_sgd_steps=4 needs dp_sync=local_sgd, got dp_sync=gossip");
+  layout.clear_local_sgd_steps();
+  EXPECT_EQ(Violation(layout, 4, Model()), "");
+}
+
 TEST(ValidateLayoutTest, TopkAdaptiveAndStaticScaleParameters) {
   ParallelLayout layout = Layout(1, 1, 2);
   layout.set_topk_adaptive(true);

@@ -12,6 +12,7 @@
 #include "core/comm/allreduce_algorithms.h"
 #include "core/tensor_comm.h"
 #include "data_parallel/compression/gradient_sync_options.h"
+#include "data_parallel/sync_modes/replica_sync.h"
 #include "pipeline/executor.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
@@ -101,9 +102,30 @@ data_parallel::GradientSyncOptions GradientSyncFrom(const topology::ParallelLayo
   sync.topk_max_ratio = layout.topk_max_ratio();
   sync.topk_sparsity_threshold = layout.topk_sparsity_threshold();
   sync.topk_sparsity_ema = layout.topk_sparsity_ema();
+  sync.replica_local = layout.dp_sync() != topology::DpSync::SYNC;
   sync.powersgd_rank = layout.powersgd_rank();
   sync.powersgd_start_step = layout.powersgd_start_step();
   return sync;
+}
+
+// The layout's dp_sync fields (validated with the layout) as the replica
+// synchronisation options.
+data_parallel::ReplicaSyncOptions ReplicaSyncFrom(const topology::ParallelLayout& layout) {
+  data_parallel::ReplicaSyncOptions options;
+  switch (layout.dp_sync()) {
+    case topology::DpSync::SYNC:
+      options.mode = data_parallel::DpSyncMode::kSync;
+      break;
+    case topology::DpSync::LOCAL_SGD:
+      options.mode = data_parallel::DpSyncMode::kLocalSgd;
+      break;
+    case topology::DpSync::GOSSIP:
+      options.mode = data_parallel::DpSyncMode::kGossip;
+      break;
+  }
+  options.local_sgd_steps = layout.local_sgd_steps();
+  options.algorithm = GradientSyncFrom(layout).algorithm;
+  return options;
 }
 
 }  // namespace
@@ -185,6 +207,8 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   runner->optimizer_->SetNormFilter([replicated, head_copy](const Parameter& p) {
     return &p != head_copy && replicated(p);
   });
+  runner->replica_sync_ = std::make_unique<data_parallel::ReplicaSync>(
+      ReplicaSyncFrom(layout), runner->model_->parameters());
   ASSIGN_OR_RETURN(runner->schedule_, MakeLayoutSchedule(layout));
   ASSIGN_OR_RETURN(runner->forward_schedule_,
                    pipeline::MakeForwardOnlySchedule(layout.pipeline_parallel(),
@@ -301,6 +325,8 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   }
   // ZeRO: every replica updated its windows; share the values.
   RETURN_IF_ERROR(reducer_->GatherParameters(ctx_));
+  // Local SGD and gossip: the replicas, which stepped alone, meet.
+  RETURN_IF_ERROR(replica_sync_->AfterStep(*comms_.dp, step));
   ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
   result.loss = loss_sum / global_tokens;
   return result;

@@ -38,6 +38,7 @@
 #include "core/exec_context.h"
 #include "core/tensor.h"
 #include "data_parallel/grad_buckets.h"
+#include "data_parallel/sync_modes/replica_sync.h"
 #include "pipeline/schedule.h"
 #include "pipeline/simulator.h"
 #include "topology/grid_communicators.h"
@@ -151,6 +152,8 @@ class StepRunner {
   topology::Coordinates coordinates_;
   std::unique_ptr<StageModel> model_;
   std::unique_ptr<data_parallel::GradientReducer> reducer_;
+  // Local SGD and gossip: when and how the replicas' parameters meet.
+  std::unique_ptr<data_parallel::ReplicaSync> replica_sync_;
   std::unique_ptr<AdamW> optimizer_;
   std::optional<LossScaler> loss_scaler_;
   pipeline::Schedule schedule_;

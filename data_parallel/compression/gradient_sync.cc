@@ -49,10 +49,24 @@ absl::Status CheckFinite(GradientCompression mode, int bucket, absl::Span<const 
   return absl::OkStatus();
 }
 
+// Local SGD and gossip: the replica's gradient of its own rows, unsummed
+// (exact for n a power of two, one rounding otherwise).
+absl::Status ScaleToReplicaMean(const comm::Communicator& dp, comm::Buffer gradient) {
+  if (gradient.dtype != DType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dp_sync=local_sgd/gossip scales fp32 gradients; got ", DTypeName(gradient.dtype)));
+  }
+  const float n = static_cast<float>(dp.size());
+  float* g = static_cast<float*>(gradient.data);
+  for (int64_t i = 0; i < gradient.count; ++i) g[i] *= n;
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::unique_ptr<comm::CommHandle> GradientSync::StartSum(comm::Communicator& dp, int bucket,
                                                          comm::Buffer gradient) {
+  if (options_.replica_local) return comm::CompletedHandle(ScaleToReplicaMean(dp, gradient));
   if (options_.compression == GradientCompression::kNone) {
     return comm::AllReduceByAlgorithmAsync(dp, gradient, comm::ReduceOp::kSum, options_.algorithm);
   }

@@ -45,6 +45,10 @@ struct GradientSyncOptions {
   // and the first compressed step (earlier steps are summed uncompressed).
   int powersgd_rank = 4;
   int powersgd_start_step = 0;
+  // Local SGD and gossip (data_parallel/sync_modes/replica_sync.h): no sum
+  // over the replicas. Each replica's gradient (its share of the global
+  // batch's mean) is multiplied by n, giving the mean over its own rows.
+  bool replica_local = false;
 };
 
 }  // namespace trident::data_parallel

@@ -1,0 +1,81 @@
+#ifndef TRIDENT_DATA_PARALLEL_SYNC_MODES_REPLICA_SYNC_H_
+#define TRIDENT_DATA_PARALLEL_SYNC_MODES_REPLICA_SYNC_H_
+
+// How data-parallel replicas keep their parameters together (the layout's
+// dp_sync, topology/layout.proto). Not equal to serial training by design.
+//
+//   sync       gradients are summed over dp every step (GradientSync); the
+//              replicas stay identical; nothing happens here.
+//   local_sgd  (Stich 2019; Lin et al. 2020) no gradient sum: each replica
+//              steps alone on the mean gradient of its own rows, and every
+//              local_sgd_steps = H steps the replicas' parameters are
+//              averaged: x <- (1/n) sum_r x_r, an all-reduce of 4 P bytes
+//              (dp_allreduce picks the algorithm), ring cost 2 (n-1)/n 4 P
+//              bytes sent per rank, i.e. that over H per step. AdamW's
+//              moments are kept local (not averaged): averaging them would
+//              double the traffic, and after an average every replica
+//              restarts from the same point with its own history, as in
+//              "post-local SGD" and DiLoCo's inner optimizers.
+//   gossip     no gradient sum: each replica steps alone and then mixes its
+//              parameters with its ring neighbours (gossip.h: weights 1/3,
+//              1/2 for n = 2), point to point: 8 P bytes sent per rank and
+//              step (4 P for n = 2). Replicas agree only approximately.
+// P is the number of fp32 parameter elements of this rank (its tp/pp shard).
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/comm/allreduce_algorithms.h"
+#include "core/comm/communicator.h"
+#include "core/parameter.h"
+
+namespace trident::data_parallel {
+
+enum class DpSyncMode : uint8_t { kSync, kLocalSgd, kGossip };
+
+struct ReplicaSyncOptions {
+  DpSyncMode mode = DpSyncMode::kSync;
+  // local_sgd: average every this many steps (>= 1).
+  int local_sgd_steps = 1;
+  // local_sgd: the all-reduce that averages the parameters.
+  comm::AllReduceAlgorithm algorithm = comm::AllReduceAlgorithm::kNative;
+};
+
+class ReplicaSync {
+ public:
+  // `params` are this rank's parameters, fp32 host tensors; they must outlive
+  // the object. (Under mixed precision the fp32 master values would be what
+  // replicas average; AfterStep refuses non-fp32 parameters rather than mix
+  // copies the optimizer overwrites.)
+  ReplicaSync(const ReplicaSyncOptions& options, ParameterList params)
+      : options_(options), params_(std::move(params)) {}
+
+  // Whether the mode sums gradients over dp (only sync does).
+  bool sums_gradients() const { return options_.mode == DpSyncMode::kSync; }
+
+  // Whether AfterStep(step) moves parameters: local SGD after steps H, 2H,
+  // ... (1-based), gossip after every step, sync never.
+  bool MixesAfter(int64_t step) const;
+
+  // Called by every replica after its optimizer step `step` (0-based).
+  absl::Status AfterStep(comm::Communicator& dp, int64_t step);
+
+  const ReplicaSyncOptions& options() const { return options_; }
+
+ private:
+  // Copies the parameters into flat_ (one message per step, not one per
+  // tensor) and back.
+  void Pack();
+  void Unpack();
+
+  ReplicaSyncOptions options_;
+  ParameterList params_;
+  std::vector<float> flat_;
+  std::vector<float> scratch_;
+};
+
+}  // namespace trident::data_parallel
+
+#endif  // TRIDENT_DATA_PARALLEL_SYNC_MODES_REPLICA_SYNC_H_

@@ -207,8 +207,10 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   runner->optimizer_->SetNormFilter([replicated, head_copy](const Parameter& p) {
     return &p != head_copy && replicated(p);
   });
+  // Under mixed precision the replicas mix the fp32 masters (dp_sync needs
+  // ZeRO 0, so they are unsharded); TrainStep rounds them into the values.
   runner->replica_sync_ = std::make_unique<data_parallel::ReplicaSync>(
-      ReplicaSyncFrom(layout), runner->model_->parameters());
+      ReplicaSyncFrom(layout), runner->optimizer_->Fp32Values());
   ASSIGN_OR_RETURN(runner->schedule_, MakeLayoutSchedule(layout));
   ASSIGN_OR_RETURN(runner->forward_schedule_,
                    pipeline::MakeForwardOnlySchedule(layout.pipeline_parallel(),
@@ -327,6 +329,7 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   RETURN_IF_ERROR(reducer_->GatherParameters(ctx_));
   // Local SGD and gossip: the replicas, which stepped alone, meet.
   RETURN_IF_ERROR(replica_sync_->AfterStep(*comms_.dp, step));
+  if (replica_sync_->MixesAfter(step)) optimizer_->CopyMastersToValues(ctx_);
   ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
   result.loss = loss_sum / global_tokens;
   return result;

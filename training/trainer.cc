@@ -781,12 +781,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
       return Unsupported(absl::StrCat("precision=", precision, " with layout.zero_stage"), "3",
                          "ZeRO 3 gathers fp32 value shards; 16-bit ones are not built yet");
     }
-    if (layout.dp_sync() != topology::DpSync::SYNC && layout.data_parallel() > 1) {
-      return Unsupported(absl::StrCat("precision=", precision, " with layout.dp_sync"),
-                         topology::DpSyncName(layout.dp_sync()),
-                         "local SGD and gossip mix fp32 values; mixing the fp32 masters of "
-                         "16-bit parameters is not built yet");
-    }
   }
   return absl::OkStatus();
 }

@@ -1,6 +1,5 @@
 // The parameter server with bounded staleness (parameter_server.h) on the
-// local backend, on a quadratic: worker w's gradient at x is (x - t_w) / W, so
-// the sum over workers is the gradient of the mean of 0.5 |x - t_w|^2.
+// local backend, on ps_quadratic_testing.h's quadratic.
 //   - S = 0 equals synchronous data parallelism bit for bit (1 and 2
 //     servers): the reference all-reduces the same gradients (a rank-ordered
 //     fp32 sum, like the server's) and takes the same elementwise AdamW step,
@@ -14,25 +13,20 @@
 //     receives 4P, server j receives and sends 4 P_j W.
 //   - Bad options are refused by name.
 
-#include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/time/clock.h"
-#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "core/comm/communicator.h"
 #include "core/comm/local/local_world.h"
-#include "core/dtype.h"
-#include "core/exec_context.h"
-#include "core/ops/optimizer.h"
-#include "core/ops/types.h"
 #include "core/status_macros.h"
-#include "core/tensor.h"
 #include "data_parallel/sync_modes/parameter_server.h"
+#include "data_parallel/sync_modes/ps_quadratic_testing.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -41,71 +35,20 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr int64_t kElements = 37;  // Odd: uneven windows.
-// Two parameters: 20 decayed elements, 17 not.
-const std::vector<PsSegment> kSegments = {{.length = 20, .weight_decay = true},
-                                          {.length = 17, .weight_decay = false}};
+using testing::kPsElements;
+using testing::PsInitial;
+using testing::PsObjective;
 
-ops::AdamWOptions Adam() {
-  ops::AdamWOptions o;
-  o.beta1 = 0.9;
-  o.beta2 = 0.95;
-  o.weight_decay = 0.1;
-  return o;
-}
-double LearningRate(int64_t clock) { return 0.05 / (1.0 + 0.01 * clock); }
+constexpr int64_t kElements = kPsElements;
 
-std::vector<float> Initial() {
-  std::vector<float> x(kElements);
-  for (int64_t i = 0; i < kElements; ++i) x[i] = std::sin(0.7 * i) * 2.0f;
-  return x;
-}
-float Target(int worker, int64_t i) { return std::cos(0.3 * i + worker) * (1 + worker); }
-
-void Gradient(int worker, int workers, absl::Span<const float> x, std::vector<float>& g) {
-  g.resize(x.size());
-  for (size_t i = 0; i < x.size(); ++i) g[i] = (x[i] - Target(worker, i)) / workers;
-}
-
-double Objective(const std::vector<float>& x, int workers) {
-  double f = 0;
-  for (int w = 0; w < workers; ++w) {
-    for (int64_t i = 0; i < kElements; ++i) {
-      const double d = x[i] - Target(w, i);
-      f += 0.5 * d * d / workers;
-    }
-  }
-  return f;
-}
-
-Tensor View(float* data, int64_t n) { return Tensor::FromExternal(data, {n}, DType::kFloat32); }
-
-// Synchronous data parallelism: every clock the gradients are all-reduced and
-// each replica steps AdamW; returns the values after each clock (replica 0).
+// Synchronous data parallelism on `workers` local ranks: replica 0's values
+// after each clock.
 std::vector<std::vector<float>> SyncRun(int workers, int64_t steps) {
   std::vector<std::vector<float>> trajectory;
   EXPECT_TRUE(comm::RunLocalRanks(workers, [&](int rank, comm::Communicator& dp) {
-                std::vector<float> x = Initial(), m(kElements), v(kElements), g;
-                const ExecContext ctx = ExecContext::Cpu();
-                for (int64_t c = 0; c < steps; ++c) {
-                  Gradient(rank, workers, x, g);
-                  RETURN_IF_ERROR(
-                      dp.AllReduce(comm::MakeBuffer(absl::MakeSpan(g)), comm::ReduceOp::kSum));
-                  ops::AdamWOptions o = Adam();
-                  o.step = c + 1;
-                  o.learning_rate = LearningRate(c);
-                  int64_t offset = 0;
-                  for (const PsSegment& s : kSegments) {
-                    ops::AdamWStep(ctx, View(x.data() + offset, s.length),
-                                   View(g.data() + offset, s.length),
-                                   View(m.data() + offset, s.length),
-                                   View(v.data() + offset, s.length), o,
-                                   s.weight_decay ? ops::WeightDecay::kApply
-                                                  : ops::WeightDecay::kSkip);
-                    offset += s.length;
-                  }
-                  if (rank == 0) trajectory.push_back(x);
-                }
+                ASSIGN_OR_RETURN(std::vector<std::vector<float>> mine,
+                                 testing::SyncRun(dp, steps));
+                if (rank == 0) trajectory = std::move(mine);
                 return absl::OkStatus();
               }).ok());
   return trajectory;
@@ -118,7 +61,6 @@ struct PsRun {
   std::vector<comm::CommStats> stats;                   // By rank.
 };
 
-// `slow_worker` (if >= 0) sleeps before each push so that the others run ahead.
 PsRun RunPs(const PsOptions& options, int slow_worker = -1) {
   PsRun run;
   const int world = options.workers + options.servers;
@@ -126,22 +68,11 @@ PsRun RunPs(const PsOptions& options, int slow_worker = -1) {
   run.applied.resize(options.servers);
   run.stats.resize(world);
   const absl::Status status = comm::RunLocalRanks(world, [&](int rank, comm::Communicator& comm) {
-    if (rank >= options.workers) {
-      const int j = rank - options.workers;
-      ASSIGN_OR_RETURN(PsServer server, PsServer::Create(options, j, Initial(), kSegments, Adam(),
-                                                         LearningRate));
-      RETURN_IF_ERROR(server.Serve(comm));
-      run.applied[j] = server.applied();
-      run.stats[rank] = comm.stats();
-      return absl::OkStatus();
-    }
-    ASSIGN_OR_RETURN(PsWorker worker, PsWorker::Create(options, kElements));
-    std::vector<float> x = Initial(), g;
-    for (int64_t c = 0; c < options.steps; ++c) {
-      Gradient(rank, options.workers, x, g);
-      if (rank == slow_worker) absl::SleepFor(absl::Milliseconds(2));
-      RETURN_IF_ERROR(worker.PushAndPull(comm, g, absl::MakeSpan(x)));
-      run.trajectory[rank].push_back(x);
+    ASSIGN_OR_RETURN(testing::PsRankResult mine, testing::RunPsRank(comm, options, slow_worker));
+    if (rank < options.workers) {
+      run.trajectory[rank] = std::move(mine.trajectory);
+    } else {
+      run.applied[rank - options.workers] = std::move(mine.applied);
     }
     run.stats[rank] = comm.stats();
     return absl::OkStatus();
@@ -178,8 +109,8 @@ TEST(ParameterServer, StalenessNeverExceedsTheBoundAndItTrains) {
   constexpr int kWorkers = 4;
   constexpr int64_t kSteps = 50;
   const std::vector<std::vector<float>> sync = SyncRun(kWorkers, kSteps);
-  const double initial = Objective(Initial(), kWorkers);
-  const double sync_drop = initial - Objective(sync.back(), kWorkers);
+  const double initial = PsObjective(PsInitial(), kWorkers);
+  const double sync_drop = initial - PsObjective(sync.back(), kWorkers);
   ASSERT_GT(sync_drop, 0.5 * initial) << "the reference must learn for the bound to matter";
   for (int staleness : {1, 3}) {
     const PsRun ps = RunPs(
@@ -198,7 +129,7 @@ TEST(ParameterServer, StalenessNeverExceedsTheBoundAndItTrains) {
     for (int w = 1; w < kWorkers; ++w) {
       EXPECT_EQ(ps.trajectory[w].back(), ps.trajectory[0].back()) << "worker " << w;
     }
-    const double drop = initial - Objective(ps.trajectory[0].back(), kWorkers);
+    const double drop = initial - PsObjective(ps.trajectory[0].back(), kWorkers);
     std::printf("S=%d: largest staleness seen %lld; objective drop %.4f (sync %.4f)\n", staleness,
                 static_cast<long long>(worst), drop, sync_drop);
     EXPECT_GE(drop, 0.5 * sync_drop);  // NaN fails too.

@@ -122,6 +122,8 @@ data_parallel::ReplicaSyncOptions ReplicaSyncFrom(const topology::ParallelLayout
     case topology::DpSync::GOSSIP:
       options.mode = data_parallel::DpSyncMode::kGossip;
       break;
+    case topology::DpSync::PS:
+      break;  // Refused before any StepRunner exists (trainer.cc, CheckSupported).
   }
   options.local_sgd_steps = layout.local_sgd_steps();
   options.algorithm = GradientSyncFrom(layout).algorithm;

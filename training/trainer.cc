@@ -774,6 +774,12 @@ absl::Status CheckSupported(const TrainOptions& options) {
   if (options.device == "cuda") {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
   }
+  if (options.config.layout().dp_sync() == topology::DpSync::PS) {
+    return Unsupported("layout.dp_sync", "ps",
+                       "the protocol runs in data_parallel/sync_modes/parameter_server.h (tested "
+                       "on the local and MPI backends); the trainer does not launch the server "
+                       "ranks yet");
+  }
   if (options.config.precision() != FP32) {
     const std::string precision(PrecisionName(options.config.precision()));
     const ParallelLayout& layout = options.config.layout();

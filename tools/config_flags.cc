@@ -67,10 +67,16 @@ ABSL_FLAG(std::optional<int>, hysteresis, std::nullopt,
 ABSL_FLAG(std::optional<std::string>, dp_sync, std::nullopt,
           "how replicas stay together: sync (gradients summed every step; default), local_sgd "
           "(parameters averaged every --local_sgd_steps) or gossip (parameters mixed with ring "
-          "neighbours every step); local_sgd and gossip need --zero_stage=0 and "
-          "--gradient_compression=none");
+          "neighbours every step) or ps (parameter server with bounded staleness: "
+          "--ps_servers, --ps_staleness; validated, not yet run by the trainer); local_sgd, "
+          "gossip and ps need --zero_stage=0 and --gradient_compression=none");
 ABSL_FLAG(std::optional<int>, local_sgd_steps, std::nullopt,
           "local SGD: steps between parameter averages, >= 1 (default 8)");
+ABSL_FLAG(std::optional<int>, ps_servers, std::nullopt,
+          "dp_sync=ps: server ranks beyond the tp x pp x dp workers, >= 1 (default 1)");
+ABSL_FLAG(std::optional<int>, ps_staleness, std::nullopt,
+          "dp_sync=ps: steps a worker may run ahead of the slowest worker, >= 0 (default 0: "
+          "synchronous)");
 
 namespace trident::tools {
 namespace {
@@ -164,6 +170,8 @@ absl::Status ApplyLayoutFlags(topology::ParallelLayout* layout) {
   overrides.dp_allreduce = absl::GetFlag(FLAGS_dp_allreduce);
   overrides.dp_sync = absl::GetFlag(FLAGS_dp_sync);
   overrides.local_sgd_steps = absl::GetFlag(FLAGS_local_sgd_steps);
+  overrides.ps_servers = absl::GetFlag(FLAGS_ps_servers);
+  overrides.ps_staleness = absl::GetFlag(FLAGS_ps_staleness);
   RETURN_IF_ERROR(topology::ApplyOverrides(overrides, layout));
   return topology::DeriveMicroBatches(layout);
 }

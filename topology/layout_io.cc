@@ -51,7 +51,8 @@ bool LayoutOverrides::empty() const {
          !virtual_stages && !schedule && !sequence_parallel && !zero_stage &&
          !overlap_grad_reduce && !grad_bucket_mb && !cpu_offload && !rank_order && !recompute &&
          !gradient_compression && !topk_ratio && !topk_adaptive && !powersgd_rank &&
-         !compression_scaling && !dp_allreduce && !dp_sync && !local_sgd_steps;
+         !compression_scaling && !dp_allreduce && !dp_sync && !local_sgd_steps &&
+         !ps_servers && !ps_staleness;
 }
 
 absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* layout) {
@@ -106,6 +107,8 @@ absl::Status ApplyOverrides(const LayoutOverrides& overrides, ParallelLayout* la
     result.set_dp_sync(mode);
   }
   if (overrides.local_sgd_steps) result.set_local_sgd_steps(*overrides.local_sgd_steps);
+  if (overrides.ps_servers) result.set_ps_servers(*overrides.ps_servers);
+  if (overrides.ps_staleness) result.set_ps_staleness(*overrides.ps_staleness);
   *layout = std::move(result);
   return absl::OkStatus();
 }

@@ -55,8 +55,10 @@ struct LayoutOverrides {
   std::optional<int> powersgd_rank;
   std::optional<std::string> compression_scaling;  // "static", "dynamic".
   std::optional<std::string> dp_allreduce;         // "native", "ring", "tree".
-  std::optional<std::string> dp_sync;              // "sync", "local_sgd", "gossip".
+  std::optional<std::string> dp_sync;              // "sync", "local_sgd", "gossip", "ps".
   std::optional<int> local_sgd_steps;
+  std::optional<int> ps_servers;
+  std::optional<int> ps_staleness;
 
   bool empty() const;
 };

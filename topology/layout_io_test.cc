@@ -314,6 +314,17 @@ TEST(ApplyOverridesTest, GradientSyncFlags) {
   EXPECT_EQ(layout.dp_sync(), DpSync::LOCAL_SGD);
   EXPECT_EQ(layout.local_sgd_steps(), 4);
 
+  ParallelLayout ps_layout;
+  LayoutOverrides ps;
+  ps.dp_sync = "ps";
+  ps.ps_servers = 3;
+  ps.ps_staleness = 2;
+  EXPECT_FALSE(ps.empty());
+  ASSERT_TRUE(ApplyOverrides(ps, &ps_layout).ok());
+  EXPECT_EQ(ps_layout.dp_sync(), DpSync::PS);
+  EXPECT_EQ(ps_layout.ps_servers(), 3);
+  EXPECT_EQ(ps_layout.ps_staleness(), 2);
+
   const std::string before = layout.SerializeAsString();
   LayoutOverrides bad;
   bad.dp_allreduce = "butterfly";
@@ -321,9 +332,10 @@ TEST(ApplyOverridesTest, GradientSyncFlags) {
             "unknown dp all-reduce algorithm \"butterfly\" (valid: \"native\", \"ring\", "
             "\"tree\")");
   bad.dp_allreduce.reset();
-  bad.dp_sync = "ps";
+  bad.dp_sync = "async";
   EXPECT_EQ(std::string(ApplyOverrides(bad, &layout).message()),
-            "unknown dp sync mode \"ps\" (valid: \"sync\", \"local_sgd\", \"gossip\")");
+            "unknown dp sync mode \"async\" (valid: \"sync\", \"local_sgd\", \"gossip\", "
+            "\"ps\")");
   bad.dp_sync.reset();
   bad.compression_scaling = "auto";
   EXPECT_EQ(std::string(ApplyOverrides(bad, &layout).message()),

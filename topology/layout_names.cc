@@ -50,6 +50,7 @@ constexpr NameTable<DpSync::Mode> kDpSyncNames[] = {
     {DpSync::SYNC, "sync"},
     {DpSync::LOCAL_SGD, "local_sgd"},
     {DpSync::GOSSIP, "gossip"},
+    {DpSync::PS, "ps"},
 };
 
 template <typename Enum>

@@ -27,7 +27,7 @@ absl::string_view CompressionScalingName(GradientCompression::Scaling scaling);
 absl::StatusOr<GradientCompression::Scaling> ParseCompressionScalingName(absl::string_view name);
 absl::string_view DpAllReduceName(DpAllReduce::Algorithm algorithm);
 absl::StatusOr<DpAllReduce::Algorithm> ParseDpAllReduceName(absl::string_view name);
-// "sync", "local_sgd", "gossip".
+// "sync", "local_sgd", "gossip", "ps".
 absl::string_view DpSyncName(DpSync::Mode mode);
 absl::StatusOr<DpSync::Mode> ParseDpSyncName(absl::string_view name);
 

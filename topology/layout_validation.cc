@@ -300,6 +300,32 @@ absl::Status CheckReplicaSync(const ParallelLayout& l) {
     return absl::InvalidArgumentError(absl::StrCat(
         "local_sgd_steps=", l.local_sgd_steps(), " needs dp_sync=local_sgd, got ", flag));
   }
+  if (mode != DpSync::PS && (l.has_ps_servers() || l.has_ps_staleness())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        l.has_ps_servers() ? absl::StrCat("ps_servers=", l.ps_servers())
+                           : absl::StrCat("ps_staleness=", l.ps_staleness()),
+        " needs dp_sync=ps, got ", flag));
+  }
+  if (mode == DpSync::PS) {
+    if (l.ps_servers() < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ps_servers=", l.ps_servers(),
+          " must be >= 1 with dp_sync=ps (the ranks, beyond the grid, that hold the parameters)"));
+    }
+    if (l.ps_staleness() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ps_staleness=", l.ps_staleness(),
+                       " must be >= 0 with dp_sync=ps (the steps a worker may run ahead of the "
+                       "slowest)"));
+    }
+    if (l.tensor_parallel() > 1 || l.pipeline_parallel() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          flag, " needs tensor_parallel=1 and pipeline_parallel=1, got ", l.tensor_parallel(),
+          " x ", l.pipeline_parallel(),
+          " (a worker pushes one whole flat gradient; model-parallel shards are not routed to "
+          "servers)"));
+    }
+  }
   if (mode == DpSync::SYNC) return absl::OkStatus();
   if (l.zero_stage() >= 1) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -313,10 +339,10 @@ absl::Status CheckReplicaSync(const ParallelLayout& l) {
         CompressionName(l.gradient_compression()),
         " (replicas do not sum gradients, so there is nothing to compress)"));
   }
-  if (mode == DpSync::GOSSIP && l.dp_allreduce() != DpAllReduce::NATIVE) {
+  if ((mode == DpSync::GOSSIP || mode == DpSync::PS) && l.dp_allreduce() != DpAllReduce::NATIVE) {
     return absl::InvalidArgumentError(absl::StrCat(
         flag, " does not combine with dp_allreduce=", DpAllReduceName(l.dp_allreduce()),
-        " (gossip moves parameters point to point; no all-reduce runs)"));
+        " (", DpSyncName(mode), " moves parameters point to point; no all-reduce runs)"));
   }
   return absl::OkStatus();
 }

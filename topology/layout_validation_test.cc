@@ -427,6 +427,49 @@ TEST(ValidateLayoutTest, DpSyncModesAndTheirRefusals) {
   EXPECT_EQ(Violation(layout, 4, Model()), "");
 }
 
+TEST(ValidateLayoutTest, ParameterServerFieldsAndRefusals) {
+  ParallelLayout layout = Layout(1, 1, 4);
+  layout.set_dp_sync(DpSync::PS);
+  EXPECT_EQ(Violation(layout, 4, Model()), "");
+  layout.set_ps_servers(2);
+  layout.set_ps_staleness(3);
+  EXPECT_EQ(Violation(layout, 4, Model()), "");
+  layout.set_ps_servers(0);
+  EXPECT_EQ(Violation(layout, 4, Model()),
+            "ps_servers=0 must be >= 1 with dp_sync=ps (the ranks, beyond the grid, that hold "
+            "the parameters)");
+  layout.set_ps_servers(1);
+  layout.set_ps_staleness(-1);
+  EXPECT_EQ(Violation(layout, 4, Model()),
+            "ps_staleness=-1 must be >= 0 with dp_sync=ps (the steps a worker may run ahead of "
+            "the slowest)");
+  layout.set_ps_staleness(0);
+  layout.set_zero_stage(1);
+  EXPECT_THAT(Violation(layout, 4, Model()), HasSubstr("dp_sync=ps needs zero_stage=0"));
+  layout.set_zero_stage(0);
+  layout.set_gradient_compression(GradientCompression::TOPK);
+  EXPECT_THAT(Violation(layout, 4, Model()),
+              HasSubstr("dp_sync=ps does not combine with gradient_compression=topk"));
+  layout.set_gradient_compression(GradientCompression::NONE);
+  layout.set_dp_allreduce(DpAllReduce::TREE);
+  EXPECT_EQ(Violation(layout, 4, Model()),
+            "dp_sync=ps does not combine with dp_allreduce=tree (ps moves parameters point to "
+            "point; no all-reduce runs)");
+  layout.set_dp_allreduce(DpAllReduce::NATIVE);
+  ParallelLayout grid = Layout(2, 1, 2);
+  grid.set_dp_sync(DpSync::PS);
+  EXPECT_EQ(Violation(grid, 4, Model()),
+            "dp_sync=ps needs tensor_parallel=1 and pipeline_parallel=1, got 2 x 1 (a worker "
+            "pushes one whole flat gradient; model-parallel shards are not routed to servers)");
+  layout.set_dp_sync(DpSync::GOSSIP);
+  EXPECT_EQ(Violation(layout, 4, Model()), "ps_servers=1 needs dp_sync=ps, got dp_sync=gossip");
+  layout.clear_ps_servers();
+  EXPECT_EQ(Violation(layout, 4, Model()), "ps_staleness=0 needs dp_sync=ps, got dp_sync=gossip");
+  layout.clear_ps_staleness();
+  EXPECT_EQ(Violation(layout, 4, Model()), "");
+  EXPECT_EQ(ParseDpSyncName("ps").value(), DpSync::PS);
+}
+
 TEST(ValidateLayoutTest, TopkAdaptiveAndStaticScaleParameters) {
   ParallelLayout layout = Layout(1, 1, 2);
   layout.set_topk_adaptive(true);

@@ -314,6 +314,13 @@ int64_t AdamW::master_bytes() const {
   return bytes;
 }
 
+std::vector<Tensor> AdamW::Fp32Values() const {
+  std::vector<Tensor> values;
+  values.reserve(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) values.push_back(UpdatedValue(i));
+  return values;
+}
+
 void AdamW::CopyMastersToValues(const ExecContext& ctx) const {
   if (!has_masters()) return;
   for (size_t i = 0; i < masters_.size(); ++i) ops::Copy(ctx, masters_[i], params_[i]->value);

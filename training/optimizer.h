@@ -163,6 +163,12 @@ class AdamW {
   bool has_masters() const { return model_dtype_ != DType::kFloat32; }
   // Bytes of the fp32 master copies this rank keeps (0 without mixed precision).
   int64_t master_bytes() const;
+  // The fp32 tensor AdamW updates for each parameter, in parameter order: its
+  // master under mixed precision, else its value. Unsharded state only (local
+  // SGD and gossip mix these across replicas, then CopyMastersToValues).
+  std::vector<Tensor> Fp32Values() const;
+  // Rounds every master into its parameter's value (no-op without masters).
+  void CopyMastersToValues(const ExecContext& ctx) const;
 
   // grad = 0 for every parameter (gradients accumulate over micro-batches).
   void ZeroGrad(const ExecContext& ctx) const;
@@ -249,8 +255,6 @@ class AdamW {
   const Tensor& UpdatedValue(size_t i) const {
     return masters_.empty() ? params_[i]->value : masters_[i];
   }
-  // Rounds every master into its parameter's value.
-  void CopyMastersToValues(const ExecContext& ctx) const;
   // ZeRO: the windows (exp_avg_[k] belongs to windows_[k]) and each one's
   // parameter index.
   std::vector<StateWindow> windows_;

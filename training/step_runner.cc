@@ -122,6 +122,8 @@ data_parallel::ReplicaSyncOptions ReplicaSyncFrom(const topology::ParallelLayout
     case topology::DpSync::GOSSIP:
       options.mode = data_parallel::DpSyncMode::kGossip;
       break;
+    case topology::DpSync::PS:
+      break;  // Refused before any StepRunner exists (trainer.cc, CheckSupported).
   }
   options.local_sgd_steps = layout.local_sgd_steps();
   options.algorithm = GradientSyncFrom(layout).algorithm;
@@ -207,8 +209,10 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   runner->optimizer_->SetNormFilter([replicated, head_copy](const Parameter& p) {
     return &p != head_copy && replicated(p);
   });
+  // Under mixed precision the replicas mix the fp32 masters (dp_sync needs
+  // ZeRO 0, so they are unsharded); TrainStep rounds them into the values.
   runner->replica_sync_ = std::make_unique<data_parallel::ReplicaSync>(
-      ReplicaSyncFrom(layout), runner->model_->parameters());
+      ReplicaSyncFrom(layout), runner->optimizer_->Fp32Values());
   ASSIGN_OR_RETURN(runner->schedule_, MakeLayoutSchedule(layout));
   ASSIGN_OR_RETURN(runner->forward_schedule_,
                    pipeline::MakeForwardOnlySchedule(layout.pipeline_parallel(),
@@ -327,6 +331,7 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   RETURN_IF_ERROR(reducer_->GatherParameters(ctx_));
   // Local SGD and gossip: the replicas, which stepped alone, meet.
   RETURN_IF_ERROR(replica_sync_->AfterStep(*comms_.dp, step));
+  if (replica_sync_->MixesAfter(step)) optimizer_->CopyMastersToValues(ctx_);
   ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
   result.loss = loss_sum / global_tokens;
   return result;

@@ -464,6 +464,11 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
          o.config.mutable_layout()->set_zero_stage(3);
        },
        "precision=bf16 with layout.zero_stage=3 is not supported yet"},
+      {[](TrainOptions& o) {
+         o.config.mutable_layout()->set_data_parallel(2);
+         o.config.mutable_layout()->set_dp_sync(topology::DpSync::PS);
+       },
+       "layout.dp_sync=ps is not supported yet"},
 
       {[](TrainOptions& o) { o.backend = "gloo"; }, "--backend=gloo is unknown"},
   };

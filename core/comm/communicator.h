@@ -124,6 +124,18 @@ class CommHandle {
   // compute while operations are pending call it now and then. A no-op by
   // default (the local backend progresses on its own threads).
   virtual void Progress() {}
+  // Whether the operation has finished (completed or failed); after true,
+  // Wait() returns its status at once. Lets one rank serve several peers in
+  // whatever order they become ready, by posting a receive per peer and
+  // polling them round robin (the parameter server,
+  // data_parallel/sync_modes/parameter_server.h), the polling counterpart of
+  // MPI_ANY_SOURCE that keeps each message's source known. The local and MPI
+  // point-to-point handles answer without blocking; other handles keep this
+  // default, which waits for the operation and answers true.
+  virtual bool Test() {
+    Wait().IgnoreError();
+    return true;
+  }
 };
 
 // A handle that is already complete, holding the operation's final status.

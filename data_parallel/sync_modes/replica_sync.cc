@@ -1,6 +1,7 @@
 #include "data_parallel/sync_modes/replica_sync.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 
 #include "absl/status/status.h"
@@ -26,27 +27,26 @@ bool ReplicaSync::MixesAfter(int64_t step) const {
 
 void ReplicaSync::Pack() {
   flat_.clear();
-  for (const Parameter* p : params_) {
-    const float* v = p->value.data<float>();
-    flat_.insert(flat_.end(), v, v + p->value.numel());
+  for (const Tensor& t : values_) {
+    const float* v = t.data<float>();
+    flat_.insert(flat_.end(), v, v + t.numel());
   }
 }
 
 void ReplicaSync::Unpack() {
   int64_t offset = 0;
-  for (Parameter* p : params_) {
-    std::copy_n(flat_.data() + offset, p->value.numel(), p->value.data<float>());
-    offset += p->value.numel();
+  for (Tensor& t : values_) {
+    std::copy_n(flat_.data() + offset, t.numel(), t.data<float>());
+    offset += t.numel();
   }
 }
 
 absl::Status ReplicaSync::AfterStep(comm::Communicator& dp, int64_t step) {
   if (dp.size() == 1 || !MixesAfter(step)) return absl::OkStatus();
-  for (const Parameter* p : params_) {
-    if (p->value.dtype() != DType::kFloat32) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("dp_sync mixes fp32 parameters; ", p->name, " holds ",
-                       DTypeName(p->value.dtype())));
+  for (size_t i = 0; i < values_.size(); ++i) {
+    if (values_[i].dtype() != DType::kFloat32) {
+      return absl::InvalidArgumentError(absl::StrCat("dp_sync mixes fp32 values; value ", i,
+                                                     " holds ", DTypeName(values_[i].dtype())));
     }
   }
   Pack();

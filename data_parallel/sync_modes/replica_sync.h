@@ -21,6 +21,10 @@
 //              1/2 for n = 2), point to point: 8 P bytes sent per rank and
 //              step (4 P for n = 2). Replicas agree only approximately.
 // P is the number of fp32 parameter elements of this rank (its tp/pp shard).
+// Under mixed precision the replicas mix the optimizer's fp32 masters (the
+// values AdamW updates), and the caller rounds them into the 16-bit values
+// afterwards: mixing the 16-bit copies would be overwritten by the next
+// rounding of unmixed masters.
 
 #include <cstdint>
 #include <utility>
@@ -29,7 +33,7 @@
 #include "absl/status/status.h"
 #include "core/comm/allreduce_algorithms.h"
 #include "core/comm/communicator.h"
-#include "core/parameter.h"
+#include "core/tensor.h"
 
 namespace trident::data_parallel {
 
@@ -45,12 +49,11 @@ struct ReplicaSyncOptions {
 
 class ReplicaSync {
  public:
-  // `params` are this rank's parameters, fp32 host tensors; they must outlive
-  // the object. (Under mixed precision the fp32 master values would be what
-  // replicas average; AfterStep refuses non-fp32 parameters rather than mix
-  // copies the optimizer overwrites.)
-  ReplicaSync(const ReplicaSyncOptions& options, ParameterList params)
-      : options_(options), params_(std::move(params)) {}
+  // `values` are the fp32 host tensors this rank mixes, in place: its
+  // parameters' values, or under mixed precision the optimizer's fp32 masters
+  // (AdamW::Fp32Values). AfterStep refuses any other dtype.
+  ReplicaSync(const ReplicaSyncOptions& options, std::vector<Tensor> values)
+      : options_(options), values_(std::move(values)) {}
 
   // Whether the mode sums gradients over dp (only sync does).
   bool sums_gradients() const { return options_.mode == DpSyncMode::kSync; }
@@ -71,7 +74,7 @@ class ReplicaSync {
   void Unpack();
 
   ReplicaSyncOptions options_;
-  ParameterList params_;
+  std::vector<Tensor> values_;
   std::vector<float> flat_;
   std::vector<float> scratch_;
 };

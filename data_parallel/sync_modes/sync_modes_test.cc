@@ -173,7 +173,7 @@ TEST(LocalSgd, AveragesEveryHStepsAndReplicasThenAgreeBitForBit) {
                   ReplicaSync sync({.mode = DpSyncMode::kLocalSgd,
                                     .local_sgd_steps = 3,
                                     .algorithm = algorithm},
-                                   {&replica.a, &replica.b});
+                                   {replica.a.value, replica.b.value});
                   EXPECT_FALSE(sync.sums_gradients());
                   for (int step = 0; step < 3; ++step) {
                     world.ResetStats();
@@ -223,7 +223,7 @@ TEST(LocalSgd, AveragesEveryHStepsAndReplicasThenAgreeBitForBit) {
 TEST(ReplicaSync, SyncModeNeverMovesParameters) {
   ASSERT_TRUE(comm::RunLocalRanks(2, [&](int rank, comm::Communicator& world) {
                 Replica replica(rank);
-                ReplicaSync sync({}, {&replica.a, &replica.b});
+                ReplicaSync sync({}, {replica.a.value, replica.b.value});
                 EXPECT_TRUE(sync.sums_gradients());
                 for (int step = 0; step < 4; ++step) {
                   EXPECT_FALSE(sync.MixesAfter(step));

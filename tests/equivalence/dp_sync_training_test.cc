@@ -10,7 +10,9 @@
 //     mode really ran).
 // The modes also run on a tp 2 x pp 2 x dp 2 grid, where every model-parallel
 // rank mixes its own shard over its dp group, and there gossip (n = 2) equals
-// local SGD with H = 1 bit for bit.
+// local SGD with H = 1 bit for bit. In bf16 the replicas mix the optimizer's
+// fp32 masters and round them into the 16-bit values; the same bounds hold
+// against bf16 sync.
 
 #include <cmath>
 #include <cstdio>
@@ -45,7 +47,8 @@ Curve Train(const Mode& mode, const LayoutRow& row) {
   topology::ParallelLayout layout = row.ToLayout();
   layout.set_dp_sync(mode.sync);
   if (mode.local_sgd_steps > 0) layout.set_local_sgd_steps(mode.local_sgd_steps);
-  const training::TrainConfig config = EquivalenceConfig(layout, kSteps);
+  training::TrainConfig config = EquivalenceConfig(layout, kSteps);
+  config.set_precision(row.precision);
   absl::StatusOr<TrainedRun> run = TrainLayout(config);
   EXPECT_TRUE(run.ok()) << mode.name << ": " << run.status();
   if (!run.ok()) return {};
@@ -90,6 +93,22 @@ TEST(DpSyncTraining, EveryModeLowersTheLossOnATp2Pp2Dp2Grid) {
       ExpectEveryModeTrains(LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4});
   EXPECT_EQ(curves["gossip"].losses, curves["local_sgd H=1"].losses);
   EXPECT_FALSE(curves["gossip"].losses.empty());
+}
+
+// Mixed precision: local SGD and gossip mix the fp32 masters (the values AdamW
+// updates), then round them into the bf16 values; against bf16 sync.
+TEST(DpSyncTraining, LocalSgdAndGossipTrainInBf16AtDp4) {
+  const LayoutRow row{.dp = 4, .micro_batch_size = 2, .precision = training::BF16};
+  const Curve sync = Train({.name = "sync bf16"}, row);
+  EXPECT_GE(sync.drop, 0.5) << "synchronous data parallelism must learn for the bound to matter";
+  for (const Mode& mode : std::vector<Mode>{
+           {.name = "local_sgd H=4 bf16", .sync = topology::DpSync::LOCAL_SGD,
+            .local_sgd_steps = 4},
+           {.name = "gossip bf16", .sync = topology::DpSync::GOSSIP}}) {
+    const Curve curve = Train(mode, row);
+    EXPECT_GE(curve.drop, 0.5 * sync.drop) << mode.name;  // NaN fails too.
+    EXPECT_NE(curve.losses, sync.losses) << mode.name;
+  }
 }
 
 }  // namespace

@@ -169,6 +169,12 @@ expect_failure config_loss_scale_with_bf16 1 "loss_scale is set but precision=bf
   --config="$work/bf16_scale.textproto"
 expect_failure bf16_zero3 1 "precision=bf16 with layout.zero_stage=3 is not supported yet" \
   --config="$work/good.textproto" --precision=bf16 --dp=2 --zero_stage=3
+expect_failure ps_servers_zero 1 "ps_servers=0 must be >= 1 with dp_sync=ps" \
+  --config="$work/good.textproto" --dp=2 --dp_sync=ps --ps_servers=0
+expect_failure ps_staleness_without_ps 1 "ps_staleness=2 needs dp_sync=ps, got dp_sync=sync" \
+  --config="$work/good.textproto" --dp=2 --ps_staleness=2
+expect_failure ps_in_trainer 1 "layout.dp_sync=ps is not supported yet" \
+  --config="$work/good.textproto" --dp=2 --dp_sync=ps --ps_servers=2 --ps_staleness=1
 grep -q "layers_per_stage" "$work/more_stages_than_layers.log" &&
   { echo "FAIL: hinted at a split that does not exist"; exit 1; }
 expect_failure eval_batches_zero 1 "eval_batches" --config="$work/good.textproto" --eval_batches=0

@@ -342,6 +342,11 @@ absl::Status GroupState::WaitRecv(const std::shared_ptr<PendingRecv>& recv,
   return recv->status;
 }
 
+bool GroupState::RecvFinished(const std::shared_ptr<PendingRecv>& recv) {
+  absl::MutexLock lock(&mu_);
+  return recv->done;
+}
+
 // ---------------------------------------------------------------------------
 // Child groups.
 

@@ -113,6 +113,8 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   // Posts a receive; the result may already be done (a message was waiting).
   absl::StatusOr<std::shared_ptr<PendingRecv>> PostRecv(int dst, int src, int tag, Buffer buffer);
   absl::Status WaitRecv(const std::shared_ptr<PendingRecv>& recv, absl::Duration timeout);
+  // Whether `recv` is done (delivered or failed): WaitRecv would not block.
+  bool RecvFinished(const std::shared_ptr<PendingRecv>& recv);
 
   // The shared state of the `instance`-th child group with members
   // `parent_ranks` (group ranks of this group): created by the first member to

@@ -14,8 +14,18 @@ namespace {
 // it unwaited waits (interface rule).
 class LocalHandle final : public CommHandle {
  public:
-  explicit LocalHandle(std::function<absl::Status()> wait) : wait_(std::move(wait)) {}
+  // `finished` (optional) says without blocking whether `wait` would return
+  // at once; without it Test() waits.
+  explicit LocalHandle(std::function<absl::Status()> wait,
+                       std::function<bool()> finished = nullptr)
+      : wait_(std::move(wait)), finished_(std::move(finished)) {}
   ~LocalHandle() override { Wait().IgnoreError(); }
+
+  bool Test() override {
+    if (wait_ != nullptr && finished_ != nullptr && !finished_()) return false;
+    Wait().IgnoreError();
+    return true;
+  }
 
   absl::Status Wait() override {
     if (wait_ != nullptr) {
@@ -27,6 +37,7 @@ class LocalHandle final : public CommHandle {
 
  private:
   std::function<absl::Status()> wait_;
+  std::function<bool()> finished_;
   absl::Status status_;
 };
 
@@ -135,6 +146,16 @@ absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::DoSendRecv(
   if (ops.size() == 1 && started[0].recv == nullptr) {
     return CompletedHandle(std::move(started[0].status));  // A send: already done.
   }
+  std::vector<std::shared_ptr<PendingRecv>> recvs;
+  for (const StartedP2P& op : started) {
+    if (op.recv != nullptr) recvs.push_back(op.recv);
+  }
+  auto finished = [group = group_, recvs = std::move(recvs)] {
+    for (const std::shared_ptr<PendingRecv>& recv : recvs) {
+      if (!group->RecvFinished(recv)) return false;
+    }
+    return true;
+  };
   return std::make_unique<LocalHandle>(
       [group = group_, started = std::move(started), timeout = timeout()]() mutable {
         // Every receive is waited, so none writes its buffer after Wait().
@@ -144,7 +165,8 @@ absl::StatusOr<std::unique_ptr<CommHandle>> LocalCommunicator::DoSendRecv(
           first_error.Update(op.status);
         }
         return first_error;
-      });
+      },
+      std::move(finished));
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> LocalCommunicator::DoCreateGroup(

@@ -198,15 +198,43 @@ std::string PointToPointHandle::DescribeAll() const {
 absl::Status PointToPointHandle::Wait() {
   if (finished_) return status_;
   finished_ = true;
-  std::vector<MPI_Status> statuses(requests_.size());
-  status_ =
-      PollRequests(absl::MakeSpan(requests_), absl::MakeSpan(statuses), timeout_, DescribeAll());
-  if (absl::IsDeadlineExceeded(status_)) status_ = TimeoutError(absl::MakeSpan(statuses));
+  statuses_.resize(requests_.size());
+  status_ = PollRequests(absl::MakeSpan(requests_).subspan(first_pending_),
+                         absl::MakeSpan(statuses_).subspan(first_pending_), timeout_,
+                         DescribeAll());
+  if (absl::IsDeadlineExceeded(status_)) status_ = TimeoutError(absl::MakeSpan(statuses_));
+  Finish();
+  return status_;
+}
+
+bool PointToPointHandle::Test() {
+  if (finished_) return true;
+  statuses_.resize(requests_.size());
+  {
+    absl::MutexLock lock(&MpiLock());
+    ProgressAllQueues();
+    while (first_pending_ < requests_.size()) {
+      int flag = 0;
+      const int rc = MPI_Test(&requests_[first_pending_], &flag, &statuses_[first_pending_]);
+      if (rc != MPI_SUCCESS) {
+        finished_ = true;
+        status_ = MpiErrorToStatus(rc, DescribeAll());
+        return true;
+      }
+      if (!flag) return false;
+      ++first_pending_;
+    }
+  }
+  finished_ = true;
+  Finish();
+  return true;
+}
+
+void PointToPointHandle::Finish() {
   for (const Op& op : ops_) {
     if (!status_.ok()) break;
-    if (op.op == CommOp::kRecv) status_ = CheckReceivedCounts(op, absl::MakeSpan(statuses));
+    if (op.op == CommOp::kRecv) status_ = CheckReceivedCounts(op, absl::MakeSpan(statuses_));
   }
-  return status_;
 }
 
 absl::Status PointToPointHandle::TimeoutError(absl::Span<MPI_Status> statuses) {

@@ -108,6 +108,8 @@ class PointToPointHandle final : public CommHandle {
   void Abandon();
 
   absl::Status Wait() override;
+  // One MPI_Test pass over the pending requests (never blocks).
+  bool Test() override;
 
  private:
   struct Op {
@@ -123,6 +125,8 @@ class PointToPointHandle final : public CommHandle {
   std::string DescribeAll() const;
   absl::Status TimeoutError(absl::Span<MPI_Status> statuses);
   absl::Status CheckReceivedCounts(const Op& op, absl::Span<MPI_Status> statuses);
+  // With every request complete: the receives' counts, into status_.
+  void Finish();
 
   std::shared_ptr<GroupState> group_;
   const absl::Duration timeout_;
@@ -130,6 +134,9 @@ class PointToPointHandle final : public CommHandle {
   std::vector<MPI_Request> requests_;
   std::vector<int64_t> expected_counts_;
   std::vector<MPI_Datatype> datatypes_;
+  // Requests [0, first_pending_) completed (Test found them); their statuses.
+  size_t first_pending_ = 0;
+  std::vector<MPI_Status> statuses_;
   bool finished_ = false;
   absl::Status status_;
 };

@@ -1,0 +1,261 @@
+#include "data_parallel/sync_modes/parameter_server.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/comm/communicator.h"
+#include "core/dtype.h"
+#include "core/exec_context.h"
+#include "core/ops/optimizer.h"
+#include "core/status_macros.h"
+#include "core/tensor.h"
+
+namespace trident::data_parallel {
+namespace {
+
+Tensor View(float* data, int64_t length) {
+  return Tensor::FromExternal(data, {length}, DType::kFloat32);
+}
+
+}  // namespace
+
+absl::Status ValidatePsOptions(const PsOptions& options, int64_t elements, int world_size) {
+  const auto bad = [](absl::string_view field, int64_t value, absl::string_view rule) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dp_sync=ps: ", field, "=", value, " ", rule));
+  };
+  if (options.workers < 1) return bad("workers", options.workers, "must be >= 1");
+  if (options.servers < 1) {
+    return bad("ps_servers", options.servers, "must be >= 1 (the ranks that hold the parameters)");
+  }
+  if (options.staleness < 0) {
+    return bad("ps_staleness", options.staleness,
+               "must be >= 0 (the clocks a worker may run ahead of the slowest)");
+  }
+  if (options.steps < 1) return bad("steps", options.steps, "must be >= 1");
+  if (options.servers > elements) {
+    return bad("ps_servers", options.servers,
+               absl::StrCat("must be <= the ", elements,
+                            " parameter elements (every server owns a non-empty window)"));
+  }
+  if (world_size != options.workers + options.servers) {
+    return bad("world size", world_size,
+               absl::StrCat("must be workers + ps_servers = ", options.workers, " + ",
+                            options.servers));
+  }
+  return absl::OkStatus();
+}
+
+PsWindow PsWindowOf(int64_t elements, int servers, int server) {
+  const int64_t base = elements / servers;
+  const int64_t extra = elements % servers;
+  return {.offset = server * base + std::min<int64_t>(server, extra),
+          .length = base + (server < extra ? 1 : 0)};
+}
+
+absl::StatusOr<PsServer> PsServer::Create(const PsOptions& options, int server,
+                                          absl::Span<const float> initial,
+                                          std::vector<PsSegment> segments,
+                                          const ops::AdamWOptions& adamw,
+                                          std::function<double(int64_t)> learning_rate) {
+  const int64_t elements = static_cast<int64_t>(initial.size());
+  RETURN_IF_ERROR(ValidatePsOptions(options, elements, options.workers + options.servers));
+  if (server < 0 || server >= options.servers) {
+    return absl::InvalidArgumentError(absl::StrCat("server ", server, " is not in [0, ps_servers=",
+                                                   options.servers, ")"));
+  }
+  int64_t covered = 0;
+  for (const PsSegment& s : segments) covered += s.length;
+  if (covered != elements) {
+    return absl::InvalidArgumentError(absl::StrCat("the parameter segments cover ", covered,
+                                                   " elements, not the vector's ", elements));
+  }
+  PsServer ps;
+  ps.options_ = options;
+  ps.window_ = PsWindowOf(elements, options.servers, server);
+  // The segments' parts inside the window, in order.
+  int64_t start = 0;
+  const int64_t end_of_window = ps.window_.offset + ps.window_.length;
+  for (const PsSegment& s : segments) {
+    const int64_t lo = std::max(start, ps.window_.offset);
+    const int64_t hi = std::min(start + s.length, end_of_window);
+    if (lo < hi) ps.segments_.push_back({.length = hi - lo, .weight_decay = s.weight_decay});
+    start += s.length;
+  }
+  ps.adamw_ = adamw;
+  ps.learning_rate_ = std::move(learning_rate);
+  ps.values_.assign(initial.begin() + ps.window_.offset, initial.begin() + end_of_window);
+  ps.exp_avg_.assign(ps.window_.length, 0.0f);
+  ps.exp_avg_sq_.assign(ps.window_.length, 0.0f);
+  ps.sum_.assign(ps.window_.length, 0.0f);
+  return ps;
+}
+
+void PsServer::ApplyClock(const std::vector<std::vector<float>>& gradients) {
+  // In worker-rank order, one fp32 rounding per addition: the sum a
+  // rank-ordered all-reduce of the same gradients gives.
+  std::copy(gradients[0].begin(), gradients[0].end(), sum_.begin());
+  for (size_t w = 1; w < gradients.size(); ++w) {
+    for (int64_t i = 0; i < window_.length; ++i) sum_[i] += gradients[w][i];
+  }
+  ops::AdamWOptions options = adamw_;
+  options.step = version_ + 1;
+  options.learning_rate = learning_rate_(version_);
+  const ExecContext ctx = ExecContext::Cpu();
+  int64_t offset = 0;
+  for (const PsSegment& s : segments_) {
+    ops::AdamWStep(ctx, View(values_.data() + offset, s.length), View(sum_.data() + offset, s.length),
+                   View(exp_avg_.data() + offset, s.length),
+                   View(exp_avg_sq_.data() + offset, s.length), options,
+                   s.weight_decay ? ops::WeightDecay::kApply : ops::WeightDecay::kSkip);
+    offset += s.length;
+  }
+  ++version_;
+}
+
+absl::Status PsServer::Serve(comm::Communicator& world) {
+  if (world.size() != options_.workers + options_.servers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dp_sync=ps: world size=", world.size(), " must be workers + ps_servers = ",
+        options_.workers, " + ", options_.servers));
+  }
+  const int workers = options_.workers;
+  const int64_t steps = options_.steps;
+  const int64_t length = window_.length;
+  std::vector<std::vector<float>> inbox(workers, std::vector<float>(length));
+  std::vector<std::unique_ptr<comm::CommHandle>> recvs(workers);
+  std::vector<int64_t> pushed(workers, 0);  // Gradients received from each worker.
+  std::vector<int64_t> pulled(workers, 0);  // Parameter replies sent to each.
+  // read_version[w][c]: the version worker w computed clock c on.
+  std::vector<std::vector<int64_t>> read_version(workers, std::vector<int64_t>{0});
+  std::map<int64_t, std::vector<std::vector<float>>> pending;  // By clock, by worker.
+  std::map<int64_t, int> arrived;
+  struct Reply {
+    std::vector<float> snapshot;  // Owned until the send completes.
+    std::unique_ptr<comm::CommHandle> send;
+  };
+  std::list<Reply> replies;
+  const auto post = [&](int w) {
+    recvs[w] = world.RecvAsync(comm::MakeBuffer(absl::MakeSpan(inbox[w])), w, kPsGradientTag);
+  };
+  for (int w = 0; w < workers; ++w) post(w);
+  absl::Time last_progress = absl::Now();
+  while (true) {
+    bool progressed = false;
+    // Gradients, in whatever order the workers are ready.
+    for (int w = 0; w < workers; ++w) {
+      if (recvs[w] == nullptr || !recvs[w]->Test()) continue;
+      RETURN_IF_ERROR(recvs[w]->Wait());
+      recvs[w].reset();
+      const int64_t clock = pushed[w]++;
+      std::vector<std::vector<float>>& slot = pending[clock];
+      if (slot.empty()) slot.resize(workers);
+      slot[w].swap(inbox[w]);
+      inbox[w].resize(length);
+      ++arrived[clock];
+      if (pushed[w] < steps) post(w);
+      progressed = true;
+    }
+    // Updates, clock by clock, once every worker's gradient is in.
+    while (arrived.count(version_) > 0 && arrived[version_] == workers) {
+      const int64_t clock = version_;
+      ApplyClock(pending[clock]);
+      for (int w = 0; w < workers; ++w) {
+        applied_.push_back({.worker = w, .clock = clock, .read_version = read_version[w][clock]});
+      }
+      pending.erase(clock);
+      arrived.erase(clock);
+      progressed = true;
+    }
+    // Pulls: worker w waits for the parameters of its clock pushed[w].
+    for (int w = 0; w < workers; ++w) {
+      if (pulled[w] == pushed[w]) continue;
+      const int64_t next = pushed[w];
+      const bool allowed = next < steps ? version_ >= next - options_.staleness : version_ == steps;
+      if (!allowed) continue;
+      Reply& reply = replies.emplace_back();
+      reply.snapshot = values_;
+      reply.send = world.SendAsync(comm::MakeConstBuffer(absl::MakeConstSpan(reply.snapshot)), w,
+                                   kPsValuesTag);
+      read_version[w].push_back(version_);
+      ++pulled[w];
+      progressed = true;
+    }
+    for (auto it = replies.begin(); it != replies.end();) {
+      if (!it->send->Test()) {
+        ++it;
+        continue;
+      }
+      RETURN_IF_ERROR(it->send->Wait());
+      it = replies.erase(it);
+    }
+    bool done = replies.empty();
+    for (int w = 0; w < workers; ++w) done = done && pulled[w] == steps;
+    if (done) return absl::OkStatus();
+    if (progressed) {
+      last_progress = absl::Now();
+      continue;
+    }
+    if (absl::Now() - last_progress > world.timeout()) {
+      std::vector<int> owing;
+      for (int w = 0; w < workers; ++w) {
+        if (pushed[w] < steps) owing.push_back(world.world_ranks()[w]);
+      }
+      return absl::DeadlineExceededError(absl::StrCat(
+          "parameter server (", comm::DescribeGroup(world), ") heard nothing for ",
+          absl::FormatDuration(world.timeout()), " at version ", version_,
+          "; workers owing gradients, by world rank: ", absl::StrJoin(owing, ", ")));
+    }
+    for (auto& r : recvs) {
+      if (r != nullptr) r->Progress();
+    }
+    absl::SleepFor(absl::Microseconds(20));
+  }
+}
+
+absl::StatusOr<PsWorker> PsWorker::Create(const PsOptions& options, int64_t elements) {
+  RETURN_IF_ERROR(ValidatePsOptions(options, elements, options.workers + options.servers));
+  PsWorker worker;
+  worker.options_ = options;
+  worker.elements_ = elements;
+  return worker;
+}
+
+absl::Status PsWorker::PushAndPull(comm::Communicator& world, absl::Span<const float> gradient,
+                                   absl::Span<float> values) {
+  if (static_cast<int64_t>(gradient.size()) != elements_ ||
+      static_cast<int64_t>(values.size()) != elements_) {
+    return absl::InvalidArgumentError(absl::StrCat("PushAndPull: gradient and values must hold ",
+                                                   elements_, " elements, got ", gradient.size(),
+                                                   " and ", values.size()));
+  }
+  if (clock_ >= options_.steps) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("PushAndPull: all ", options_.steps, " clocks already ran"));
+  }
+  std::vector<comm::P2POp> ops;
+  for (int j = 0; j < options_.servers; ++j) {
+    const PsWindow w = PsWindowOf(elements_, options_.servers, j);
+    const int server_rank = options_.workers + j;
+    ops.push_back(comm::P2POp::Send(
+        comm::MakeConstBuffer(gradient.subspan(w.offset, w.length)), server_rank, kPsGradientTag));
+    ops.push_back(comm::P2POp::Recv(comm::MakeBuffer(values.subspan(w.offset, w.length)),
+                                    server_rank, kPsValuesTag));
+  }
+  RETURN_IF_ERROR(world.BatchSendRecv(ops));
+  ++clock_;
+  return absl::OkStatus();
+}
+
+}  // namespace trident::data_parallel

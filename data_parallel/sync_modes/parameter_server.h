@@ -1,0 +1,146 @@
+#ifndef TRIDENT_DATA_PARALLEL_SYNC_MODES_PARAMETER_SERVER_H_
+#define TRIDENT_DATA_PARALLEL_SYNC_MODES_PARAMETER_SERVER_H_
+
+// A parameter server with bounded staleness (stale-synchronous parallel, Ho et
+// al. 2013; Li et al. 2014), issue 12's last data-parallel mode.
+//
+// Ranks. The communicator holds W worker ranks [0, W) followed by the server
+// ranks [W, W + N). Servers are ranks of their own rather than threads of dp
+// ranks: a server must answer while its host worker computes, and a rank of
+// its own keeps that to the communicator's polling, with no second thread on
+// a communicator. (The trainer would launch tp = pp = 1 grids of W workers
+// plus N servers; see the README for what is built.)
+//
+// Sharding. The flat fp32 parameter vector of P elements is cut into N
+// contiguous windows (PsWindowOf): server j owns window j and runs AdamW on it
+// (moments kept there only), per parameter segment (weight decay or not).
+//
+// Protocol. Clock c of worker w (0-based) is its c-th gradient. The worker
+// pushes its gradient window by window to the servers and pulls every window
+// of the parameters for its next clock; nothing is global (no barrier, no
+// collective). A server:
+//   - keeps one receive posted per worker and polls them round robin
+//     (CommHandle::Test), so gradients are taken in arrival order;
+//   - applies clock c once all W gradients of clock c are in: one AdamW step
+//     on their sum, taken in worker-rank order (so that with the workers'
+//     gradients the sync run's all-reduce sums, the update is that run's);
+//     its version is then c + 1 (version = updates applied);
+//   - answers worker w's pull for its clock c' only when version >= c' - S
+//     (S = staleness): a worker more than S clocks ahead of the slowest worker
+//     waits. The final pull (c' = steps) waits for version = steps, so every
+//     worker ends with the same parameters.
+// So a gradient of clock c is computed on parameters that miss at most S of
+// the updates 1..c: staleness = c - (version it read) <= S. With S = 0 every
+// worker reads version c at clock c: synchronous data parallelism.
+//
+// Bytes per clock (fp32): a worker sends 4P (its gradient) and receives 4P
+// (the parameters); server j receives and sends 4 P_j W (P_j its window).
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "core/comm/communicator.h"
+#include "core/ops/types.h"
+
+namespace trident::data_parallel {
+
+struct PsOptions {
+  int workers = 1;    // W: ranks [0, W) of the communicator.
+  int servers = 1;    // N: ranks [W, W + N).
+  int staleness = 0;  // S >= 0.
+  int64_t steps = 1;  // Clocks every worker runs.
+};
+
+// Refuses options that cannot run, naming the field, the value and the rule:
+// workers >= 1, servers >= 1, staleness >= 0, steps >= 1, servers <= elements
+// (every window non-empty), and a communicator of exactly W + N ranks.
+absl::Status ValidatePsOptions(const PsOptions& options, int64_t elements, int world_size);
+
+// Window j of `elements` split into `servers` contiguous parts, the first
+// elements % servers one element longer.
+struct PsWindow {
+  int64_t offset = 0;
+  int64_t length = 0;
+};
+PsWindow PsWindowOf(int64_t elements, int servers, int server);
+
+// What a server saw, for the invariant tests.
+struct PsAppliedGradient {
+  int worker = 0;
+  int64_t clock = 0;         // The gradient's clock.
+  int64_t read_version = 0;  // The version of the parameters it was computed on.
+  int64_t staleness() const { return clock - read_version; }
+};
+
+// A parameter segment of the flat vector: `length` elements, with or without
+// decoupled weight decay (GPT-2 decays matrices only).
+struct PsSegment {
+  int64_t length = 0;
+  bool weight_decay = false;
+};
+
+class PsServer {
+ public:
+  // `initial` is the whole flat parameter vector (the workers' starting
+  // values); `segments` cover it in order. `learning_rate(c)` is the rate of
+  // the update that applies clock c (0-based).
+  static absl::StatusOr<PsServer> Create(const PsOptions& options, int server,
+                                         absl::Span<const float> initial,
+                                         std::vector<PsSegment> segments,
+                                         const ops::AdamWOptions& adamw,
+                                         std::function<double(int64_t)> learning_rate);
+
+  // Serves until every worker pushed `steps` gradients and pulled the final
+  // parameters. Fails with DEADLINE_EXCEEDED, naming the workers still owing
+  // a gradient, when nothing arrives for world.timeout().
+  absl::Status Serve(comm::Communicator& world);
+
+  // This server's window of the parameters (after Serve: the final values).
+  const std::vector<float>& values() const { return values_; }
+  const PsWindow& window() const { return window_; }
+  const std::vector<PsAppliedGradient>& applied() const { return applied_; }
+  int64_t version() const { return version_; }
+
+ private:
+  PsServer() = default;
+  void ApplyClock(const std::vector<std::vector<float>>& gradients);
+
+  PsOptions options_;
+  PsWindow window_;
+  std::vector<PsSegment> segments_;  // Clipped to the window.
+  ops::AdamWOptions adamw_;
+  std::function<double(int64_t)> learning_rate_;
+  std::vector<float> values_, exp_avg_, exp_avg_sq_, sum_;
+  int64_t version_ = 0;
+  std::vector<PsAppliedGradient> applied_;
+};
+
+// One worker's side: push this clock's gradient, pull the next parameters.
+class PsWorker {
+ public:
+  static absl::StatusOr<PsWorker> Create(const PsOptions& options, int64_t elements);
+
+  // Sends `gradient` (the whole flat vector: each server its window) and
+  // waits for the parameters of the next clock into `values`.
+  absl::Status PushAndPull(comm::Communicator& world, absl::Span<const float> gradient,
+                           absl::Span<float> values);
+
+  int64_t clock() const { return clock_; }
+
+ private:
+  PsOptions options_;
+  int64_t elements_ = 0;
+  int64_t clock_ = 0;
+};
+
+// Message tags of the protocol.
+inline constexpr int kPsGradientTag = 120;
+inline constexpr int kPsValuesTag = 121;
+
+}  // namespace trident::data_parallel
+
+#endif  // TRIDENT_DATA_PARALLEL_SYNC_MODES_PARAMETER_SERVER_H_

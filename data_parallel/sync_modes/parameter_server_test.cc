@@ -1,0 +1,185 @@
+// The parameter server with bounded staleness (parameter_server.h) on the
+// local backend, on ps_quadratic_testing.h's quadratic.
+//   - S = 0 equals synchronous data parallelism bit for bit (1 and 2
+//     servers): the reference all-reduces the same gradients (a rank-ordered
+//     fp32 sum, like the server's) and takes the same elementwise AdamW step,
+//     so every operation and rounding is the same; compared with memcmp.
+//   - Staleness never exceeds S: every applied gradient's clock minus the
+//     version it was computed on, as recorded by the servers, is in [0, S];
+//     a slow worker makes the others run ahead (the bound is asserted, the
+//     observed maximum printed, never a time).
+//   - It trains: the objective falls by at least half of sync's drop.
+//   - Bytes per clock counted by the communicator: a worker sends and
+//     receives 4P, server j receives and sends 4 P_j W.
+//   - Bad options are refused by name.
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "core/comm/communicator.h"
+#include "core/comm/local/local_world.h"
+#include "core/status_macros.h"
+#include "data_parallel/sync_modes/parameter_server.h"
+#include "data_parallel/sync_modes/ps_quadratic_testing.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace trident::data_parallel {
+namespace {
+
+using ::testing::HasSubstr;
+
+using testing::kPsElements;
+using testing::PsInitial;
+using testing::PsObjective;
+
+constexpr int64_t kElements = kPsElements;
+
+// Synchronous data parallelism on `workers` local ranks: replica 0's values
+// after each clock.
+std::vector<std::vector<float>> SyncRun(int workers, int64_t steps) {
+  std::vector<std::vector<float>> trajectory;
+  EXPECT_TRUE(comm::RunLocalRanks(workers, [&](int rank, comm::Communicator& dp) {
+                ASSIGN_OR_RETURN(std::vector<std::vector<float>> mine,
+                                 testing::SyncRun(dp, steps));
+                if (rank == 0) trajectory = std::move(mine);
+                return absl::OkStatus();
+              }).ok());
+  return trajectory;
+}
+
+struct PsRun {
+  // trajectory[w][c]: worker w's values after its pull of clock c.
+  std::vector<std::vector<std::vector<float>>> trajectory;
+  std::vector<std::vector<PsAppliedGradient>> applied;  // By server.
+  std::vector<comm::CommStats> stats;                   // By rank.
+};
+
+PsRun RunPs(const PsOptions& options, int slow_worker = -1) {
+  PsRun run;
+  const int world = options.workers + options.servers;
+  run.trajectory.resize(options.workers);
+  run.applied.resize(options.servers);
+  run.stats.resize(world);
+  const absl::Status status = comm::RunLocalRanks(world, [&](int rank, comm::Communicator& comm) {
+    ASSIGN_OR_RETURN(testing::PsRankResult mine, testing::RunPsRank(comm, options, slow_worker));
+    if (rank < options.workers) {
+      run.trajectory[rank] = std::move(mine.trajectory);
+    } else {
+      run.applied[rank - options.workers] = std::move(mine.applied);
+    }
+    run.stats[rank] = comm.stats();
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(status.ok()) << status;
+  return run;
+}
+
+TEST(ParameterServer, StalenessZeroEqualsSynchronousDataParallelismBitForBit) {
+  constexpr int kWorkers = 3;
+  constexpr int64_t kSteps = 20;
+  const std::vector<std::vector<float>> sync = SyncRun(kWorkers, kSteps);
+  ASSERT_EQ(sync.size(), static_cast<size_t>(kSteps));
+  for (int servers : {1, 2}) {
+    const PsRun ps = RunPs({.workers = kWorkers, .servers = servers, .staleness = 0,
+                            .steps = kSteps});
+    for (int w = 0; w < kWorkers; ++w) {
+      ASSERT_EQ(ps.trajectory[w].size(), static_cast<size_t>(kSteps));
+      for (int64_t c = 0; c < kSteps; ++c) {
+        ASSERT_EQ(std::memcmp(ps.trajectory[w][c].data(), sync[c].data(),
+                              kElements * sizeof(float)),
+                  0)
+            << "servers " << servers << " worker " << w << " clock " << c;
+      }
+    }
+    for (const std::vector<PsAppliedGradient>& applied : ps.applied) {
+      ASSERT_EQ(applied.size(), static_cast<size_t>(kWorkers * kSteps));
+      for (const PsAppliedGradient& a : applied) EXPECT_EQ(a.staleness(), 0);
+    }
+  }
+}
+
+TEST(ParameterServer, StalenessNeverExceedsTheBoundAndItTrains) {
+  constexpr int kWorkers = 4;
+  constexpr int64_t kSteps = 50;
+  const std::vector<std::vector<float>> sync = SyncRun(kWorkers, kSteps);
+  const double initial = PsObjective(PsInitial(), kWorkers);
+  const double sync_drop = initial - PsObjective(sync.back(), kWorkers);
+  ASSERT_GT(sync_drop, 0.5 * initial) << "the reference must learn for the bound to matter";
+  for (int staleness : {1, 3}) {
+    const PsRun ps = RunPs(
+        {.workers = kWorkers, .servers = 2, .staleness = staleness, .steps = kSteps},
+        /*slow_worker=*/kWorkers - 1);
+    int64_t worst = 0;
+    for (const std::vector<PsAppliedGradient>& applied : ps.applied) {
+      ASSERT_EQ(applied.size(), static_cast<size_t>(kWorkers * kSteps));
+      for (const PsAppliedGradient& a : applied) {
+        ASSERT_GE(a.staleness(), 0);
+        ASSERT_LE(a.staleness(), staleness) << "worker " << a.worker << " clock " << a.clock;
+        worst = std::max(worst, a.staleness());
+      }
+    }
+    // Every worker ends on the same, final parameters.
+    for (int w = 1; w < kWorkers; ++w) {
+      EXPECT_EQ(ps.trajectory[w].back(), ps.trajectory[0].back()) << "worker " << w;
+    }
+    const double drop = initial - PsObjective(ps.trajectory[0].back(), kWorkers);
+    std::printf("S=%d: largest staleness seen %lld; objective drop %.4f (sync %.4f)\n", staleness,
+                static_cast<long long>(worst), drop, sync_drop);
+    EXPECT_GE(drop, 0.5 * sync_drop);  // NaN fails too.
+  }
+}
+
+TEST(ParameterServer, BytesPerClockAreTheFormula) {
+  constexpr int kWorkers = 3, kServers = 2;
+  constexpr int64_t kSteps = 5;
+  const PsRun ps = RunPs({.workers = kWorkers, .servers = kServers, .staleness = 1,
+                          .steps = kSteps});
+  for (int w = 0; w < kWorkers; ++w) {
+    EXPECT_EQ(ps.stats[w].bytes_of(comm::CommOp::kSend), 4 * kElements * kSteps);
+    EXPECT_EQ(ps.stats[w].bytes_of(comm::CommOp::kRecv), 4 * kElements * kSteps);
+  }
+  for (int j = 0; j < kServers; ++j) {
+    const int64_t window = PsWindowOf(kElements, kServers, j).length;
+    EXPECT_EQ(ps.stats[kWorkers + j].bytes_of(comm::CommOp::kRecv), 4 * window * kWorkers * kSteps);
+    EXPECT_EQ(ps.stats[kWorkers + j].bytes_of(comm::CommOp::kSend), 4 * window * kWorkers * kSteps);
+  }
+}
+
+TEST(ParameterServer, WindowsTileTheVector) {
+  for (int servers = 1; servers <= 5; ++servers) {
+    int64_t next = 0;
+    for (int j = 0; j < servers; ++j) {
+      const PsWindow w = PsWindowOf(kElements, servers, j);
+      EXPECT_EQ(w.offset, next);
+      EXPECT_GE(w.length, kElements / servers);
+      next += w.length;
+    }
+    EXPECT_EQ(next, kElements);
+  }
+}
+
+TEST(ParameterServer, BadOptionsAreRefusedByName) {
+  const auto message = [](const PsOptions& o, int64_t elements, int world) {
+    return std::string(ValidatePsOptions(o, elements, world).message());
+  };
+  EXPECT_THAT(message({.workers = 2, .servers = 0}, 10, 2), HasSubstr("ps_servers=0 must be >= 1"));
+  EXPECT_THAT(message({.workers = 2, .servers = 1, .staleness = -1}, 10, 3),
+              HasSubstr("ps_staleness=-1 must be >= 0"));
+  EXPECT_THAT(message({.workers = 2, .servers = 11}, 10, 13),
+              HasSubstr("ps_servers=11 must be <= the 10 parameter elements"));
+  EXPECT_THAT(message({.workers = 2, .servers = 2}, 10, 5),
+              HasSubstr("world size=5 must be workers + ps_servers = 2 + 2"));
+  EXPECT_THAT(message({.workers = 2, .servers = 1, .steps = 0}, 10, 3),
+              HasSubstr("steps=0 must be >= 1"));
+  EXPECT_TRUE(ValidatePsOptions({.workers = 2, .servers = 2, .staleness = 3}, 10, 4).ok());
+}
+
+}  // namespace
+}  // namespace trident::data_parallel

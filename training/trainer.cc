@@ -777,10 +777,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
   if (options.config.precision() != FP32) {
     const std::string precision(PrecisionName(options.config.precision()));
     const ParallelLayout& layout = options.config.layout();
-    if (layout.zero_stage() == 3 && layout.data_parallel() > 1) {
-      return Unsupported(absl::StrCat("precision=", precision, " with layout.zero_stage"), "3",
-                         "ZeRO 3 gathers fp32 value shards; 16-bit ones are not built yet");
-    }
     if (layout.dp_sync() != topology::DpSync::SYNC && layout.data_parallel() > 1) {
       return Unsupported(absl::StrCat("precision=", precision, " with layout.dp_sync"),
                          topology::DpSyncName(layout.dp_sync()),

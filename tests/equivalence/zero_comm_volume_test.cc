@@ -138,6 +138,10 @@ TEST(ZeroCommVolume, SixteenBitValuesGatherHalfTheBytes) {
         const int64_t fp32_gathers = fp32.stats.bytes_of(CommOp::kAllGather) - loss;
         ASSERT_GT(fp32_gathers, 0);
         EXPECT_EQ(2 * (mixed.stats.bytes_of(CommOp::kAllGather) - loss), fp32_gathers);
+        std::printf("%s, m %d, ZeRO %d: value all-gathers %lld bytes (fp32: %lld)\n",
+                    training::PrecisionName(precision).data(), m, zero,
+                    static_cast<long long>(mixed.stats.bytes_of(CommOp::kAllGather) - loss),
+                    static_cast<long long>(fp32_gathers));
       }
     }
   }

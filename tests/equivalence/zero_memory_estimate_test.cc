@@ -129,6 +129,8 @@ TEST(ZeroMemoryEstimate, MatchesTheMeasuredMemoryForEveryStageAndDp) {
 // parameters take half the fp32 stage 3's bytes. Same tolerance as above.
 TEST(ZeroMemoryEstimate, SixteenBitValuesForEveryStage) {
   const int64_t psi = 4 * 842496;  // fp32 bytes of the default model's values
+  std::printf("| precision | dp | ZeRO | parameters | gradients | optimizer state (masters + "
+              "moments) | estimate (params + grads + state) |\n");
   for (const training::Precision precision : {training::BF16, training::FP16}) {
     for (int dp : {2, 4}) {
       for (int zero = 0; zero <= 3; ++zero) {
@@ -154,6 +156,12 @@ TEST(ZeroMemoryEstimate, SixteenBitValuesForEveryStage) {
         }
         EXPECT_NEAR(m.memory.optimizer_state_bytes, zero == 0 ? 3.0 * psi : 3.0 * psi / dp,
                     padding);
+        const training::RankMemory& r = m.memory;
+        std::printf("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f |\n",
+                    precision == training::BF16 ? "bf16" : "fp16", dp, zero, Mb(r.param_bytes),
+                    Mb(r.grad_bytes), Mb(r.optimizer_state_bytes),
+                    Mb(estimate->parameter_bytes + estimate->gradient_bytes +
+                       estimate->optimizer_state_bytes));
       }
     }
   }

@@ -167,8 +167,6 @@ expect_failure loss_scale_window_zero 2 "--loss_scale_window=0 must be >= 1" \
   > "$work/bf16_scale.textproto"
 expect_failure config_loss_scale_with_bf16 1 "loss_scale is set but precision=bf16" \
   --config="$work/bf16_scale.textproto"
-expect_failure bf16_zero3 1 "precision=bf16 with layout.zero_stage=3 is not supported yet" \
-  --config="$work/good.textproto" --precision=bf16 --dp=2 --zero_stage=3
 grep -q "layers_per_stage" "$work/more_stages_than_layers.log" &&
   { echo "FAIL: hinted at a split that does not exist"; exit 1; }
 expect_failure eval_batches_zero 1 "eval_batches" --config="$work/good.textproto" --eval_batches=0

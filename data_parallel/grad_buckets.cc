@@ -90,6 +90,11 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("grad_bucket_mb=", options.bucket_mb, " must be a positive number of MiB"));
   }
+  if (!IsFloatingPoint(options.value_dtype)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("value_dtype=", DTypeName(options.value_dtype),
+                     ": ZeRO 3's value shards hold parameter values, a float dtype"));
+  }
   std::unique_ptr<GradientReducer> reducer(new GradientReducer(dp, options));
   if (reducer->zero_stage_ >= 2 && options.ctx == nullptr) {
     return absl::InvalidArgumentError(
@@ -184,7 +189,7 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
                            ? Tensor::Zeros({shard}, DType::kFloat32, device)
                            : bucket.buffer.Slice(0, dp->rank() * shard, shard);
         if (reducer->zero_stage_ == 3) {
-          bucket.value_shard = Tensor::Zeros({shard}, DType::kFloat32, device);
+          bucket.value_shard = Tensor::Zeros({shard}, options.value_dtype, device);
         }
         // This rank's window [begin, begin + shard) of the bucket, cut at
         // parameter boundaries.
@@ -412,6 +417,8 @@ absl::Status GradientReducer::GatherParameters(const ExecContext& ctx) {
   // The buckets' owned windows keep the reduced gradients (GatherGradients),
   // so the values travel through transient buffers, two buckets at a time:
   // one bucket's values are copied out while the next one's are in flight.
+  // They travel in the values' own dtype (16-bit under mixed precision, half
+  // the bytes of fp32): the copies in and out are then exact.
   struct Receiving {
     int bucket;
     Tensor send;    // The owned values and zero padding [padded / dp].
@@ -437,10 +444,10 @@ absl::Status GradientReducer::GatherParameters(const ExecContext& ctx) {
   for (int k = 0; k < static_cast<int>(buckets_.size()); ++k) {
     const GradientBucket& b = buckets_[k];
     if (receiving.size() == 2) complete_oldest();
+    const DType dtype = b.params.front()->value.dtype();
     Receiving r{.bucket = k,
-                .send = Tensor::Zeros({b.shard.numel()}, DType::kFloat32, b.shard.device()),
-                .values = Tensor::Empty({b.shard.numel() * dp_size_}, DType::kFloat32,
-                                        b.shard.device())};
+                .send = Tensor::Zeros({b.shard.numel()}, dtype, b.shard.device()),
+                .values = Tensor::Empty({b.shard.numel() * dp_size_}, dtype, b.shard.device())};
     // owned_ lists the windows bucket by bucket.
     for (; window < owned_.size() && owned_[window].bucket == k; ++window) {
       const OwnedWindow& w = owned_[window];
@@ -491,6 +498,18 @@ std::vector<int> GradientReducer::BucketsOf(const ParameterList& params) const {
 
 absl::Status GradientReducer::ShardParameters() {
   if (zero_stage_ != 3 || values_sharded_) return absl::OkStatus();
+  // The shards take the values as they are: a dtype mismatch (values not yet
+  // rounded to 16 bits, or not meant to be) would round or widen silently.
+  for (const GradientBucket& b : buckets_) {
+    for (const Parameter* p : b.params) {
+      if (p->value.dtype() != options_.value_dtype) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "ShardParameters: parameter '", p->name, "' has ", DTypeName(p->value.dtype()),
+            " values but the ZeRO 3 value shards are ", DTypeName(options_.value_dtype),
+            " (BucketOptions::value_dtype must be the model's parameter dtype)"));
+      }
+    }
+  }
   for (const OwnedWindow& w : owned_) {
     ops::Copy(*options_.ctx, w.param->value.Flatten().Slice(0, w.offset, w.length), w.value);
   }
@@ -504,7 +523,7 @@ absl::Status GradientReducer::ShardParameters() {
 void GradientReducer::StartGather(int bucket) {
   GradientBucket& b = buckets_[bucket];
   if (b.gathered.defined()) return;  // Gathered or in flight.
-  b.gathered = Tensor::Empty({b.value_shard.numel() * dp_size_}, DType::kFloat32,
+  b.gathered = Tensor::Empty({b.value_shard.numel() * dp_size_}, b.value_shard.dtype(),
                              b.value_shard.device());
   if (log_ != nullptr) log_->push_back(absl::StrCat("gather ", bucket));
   b.gather = dp_->AllGatherAsync(AsCommBuffer(b.value_shard), AsCommBuffer(b.gathered));

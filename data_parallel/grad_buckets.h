@@ -53,6 +53,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/comm/communicator.h"
+#include "core/dtype.h"
 #include "core/exec_context.h"
 #include "core/parameter.h"
 #include "core/tensor.h"
@@ -82,6 +83,10 @@ struct BucketOptions {
   // parameters of each layer get a (full) bucket of their own. Empty: every
   // parameter is a layer of its own.
   std::vector<ParameterList> layers;
+  // ZeRO 3: the dtype of the value shards and of the gathered layers, i.e. of
+  // the model's parameter values: fp32, or bf16 / fp16 under mixed precision
+  // (where the fp32 masters are optimizer state, not the reducer's).
+  DType value_dtype = DType::kFloat32;
 };
 
 // Pool buffers a ZeRO 2-3 rank keeps for the gradients of pooled buckets:
@@ -161,6 +166,13 @@ inline constexpr int kGradientPoolBuffers = 2;
 // reshard_after_forward do): 2 all-gathers of the values per micro-batch and
 // one reduce-scatter of the gradients, i.e. 1.5x the bytes of an all-reduce
 // for one micro-batch.
+//
+// Mixed precision (BucketOptions::value_dtype bf16 or fp16): the value shards,
+// the gathers and the gathered layers are 16-bit, so the value all-gathers
+// move half the bytes (the reduce-scatters stay fp32: gradients are fp32).
+// The optimizer keeps the fp32 master of each owned window and, after every
+// update, rounds it into the window's 16-bit `value` (the shard's view), as
+// ZeRO 1-2 round it into the parameter.
 struct OwnedWindow {
   Parameter* param = nullptr;
   int64_t offset = 0;  // First element, in the parameter's flat index.
@@ -168,9 +180,10 @@ struct OwnedWindow {
   Tensor grad;  // The dp-summed gradient of those elements (a view of the shard).
   int bucket = 0;
   int64_t shard_offset = 0;  // Where `grad` starts in the bucket's shard.
-  // ZeRO 3: the owned values (a view of the bucket's value_shard), which the
-  // optimizer updates in place. Undefined under stages 1 and 2 (the values
-  // are the parameter's own).
+  // ZeRO 3: the owned values (a view of the bucket's value_shard, of
+  // BucketOptions::value_dtype), which the optimizer updates in place (fp32)
+  // or rounds its fp32 masters into (16-bit). Undefined under stages 1 and 2
+  // (the values are the parameter's own).
   Tensor value;
 };
 
@@ -186,6 +199,7 @@ struct GradientBucket {
   bool pooled = false;
   // ZeRO 3: this rank's window of the flat values [padded_numel / dp], and,
   // while a layer uses the bucket, the gathered values [padded_numel].
+  // Both of BucketOptions::value_dtype.
   Tensor value_shard;
   Tensor gathered;
   int users = 0;        // Need/Prefetch calls not yet matched by Done.
@@ -261,9 +275,9 @@ class GradientReducer {
   // element order. Their `grad` hold the summed gradients after Finish.
   const std::vector<OwnedWindow>& owned_windows() const { return owned_; }
   // ZeRO: after the optimizer updated the owned windows, gives every replica
-  // every updated value (one all-gather per bucket). The bucket's gradient
-  // buffer (no longer needed this step) receives the gathered values before
-  // they are copied into the parameters; the send buffers are transient.
+  // every updated value (one all-gather per bucket, in the values' dtype:
+  // 16-bit under mixed precision) through transient send and receive
+  // buffers, at most two buckets at a time.
   absl::Status GatherParameters(const ExecContext& ctx);
   // ZeRO: the full summed gradients in every parameter's grad (all-gathers
   // the shards), for inspection after a step (the model gather, tests).

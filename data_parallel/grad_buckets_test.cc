@@ -484,5 +484,90 @@ TEST(GradientReducer, ZeroStage3KeepsAWindowOfTheValuesAndGathersPerLayer) {
   }
 }
 
+// Mixed precision: with value_dtype bf16 the shards, the all-gathers and the
+// gathered values are bf16 (2 bytes an element: half the fp32 gather's
+// bytes), and values round-trip exactly (they are bf16 numbers already).
+TEST(GradientReducer, ZeroStage3ShardsAndGathersSixteenBitValues) {
+  constexpr int kDp = 2;
+  ASSERT_TRUE(comm::RunLocalRanks(kDp, [&](int, comm::Communicator& world) -> absl::Status {
+    const ExecContext ctx = ExecContext::Cpu();
+    auto params = MakeParams({130, 70, 130, 70});
+    ParameterList list = ListOf(params);
+    for (size_t k = 0; k < params.size(); ++k) {
+      float* v = params[k]->value.data<float>();
+      // Integers below 256: exact in bf16.
+      for (int64_t i = 0; i < params[k]->value.numel(); ++i) v[i] = 64.0f * k + i % 64;
+      const Tensor half = Tensor::Empty(params[k]->value.shape(), DType::kBFloat16);
+      ops::Copy(ctx, params[k]->value, half);
+      params[k]->value = half;
+    }
+    auto made = GradientReducer::Create(
+        list, {}, &world,
+        {.bucket_mb = kBucketMb, .zero_stage = 3, .ctx = &ctx, .value_dtype = DType::kBFloat16});
+    if (!made.ok()) return made.status();
+    GradientReducer& reducer = **made;
+    if (absl::Status st = reducer.ShardParameters(); !st.ok()) return st;
+    int64_t padded = 0;
+    for (const GradientBucket& b : reducer.buckets()) {
+      if (b.value_shard.dtype() != DType::kBFloat16) return absl::InternalError("fp32 shard");
+      padded += b.value_shard.numel() * kDp;
+    }
+    for (const OwnedWindow& w : reducer.owned_windows()) {
+      if (w.value.dtype() != DType::kBFloat16) return absl::InternalError("fp32 window");
+    }
+    if (reducer.parameter_bytes() * kDp != padded * 2) {
+      return absl::InternalError(absl::StrCat("holds ", reducer.parameter_bytes(), " bytes"));
+    }
+    world.ResetStats();
+    if (absl::Status st = reducer.GatherAllParameters(); !st.ok()) return st;
+    if (world.stats().bytes_of(comm::CommOp::kAllGather) != padded * 2) {
+      return absl::InternalError(absl::StrCat(
+          "gathered ", world.stats().bytes_of(comm::CommOp::kAllGather), " bytes, want ",
+          padded * 2));
+    }
+    for (size_t k = 0; k < params.size(); ++k) {
+      const Tensor& value = params[k]->value;
+      if (value.dtype() != DType::kBFloat16) return absl::InternalError("fp32 gathered value");
+      const Tensor wide = Tensor::Empty(value.shape(), DType::kFloat32);
+      ops::Copy(ctx, value, wide);
+      const std::vector<float> v = wide.ToVector<float>();
+      for (size_t i = 0; i < v.size(); ++i) {
+        if (v[i] != 64.0f * k + i % 64) {
+          return absl::InternalError(absl::StrCat(params[k]->name, "[", i, "] = ", v[i]));
+        }
+      }
+    }
+    reducer.ReleaseAllParameters();
+    return absl::OkStatus();
+  }).ok());
+}
+
+// Values of another dtype than the shards' would be rounded or widened
+// silently: ShardParameters refuses them, naming the parameter; a non-float
+// value_dtype is refused at Create.
+TEST(GradientReducer, ZeroStage3RefusesValuesOfAnotherDtype) {
+  ASSERT_TRUE(comm::RunLocalRanks(2, [&](int, comm::Communicator& world) -> absl::Status {
+    const ExecContext ctx = ExecContext::Cpu();
+    auto params = MakeParams({8, 8});
+    auto made = GradientReducer::Create(
+        ListOf(params), {}, &world,
+        {.bucket_mb = kBucketMb, .zero_stage = 3, .ctx = &ctx, .value_dtype = DType::kFloat16});
+    if (!made.ok()) return made.status();
+    const absl::Status st = (*made)->ShardParameters();
+    if (st.code() != absl::StatusCode::kFailedPrecondition ||
+        !absl::StrContains(st.message(), "' has fp32 values but the ZeRO 3 value shards are "
+                                         "fp16")) {
+      return absl::InternalError(absl::StrCat("got: ", st.ToString()));
+    }
+    auto bad = GradientReducer::Create(
+        ListOf(params), {}, &world,
+        {.bucket_mb = kBucketMb, .zero_stage = 3, .ctx = &ctx, .value_dtype = DType::kInt32});
+    if (bad.ok() || !absl::StrContains(bad.status().message(), "value_dtype=int32")) {
+      return absl::InternalError(absl::StrCat("got: ", bad.status().ToString()));
+    }
+    return absl::OkStatus();
+  }).ok());
+}
+
 }  // namespace
 }  // namespace trident::data_parallel

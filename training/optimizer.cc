@@ -226,10 +226,6 @@ int64_t AdamW::host_bytes() const {
 }
 
 absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> windows) {
-  if (has_masters() && !windows.empty() && windows.front().value.defined()) {
-    return absl::UnimplementedError(
-        "ZeRO stage 3 with fp32 master weights is not supported yet (mixed precision)");
-  }
   if (offloaded()) {
     return absl::FailedPreconditionError("ShardState after OffloadToHost: shard first");
   }
@@ -249,6 +245,13 @@ absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> 
       return absl::InvalidArgumentError(absl::StrCat("state window [", w.offset, ", +", w.length,
                                                      ") does not fit parameter '", p.name, "'"));
     }
+    // ZeRO 3: the window's values are the model's, so of the model's dtype.
+    if (w.value.defined() && w.value.dtype() != model_dtype_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "state window [", w.offset, ", +", w.length, ") of parameter '", p.name, "' holds ",
+          DTypeName(w.value.dtype()), " values; the model's values are ",
+          DTypeName(model_dtype_)));
+    }
     window_param.push_back(static_cast<int>(it - params_.begin()));
     exp_avg.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
     exp_avg_sq.push_back(Tensor::Zeros({w.length}, DType::kFloat32, ctx.allocator()));
@@ -257,6 +260,8 @@ absl::Status AdamW::ShardState(const ExecContext& ctx, std::vector<StateWindow> 
     // The masters become windows like the moments: this rank's share only.
     for (size_t k = 0; k < windows.size(); ++k) {
       StateWindow& w = windows[k];
+      // ZeRO 3: the given 16-bit window becomes the rounding target.
+      if (w.value.defined()) window_model_values_.push_back(w.value);
       w.value = Tensor::Empty({w.length}, DType::kFloat32, ctx.allocator());
       ops::Copy(ctx, masters_[window_param[k]].Flatten().Slice(0, w.offset, w.length), w.value);
     }
@@ -324,9 +329,14 @@ std::vector<Tensor> AdamW::Fp32Values() const {
 void AdamW::CopyMastersToValues(const ExecContext& ctx) const {
   if (!has_masters()) return;
   for (size_t i = 0; i < masters_.size(); ++i) ops::Copy(ctx, masters_[i], params_[i]->value);
-  // ZeRO: this rank's windows (the reducer gathers the others').
-  for (const StateWindow& w : windows_) {
-    ops::Copy(ctx, w.value, w.param->value.Flatten().Slice(0, w.offset, w.length));
+  // ZeRO: this rank's windows (the reducer gathers the others'): into the
+  // parameter's value, or under ZeRO 3 into the reducer's 16-bit value shard.
+  for (size_t k = 0; k < windows_.size(); ++k) {
+    const StateWindow& w = windows_[k];
+    ops::Copy(ctx, w.value,
+              window_model_values_.empty()
+                  ? w.param->value.Flatten().Slice(0, w.offset, w.length)
+                  : window_model_values_[k]);
   }
 }
 

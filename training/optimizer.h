@@ -78,6 +78,8 @@ struct StateWindow {
   // (whose value is undefined outside the layer's use). Then Step updates
   // these and checkpoints hold "param/<name>@<offset>" [length] per window
   // instead of the whole values. Undefined: the values are the parameter's.
+  // Under mixed precision they are 16-bit (the model dtype) and Step rounds
+  // the window's fp32 master into them (KeepFp32Masters).
   Tensor value;
 };
 
@@ -154,8 +156,11 @@ class AdamW {
   // (StateWindow::value, as ZeRO 3's values; checkpointed as
   // "param/<name>@<offset>"). Step rounds each updated window into the
   // parameter's value; the other windows arrive with the reducer's
-  // GatherParameters, after every step and after LoadState. Not yet with
-  // ZeRO 3 (UNIMPLEMENTED). With OffloadToHost the host masters are the fp32
+  // GatherParameters, after every step and after LoadState. ZeRO 3: the
+  // windows' `value`s given to ShardState are the reducer's 16-bit value
+  // shards (of the model dtype); the optimizer keeps an fp32 master per
+  // window in their place and rounds it into that shard after every update
+  // and after LoadState. With OffloadToHost the host masters are the fp32
   // masters and AdamW runs there; the device keeps its fp32 masters as the
   // staging target that is rounded into the values (so offload moves the
   // moments off the device, not the masters).
@@ -260,6 +265,10 @@ class AdamW {
   std::vector<StateWindow> windows_;
   std::vector<int> window_param_;
   bool values_sharded_ = false;
+  // ZeRO 3 under mixed precision: per window, the 16-bit values ShardState was
+  // given (windows_[k].value is then the fp32 master rounded into them).
+  // Empty otherwise (under ZeRO 1-2 masters round into the parameters).
+  std::vector<Tensor> window_model_values_;
   // ZeRO-Offload: per state unit (window when sharded, else parameter), the
   // host master values and gradient staging buffer; exp_avg_/exp_avg_sq_ are
   // then host tensors too.

@@ -651,6 +651,81 @@ TEST(AdamWMastersTest, UpdatesBelowABf16UlpAccumulateInTheMaster) {
   EXPECT_FALSE((*opt)->GradientsFinite(ctx));
 }
 
+// ZeRO 3 under mixed precision: the window's value given to ShardState is the
+// reducer's bf16 value shard; the optimizer keeps an fp32 master of the
+// window in its place (checkpointed as "param/<name>@<offset>"), updates it,
+// and rounds it into the shard, so sub-ulp updates still accumulate; a
+// checkpoint restores master and shard bitwise. A window whose value is not
+// of the model dtype is refused.
+TEST(AdamWMastersTest, ZeroStage3RoundsTheWindowMastersIntoSixteenBitShards) {
+  const ExecContext ctx = ExecContext::Cpu();
+  AdamWSettings settings = Settings();
+  settings.weight_decay = 0;
+  struct Zero3 {
+    TinyModel m;
+    Tensor shard = Tensor::Empty({1}, DType::kBFloat16);  // The reducer's window.
+    Tensor grad = Tensor::Zeros({1}, DType::kFloat32);
+    std::unique_ptr<AdamW> opt;
+  };
+  const auto make = [&](Zero3& z) {
+    z.m.Add("b", {5.0f, 1.0f}, /*decay=*/false);
+    absl::StatusOr<std::unique_ptr<AdamW>> opt = AdamW::Create(ctx, z.m.List(), settings);
+    ASSERT_TRUE(opt.ok()) << opt.status();
+    z.opt = *std::move(opt);
+    ASSERT_TRUE(z.opt->KeepFp32Masters(ctx, DType::kBFloat16).ok());
+    z.shard.CopyFrom(std::vector<BFloat16>{ToBFloat16(1.0f)});  // As ShardParameters does.
+    const absl::Status st = z.opt->ShardState(
+        ctx, {{.param = &z.m[0], .offset = 1, .length = 1, .grad = z.grad, .value = z.shard}});
+    ASSERT_TRUE(st.ok()) << st;
+  };
+  Zero3 a;
+  make(a);
+  EXPECT_TRUE(a.opt->values_sharded());
+  EXPECT_EQ(a.opt->master_bytes(), 4);  // One fp32 window.
+  for (int step = 0; step < 100; ++step) {
+    a.grad.CopyFrom(std::vector<float>{1.0f});
+    a.opt->Step(ctx, /*learning_rate=*/1e-4);
+  }
+  std::vector<checkpoint::TensorBlob> blobs;
+  a.opt->AppendStateBlobs(blobs);
+  ASSERT_EQ(blobs[0].name, "param/b@1");
+  ASSERT_EQ(blobs[0].dtype, DType::kFloat32);
+  float master = 0;
+  std::memcpy(&master, blobs[0].bytes.data(), sizeof(master));
+  EXPECT_NEAR(master, 0.99f, 1e-4f);
+  const float value = ToFloat(a.shard.ToVector<BFloat16>()[0]);
+  EXPECT_EQ(value, ToFloat(ToBFloat16(master)));
+  EXPECT_LT(value, 1.0f);
+
+  Zero3 b;
+  make(b);
+  const absl::Status loaded = b.opt->LoadState(ToTensorSet(blobs));
+  ASSERT_TRUE(loaded.ok()) << loaded;
+  const auto shard_value = [](const Zero3& z) { return ToFloat(z.shard.ToVector<BFloat16>()[0]); };
+  EXPECT_EQ(shard_value(b), shard_value(a));
+  a.grad.CopyFrom(std::vector<float>{1.0f});
+  b.grad.CopyFrom(std::vector<float>{1.0f});
+  a.opt->Step(ctx, 1e-2);
+  b.opt->Step(ctx, 1e-2);
+  EXPECT_EQ(shard_value(b), shard_value(a));
+  EXPECT_NE(shard_value(a), value);  // The step moved it.
+
+  TinyModel m;
+  m.Add("b", {5.0f, 1.0f}, /*decay=*/false);
+  absl::StatusOr<std::unique_ptr<AdamW>> opt = AdamW::Create(ctx, m.List(), settings);
+  ASSERT_TRUE(opt.ok());
+  ASSERT_TRUE((*opt)->KeepFp32Masters(ctx, DType::kBFloat16).ok());
+  const Tensor grad = Tensor::Zeros({1}, DType::kFloat32);
+  EXPECT_THAT((*opt)
+                  ->ShardState(ctx, {{.param = &m[0],
+                                      .offset = 0,
+                                      .length = 1,
+                                      .grad = grad,
+                                      .value = Tensor::Zeros({1}, DType::kFloat32)}})
+                  .message(),
+              HasSubstr("holds fp32 values; the model's values are bf16"));
+}
+
 TEST(AdamWMastersTest, BadUsesAreRefused) {
   const ExecContext ctx = ExecContext::Cpu();
   TinyModel m = MakeModel();

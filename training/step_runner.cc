@@ -157,7 +157,8 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
                         .zero_stage = layout.zero_stage(),
                         .ctx = &ctx,
                         .sync = GradientSyncFrom(layout),
-                        .layers = runner->model_->layers()}));
+                        .layers = runner->model_->layers(),
+                        .value_dtype = ModelDType(config.precision())}));
   data_parallel::GradientReducer* reducer = runner->reducer_.get();
   runner->model_->SetGradientHooks(
       {.gradients_final = [reducer](const ParameterList& p) { reducer->MarkFinal(p); },

@@ -780,14 +780,6 @@ absl::Status CheckSupported(const TrainOptions& options) {
                        "on the local and MPI backends); the trainer does not launch the server "
                        "ranks yet");
   }
-  if (options.config.precision() != FP32) {
-    const std::string precision(PrecisionName(options.config.precision()));
-    const ParallelLayout& layout = options.config.layout();
-    if (layout.zero_stage() == 3 && layout.data_parallel() > 1) {
-      return Unsupported(absl::StrCat("precision=", precision, " with layout.zero_stage"), "3",
-                         "ZeRO 3 gathers fp32 value shards; 16-bit ones are not built yet");
-    }
-  }
   return absl::OkStatus();
 }
 

@@ -198,11 +198,12 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
                   input.dim(1) == seq)
         << "the first stage takes token ids [" << batch << ", " << seq << "] int32, got "
         << input.DebugString();
-    // Activations in the parameters' dtype (16-bit under mixed precision).
+    // Activations in the parameters' dtype (16-bit under mixed precision),
+    // read once the layer's values are there (ZeRO 3 gathers them in enter).
+    RETURN_IF_ERROR(enter(layer));
     const DType dtype = embedding_->wte().value.dtype();
     x = tp_.sequence_parallel() ? Tensor::Empty({local_rows, hidden}, dtype, ctx.allocator())
                                 : Tensor::Empty({batch, seq, hidden}, dtype, ctx.allocator());
-    RETURN_IF_ERROR(enter(layer));
     RETURN_IF_ERROR(embedding_->Forward(ctx, input, x));
     leave(layer++);
   } else {

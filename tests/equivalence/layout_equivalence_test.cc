@@ -385,12 +385,18 @@ std::vector<LayoutRow> MixedPrecisionRows() {
     rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .precision = precision});
     rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .sequence_parallel = true,
                     .precision = precision});
-    // ZeRO 1 and 2: the fp32 masters sharded with the moments.
+    // ZeRO 1 and 2: the fp32 masters sharded with the moments; the values'
+    // post-step all-gather moves 16-bit values.
     rows.push_back({.dp = 2, .micro_batch_size = 4, .zero_stage = 1, .precision = precision});
     rows.push_back({.dp = 2, .micro_batch_size = 4, .zero_stage = 1, .cpu_offload = true,
                     .precision = precision});
     rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .grad_bucket_mb = 0.01,
                     .zero_stage = 2, .precision = precision});
+    // ZeRO 3: 16-bit value shards, gathers and gathered layers; the fp32
+    // masters are the optimizer's windows, rounded into the shards.
+    rows.push_back({.dp = 2, .micro_batch_size = 4, .zero_stage = 3, .precision = precision});
+    rows.push_back({.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .zero_stage = 3,
+                    .precision = precision});
   }
   return rows;
 }

@@ -15,6 +15,7 @@
 // one micro-batch stages 1 and 2 put exactly one all-reduce's bytes on the
 // wire and stage 3 1.5x (up to the tied embedding's bucket, gathered for the
 // embedding and again for the head: the test bounds the difference by it).
+// Under bf16/fp16 the value all-gathers move 16-bit values: half the bytes.
 
 #include <cstdio>
 
@@ -27,8 +28,10 @@
 #include "gtest/gtest.h"
 #include "tests/common/layout_equivalence.h"
 #include "training/batch_geometry.h"
+#include "training/precision.h"
 #include "training/step_runner.h"
 #include "training/synthetic_batch.h"
+#include "training/train_config.pb.h"
 
 namespace trident::testing {
 namespace {
@@ -108,6 +111,37 @@ TEST(ZeroCommVolume, EveryStageMovesItsAnalyticBytes) {
         } else if (zero == 3) {
           EXPECT_NEAR(ratio, 1.5 * m, small + m * v.tied / (2.0 * buckets));
         }
+      }
+    }
+  }
+}
+
+// Mixed precision: gradients stay fp32, so the reduce-scatters move the fp32
+// run's bytes exactly; the values are 16-bit, so every value all-gather (ZeRO
+// 1-2's post-step one, ZeRO 3's per-layer ones) moves exactly half of them.
+TEST(ZeroCommVolume, SixteenBitValuesGatherHalfTheBytes) {
+  using comm::CommOp;
+  for (const training::Precision precision : {training::BF16, training::FP16}) {
+    for (const int m : {1, 2}) {
+      for (int zero = 1; zero <= 3; ++zero) {
+        SCOPED_TRACE(absl::StrCat("precision=", training::PrecisionName(precision), " micro_batches=", m,
+                                  " zero_stage=", zero));
+        const LayoutRow row{.dp = 2, .micro_batches = m, .grad_bucket_mb = 0.01,
+                            .zero_stage = zero};
+        LayoutRow half = row;
+        half.precision = precision;
+        const Volume fp32 = Measure(row);
+        const Volume mixed = Measure(half);
+        const int64_t loss = 8 * row.dp;
+        EXPECT_EQ(mixed.stats.bytes_of(CommOp::kReduceScatter),
+                  fp32.stats.bytes_of(CommOp::kReduceScatter));
+        const int64_t fp32_gathers = fp32.stats.bytes_of(CommOp::kAllGather) - loss;
+        ASSERT_GT(fp32_gathers, 0);
+        EXPECT_EQ(2 * (mixed.stats.bytes_of(CommOp::kAllGather) - loss), fp32_gathers);
+        std::printf("%s, m %d, ZeRO %d: value all-gathers %lld bytes (fp32: %lld)\n",
+                    training::PrecisionName(precision).data(), m, zero,
+                    static_cast<long long>(mixed.stats.bytes_of(CommOp::kAllGather) - loss),
+                    static_cast<long long>(fp32_gathers));
       }
     }
   }

@@ -26,6 +26,7 @@
 #include "training/memory_estimate.h"
 #include "training/step_runner.h"
 #include "training/synthetic_batch.h"
+#include "training/train_config.pb.h"
 
 namespace trident::testing {
 namespace {
@@ -117,6 +118,51 @@ TEST(ZeroMemoryEstimate, MatchesTheMeasuredMemoryForEveryStageAndDp) {
                   formula / 1e6,
                   Mb(estimate->parameter_bytes + estimate->gradient_bytes +
                      estimate->optimizer_state_bytes));
+    }
+  }
+}
+
+// Mixed precision: 16-bit values (2 bytes per element), fp32 gradients, and
+// the fp32 masters as a third optimizer-state copy, sharded with the moments
+// from stage 1 on. Under
+// stage 3 the value shards and the gathered layers are 16-bit too, so the
+// parameters take half the fp32 stage 3's bytes. Same tolerance as above.
+TEST(ZeroMemoryEstimate, SixteenBitValuesForEveryStage) {
+  const int64_t psi = 4 * 842496;  // fp32 bytes of the default model's values
+  std::printf("| precision | dp | ZeRO | parameters | gradients | optimizer state (masters + "
+              "moments) | estimate (params + grads + state) |\n");
+  for (const training::Precision precision : {training::BF16, training::FP16}) {
+    for (int dp : {2, 4}) {
+      for (int zero = 0; zero <= 3; ++zero) {
+        SCOPED_TRACE(absl::StrCat("precision=", precision == training::BF16 ? "bf16" : "fp16",
+                                  " dp=", dp, " zero_stage=", zero));
+        training::TrainConfig config = DefaultModelAt(dp, zero);
+        config.set_precision(precision);
+        const Measured m = Measure(config);
+        const absl::StatusOr<training::MemoryEstimate> estimate =
+            training::EstimateRankMemory(config);
+        ASSERT_TRUE(estimate.ok()) << estimate.status();
+        const double padding = 4.0 * dp * (m.buckets + 2);
+        EXPECT_NEAR(m.memory.param_bytes, estimate->parameter_bytes, padding);
+        EXPECT_NEAR(m.memory.grad_bytes, estimate->gradient_bytes, padding);
+        EXPECT_NEAR(m.memory.optimizer_state_bytes, estimate->optimizer_state_bytes, padding);
+        if (zero <= 2) {
+          EXPECT_EQ(m.memory.param_bytes, psi / 2);
+        } else {
+          // The fp32 stage 3's parameter bytes, halved.
+          training::TrainConfig fp32 = DefaultModelAt(dp, zero);
+          EXPECT_NEAR(m.memory.param_bytes, Measure(fp32).memory.param_bytes / 2.0, padding);
+          EXPECT_LT(m.memory.param_bytes, psi / 2);
+        }
+        EXPECT_NEAR(m.memory.optimizer_state_bytes, zero == 0 ? 3.0 * psi : 3.0 * psi / dp,
+                    padding);
+        const training::RankMemory& r = m.memory;
+        std::printf("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f |\n",
+                    precision == training::BF16 ? "bf16" : "fp16", dp, zero, Mb(r.param_bytes),
+                    Mb(r.grad_bytes), Mb(r.optimizer_state_bytes),
+                    Mb(estimate->parameter_bytes + estimate->gradient_bytes +
+                       estimate->optimizer_state_bytes));
+      }
     }
   }
 }

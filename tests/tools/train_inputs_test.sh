@@ -167,8 +167,6 @@ expect_failure loss_scale_window_zero 2 "--loss_scale_window=0 must be >= 1" \
   > "$work/bf16_scale.textproto"
 expect_failure config_loss_scale_with_bf16 1 "loss_scale is set but precision=bf16" \
   --config="$work/bf16_scale.textproto"
-expect_failure bf16_zero3 1 "precision=bf16 with layout.zero_stage=3 is not supported yet" \
-  --config="$work/good.textproto" --precision=bf16 --dp=2 --zero_stage=3
 expect_failure ps_servers_zero 1 "ps_servers=0 must be >= 1 with dp_sync=ps" \
   --config="$work/good.textproto" --dp=2 --dp_sync=ps --ps_servers=0
 expect_failure ps_staleness_without_ps 1 "ps_staleness=2 needs dp_sync=ps, got dp_sync=sync" \

@@ -6,9 +6,9 @@
 // project's LinearWeightGrad accumulates (micro-batches sum into one buffer):
 // the GEMM library writes the bias gradient to scratch and adds it with this.
 
-#include <cstdint>
-
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 #include "absl/status/status.h"
 #include "core/dtype.h"

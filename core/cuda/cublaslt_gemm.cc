@@ -45,12 +45,12 @@ absl::Status CublasError(cublasStatus_t status, absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", CublasStatusName(status)));
 }
 
-#define TRIDENT_CUBLAS_RETURN_IF_ERROR(call)                       \
-  do {                                                             \
-    const cublasStatus_t trident_cublas_status = (call);           \
-    if (trident_cublas_status != CUBLAS_STATUS_SUCCESS) {          \
-      return CublasError(trident_cublas_status, #call);            \
-    }                                                              \
+#define TRIDENT_CUBLAS_RETURN_IF_ERROR(call)              \
+  do {                                                    \
+    const cublasStatus_t trident_cublas_status = (call);  \
+    if (trident_cublas_status != CUBLAS_STATUS_SUCCESS) { \
+      return CublasError(trident_cublas_status, #call);   \
+    }                                                     \
   } while (0)
 
 cudaDataType_t CudaDataType(DType dtype) {
@@ -90,25 +90,23 @@ int CommonAlignment(std::initializer_list<const void*> pointers) {
   return alignment;
 }
 
-absl::Status CheckOperand(const char* role, const Tensor& t, int64_t rows, int64_t cols,
+// One operand of a call: defined, on `device`, of `dtype`, contiguous, and of
+// `shape` ([rows, cols] or the bias's [cols]).
+absl::Status CheckOperand(const char* role, const Tensor& t, absl::Span<const int64_t> shape,
                           DType dtype, const Device& device) {
   if (!t.defined()) return absl::InvalidArgumentError(absl::StrCat(role, " is undefined"));
   if (t.device() != device) {
-    return absl::InvalidArgumentError(absl::StrCat(role, " is on ", t.device().ToString(),
-                                                   ", expected ", device.ToString()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(role, " is on ", t.device().ToString(), ", expected ", device.ToString()));
   }
   if (t.dtype() != dtype) {
     return absl::InvalidArgumentError(absl::StrCat(role, " has dtype ", DTypeName(t.dtype()),
                                                    ", expected ", DTypeName(dtype),
                                                    " (one dtype per call)"));
   }
-  const bool vector = rows < 0;
-  const bool shape_ok = vector ? (t.ndim() == 1 && t.dim(0) == cols)
-                               : (t.ndim() == 2 && t.dim(0) == rows && t.dim(1) == cols);
-  if (!shape_ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        role, " has shape ", ShapeToString(t.shape()), ", expected ",
-        vector ? ShapeToString({cols}) : ShapeToString({rows, cols})));
+  if (t.shape() != Shape(shape.begin(), shape.end())) {
+    return absl::InvalidArgumentError(absl::StrCat(role, " has shape ", ShapeToString(t.shape()),
+                                                   ", expected ", ShapeToString(shape)));
   }
   if (!t.is_contiguous()) {
     return absl::InvalidArgumentError(absl::StrCat(role, " must be contiguous"));
@@ -151,13 +149,13 @@ struct LtGemm::Plan {
 };
 
 absl::StatusOr<std::unique_ptr<LtGemm>> LtGemm::Create(std::shared_ptr<Allocator> allocator,
-                                                      LtGemmOptions options) {
+                                                       LtGemmOptions options) {
   if (allocator == nullptr || !allocator->device().is_cuda()) {
     return absl::InvalidArgumentError("LtGemm needs an allocator of a CUDA device");
   }
   if (options.workspace_bytes < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "LtGemmOptions.workspace_bytes is ", options.workspace_bytes, ": must be >= 0"));
+    return absl::InvalidArgumentError(absl::StrCat("LtGemmOptions.workspace_bytes is ",
+                                                   options.workspace_bytes, ": must be >= 0"));
   }
   if (const cudaError_t error = cudaSetDevice(allocator->device().index); error != cudaSuccess) {
     return absl::UnavailableError(absl::StrCat("cudaSetDevice: ", cudaGetErrorName(error)));
@@ -165,8 +163,7 @@ absl::StatusOr<std::unique_ptr<LtGemm>> LtGemm::Create(std::shared_ptr<Allocator
   auto handle = std::make_unique<Handle>();
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtCreate(&handle->lt));
   // Held as fp32 elements only because tensors are typed; cuBLASLt sees bytes.
-  Tensor workspace =
-      Tensor::Empty({(options.workspace_bytes + 3) / 4}, DType::kFloat32, allocator);
+  Tensor workspace = Tensor::Empty({(options.workspace_bytes + 3) / 4}, DType::kFloat32, allocator);
   return std::unique_ptr<LtGemm>(
       new LtGemm(std::move(allocator), options, std::move(handle), std::move(workspace)));
 }
@@ -182,8 +179,21 @@ LtGemm::~LtGemm() {
   plans_.clear();  // Descriptors go before the handle.
 }
 
-absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key) {
-  if (auto it = plans_.find(key); it != plans_.end()) return it->second.get();
+absl::Status LtGemm::SetEpiloguePointers(Plan& plan, void* bias, void* aux) {
+  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+      plan.matmul, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+  if (aux != nullptr) {
+    TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+        plan.matmul, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux, sizeof(aux)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key, void* bias, void* aux) {
+  if (auto it = plans_.find(key); it != plans_.end()) {
+    RETURN_IF_ERROR(SetEpiloguePointers(*it->second, bias, aux));
+    return it->second.get();
+  }
 
   auto plan = std::make_unique<Plan>();
   const bool tf32 = key.dtype == DType::kFloat32 && key.allow_tf32;
@@ -191,8 +201,8 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key) {
       &plan->matmul, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t no = CUBLAS_OP_N;
   const cublasOperation_t trans_b = key.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-      plan->matmul, CUBLASLT_MATMUL_DESC_TRANSA, &no, sizeof(no)));
+  TRIDENT_CUBLAS_RETURN_IF_ERROR(
+      cublasLtMatmulDescSetAttribute(plan->matmul, CUBLASLT_MATMUL_DESC_TRANSA, &no, sizeof(no)));
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
       plan->matmul, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof(trans_b)));
   const cublasLtEpilogue_t epilogue = CublasEpilogue(key.epilogue);
@@ -210,21 +220,22 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key) {
   const cudaDataType_t type = CudaDataType(key.dtype);
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->a, type, key.m, key.k, key.m));
   if (key.transpose_b) {
-    TRIDENT_CUBLAS_RETURN_IF_ERROR(
-        cublasLtMatrixLayoutCreate(&plan->b, type, key.n, key.k, key.n));
+    TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->b, type, key.n, key.k, key.n));
   } else {
-    TRIDENT_CUBLAS_RETURN_IF_ERROR(
-        cublasLtMatrixLayoutCreate(&plan->b, type, key.k, key.n, key.k));
+    TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->b, type, key.k, key.n, key.k));
   }
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->d, type, key.m, key.n, key.m));
+  // The heuristic reads the epilogue pointers' values (not their contents) to
+  // judge their alignment, so they are set before it is asked.
+  RETURN_IF_ERROR(SetEpiloguePointers(*plan, bias, aux));
 
   cublasLtMatmulPreference_t preference = nullptr;
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&preference));
   const uint64_t workspace_bytes = static_cast<uint64_t>(options_.workspace_bytes);
   const uint32_t alignment = static_cast<uint32_t>(key.alignment_bytes);
-  cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(
-      preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
-      sizeof(workspace_bytes));
+  cublasStatus_t status =
+      cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                           &workspace_bytes, sizeof(workspace_bytes));
   for (const auto attribute :
        {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
         CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
@@ -241,14 +252,13 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key) {
   }
   cublasLtMatmulPreferenceDestroy(preference);
   if (status != CUBLAS_STATUS_SUCCESS) {
-    return CublasError(status,
-                       absl::StrCat("cublasLtMatmulAlgoGetHeuristic for ",
-                                    GemmPlanKeyToString(key)));
+    return CublasError(
+        status, absl::StrCat("cublasLtMatmulAlgoGetHeuristic for ", GemmPlanKeyToString(key)));
   }
   if (returned == 0) {
-    return absl::UnimplementedError(absl::StrCat(
-        "cuBLASLt has no algorithm for ", GemmPlanKeyToString(key), " within ",
-        options_.workspace_bytes, " workspace bytes"));
+    return absl::UnimplementedError(absl::StrCat("cuBLASLt has no algorithm for ",
+                                                 GemmPlanKeyToString(key), " within ",
+                                                 options_.workspace_bytes, " workspace bytes"));
   }
   plan->algo = result.algo;
   Plan* raw = plan.get();
@@ -257,8 +267,8 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key) {
 }
 
 absl::Status LtGemm::LinearForward(cudaStream_t stream, const Tensor& x, const Tensor& weight,
-                                   const Tensor& bias, ops::LinearEpilogue epilogue, const Tensor& y,
-                                   const Tensor& pre) {
+                                   const Tensor& bias, ops::LinearEpilogue epilogue,
+                                   const Tensor& y, const Tensor& pre) {
   const Device device = allocator_->device();
   if (!x.defined() || x.ndim() != 2 || !weight.defined() || weight.ndim() != 2) {
     return absl::InvalidArgumentError("LinearForward: x and weight must be 2-D tensors");
@@ -266,12 +276,21 @@ absl::Status LtGemm::LinearForward(cudaStream_t stream, const Tensor& x, const T
   const int64_t tokens = x.dim(0), in = x.dim(1), out = weight.dim(1);
   const DType dtype = x.dtype();
   RETURN_IF_ERROR(CheckFloatDType(dtype));
-  RETURN_IF_ERROR(CheckOperand("LinearForward x", x, tokens, in, dtype, device));
-  RETURN_IF_ERROR(CheckOperand("LinearForward weight", weight, in, out, dtype, device));
-  RETURN_IF_ERROR(CheckOperand("LinearForward bias", bias, -1, out, dtype, device));
-  RETURN_IF_ERROR(CheckOperand("LinearForward y", y, tokens, out, dtype, device));
+  RETURN_IF_ERROR(CheckOperand("LinearForward x", x, {tokens, in}, dtype, device));
+  RETURN_IF_ERROR(CheckOperand("LinearForward weight", weight, {in, out}, dtype, device));
+  RETURN_IF_ERROR(CheckOperand("LinearForward bias", bias, {out}, dtype, device));
+  RETURN_IF_ERROR(CheckOperand("LinearForward y", y, {tokens, out}, dtype, device));
   const bool gelu = epilogue == ops::LinearEpilogue::kBiasGelu;
-  if (gelu) RETURN_IF_ERROR(CheckOperand("LinearForward pre", pre, tokens, out, dtype, device));
+  if (gelu) {
+    RETURN_IF_ERROR(CheckOperand("LinearForward pre", pre, {tokens, out}, dtype, device));
+    // The pre-activation's leading dimension is out (gemm_layout.h), and
+    // cuBLASLt wants a GELU aux leading dimension divisible by 8.
+    if (out % 8 != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("LinearForward kBiasGelu: out features (weight dim 1) is ", out,
+                       ": must be a multiple of 8 (cuBLASLt's GELU aux leading dimension)"));
+    }
+  }
   if (tokens == 0 || out == 0) return absl::OkStatus();
 
   const LtGemmLayout layout = ForwardLayout(tokens, in, out);
@@ -282,24 +301,16 @@ absl::Status LtGemm::LinearForward(cudaStream_t stream, const Tensor& x, const T
                   .dtype = dtype,
                   .epilogue = gelu ? LtEpilogue::kBiasGeluAux : LtEpilogue::kBias,
                   .allow_tf32 = options_.allow_tf32};
+  void* aux = gelu ? pre.raw_data() : nullptr;
   key.alignment_bytes = CommonAlignment(
-      {x.raw_data(), weight.raw_data(), y.raw_data(), gelu ? pre.raw_data() : y.raw_data()});
-  ASSIGN_OR_RETURN(Plan * plan, PlanFor(key));
-
-  void* bias_ptr = bias.raw_data();
-  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-      plan->matmul, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)));
-  if (gelu) {
-    void* aux_ptr = pre.raw_data();
-    TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-        plan->matmul, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &aux_ptr, sizeof(aux_ptr)));
-  }
+      {x.raw_data(), weight.raw_data(), y.raw_data(), bias.raw_data(), gelu ? aux : y.raw_data()});
+  ASSIGN_OR_RETURN(Plan * plan, PlanFor(key, bias.raw_data(), aux));
   const float alpha = 1.0f, beta = 0.0f;
   // A = W, B = x, D = y (gemm_layout.h); beta = 0, so C is D and never read.
-  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(
-      handle_->lt, plan->matmul, &alpha, weight.raw_data(), plan->a, x.raw_data(), plan->b, &beta,
-      y.raw_data(), plan->d, y.raw_data(), plan->d, &plan->algo, workspace_.raw_data(),
-      static_cast<size_t>(options_.workspace_bytes), stream));
+  TRIDENT_CUBLAS_RETURN_IF_ERROR(
+      cublasLtMatmul(handle_->lt, plan->matmul, &alpha, weight.raw_data(), plan->a, x.raw_data(),
+                     plan->b, &beta, y.raw_data(), plan->d, y.raw_data(), plan->d, &plan->algo,
+                     workspace_.raw_data(), static_cast<size_t>(options_.workspace_bytes), stream));
   return absl::OkStatus();
 }
 
@@ -312,11 +323,10 @@ absl::Status LtGemm::LinearWeightGrad(cudaStream_t stream, const Tensor& x, cons
   const int64_t tokens = x.dim(0), in = x.dim(1), out = dy.dim(1);
   const DType dtype = x.dtype();
   RETURN_IF_ERROR(CheckFloatDType(dtype));
-  RETURN_IF_ERROR(CheckOperand("LinearWeightGrad x", x, tokens, in, dtype, device));
-  RETURN_IF_ERROR(CheckOperand("LinearWeightGrad dy", dy, tokens, out, dtype, device));
-  RETURN_IF_ERROR(
-      CheckOperand("LinearWeightGrad dweight", dweight, in, out, dtype, device));
-  RETURN_IF_ERROR(CheckOperand("LinearWeightGrad dbias", dbias, -1, out, dtype, device));
+  RETURN_IF_ERROR(CheckOperand("LinearWeightGrad x", x, {tokens, in}, dtype, device));
+  RETURN_IF_ERROR(CheckOperand("LinearWeightGrad dy", dy, {tokens, out}, dtype, device));
+  RETURN_IF_ERROR(CheckOperand("LinearWeightGrad dweight", dweight, {in, out}, dtype, device));
+  RETURN_IF_ERROR(CheckOperand("LinearWeightGrad dbias", dbias, {out}, dtype, device));
   if (tokens == 0 || in == 0 || out == 0) return absl::OkStatus();
 
   const LtGemmLayout layout = WeightGradLayout(tokens, in, out);
@@ -327,23 +337,20 @@ absl::Status LtGemm::LinearWeightGrad(cudaStream_t stream, const Tensor& x, cons
                   .dtype = dtype,
                   .epilogue = LtEpilogue::kBiasGradA,
                   .allow_tf32 = options_.allow_tf32};
-  key.alignment_bytes = CommonAlignment({x.raw_data(), dy.raw_data(), dweight.raw_data()});
-  ASSIGN_OR_RETURN(Plan * plan, PlanFor(key));
-
   // BGRADA overwrites its output; the op accumulates, so the epilogue writes
   // to scratch that is then added into dbias on the same stream. The scratch
   // returns to the caching allocator at the end of this call, which is safe
   // for work queued later on the same stream (cuda_allocator.h).
   const Tensor bias_scratch = Tensor::Empty({out}, dtype, allocator_);
-  void* bias_ptr = bias_scratch.raw_data();
-  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-      plan->matmul, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr, sizeof(bias_ptr)));
+  key.alignment_bytes =
+      CommonAlignment({x.raw_data(), dy.raw_data(), dweight.raw_data(), bias_scratch.raw_data()});
+  ASSIGN_OR_RETURN(Plan * plan, PlanFor(key, bias_scratch.raw_data(), /*aux=*/nullptr));
   const float alpha = 1.0f, beta = 1.0f;
   // A = dy, B = x (transposed), C = D = dW (gemm_layout.h); beta = 1 accumulates.
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(
       handle_->lt, plan->matmul, &alpha, dy.raw_data(), plan->a, x.raw_data(), plan->b, &beta,
-      dweight.raw_data(), plan->d, dweight.raw_data(), plan->d, &plan->algo,
-      workspace_.raw_data(), static_cast<size_t>(options_.workspace_bytes), stream));
+      dweight.raw_data(), plan->d, dweight.raw_data(), plan->d, &plan->algo, workspace_.raw_data(),
+      static_cast<size_t>(options_.workspace_bytes), stream));
   return AccumulateInto(stream, dtype, bias_scratch.raw_data(), dbias.raw_data(), out);
 }
 

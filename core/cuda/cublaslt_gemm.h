@@ -18,10 +18,10 @@
 // workspace, allocated at creation, serves every call. An LtGemm queues work on
 // the stream it is given and is not thread-safe: one per stream/thread.
 
+#include <cuda_runtime.h>
+
 #include <cstdint>
 #include <memory>
-
-#include <cuda_runtime.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
@@ -43,7 +43,7 @@ class LtGemm {
   // `allocator` gives the workspace and the bias-gradient scratch; its device
   // is the GPU every tensor must be on.
   static absl::StatusOr<std::unique_ptr<LtGemm>> Create(std::shared_ptr<Allocator> allocator,
-                                                       LtGemmOptions options = {});
+                                                        LtGemmOptions options = {});
   ~LtGemm();
   LtGemm(const LtGemm&) = delete;
   LtGemm& operator=(const LtGemm&) = delete;
@@ -65,8 +65,10 @@ class LtGemm {
   LtGemm(std::shared_ptr<Allocator> allocator, LtGemmOptions options,
          std::unique_ptr<Handle> handle, Tensor workspace);
 
-  // The cached plan of `key`, made (descriptors + heuristic) on first use.
-  absl::StatusOr<Plan*> PlanFor(const GemmPlanKey& key);
+  // The cached plan of `key`, made (descriptors + heuristic) on first use,
+  // with this call's bias and GELU aux (or null) pointers set on it.
+  absl::StatusOr<Plan*> PlanFor(const GemmPlanKey& key, void* bias, void* aux);
+  static absl::Status SetEpiloguePointers(Plan& plan, void* bias, void* aux);
 
   std::shared_ptr<Allocator> allocator_;
   LtGemmOptions options_;

@@ -198,7 +198,8 @@ TEST_P(LtGemmVsCpuTest, ForwardAndWeightGradMatchTheCpuOps) {
   const Tensor grad_w = Upload(dw0, {k, n}, c.dtype, allocator);
   const Tensor grad_b = Upload(db0, {n}, c.dtype, allocator);
   ASSERT_TRUE(
-      (*gemm)->LinearWeightGrad(nullptr, dx, Upload(dy, {m, n}, c.dtype, allocator), grad_w, grad_b)
+      (*gemm)
+          ->LinearWeightGrad(nullptr, dx, Upload(dy, {m, n}, c.dtype, allocator), grad_w, grad_b)
           .ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const Tensor cpu_dw = Host(dw0, {k, n});
@@ -219,15 +220,16 @@ TEST_P(LtGemmVsCpuTest, ForwardAndWeightGradMatchTheCpuOps) {
   ExpectClose(Download(grad_b), cpu_db.ToVector<float>(), db_scale, c.tolerance, "db");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    DTypesAndShapes, LtGemmVsCpuTest,
-    ::testing::Values(Case{DType::kFloat32, false, 1e-5, 64, 96, 128},
-                      Case{DType::kFloat32, false, 1e-5, 33, 40, 24},
-                      Case{DType::kFloat32, true, 2e-3, 64, 96, 128},
-                      Case{DType::kBFloat16, false, 1e-2, 64, 96, 128},
-                      Case{DType::kBFloat16, false, 1e-2, 33, 40, 24},
-                      Case{DType::kFloat16, false, 2e-3, 64, 96, 128}),
-    [](const ::testing::TestParamInfo<Case>& info) { return info.param.Name(); });
+INSTANTIATE_TEST_SUITE_P(DTypesAndShapes, LtGemmVsCpuTest,
+                         ::testing::Values(Case{DType::kFloat32, false, 1e-5, 64, 96, 128},
+                                           Case{DType::kFloat32, false, 1e-5, 33, 40, 24},
+                                           Case{DType::kFloat32, true, 2e-3, 64, 96, 128},
+                                           Case{DType::kBFloat16, false, 1e-2, 64, 96, 128},
+                                           Case{DType::kBFloat16, false, 1e-2, 33, 40, 24},
+                                           Case{DType::kFloat16, false, 2e-3, 64, 96, 128}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.Name();
+                         });
 
 TEST(LtGemmTest, ChoosesOneAlgorithmPerShapeAndEpilogue) {
   SKIP_WITHOUT_GPU(allocator);
@@ -254,19 +256,38 @@ TEST(LtGemmTest, RejectsMismatchedOperandsByName) {
   const Tensor w = Tensor::Zeros({32, 64}, DType::kFloat32, allocator);
   const Tensor b_bf16 = Tensor::Zeros({64}, DType::kBFloat16, allocator);
   const Tensor y = Tensor::Empty({16, 64}, DType::kFloat32, allocator);
-  const absl::Status dtype = (*gemm)->LinearForward(nullptr, x, w, b_bf16, LinearEpilogue::kBias, y);
+  const absl::Status dtype =
+      (*gemm)->LinearForward(nullptr, x, w, b_bf16, LinearEpilogue::kBias, y);
   EXPECT_EQ(dtype.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(dtype.message().find("bias has dtype bf16"), std::string::npos) << dtype;
   const Tensor y_wrong = Tensor::Empty({16, 63}, DType::kFloat32, allocator);
   const Tensor b = Tensor::Zeros({64}, DType::kFloat32, allocator);
-  const absl::Status shape = (*gemm)->LinearForward(nullptr, x, w, b, LinearEpilogue::kBias, y_wrong);
+  const absl::Status shape =
+      (*gemm)->LinearForward(nullptr, x, w, b, LinearEpilogue::kBias, y_wrong);
   EXPECT_NE(shape.message().find("y has shape [16, 63], expected [16, 64]"), std::string::npos)
       << shape;
-  const absl::Status host = (*gemm)->LinearForward(nullptr, Tensor::Zeros({16, 32}, DType::kFloat32),
-                                                   w, b, LinearEpilogue::kBias, y);
+  const absl::Status host = (*gemm)->LinearForward(
+      nullptr, Tensor::Zeros({16, 32}, DType::kFloat32), w, b, LinearEpilogue::kBias, y);
   EXPECT_NE(host.message().find("x is on cpu"), std::string::npos) << host;
-  const absl::Status no_pre = (*gemm)->LinearForward(nullptr, x, w, b, LinearEpilogue::kBiasGelu, y);
+  const absl::Status no_pre =
+      (*gemm)->LinearForward(nullptr, x, w, b, LinearEpilogue::kBiasGelu, y);
   EXPECT_NE(no_pre.message().find("pre is undefined"), std::string::npos) << no_pre;
+  // The GELU aux leading dimension is the output width, which cuBLASLt wants
+  // divisible by 8.
+  const Tensor w_odd = Tensor::Zeros({32, 60}, DType::kFloat32, allocator);
+  const Tensor b_odd = Tensor::Zeros({60}, DType::kFloat32, allocator);
+  const Tensor y_odd = Tensor::Empty({16, 60}, DType::kFloat32, allocator);
+  const Tensor pre_odd = Tensor::Empty({16, 60}, DType::kFloat32, allocator);
+  const absl::Status odd =
+      (*gemm)->LinearForward(nullptr, x, w_odd, b_odd, LinearEpilogue::kBiasGelu, y_odd, pre_odd);
+  EXPECT_NE(odd.message().find("out features (weight dim 1) is 60: must be a multiple of 8"),
+            std::string::npos)
+      << odd;
+  const Tensor x_int = Tensor::Zeros({16, 32}, DType::kInt32, allocator);
+  const absl::Status integer =
+      (*gemm)->LinearForward(nullptr, x_int, w, b, LinearEpilogue::kBias, y);
+  EXPECT_NE(integer.message().find("dtype int32 is not fp32, bf16 or fp16"), std::string::npos)
+      << integer;
 }
 
 TEST(LtGemmTest, NeedsACudaAllocator) {

@@ -24,8 +24,8 @@ absl::StatusOr<std::shared_ptr<CudaCachingAllocator>> CudaCachingAllocator::Crea
   int count = 0;
   cudaError_t error = cudaGetDeviceCount(&count);
   if (error == cudaSuccess && (device_index < 0 || device_index >= count)) {
-    return absl::InvalidArgumentError(absl::StrCat("CUDA device ", device_index,
-                                                   " does not exist: this machine has ", count));
+    return absl::InvalidArgumentError(
+        absl::StrCat("CUDA device ", device_index, " does not exist: this machine has ", count));
   }
   if (error == cudaSuccess) error = cudaSetDevice(device_index);
   if (error != cudaSuccess) {

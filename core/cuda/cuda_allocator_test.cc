@@ -27,9 +27,9 @@ std::shared_ptr<CudaCachingAllocator> GpuAllocatorOrNull(std::string* reason) {
   return *allocator;
 }
 
-#define SKIP_WITHOUT_GPU(allocator)                                    \
-  std::string skip_reason;                                             \
-  auto allocator = GpuAllocatorOrNull(&skip_reason);                   \
+#define SKIP_WITHOUT_GPU(allocator)                  \
+  std::string skip_reason;                           \
+  auto allocator = GpuAllocatorOrNull(&skip_reason); \
   if (allocator == nullptr) GTEST_SKIP() << "no CUDA device here: " << skip_reason
 
 TEST(CudaCachingAllocatorTest, RejectsAMissingDevice) {

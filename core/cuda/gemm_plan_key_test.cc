@@ -40,14 +40,15 @@ TEST(GemmPlanKeyTest, EveryFieldSeparatesKeys) {
 }
 
 TEST(GemmPlanKeyTest, DescribesItself) {
-  EXPECT_EQ(GemmPlanKeyToString({.m = 4,
-                                 .n = 5,
-                                 .k = 3,
-                                 .transpose_b = true,
-                                 .dtype = DType::kFloat32,
-                                 .epilogue = LtEpilogue::kBiasGradA,
-                                 .allow_tf32 = true}),
-            "m=4 n=5 k=3 B:T " + std::string(DTypeName(DType::kFloat32)) + "(tf32) bgrada align 256");
+  EXPECT_EQ(
+      GemmPlanKeyToString({.m = 4,
+                           .n = 5,
+                           .k = 3,
+                           .transpose_b = true,
+                           .dtype = DType::kFloat32,
+                           .epilogue = LtEpilogue::kBiasGradA,
+                           .allow_tf32 = true}),
+      "m=4 n=5 k=3 B:T " + std::string(DTypeName(DType::kFloat32)) + "(tf32) bgrada align 256");
 }
 
 }  // namespace

@@ -189,7 +189,8 @@ absl::Status LtGemm::SetEpiloguePointers(Plan& plan, void* bias, void* aux) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key, void* bias, void* aux) {
+absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key, const LtGemmLayout& layout,
+                                              void* bias, void* aux) {
   if (auto it = plans_.find(key); it != plans_.end()) {
     RETURN_IF_ERROR(SetEpiloguePointers(*it->second, bias, aux));
     return it->second.get();
@@ -199,10 +200,10 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key, void* bias
   const bool tf32 = key.dtype == DType::kFloat32 && key.allow_tf32;
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescCreate(
       &plan->matmul, tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t no = CUBLAS_OP_N;
-  const cublasOperation_t trans_b = key.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
-  TRIDENT_CUBLAS_RETURN_IF_ERROR(
-      cublasLtMatmulDescSetAttribute(plan->matmul, CUBLASLT_MATMUL_DESC_TRANSA, &no, sizeof(no)));
+  const cublasOperation_t trans_a = layout.a.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t trans_b = layout.b.transpose ? CUBLAS_OP_T : CUBLAS_OP_N;
+  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+      plan->matmul, CUBLASLT_MATMUL_DESC_TRANSA, &trans_a, sizeof(trans_a)));
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
       plan->matmul, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof(trans_b)));
   const cublasLtEpilogue_t epilogue = CublasEpilogue(key.epilogue);
@@ -210,21 +211,18 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key, void* bias
       plan->matmul, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
   if (key.epilogue == LtEpilogue::kBiasGeluAux) {
     // The pre-activation is stored like D: column-major [m, n], ld m.
-    const int64_t aux_ld = key.m;
+    const int64_t aux_ld = layout.d.ld;
     TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
         plan->matmul, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld)));
   }
 
-  // A is never transposed in our two layouts (gemm_layout.h): [m, k], ld m.
-  // B is [k, n] (ld k), or stored [n, k] (ld n) when transposed. D is [m, n].
+  // The stored operands exactly as gemm_layout.h maps them; C is D.
   const cudaDataType_t type = CudaDataType(key.dtype);
-  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->a, type, key.m, key.k, key.m));
-  if (key.transpose_b) {
-    TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->b, type, key.n, key.k, key.n));
-  } else {
-    TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->b, type, key.k, key.n, key.k));
+  for (auto [operand, out] : {std::pair{&layout.a, &plan->a}, std::pair{&layout.b, &plan->b},
+                              std::pair{&layout.d, &plan->d}}) {
+    TRIDENT_CUBLAS_RETURN_IF_ERROR(
+        cublasLtMatrixLayoutCreate(out, type, operand->rows, operand->cols, operand->ld));
   }
-  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&plan->d, type, key.m, key.n, key.m));
   // The heuristic reads the epilogue pointers' values (not their contents) to
   // judge their alignment, so they are set before it is asked.
   RETURN_IF_ERROR(SetEpiloguePointers(*plan, bias, aux));
@@ -304,7 +302,7 @@ absl::Status LtGemm::LinearForward(cudaStream_t stream, const Tensor& x, const T
   void* aux = gelu ? pre.raw_data() : nullptr;
   key.alignment_bytes = CommonAlignment(
       {x.raw_data(), weight.raw_data(), y.raw_data(), bias.raw_data(), gelu ? aux : y.raw_data()});
-  ASSIGN_OR_RETURN(Plan * plan, PlanFor(key, bias.raw_data(), aux));
+  ASSIGN_OR_RETURN(Plan * plan, PlanFor(key, layout, bias.raw_data(), aux));
   const float alpha = 1.0f, beta = 0.0f;
   // A = W, B = x, D = y (gemm_layout.h); beta = 0, so C is D and never read.
   TRIDENT_CUBLAS_RETURN_IF_ERROR(
@@ -344,7 +342,7 @@ absl::Status LtGemm::LinearWeightGrad(cudaStream_t stream, const Tensor& x, cons
   const Tensor bias_scratch = Tensor::Empty({out}, dtype, allocator_);
   key.alignment_bytes =
       CommonAlignment({x.raw_data(), dy.raw_data(), dweight.raw_data(), bias_scratch.raw_data()});
-  ASSIGN_OR_RETURN(Plan * plan, PlanFor(key, bias_scratch.raw_data(), /*aux=*/nullptr));
+  ASSIGN_OR_RETURN(Plan * plan, PlanFor(key, layout, bias_scratch.raw_data(), /*aux=*/nullptr));
   const float alpha = 1.0f, beta = 1.0f;
   // A = dy, B = x (transposed), C = D = dW (gemm_layout.h); beta = 1 accumulates.
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(

@@ -26,6 +26,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/cuda/gemm_layout.h"
 #include "core/cuda/gemm_plan_key.h"
 #include "core/ops/types.h"
 #include "core/tensor.h"
@@ -65,9 +66,11 @@ class LtGemm {
   LtGemm(std::shared_ptr<Allocator> allocator, LtGemmOptions options,
          std::unique_ptr<Handle> handle, Tensor workspace);
 
-  // The cached plan of `key`, made (descriptors + heuristic) on first use,
-  // with this call's bias and GELU aux (or null) pointers set on it.
-  absl::StatusOr<Plan*> PlanFor(const GemmPlanKey& key, void* bias, void* aux);
+  // The cached plan of `key`, made on first use (descriptors of `layout`, the
+  // operands `key` was made from, then the heuristic), with this call's bias
+  // and GELU aux (or null) pointers set on it.
+  absl::StatusOr<Plan*> PlanFor(const GemmPlanKey& key, const LtGemmLayout& layout, void* bias,
+                                void* aux);
   static absl::Status SetEpiloguePointers(Plan& plan, void* bias, void* aux);
 
   std::shared_ptr<Allocator> allocator_;

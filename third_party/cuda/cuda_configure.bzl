@@ -48,9 +48,13 @@ def _cuda_configure_impl(ctx):
     ]))
     lines.append("""cc_library(
     name = "cuda_headers",
-    hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh", "include/**/*.inl"],
+    # CCCL (libcu++, e.g. <nv/target>, which cuda_fp16.h and so cublasLt.h
+    # include) lives under include/cccl with extensionless headers; nvcc adds
+    # that directory itself, g++ needs it spelled out.
+    hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh", "include/**/*.inl",
+                 "include/cccl/**"],
                 allow_empty = True),
-    includes = ["include"],
+    includes = ["include", "include/cccl"],
 )
 """)
     lib_dir = str(root) + "/lib64"

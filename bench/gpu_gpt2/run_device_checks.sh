@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The GPU checks of the CUDA backend, run on a machine with one H100 that has
+# no Bazel: binaries are built here and carried there in one folder.
+#
+#   Here (with Bazel and the CUDA Toolkit):
+#     bench/gpu_gpt2/run_device_checks.sh stage [.device/gpu_checks]
+#   builds every test tagged `gpu` with -c opt (nvcc emits sm_90 + compute_90,
+#   build_defs/cuda.bzl) and copies the binaries into the folder with the
+#   shared libraries they need that a bare CUDA machine lacks (Abseil,
+#   OpenBLAS, libstdc++, cudart). cuBLASLt (~500 MB) is not copied: the device
+#   image's CUDA 13 provides it.
+#
+#   There (the device tool carries the ignored .device/ folder):
+#     bench/gpu_gpt2/run_device_checks.sh run [.device/gpu_checks]
+#   runs each test binary, prints what it ran and each result, and exits
+#   non-zero if any test failed or none ran on a GPU.
+set -uo pipefail
+
+mode="${1:-}"
+dir="${2:-.device/gpu_checks}"
+
+stage() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+  local targets
+  targets=$(./bazelw query 'attr(tags, "\bgpu\b", tests(//...))' 2>/dev/null) || {
+    echo "stage: bazel query for the gpu tests failed" >&2
+    exit 1
+  }
+  echo "stage: building with -c opt:"
+  echo "${targets}" | sed 's/^/  /'
+  # shellcheck disable=SC2086
+  ./bazelw build -c opt ${targets} || exit 1
+  rm -rf "${dir}"
+  mkdir -p "${dir}/bin" "${dir}/lib"
+  local target binary
+  for target in ${targets}; do
+    # //pkg:name -> bazel-bin/pkg/name (bazel-bin now points at the opt build).
+    binary="bazel-bin/$(echo "${target#//}" | tr ':' '/')"
+    cp "${binary}" "${dir}/bin/"
+    # Every shared library outside glibc and outside cuBLASLt/cuDNN/NCCL.
+    ldd "${binary}" | awk '$3 ~ /^\// {print $3}' |
+      grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so|libcublas|libcudnn|libnccl' |
+      xargs -r cp -L -t "${dir}/lib/"
+  done
+  echo "stage: $(ls "${dir}/bin" | wc -l) binaries, $(du -sh "${dir}" | cut -f1) in ${dir}"
+}
+
+# Directories holding libcublasLt on the device machine: the toolkit, or the
+# nvidia-cublas wheel of the image's Python.
+cuda_library_path() {
+  local found=""
+  for candidate in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
+    [[ -e "${candidate}/libcublasLt.so.13" ]] && found="${found}:${candidate}"
+  done
+  local wheel
+  wheel=$(python3 -c 'import nvidia.cu13, os; print(os.path.join(nvidia.cu13.__path__[0], "lib"))' \
+            2>/dev/null)
+  [[ -n "${wheel}" && -e "${wheel}/libcublasLt.so.13" ]] && found="${found}:${wheel}"
+  echo "${found#:}"
+}
+
+run() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+  [[ -d "${dir}/bin" ]] || { echo "run: no ${dir}/bin: stage it first" >&2; exit 1; }
+  local cuda_libs
+  cuda_libs="$(cuda_library_path)"
+  echo "run: GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1)"
+  echo "run: cuBLASLt from: ${cuda_libs:-NOT FOUND}"
+  export LD_LIBRARY_PATH="${PWD}/${dir}/lib:${cuda_libs}${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
+  local failed=0 ran=0 skipped_any=0 binary log
+  for binary in "${dir}"/bin/*; do
+    log="$(mktemp)"
+    echo "=== $(basename "${binary}")"
+    "${binary}" --gtest_color=no >"${log}" 2>&1
+    local rc=$?
+    # Each test's own result line (the summary repeats them without a time).
+    grep -E '^\[ *(OK|FAILED|SKIPPED) *\] .*\([0-9]+ ms\)$|Failure$' "${log}" | sed 's/^/  /'
+    grep -q '^\[  SKIPPED \]' "${log}" && skipped_any=1
+    ran=$((ran + 1))
+    if [[ ${rc} -ne 0 ]]; then
+      failed=$((failed + 1))
+      echo "  exit status ${rc}; last lines:"
+      tail -5 "${log}" | sed 's/^/    /'
+    fi
+    rm -f "${log}"
+  done
+  echo "run: ${ran} test binaries, ${failed} failed$([[ ${skipped_any} -eq 1 ]] && echo ', some tests SKIPPED (no GPU seen?)')"
+  [[ ${failed} -eq 0 && ${ran} -gt 0 && ${skipped_any} -eq 0 ]]
+}
+
+case "${mode}" in
+  stage) stage ;;
+  run) run ;;
+  *)
+    echo "usage: $0 stage|run [folder, default .device/gpu_checks]" >&2
+    exit 2
+    ;;
+esac

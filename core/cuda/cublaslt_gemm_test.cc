@@ -1,0 +1,299 @@
+// The cuBLASLt linear products against the CPU ops of core/ops/linear.h on
+// fresh random inputs.
+//
+// Tolerances are relative to each element's magnitude scale, the sum of the
+// absolute values of the terms it adds up (sum_k |x||w| + |b|), which bounds
+// any ordering's rounding error, so the check is tight even where the result
+// cancels to near zero: fp32 (TF32 off) 1e-5, TF32 2e-3, fp16 2e-3, bf16 1e-2.
+// Low-precision inputs are rounded once on the host and both sides compute
+// from the same rounded values. Outputs are poisoned with NaN before each run
+// and NaN never passes (the comparison is written as !(error <= bound)).
+
+#include "core/cuda/cublaslt_gemm.h"
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/cuda/cuda_allocator.h"
+#include "core/exec_context.h"
+#include "core/ops/linear.h"
+#include "gtest/gtest.h"
+
+namespace trident::cuda {
+namespace {
+
+using ::trident::ops::LinearEpilogue;
+
+std::shared_ptr<CudaCachingAllocator> GpuAllocatorOrNull(std::string* reason) {
+  int count = 0;
+  const cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess || count == 0) {
+    *reason = error != cudaSuccess ? cudaGetErrorString(error) : "zero devices";
+    return nullptr;
+  }
+  auto allocator = CudaCachingAllocator::Create(0, "gemm_test");
+  if (!allocator.ok()) {
+    *reason = allocator.status().ToString();
+    return nullptr;
+  }
+  return *allocator;
+}
+
+#define SKIP_WITHOUT_GPU(allocator)                  \
+  std::string skip_reason;                           \
+  auto allocator = GpuAllocatorOrNull(&skip_reason); \
+  if (allocator == nullptr) GTEST_SKIP() << "no CUDA device here: " << skip_reason
+
+float RoundTo(DType dtype, float value) {
+  switch (dtype) {
+    case DType::kBFloat16:
+      return ToFloat(ToBFloat16(value));
+    case DType::kFloat16:
+      return ToFloat(ToFloat16(value));
+    default:
+      return value;
+  }
+}
+
+// Host values already rounded to `dtype`, uniform in [-1, 1).
+std::vector<float> RandomValues(std::mt19937& rng, DType dtype, int64_t n) {
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = RoundTo(dtype, uniform(rng));
+  return v;
+}
+
+// A device tensor of `dtype` holding `values`.
+Tensor Upload(const std::vector<float>& values, absl::Span<const int64_t> shape, DType dtype,
+              const std::shared_ptr<Allocator>& allocator) {
+  const Tensor t = Tensor::Empty(shape, dtype, allocator);
+  switch (dtype) {
+    case DType::kBFloat16: {
+      std::vector<BFloat16> converted;
+      for (float v : values) converted.push_back(ToBFloat16(v));
+      t.CopyFrom(converted);
+      break;
+    }
+    case DType::kFloat16: {
+      std::vector<Float16> converted;
+      for (float v : values) converted.push_back(ToFloat16(v));
+      t.CopyFrom(converted);
+      break;
+    }
+    default:
+      t.CopyFrom(values);
+  }
+  return t;
+}
+
+std::vector<float> Download(const Tensor& t) {
+  std::vector<float> out;
+  switch (t.dtype()) {
+    case DType::kBFloat16:
+      for (BFloat16 v : t.ToVector<BFloat16>()) out.push_back(ToFloat(v));
+      return out;
+    case DType::kFloat16:
+      for (Float16 v : t.ToVector<Float16>()) out.push_back(ToFloat(v));
+      return out;
+    default:
+      return t.ToVector<float>();
+  }
+}
+
+Tensor Poisoned(absl::Span<const int64_t> shape, DType dtype,
+                const std::shared_ptr<Allocator>& allocator) {
+  return Upload(std::vector<float>(NumElements(shape), std::numeric_limits<float>::quiet_NaN()),
+                shape, dtype, allocator);
+}
+
+Tensor Host(const std::vector<float>& values, absl::Span<const int64_t> shape) {
+  return Tensor::FromVector(values, shape);
+}
+
+// Every element within tolerance * scale; reports the first few failures.
+void ExpectClose(const std::vector<float>& actual, const std::vector<float>& expected,
+                 const std::vector<float>& scale, double tolerance, const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  int failures = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    const double error = std::abs(static_cast<double>(actual[i]) - expected[i]);
+    const double bound = tolerance * scale[i];
+    if (!(error <= bound) && ++failures <= 5) {
+      ADD_FAILURE() << what << "[" << i << "]: gpu " << actual[i] << ", cpu " << expected[i]
+                    << ", error " << error << " > " << bound;
+    }
+  }
+  EXPECT_EQ(failures, 0) << what << ": " << failures << " of " << actual.size() << " elements";
+}
+
+struct Case {
+  DType dtype;
+  bool tf32;
+  double tolerance;
+  int64_t tokens, in, out;
+  std::string Name() const {
+    return absl::StrCat(DTypeName(dtype), tf32 ? "_tf32" : "", "_", tokens, "x", in, "x", out);
+  }
+};
+
+class LtGemmVsCpuTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(LtGemmVsCpuTest, ForwardAndWeightGradMatchTheCpuOps) {
+  SKIP_WITHOUT_GPU(allocator);
+  const Case c = GetParam();
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  std::mt19937 rng(seed);
+  auto gemm = LtGemm::Create(allocator, {.allow_tf32 = c.tf32});
+  ASSERT_TRUE(gemm.ok()) << gemm.status();
+  const ExecContext cpu = ExecContext::Cpu();
+  const int64_t m = c.tokens, k = c.in, n = c.out;
+
+  const std::vector<float> x = RandomValues(rng, c.dtype, m * k);
+  const std::vector<float> w = RandomValues(rng, c.dtype, k * n);
+  const std::vector<float> b = RandomValues(rng, c.dtype, n);
+  const Tensor dx = Upload(x, {m, k}, c.dtype, allocator);
+  const Tensor dw = Upload(w, {k, n}, c.dtype, allocator);
+  const Tensor db = Upload(b, {n}, c.dtype, allocator);
+
+  // The magnitude scale of y[t, o]: sum_i |x[t, i] w[i, o]| + |b[o]|.
+  std::vector<float> forward_scale(m * n);
+  for (int64_t t = 0; t < m; ++t) {
+    for (int64_t o = 0; o < n; ++o) {
+      double s = std::abs(b[o]);
+      for (int64_t i = 0; i < k; ++i) s += std::abs(x[t * k + i] * w[i * n + o]);
+      forward_scale[t * n + o] = static_cast<float>(s);
+    }
+  }
+
+  for (LinearEpilogue epilogue : {LinearEpilogue::kBias, LinearEpilogue::kBiasGelu}) {
+    const bool gelu = epilogue == LinearEpilogue::kBiasGelu;
+    const std::string name = gelu ? "bias_gelu" : "bias";
+    const Tensor y = Poisoned({m, n}, c.dtype, allocator);
+    const Tensor pre = Poisoned({m, n}, c.dtype, allocator);
+    ASSERT_TRUE((*gemm)->LinearForward(nullptr, dx, dw, db, epilogue, y, pre).ok());
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const Tensor cpu_y = Tensor::Empty({m, n}, DType::kFloat32);
+    const Tensor cpu_pre = Tensor::Empty({m, n}, DType::kFloat32);
+    ops::LinearForward(cpu, Host(x, {m, k}), Host(w, {k, n}), Host(b, {n}), epilogue, cpu_y,
+                       cpu_pre);
+    // GELU's slope is at most 1.13: its output error is within 1.2x the input's.
+    ExpectClose(Download(y), cpu_y.ToVector<float>(), forward_scale,
+                c.tolerance * (gelu ? 1.2 : 1.0), name + " y");
+    if (gelu) {
+      ExpectClose(Download(pre), cpu_pre.ToVector<float>(), forward_scale, c.tolerance,
+                  name + " pre");
+    }
+  }
+
+  // Weight gradient, accumulated onto random existing gradients.
+  const std::vector<float> dy = RandomValues(rng, c.dtype, m * n);
+  const std::vector<float> dw0 = RandomValues(rng, c.dtype, k * n);
+  const std::vector<float> db0 = RandomValues(rng, c.dtype, n);
+  const Tensor grad_w = Upload(dw0, {k, n}, c.dtype, allocator);
+  const Tensor grad_b = Upload(db0, {n}, c.dtype, allocator);
+  ASSERT_TRUE(
+      (*gemm)
+          ->LinearWeightGrad(nullptr, dx, Upload(dy, {m, n}, c.dtype, allocator), grad_w, grad_b)
+          .ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const Tensor cpu_dw = Host(dw0, {k, n});
+  const Tensor cpu_db = Host(db0, {n});
+  ops::LinearWeightGrad(cpu, Host(x, {m, k}), Host(dy, {m, n}), cpu_dw, cpu_db);
+  std::vector<float> dw_scale(k * n), db_scale(n);
+  for (int64_t o = 0; o < n; ++o) {
+    double s = std::abs(db0[o]);
+    for (int64_t t = 0; t < m; ++t) s += std::abs(dy[t * n + o]);
+    db_scale[o] = static_cast<float>(s);
+    for (int64_t i = 0; i < k; ++i) {
+      double sw = std::abs(dw0[i * n + o]);
+      for (int64_t t = 0; t < m; ++t) sw += std::abs(x[t * k + i] * dy[t * n + o]);
+      dw_scale[i * n + o] = static_cast<float>(sw);
+    }
+  }
+  ExpectClose(Download(grad_w), cpu_dw.ToVector<float>(), dw_scale, c.tolerance, "dW");
+  ExpectClose(Download(grad_b), cpu_db.ToVector<float>(), db_scale, c.tolerance, "db");
+}
+
+INSTANTIATE_TEST_SUITE_P(DTypesAndShapes, LtGemmVsCpuTest,
+                         ::testing::Values(Case{DType::kFloat32, false, 1e-5, 64, 96, 128},
+                                           Case{DType::kFloat32, false, 1e-5, 33, 40, 24},
+                                           Case{DType::kFloat32, true, 2e-3, 64, 96, 128},
+                                           Case{DType::kBFloat16, false, 1e-2, 64, 96, 128},
+                                           Case{DType::kBFloat16, false, 1e-2, 33, 40, 24},
+                                           Case{DType::kFloat16, false, 2e-3, 64, 96, 128}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.Name();
+                         });
+
+TEST(LtGemmTest, ChoosesOneAlgorithmPerShapeAndEpilogue) {
+  SKIP_WITHOUT_GPU(allocator);
+  auto gemm = LtGemm::Create(allocator);
+  ASSERT_TRUE(gemm.ok()) << gemm.status();
+  const Tensor x = Tensor::Zeros({16, 32}, DType::kFloat32, allocator);
+  const Tensor w = Tensor::Zeros({32, 64}, DType::kFloat32, allocator);
+  const Tensor b = Tensor::Zeros({64}, DType::kFloat32, allocator);
+  const Tensor y = Tensor::Empty({16, 64}, DType::kFloat32, allocator);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*gemm)->LinearForward(nullptr, x, w, b, LinearEpilogue::kBias, y).ok());
+  }
+  EXPECT_EQ((*gemm)->cached_plans(), 1);
+  const Tensor pre = Tensor::Empty({16, 64}, DType::kFloat32, allocator);
+  ASSERT_TRUE((*gemm)->LinearForward(nullptr, x, w, b, LinearEpilogue::kBiasGelu, y, pre).ok());
+  EXPECT_EQ((*gemm)->cached_plans(), 2);
+}
+
+TEST(LtGemmTest, RejectsMismatchedOperandsByName) {
+  SKIP_WITHOUT_GPU(allocator);
+  auto gemm = LtGemm::Create(allocator);
+  ASSERT_TRUE(gemm.ok()) << gemm.status();
+  const Tensor x = Tensor::Zeros({16, 32}, DType::kFloat32, allocator);
+  const Tensor w = Tensor::Zeros({32, 64}, DType::kFloat32, allocator);
+  const Tensor b_bf16 = Tensor::Zeros({64}, DType::kBFloat16, allocator);
+  const Tensor y = Tensor::Empty({16, 64}, DType::kFloat32, allocator);
+  const absl::Status dtype =
+      (*gemm)->LinearForward(nullptr, x, w, b_bf16, LinearEpilogue::kBias, y);
+  EXPECT_EQ(dtype.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(dtype.message().find("bias has dtype bf16"), std::string::npos) << dtype;
+  const Tensor y_wrong = Tensor::Empty({16, 63}, DType::kFloat32, allocator);
+  const Tensor b = Tensor::Zeros({64}, DType::kFloat32, allocator);
+  const absl::Status shape =
+      (*gemm)->LinearForward(nullptr, x, w, b, LinearEpilogue::kBias, y_wrong);
+  EXPECT_NE(shape.message().find("y has shape [16, 63], expected [16, 64]"), std::string::npos)
+      << shape;
+  const absl::Status host = (*gemm)->LinearForward(
+      nullptr, Tensor::Zeros({16, 32}, DType::kFloat32), w, b, LinearEpilogue::kBias, y);
+  EXPECT_NE(host.message().find("x is on cpu"), std::string::npos) << host;
+  const absl::Status no_pre =
+      (*gemm)->LinearForward(nullptr, x, w, b, LinearEpilogue::kBiasGelu, y);
+  EXPECT_NE(no_pre.message().find("pre is undefined"), std::string::npos) << no_pre;
+  // The GELU aux leading dimension is the output width, which cuBLASLt wants
+  // divisible by 8.
+  const Tensor w_odd = Tensor::Zeros({32, 60}, DType::kFloat32, allocator);
+  const Tensor b_odd = Tensor::Zeros({60}, DType::kFloat32, allocator);
+  const Tensor y_odd = Tensor::Empty({16, 60}, DType::kFloat32, allocator);
+  const Tensor pre_odd = Tensor::Empty({16, 60}, DType::kFloat32, allocator);
+  const absl::Status odd =
+      (*gemm)->LinearForward(nullptr, x, w_odd, b_odd, LinearEpilogue::kBiasGelu, y_odd, pre_odd);
+  EXPECT_NE(odd.message().find("out features (weight dim 1) is 60: must be a multiple of 8"),
+            std::string::npos)
+      << odd;
+  const Tensor x_int = Tensor::Zeros({16, 32}, DType::kInt32, allocator);
+  const absl::Status integer =
+      (*gemm)->LinearForward(nullptr, x_int, w, b, LinearEpilogue::kBias, y);
+  EXPECT_NE(integer.message().find("dtype int32 is not fp32, bf16 or fp16"), std::string::npos)
+      << integer;
+}
+
+TEST(LtGemmTest, NeedsACudaAllocator) {
+  auto gemm = LtGemm::Create(CpuAllocator::Create());
+  EXPECT_EQ(gemm.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace trident::cuda

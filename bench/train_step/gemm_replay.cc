@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "core/check.h"
+#include "core/ops/elementwise.h"
 #include "core/random.h"
 
 namespace trident::bench {
@@ -48,31 +49,45 @@ void GemmRecorder::AfterGemm(const GemmCall& /*call*/) {
   ++counts_[phase_];
 }
 
-GemmReplay::GemmReplay(const ExecContext& ctx, std::vector<GemmCall> calls)
+DType GemmReplay::OutputDType(const GemmCall& call, DType model_dtype) {
+  const bool weight_gradient = call.trans_a == Trans::kYes && call.beta != 0.0f;
+  return weight_gradient ? DType::kFloat32 : model_dtype;
+}
+
+GemmReplay::GemmReplay(const ExecContext& ctx, std::vector<GemmCall> calls, DType model_dtype)
     : calls_(std::move(calls)) {
   TRIDENT_CHECK(ctx.device().is_cpu()) << "GemmReplay fills its operands on the CPU";
+  TRIDENT_CHECK(model_dtype == DType::kFloat32 || model_dtype == DType::kBFloat16 ||
+                model_dtype == DType::kFloat16)
+      << "GemmReplay: model dtype " << DTypeName(model_dtype) << " is not fp32, bf16 or fp16";
   operands_.reserve(calls_.size());
   for (const GemmCall& call : calls_) {
     // Stored shapes: op(a) is [m, k], op(b) is [k, n].
     const bool ta = call.trans_a == Trans::kYes, tb = call.trans_b == Trans::kYes;
     Operands ops;
-    ops.a = Operand(ctx, call.batched, call.batch, ta ? call.k : call.m, ta ? call.m : call.k,
+    ops.a = Operand(ctx, model_dtype, call.batched, call.batch, ta ? call.k : call.m, ta ? call.m : call.k,
                     call.row_stride_a, call.batch_stride_a);
-    ops.b = Operand(ctx, call.batched, call.batch, tb ? call.n : call.k, tb ? call.k : call.n,
+    ops.b = Operand(ctx, model_dtype, call.batched, call.batch, tb ? call.n : call.k, tb ? call.k : call.n,
                     call.row_stride_b, call.batch_stride_b);
-    ops.c = Operand(ctx, call.batched, call.batch, call.m, call.n, call.row_stride_c,
-                    call.batch_stride_c);
+    ops.c = Operand(ctx, OutputDType(call, model_dtype), call.batched, call.batch, call.m, call.n,
+                    call.row_stride_c, call.batch_stride_c);
     operands_.push_back(std::move(ops));
   }
 }
 
-Tensor GemmReplay::Operand(const ExecContext& ctx, bool batched, int64_t batch, int64_t rows,
+Tensor GemmReplay::Operand(const ExecContext& ctx, DType dtype, bool batched, int64_t batch, int64_t rows,
                            int64_t cols, int64_t row_stride, int64_t batch_stride) {
   TRIDENT_CHECK(row_stride >= cols)
       << "recorded row stride " << row_stride << " < " << cols << " columns";
   auto filled = [&](Shape shape) {
     Tensor t = Tensor::Empty(shape, DType::kFloat32);
     FillUniform(ctx, t, next_seed_++, "gemm_replay", -0.1f, 0.1f);
+    if (dtype != DType::kFloat32) {
+      // Rounded to the 16-bit dtype (to nearest even) by the storage decorator.
+      Tensor rounded = Tensor::Empty(shape, dtype);
+      ops::Copy(ctx, t, rounded);
+      t = rounded;
+    }
     buffer_bytes_ += static_cast<int64_t>(t.nbytes());
     return t;
   };

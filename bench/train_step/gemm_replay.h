@@ -10,6 +10,14 @@
 //   own, with nothing else in between. The step time over this time is the
 //   step's non-GEMM overhead factor.
 //
+// Mixed precision (a 16-bit `model_dtype`): GemmCall records no dtypes, so the
+// replay gives each call the dtypes the trainer's step uses: a and b 16-bit
+// (parameters, activations, activation gradients), c 16-bit except for the
+// weight gradients, which stay fp32 (AdamW::KeepFp32Masters); a weight
+// gradient is recognised as the accumulating product with a transposed
+// (x^T dy, beta != 0). The replay then runs through the same 16-bit conversion
+// path as the step (core/ops/cpu/float16_storage.h): widen, fp32 GEMM, round.
+//
 // Each replayed call gets its own operands, so the replay touches as many
 // distinct bytes as the step's GEMMs do and reuses nothing that the step could
 // not reuse. Values are uniform in [-0.1, 0.1): finite, (practically) never
@@ -19,6 +27,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/exec_context.h"
 #include "core/ops/gemm.h"
 #include "core/tensor.h"
@@ -58,8 +67,15 @@ class GemmRecorder : public ops::GemmObserver {
 
 class GemmReplay {
  public:
-  // Allocates and fills operands for every call (CPU context).
-  GemmReplay(const ExecContext& ctx, std::vector<ops::GemmCall> calls);
+  // Allocates and fills operands for every call (CPU context), in the dtypes
+  // described above for `model_dtype` (all fp32 for kFloat32).
+  GemmReplay(const ExecContext& ctx, std::vector<ops::GemmCall> calls,
+             DType model_dtype = DType::kFloat32);
+
+  // The dtype the replay gives `call`'s c for `model_dtype`: fp32 for the
+  // weight gradients (accumulating, a transposed) and under fp32, else
+  // `model_dtype`.
+  static DType OutputDType(const ops::GemmCall& call, DType model_dtype);
 
   // Every call once, in the recorded order, on ctx's threads.
   void RunOnce(const ExecContext& ctx) const;
@@ -80,8 +96,8 @@ class GemmReplay {
   };
   // A view of `batch` (or, unbatched, one) [rows, cols] matrices with the
   // given row and batch strides, on a fresh filled buffer.
-  Tensor Operand(const ExecContext& ctx, bool batched, int64_t batch, int64_t rows, int64_t cols,
-                 int64_t row_stride, int64_t batch_stride);
+  Tensor Operand(const ExecContext& ctx, DType dtype, bool batched, int64_t batch, int64_t rows,
+                 int64_t cols, int64_t row_stride, int64_t batch_stride);
 
   std::vector<ops::GemmCall> calls_;
   std::vector<Operands> operands_;

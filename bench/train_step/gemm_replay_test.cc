@@ -101,6 +101,42 @@ TEST(GemmReplayTest, ReplaysExactlyTheRecordedCallsAndAttributesPhases) {
   }
 }
 
+TEST(GemmReplayTest, Bf16ReplayRunsTheSameCallsWithFp32WeightGradients) {
+  const ExecContext ctx = ExecContext::Cpu(2);
+  GemmRecorder recorder(3);
+  {
+    ops::ScopedGemmObserver scope(&recorder);
+    recorder.set_recording(true);
+    IssueModelLikeGemms(ctx, recorder);
+  }
+  const std::vector<GemmCall>& calls = recorder.calls();
+  ASSERT_EQ(calls.size(), 6u);
+  // Only x^T dy accumulated (call 2) is a weight gradient; the accumulating
+  // batched product (call 5) has no transposed a and stays 16-bit.
+  for (size_t i = 0; i < calls.size(); ++i) {
+    SCOPED_TRACE(testing::Message() << "call " << i);
+    EXPECT_EQ(GemmReplay::OutputDType(calls[i], DType::kBFloat16),
+              i == 3 ? DType::kFloat32 : DType::kBFloat16);
+    EXPECT_EQ(GemmReplay::OutputDType(calls[i], DType::kFloat32), DType::kFloat32);
+  }
+
+  const GemmReplay fp32(ctx, calls);
+  const GemmReplay bf16(ctx, calls, DType::kBFloat16);
+  // Every operand is 2 bytes an element instead of 4, except the weight
+  // gradient's c: [8, 20] fp32 = 640 bytes, which would be 320 in bf16.
+  EXPECT_EQ(bf16.buffer_bytes(), fp32.buffer_bytes() / 2 + 8 * 20 * 2);
+  EXPECT_DOUBLE_EQ(bf16.total_flops(), fp32.total_flops());
+
+  GemmRecorder again(1);
+  again.set_recording(true);
+  {
+    ops::ScopedGemmObserver scope(&again);
+    bf16.RunOnce(ctx);
+  }
+  ASSERT_EQ(again.calls().size(), calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) ExpectSameCall(again.calls()[i], calls[i], i);
+}
+
 TEST(GemmReplayTest, CountsLayoutsItCannotReproduce) {
   // Batch stride 3 with 4 columns per row: the matrices overlap, which no
   // fresh buffer layout of the replay reproduces.

@@ -50,6 +50,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/train_step/gemm_replay.h"
+#include "core/dtype.h"
 #include "core/exec_context.h"
 #include "core/io/user_path.h"
 #include "core/ops/attention.h"
@@ -64,6 +65,7 @@
 #include "training/flops.h"
 #include "training/lr_schedule.h"
 #include "training/optimizer.h"
+#include "training/precision.h"
 #include "training/train_config.h"
 #include "transformer/gpt_stage.h"
 #include "transformer/model_config.h"
@@ -150,6 +152,12 @@ class TrainStepRunner {
     ASSIGN_OR_RETURN(std::unique_ptr<training::AdamW> optimizer,
                      training::AdamW::Create(ctx, stage->parameters(),
                                              training::AdamWSettingsFrom(config.optimizer())));
+    if (config.precision() != training::FP32) {
+      // As StepRunner: fp32 masters in the optimizer, 16-bit values in the
+      // model; the stage's activations follow its parameters' dtype.
+      RETURN_IF_ERROR(
+          optimizer->KeepFp32Masters(ctx, training::ModelDType(config.precision())));
+    }
 
     const int64_t rows =
         static_cast<int64_t>(layout.micro_batch_size()) * layout.num_micro_batches();
@@ -303,6 +311,11 @@ absl::StatusOr<training::TrainConfig> LoadConfig() {
         layout.pipeline_parallel(), ", layout.data_parallel=", layout.data_parallel(),
         ": this benchmark runs the serial layout (all three must be 1)"));
   }
+  if (config.precision() == training::FP16) {
+    return absl::InvalidArgumentError(
+        "precision=FP16: this benchmark does not run the loss scaler that an fp16 step needs; "
+        "use FP32 or BF16");
+  }
   return config;
 }
 
@@ -328,13 +341,13 @@ absl::Status Run() {
   const int64_t tokens = runner->tokens_per_step();
   std::printf(
       "model: %d layers, hidden %d, %d heads, ffn %ld, vocab %d, %.2f M parameters; "
-      "%d micro-batch(es) of %d x %d tokens = %ld tokens/step; %d thread(s); %d warm-up + %d "
-      "timed steps\n",
+      "%d micro-batch(es) of %d x %d tokens = %ld tokens/step; precision %s; %d thread(s); %d "
+      "warm-up + %d timed steps\n",
       model.num_layers(), model.hidden_size(), model.num_heads(),
       static_cast<long>(transformer::FfnHiddenSize(model)), model.vocab_size(),
       training::GptParameterCount(model) / 1e6, config.layout().num_micro_batches(),
       config.layout().micro_batch_size(), config.data().seq_length(), static_cast<long>(tokens),
-      threads, warmup, steps);
+      std::string(training::PrecisionName(config.precision())).c_str(), threads, warmup, steps);
 
   if (absl::GetFlag(FLAGS_steps_only)) {
     for (int i = 0; i < warmup; ++i) RETURN_IF_ERROR(runner->Step(nullptr).status());
@@ -360,7 +373,8 @@ absl::Status Run() {
     first_loss = t.loss;
     recorder.set_recording(false);
   }
-  GemmReplay replay(ctx, recorder.calls());
+  const DType model_dtype = training::ModelDType(config.precision());
+  GemmReplay replay(ctx, recorder.calls(), model_dtype);
   replay.RunOnce(ctx);  // Touch every buffer once.
   for (int i = 1; i < warmup; ++i) RETURN_IF_ERROR(runner->Step(nullptr).status());
 
@@ -419,6 +433,13 @@ absl::Status Run() {
   std::printf("loss (synthetic uniform tokens, ln %d = %.3f): first step %.4f, last timed %.4f\n",
               model.vocab_size(), std::log(static_cast<double>(model.vocab_size())), first_loss,
               last_loss);
+  std::printf("GEMM replay dtypes: %s\n",
+              model_dtype == DType::kFloat32
+                  ? "fp32"
+                  : absl::StrCat(DTypeName(model_dtype), " a and b, ", DTypeName(model_dtype),
+                                 " c except fp32 weight gradients; through the 16-bit conversion "
+                                 "path (widen, fp32 GEMM, round), as the step")
+                        .c_str());
   std::printf(
       "GEMMs per step: %zu (%ld accumulate, beta != 0), %.3f GFLOP; replay buffers %.1f MiB%s\n",
       replay.calls().size(), static_cast<long>(beta_nonzero), gemm_flops / 1e9,
@@ -434,10 +455,11 @@ absl::Status Run() {
       Ms(gemm.mean), Ms(gemm.min), Ms(gemm.max));
 
   std::printf(
-      "| threads | tokens/step | step median (ms) | step mean (ms) | tokens/s | GEMMs alone "
+      "| precision | threads | tokens/step | step median (ms) | step mean (ms) | tokens/s | GEMMs alone "
       "median (ms) | step / GEMM | step / GEMM, minima | GEMMs/step | GEMM GFLOP/s |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  std::printf("| %d | %ld | %.2f | %.2f | %.0f | %.2f | %.2f | %.2f | %zu | %.1f |\n\n", threads,
+  std::printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("| %s | %d | %ld | %.2f | %.2f | %.0f | %.2f | %.2f | %.2f | %zu | %.1f |\n\n",
+              std::string(training::PrecisionName(config.precision())).c_str(), threads,
               static_cast<long>(tokens), Ms(step.median), Ms(step.mean),
               static_cast<double>(tokens) / step.median, Ms(gemm.median), step.median / gemm.median,
               step.min / gemm.min, replay.calls().size(), gemm_flops / gemm.median / 1e9);

@@ -17,6 +17,7 @@
 #include "topology/layer_split.h"
 #include "topology/layout_validation.h"
 #include "training/flops.h"
+#include "training/memory_estimate.h"
 #include "training/train_config.h"
 #include "transformer/block.h"
 #include "transformer/model_config.h"
@@ -360,6 +361,11 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   double worst_exposed = 0, worst_dp = 0, worst_opt = 0;
   double dp_and_optimizer_all_stages = 0;  // per replica, for the cores' busy time
   MemoryPlan worst;
+  // The config as planned (derived layout, the planner's precision), for
+  // training::EstimateStageMemory.
+  training::TrainConfig as_planned = config;
+  *as_planned.mutable_layout() = layout;
+  as_planned.set_precision(precision);
   const double logits_bytes = 2.0 * 4 * N * vocab / t;
   // The trainer's own stash per block (transformer/block.h, fp32), scaled to
   // this precision's activation bytes.
@@ -447,6 +453,19 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
     mem.gradients = stage_params[s] * grad_bytes_per_elem / (zero >= 2 ? d : 1);
     mem.optimizer_state = stage_params[s] * optimizer_bytes / (zero >= 1 ? d : 1);
     if (zero == 1 && d > 1) mem.communication_buffers = stage_params[s] * grad_bytes_per_elem / d;
+    if (zero >= 2 && d > 1) {
+      // ZeRO 2/3 as data_parallel/grad_buckets.h implements them: the pooled
+      // gradients' shards, the gradients kept in full (tied embedding, SP
+      // LayerNorms), 2 pool buffers of the largest bucket (whole layers, up
+      // to the largest layer) and, under ZeRO 3, a gathered layer next to the
+      // prefetched one. The rule's one home is training/memory_estimate.h
+      // (checked against measured memory); the planner's precision decides.
+      ASSIGN_OR_RETURN(const training::MemoryEstimate state,
+                       training::EstimateStageMemory(as_planned, s));
+      mem.parameters = static_cast<double>(state.parameter_bytes);
+      mem.gradients = static_cast<double>(state.gradient_bytes);
+      mem.optimizer_state = static_cast<double>(state.optimizer_state_bytes);
+    }
     const double in_flight = replay.peak_in_flight[s];
     const double chunk_layers = stage_max_chunk_layers[s];
     if (recompute == topology::Recompute::FULL) {

@@ -67,8 +67,8 @@ struct MemoryPlan {
   double activations = 0;
   // Buffers the collectives need besides the above: under ZeRO 1 the
   // reduce-scatter's output (the owned window of the summed gradients) next
-  // to the full gradient buckets. (ZeRO 2/3's pool of bucket buffers is not
-  // modelled yet.)
+  // to the full gradient buckets. (ZeRO 2/3's pool of bucket buffers is in
+  // `gradients`, as training::EstimateStageMemory counts it.)
   double communication_buffers = 0;
   int stage = 0;  // the pipeline stage these belong to (the largest total)
   double total() const {

@@ -550,8 +550,8 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
                           : zero == 2       ? ", ZeRO 2: + gradient shards and 2 bucket buffers"
                                             : ", ZeRO 3: + value shards and 2 gathered layers";
   term("memory_parameters", mem.parameters, "bytes",
-       absl::StrFormat("stage %d: %.4g params/rank, training::EstimateStageMemory (%s values%s)",
-                       mem.stage, stage_params[mem.stage], PrecisionName(precision), zero_rule));
+       absl::StrFormat("stage %d: %.4g params/rank, training::EstimateStageMemory (%s values)",
+                       mem.stage, stage_params[mem.stage], PrecisionName(precision)));
   term("memory_gradients", mem.gradients, "bytes", "fp32, training::EstimateStageMemory");
   term("memory_optimizer_state", mem.optimizer_state, "bytes",
        absl::StrFormat("AdamW m, v%s (fp32), training::EstimateStageMemory",
@@ -569,7 +569,7 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   term("memory_communication_buffers", mem.communication_buffers, "bytes",
        "none: ZeRO 1 reduce-scatters in place, ZeRO 2/3's bucket pool is in gradients");
   term("memory_total", mem.total(), "bytes",
-       absl::StrFormat("vs %s of device memory", Gb(hw.memory_bytes())));
+       absl::StrFormat("vs %s of device memory%s", Gb(hw.memory_bytes()), zero_rule));
   return plan;
 }
 

@@ -17,6 +17,7 @@
 #include "topology/layer_split.h"
 #include "topology/layout_validation.h"
 #include "training/flops.h"
+#include "training/memory_estimate.h"
 #include "training/train_config.h"
 #include "transformer/block.h"
 #include "transformer/model_config.h"
@@ -354,12 +355,15 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
   const int zero = layout.zero_stage();
   const double zero_factor = zero == 3 ? 1.5 : 1.0;
   const double bucket_bytes = layout.grad_bucket_mb() * 1024.0 * 1024.0;
-  const double param_bytes = fp32 ? 4 : 2;
-  const double optimizer_bytes = fp32 ? 8 : 12;  // moments (+ fp32 master values)
   const double optimizer_traffic_bytes = 28;     // AdamW read p,g,m,v; write p,m,v
   double worst_exposed = 0, worst_dp = 0, worst_opt = 0;
   double dp_and_optimizer_all_stages = 0;  // per replica, for the cores' busy time
   MemoryPlan worst;
+  // The config as planned (derived layout, the planner's precision), for
+  // training::EstimateStageMemory.
+  training::TrainConfig as_planned = config;
+  *as_planned.mutable_layout() = layout;
+  as_planned.set_precision(precision);
   const double logits_bytes = 2.0 * 4 * N * vocab / t;
   // The trainer's own stash per block (transformer/block.h, fp32), scaled to
   // this precision's activation bytes.
@@ -443,10 +447,19 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
 
     MemoryPlan mem;
     mem.stage = s;
-    mem.parameters = stage_params[s] * param_bytes / (zero >= 3 ? d : 1);
-    mem.gradients = stage_params[s] * grad_bytes_per_elem / (zero >= 2 ? d : 1);
-    mem.optimizer_state = stage_params[s] * optimizer_bytes / (zero >= 1 ? d : 1);
-    if (zero == 1 && d > 1) mem.communication_buffers = stage_params[s] * grad_bytes_per_elem / d;
+    // Parameters, gradients and optimizer state as the trainer holds them
+    // (data_parallel/grad_buckets.h): 16-bit values and fp32 gradients and
+    // masters under bf16/fp16; ZeRO 1 reduce-scatters in place; ZeRO 2/3 keep
+    // the pooled gradients' shards, the gradients kept in full (tied
+    // embedding, SP LayerNorms) and 2 pool buffers of the largest bucket
+    // (whole layers, up to the largest layer); ZeRO 3 a gathered layer next
+    // to the prefetched one. The rule's one home is training/memory_estimate.h,
+    // checked against measured memory; the planner's precision decides.
+    ASSIGN_OR_RETURN(const training::MemoryEstimate state,
+                     training::EstimateStageMemory(as_planned, s));
+    mem.parameters = static_cast<double>(state.parameter_bytes);
+    mem.gradients = static_cast<double>(state.gradient_bytes);
+    mem.optimizer_state = static_cast<double>(state.optimizer_state_bytes);
     const double in_flight = replay.peak_in_flight[s];
     const double chunk_layers = stage_max_chunk_layers[s];
     if (recompute == topology::Recompute::FULL) {
@@ -532,15 +545,17 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
        "FLOP/s", "all GEMM FLOPs executed (recomputation and padded vocabulary included)");
 
   const MemoryPlan& mem = plan.memory;
+  const char* zero_rule = zero == 0 || d == 1 ? ""
+                          : zero == 1       ? ", ZeRO 1: optimizer state / dp"
+                          : zero == 2       ? ", ZeRO 2: + gradient shards and 2 bucket buffers"
+                                            : ", ZeRO 3: + value shards and 2 gathered layers";
   term("memory_parameters", mem.parameters, "bytes",
-       absl::StrFormat("stage %d: %.4g params/rank x %g B%s", mem.stage, stage_params[mem.stage],
-                       param_bytes, zero >= 3 ? " / dp (ZeRO 3)" : ""));
-  term("memory_gradients", mem.gradients, "bytes",
-       absl::StrFormat("params x %g B%s", grad_bytes_per_elem, zero >= 2 ? " / dp (ZeRO >= 2)" : ""));
+       absl::StrFormat("stage %d: %.4g params/rank, training::EstimateStageMemory (%s values)",
+                       mem.stage, stage_params[mem.stage], PrecisionName(precision)));
+  term("memory_gradients", mem.gradients, "bytes", "fp32, training::EstimateStageMemory");
   term("memory_optimizer_state", mem.optimizer_state, "bytes",
-       absl::StrFormat("params x %g B (%s)%s", optimizer_bytes,
-                       fp32 ? "AdamW m, v" : "fp32 master, m, v: DeepSpeed's K=12",
-                       zero >= 1 ? " / dp (ZeRO >= 1)" : ""));
+       absl::StrFormat("AdamW m, v%s (fp32), training::EstimateStageMemory",
+                       fp32 ? "" : ", master values"));
   term("memory_activations", mem.activations, "bytes",
        absl::StrFormat("peak in flight %d (replay) x %d layers x block (training/memory_estimate.h "
                        "formula x %g/4 B, recompute %s)%s",
@@ -552,10 +567,9 @@ absl::StatusOr<Plan> PlanStep(const training::TrainConfig& config, const Hardwar
                                                                      : "NONE",
                        mem.stage == p - 1 ? " + fp32 logits and their gradient 2 x 4NV'/t" : ""));
   term("memory_communication_buffers", mem.communication_buffers, "bytes",
-       zero == 1 ? "ZeRO 1: the reduce-scatter's output, params x grad bytes / dp"
-                 : "none modelled (ZeRO 2/3: their pool of bucket buffers is not modelled)");
+       "none: ZeRO 1 reduce-scatters in place, ZeRO 2/3's bucket pool is in gradients");
   term("memory_total", mem.total(), "bytes",
-       absl::StrFormat("vs %s of device memory", Gb(hw.memory_bytes())));
+       absl::StrFormat("vs %s of device memory%s", Gb(hw.memory_bytes()), zero_rule));
   return plan;
 }
 

@@ -65,10 +65,10 @@ struct MemoryPlan {
   double gradients = 0;
   double optimizer_state = 0;
   double activations = 0;
-  // Buffers the collectives need besides the above: under ZeRO 1 the
-  // reduce-scatter's output (the owned window of the summed gradients) next
-  // to the full gradient buckets. (ZeRO 2/3's pool of bucket buffers is not
-  // modelled yet.)
+  // Buffers the collectives need besides the above: none in this trainer
+  // (ZeRO 1 reduce-scatters in place; ZeRO 2/3's pool of bucket buffers is
+  // in `gradients`, as training::EstimateStageMemory counts it). Kept as a
+  // field of --json, which scripts read.
   double communication_buffers = 0;
   int stage = 0;  // the pipeline stage these belong to (the largest total)
   double total() const {

@@ -2,8 +2,10 @@
 
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tensor_parallel/param_count.h"
+#include "training/memory_estimate.h"
 #include "training/train_config.h"
 
 namespace trident::planning {
@@ -89,7 +91,7 @@ TEST(Memory, PerZeroStageAndPrecision) {
   auto mixed = PlanStep(config, IdealHardware(), training::BF16);
   ASSERT_TRUE(mixed.ok()) << mixed.status();
   EXPECT_DOUBLE_EQ(mixed->memory.parameters, 2 * P);
-  EXPECT_DOUBLE_EQ(mixed->memory.gradients, 2 * P);
+  EXPECT_DOUBLE_EQ(mixed->memory.gradients, 4 * P);  // fp32 gradients
   EXPECT_DOUBLE_EQ(mixed->memory.optimizer_state, 12 * P);  // DeepSpeed's K = 12
   EXPECT_LT(mixed->memory.activations, plan->memory.activations);
 
@@ -99,14 +101,81 @@ TEST(Memory, PerZeroStageAndPrecision) {
     config.mutable_layout()->set_zero_stage(zero);
     auto z = PlanStep(config, IdealHardware(), training::BF16);
     ASSERT_TRUE(z.ok()) << z.status();
-    EXPECT_DOUBLE_EQ(z->memory.optimizer_state, zero >= 1 ? 12 * P / d : 12 * P) << zero;
-    EXPECT_DOUBLE_EQ(z->memory.gradients, zero >= 2 ? 2 * P / d : 2 * P) << zero;
-    EXPECT_DOUBLE_EQ(z->memory.parameters, zero >= 3 ? 2 * P / d : 2 * P) << zero;
-    // ZeRO 1 keeps the reduce-scatter's output next to the full buckets.
-    EXPECT_DOUBLE_EQ(z->memory.communication_buffers, zero == 1 ? 2 * P / d : 0) << zero;
+    EXPECT_DOUBLE_EQ(z->memory.optimizer_state, zero >= 1 ? 12 * std::ceil(P / d) : 12 * P)
+        << zero;
+    if (zero <= 1) {
+      EXPECT_DOUBLE_EQ(z->memory.gradients, 4 * P) << zero;
+      EXPECT_DOUBLE_EQ(z->memory.parameters, 2 * P) << zero;
+    }
+    // ZeRO 1 reduce-scatters in place: no buffer beside the full buckets.
+    EXPECT_EQ(z->memory.communication_buffers, 0) << zero;
     EXPECT_DOUBLE_EQ(z->memory.total(), z->memory.parameters + z->memory.gradients +
                                             z->memory.optimizer_state + z->memory.activations +
                                             z->memory.communication_buffers);
+  }
+}
+
+// ZeRO 2 at dp 4 by hand (fp32, one stage): wte (V x h = 256 x 128) is kept
+// in full, the rest is sharded over 4, and the pool holds 2 buffers of the
+// largest bucket. Buckets hold whole layers up to the largest layer, a block
+// (12h^2 + 13h): head (2h pooled) + a block exceeds it, so every block is a
+// bucket of its own and the largest is one block. ZeRO 3 adds to the values'
+// shards a block and the next one gathered at once.
+TEST(Memory, ZeroTwoThreeBucketPoolByHand) {
+  training::TrainConfig config = SmallConfig();
+  config.mutable_layout()->set_data_parallel(4);
+  const double P = SerialParams(config);
+  const double wte = 256 * 128, block = 12 * 128 * 128 + 13 * 128;
+  config.mutable_layout()->set_zero_stage(2);
+  auto two = PlanStep(config, IdealHardware(), training::FP32);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_DOUBLE_EQ(two->memory.gradients, 4 * (std::ceil((P - wte) / 4) + wte + 2 * block));
+  EXPECT_DOUBLE_EQ(two->memory.parameters, 4 * P);
+  EXPECT_DOUBLE_EQ(two->memory.optimizer_state, 8 * std::ceil(P / 4));
+  EXPECT_EQ(two->memory.communication_buffers, 0);
+  config.mutable_layout()->set_zero_stage(3);
+  auto three = PlanStep(config, IdealHardware(), training::FP32);
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_DOUBLE_EQ(three->memory.gradients, two->memory.gradients);
+  EXPECT_DOUBLE_EQ(three->memory.parameters, 4 * (std::ceil(P / 4) + 2 * block));
+}
+
+// The planner's parameters, gradients and optimizer state are
+// training::EstimateStageMemory's (the estimate checked against measured
+// memory) for the stage it reports, in the precision it plans.
+TEST(Memory, MatchesTheTrainersEstimate) {
+  struct Case {
+    int tp, pp, dp, zero;
+    bool sp;
+    training::Precision precision;
+  };
+  const Case cases[] = {
+      {1, 1, 4, 2, false, training::FP32}, {1, 1, 2, 3, false, training::BF16},
+      {1, 2, 2, 2, false, training::BF16}, {2, 2, 2, 3, true, training::FP32},
+      {2, 1, 2, 2, true, training::BF16},  {1, 4, 2, 3, false, training::FP32},
+      {2, 1, 2, 1, true, training::FP32},  {1, 2, 2, 0, false, training::BF16},
+  };
+  for (const Case& c : cases) {
+    training::TrainConfig config = SmallConfig();
+    config.mutable_layout()->set_tensor_parallel(c.tp);
+    config.mutable_layout()->set_pipeline_parallel(c.pp);
+    config.mutable_layout()->set_data_parallel(c.dp);
+    config.mutable_layout()->set_zero_stage(c.zero);
+    config.mutable_layout()->set_sequence_parallel(c.sp);
+    config.mutable_layout()->set_num_micro_batches(4);
+    const std::string name = absl::StrCat("tp ", c.tp, " pp ", c.pp, " dp ", c.dp, " zero ",
+                                          c.zero, " ", training::PrecisionName(c.precision));
+    auto plan = PlanStep(config, IdealHardware(), c.precision);
+    ASSERT_TRUE(plan.ok()) << name << ": " << plan.status();
+    config.set_precision(c.precision);
+    auto estimate = training::EstimateStageMemory(config, plan->memory.stage);
+    ASSERT_TRUE(estimate.ok()) << name << ": " << estimate.status();
+    EXPECT_EQ(plan->memory.parameters, static_cast<double>(estimate->parameter_bytes)) << name;
+    EXPECT_EQ(plan->memory.gradients, static_cast<double>(estimate->gradient_bytes)) << name;
+    EXPECT_EQ(plan->memory.optimizer_state,
+              static_cast<double>(estimate->optimizer_state_bytes))
+        << name;
+    EXPECT_GT(plan->memory.gradients, 0) << name;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/cuda/cuda_allocator.h"
+#include "core/cuda/gpu_test_util.h"
 #include "gtest/gtest.h"
 
 namespace trident::cuda {
@@ -25,17 +26,12 @@ TEST(CopyTensorAsyncTest, RefusesMismatchesBeforeTouchingCuda) {
 }
 
 TEST(CopyTensorAsyncTest, RoundTripsThroughTwoDeviceTensors) {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    GTEST_SKIP() << "no CUDA device here";
-  }
-  auto allocator = CudaCachingAllocator::Create(0);
-  ASSERT_TRUE(allocator.ok()) << allocator.status();
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
   std::vector<float> values(1000);
   for (int i = 0; i < 1000; ++i) values[i] = 0.5f * i - 7.0f;
   const Tensor host = Tensor::FromVector(values, {10, 100});
-  const Tensor first = Tensor::Empty({10, 100}, DType::kFloat32, *allocator);
-  const Tensor second = Tensor::Empty({10, 100}, DType::kFloat32, *allocator);
+  const Tensor first = Tensor::Empty({10, 100}, DType::kFloat32, allocator);
+  const Tensor second = Tensor::Empty({10, 100}, DType::kFloat32, allocator);
   const Tensor back = Tensor::Zeros({10, 100}, DType::kFloat32);
   cudaStream_t stream = nullptr;
   ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);

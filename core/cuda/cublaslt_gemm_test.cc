@@ -22,6 +22,7 @@
 #include "core/cuda/cuda_allocator.h"
 #include "core/exec_context.h"
 #include "core/ops/linear.h"
+#include "core/cuda/gpu_test_util.h"
 #include "gtest/gtest.h"
 
 namespace trident::cuda {
@@ -29,25 +30,6 @@ namespace {
 
 using ::trident::ops::LinearEpilogue;
 
-std::shared_ptr<CudaCachingAllocator> GpuAllocatorOrNull(std::string* reason) {
-  int count = 0;
-  const cudaError_t error = cudaGetDeviceCount(&count);
-  if (error != cudaSuccess || count == 0) {
-    *reason = error != cudaSuccess ? cudaGetErrorString(error) : "zero devices";
-    return nullptr;
-  }
-  auto allocator = CudaCachingAllocator::Create(0, "gemm_test");
-  if (!allocator.ok()) {
-    *reason = allocator.status().ToString();
-    return nullptr;
-  }
-  return *allocator;
-}
-
-#define SKIP_WITHOUT_GPU(allocator)                  \
-  std::string skip_reason;                           \
-  auto allocator = GpuAllocatorOrNull(&skip_reason); \
-  if (allocator == nullptr) GTEST_SKIP() << "no CUDA device here: " << skip_reason
 
 float RoundTo(DType dtype, float value) {
   switch (dtype) {
@@ -144,7 +126,7 @@ struct Case {
 class LtGemmVsCpuTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(LtGemmVsCpuTest, ForwardAndWeightGradMatchTheCpuOps) {
-  SKIP_WITHOUT_GPU(allocator);
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
   const Case c = GetParam();
   const uint32_t seed = std::random_device{}();
   SCOPED_TRACE(absl::StrCat("seed ", seed));
@@ -232,7 +214,7 @@ INSTANTIATE_TEST_SUITE_P(DTypesAndShapes, LtGemmVsCpuTest,
                          });
 
 TEST(LtGemmTest, ChoosesOneAlgorithmPerShapeAndEpilogue) {
-  SKIP_WITHOUT_GPU(allocator);
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
   auto gemm = LtGemm::Create(allocator);
   ASSERT_TRUE(gemm.ok()) << gemm.status();
   const Tensor x = Tensor::Zeros({16, 32}, DType::kFloat32, allocator);
@@ -249,7 +231,7 @@ TEST(LtGemmTest, ChoosesOneAlgorithmPerShapeAndEpilogue) {
 }
 
 TEST(LtGemmTest, RejectsMismatchedOperandsByName) {
-  SKIP_WITHOUT_GPU(allocator);
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
   auto gemm = LtGemm::Create(allocator);
   ASSERT_TRUE(gemm.ok()) << gemm.status();
   const Tensor x = Tensor::Zeros({16, 32}, DType::kFloat32, allocator);

@@ -6,31 +6,12 @@
 
 #include "core/cuda/size_classes.h"
 #include "core/tensor.h"
+#include "core/cuda/gpu_test_util.h"
 #include "gtest/gtest.h"
 
 namespace trident::cuda {
 namespace {
 
-// The allocator of GPU 0, or a skip reason on a machine without one.
-std::shared_ptr<CudaCachingAllocator> GpuAllocatorOrNull(std::string* reason) {
-  int count = 0;
-  const cudaError_t error = cudaGetDeviceCount(&count);
-  if (error != cudaSuccess || count == 0) {
-    *reason = error != cudaSuccess ? cudaGetErrorString(error) : "zero devices";
-    return nullptr;
-  }
-  auto allocator = CudaCachingAllocator::Create(0, "test");
-  if (!allocator.ok()) {
-    *reason = allocator.status().ToString();
-    return nullptr;
-  }
-  return *allocator;
-}
-
-#define SKIP_WITHOUT_GPU(allocator)                  \
-  std::string skip_reason;                           \
-  auto allocator = GpuAllocatorOrNull(&skip_reason); \
-  if (allocator == nullptr) GTEST_SKIP() << "no CUDA device here: " << skip_reason
 
 TEST(CudaCachingAllocatorTest, RejectsAMissingDevice) {
   auto allocator = CudaCachingAllocator::Create(1 << 20);
@@ -38,7 +19,7 @@ TEST(CudaCachingAllocatorTest, RejectsAMissingDevice) {
 }
 
 TEST(CudaCachingAllocatorTest, TensorsLiveOnTheGpuAndRoundTrip) {
-  SKIP_WITHOUT_GPU(allocator);
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
   const Tensor t = Tensor::Empty({3, 5}, DType::kFloat32, allocator);
   EXPECT_EQ(t.device(), Device::Cuda(0));
   cudaPointerAttributes attributes;
@@ -53,7 +34,7 @@ TEST(CudaCachingAllocatorTest, TensorsLiveOnTheGpuAndRoundTrip) {
 }
 
 TEST(CudaCachingAllocatorTest, FreedBlocksAreReusedWithoutCudaMalloc) {
-  SKIP_WITHOUT_GPU(allocator);
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
   void* first = allocator->Allocate(1000);
   EXPECT_EQ(allocator->device_allocations(), 1);
   allocator->Free(first, 1000);
@@ -74,7 +55,7 @@ TEST(CudaCachingAllocatorTest, FreedBlocksAreReusedWithoutCudaMalloc) {
 }
 
 TEST(CudaCachingAllocatorTest, CountsInUsePeakAndReserved) {
-  SKIP_WITHOUT_GPU(allocator);
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
   const size_t small = 3000, large = (size_t{3} << 20) + 1;
   void* a = allocator->Allocate(small);
   void* b = allocator->Allocate(large);
@@ -96,7 +77,7 @@ TEST(CudaCachingAllocatorTest, CountsInUsePeakAndReserved) {
 }
 
 TEST(CudaCachingAllocatorTest, ReleasesTheCacheWhenTheDeviceRunsOut) {
-  SKIP_WITHOUT_GPU(allocator);
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
   size_t free_bytes = 0, total_bytes = 0;
   ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total_bytes), cudaSuccess);
   // Two blocks of ~60% of free memory cannot both be held: after the first is

@@ -31,86 +31,8 @@ namespace {
 using ::trident::ops::LinearEpilogue;
 
 
-float RoundTo(DType dtype, float value) {
-  switch (dtype) {
-    case DType::kBFloat16:
-      return ToFloat(ToBFloat16(value));
-    case DType::kFloat16:
-      return ToFloat(ToFloat16(value));
-    default:
-      return value;
-  }
-}
-
-// Host values already rounded to `dtype`, uniform in [-1, 1).
-std::vector<float> RandomValues(std::mt19937& rng, DType dtype, int64_t n) {
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = RoundTo(dtype, uniform(rng));
-  return v;
-}
-
-// A device tensor of `dtype` holding `values`.
-Tensor Upload(const std::vector<float>& values, absl::Span<const int64_t> shape, DType dtype,
-              const std::shared_ptr<Allocator>& allocator) {
-  const Tensor t = Tensor::Empty(shape, dtype, allocator);
-  switch (dtype) {
-    case DType::kBFloat16: {
-      std::vector<BFloat16> converted;
-      for (float v : values) converted.push_back(ToBFloat16(v));
-      t.CopyFrom(converted);
-      break;
-    }
-    case DType::kFloat16: {
-      std::vector<Float16> converted;
-      for (float v : values) converted.push_back(ToFloat16(v));
-      t.CopyFrom(converted);
-      break;
-    }
-    default:
-      t.CopyFrom(values);
-  }
-  return t;
-}
-
-std::vector<float> Download(const Tensor& t) {
-  std::vector<float> out;
-  switch (t.dtype()) {
-    case DType::kBFloat16:
-      for (BFloat16 v : t.ToVector<BFloat16>()) out.push_back(ToFloat(v));
-      return out;
-    case DType::kFloat16:
-      for (Float16 v : t.ToVector<Float16>()) out.push_back(ToFloat(v));
-      return out;
-    default:
-      return t.ToVector<float>();
-  }
-}
-
-Tensor Poisoned(absl::Span<const int64_t> shape, DType dtype,
-                const std::shared_ptr<Allocator>& allocator) {
-  return Upload(std::vector<float>(NumElements(shape), std::numeric_limits<float>::quiet_NaN()),
-                shape, dtype, allocator);
-}
-
 Tensor Host(const std::vector<float>& values, absl::Span<const int64_t> shape) {
   return Tensor::FromVector(values, shape);
-}
-
-// Every element within tolerance * scale; reports the first few failures.
-void ExpectClose(const std::vector<float>& actual, const std::vector<float>& expected,
-                 const std::vector<float>& scale, double tolerance, const std::string& what) {
-  ASSERT_EQ(actual.size(), expected.size()) << what;
-  int failures = 0;
-  for (size_t i = 0; i < actual.size(); ++i) {
-    const double error = std::abs(static_cast<double>(actual[i]) - expected[i]);
-    const double bound = tolerance * scale[i];
-    if (!(error <= bound) && ++failures <= 5) {
-      ADD_FAILURE() << what << "[" << i << "]: gpu " << actual[i] << ", cpu " << expected[i]
-                    << ", error " << error << " > " << bound;
-    }
-  }
-  EXPECT_EQ(failures, 0) << what << ": " << failures << " of " << actual.size() << " elements";
 }
 
 struct Case {

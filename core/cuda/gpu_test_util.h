@@ -1,15 +1,25 @@
 #ifndef TRIDENT_CORE_CUDA_GPU_TEST_UTIL_H_
 #define TRIDENT_CORE_CUDA_GPU_TEST_UTIL_H_
 
-// What every GPU test needs first: GPU 0's allocator, or the reason there is
-// none, so that the test skips itself cleanly on a machine without a device
-// (CI builds these tests everywhere; they run on the device machine).
+// What every GPU test needs: GPU 0's allocator, or the reason there is none,
+// so that the test skips itself cleanly on a machine without a device (CI
+// builds these tests everywhere; they run on the device machine); and the
+// comparison of a GPU op against its CPU twin: inputs rounded to the storage
+// dtype on the host (both sides compute from the same values), outputs
+// poisoned with NaN before each run, every element within a tolerance of its
+// own scale, NaN never passing.
 
+#include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "core/cuda/cuda_allocator.h"
+#include "core/dtype.h"
+#include "core/tensor.h"
 
 namespace trident::cuda {
 
@@ -17,6 +27,34 @@ namespace trident::cuda {
 // (no device, or the allocator could not be created).
 std::shared_ptr<CudaCachingAllocator> GpuAllocatorOrNull(absl::string_view name,
                                                          std::string* reason);
+
+// `value` rounded to `dtype` (to nearest even; fp32 and integer dtypes: itself).
+float RoundedTo(DType dtype, float value);
+
+// `n` values uniform in [lo, hi), each already rounded to `dtype`.
+std::vector<float> RandomValues(std::mt19937& rng, DType dtype, int64_t n, float lo = -1.0f,
+                                float hi = 1.0f);
+
+// A tensor of `dtype` on `allocator`'s device holding `values` (converted).
+Tensor Upload(const std::vector<float>& values, absl::Span<const int64_t> shape, DType dtype,
+              const std::shared_ptr<Allocator>& allocator);
+
+// A float tensor's values as fp32, wherever it lives.
+std::vector<float> Download(const Tensor& t);
+
+// A tensor of `dtype` on `allocator`'s device full of quiet NaNs.
+Tensor Poisoned(absl::Span<const int64_t> shape, DType dtype,
+                const std::shared_ptr<Allocator>& allocator);
+
+// Adds a gtest failure (the first few elements named) unless every
+// |actual[i] - expected[i]| <= tolerance * scale[i]; NaN fails.
+void ExpectClose(const std::vector<float>& actual, const std::vector<float>& expected,
+                 const std::vector<float>& scale, double tolerance, const std::string& what);
+
+// The same with scale[i] = max(|expected[i]|, floor): relative error where
+// values are large, absolute error `tolerance * floor` near zero.
+void ExpectCloseRelative(const std::vector<float>& actual, const std::vector<float>& expected,
+                         double tolerance, float floor, const std::string& what);
 
 }  // namespace trident::cuda
 

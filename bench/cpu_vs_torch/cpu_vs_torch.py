@@ -62,16 +62,21 @@ seed: 1234
 """
 
 _RESULT = re.compile(r"^(steps_only|torch): tokens_per_s=([0-9.]+) step_ms=([0-9.]+)", re.M)
+# trident's line also carries its step's GEMMs replayed alone.
+_GEMM_FLOOR = re.compile(r"^steps_only: .* gemm_ms=([0-9.]+) gemm_gflop=([0-9.]+)", re.M)
 
 
 def run(command, env=None):
+    """(tokens/s, step ms, GEMM floor ms or None) from a result line."""
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"cpu_vs_torch: {' '.join(command)} failed:\n{done.stdout}{done.stderr}")
     match = _RESULT.search(done.stdout)
     if not match:
         sys.exit(f"cpu_vs_torch: no result line from {' '.join(command)}:\n{done.stdout}")
-    return float(match.group(2)), float(match.group(3))
+    floor = _GEMM_FLOOR.search(done.stdout)
+    return (float(match.group(2)), float(match.group(3)),
+            float(floor.group(1)) if floor else None)
 
 
 def torch_env(threads, policy):
@@ -111,9 +116,11 @@ def main():
     print(f"batch {args.batch} sequences, vocabulary {VOCAB}, {args.warmup} warm-up + "
           f"{args.steps} timed steps (median), best of {args.rounds} round(s); PyTorch "
           f"{torch_version()} eager fp32 with OMP_WAIT_POLICY={args.omp_wait_policy}")
+    print("Ceiling: PyTorch's step over trident's GEMMs replayed alone (the same OpenBLAS "
+          "calls, back to back): the ratio no step calling those GEMMs can pass.")
     print("| model | threads | tokens/step | trident tokens/s | PyTorch tokens/s | "
-          "trident / PyTorch |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "trident / PyTorch | trident GEMMs alone (ms) | PyTorch step (ms) | ceiling |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             layers, hidden, heads, seq = SIZES[size]
@@ -122,19 +129,26 @@ def main():
                 f.write(CONFIG.format(vocab=VOCAB, seq=seq, layers=layers, heads=heads,
                                       hidden=hidden, batch=args.batch))
             for t in threads:
-                ours, theirs = [], []
+                ours, theirs, floors, torch_ms = [], [], [], []
                 for _ in range(args.rounds):
-                    ours.append(run([args.trident_bench, f"--config={config}", f"--threads={t}",
+                    mine = run([args.trident_bench, f"--config={config}", f"--threads={t}",
                                      "--steps_only", f"--warmup={max(1, args.warmup)}",
-                                     f"--steps={args.steps}"])[0])
-                    theirs.append(run(
+                                     f"--steps={args.steps}"])
+                    ours.append(mine[0])
+                    floors.append(mine[2])
+                    baseline = run(
                         ["/usr/bin/python3", args.torch_script, f"--reference={args.reference}",
                          f"--layers={layers}", f"--hidden={hidden}", f"--heads={heads}",
                          f"--vocab={VOCAB}", f"--seq={seq}", f"--batch={args.batch}",
                          f"--threads={t}", f"--warmup={args.warmup}", f"--steps={args.steps}"],
-                        env=torch_env(t, args.omp_wait_policy))[0])
+                        env=torch_env(t, args.omp_wait_policy))
+                    theirs.append(baseline[0])
+                    torch_ms.append(baseline[1])
+                # Best rounds on both sides: the fastest PyTorch step over the
+                # fastest GEMM replay.
                 print(f"| {size} | {t} | {args.batch * seq} | {fmt(ours)} | {fmt(theirs)} | "
-                      f"{max(ours) / max(theirs):.2f}x |", flush=True)
+                      f"{max(ours) / max(theirs):.2f}x | {min(floors):,.1f} | "
+                      f"{min(torch_ms):,.1f} | {min(torch_ms) / min(floors):.2f}x |", flush=True)
 
 
 def fmt(values):

@@ -77,9 +77,10 @@ ABSL_FLAG(int, steps, 20, "timed training steps (as many GEMM replays and observ
 ABSL_FLAG(int, warmup, 3, "untimed training steps first");
 ABSL_FLAG(int, threads, 0, "CPU threads of the execution context (0: all cores)");
 ABSL_FLAG(bool, steps_only, false,
-          "time the training steps only (no GEMM recording, replay or per-phase steps) and print "
-          "one line 'steps_only: tokens_per_s=<median> step_ms=<median> min_step_ms=<min>': what "
-          "bench/cpu_vs_torch reads");
+          "time the training steps, then the step's GEMMs replayed alone (no per-phase steps), "
+          "and print one line 'steps_only: tokens_per_s=<median> step_ms=<median> "
+          "min_step_ms=<min> gemm_ms=<median> gemm_gflop=<per step>': what bench/cpu_vs_torch "
+          "reads (the GEMMs alone are the floor of any step that calls these GEMMs)");
 
 namespace trident::bench {
 namespace {
@@ -248,6 +249,28 @@ class TrainStepRunner {
   int64_t step_ = 0;
 };
 
+// One training step with its GEMM calls recorded (its loss kept), and the
+// replay of those calls on buffers of their own, each buffer touched once.
+struct RecordedStep {
+  double loss = 0;
+  std::unique_ptr<GemmReplay> replay;
+};
+
+absl::StatusOr<RecordedStep> RecordStepGemms(TrainStepRunner& runner, const ExecContext& ctx,
+                                             DType model_dtype, GemmRecorder& recorder) {
+  RecordedStep recorded;
+  {
+    recorder.set_recording(true);
+    ops::ScopedGemmObserver scope(&recorder);
+    ASSIGN_OR_RETURN(const StepTimes t, runner.Step(&recorder));
+    recorded.loss = t.loss;
+    recorder.set_recording(false);
+  }
+  recorded.replay = std::make_unique<GemmReplay>(ctx, recorder.calls(), model_dtype);
+  recorded.replay->RunOnce(ctx);
+  return recorded;
+}
+
 struct AttentionTimes {
   Stats forward, backward;  // seconds per step (all layers, all micro-batches)
 };
@@ -349,33 +372,39 @@ absl::Status Run() {
       config.layout().micro_batch_size(), config.data().seq_length(), static_cast<long>(tokens),
       std::string(training::PrecisionName(config.precision())).c_str(), threads, warmup, steps);
 
+  const DType model_dtype = training::ModelDType(config.precision());
+  GemmRecorder recorder(kNumPhases);
   if (absl::GetFlag(FLAGS_steps_only)) {
+    // Steps first, on a heap without the replay's buffers, as in training.
     for (int i = 0; i < warmup; ++i) RETURN_IF_ERROR(runner->Step(nullptr).status());
     std::vector<double> step_s;
     for (int i = 0; i < steps; ++i) {
       ASSIGN_OR_RETURN(const StepTimes t, runner->Step(nullptr));
       step_s.push_back(t.total);
     }
-    const Stats step = Summarize(step_s);
-    std::printf("steps_only: tokens_per_s=%.1f step_ms=%.3f min_step_ms=%.3f\n",
-                static_cast<double>(tokens) / step.median, Ms(step.median), Ms(step.min));
+    ASSIGN_OR_RETURN(const RecordedStep recorded, RecordStepGemms(*runner, ctx, model_dtype,
+                                                                  recorder));
+    std::vector<double> replay_s;
+    for (int i = 0; i < steps; ++i) {
+      const Clock::time_point start = Clock::now();
+      recorded.replay->RunOnce(ctx);
+      replay_s.push_back(SecondsSince(start));
+    }
+    const Stats step = Summarize(step_s), gemm = Summarize(replay_s);
+    std::printf(
+        "steps_only: tokens_per_s=%.1f step_ms=%.3f min_step_ms=%.3f gemm_ms=%.3f "
+        "gemm_gflop=%.3f\n",
+        static_cast<double>(tokens) / step.median, Ms(step.median), Ms(step.min), Ms(gemm.median),
+        recorded.replay->total_flops() / 1e9);
     return absl::OkStatus();
   }
 
   // The first warm-up step records the GEMM calls; the replay's buffers are
   // made before the other warm-up steps, so these see the final heap.
-  GemmRecorder recorder(kNumPhases);
-  double first_loss = 0;
-  {
-    recorder.set_recording(true);
-    ops::ScopedGemmObserver scope(&recorder);
-    ASSIGN_OR_RETURN(const StepTimes t, runner->Step(&recorder));
-    first_loss = t.loss;
-    recorder.set_recording(false);
-  }
-  const DType model_dtype = training::ModelDType(config.precision());
-  GemmReplay replay(ctx, recorder.calls(), model_dtype);
-  replay.RunOnce(ctx);  // Touch every buffer once.
+  ASSIGN_OR_RETURN(const RecordedStep recorded, RecordStepGemms(*runner, ctx, model_dtype,
+                                                                recorder));
+  const double first_loss = recorded.loss;
+  GemmReplay& replay = *recorded.replay;
   for (int i = 1; i < warmup; ++i) RETURN_IF_ERROR(runner->Step(nullptr).status());
 
   // Steps back to back, as in training, then the GEMM replays back to back.

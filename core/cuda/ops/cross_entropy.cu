@@ -26,8 +26,8 @@ constexpr int kThreads = 256;
 __device__ int64_t TargetColumn(int32_t t, const CrossEntropyOptions& o, const char* op) {
   if (t == o.ignore_index) return -1;
   if (t < 0 || t >= o.vocab_size) {
-    printf("%s: target %d is outside the vocabulary [0, %lld) and is not the ignore index %d\n",
-           op, t, static_cast<long long>(o.vocab_size), o.ignore_index);
+    printf("%s: target %d is outside the vocabulary [0, %lld) and is not the ignore index %d\n", op,
+           t, static_cast<long long>(o.vocab_size), o.ignore_index);
     __trap();
   }
   const int64_t col = static_cast<int64_t>(t) - o.vocab_start;
@@ -81,8 +81,7 @@ __device__ void BlockOnlineReduce(float& m, float& s, float* scratch_m, float* s
 // j < valid_columns. ---
 
 template <typename T, int kWidth>
-__global__ void RowMaxKernel(const T* logits, int64_t cols, CrossEntropyOptions o,
-                             float* row_max) {
+__global__ void RowMaxKernel(const T* logits, int64_t cols, CrossEntropyOptions o, float* row_max) {
   __shared__ float scratch[kWarpSize];
   const int64_t row = blockIdx.x;
   const T* lr = logits + row * cols;
@@ -129,8 +128,7 @@ __global__ void TargetLogitKernel(const T* logits, const int32_t* targets, int64
 // forms logsumexp and the loss (in double, as the CPU twin).
 template <typename T, int kWidth>
 __global__ void CrossEntropyForwardKernel(const T* logits, const int32_t* targets, int64_t cols,
-                                          CrossEntropyOptions o, float* losses,
-                                          float* logsumexp) {
+                                          CrossEntropyOptions o, float* losses, float* logsumexp) {
   __shared__ float scratch_m[kWarpSize], scratch_s[kWarpSize];
   const int64_t row = blockIdx.x;
   const T* lr = logits + row * cols;
@@ -154,8 +152,8 @@ __global__ void CrossEntropyForwardKernel(const T* logits, const int32_t* target
 // dlogits may be logits.
 template <typename T, int kWidth>
 __global__ void CrossEntropyBackwardKernel(const T* logits, const int32_t* targets,
-                                           const float* logsumexp, float grad_scale,
-                                           int64_t cols, CrossEntropyOptions o, T* dlogits) {
+                                           const float* logsumexp, float grad_scale, int64_t cols,
+                                           CrossEntropyOptions o, T* dlogits) {
   const int64_t row = blockIdx.x;
   const T* lr = logits + row * cols;
   T* dr = dlogits + row * cols;
@@ -224,8 +222,8 @@ absl::StatusOr<CrossEntropyOptions> CheckLogits(absl::string_view op, const Tens
                                                 const CrossEntropyOptions& options) {
   RETURN_IF_ERROR(CheckFloatOperand(op, "logits", logits));
   if (logits.ndim() != 2) {
-    return Refuse(op, absl::StrCat("logits has shape ", ShapeToString(logits.shape()),
-                                   ", expected [N, V]"));
+    return Refuse(
+        op, absl::StrCat("logits has shape ", ShapeToString(logits.shape()), ", expected [N, V]"));
   }
   if (logits.dim(0) > std::numeric_limits<int32_t>::max()) {
     return Refuse(op, absl::StrCat("logits has ", logits.dim(0),
@@ -235,9 +233,9 @@ absl::StatusOr<CrossEntropyOptions> CheckLogits(absl::string_view op, const Tens
   CrossEntropyOptions o = options;
   if (o.valid_columns == -1) o.valid_columns = columns;
   if (o.valid_columns < 0 || o.valid_columns > columns) {
-    return Refuse(op, absl::StrCat("options.valid_columns is ", options.valid_columns,
-                                   ", expected -1 or in [0, ", columns,
-                                   "] (the columns of logits)"));
+    return Refuse(op,
+                  absl::StrCat("options.valid_columns is ", options.valid_columns,
+                               ", expected -1 or in [0, ", columns, "] (the columns of logits)"));
   }
   if (o.vocab_start < 0) {
     return Refuse(op, absl::StrCat("options.vocab_start is ", o.vocab_start, ", expected >= 0"));
@@ -341,8 +339,9 @@ absl::Status CrossEntropyForward(cudaStream_t stream, const Tensor& logits, cons
   RETURN_IF_ERROR(CheckTargets(kOp, targets, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "losses", losses, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "logsumexp", logsumexp, rows));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"logits", logits}, {"targets", targets},
-                                      {"losses", losses}, {"logsumexp", logsumexp}}));
+  RETURN_IF_ERROR(CheckOnOneGpu(
+      kOp,
+      {{"logits", logits}, {"targets", targets}, {"losses", losses}, {"logsumexp", logsumexp}}));
   if (rows == 0) return absl::OkStatus();
   return DispatchFloatStorage(logits.dtype(), kOp, [&](auto zero) {
     using T = decltype(zero);
@@ -371,8 +370,9 @@ absl::Status CrossEntropyBackward(cudaStream_t stream, const Tensor& logits, con
   if (!std::isfinite(grad_scale)) {
     return Refuse(kOp, absl::StrCat("grad_scale is ", grad_scale, ", expected a finite value"));
   }
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"logits", logits}, {"targets", targets},
-                                      {"logsumexp", logsumexp}, {"dlogits", dlogits}}));
+  RETURN_IF_ERROR(CheckOnOneGpu(
+      kOp,
+      {{"logits", logits}, {"targets", targets}, {"logsumexp", logsumexp}, {"dlogits", dlogits}}));
   if (rows == 0) return absl::OkStatus();
   return DispatchFloatStorage(logits.dtype(), kOp, [&](auto zero) {
     using T = decltype(zero);
@@ -400,9 +400,12 @@ absl::Status CombineCrossEntropyParts(cudaStream_t stream, const Tensor& row_max
   RETURN_IF_ERROR(CheckRowVector(kOp, "target_logit", target_logit, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "losses", losses, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "logsumexp", logsumexp, rows));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"row_max", row_max}, {"sum_exp", sum_exp},
-                                      {"target_logit", target_logit}, {"targets", targets},
-                                      {"losses", losses}, {"logsumexp", logsumexp}}));
+  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"row_max", row_max},
+                                      {"sum_exp", sum_exp},
+                                      {"target_logit", target_logit},
+                                      {"targets", targets},
+                                      {"losses", losses},
+                                      {"logsumexp", logsumexp}}));
   if (rows == 0) return absl::OkStatus();
   CombineCrossEntropyPartsKernel<<<BlocksFor(rows, kThreads), kThreads, 0, stream>>>(
       row_max.data<float>(), sum_exp.data<float>(), target_logit.data<float>(),
@@ -427,18 +430,17 @@ absl::StatusOr<int64_t> CountTargets(cudaStream_t stream, const Tensor& targets,
   absl::Status launched = LaunchStatus(kOp);
   long long count = 0;
   // The one host synchronisation of this file: the count is a host value.
-  const cudaError_t copied =
-      launched.ok() ? cudaMemcpyAsync(&count, device_count, sizeof(count),
-                                      cudaMemcpyDeviceToHost, stream)
-                    : cudaSuccess;
+  const cudaError_t copied = launched.ok() ? cudaMemcpyAsync(&count, device_count, sizeof(count),
+                                                             cudaMemcpyDeviceToHost, stream)
+                                           : cudaSuccess;
   const cudaError_t freed = cudaFreeAsync(device_count, stream);
   const cudaError_t synced = cudaStreamSynchronize(stream);
   if (!launched.ok()) return launched;
   for (const cudaError_t e : {copied, freed, synced}) {
     if (e != cudaSuccess) {
-      return absl::UnavailableError(absl::StrCat(kOp, ": reading the count back: ",
-                                                 cudaGetErrorName(e), " (", cudaGetErrorString(e),
-                                                 ")"));
+      return absl::UnavailableError(absl::StrCat(kOp,
+                                                 ": reading the count back: ", cudaGetErrorName(e),
+                                                 " (", cudaGetErrorString(e), ")"));
     }
   }
   return static_cast<int64_t>(count);

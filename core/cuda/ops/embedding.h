@@ -17,13 +17,13 @@
 // device-side asserts do: the launch's stream and context fail and the next
 // synchronising call reports the error (the CPU twin aborts the process).
 //
-// Gradients are deterministic and use no atomics: each table row (and each
-// position row) is summed by one thread per column, in token order, onto its
-// existing value, which is the CPU twin's order, so fp32 results are bitwise
-// the CPU's. ScatterAddRows gives each row to the block of the first position
-// holding its id, which scans the later ids for repeats (O(n^2 / block) id
-// compares for n ids: no sort and no scratch; a sort by id would scale better
-// for very large n).
+// Gradients are deterministic and use no atomics. ScatterAddRows sorts the
+// ids (a stable radix sort carrying the positions, stream-ordered scratch),
+// then the block at the start of each run of equal ids sums that run's dout
+// rows onto the table row, one thread per column, in token order onto the
+// existing value; PositionEmbeddingGrad sums over the batch in order, one
+// thread per (position, column). Both are the CPU twin's order, so fp32
+// results are bitwise the CPU's.
 
 #include <cuda_runtime.h>
 

@@ -82,8 +82,8 @@ TEST_P(EmbeddingVsCpuTest, GatherScatterAndPositionsMatchTheCpuExactly) {
   const Shape ids_shape{c.batch, c.seq}, act_shape{c.batch, c.seq, cols};
   const Shape table_shape{c.table_rows, cols};
   // A shard sees ids below, inside and above its rows; the full table only its own.
-  const int32_t hi = static_cast<int32_t>(c.row_start > 0 ? c.row_start + 2 * c.table_rows
-                                                          : c.table_rows);
+  const int32_t hi =
+      static_cast<int32_t>(c.row_start > 0 ? c.row_start + 2 * c.table_rows : c.table_rows);
   const std::vector<int32_t> ids = RandomIds(rng, n, 0, hi);
   const std::vector<float> table = RandomValues(rng, c.dtype, c.table_rows * cols);
   const Tensor g_ids = IdsOn(ids, ids_shape, gpu);
@@ -170,14 +170,13 @@ TEST(EmbeddingCudaDeathTest, AbortPolicyTrapsOnAnOutOfRangeId) {
   const Tensor table = Tensor::Zeros({10, 8}, DType::kFloat32, gpu);
   const Tensor ids = IdsOn({1, 2, 10, 3}, {4}, gpu);  // 10 is one past the last row.
   const Tensor out = Tensor::Zeros({4, 8}, DType::kFloat32, gpu);
-  EXPECT_DEATH(LaunchSyncAndAbortOnError([&] {
-                 return GatherRows(nullptr, ids, table, 0, OutOfRangeIds::kAbort, out);
-               }),
-               "synchronised: cuda");
+  EXPECT_DEATH(LaunchSyncAndAbortOnError(
+                   [&] { return GatherRows(nullptr, ids, table, 0, OutOfRangeIds::kAbort, out); }),
+               "synchronised: cudaError");
   EXPECT_DEATH(LaunchSyncAndAbortOnError([&] {
                  return ScatterAddRows(nullptr, ids, out, 0, OutOfRangeIds::kAbort, table);
                }),
-               "synchronised: cuda");
+               "synchronised: cudaError");
   // The same ids under kSkip are fine (and leave the context usable).
   LaunchSyncAndAbortOnError(
       [&] { return GatherRows(nullptr, ids, table, 0, OutOfRangeIds::kSkip, out); });
@@ -199,12 +198,12 @@ TEST(EmbeddingCudaTest, RefusesBadArgumentsByName) {
   const Tensor wpe = Tensor::Zeros({3, 8}, DType::kFloat32);
   constexpr OutOfRangeIds kSkip = OutOfRangeIds::kSkip;
 
-  EXPECT_EQ(RefusalOf(GatherRows(nullptr, Tensor::Zeros({2, 3}, DType::kFloat32), table, 0, kSkip,
-                                 out)),
-            "GatherRows: ids has dtype fp32, expected int32");
-  EXPECT_EQ(RefusalOf(GatherRows(nullptr, ids, Tensor::Zeros({80}, DType::kFloat32), 0, kSkip,
-                                 out)),
-            "GatherRows: table has shape [80], expected [rows, C]");
+  EXPECT_EQ(
+      RefusalOf(GatherRows(nullptr, Tensor::Zeros({2, 3}, DType::kFloat32), table, 0, kSkip, out)),
+      "GatherRows: ids has dtype fp32, expected int32");
+  EXPECT_EQ(
+      RefusalOf(GatherRows(nullptr, ids, Tensor::Zeros({80}, DType::kFloat32), 0, kSkip, out)),
+      "GatherRows: table has shape [80], expected [rows, C]");
   EXPECT_EQ(RefusalOf(GatherRows(nullptr, ids, table, 0, kSkip,
                                  Tensor::Zeros({2, 3, 7}, DType::kFloat32))),
             "GatherRows: out has shape [2, 3, 7], expected its last dim to be 8, the width of "
@@ -217,13 +216,13 @@ TEST(EmbeddingCudaTest, RefusesBadArgumentsByName) {
             "GatherRows: out has dtype bf16 but table has fp32 (one storage dtype for both)");
   EXPECT_EQ(RefusalOf(GatherRows(nullptr, ids, table, 0, kSkip, out)),
             "GatherRows: ids is on cpu, expected a CUDA device");
-  EXPECT_EQ(RefusalOf(ScatterAddRows(nullptr, ids, Tensor::Zeros({6, 9}, DType::kFloat32), 0,
-                                     kSkip, table)),
+  EXPECT_EQ(RefusalOf(ScatterAddRows(nullptr, ids, Tensor::Zeros({6, 9}, DType::kFloat32), 0, kSkip,
+                                     table)),
             "ScatterAddRows: dout has shape [6, 9], expected its last dim to be 8, the width of "
             "dtable");
-  EXPECT_EQ(RefusalOf(ScatterAddRows(nullptr, ids, out, 0, kSkip,
-                                     Tensor::Zeros({10, 8}, DType::kInt32))),
-            "ScatterAddRows: dtable has dtype int32, expected fp32, bf16 or fp16");
+  EXPECT_EQ(
+      RefusalOf(ScatterAddRows(nullptr, ids, out, 0, kSkip, Tensor::Zeros({10, 8}, DType::kInt32))),
+      "ScatterAddRows: dtable has dtype int32, expected fp32, bf16 or fp16");
   EXPECT_EQ(RefusalOf(AddPositionEmbedding(nullptr, Tensor::Zeros({2, 8}, DType::kFloat32), out)),
             "AddPositionEmbedding: out [2, 3, 8] [B, T, C] needs wpe [P >= T, C], got [2, 8]");
   EXPECT_EQ(RefusalOf(AddPositionEmbedding(nullptr, wpe, Tensor::Zeros({6, 8}, DType::kFloat32))),

@@ -92,8 +92,8 @@ __global__ void LayerNormForwardKernel(const T* a, const T* b, T* sum, const T* 
 //   dx = rstd * (g - mean(g) - xhat * mean(g * xhat))  [+ d_residual when given].
 template <typename T, int kWidth>
 __global__ void LayerNormBackwardInputKernel(const T* x, const T* gamma, const float* mean,
-                                             const float* rstd, const T* dy,
-                                             const T* d_residual, int64_t cols, T* dx) {
+                                             const float* rstd, const T* dy, const T* d_residual,
+                                             int64_t cols, T* dx) {
   __shared__ float scratch[kWarpSize];
   const int64_t row = blockIdx.x;
   const int64_t chunks = cols / kWidth;
@@ -156,8 +156,8 @@ __global__ void LayerNormBackwardInputKernel(const T* x, const T* gamma, const f
 // The split depends only on the shape, so results repeat bit for bit.
 // ---------------------------------------------------------------------------
 
-constexpr int kTileColumns = 32;   // One warp across consecutive columns: coalesced rows.
-constexpr int kTileRowLanes = 8;   // Threads down the rows of a tile.
+constexpr int kTileColumns = 32;  // One warp across consecutive columns: coalesced rows.
+constexpr int kTileRowLanes = 8;  // Threads down the rows of a tile.
 constexpr int64_t kRowsPerPartial = 64;
 constexpr int64_t kMaxGridY = 65535;
 
@@ -222,9 +222,8 @@ struct RowShape {
 absl::StatusOr<RowShape> CheckRows(absl::string_view op, absl::string_view name, const Tensor& x) {
   RETURN_IF_ERROR(CheckFloatOperand(op, name, x));
   if (x.ndim() < 1 || x.dim(-1) <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(op, ": ", name, " has shape ",
-                                                   ShapeToString(x.shape()),
-                                                   ", expected [..., C] with C > 0"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        op, ": ", name, " has shape ", ShapeToString(x.shape()), ", expected [..., C] with C > 0"));
   }
   const RowShape shape{x.numel() / x.dim(-1), x.dim(-1)};
   if (shape.rows > std::numeric_limits<int32_t>::max()) {
@@ -283,11 +282,18 @@ absl::Status ForwardImpl(absl::string_view op, cudaStream_t stream, const Tensor
         absl::StrCat(op, ": y shares storage with a, b or sum; it must be another buffer"));
   }
   if (fused) {
-    RETURN_IF_ERROR(CheckOnOneGpu(op, {{"a", a}, {"b", b}, {"gamma", gamma}, {"beta", beta},
-                                       {"sum", sum}, {"y", y}, {"mean", mean}, {"rstd", rstd}}));
+    RETURN_IF_ERROR(CheckOnOneGpu(op, {{"a", a},
+                                       {"b", b},
+                                       {"gamma", gamma},
+                                       {"beta", beta},
+                                       {"sum", sum},
+                                       {"y", y},
+                                       {"mean", mean},
+                                       {"rstd", rstd}}));
   } else {
     RETURN_IF_ERROR(CheckOnOneGpu(
-        op, {{"x", a}, {"gamma", gamma}, {"beta", beta}, {"y", y}, {"mean", mean}, {"rstd", rstd}}));
+        op,
+        {{"x", a}, {"gamma", gamma}, {"beta", beta}, {"y", y}, {"mean", mean}, {"rstd", rstd}}));
   }
   if (shape.rows == 0) return absl::OkStatus();
   return DispatchFloatStorage(a.dtype(), op, [&](auto zero) {
@@ -300,8 +306,8 @@ absl::Status ForwardImpl(absl::string_view op, cudaStream_t stream, const Tensor
       constexpr int kWidth = decltype(width)::value;
       LayerNormForwardKernel<T, kWidth>
           <<<static_cast<unsigned>(shape.rows), ThreadsForRow(shape.cols / kWidth), 0, stream>>>(
-              Data<T>(a), pb, ps, Data<T>(gamma), Data<T>(beta), epsilon, shape.cols,
-              Data<T>(y), mean.data<float>(), rstd.data<float>());
+              Data<T>(a), pb, ps, Data<T>(gamma), Data<T>(beta), epsilon, shape.cols, Data<T>(y),
+              mean.data<float>(), rstd.data<float>());
     });
     return LaunchStatus(op);
   });
@@ -320,8 +326,12 @@ absl::Status BackwardInputImpl(absl::string_view op, cudaStream_t stream, const 
   if (fused) RETURN_IF_ERROR(CheckLikeX(op, "d_residual", d_residual, "x", x));
   RETURN_IF_ERROR(CheckLikeX(op, "dx", dx, "x", x));
   if (fused) {
-    RETURN_IF_ERROR(CheckOnOneGpu(op, {{"x", x}, {"gamma", gamma}, {"mean", mean},
-                                       {"rstd", rstd}, {"dy", dy}, {"d_residual", d_residual},
+    RETURN_IF_ERROR(CheckOnOneGpu(op, {{"x", x},
+                                       {"gamma", gamma},
+                                       {"mean", mean},
+                                       {"rstd", rstd},
+                                       {"dy", dy},
+                                       {"d_residual", d_residual},
                                        {"dx", dx}}));
   } else {
     RETURN_IF_ERROR(CheckOnOneGpu(
@@ -337,8 +347,8 @@ absl::Status BackwardInputImpl(absl::string_view op, cudaStream_t stream, const 
       constexpr int kWidth = decltype(width)::value;
       LayerNormBackwardInputKernel<T, kWidth>
           <<<static_cast<unsigned>(shape.rows), ThreadsForRow(shape.cols / kWidth), 0, stream>>>(
-              Data<T>(x), Data<T>(gamma), mean.data<float>(), rstd.data<float>(), Data<T>(dy),
-              pr, shape.cols, Data<T>(dx));
+              Data<T>(x), Data<T>(gamma), mean.data<float>(), rstd.data<float>(), Data<T>(dy), pr,
+              shape.cols, Data<T>(dx));
     });
     return LaunchStatus(op);
   });
@@ -395,8 +405,12 @@ absl::Status LayerNormBackwardWeights(cudaStream_t stream, const Tensor& x, cons
   RETURN_IF_ERROR(CheckFloatOperand(kOp, "dbeta", dbeta));
   RETURN_IF_ERROR(CheckSameDType(kOp, "dbeta", dbeta, "dgamma", dgamma));
   RETURN_IF_ERROR(CheckShape(kOp, "dbeta", dbeta, Shape{shape.cols}));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"x", x}, {"mean", mean}, {"rstd", rstd}, {"dy", dy},
-                                      {"dgamma", dgamma}, {"dbeta", dbeta}}));
+  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"x", x},
+                                      {"mean", mean},
+                                      {"rstd", rstd},
+                                      {"dy", dy},
+                                      {"dgamma", dgamma},
+                                      {"dbeta", dbeta}}));
   if (shape.rows == 0) return absl::OkStatus();  // Nothing to add.
 
   // A split of the rows into at most kMaxGridY ranges, fixed by the shape.
@@ -409,8 +423,8 @@ absl::Status LayerNormBackwardWeights(cudaStream_t stream, const Tensor& x, cons
   float* scratch = nullptr;
   const size_t scratch_bytes = 2 * static_cast<size_t>(partials * shape.cols) * sizeof(float);
   if (const cudaError_t e = cudaMallocAsync(&scratch, scratch_bytes, stream); e != cudaSuccess) {
-    return absl::ResourceExhaustedError(absl::StrCat(kOp, ": scratch of ", scratch_bytes,
-                                                     " bytes: ", cudaGetErrorName(e)));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(kOp, ": scratch of ", scratch_bytes, " bytes: ", cudaGetErrorName(e)));
   }
   float* partial_gamma = scratch;
   float* partial_beta = scratch + partials * shape.cols;

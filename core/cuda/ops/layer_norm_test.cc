@@ -56,8 +56,8 @@ class LayerNormVsCpuTest : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
     const uint32_t seed = std::random_device{}();
-    seed_trace_ = std::make_unique<::testing::ScopedTrace>(__FILE__, __LINE__,
-                                                           absl::StrCat("seed ", seed));
+    seed_trace_ =
+        std::make_unique<::testing::ScopedTrace>(__FILE__, __LINE__, absl::StrCat("seed ", seed));
     rng_.seed(seed);
   }
   std::mt19937 rng_;
@@ -202,8 +202,7 @@ TEST_P(LayerNormVsCpuTest, BackwardInputAndWeightsMatchTheCpu) {
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const Tensor cpu_fused_dx = Tensor::Empty(shape, c.dtype);
   ops::AddLayerNormBackwardInput(cpu, h_x, h_gamma, h_mean, h_rstd, h_dy,
-                                 Upload(d_residual, shape, c.dtype, HostAllocator()),
-                                 cpu_fused_dx);
+                                 Upload(d_residual, shape, c.dtype, HostAllocator()), cpu_fused_dx);
   std::vector<float> fused_scale = dx_scale;
   for (size_t i = 0; i < fused_scale.size(); ++i) fused_scale[i] += std::abs(d_residual[i]);
   ExpectClose(Download(fused_dx), Download(cpu_fused_dx), fused_scale, c.tolerance, "fused dx");
@@ -285,8 +284,8 @@ TEST(LayerNormCudaTest, Fp32GradientsOfBf16WeightsMatchTheCpu) {
   for (int64_t k = 0; k < cols; ++k) {
     double g = 0, b = 0, sg = 0, sb = 0;
     for (int64_t r = 0; r < rows; ++r) {
-      const double term = static_cast<double>(dy[r * cols + k]) *
-                          ((x[r * cols + k] - mean[r]) * rstd[r]);
+      const double term =
+          static_cast<double>(dy[r * cols + k]) * ((x[r * cols + k] - mean[r]) * rstd[r]);
       g += term;
       b += dy[r * cols + k];
       sg += std::abs(term);
@@ -318,14 +317,14 @@ TEST(LayerNormCudaTest, RefusesBadArgumentsByName) {
   const Tensor rstd = Tensor::Zeros({4}, DType::kFloat32);
   const float eps = ops::kLayerNormEpsilon;
 
-  EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, x, Tensor::Zeros({99}, DType::kFloat32), beta,
-                                       eps, y, mean, rstd)),
+  EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, x, Tensor::Zeros({99}, DType::kFloat32), beta, eps,
+                                       y, mean, rstd)),
             "LayerNormForward: gamma has shape [99], expected [100]");
   EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, x, gamma, Tensor::Zeros({100}, DType::kBFloat16),
                                        eps, y, mean, rstd)),
             "LayerNormForward: beta has dtype bf16 but x has fp32 (one storage dtype for both)");
-  EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, Tensor::Zeros({4, 100}, DType::kInt32), gamma,
-                                       beta, eps, y, mean, rstd)),
+  EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, Tensor::Zeros({4, 100}, DType::kInt32), gamma, beta,
+                                       eps, y, mean, rstd)),
             "LayerNormForward: x has dtype int32, expected fp32, bf16 or fp16");
   EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, x, gamma, beta, eps, y,
                                        Tensor::Zeros({4}, DType::kBFloat16), rstd)),
@@ -335,16 +334,15 @@ TEST(LayerNormCudaTest, RefusesBadArgumentsByName) {
             "LayerNormForward: rstd has 5 elements (shape [5]), expected 4");
   EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, x, gamma, beta, -1.0f, y, mean, rstd)),
             "LayerNormForward: epsilon is -1, expected >= 0");
-  EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, x.Transpose(0, 1), gamma, beta, eps, y, mean,
-                                       rstd))
+  EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, x.Transpose(0, 1), gamma, beta, eps, y, mean, rstd))
                 .rfind("LayerNormForward: x ", 0),
             0u);
   EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, x, gamma, beta, eps, y, mean, rstd)),
             "LayerNormForward: x is on cpu, expected a CUDA device");
 
-  EXPECT_EQ(RefusalOf(AddLayerNormForward(nullptr, x, Tensor(), gamma, beta, eps, y, y, mean,
-                                          rstd)),
-            "AddLayerNormForward: b is undefined");
+  EXPECT_EQ(
+      RefusalOf(AddLayerNormForward(nullptr, x, Tensor(), gamma, beta, eps, y, y, mean, rstd)),
+      "AddLayerNormForward: b is undefined");
   EXPECT_EQ(RefusalOf(AddLayerNormForward(nullptr, x, Tensor::Zeros({4, 100}, DType::kFloat32),
                                           gamma, beta, eps, x, x, mean, rstd)),
             "AddLayerNormForward: y shares storage with a, b or sum; it must be another buffer");

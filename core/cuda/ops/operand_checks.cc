@@ -9,8 +9,7 @@ absl::Status Refuse(absl::string_view op, absl::string_view name, absl::string_v
   return absl::InvalidArgumentError(absl::StrCat(op, ": ", name, " ", what));
 }
 
-absl::Status CheckDefinedContiguous(absl::string_view op, absl::string_view name,
-                                    const Tensor& t) {
+absl::Status CheckDefinedContiguous(absl::string_view op, absl::string_view name, const Tensor& t) {
   if (!t.defined()) return Refuse(op, name, "is undefined");
   if (!t.is_contiguous()) {
     return Refuse(op, name, absl::StrCat(t.DebugString(), " must be contiguous"));
@@ -24,8 +23,9 @@ absl::Status CheckOperand(absl::string_view op, absl::string_view name, const Te
                           DType dtype) {
   if (absl::Status s = CheckDefinedContiguous(op, name, t); !s.ok()) return s;
   if (t.dtype() != dtype) {
-    return Refuse(op, name,
-                  absl::StrCat("has dtype ", DTypeName(t.dtype()), ", expected ", DTypeName(dtype)));
+    return Refuse(
+        op, name,
+        absl::StrCat("has dtype ", DTypeName(t.dtype()), ", expected ", DTypeName(dtype)));
   }
   return absl::OkStatus();
 }
@@ -51,9 +51,9 @@ absl::Status CheckSameDType(absl::string_view op, absl::string_view name, const 
 absl::Status CheckShape(absl::string_view op, absl::string_view name, const Tensor& t,
                         const Shape& expected) {
   if (t.shape() == expected) return absl::OkStatus();
-  return Refuse(op, name,
-                absl::StrCat("has shape ", ShapeToString(t.shape()), ", expected ",
-                             ShapeToString(expected)));
+  return Refuse(
+      op, name,
+      absl::StrCat("has shape ", ShapeToString(t.shape()), ", expected ", ShapeToString(expected)));
 }
 
 absl::Status CheckNumel(absl::string_view op, absl::string_view name, const Tensor& t,
@@ -69,8 +69,9 @@ absl::Status CheckOnOneGpu(absl::string_view op, std::initializer_list<NamedOper
   const NamedOperand& first = *operands.begin();
   for (const NamedOperand& o : operands) {
     if (!o.tensor.device().is_cuda()) {
-      return Refuse(op, o.name,
-                    absl::StrCat("is on ", o.tensor.device().ToString(), ", expected a CUDA device"));
+      return Refuse(
+          op, o.name,
+          absl::StrCat("is on ", o.tensor.device().ToString(), ", expected a CUDA device"));
     }
     if (o.tensor.device() != first.tensor.device()) {
       return Refuse(op, o.name,

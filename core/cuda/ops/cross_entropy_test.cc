@@ -17,6 +17,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -236,6 +237,93 @@ TEST(CrossEntropyCudaTest, ShardBuildingBlocksMatchTheCpu) {
     }
     ExpectClose(Download(dlogits), Download(cpu_dlogits), scale,
                 dtype == DType::kFloat32 ? 1e-5 : 1e-2, "shard dlogits");
+  }
+}
+
+// Two shards of a vocabulary of 150 (columns [0, 76) and [76, 150), the
+// second padded to 76 local columns with logits of 100 that must not count),
+// composed as the vocabulary-parallel head composes them (the all-reduces done
+// here on the host), give the single-GPU loss and gradient.
+TEST(CrossEntropyCudaTest, TwoShardsComposeToTheWholeVocabulary) {
+  TRIDENT_SKIP_WITHOUT_GPU(gpu);
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  std::mt19937 rng(seed);
+  const int64_t rows = 29, vocab = 150, local = 76;
+  const std::vector<float> logits = RandomValues(rng, DType::kFloat32, rows * vocab, -6.0f, 6.0f);
+  const std::vector<int32_t> targets = RandomTargets(rng, rows, 0, vocab, -100);
+  const Tensor g_targets = IdsOn(targets, gpu);
+
+  const Tensor losses = Row(rows, gpu), lse = Row(rows, gpu);
+  ASSERT_TRUE(CrossEntropyForward(nullptr, Upload(logits, {rows, vocab}, DType::kFloat32, gpu),
+                                  g_targets, {}, losses, lse)
+                  .ok());
+  const float grad_scale = 0.25f;
+  const Tensor whole_dlogits = Poisoned({rows, vocab}, DType::kFloat32, gpu);
+  ASSERT_TRUE(CrossEntropyBackward(nullptr, Upload(logits, {rows, vocab}, DType::kFloat32, gpu),
+                                   g_targets, lse, grad_scale, {}, whole_dlogits)
+                  .ok());
+
+  std::vector<Tensor> shards;
+  std::vector<CrossEntropyOptions> options;
+  for (int64_t start : {int64_t{0}, local}) {
+    const int64_t valid = std::min(local, vocab - start);
+    std::vector<float> shard(rows * local, 100.0f);  // Padding: large, must be ignored.
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < valid; ++j) shard[r * local + j] = logits[r * vocab + start + j];
+    }
+    shards.push_back(Upload(shard, {rows, local}, DType::kFloat32, gpu));
+    options.push_back({.vocab_start = start, .valid_columns = valid, .vocab_size = vocab});
+  }
+  // All-reduce max, then sum of exp about the global max, then sum of target logits.
+  std::vector<float> m(rows, -INFINITY), s(rows, 0.0f), t(rows, 0.0f);
+  for (int k = 0; k < 2; ++k) {
+    const Tensor part = Row(rows, gpu);
+    ASSERT_TRUE(RowMax(nullptr, shards[k], options[k], part).ok());
+    const std::vector<float> v = Download(part);
+    for (int64_t r = 0; r < rows; ++r) m[r] = std::max(m[r], v[r]);
+  }
+  const Tensor g_m = Upload(m, {rows}, DType::kFloat32, gpu);
+  for (int k = 0; k < 2; ++k) {
+    const Tensor sum_part = Row(rows, gpu), target_part = Row(rows, gpu);
+    ASSERT_TRUE(RowSumExp(nullptr, shards[k], g_m, options[k], sum_part).ok());
+    ASSERT_TRUE(TargetLogit(nullptr, shards[k], g_targets, options[k], target_part).ok());
+    const std::vector<float> sv = Download(sum_part), tv = Download(target_part);
+    for (int64_t r = 0; r < rows; ++r) {
+      s[r] += sv[r];
+      t[r] += tv[r];
+    }
+  }
+  const Tensor composed_losses = Row(rows, gpu), composed_lse = Row(rows, gpu);
+  ASSERT_TRUE(CombineCrossEntropyParts(nullptr, g_m, Upload(s, {rows}, DType::kFloat32, gpu),
+                                       Upload(t, {rows}, DType::kFloat32, gpu), g_targets, -100,
+                                       composed_losses, composed_lse)
+                  .ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  ExpectCloseRelative(Download(composed_losses), Download(losses), kRowTolerance, 1.0f,
+                      "composed losses");
+  ExpectCloseRelative(Download(composed_lse), Download(lse), kRowTolerance, 1.0f,
+                      "composed logsumexp");
+
+  // Each shard's gradient is its columns of the whole gradient; padding is 0.
+  const std::vector<float> whole = Download(whole_dlogits);
+  for (int k = 0; k < 2; ++k) {
+    const Tensor dshard = Poisoned({rows, local}, DType::kFloat32, gpu);
+    ASSERT_TRUE(CrossEntropyBackward(nullptr, shards[k], g_targets, composed_lse, grad_scale,
+                                     options[k], dshard)
+                    .ok());
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<float> expected(rows * local, 0.0f), scale(rows * local, 0.0f);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t j = 0; j < options[k].valid_columns; ++j) {
+        const float w = whole[r * vocab + options[k].vocab_start + j];
+        expected[r * local + j] = w;
+        // grad_scale bounds each element's terms (p <= 1, one-hot <= 1).
+        scale[r * local + j] = targets[r] == -100 ? 0.0f : 2.0f * grad_scale;
+      }
+    }
+    ExpectClose(Download(dshard), expected, scale, kRowTolerance,
+                absl::StrCat("shard ", k, " dlogits"));
   }
 }
 

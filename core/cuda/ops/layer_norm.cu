@@ -277,10 +277,6 @@ absl::Status ForwardImpl(absl::string_view op, cudaStream_t stream, const Tensor
     return absl::InvalidArgumentError(
         absl::StrCat(op, ": epsilon is ", epsilon, ", expected >= 0"));
   }
-  if (fused && (y.SharesStorageWith(a) || y.SharesStorageWith(b) || y.SharesStorageWith(sum))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(op, ": y shares storage with a, b or sum; it must be another buffer"));
-  }
   if (fused) {
     RETURN_IF_ERROR(CheckOnOneGpu(op, {{"a", a},
                                        {"b", b},

@@ -38,8 +38,9 @@ absl::Status LayerNormBackwardInput(cudaStream_t stream, const Tensor& x, const 
                                     const Tensor& mean, const Tensor& rstd, const Tensor& dy,
                                     const Tensor& dx);
 
-// sum = a + b (rounded to the storage dtype), then y = LayerNorm(sum); sum may
-// be a or b, y must be another buffer.
+// sum = a + b (rounded to the storage dtype), then y = LayerNorm(sum). sum may
+// be a or b; y may be any of a, b, sum (each thread reads its own elements
+// before writing them), though partial overlaps are not allowed.
 absl::Status AddLayerNormForward(cudaStream_t stream, const Tensor& a, const Tensor& b,
                                  const Tensor& gamma, const Tensor& beta, float epsilon,
                                  const Tensor& sum, const Tensor& y, const Tensor& mean,

@@ -22,12 +22,16 @@ constexpr int kThreads = 256;
 // The local column of target t, or -1 when the row is ignored or the target
 // is another shard's id (or in this shard's padding). A target outside the
 // vocabulary that is not the ignore index traps, as the CPU twin aborts.
-// `o` is resolved (no -1 fields).
-__device__ int64_t TargetColumn(int32_t t, const CrossEntropyOptions& o, const char* op) {
+// `o` is resolved (no -1 fields). Only callers with `report` print the
+// target (one line per row, not one per thread).
+__device__ int64_t TargetColumn(int32_t t, const CrossEntropyOptions& o, const char* op,
+                                bool report) {
   if (t == o.ignore_index) return -1;
   if (t < 0 || t >= o.vocab_size) {
-    printf("%s: target %d is outside the vocabulary [0, %lld) and is not the ignore index %d\n", op,
-           t, static_cast<long long>(o.vocab_size), o.ignore_index);
+    if (report) {
+      printf("%s: target %d is outside the vocabulary [0, %lld) and is not the ignore index %d\n",
+             op, t, static_cast<long long>(o.vocab_size), o.ignore_index);
+    }
     __trap();
   }
   const int64_t col = static_cast<int64_t>(t) - o.vocab_start;
@@ -120,7 +124,7 @@ __global__ void TargetLogitKernel(const T* logits, const int32_t* targets, int64
                                   int64_t cols, CrossEntropyOptions o, float* target_logit) {
   const int64_t row = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (row >= rows) return;
-  const int64_t col = TargetColumn(targets[row], o, "TargetLogit");
+  const int64_t col = TargetColumn(targets[row], o, "TargetLogit", true);
   target_logit[row] = col >= 0 ? Load(logits + row * cols + col) : 0.0f;
 }
 
@@ -143,7 +147,7 @@ __global__ void CrossEntropyForwardKernel(const T* logits, const int32_t* target
   if (threadIdx.x == 0) {
     const double lse = static_cast<double>(m) + log(static_cast<double>(s));
     logsumexp[row] = static_cast<float>(lse);
-    const int64_t col = TargetColumn(targets[row], o, "CrossEntropyForward");
+    const int64_t col = TargetColumn(targets[row], o, "CrossEntropyForward", true);
     losses[row] = col >= 0 ? static_cast<float>(lse - Load(lr + col)) : 0.0f;
   }
 }
@@ -159,7 +163,8 @@ __global__ void CrossEntropyBackwardKernel(const T* logits, const int32_t* targe
   T* dr = dlogits + row * cols;
   const int32_t target = targets[row];
   const bool ignored = target == o.ignore_index;
-  const int64_t col = TargetColumn(target, o, "CrossEntropyBackward");  // -1 when ignored.
+  const int64_t col =
+      TargetColumn(target, o, "CrossEntropyBackward", threadIdx.x == 0);  // -1 when ignored.
   const float lse = logsumexp[row];
   for (int64_t k = threadIdx.x; k < cols / kWidth; k += blockDim.x) {
     const Pack<T, kWidth> p = LoadPack<T, kWidth>(lr + k * kWidth);

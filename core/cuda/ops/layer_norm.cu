@@ -233,11 +233,11 @@ absl::StatusOr<RowShape> CheckRows(absl::string_view op, absl::string_view name,
   return shape;
 }
 
-// A [C] vector (gamma, beta) of x's dtype.
+// A [C] vector (gamma, beta) of x's dtype (x named x_name).
 absl::Status CheckColumnVector(absl::string_view op, absl::string_view name, const Tensor& t,
-                               const Tensor& x, int64_t cols) {
+                               absl::string_view x_name, const Tensor& x, int64_t cols) {
   RETURN_IF_ERROR(CheckFloatOperand(op, name, t));
-  RETURN_IF_ERROR(CheckSameDType(op, name, t, "x", x));
+  RETURN_IF_ERROR(CheckSameDType(op, name, t, x_name, x));
   return CheckShape(op, name, t, Shape{cols});
 }
 
@@ -268,8 +268,8 @@ absl::Status ForwardImpl(absl::string_view op, cudaStream_t stream, const Tensor
     RETURN_IF_ERROR(CheckLikeX(op, "b", b, x_name, a));
     RETURN_IF_ERROR(CheckLikeX(op, "sum", sum, x_name, a));
   }
-  RETURN_IF_ERROR(CheckColumnVector(op, "gamma", gamma, a, shape.cols));
-  RETURN_IF_ERROR(CheckColumnVector(op, "beta", beta, a, shape.cols));
+  RETURN_IF_ERROR(CheckColumnVector(op, "gamma", gamma, x_name, a, shape.cols));
+  RETURN_IF_ERROR(CheckColumnVector(op, "beta", beta, x_name, a, shape.cols));
   RETURN_IF_ERROR(CheckLikeX(op, "y", y, x_name, a));
   RETURN_IF_ERROR(CheckRowStatistic(op, "mean", mean, shape.rows));
   RETURN_IF_ERROR(CheckRowStatistic(op, "rstd", rstd, shape.rows));
@@ -314,7 +314,7 @@ absl::Status BackwardInputImpl(absl::string_view op, cudaStream_t stream, const 
                                const Tensor& gamma, const Tensor& mean, const Tensor& rstd,
                                const Tensor& dy, const Tensor& d_residual, const Tensor& dx) {
   ASSIGN_OR_RETURN(const RowShape shape, CheckRows(op, "x", x));
-  RETURN_IF_ERROR(CheckColumnVector(op, "gamma", gamma, x, shape.cols));
+  RETURN_IF_ERROR(CheckColumnVector(op, "gamma", gamma, "x", x, shape.cols));
   RETURN_IF_ERROR(CheckRowStatistic(op, "mean", mean, shape.rows));
   RETURN_IF_ERROR(CheckRowStatistic(op, "rstd", rstd, shape.rows));
   RETURN_IF_ERROR(CheckLikeX(op, "dy", dy, "x", x));

@@ -1,6 +1,9 @@
 #include "core/cuda/ops/operand_checks.h"
 
+#include <string>
+
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
 
 namespace trident::cuda {
 namespace {
@@ -80,6 +83,21 @@ absl::Status CheckOnOneCudaDevice(absl::string_view op,
                      absl::StrCat("is on ", device.ToString(), ", expected ",
                                   first->tensor.device().ToString(), " (the device of ",
                                   first->name, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckOnOneCudaDevice(absl::string_view op, absl::string_view list_name,
+                                  absl::Span<const Tensor> tensors) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const std::string name = absl::StrCat(list_name, "[", i, "]");
+    RETURN_IF_ERROR(CheckOnOneCudaDevice(op, {{name, tensors[i]}}));
+    if (i > 0 && tensors[i].device() != tensors[0].device()) {
+      return Invalid(op, name,
+                     absl::StrCat("is on ", tensors[i].device().ToString(), ", expected ",
+                                  tensors[0].device().ToString(), " (the device of ", list_name,
+                                  "[0])"));
     }
   }
   return absl::OkStatus();

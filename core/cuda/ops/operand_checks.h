@@ -53,6 +53,10 @@ struct NamedTensor {
 // Every tensor is on a CUDA device, all on the same one (the first's).
 absl::Status CheckOnOneCudaDevice(absl::string_view op, std::initializer_list<NamedTensor> tensors);
 
+// The same for a list: "<list_name>[i]" in messages.
+absl::Status CheckOnOneCudaDevice(absl::string_view op, absl::string_view list_name,
+                                  absl::Span<const Tensor> tensors);
+
 }  // namespace trident::cuda
 
 #endif  // TRIDENT_CORE_CUDA_OPS_OPERAND_CHECKS_H_

@@ -29,7 +29,7 @@ struct alignas(sizeof(T) * N) Pack {
 
 // Whether `p` may be read as Pack<T, kPack> at every multiple of kPack elements.
 template <typename T>
-bool PackAligned(const void* p) {
+__host__ __device__ __forceinline__ bool PackAligned(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % (sizeof(T) * kPack) == 0;
 }
 

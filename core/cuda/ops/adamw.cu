@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "core/cuda/float_io.cuh"
@@ -263,10 +264,11 @@ absl::Status MultiTensorAdamW(cudaStream_t stream, absl::Span<const Tensor> para
                               const ops::AdamWOptions& options) {
   constexpr absl::string_view kOp = "MultiTensorAdamW";
   const size_t n = params.size();
-  for (const auto& [name, size] : {std::pair<absl::string_view, size_t>{"grads", grads.size()},
-                                   {"exp_avgs", exp_avgs.size()},
-                                   {"exp_avg_sqs", exp_avg_sqs.size()},
-                                   {"decays", decays.size()}}) {
+  const std::pair<absl::string_view, size_t> lengths[] = {{"grads", grads.size()},
+                                                          {"exp_avgs", exp_avgs.size()},
+                                                          {"exp_avg_sqs", exp_avg_sqs.size()},
+                                                          {"decays", decays.size()}};
+  for (const auto& [name, size] : lengths) {
     if (size != n) {
       return absl::InvalidArgumentError(absl::StrCat(kOp, ": ", name, " has ", size,
                                                      " entries, expected ", n,

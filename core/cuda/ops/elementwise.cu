@@ -1,5 +1,6 @@
 #include "core/cuda/ops/elementwise.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
@@ -136,28 +137,51 @@ __global__ void StridedCopyKernel(const E* src, E* dst, int64_t n, StridedLayout
   dst[dst_offset] = src[src_offset];
 }
 
-// BiasGrad: a block of kColumnsPerBlock x kRowLanes threads owns 32 columns.
-// threadIdx.x is the column within them (a warp reads 32 consecutive floats of
-// one row: coalesced), threadIdx.y the row lane: lane l sums rows l, l + 32,
-// ... in increasing order in double; then thread (x, 0) adds the 32 lanes'
-// sums in lane order. Every sum's order is fixed by the shape alone.
+// BiasGrad, deterministic without atomics, in two passes over a partition of
+// the rows that depends on the shape alone:
+//   pass 1: the rows are cut into `groups` groups of rows_per_group (the last
+//     may be shorter); block (column tile, group) owns 32 columns of one group.
+//     threadIdx.x is the column within the tile (a warp reads 32 consecutive
+//     elements of one row: coalesced), threadIdx.y a row lane: lane l sums the
+//     group's rows l, l + 8, ... in increasing order in double, then thread
+//     (x, 0) adds the 8 lanes' sums in lane order into partials[group][column].
+//   pass 2: one thread per column adds its groups' partials in group order,
+//     rounds the double to fp32 once (as the CPU does) and adds it to dbias.
 constexpr int kColumnsPerBlock = 32;
-constexpr int kRowLanes = 32;
+constexpr int kRowLanes = 8;
+constexpr int64_t kMinRowsPerGroup = 256;
+constexpr int64_t kMaxRowGroups = 32;  // partials: at most 32 doubles per column
 
-template <typename DY, typename DB>
-__global__ void BiasGradKernel(const DY* dy, DB* dbias, int64_t rows, int64_t cols) {
+template <typename DY>
+__global__ void BiasGradPartialsKernel(const DY* dy, int64_t rows, int64_t cols,
+                                       int64_t rows_per_group, double* partials) {
   __shared__ double lane_sums[kRowLanes][kColumnsPerBlock];
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kColumnsPerBlock + threadIdx.x;
+  const int64_t group = blockIdx.y;
+  const int64_t first_row = group * rows_per_group;
+  const int64_t end_row =
+      first_row + rows_per_group < rows ? first_row + rows_per_group : rows;
   double sum = 0.0;
   if (c < cols) {
-    for (int64_t r = threadIdx.y; r < rows; r += kRowLanes) sum += Load(dy + r * cols + c);
+    for (int64_t r = first_row + threadIdx.y; r < end_row; r += kRowLanes) {
+      sum += Load(dy + r * cols + c);
+    }
   }
   lane_sums[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
   if (threadIdx.y != 0 || c >= cols) return;
   double total = 0.0;
   for (int lane = 0; lane < kRowLanes; ++lane) total += lane_sums[lane][threadIdx.x];
-  // As the CPU: the column's double sum rounded to fp32 once, then added.
+  partials[group * cols + c] = total;
+}
+
+template <typename DB>
+__global__ void BiasGradFinishKernel(const double* partials, int64_t groups, int64_t cols,
+                                     DB* dbias) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= cols) return;
+  double total = 0.0;
+  for (int64_t g = 0; g < groups; ++g) total += partials[g * cols + c];
   Store(dbias + c, Load(dbias + c) + static_cast<float>(total));
 }
 
@@ -371,15 +395,43 @@ absl::Status BiasGrad(cudaStream_t stream, const Tensor& dy, const Tensor& dbias
   RETURN_IF_ERROR(CheckOnOneCudaDevice("BiasGrad", {{"dy", dy}, {"dbias", dbias}}));
   const int64_t cols = dbias.numel();
   if (cols == 0) return absl::OkStatus();
-  const int64_t rows = dy.numel() / cols;  // 0 rows: dbias += 0, still a launch.
-  return DispatchTwoFloatStorages(dy.dtype(), dbias.dtype(), "BiasGrad", [&](auto ys, auto bs) {
-    using DY = decltype(ys);
-    using DB = decltype(bs);
-    const dim3 threads(kColumnsPerBlock, kRowLanes);
-    BiasGradKernel<DY, DB><<<BlocksFor(cols, kColumnsPerBlock), threads, 0, stream>>>(
-        static_cast<const DY*>(dy.raw_data()), static_cast<DB*>(dbias.raw_data()), rows, cols);
-    return LaunchStatus("BiasGrad");
-  });
+  const int64_t rows = dy.numel() / cols;
+  if (rows == 0) return absl::OkStatus();  // dbias += 0
+  // The partition: groups of at least 256 rows, at most 32 groups.
+  const int64_t rows_per_group =
+      std::max(kMinRowsPerGroup, (rows + kMaxRowGroups - 1) / kMaxRowGroups);
+  const int64_t groups = (rows + rows_per_group - 1) / rows_per_group;
+  // Stream-ordered scratch for the partials (groups * cols doubles).
+  double* partials = nullptr;
+  if (const cudaError_t error = cudaMallocAsync(reinterpret_cast<void**>(&partials),
+                                                groups * cols * sizeof(double), stream);
+      error != cudaSuccess) {
+    return absl::UnavailableError(absl::StrCat("BiasGrad: cudaMallocAsync: ",
+                                               cudaGetErrorName(error), " (",
+                                               cudaGetErrorString(error), ")"));
+  }
+  const absl::Status launched =
+      DispatchTwoFloatStorages(dy.dtype(), dbias.dtype(), "BiasGrad", [&](auto ys, auto bs) {
+        using DY = decltype(ys);
+        using DB = decltype(bs);
+        const dim3 grid(BlocksFor(cols, kColumnsPerBlock), static_cast<unsigned>(groups));
+        const dim3 threads(kColumnsPerBlock, kRowLanes);
+        BiasGradPartialsKernel<DY><<<grid, threads, 0, stream>>>(
+            static_cast<const DY*>(dy.raw_data()), rows, cols, rows_per_group, partials);
+        RETURN_IF_ERROR(LaunchStatus("BiasGrad"));
+        BiasGradFinishKernel<DB><<<BlocksFor(cols, kThreads), kThreads, 0, stream>>>(
+            partials, groups, cols, static_cast<DB*>(dbias.raw_data()));
+        return LaunchStatus("BiasGrad");
+      });
+  // Freed in stream order, after the kernels that use it.
+  const cudaError_t freed = cudaFreeAsync(partials, stream);
+  RETURN_IF_ERROR(launched);
+  if (freed != cudaSuccess) {
+    return absl::UnavailableError(absl::StrCat("BiasGrad: cudaFreeAsync: ",
+                                               cudaGetErrorName(freed), " (",
+                                               cudaGetErrorString(freed), ")"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace trident::cuda

@@ -47,10 +47,11 @@ absl::Status BroadcastRows(cudaStream_t stream, const Tensor& row, const Tensor&
 absl::Status BiasAdd(cudaStream_t stream, const Tensor& bias, const Tensor& x);
 
 // dbias += the sum of the rows of dy (dbias is [C], dy's last dim is C).
-// Deterministic, no atomics: one block per 32 columns; within it 32 row lanes
-// each sum rows lane, lane + 32, ... in order in double, then the lanes are
-// added in lane order, rounded to fp32 once and added to dbias. The result
-// depends only on the shape, never on timing.
+// Deterministic, no atomics: two passes over a partition of the rows fixed by
+// the shape (groups of >= 256 rows, at most 32 groups); each group's column
+// sums in double in a fixed order, then the groups' sums in group order,
+// rounded to fp32 once and added to dbias. Needs groups * C doubles of
+// stream-ordered scratch (cudaMallocAsync / cudaFreeAsync on `stream`).
 absl::Status BiasGrad(cudaStream_t stream, const Tensor& dy, const Tensor& dbias);
 
 }  // namespace trident::cuda

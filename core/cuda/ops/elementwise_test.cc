@@ -221,11 +221,14 @@ TEST_P(ElementwiseVsCpuTest, CopyBetweenAnyStrides) {
   ExpectClose(Download(back), v, ones, 0.0, "round trip");
 }
 
-// [rows, cols] of bias-shaped ops: one element, odd sizes, GPT-2 small widths.
+// [rows, cols] of bias-shaped ops: one element, odd sizes, GPT-2 small widths;
+// for BiasGrad's row groups (>= 256 rows, at most 32 groups): one group, a
+// second group of one row, four groups, and 32 groups of 626 rows.
 struct RowShape {
   int64_t rows, cols;
 };
-constexpr RowShape kRowShapes[] = {{1, 1}, {3, 5}, {37, 77}, {1000, 33}, {64, 768}, {129, 3072}};
+constexpr RowShape kRowShapes[] = {{1, 1},     {3, 5},     {37, 77},     {257, 5},
+                                   {1000, 33}, {64, 768},  {129, 3072}, {20011, 17}};
 
 TEST_P(ElementwiseVsCpuTest, BroadcastRowsAndBiasAdd) {
   TRIDENT_SKIP_WITHOUT_GPU(allocator);

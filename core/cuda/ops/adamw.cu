@@ -4,10 +4,11 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/cuda/float_io.cuh"
-#include "core/cuda/ops/chunk_table.cuh"
+#include "core/cuda/ops/chunk_table.h"
 #include "core/cuda/ops/operand_checks.h"
 #include "core/cuda/ops/pack_io.cuh"
 #include "core/status_macros.h"
@@ -24,7 +25,7 @@ struct AdamWScalars {
   float beta1, beta2, one_minus_beta1, one_minus_beta2, eps, grad_scale;
 };
 
-// Up to kMaxTensorsPerLaunch parameters of one launch (chunk_table.cuh).
+// Up to kMaxTensorsPerLaunch parameters of one launch (chunk_table.h).
 struct AdamWTable {
   int count;
   void* param[kMaxTensorsPerLaunch];
@@ -212,28 +213,26 @@ absl::Status Launch(cudaStream_t stream, absl::string_view op, absl::Span<const 
                     absl::Span<const Tensor> grads, absl::Span<const Tensor> exp_avgs,
                     absl::Span<const Tensor> exp_avg_sqs,
                     absl::Span<const ops::WeightDecay> decays, const AdamWScalars& k) {
-  size_t next = 0;
-  while (next < params.size()) {
+  std::vector<int64_t> numels;
+  for (const Tensor& p : params) numels.push_back(p.numel());
+  for (const ChunkLaunch& launch : PlanChunkLaunches(numels, kChunk)) {
     AdamWTable table{};
-    int64_t chunks = 0;
-    for (; next < params.size() && table.count < kMaxTensorsPerLaunch; ++next) {
-      const int64_t n = params[next].numel();
-      if (n == 0) continue;
-      const int t = table.count++;
-      table.param[t] = params[next].raw_data();
-      table.grad[t] = grads[next].raw_data();
-      table.exp_avg[t] = static_cast<float*>(exp_avgs[next].raw_data());
-      table.exp_avg_sq[t] = static_cast<float*>(exp_avg_sqs[next].raw_data());
-      table.numel[t] = n;
-      table.first_chunk[t] = chunks;
-      table.param_dtype[t] = params[next].dtype();
-      table.grad_dtype[t] = grads[next].dtype();
-      table.decay[t] = decays[next] == ops::WeightDecay::kApply;
-      chunks += (n + kChunk - 1) / kChunk;
+    table.count = static_cast<int>(launch.tensors.size());
+    for (int t = 0; t < table.count; ++t) {
+      const int i = launch.tensors[t];
+      table.param[t] = params[i].raw_data();
+      table.grad[t] = grads[i].raw_data();
+      table.exp_avg[t] = static_cast<float*>(exp_avgs[i].raw_data());
+      table.exp_avg_sq[t] = static_cast<float*>(exp_avg_sqs[i].raw_data());
+      table.numel[t] = params[i].numel();
+      table.first_chunk[t] = launch.first_chunk[t];
+      table.param_dtype[t] = params[i].dtype();
+      table.grad_dtype[t] = grads[i].dtype();
+      table.decay[t] = decays[i] == ops::WeightDecay::kApply;
     }
-    if (chunks == 0) break;  // Only empty tensors were left.
-    table.first_chunk[table.count] = chunks;
-    MultiTensorAdamWKernel<<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(table, k);
+    table.first_chunk[table.count] = launch.first_chunk[table.count];
+    const unsigned blocks = static_cast<unsigned>(launch.first_chunk.back());
+    MultiTensorAdamWKernel<<<blocks, kThreads, 0, stream>>>(table, k);
     RETURN_IF_ERROR(LaunchStatus(op));
   }
   return absl::OkStatus();

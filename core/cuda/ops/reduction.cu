@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/cuda/float_io.cuh"
-#include "core/cuda/ops/chunk_table.cuh"
+#include "core/cuda/ops/chunk_table.h"
 #include "core/cuda/ops/operand_checks.h"
 #include "core/cuda/ops/pack_io.cuh"
 #include "core/status_macros.h"
@@ -19,7 +19,7 @@ constexpr int64_t kChunk = int64_t{1} << 16;
 constexpr int kThreads = 256;          // stage 1
 constexpr int kPartialThreads = 1024;  // stage 2
 
-// Up to kMaxTensorsPerLaunch tensors of one stage-1 launch (chunk_table.cuh).
+// Up to kMaxTensorsPerLaunch tensors of one stage-1 launch (chunk_table.h).
 struct ReductionTable {
   int count;
   // Where this launch's first chunk writes in the partials array (launches
@@ -121,14 +121,12 @@ absl::Status CudaStatus(absl::string_view op, absl::string_view what, cudaError_
 // Both stages over `tensors` (already checked), then the read-back.
 absl::StatusOr<double> ReduceToHost(cudaStream_t stream, absl::string_view op,
                                     absl::Span<const Tensor> tensors, bool square) {
-  std::vector<const Tensor*> nonempty;
-  int64_t total_chunks = 0;
-  for (const Tensor& t : tensors) {
-    if (t.numel() == 0) continue;
-    nonempty.push_back(&t);
-    total_chunks += (t.numel() + kChunk - 1) / kChunk;
-  }
-  if (total_chunks == 0) return 0.0;
+  std::vector<int64_t> numels;
+  for (const Tensor& t : tensors) numels.push_back(t.numel());
+  const std::vector<ChunkLaunch> launches = PlanChunkLaunches(numels, kChunk);
+  if (launches.empty()) return 0.0;  // Nothing but empty tensors.
+  const int64_t total_chunks =
+      launches.back().first_block_overall + launches.back().first_chunk.back();
 
   // partials[0, total_chunks) then the result.
   double* scratch = nullptr;
@@ -136,30 +134,26 @@ absl::StatusOr<double> ReduceToHost(cudaStream_t stream, absl::string_view op,
                              cudaMallocAsync(reinterpret_cast<void**>(&scratch),
                                              (total_chunks + 1) * sizeof(double), stream)));
   absl::Status status;  // The first error; later steps are skipped.
-  int64_t partial_offset = 0;
-  for (size_t first = 0; first < nonempty.size() && status.ok();
-       first += kMaxTensorsPerLaunch) {
+  for (const ChunkLaunch& launch : launches) {
+    if (!status.ok()) break;
     ReductionTable table{};
-    table.partial_offset = partial_offset;
-    int64_t chunks = 0;
-    for (size_t i = first; i < nonempty.size() && table.count < kMaxTensorsPerLaunch; ++i) {
-      const Tensor& t = *nonempty[i];
-      table.data[table.count] = t.raw_data();
-      table.numel[table.count] = t.numel();
-      table.dtype[table.count] = t.dtype();
-      table.first_chunk[table.count] = chunks;
-      chunks += (t.numel() + kChunk - 1) / kChunk;
-      ++table.count;
+    table.count = static_cast<int>(launch.tensors.size());
+    table.partial_offset = launch.first_block_overall;
+    for (int t = 0; t < table.count; ++t) {
+      const Tensor& x = tensors[launch.tensors[t]];
+      table.data[t] = x.raw_data();
+      table.numel[t] = x.numel();
+      table.dtype[t] = x.dtype();
+      table.first_chunk[t] = launch.first_chunk[t];
     }
-    table.first_chunk[table.count] = chunks;
+    table.first_chunk[table.count] = launch.first_chunk[table.count];
+    const unsigned blocks = static_cast<unsigned>(launch.first_chunk.back());
     if (square) {
-      ChunkSumsKernel<true><<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(table, scratch);
+      ChunkSumsKernel<true><<<blocks, kThreads, 0, stream>>>(table, scratch);
     } else {
-      ChunkSumsKernel<false><<<static_cast<unsigned>(chunks), kThreads, 0, stream>>>(table,
-                                                                                     scratch);
+      ChunkSumsKernel<false><<<blocks, kThreads, 0, stream>>>(table, scratch);
     }
     status.Update(LaunchStatus(op));
-    partial_offset += chunks;
   }
   if (status.ok()) {
     AddPartialsKernel<<<1, kPartialThreads, 0, stream>>>(scratch, total_chunks,

@@ -20,6 +20,7 @@
 
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
@@ -219,6 +220,35 @@ TEST_P(ElementwiseVsCpuTest, CopyBetweenAnyStrides) {
   const std::vector<float> ones(v.size(), 1.0f);
   ExpectClose(Download(transposed), cpu_transposed.ToVector<float>(), ones, 0.0, "transposed");
   ExpectClose(Download(back), v, ones, 0.0, "round trip");
+}
+
+// A same-dtype copy moves bits: integer ids (4 bytes) and int64 (8 bytes)
+// through a transposed view.
+TEST(ElementwiseTest, CopyMovesIntegersBetweenAnyStrides) {
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
+  std::vector<int32_t> ids(3 * 5);
+  std::vector<int64_t> wide(3 * 5);
+  for (int i = 0; i < 15; ++i) {
+    ids[i] = 1000 * i - 7;
+    wide[i] = (int64_t{1} << 40) + i;
+  }
+  const Tensor src32 = Tensor::Empty({3, 5}, DType::kInt32, allocator);
+  src32.CopyFrom(ids);
+  const Tensor dst32 = Tensor::Zeros({5, 3}, DType::kInt32, allocator);
+  ASSERT_TRUE(Copy(nullptr, src32.Transpose(0, 1), dst32).ok());
+  const Tensor src64 = Tensor::Empty({3, 5}, DType::kInt64, allocator);
+  src64.CopyFrom(wide);
+  const Tensor dst64 = Tensor::Zeros({5, 3}, DType::kInt64, allocator);
+  ASSERT_TRUE(Copy(nullptr, src64.Transpose(0, 1), dst64).ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const std::vector<int32_t> got32 = dst32.ToVector<int32_t>();
+  const std::vector<int64_t> got64 = dst64.ToVector<int64_t>();
+  for (int r = 0; r < 5; ++r) {
+    for (int c = 0; c < 3; ++c) {
+      EXPECT_EQ(got32[r * 3 + c], ids[c * 5 + r]) << "int32 [" << r << ", " << c << "]";
+      EXPECT_EQ(got64[r * 3 + c], wide[c * 5 + r]) << "int64 [" << r << ", " << c << "]";
+    }
+  }
 }
 
 // [rows, cols] of bias-shaped ops: one element, odd sizes, GPT-2 small widths;

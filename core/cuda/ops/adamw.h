@@ -13,12 +13,12 @@
 //   m = beta1 m + (1 - beta1) g
 //   v = beta2 v + (1 - beta2) g g
 //   param = param decay_factor - step_size (m / (sqrt(v) / sqrt(1 - beta2^step) + eps))
-// each operation rounded to nearest in fp32 (no fused multiply-adds, so the
-// result does not depend on what the compiler contracts, and equals the CPU's
-// wherever the CPU does not contract either). AdamWStep is MultiTensorAdamW on
+// each operation rounded to nearest in fp32 (no fused multiply-adds: the
+// result does not depend on what nvcc contracts, and can equal the CPU's bit
+// for bit where GCC does not contract either; the tests allow 1e-5). AdamWStep is MultiTensorAdamW on
 // one tensor: one home for the arithmetic, so the two agree bit for bit.
 //
-// dtypes: exp_avg and exp_avg_sq are fp32 (the optimizer's state, core
+// dtypes: exp_avg and exp_avg_sq are fp32 (the optimizer's state, see
 // training/optimizer.cc); param and grad are each fp32, bf16 or fp16 (mixed
 // precision: fp32 master weights with 16-bit gradients; or 16-bit parameters
 // updated in fp32 and rounded to nearest even). All contiguous, one shape.

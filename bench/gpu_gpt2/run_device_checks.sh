@@ -4,7 +4,8 @@
 #
 #   Here (with Bazel and the CUDA Toolkit):
 #     bench/gpu_gpt2/run_device_checks.sh stage [.device/gpu_checks]
-#   builds every test tagged `gpu` with -c opt (nvcc emits sm_90 + compute_90,
+#   builds every test tagged `gpu` and every benchmark tagged `gpu_bench`
+#   with -c opt (nvcc emits sm_90 + compute_90,
 #   build_defs/cuda.bzl) and copies the binaries into the folder with the
 #   shared libraries they need that a bare CUDA machine lacks (Abseil,
 #   OpenBLAS, libstdc++, cudart). cuBLASLt (~500 MB) is not copied: the device
@@ -26,17 +27,25 @@ stage() {
     echo "stage: bazel query for the gpu tests failed" >&2
     exit 1
   }
+  # Benchmarks of the GPU kernels (tag gpu_bench): run after the tests.
+  local benches
+  benches=$(./bazelw query 'attr(tags, "\bgpu_bench\b", //...)' 2>/dev/null) || {
+    echo "stage: bazel query for the gpu benchmarks failed" >&2
+    exit 1
+  }
   echo "stage: building with -c opt:"
-  echo "${targets}" | sed 's/^/  /'
+  echo "${targets} ${benches}" | tr ' ' '\n' | sed '/^$/d; s/^/  /'
   # shellcheck disable=SC2086
-  ./bazelw build -c opt ${targets} || exit 1
+  ./bazelw build -c opt ${targets} ${benches} || exit 1
   rm -rf "${dir}"
-  mkdir -p "${dir}/bin" "${dir}/lib"
-  local target binary
-  for target in ${targets}; do
+  mkdir -p "${dir}/bin" "${dir}/bench" "${dir}/lib"
+  local target binary destination
+  for target in ${targets} ${benches}; do
     # //pkg:name -> bazel-bin/pkg/name (bazel-bin now points at the opt build).
     binary="bazel-bin/$(echo "${target#//}" | tr ':' '/')"
-    cp "${binary}" "${dir}/bin/"
+    destination="${dir}/bin/"
+    echo "${benches}" | grep -qxF "${target}" && destination="${dir}/bench/"
+    cp "${binary}" "${destination}"
     # Every shared library outside glibc and outside cuBLASLt/cuDNN/NCCL.
     ldd "${binary}" | awk '$3 ~ /^\// {print $3}' |
       grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so|libcublas|libcudnn|libnccl' |
@@ -83,6 +92,15 @@ run() {
       tail -5 "${log}" | sed 's/^/    /'
     fi
     rm -f "${log}"
+  done
+  for binary in "${dir}"/bench/*; do
+    [[ -e "${binary}" ]] || continue
+    echo "=== benchmark $(basename "${binary}")"
+    "${binary}" 2>&1 | sed 's/^/  /'
+    if [[ ${PIPESTATUS[0]} -ne 0 ]]; then
+      failed=$((failed + 1))
+      echo "  benchmark failed"
+    fi
   done
   echo "run: ${ran} test binaries, ${failed} failed$([[ ${skipped_any} -eq 1 ]] && echo ', some tests SKIPPED (no GPU seen?)')"
   [[ ${failed} -eq 0 && ${ran} -gt 0 && ${skipped_any} -eq 0 ]]

@@ -274,7 +274,7 @@ absl::Status RowMax(cudaStream_t stream, const Tensor& logits, const CrossEntrop
   if (o.valid_columns == 0) return Refuse(kOp, "no valid columns (options.valid_columns is 0)");
   const int64_t rows = logits.dim(0), cols = logits.dim(1);
   RETURN_IF_ERROR(CheckRowVector(kOp, "row_max", row_max, rows));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"logits", logits}, {"row_max", row_max}}));
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(kOp, {{"logits", logits}, {"row_max", row_max}}));
   if (rows == 0) return absl::OkStatus();
   return DispatchFloatStorage(logits.dtype(), kOp, [&](auto zero) {
     using T = decltype(zero);
@@ -296,7 +296,7 @@ absl::Status RowSumExp(cudaStream_t stream, const Tensor& logits, const Tensor& 
   RETURN_IF_ERROR(CheckRowVector(kOp, "row_max", row_max, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "sum_exp", sum_exp, rows));
   RETURN_IF_ERROR(
-      CheckOnOneGpu(kOp, {{"logits", logits}, {"row_max", row_max}, {"sum_exp", sum_exp}}));
+      CheckOnOneCudaDevice(kOp, {{"logits", logits}, {"row_max", row_max}, {"sum_exp", sum_exp}}));
   if (rows == 0) return absl::OkStatus();
   return DispatchFloatStorage(logits.dtype(), kOp, [&](auto zero) {
     using T = decltype(zero);
@@ -317,7 +317,7 @@ absl::Status TargetLogit(cudaStream_t stream, const Tensor& logits, const Tensor
   const int64_t rows = logits.dim(0), cols = logits.dim(1);
   RETURN_IF_ERROR(CheckTargets(kOp, targets, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "target_logit", target_logit, rows));
-  RETURN_IF_ERROR(CheckOnOneGpu(
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(
       kOp, {{"logits", logits}, {"targets", targets}, {"target_logit", target_logit}}));
   if (rows == 0) return absl::OkStatus();
   return DispatchFloatStorage(logits.dtype(), kOp, [&](auto zero) {
@@ -344,7 +344,7 @@ absl::Status CrossEntropyForward(cudaStream_t stream, const Tensor& logits, cons
   RETURN_IF_ERROR(CheckTargets(kOp, targets, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "losses", losses, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "logsumexp", logsumexp, rows));
-  RETURN_IF_ERROR(CheckOnOneGpu(
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(
       kOp,
       {{"logits", logits}, {"targets", targets}, {"losses", losses}, {"logsumexp", logsumexp}}));
   if (rows == 0) return absl::OkStatus();
@@ -375,7 +375,7 @@ absl::Status CrossEntropyBackward(cudaStream_t stream, const Tensor& logits, con
   if (!std::isfinite(grad_scale)) {
     return Refuse(kOp, absl::StrCat("grad_scale is ", grad_scale, ", expected a finite value"));
   }
-  RETURN_IF_ERROR(CheckOnOneGpu(
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(
       kOp,
       {{"logits", logits}, {"targets", targets}, {"logsumexp", logsumexp}, {"dlogits", dlogits}}));
   if (rows == 0) return absl::OkStatus();
@@ -405,7 +405,7 @@ absl::Status CombineCrossEntropyParts(cudaStream_t stream, const Tensor& row_max
   RETURN_IF_ERROR(CheckRowVector(kOp, "target_logit", target_logit, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "losses", losses, rows));
   RETURN_IF_ERROR(CheckRowVector(kOp, "logsumexp", logsumexp, rows));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"row_max", row_max},
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(kOp, {{"row_max", row_max},
                                       {"sum_exp", sum_exp},
                                       {"target_logit", target_logit},
                                       {"targets", targets},
@@ -422,7 +422,7 @@ absl::StatusOr<int64_t> CountTargets(cudaStream_t stream, const Tensor& targets,
                                      int32_t ignore_index) {
   constexpr absl::string_view kOp = "CountTargets";
   RETURN_IF_ERROR(CheckOperand(kOp, "targets", targets, DType::kInt32));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"targets", targets}}));
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(kOp, {{"targets", targets}}));
   if (targets.numel() == 0) return int64_t{0};
   long long* device_count = nullptr;
   if (const cudaError_t e = cudaMallocAsync(&device_count, sizeof(long long), stream);

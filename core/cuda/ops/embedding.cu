@@ -164,7 +164,7 @@ absl::Status GatherRows(cudaStream_t stream, const Tensor& ids, const Tensor& ta
   constexpr absl::string_view kOp = "GatherRows";
   RETURN_IF_ERROR(CheckIdsAndRows(kOp, ids, "table", table, "out", out));
   RETURN_IF_ERROR(CheckSameDType(kOp, "out", out, "table", table));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"ids", ids}, {"table", table}, {"out", out}}));
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(kOp, {{"ids", ids}, {"table", table}, {"out", out}}));
   const int64_t n = ids.numel(), rows = table.dim(0), cols = table.dim(1);
   if (n == 0 || cols == 0) return absl::OkStatus();
   return DispatchFloatStorage(table.dtype(), kOp, [&](auto zero) {
@@ -185,7 +185,7 @@ absl::Status ScatterAddRows(cudaStream_t stream, const Tensor& ids, const Tensor
                             int64_t row_start, OutOfRangeIds policy, const Tensor& dtable) {
   constexpr absl::string_view kOp = "ScatterAddRows";
   RETURN_IF_ERROR(CheckIdsAndRows(kOp, ids, "dtable", dtable, "dout", dout));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"ids", ids}, {"dout", dout}, {"dtable", dtable}}));
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(kOp, {{"ids", ids}, {"dout", dout}, {"dtable", dtable}}));
   const int64_t n = ids.numel(), rows = dtable.dim(0), cols = dtable.dim(1);
   if (n == 0 || cols == 0) return absl::OkStatus();
 
@@ -248,7 +248,7 @@ absl::Status AddPositionEmbedding(cudaStream_t stream, const Tensor& wpe, const 
   constexpr absl::string_view kOp = "AddPositionEmbedding";
   RETURN_IF_ERROR(CheckPositions(kOp, "wpe", wpe, "out", out));
   RETURN_IF_ERROR(CheckSameDType(kOp, "out", out, "wpe", wpe));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"wpe", wpe}, {"out", out}}));
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(kOp, {{"wpe", wpe}, {"out", out}}));
   const int64_t seq = out.dim(1), cols = out.dim(2);
   if (out.numel() == 0) return absl::OkStatus();
   return DispatchFloatStorage(out.dtype(), kOp, [&](auto zero) {
@@ -267,7 +267,7 @@ absl::Status AddPositionEmbedding(cudaStream_t stream, const Tensor& wpe, const 
 absl::Status PositionEmbeddingGrad(cudaStream_t stream, const Tensor& dout, const Tensor& dwpe) {
   constexpr absl::string_view kOp = "PositionEmbeddingGrad";
   RETURN_IF_ERROR(CheckPositions(kOp, "dwpe", dwpe, "dout", dout));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"dout", dout}, {"dwpe", dwpe}}));
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(kOp, {{"dout", dout}, {"dwpe", dwpe}}));
   const int64_t batch = dout.dim(0), seq = dout.dim(1), cols = dout.dim(2);
   if (seq * cols == 0) return absl::OkStatus();
   return DispatchFloatStorage(dout.dtype(), kOp, [&](auto dout_zero) {

@@ -213,7 +213,7 @@ TEST(EmbeddingCudaTest, RefusesBadArgumentsByName) {
             "GatherRows: out has 32 elements (shape [2, 2, 8]), expected 48");
   EXPECT_EQ(RefusalOf(GatherRows(nullptr, ids, table, 0, kSkip,
                                  Tensor::Zeros({2, 3, 8}, DType::kBFloat16))),
-            "GatherRows: out has dtype bf16 but table has fp32 (one storage dtype for both)");
+            "GatherRows: out has dtype bf16, expected fp32 (the dtype of table)");
   EXPECT_EQ(RefusalOf(GatherRows(nullptr, ids, table, 0, kSkip, out)),
             "GatherRows: ids is on cpu, expected a CUDA device");
   EXPECT_EQ(RefusalOf(ScatterAddRows(nullptr, ids, Tensor::Zeros({6, 9}, DType::kFloat32), 0, kSkip,

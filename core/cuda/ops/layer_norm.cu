@@ -278,7 +278,7 @@ absl::Status ForwardImpl(absl::string_view op, cudaStream_t stream, const Tensor
         absl::StrCat(op, ": epsilon is ", epsilon, ", expected >= 0"));
   }
   if (fused) {
-    RETURN_IF_ERROR(CheckOnOneGpu(op, {{"a", a},
+    RETURN_IF_ERROR(CheckOnOneCudaDevice(op, {{"a", a},
                                        {"b", b},
                                        {"gamma", gamma},
                                        {"beta", beta},
@@ -287,7 +287,7 @@ absl::Status ForwardImpl(absl::string_view op, cudaStream_t stream, const Tensor
                                        {"mean", mean},
                                        {"rstd", rstd}}));
   } else {
-    RETURN_IF_ERROR(CheckOnOneGpu(
+    RETURN_IF_ERROR(CheckOnOneCudaDevice(
         op,
         {{"x", a}, {"gamma", gamma}, {"beta", beta}, {"y", y}, {"mean", mean}, {"rstd", rstd}}));
   }
@@ -322,7 +322,7 @@ absl::Status BackwardInputImpl(absl::string_view op, cudaStream_t stream, const 
   if (fused) RETURN_IF_ERROR(CheckLikeX(op, "d_residual", d_residual, "x", x));
   RETURN_IF_ERROR(CheckLikeX(op, "dx", dx, "x", x));
   if (fused) {
-    RETURN_IF_ERROR(CheckOnOneGpu(op, {{"x", x},
+    RETURN_IF_ERROR(CheckOnOneCudaDevice(op, {{"x", x},
                                        {"gamma", gamma},
                                        {"mean", mean},
                                        {"rstd", rstd},
@@ -330,7 +330,7 @@ absl::Status BackwardInputImpl(absl::string_view op, cudaStream_t stream, const 
                                        {"d_residual", d_residual},
                                        {"dx", dx}}));
   } else {
-    RETURN_IF_ERROR(CheckOnOneGpu(
+    RETURN_IF_ERROR(CheckOnOneCudaDevice(
         op, {{"x", x}, {"gamma", gamma}, {"mean", mean}, {"rstd", rstd}, {"dy", dy}, {"dx", dx}}));
   }
   if (shape.rows == 0) return absl::OkStatus();
@@ -401,7 +401,7 @@ absl::Status LayerNormBackwardWeights(cudaStream_t stream, const Tensor& x, cons
   RETURN_IF_ERROR(CheckFloatOperand(kOp, "dbeta", dbeta));
   RETURN_IF_ERROR(CheckSameDType(kOp, "dbeta", dbeta, "dgamma", dgamma));
   RETURN_IF_ERROR(CheckShape(kOp, "dbeta", dbeta, Shape{shape.cols}));
-  RETURN_IF_ERROR(CheckOnOneGpu(kOp, {{"x", x},
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(kOp, {{"x", x},
                                       {"mean", mean},
                                       {"rstd", rstd},
                                       {"dy", dy},

@@ -348,7 +348,7 @@ TEST(LayerNormCudaTest, RefusesBadArgumentsByName) {
             "LayerNormForward: gamma has shape [99], expected [100]");
   EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, x, gamma, Tensor::Zeros({100}, DType::kBFloat16),
                                        eps, y, mean, rstd)),
-            "LayerNormForward: beta has dtype bf16 but x has fp32 (one storage dtype for both)");
+            "LayerNormForward: beta has dtype bf16, expected fp32 (the dtype of x)");
   EXPECT_EQ(RefusalOf(LayerNormForward(nullptr, Tensor::Zeros({4, 100}, DType::kInt32), gamma, beta,
                                        eps, y, mean, rstd)),
             "LayerNormForward: x has dtype int32, expected fp32, bf16 or fp16");
@@ -375,14 +375,12 @@ TEST(LayerNormCudaTest, RefusesBadArgumentsByName) {
 
   EXPECT_EQ(RefusalOf(LayerNormBackwardInput(nullptr, x, gamma, mean, rstd,
                                              Tensor::Zeros({4, 100}, DType::kFloat16), y)),
-            "LayerNormBackwardInput: dy has dtype fp16 but x has fp32 (one storage dtype for "
-            "both)");
+            "LayerNormBackwardInput: dy has dtype fp16, expected fp32 (the dtype of x)");
   EXPECT_EQ(RefusalOf(AddLayerNormBackwardInput(nullptr, x, gamma, mean, rstd, y, Tensor(), y)),
             "AddLayerNormBackwardInput: d_residual is undefined");
   EXPECT_EQ(RefusalOf(LayerNormBackwardWeights(nullptr, x, mean, rstd, y, gamma,
                                                Tensor::Zeros({100}, DType::kBFloat16))),
-            "LayerNormBackwardWeights: dbeta has dtype bf16 but dgamma has fp32 (one storage "
-            "dtype for both)");
+            "LayerNormBackwardWeights: dbeta has dtype bf16, expected fp32 (the dtype of dgamma)");
   EXPECT_EQ(RefusalOf(LayerNormBackwardWeights(nullptr, x, mean, rstd, y,
                                                Tensor::Zeros({101}, DType::kFloat32), beta)),
             "LayerNormBackwardWeights: dgamma has shape [101], expected [100]");

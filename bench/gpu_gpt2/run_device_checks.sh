@@ -45,8 +45,8 @@ stage() {
   echo "stage: $(ls "${dir}/bin" | wc -l) binaries, $(du -sh "${dir}" | cut -f1) in ${dir}"
 }
 
-# Directories holding libcublasLt on the device machine: the toolkit, or the
-# nvidia-cublas wheel of the image's Python.
+# Directories holding libcublasLt and libcudnn on the device machine: the
+# toolkit, or the nvidia wheels of the image's Python (cuDNN's first).
 cuda_library_path() {
   local found=""
   for candidate in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
@@ -56,6 +56,13 @@ cuda_library_path() {
   wheel=$(python3 -c 'import nvidia.cu13, os; print(os.path.join(nvidia.cu13.__path__[0], "lib"))' \
             2>/dev/null)
   [[ -n "${wheel}" && -e "${wheel}/libcublasLt.so.13" ]] && found="${found}:${wheel}"
+  # cuDNN 9.19 (what the attention graphs were written against) lives only in
+  # the image's nvidia-cudnn wheel; an older cuDNN 9.14 sits in the system
+  # paths, so the wheel's directory goes first.
+  local cudnn
+  cudnn=$(python3 -c 'import nvidia.cudnn, os; print(os.path.join(nvidia.cudnn.__path__[0], "lib"))' \
+            2>/dev/null)
+  [[ -n "${cudnn}" && -e "${cudnn}/libcudnn.so.9" ]] && found="${cudnn}:${found#:}"
   echo "${found#:}"
 }
 
@@ -65,7 +72,7 @@ run() {
   local cuda_libs
   cuda_libs="$(cuda_library_path)"
   echo "run: GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1)"
-  echo "run: cuBLASLt from: ${cuda_libs:-NOT FOUND}"
+  echo "run: cuBLASLt/cuDNN from: ${cuda_libs:-NOT FOUND}"
   export LD_LIBRARY_PATH="${PWD}/${dir}/lib:${cuda_libs}${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
   local failed=0 ran=0 skipped_any=0 binary log
   for binary in "${dir}"/bin/*; do

@@ -14,6 +14,10 @@
 #     bench/gpu_gpt2/run_device_checks.sh run [.device/gpu_checks]
 #   runs each test binary, prints what it ran and each result, and exits
 #   non-zero if any test failed or none ran on a GPU.
+#
+#   There too: bench/gpu_gpt2/run_device_checks.sh baseline [args]
+#   trains the PyTorch GPT-2 124M baseline (torch_gpt2.py) on synthetic
+#   tokens and prints tokens/s and MFU per step and their medians.
 set -uo pipefail
 
 mode="${1:-}"
@@ -95,11 +99,21 @@ run() {
   [[ ${failed} -eq 0 && ${ran} -gt 0 && ${skipped_any} -eq 0 ]]
 }
 
+# The PyTorch GPT-2 124M baseline (torch_gpt2.py) with the image's PyTorch;
+# extra arguments go to the script (e.g. --steps 10).
+baseline() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+  local python=/opt/torch/.venv/bin/python
+  [[ -x "${python}" ]] || python=python3
+  PYTHONUNBUFFERED=1 "${python}" bench/gpu_gpt2/torch_gpt2.py "$@"
+}
+
 case "${mode}" in
   stage) stage ;;
   run) run ;;
+  baseline) shift; baseline "$@" ;;
   *)
-    echo "usage: $0 stage|run [folder, default .device/gpu_checks]" >&2
+    echo "usage: $0 stage|run [folder, default .device/gpu_checks] | baseline [torch_gpt2.py args]" >&2
     exit 2
     ;;
 esac

@@ -110,6 +110,10 @@ INSTANTIATE_TEST_SUITE_P(
                       DispatchCase{Bf16(1024), false, 2e-2}, DispatchCase{Bf16(100), false, 2e-2},
                       DispatchCase{{.dtype = DType::kFloat16, .seq = 128}, false, 2e-2},
                       DispatchCase{Bf16(100), true, 1e-2}, DispatchCase{Bf16(1024), true, 1e-2},
+                      // head_dim 40 is not a multiple of 8: cuDNN is refused, the fallback runs.
+                      DispatchCase{{.dtype = DType::kBFloat16, .batch = 1, .seq = 37, .heads = 3,
+                                    .head_dim = 40},
+                                   false, 1e-2},
                       DispatchCase{{.dtype = DType::kFloat32, .seq = 100}, false, 1e-5}),
     [](const ::testing::TestParamInfo<DispatchCase>& info) { return info.param.Name(); });
 

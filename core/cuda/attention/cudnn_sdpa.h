@@ -19,6 +19,9 @@
 // (attention_shape.h) and Stats is lse viewed as [B, H, T, 1]: no copies.
 // Stats is the natural-log log-sum-exp of the scaled scores, exactly lse.
 //
+// Unlike the fallback kernel, cuDNN's backward is not bitwise deterministic: it
+// accumulates dQ across key tiles with fp32 atomics.
+//
 // Each graph is built, its engine chosen (heuristics mode A, the first config
 // that finalises) and its execution plan finalised once per SdpaPlanKey and
 // cached. One workspace, grown to the largest plan's need (plus the backward's

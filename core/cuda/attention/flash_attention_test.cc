@@ -7,8 +7,12 @@
 
 #include "core/cuda/attention/flash_attention.h"
 
+#include <cuda_runtime.h>
+
+#include <cstring>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "core/cuda/attention/attention_test_util.h"
@@ -53,6 +57,38 @@ INSTANTIATE_TEST_SUITE_P(
                       AttentionCase{.dtype = DType::kBFloat16, .seq = 1024},
                       AttentionCase{.dtype = DType::kFloat16, .seq = 100}),
     [](const ::testing::TestParamInfo<AttentionCase>& info) { return info.param.Name(); });
+
+// The backward has no atomics and a fixed summation order: two runs on the
+// same inputs agree bit for bit (the fp32 bits of every element).
+TEST(FlashAttentionTest, BackwardIsDeterministic) {
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
+  std::mt19937 rng(11);
+  const int64_t b = 2, t = 300, heads = 4, d = 64, c = heads * d;
+  const DType dtype = DType::kFloat32;
+  const Tensor qkv = Upload(RandomValues(rng, dtype, b * t * 3 * c, -2.0f, 2.0f), {b, t, 3 * c},
+                            dtype, allocator);
+  const Tensor dout = Upload(RandomValues(rng, dtype, b * t * c), {b, t, c}, dtype, allocator);
+  const Tensor out = Poisoned({b, t, c}, dtype, allocator);
+  const Tensor lse = Poisoned({b, heads, t}, DType::kFloat32, allocator);
+  ASSERT_TRUE(FlashAttentionForward(nullptr, qkv, heads, out, lse).ok());
+  std::vector<float> first;
+  for (int run = 0; run < 2; ++run) {
+    const Tensor dqkv = Poisoned({b, t, 3 * c}, dtype, allocator);
+    ASSERT_TRUE(FlashAttentionBackward(nullptr, qkv, out, lse, dout, heads, dqkv).ok());
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const std::vector<float> grads = Download(dqkv);
+    if (run == 0) {
+      first = grads;
+      continue;
+    }
+    ASSERT_EQ(grads.size(), first.size());
+    int64_t differing = 0;
+    for (size_t k = 0; k < grads.size(); ++k) {
+      differing += std::memcmp(&grads[k], &first[k], sizeof(float)) != 0;
+    }
+    EXPECT_EQ(differing, 0) << "of " << grads.size() << " gradient elements";
+  }
+}
 
 TEST(FlashAttentionTest, RefusesAHeadDimBeyondItsTiles) {
   TRIDENT_SKIP_WITHOUT_GPU(allocator);

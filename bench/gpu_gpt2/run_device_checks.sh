@@ -23,6 +23,10 @@ set -uo pipefail
 mode="${1:-}"
 dir="${2:-.device/gpu_checks}"
 
+# GPU benchmarks run after the tests (their output is informative; a failing
+# benchmark does not fail the checks).
+benches="//bench/gpu_gpt2:attention_bench"
+
 stage() {
   cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
   local targets
@@ -33,14 +37,18 @@ stage() {
   echo "stage: building with -c opt:"
   echo "${targets}" | sed 's/^/  /'
   # shellcheck disable=SC2086
-  ./bazelw build -c opt ${targets} || exit 1
+  ./bazelw build -c opt ${targets} ${benches} || exit 1
   rm -rf "${dir}"
-  mkdir -p "${dir}/bin" "${dir}/lib"
+  mkdir -p "${dir}/bin" "${dir}/bench" "${dir}/lib"
   local target binary
-  for target in ${targets}; do
+  for target in ${targets} ${benches}; do
     # //pkg:name -> bazel-bin/pkg/name (bazel-bin now points at the opt build).
     binary="bazel-bin/$(echo "${target#//}" | tr ':' '/')"
-    cp "${binary}" "${dir}/bin/"
+    if [[ " ${benches} " == *" ${target} "* ]]; then
+      cp "${binary}" "${dir}/bench/"
+    else
+      cp "${binary}" "${dir}/bin/"
+    fi
     # Every shared library outside glibc and outside cuBLASLt/cuDNN/NCCL.
     ldd "${binary}" | awk '$3 ~ /^\// {print $3}' |
       grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so|libcublas|libcudnn|libnccl' |
@@ -96,6 +104,11 @@ run() {
     rm -f "${log}"
   done
   echo "run: ${ran} test binaries, ${failed} failed$([[ ${skipped_any} -eq 1 ]] && echo ', some tests SKIPPED (no GPU seen?)')"
+  for binary in "${dir}"/bench/*; do
+    [[ -x "${binary}" ]] || continue
+    echo "=== bench $(basename "${binary}")"
+    "${binary}" 2>&1 | sed 's/^/  /'
+  done
   [[ ${failed} -eq 0 && ${ran} -gt 0 && ${skipped_any} -eq 0 ]]
 }
 

@@ -18,8 +18,8 @@ absl::StatusOr<bool> ForceFallbackFromEnv(const char* value) {
   const absl::string_view v(value);
   if (v.empty() || v == "auto") return false;
   if (v == "fallback") return true;
-  return absl::InvalidArgumentError(absl::StrCat(kAttentionEnvVar, " is \"", v,
-                                                 "\": must be \"auto\" (or unset) or \"fallback\""));
+  return absl::InvalidArgumentError(absl::StrCat(
+      kAttentionEnvVar, " is \"", v, "\": must be \"auto\" (or unset) or \"fallback\""));
 }
 
 absl::StatusOr<std::unique_ptr<CudaAttention>> CudaAttention::Create(
@@ -42,8 +42,7 @@ absl::StatusOr<std::unique_ptr<CudaAttention>> CudaAttention::Create(
   return std::unique_ptr<CudaAttention>(new CudaAttention(*std::move(cudnn), ""));
 }
 
-CudaAttention::CudaAttention(std::unique_ptr<CudnnSdpa> cudnn,
-                             std::string cudnn_unavailable_reason)
+CudaAttention::CudaAttention(std::unique_ptr<CudnnSdpa> cudnn, std::string cudnn_unavailable_reason)
     : cudnn_(std::move(cudnn)), cudnn_unavailable_reason_(std::move(cudnn_unavailable_reason)) {}
 
 bool CudaAttention::UseCudnn(const SdpaPlanKey& key) const {
@@ -52,8 +51,8 @@ bool CudaAttention::UseCudnn(const SdpaPlanKey& key) const {
          !cudnn_refused_.contains(key);
 }
 
-absl::Status CudaAttention::AttentionForward(cudaStream_t stream, const Tensor& qkv,
-                                             int num_heads, const Tensor& out, const Tensor& lse) {
+absl::Status CudaAttention::AttentionForward(cudaStream_t stream, const Tensor& qkv, int num_heads,
+                                             const Tensor& out, const Tensor& lse) {
   ASSIGN_OR_RETURN(const AttentionShape s,
                    CheckAttentionForwardArgs("AttentionForward", qkv, num_heads, out, lse));
   const SdpaPlanKey key{.shape = s, .dtype = qkv.dtype(), .direction = SdpaDirection::kForward};

@@ -49,8 +49,8 @@ class CudaAttention {
   // path unless the fallback is forced. A cuDNN that cannot be used (too old,
   // no handle) is not an error: every call then takes the fallback, and
   // cudnn_unavailable_reason() says why.
-  static absl::StatusOr<std::unique_ptr<CudaAttention>> Create(
-      std::shared_ptr<Allocator> allocator, CudaAttentionOptions options = {});
+  static absl::StatusOr<std::unique_ptr<CudaAttention>> Create(std::shared_ptr<Allocator> allocator,
+                                                               CudaAttentionOptions options = {});
 
   absl::Status AttentionForward(cudaStream_t stream, const Tensor& qkv, int num_heads,
                                 const Tensor& out, const Tensor& lse);

@@ -62,8 +62,8 @@ absl::Status CheckDTypes(absl::string_view op, const Tensor& qkv, std::initializ
                          const Tensor& lse) {
   const DType dtype = qkv.dtype();
   if (dtype != DType::kFloat32 && dtype != DType::kBFloat16 && dtype != DType::kFloat16) {
-    return Invalid(op, absl::StrCat("qkv has dtype ", DTypeName(dtype),
-                                    ": must be fp32, bf16 or fp16"));
+    return Invalid(
+        op, absl::StrCat("qkv has dtype ", DTypeName(dtype), ": must be fp32, bf16 or fp16"));
   }
   for (const Named& t : same) {
     if (t.tensor->dtype() != dtype) {
@@ -85,8 +85,8 @@ absl::Status CheckOneCudaDevice(absl::string_view op, std::initializer_list<Name
                                       ": must be on a CUDA device"));
     }
     if (t.tensor->device() != device) {
-      return Invalid(op, absl::StrCat(t.name, " is on ", t.tensor->device().ToString(),
-                                      ", qkv on ", device.ToString()));
+      return Invalid(op, absl::StrCat(t.name, " is on ", t.tensor->device().ToString(), ", qkv on ",
+                                      device.ToString()));
     }
   }
   return absl::OkStatus();
@@ -135,11 +135,14 @@ StridedView QkvHeadView(const AttentionShape& s, QkvPart part) {
           .strides = {s.seq * 3 * c, s.head_dim, 3 * c, 1}};
 }
 
-StridedView KeyTransposedView(const AttentionShape& s) {
-  StridedView v = QkvHeadView(s, QkvPart::kKey);
+StridedView TransposeLastTwo(StridedView v) {
   std::swap(v.dims[2], v.dims[3]);
   std::swap(v.strides[2], v.strides[3]);
   return v;
+}
+
+StridedView KeyTransposedView(const AttentionShape& s) {
+  return TransposeLastTwo(QkvHeadView(s, QkvPart::kKey));
 }
 
 StridedView OutHeadView(const AttentionShape& s) {
@@ -150,9 +153,8 @@ StridedView OutHeadView(const AttentionShape& s) {
 }
 
 StridedView StatsView(const AttentionShape& s) {
-  return {.offset = 0,
-          .dims = {s.batch, s.heads, s.seq, 1},
-          .strides = {s.heads * s.seq, s.seq, 1, 1}};
+  return {
+      .offset = 0, .dims = {s.batch, s.heads, s.seq, 1}, .strides = {s.heads * s.seq, s.seq, 1, 1}};
 }
 
 StridedView ScoreView(const AttentionShape& s) {

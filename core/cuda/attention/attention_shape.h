@@ -74,8 +74,12 @@ enum class QkvPart : int { kQuery = 0, kKey = 1, kValue = 2 };
 // part * C, strides {T * 3C, D, 3C, 1}.
 StridedView QkvHeadView(const AttentionShape& shape, QkvPart part);
 
-// K^T as [B, H, D, T] inside qkv (the first product's right operand): K's view
-// with the last two dims and strides swapped.
+// `view` with its last two dims and their strides swapped: the transpose a
+// matmul reads (K^T, V^T, P^T, dS^T) without moving any element.
+StridedView TransposeLastTwo(StridedView view);
+
+// K^T as [B, H, D, T] inside qkv (the first product's right operand):
+// TransposeLastTwo of K's view.
 StridedView KeyTransposedView(const AttentionShape& shape);
 
 // out (or dout) as [B, H, T, D] inside [B, T, C]: strides {T * C, D, C, 1}.

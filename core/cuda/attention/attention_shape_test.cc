@@ -37,11 +37,20 @@ TEST(AttentionViewsTest, QkvHeadViewsAddressThePackedLayout) {
         for (int64_t t = 0; t < s.seq; ++t)
           for (int64_t d = 0; d < s.head_dim; ++d) {
             // qkv[b, t, part, h, d] of a contiguous [B, T, 3, H, D].
-            const int64_t packed = ((b * s.seq + t) * 3 + static_cast<int>(part)) * c +
-                                   h * s.head_dim + d;
+            const int64_t packed =
+                ((b * s.seq + t) * 3 + static_cast<int>(part)) * c + h * s.head_dim + d;
             ASSERT_EQ(At(v, b, h, t, d), packed) << b << " " << h << " " << t << " " << d;
           }
   }
+}
+
+TEST(AttentionViewsTest, TransposeLastTwoAddressesTheSameElements) {
+  const StridedView v = OutHeadView(kOdd);
+  const StridedView t = TransposeLastTwo(v);
+  EXPECT_EQ(t.dims, (std::array<int64_t, 4>{2, 3, 4, 5}));
+  for (int64_t i = 0; i < kOdd.seq; ++i)
+    for (int64_t d = 0; d < kOdd.head_dim; ++d) EXPECT_EQ(At(t, 1, 2, d, i), At(v, 1, 2, i, d));
+  EXPECT_EQ(TransposeLastTwo(t), v);
 }
 
 TEST(AttentionViewsTest, KeyTransposedSwapsTokenAndFeature) {

@@ -97,7 +97,8 @@ TEST_P(CudaAttentionVsCpuTest, MatchesTheCpuOpsOnTheExpectedPath) {
                   AttentionPathName(expected_path(SdpaDirection::kBackward)));
         return status;
       },
-      {.out = c.tolerance, .lse = sixteen_bit && !c.force_fallback ? 1e-4 : 1e-5,
+      {.out = c.tolerance,
+       .lse = sixteen_bit && !c.force_fallback ? 1e-4 : 1e-5,
        .grad = c.tolerance},
       std::random_device{}());
 }
@@ -106,15 +107,16 @@ AttentionCase Bf16(int64_t seq) { return {.dtype = DType::kBFloat16, .seq = seq}
 
 INSTANTIATE_TEST_SUITE_P(
     CudnnAndFallback, CudaAttentionVsCpuTest,
-    ::testing::Values(DispatchCase{Bf16(64), false, 2e-2}, DispatchCase{Bf16(128), false, 2e-2},
-                      DispatchCase{Bf16(1024), false, 2e-2}, DispatchCase{Bf16(100), false, 2e-2},
-                      DispatchCase{{.dtype = DType::kFloat16, .seq = 128}, false, 2e-2},
-                      DispatchCase{Bf16(100), true, 1e-2}, DispatchCase{Bf16(1024), true, 1e-2},
-                      // head_dim 40 is not a multiple of 8: cuDNN is refused, the fallback runs.
-                      DispatchCase{{.dtype = DType::kBFloat16, .batch = 1, .seq = 37, .heads = 3,
-                                    .head_dim = 40},
-                                   false, 1e-2},
-                      DispatchCase{{.dtype = DType::kFloat32, .seq = 100}, false, 1e-5}),
+    ::testing::Values(
+        DispatchCase{Bf16(64), false, 2e-2}, DispatchCase{Bf16(128), false, 2e-2},
+        DispatchCase{Bf16(1024), false, 2e-2}, DispatchCase{Bf16(100), false, 2e-2},
+        DispatchCase{{.dtype = DType::kFloat16, .seq = 128}, false, 2e-2},
+        DispatchCase{Bf16(100), true, 1e-2}, DispatchCase{Bf16(1024), true, 1e-2},
+        // head_dim 40 is not a multiple of 8: cuDNN is refused, the fallback runs.
+        DispatchCase{{.dtype = DType::kBFloat16, .batch = 1, .seq = 37, .heads = 3, .head_dim = 40},
+                     false,
+                     1e-2},
+        DispatchCase{{.dtype = DType::kFloat32, .seq = 100}, false, 1e-5}),
     [](const ::testing::TestParamInfo<DispatchCase>& info) { return info.param.Name(); });
 
 }  // namespace

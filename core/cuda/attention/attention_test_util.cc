@@ -46,8 +46,8 @@ std::string AttentionCase::Name() const {
   return absl::StrCat(DTypeName(dtype), "_B", batch, "_T", seq, "_H", heads, "_D", head_dim);
 }
 
-void ExpectAttentionMatchesCpu(const std::shared_ptr<Allocator>& allocator,
-                               const AttentionCase& c, const AttentionForwardFn& forward,
+void ExpectAttentionMatchesCpu(const std::shared_ptr<Allocator>& allocator, const AttentionCase& c,
+                               const AttentionForwardFn& forward,
                                const AttentionBackwardFn& backward,
                                const AttentionTolerances& tolerances, uint32_t seed) {
   SCOPED_TRACE(absl::StrCat(c.Name(), " seed ", seed));

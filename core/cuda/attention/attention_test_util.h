@@ -45,15 +45,15 @@ struct AttentionTolerances {
 
 using AttentionForwardFn = std::function<absl::Status(const Tensor& qkv, int num_heads,
                                                       const Tensor& out, const Tensor& lse)>;
-using AttentionBackwardFn = std::function<absl::Status(
-    const Tensor& qkv, const Tensor& out, const Tensor& lse, const Tensor& dout, int num_heads,
-    const Tensor& dqkv)>;
+using AttentionBackwardFn =
+    std::function<absl::Status(const Tensor& qkv, const Tensor& out, const Tensor& lse,
+                               const Tensor& dout, int num_heads, const Tensor& dqkv)>;
 
 // Runs `forward` then `backward` (on the forward's own out and lse) on
 // `allocator`'s device, synchronises, and adds a gtest failure for every
 // element outside its bound. `seed` is printed with any failure.
-void ExpectAttentionMatchesCpu(const std::shared_ptr<Allocator>& allocator,
-                               const AttentionCase& c, const AttentionForwardFn& forward,
+void ExpectAttentionMatchesCpu(const std::shared_ptr<Allocator>& allocator, const AttentionCase& c,
+                               const AttentionForwardFn& forward,
                                const AttentionBackwardFn& backward,
                                const AttentionTolerances& tolerances, uint32_t seed);
 

@@ -23,16 +23,17 @@ namespace {
 absl::Status CudnnError(cudnnStatus_t status, absl::string_view what) {
   char detail[1024] = {0};
   cudnnGetLastErrorString(detail, sizeof(detail));
-  return absl::InternalError(absl::StrCat(what, ": ", cudnnGetErrorString(status),
-                                          detail[0] != '\0' ? absl::StrCat(" (", detail, ")") : ""));
+  return absl::InternalError(
+      absl::StrCat(what, ": ", cudnnGetErrorString(status),
+                   detail[0] != '\0' ? absl::StrCat(" (", detail, ")") : ""));
 }
 
-#define TRIDENT_CUDNN_RETURN_IF_ERROR(call, what)          \
-  do {                                                     \
-    const cudnnStatus_t trident_cudnn_status = (call);     \
-    if (trident_cudnn_status != CUDNN_STATUS_SUCCESS) {    \
-      return CudnnError(trident_cudnn_status, (what));     \
-    }                                                      \
+#define TRIDENT_CUDNN_RETURN_IF_ERROR(call, what)       \
+  do {                                                  \
+    const cudnnStatus_t trident_cudnn_status = (call);  \
+    if (trident_cudnn_status != CUDNN_STATUS_SUCCESS) { \
+      return CudnnError(trident_cudnn_status, (what));  \
+    }                                                   \
   } while (0)
 
 struct DescriptorDeleter {
@@ -88,14 +89,6 @@ enum Uid : int64_t {
   kFirstVirtualUid = 100,
 };
 
-// A [B, H, T, T] score-shaped view with the last two dims swapped: what a
-// matmul reads as P^T or dS^T.
-StridedView Transposed(StridedView v) {
-  std::swap(v.dims[2], v.dims[3]);
-  std::swap(v.strides[2], v.strides[3]);
-  return v;
-}
-
 // [B, H, T, D] contiguous: the fp32 dQ accumulator.
 StridedView ContiguousHeads(const AttentionShape& s) {
   return {.offset = 0,
@@ -139,7 +132,8 @@ class GraphBuilder {
     const int64_t alignment = 16;
     const bool by_value = true;
     RETURN_IF_ERROR(SetAttribute(t, CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &type));
-    RETURN_IF_ERROR(SetAttribute(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, ones.data()));
+    RETURN_IF_ERROR(
+        SetAttribute(t, CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, 4, ones.data()));
     RETURN_IF_ERROR(SetAttribute(t, CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, 4, ones.data()));
     RETURN_IF_ERROR(SetAttribute(t, CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid));
     RETURN_IF_ERROR(
@@ -151,11 +145,13 @@ class GraphBuilder {
   }
 
   // y = mode(x[, b][, t]) computed in `math`; `axis` for GEN_INDEX only.
-  absl::Status Pointwise(cudnnPointwiseMode_t mode, cudnnDataType_t math, cudnnBackendDescriptor_t x,
-                         cudnnBackendDescriptor_t b, cudnnBackendDescriptor_t t,
-                         cudnnBackendDescriptor_t y, int64_t axis = -1) {
+  absl::Status Pointwise(cudnnPointwiseMode_t mode, cudnnDataType_t math,
+                         cudnnBackendDescriptor_t x, cudnnBackendDescriptor_t b,
+                         cudnnBackendDescriptor_t t, cudnnBackendDescriptor_t y,
+                         int64_t axis = -1) {
     ASSIGN_OR_RETURN(cudnnBackendDescriptor_t pw, Make(CUDNN_BACKEND_POINTWISE_DESCRIPTOR));
-    RETURN_IF_ERROR(SetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode));
+    RETURN_IF_ERROR(
+        SetAttribute(pw, CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, 1, &mode));
     RETURN_IF_ERROR(
         SetAttribute(pw, CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, 1, &math));
     if (axis >= 0) {
@@ -179,7 +175,8 @@ class GraphBuilder {
     const cudnnDataType_t math = CUDNN_DATA_FLOAT;
     RETURN_IF_ERROR(SetAttribute(r, CUDNN_ATTR_REDUCTION_OPERATOR,
                                  CUDNN_TYPE_REDUCTION_OPERATOR_TYPE, 1, &reduce));
-    RETURN_IF_ERROR(SetAttribute(r, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &math));
+    RETURN_IF_ERROR(
+        SetAttribute(r, CUDNN_ATTR_REDUCTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &math));
     RETURN_IF_ERROR(Finalize(r, "reduction"));
     ASSIGN_OR_RETURN(cudnnBackendDescriptor_t op,
                      Make(CUDNN_BACKEND_OPERATION_REDUCTION_DESCRIPTOR));
@@ -226,8 +223,8 @@ class GraphBuilder {
     RETURN_IF_ERROR(Pointwise(CUDNN_POINTWISE_GEN_INDEX, CUDNN_DATA_FLOAT, scores, nullptr, nullptr,
                               col, /*axis=*/3));
     RETURN_IF_ERROR(Pointwise(CUDNN_POINTWISE_CMP_GE, CUDNN_DATA_BOOLEAN, row, col, nullptr, keep));
-    RETURN_IF_ERROR(Pointwise(CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, scores,
-                              negative_inf, keep, masked));
+    RETURN_IF_ERROR(Pointwise(CUDNN_POINTWISE_BINARY_SELECT, CUDNN_DATA_FLOAT, scores, negative_inf,
+                              keep, masked));
     return masked;
   }
 
@@ -238,8 +235,8 @@ class GraphBuilder {
     RETURN_IF_ERROR(
         SetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_));
     RETURN_IF_ERROR(SetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS,
-                                 CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                 static_cast<int64_t>(ops_.size()), ops_.data()));
+                                 CUDNN_TYPE_BACKEND_DESCRIPTOR, static_cast<int64_t>(ops_.size()),
+                                 ops_.data()));
     RETURN_IF_ERROR(Finalize(graph, absl::StrCat("the operation graph of ", what)));
 
     ASSIGN_OR_RETURN(cudnnBackendDescriptor_t heuristics,
@@ -274,8 +271,10 @@ class GraphBuilder {
       RETURN_IF_ERROR(
           SetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_));
       RETURN_IF_ERROR(SetDescriptor(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, configs[i]));
-      last_error = Finalize(plan, absl::StrCat("the execution plan of ", what, " with engine "
-                                               "configuration ", i, " of ", returned));
+      last_error = Finalize(plan, absl::StrCat("the execution plan of ", what,
+                                               " with engine "
+                                               "configuration ",
+                                               i, " of ", returned));
       if (last_error.ok()) return plan;
     }
     return absl::UnimplementedError(absl::StrCat("no cuDNN engine configuration runs ", what,
@@ -324,12 +323,12 @@ struct CudnnSdpa::Plan {
 absl::Status CudnnSdpaSupports(const AttentionShape& shape, DType dtype, SdpaDirection direction,
                                int64_t cudnn_version) {
   if (dtype != DType::kBFloat16 && dtype != DType::kFloat16) {
-    return absl::UnimplementedError(absl::StrCat("cuDNN attention: dtype ", DTypeName(dtype),
-                                                 " is not bf16 or fp16"));
+    return absl::UnimplementedError(
+        absl::StrCat("cuDNN attention: dtype ", DTypeName(dtype), " is not bf16 or fp16"));
   }
   if (shape.head_dim % 8 != 0 || shape.head_dim > 128) {
-    return absl::UnimplementedError(absl::StrCat(
-        "cuDNN attention: head_dim ", shape.head_dim, " is not a multiple of 8 up to 128"));
+    return absl::UnimplementedError(absl::StrCat("cuDNN attention: head_dim ", shape.head_dim,
+                                                 " is not a multiple of 8 up to 128"));
   }
   if (cudnn_version < kMinCudnnVersionForSdpa) {
     return absl::UnimplementedError(absl::StrCat("cuDNN attention: cuDNN ", cudnn_version,
@@ -349,9 +348,9 @@ absl::StatusOr<std::unique_ptr<CudnnSdpa>> CudnnSdpa::Create(std::shared_ptr<All
   }
   const int64_t version = static_cast<int64_t>(cudnnGetVersion());
   if (version < kMinCudnnVersionForSdpa) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "CudnnSdpa: the loaded cuDNN is ", version, "; fused attention needs >= ",
-        kMinCudnnVersionForSdpa, " (built against ", CUDNN_VERSION, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("CudnnSdpa: the loaded cuDNN is ", version, "; fused attention needs >= ",
+                     kMinCudnnVersionForSdpa, " (built against ", CUDNN_VERSION, ")"));
   }
   if (const cudaError_t error = cudaSetDevice(allocator->device().index); error != cudaSuccess) {
     return absl::UnavailableError(absl::StrCat("cudaSetDevice: ", cudaGetErrorName(error)));
@@ -416,10 +415,8 @@ absl::StatusOr<CudnnSdpa::Plan*> CudnnSdpa::PlanFor(const SdpaPlanKey& key) {
     RETURN_IF_ERROR(g.Matmul(probs, v, o));
     plan->uids = {kQ, kK, kV, kO, kStats, kScale, kNegativeInf};
   } else {
-    StridedView vt_view = QkvHeadView(s, QkvPart::kValue);
-    std::swap(vt_view.dims[2], vt_view.dims[3]);
-    std::swap(vt_view.strides[2], vt_view.strides[3]);
-    ASSIGN_OR_RETURN(auto vt, g.Tensor(kV, io, vt_view, false));
+    ASSIGN_OR_RETURN(auto vt,
+                     g.Tensor(kV, io, TransposeLastTwo(QkvHeadView(s, QkvPart::kValue)), false));
     ASSIGN_OR_RETURN(auto d_o, g.Tensor(kDO, io, OutHeadView(s), false));
     ASSIGN_OR_RETURN(auto dq, g.Tensor(kDQ, io, QkvHeadView(s, QkvPart::kQuery), false));
     ASSIGN_OR_RETURN(auto dk, g.Tensor(kDK, io, QkvHeadView(s, QkvPart::kKey), false));
@@ -443,7 +440,7 @@ absl::StatusOr<CudnnSdpa::Plan*> CudnnSdpa::PlanFor(const SdpaPlanKey& key) {
     ASSIGN_OR_RETURN(auto probs, g.Virtual(f32, score));
     RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_EXP, f32, masked, nullptr, nullptr, probs));
     // dV = P^T dO.
-    ASSIGN_OR_RETURN(auto probs_t, g.Virtual(io, Transposed(score)));
+    ASSIGN_OR_RETURN(auto probs_t, g.Virtual(io, TransposeLastTwo(score)));
     RETURN_IF_ERROR(g.Reshape(probs, probs_t));
     RETURN_IF_ERROR(g.Matmul(probs_t, d_o, dv));
     // dS = P (dO V^T - Delta) scale.
@@ -456,7 +453,7 @@ absl::StatusOr<CudnnSdpa::Plan*> CudnnSdpa::PlanFor(const SdpaPlanKey& key) {
     ASSIGN_OR_RETURN(auto ds, g.Virtual(f32, score));
     RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, ds_unscaled, scale, nullptr, ds));
     // dK = dS^T Q.
-    ASSIGN_OR_RETURN(auto ds_t, g.Virtual(io, Transposed(score)));
+    ASSIGN_OR_RETURN(auto ds_t, g.Virtual(io, TransposeLastTwo(score)));
     RETURN_IF_ERROR(g.Reshape(ds, ds_t));
     RETURN_IF_ERROR(g.Matmul(ds_t, q, dk));
     // dQ = dS K, accumulated in fp32, then stored.
@@ -464,7 +461,7 @@ absl::StatusOr<CudnnSdpa::Plan*> CudnnSdpa::PlanFor(const SdpaPlanKey& key) {
     RETURN_IF_ERROR(g.Reshape(kt, k));
     RETURN_IF_ERROR(g.Matmul(ds, k, dq_accum));
     RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_IDENTITY, f32, dq_accum, nullptr, nullptr, dq));
-    plan->uids = {kQ,  kK,  kV,     kO,          kDO,  kStats, kDQ,
+    plan->uids = {kQ,  kK,  kV,     kO,           kDO,  kStats, kDQ,
                   kDK, kDV, kScale, kNegativeInf, kOne, kDelta, kDQAccum};
   }
 
@@ -516,8 +513,8 @@ absl::Status CudnnSdpa::Execute(cudaStream_t stream, Plan& plan,
         // versions need it zeroed. Cheap next to the attention itself.
         if (const cudaError_t error = cudaMemsetAsync(dq_accum, 0, plan.dq_accum_bytes, stream);
             error != cudaSuccess) {
-          return absl::UnavailableError(absl::StrCat("zeroing the dQ accumulator: ",
-                                                     cudaGetErrorName(error)));
+          return absl::UnavailableError(
+              absl::StrCat("zeroing the dQ accumulator: ", cudaGetErrorName(error)));
         }
         pointers.push_back(dq_accum);
         break;
@@ -547,19 +544,21 @@ namespace {
 
 // The address of a view's first element inside `t`.
 const void* ViewStart(const Tensor& t, const StridedView& view) {
-  return static_cast<const char*>(t.raw_data()) + view.offset * static_cast<int64_t>(t.element_size());
+  return static_cast<const char*>(t.raw_data()) +
+         view.offset * static_cast<int64_t>(t.element_size());
 }
 
 }  // namespace
 
 absl::Status CudnnSdpa::AttentionForward(cudaStream_t stream, const Tensor& qkv, int num_heads,
                                          const Tensor& out, const Tensor& lse) {
-  ASSIGN_OR_RETURN(const AttentionShape s,
-                   CheckAttentionForwardArgs("CudnnSdpa::AttentionForward", qkv, num_heads, out, lse));
+  ASSIGN_OR_RETURN(const AttentionShape s, CheckAttentionForwardArgs("CudnnSdpa::AttentionForward",
+                                                                     qkv, num_heads, out, lse));
   RETURN_IF_ERROR(CudnnSdpaSupports(s, qkv.dtype(), SdpaDirection::kForward, version_));
   if (s.batch * s.seq == 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(Plan * plan, PlanFor({.shape = s, .dtype = qkv.dtype(),
-                                         .direction = SdpaDirection::kForward}));
+  ASSIGN_OR_RETURN(
+      Plan * plan,
+      PlanFor({.shape = s, .dtype = qkv.dtype(), .direction = SdpaDirection::kForward}));
   // In plan->uids order: Q, K^T, V, O, Stats (scalars filled by Execute).
   const void* pointers[] = {ViewStart(qkv, QkvHeadView(s, QkvPart::kQuery)),
                             ViewStart(qkv, QkvHeadView(s, QkvPart::kKey)),
@@ -571,16 +570,17 @@ absl::Status CudnnSdpa::AttentionForward(cudaStream_t stream, const Tensor& qkv,
   return Execute(stream, *plan, pointers);
 }
 
-absl::Status CudnnSdpa::AttentionBackward(cudaStream_t stream, const Tensor& qkv,
-                                          const Tensor& out, const Tensor& lse, const Tensor& dout,
-                                          int num_heads, const Tensor& dqkv) {
+absl::Status CudnnSdpa::AttentionBackward(cudaStream_t stream, const Tensor& qkv, const Tensor& out,
+                                          const Tensor& lse, const Tensor& dout, int num_heads,
+                                          const Tensor& dqkv) {
   ASSIGN_OR_RETURN(const AttentionShape s,
                    CheckAttentionBackwardArgs("CudnnSdpa::AttentionBackward", qkv, out, lse, dout,
                                               num_heads, dqkv));
   RETURN_IF_ERROR(CudnnSdpaSupports(s, qkv.dtype(), SdpaDirection::kBackward, version_));
   if (s.batch * s.seq == 0) return absl::OkStatus();
-  ASSIGN_OR_RETURN(Plan * plan, PlanFor({.shape = s, .dtype = qkv.dtype(),
-                                         .direction = SdpaDirection::kBackward}));
+  ASSIGN_OR_RETURN(
+      Plan * plan,
+      PlanFor({.shape = s, .dtype = qkv.dtype(), .direction = SdpaDirection::kBackward}));
   // In plan->uids order: Q, K^T, V^T, O, dO, Stats, dQ, dK, dV (then the
   // scalars and workspace buffers, filled by Execute).
   const void* pointers[] = {ViewStart(qkv, QkvHeadView(s, QkvPart::kQuery)),

@@ -40,9 +40,8 @@ TEST(CudnnSdpaSupportsTest, TakesTheModelsShapesInSixteenBits) {
 }
 
 TEST(CudnnSdpaSupportsTest, RefusesByName) {
-  ExpectUnimplemented(
-      CudnnSdpaSupports(kGpt2, DType::kFloat32, SdpaDirection::kForward, kCudnn919),
-      "dtype fp32 is not bf16 or fp16");
+  ExpectUnimplemented(CudnnSdpaSupports(kGpt2, DType::kFloat32, SdpaDirection::kForward, kCudnn919),
+                      "dtype fp32 is not bf16 or fp16");
   AttentionShape shape = kGpt2;
   shape.head_dim = 100;
   ExpectUnimplemented(

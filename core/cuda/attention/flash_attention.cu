@@ -47,7 +47,9 @@ struct Dims {
   __device__ int64_t Out(int64_t b, int64_t t, int64_t h, int e) const {
     return (b * seq + t) * channels + h * head_dim + e;
   }
-  __device__ int64_t Lse(int64_t b, int64_t h, int64_t t) const { return (b * heads + h) * seq + t; }
+  __device__ int64_t Lse(int64_t b, int64_t h, int64_t t) const {
+    return (b * heads + h) * seq + t;
+  }
 };
 
 constexpr int kQuery = 0, kKey = 1, kValue = 2;
@@ -78,8 +80,8 @@ __device__ __forceinline__ float Dot(const float* a, const float* b, int n) {
 // Rows [row0, row0 + kTile) of one head's part of qkv (zeros past the end)
 // into a [kTile][kPaddedD] shared tile, by the whole block.
 template <typename T>
-__device__ void StageTile(const T* qkv, const Dims& d, int64_t b, int64_t h, int part,
-                          int64_t row0, float (*tile)[kPaddedD]) {
+__device__ void StageTile(const T* qkv, const Dims& d, int64_t b, int64_t h, int part, int64_t row0,
+                          float (*tile)[kPaddedD]) {
   for (int idx = threadIdx.x; idx < kTile * d.head_dim; idx += blockDim.x) {
     const int r = idx / d.head_dim, e = idx % d.head_dim;
     const int64_t t = row0 + r;
@@ -101,7 +103,9 @@ __global__ void __launch_bounds__(kForwardRows* kWarp)
   const int64_t i = row0 + warp;
   const bool active = i < d.seq;
   if (active) {
-    for (int e = lane; e < d.head_dim; e += kWarp) q_s[warp][e] = Load(qkv + d.Qkv(b, i, kQuery, h, e));
+    for (int e = lane; e < d.head_dim; e += kWarp) {
+      q_s[warp][e] = Load(qkv + d.Qkv(b, i, kQuery, h, e));
+    }
   }
   float m = -INFINITY;  // running max of the row's scores
   float l = 0.0f;       // running sum of e^(s - m)
@@ -294,9 +298,8 @@ __global__ void __launch_bounds__(kBackwardRows* kWarp)
 // What the kernels need beyond attention_shape's checks, and their Dims.
 absl::StatusOr<Dims> KernelDims(absl::string_view op, const AttentionShape& s) {
   if (s.head_dim > kMaxFlashHeadDim) {
-    return absl::InvalidArgumentError(absl::StrCat(op, ": head_dim ", s.head_dim,
-                                                   " exceeds the fallback kernel's ",
-                                                   kMaxFlashHeadDim));
+    return absl::InvalidArgumentError(absl::StrCat(
+        op, ": head_dim ", s.head_dim, " exceeds the fallback kernel's ", kMaxFlashHeadDim));
   }
   constexpr int64_t kMaxGridYZ = 65535;
   if (s.heads > kMaxGridYZ || s.batch > kMaxGridYZ) {
@@ -321,14 +324,15 @@ dim3 Grid(const AttentionShape& s, int rows_per_block) {
 absl::Status FlashAttentionForward(cudaStream_t stream, const Tensor& qkv, int num_heads,
                                    const Tensor& out, const Tensor& lse) {
   constexpr absl::string_view kOp = "FlashAttentionForward";
-  ASSIGN_OR_RETURN(const AttentionShape s, CheckAttentionForwardArgs(kOp, qkv, num_heads, out, lse));
+  ASSIGN_OR_RETURN(const AttentionShape s,
+                   CheckAttentionForwardArgs(kOp, qkv, num_heads, out, lse));
   ASSIGN_OR_RETURN(const Dims d, KernelDims(kOp, s));
   if (s.batch * s.seq == 0) return absl::OkStatus();
   return DispatchFloatStorage(qkv.dtype(), kOp, [&](auto zero) {
     using T = decltype(zero);
     FlashForwardKernel<T><<<Grid(s, kForwardRows), kForwardRows * kWarp, 0, stream>>>(
-        static_cast<const T*>(qkv.raw_data()), static_cast<T*>(out.raw_data()),
-        lse.data<float>(), d);
+        static_cast<const T*>(qkv.raw_data()), static_cast<T*>(out.raw_data()), lse.data<float>(),
+        d);
     return LaunchStatus(kOp);
   });
 }

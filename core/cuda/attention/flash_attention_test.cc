@@ -47,15 +47,15 @@ TEST_P(FlashAttentionVsCpuTest, ForwardAndBackwardMatchTheCpuOps) {
 
 INSTANTIATE_TEST_SUITE_P(
     ModelAndOddShapes, FlashAttentionVsCpuTest,
-    ::testing::Values(AttentionCase{.dtype = DType::kFloat32, .seq = 64},
-                      AttentionCase{.dtype = DType::kFloat32, .seq = 128},
-                      AttentionCase{.dtype = DType::kFloat32, .seq = 1024},
-                      AttentionCase{.dtype = DType::kFloat32, .seq = 100},
-                      AttentionCase{
-                          .dtype = DType::kFloat32, .batch = 1, .seq = 37, .heads = 3, .head_dim = 40},
-                      AttentionCase{.dtype = DType::kBFloat16, .seq = 100},
-                      AttentionCase{.dtype = DType::kBFloat16, .seq = 1024},
-                      AttentionCase{.dtype = DType::kFloat16, .seq = 100}),
+    ::testing::Values(
+        AttentionCase{.dtype = DType::kFloat32, .seq = 64},
+        AttentionCase{.dtype = DType::kFloat32, .seq = 128},
+        AttentionCase{.dtype = DType::kFloat32, .seq = 1024},
+        AttentionCase{.dtype = DType::kFloat32, .seq = 100},
+        AttentionCase{.dtype = DType::kFloat32, .batch = 1, .seq = 37, .heads = 3, .head_dim = 40},
+        AttentionCase{.dtype = DType::kBFloat16, .seq = 100},
+        AttentionCase{.dtype = DType::kBFloat16, .seq = 1024},
+        AttentionCase{.dtype = DType::kFloat16, .seq = 100}),
     [](const ::testing::TestParamInfo<AttentionCase>& info) { return info.param.Name(); });
 
 // The backward has no atomics and a fixed summation order: two runs on the
@@ -65,8 +65,8 @@ TEST(FlashAttentionTest, BackwardIsDeterministic) {
   std::mt19937 rng(11);
   const int64_t b = 2, t = 300, heads = 4, d = 64, c = heads * d;
   const DType dtype = DType::kFloat32;
-  const Tensor qkv = Upload(RandomValues(rng, dtype, b * t * 3 * c, -2.0f, 2.0f), {b, t, 3 * c},
-                            dtype, allocator);
+  const Tensor qkv =
+      Upload(RandomValues(rng, dtype, b * t * 3 * c, -2.0f, 2.0f), {b, t, 3 * c}, dtype, allocator);
   const Tensor dout = Upload(RandomValues(rng, dtype, b * t * c), {b, t, c}, dtype, allocator);
   const Tensor out = Poisoned({b, t, c}, dtype, allocator);
   const Tensor lse = Poisoned({b, heads, t}, DType::kFloat32, allocator);

@@ -228,16 +228,25 @@ class GraphBuilder {
     return masked;
   }
 
-  // Finalises the operation graph and the execution plan of the first engine
-  // configuration (heuristics mode A) that accepts it.
-  absl::StatusOr<cudnnBackendDescriptor_t> BuildPlan(absl::string_view what) {
+  // The finalised operation graph of the operations added so far (on the
+  // builder's handle, if it has one).
+  absl::StatusOr<cudnnBackendDescriptor_t> OperationGraph(absl::string_view what) {
     ASSIGN_OR_RETURN(cudnnBackendDescriptor_t graph, Make(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR));
-    RETURN_IF_ERROR(
-        SetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_));
+    if (handle_ != nullptr) {
+      RETURN_IF_ERROR(
+          SetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle_));
+    }
     RETURN_IF_ERROR(SetAttribute(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS,
                                  CUDNN_TYPE_BACKEND_DESCRIPTOR, static_cast<int64_t>(ops_.size()),
                                  ops_.data()));
     RETURN_IF_ERROR(Finalize(graph, absl::StrCat("the operation graph of ", what)));
+    return graph;
+  }
+
+  // Finalises the operation graph and the execution plan of the first engine
+  // configuration (heuristics mode A) that accepts it.
+  absl::StatusOr<cudnnBackendDescriptor_t> BuildPlan(absl::string_view what) {
+    ASSIGN_OR_RETURN(cudnnBackendDescriptor_t graph, OperationGraph(what));
 
     ASSIGN_OR_RETURN(cudnnBackendDescriptor_t heuristics,
                      Make(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR));
@@ -301,6 +310,100 @@ class GraphBuilder {
 };
 
 int64_t RoundUp256(int64_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// Adds the operations of `key`'s graph (the header's forward or backward) to
+// `g`; returns the uids of its variant pack in the order CudnnSdpa passes the
+// call's pointers.
+absl::StatusOr<std::vector<int64_t>> AddSdpaOperations(GraphBuilder& g, const SdpaPlanKey& key) {
+  const AttentionShape& s = key.shape;
+  const cudnnDataType_t io = CudnnDataType(key.dtype);
+  const cudnnDataType_t f32 = CUDNN_DATA_FLOAT;
+  const StridedView score = ScoreView(s);
+  const StridedView stats_view = StatsView(s);
+
+  ASSIGN_OR_RETURN(auto q, g.Tensor(kQ, io, QkvHeadView(s, QkvPart::kQuery), false));
+  ASSIGN_OR_RETURN(auto kt, g.Tensor(kK, io, KeyTransposedView(s), false));
+  ASSIGN_OR_RETURN(auto o, g.Tensor(kO, io, OutHeadView(s), false));
+  ASSIGN_OR_RETURN(auto stats, g.Tensor(kStats, f32, stats_view, false));
+  ASSIGN_OR_RETURN(auto scale, g.Scalar(kScale));
+  ASSIGN_OR_RETURN(auto negative_inf, g.Scalar(kNegativeInf));
+
+  // S = scale * Q K^T, computed in fp32 either way.
+  ASSIGN_OR_RETURN(auto qk, g.Virtual(f32, score));
+  RETURN_IF_ERROR(g.Matmul(q, kt, qk));
+  ASSIGN_OR_RETURN(auto scaled, g.Virtual(f32, score));
+  RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, qk, scale, nullptr, scaled));
+
+  if (key.direction == SdpaDirection::kForward) {
+    ASSIGN_OR_RETURN(auto v, g.Tensor(kV, io, QkvHeadView(s, QkvPart::kValue), false));
+    ASSIGN_OR_RETURN(auto masked, g.CausalMask(scaled, negative_inf, score));
+    // Softmax with its statistics: Stats = max + log(sum e^(S - max)).
+    ASSIGN_OR_RETURN(auto row_max, g.Virtual(f32, stats_view));
+    RETURN_IF_ERROR(g.Reduction(CUDNN_REDUCE_TENSOR_MAX, masked, row_max));
+    ASSIGN_OR_RETURN(auto shifted, g.Virtual(f32, score));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_SUB, f32, masked, row_max, nullptr, shifted));
+    ASSIGN_OR_RETURN(auto exps, g.Virtual(f32, score));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_EXP, f32, shifted, nullptr, nullptr, exps));
+    ASSIGN_OR_RETURN(auto row_sum, g.Virtual(f32, stats_view));
+    RETURN_IF_ERROR(g.Reduction(CUDNN_REDUCE_TENSOR_ADD, exps, row_sum));
+    ASSIGN_OR_RETURN(auto log_sum, g.Virtual(f32, stats_view));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_LOG, f32, row_sum, nullptr, nullptr, log_sum));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_ADD, f32, row_max, log_sum, nullptr, stats));
+    // P in the storage type: the second product's operand (tensor cores).
+    ASSIGN_OR_RETURN(auto probs, g.Virtual(io, score));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_DIV, f32, exps, row_sum, nullptr, probs));
+    RETURN_IF_ERROR(g.Matmul(probs, v, o));
+    return std::vector<int64_t>{kQ, kK, kV, kO, kStats, kScale, kNegativeInf};
+  }
+  {
+    ASSIGN_OR_RETURN(auto vt,
+                     g.Tensor(kV, io, TransposeLastTwo(QkvHeadView(s, QkvPart::kValue)), false));
+    ASSIGN_OR_RETURN(auto d_o, g.Tensor(kDO, io, OutHeadView(s), false));
+    ASSIGN_OR_RETURN(auto dq, g.Tensor(kDQ, io, QkvHeadView(s, QkvPart::kQuery), false));
+    ASSIGN_OR_RETURN(auto dk, g.Tensor(kDK, io, QkvHeadView(s, QkvPart::kKey), false));
+    ASSIGN_OR_RETURN(auto dv, g.Tensor(kDV, io, QkvHeadView(s, QkvPart::kValue), false));
+    ASSIGN_OR_RETURN(auto one, g.Scalar(kOne));
+    ASSIGN_OR_RETURN(auto delta, g.Tensor(kDelta, f32, stats_view, false));
+    ASSIGN_OR_RETURN(auto dq_accum, g.Tensor(kDQAccum, f32, ContiguousHeads(s), false));
+
+    // Delta = rowsum(dO * O), kept in fp32 in the workspace.
+    ASSIGN_OR_RETURN(auto do_o, g.Virtual(f32, OutHeadView(s)));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, d_o, o, nullptr, do_o));
+    ASSIGN_OR_RETURN(auto do_o_sum, g.Virtual(f32, stats_view));
+    RETURN_IF_ERROR(g.Reduction(CUDNN_REDUCE_TENSOR_ADD, do_o, do_o_sum));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, do_o_sum, one, nullptr, delta));
+    // P = e^(mask(S - Stats)), recomputed.
+    ASSIGN_OR_RETURN(auto centred, g.Virtual(f32, score));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_SUB, f32, scaled, stats, nullptr, centred));
+    ASSIGN_OR_RETURN(auto masked, g.CausalMask(centred, negative_inf, score));
+    ASSIGN_OR_RETURN(auto probs, g.Virtual(f32, score));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_EXP, f32, masked, nullptr, nullptr, probs));
+    // dV = P^T dO.
+    ASSIGN_OR_RETURN(auto probs_t, g.Virtual(io, TransposeLastTwo(score)));
+    RETURN_IF_ERROR(g.Reshape(probs, probs_t));
+    RETURN_IF_ERROR(g.Matmul(probs_t, d_o, dv));
+    // dS = P (dO V^T - Delta) scale.
+    ASSIGN_OR_RETURN(auto dp, g.Virtual(f32, score));
+    RETURN_IF_ERROR(g.Matmul(d_o, vt, dp));
+    ASSIGN_OR_RETURN(auto dp_centred, g.Virtual(f32, score));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_SUB, f32, dp, delta, nullptr, dp_centred));
+    ASSIGN_OR_RETURN(auto ds_unscaled, g.Virtual(f32, score));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, dp_centred, probs, nullptr, ds_unscaled));
+    ASSIGN_OR_RETURN(auto ds, g.Virtual(f32, score));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, ds_unscaled, scale, nullptr, ds));
+    // dK = dS^T Q.
+    ASSIGN_OR_RETURN(auto ds_t, g.Virtual(io, TransposeLastTwo(score)));
+    RETURN_IF_ERROR(g.Reshape(ds, ds_t));
+    RETURN_IF_ERROR(g.Matmul(ds_t, q, dk));
+    // dQ = dS K, accumulated in fp32, then stored.
+    ASSIGN_OR_RETURN(auto k, g.Virtual(io, QkvHeadView(s, QkvPart::kKey)));
+    RETURN_IF_ERROR(g.Reshape(kt, k));
+    RETURN_IF_ERROR(g.Matmul(ds, k, dq_accum));
+    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_IDENTITY, f32, dq_accum, nullptr, nullptr, dq));
+    return std::vector<int64_t>{kQ,  kK,  kV,     kO,           kDO,  kStats, kDQ,
+                                kDK, kDV, kScale, kNegativeInf, kOne, kDelta, kDQAccum};
+  }
+}
 
 }  // namespace
 
@@ -368,103 +471,25 @@ CudnnSdpa::~CudnnSdpa() {
   cudnnDestroy(static_cast<cudnnHandle_t>(handle_));
 }
 
+absl::Status CheckCudnnSdpaGraph(const SdpaPlanKey& key) {
+  GraphBuilder g(/*handle=*/nullptr);
+  RETURN_IF_ERROR(AddSdpaOperations(g, key).status());
+  return g.OperationGraph(SdpaPlanKeyToString(key)).status();
+}
+
 absl::StatusOr<CudnnSdpa::Plan*> CudnnSdpa::PlanFor(const SdpaPlanKey& key) {
   if (auto it = plans_.find(key); it != plans_.end()) return it->second.get();
   const std::string what = SdpaPlanKeyToString(key);
   const AttentionShape& s = key.shape;
-  const cudnnDataType_t io = CudnnDataType(key.dtype);
-  const cudnnDataType_t f32 = CUDNN_DATA_FLOAT;
-  const StridedView score = ScoreView(s);
-  const StridedView stats_view = StatsView(s);
-
   auto plan = std::make_unique<Plan>();
   plan->scale = 1.0f / std::sqrt(static_cast<float>(s.head_dim));
-  plan->graph = std::make_unique<GraphBuilder>(static_cast<cudnnHandle_t>(handle_));
-  GraphBuilder& g = *plan->graph;
-  ASSIGN_OR_RETURN(auto q, g.Tensor(kQ, io, QkvHeadView(s, QkvPart::kQuery), false));
-  ASSIGN_OR_RETURN(auto kt, g.Tensor(kK, io, KeyTransposedView(s), false));
-  ASSIGN_OR_RETURN(auto o, g.Tensor(kO, io, OutHeadView(s), false));
-  ASSIGN_OR_RETURN(auto stats, g.Tensor(kStats, f32, stats_view, false));
-  ASSIGN_OR_RETURN(auto scale, g.Scalar(kScale));
-  ASSIGN_OR_RETURN(auto negative_inf, g.Scalar(kNegativeInf));
-
-  // S = scale * Q K^T, computed in fp32 either way.
-  ASSIGN_OR_RETURN(auto qk, g.Virtual(f32, score));
-  RETURN_IF_ERROR(g.Matmul(q, kt, qk));
-  ASSIGN_OR_RETURN(auto scaled, g.Virtual(f32, score));
-  RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, qk, scale, nullptr, scaled));
-
-  if (key.direction == SdpaDirection::kForward) {
-    ASSIGN_OR_RETURN(auto v, g.Tensor(kV, io, QkvHeadView(s, QkvPart::kValue), false));
-    ASSIGN_OR_RETURN(auto masked, g.CausalMask(scaled, negative_inf, score));
-    // Softmax with its statistics: Stats = max + log(sum e^(S - max)).
-    ASSIGN_OR_RETURN(auto row_max, g.Virtual(f32, stats_view));
-    RETURN_IF_ERROR(g.Reduction(CUDNN_REDUCE_TENSOR_MAX, masked, row_max));
-    ASSIGN_OR_RETURN(auto shifted, g.Virtual(f32, score));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_SUB, f32, masked, row_max, nullptr, shifted));
-    ASSIGN_OR_RETURN(auto exps, g.Virtual(f32, score));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_EXP, f32, shifted, nullptr, nullptr, exps));
-    ASSIGN_OR_RETURN(auto row_sum, g.Virtual(f32, stats_view));
-    RETURN_IF_ERROR(g.Reduction(CUDNN_REDUCE_TENSOR_ADD, exps, row_sum));
-    ASSIGN_OR_RETURN(auto log_sum, g.Virtual(f32, stats_view));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_LOG, f32, row_sum, nullptr, nullptr, log_sum));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_ADD, f32, row_max, log_sum, nullptr, stats));
-    // P in the storage type: the second product's operand (tensor cores).
-    ASSIGN_OR_RETURN(auto probs, g.Virtual(io, score));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_DIV, f32, exps, row_sum, nullptr, probs));
-    RETURN_IF_ERROR(g.Matmul(probs, v, o));
-    plan->uids = {kQ, kK, kV, kO, kStats, kScale, kNegativeInf};
-  } else {
-    ASSIGN_OR_RETURN(auto vt,
-                     g.Tensor(kV, io, TransposeLastTwo(QkvHeadView(s, QkvPart::kValue)), false));
-    ASSIGN_OR_RETURN(auto d_o, g.Tensor(kDO, io, OutHeadView(s), false));
-    ASSIGN_OR_RETURN(auto dq, g.Tensor(kDQ, io, QkvHeadView(s, QkvPart::kQuery), false));
-    ASSIGN_OR_RETURN(auto dk, g.Tensor(kDK, io, QkvHeadView(s, QkvPart::kKey), false));
-    ASSIGN_OR_RETURN(auto dv, g.Tensor(kDV, io, QkvHeadView(s, QkvPart::kValue), false));
-    ASSIGN_OR_RETURN(auto one, g.Scalar(kOne));
-    ASSIGN_OR_RETURN(auto delta, g.Tensor(kDelta, f32, stats_view, false));
-    ASSIGN_OR_RETURN(auto dq_accum, g.Tensor(kDQAccum, f32, ContiguousHeads(s), false));
+  if (key.direction == SdpaDirection::kBackward) {
     plan->delta_bytes = RoundUp256(s.batch * s.heads * s.seq * 4);
     plan->dq_accum_bytes = RoundUp256(s.batch * s.heads * s.seq * s.head_dim * 4);
-
-    // Delta = rowsum(dO * O), kept in fp32 in the workspace.
-    ASSIGN_OR_RETURN(auto do_o, g.Virtual(f32, OutHeadView(s)));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, d_o, o, nullptr, do_o));
-    ASSIGN_OR_RETURN(auto do_o_sum, g.Virtual(f32, stats_view));
-    RETURN_IF_ERROR(g.Reduction(CUDNN_REDUCE_TENSOR_ADD, do_o, do_o_sum));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, do_o_sum, one, nullptr, delta));
-    // P = e^(mask(S - Stats)), recomputed.
-    ASSIGN_OR_RETURN(auto centred, g.Virtual(f32, score));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_SUB, f32, scaled, stats, nullptr, centred));
-    ASSIGN_OR_RETURN(auto masked, g.CausalMask(centred, negative_inf, score));
-    ASSIGN_OR_RETURN(auto probs, g.Virtual(f32, score));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_EXP, f32, masked, nullptr, nullptr, probs));
-    // dV = P^T dO.
-    ASSIGN_OR_RETURN(auto probs_t, g.Virtual(io, TransposeLastTwo(score)));
-    RETURN_IF_ERROR(g.Reshape(probs, probs_t));
-    RETURN_IF_ERROR(g.Matmul(probs_t, d_o, dv));
-    // dS = P (dO V^T - Delta) scale.
-    ASSIGN_OR_RETURN(auto dp, g.Virtual(f32, score));
-    RETURN_IF_ERROR(g.Matmul(d_o, vt, dp));
-    ASSIGN_OR_RETURN(auto dp_centred, g.Virtual(f32, score));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_SUB, f32, dp, delta, nullptr, dp_centred));
-    ASSIGN_OR_RETURN(auto ds_unscaled, g.Virtual(f32, score));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, dp_centred, probs, nullptr, ds_unscaled));
-    ASSIGN_OR_RETURN(auto ds, g.Virtual(f32, score));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_MUL, f32, ds_unscaled, scale, nullptr, ds));
-    // dK = dS^T Q.
-    ASSIGN_OR_RETURN(auto ds_t, g.Virtual(io, TransposeLastTwo(score)));
-    RETURN_IF_ERROR(g.Reshape(ds, ds_t));
-    RETURN_IF_ERROR(g.Matmul(ds_t, q, dk));
-    // dQ = dS K, accumulated in fp32, then stored.
-    ASSIGN_OR_RETURN(auto k, g.Virtual(io, QkvHeadView(s, QkvPart::kKey)));
-    RETURN_IF_ERROR(g.Reshape(kt, k));
-    RETURN_IF_ERROR(g.Matmul(ds, k, dq_accum));
-    RETURN_IF_ERROR(g.Pointwise(CUDNN_POINTWISE_IDENTITY, f32, dq_accum, nullptr, nullptr, dq));
-    plan->uids = {kQ,  kK,  kV,     kO,           kDO,  kStats, kDQ,
-                  kDK, kDV, kScale, kNegativeInf, kOne, kDelta, kDQAccum};
   }
-
+  plan->graph = std::make_unique<GraphBuilder>(static_cast<cudnnHandle_t>(handle_));
+  GraphBuilder& g = *plan->graph;
+  ASSIGN_OR_RETURN(plan->uids, AddSdpaOperations(g, key));
   ASSIGN_OR_RETURN(plan->plan, g.BuildPlan(what));
   TRIDENT_CUDNN_RETURN_IF_ERROR(
       cudnnBackendGetAttribute(plan->plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,

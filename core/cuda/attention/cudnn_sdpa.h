@@ -56,6 +56,12 @@ inline constexpr int64_t kMinCudnnVersionForSdpa = 90000;
 absl::Status CudnnSdpaSupports(const AttentionShape& shape, DType dtype, SdpaDirection direction,
                                int64_t cudnn_version);
 
+// Builds and finalises every tensor and operation descriptor of `key`'s graph
+// without a handle or a device: cuDNN's own checks of the graph's structure
+// (attribute types, each operation's operand shapes and types), which run even
+// where no GPU is. Engines are chosen only by a CudnnSdpa, on a GPU.
+absl::Status CheckCudnnSdpaGraph(const SdpaPlanKey& key);
+
 class CudnnSdpa {
  public:
   // A cuDNN handle on `allocator`'s device (which gives the workspace).

@@ -60,6 +60,23 @@ TEST(CudnnSdpaSupportsTest, RefusesByName) {
   EXPECT_TRUE(CudnnSdpaSupports(shape, DType::kBFloat16, SdpaDirection::kForward, 91400).ok());
 }
 
+// cuDNN finalises every tensor and operation descriptor of both graphs without
+// a GPU: attribute types, operand shapes and dtypes of each matmul, pointwise,
+// reduction and reshape are checked here, before any device run.
+TEST(CheckCudnnSdpaGraphTest, ForwardAndBackwardGraphsAreWellFormed) {
+  for (DType dtype : {DType::kBFloat16, DType::kFloat16}) {
+    for (SdpaDirection direction : {SdpaDirection::kForward, SdpaDirection::kBackward}) {
+      for (int64_t seq : {64, 100, 1024}) {
+        const SdpaPlanKey key{.shape = {.batch = 2, .seq = seq, .heads = 4, .head_dim = 64},
+                              .dtype = dtype,
+                              .direction = direction};
+        const absl::Status status = CheckCudnnSdpaGraph(key);
+        EXPECT_TRUE(status.ok()) << SdpaPlanKeyToString(key) << ": " << status;
+      }
+    }
+  }
+}
+
 TEST(CudnnSdpaTest, RefusesAnAllocatorThatIsNotCuda) {
   const auto sdpa = CudnnSdpa::Create(CpuAllocator::Create());
   EXPECT_EQ(sdpa.status().code(), absl::StatusCode::kInvalidArgument);

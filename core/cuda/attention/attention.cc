@@ -24,11 +24,11 @@ absl::StatusOr<bool> ForceFallbackFromEnv(const char* value) {
 
 absl::StatusOr<std::unique_ptr<CudaAttention>> CudaAttention::Create(
     std::shared_ptr<Allocator> allocator, CudaAttentionOptions options) {
+  ASSIGN_OR_RETURN(const bool env_fallback,
+                   ForceFallbackFromEnv(std::getenv(std::string(kAttentionEnvVar).c_str())));
   if (allocator == nullptr || !allocator->device().is_cuda()) {
     return absl::InvalidArgumentError("CudaAttention needs an allocator of a CUDA device");
   }
-  ASSIGN_OR_RETURN(const bool env_fallback,
-                   ForceFallbackFromEnv(std::getenv(std::string(kAttentionEnvVar).c_str())));
   if (options.force_fallback || env_fallback) {
     return std::unique_ptr<CudaAttention>(new CudaAttention(
         nullptr, options.force_fallback ? "CudaAttentionOptions.force_fallback is set"

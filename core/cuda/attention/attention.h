@@ -45,7 +45,8 @@ struct CudaAttentionOptions {
 
 class CudaAttention {
  public:
-  // Reads TRIDENT_CUDA_ATTENTION (refusing a bad value); creates the cuDNN
+  // Reads TRIDENT_CUDA_ATTENTION first (refusing a bad value by name, with or
+  // without a GPU); creates the cuDNN
   // path unless the fallback is forced. A cuDNN that cannot be used (too old,
   // no handle) is not an error: every call then takes the fallback, and
   // cudnn_unavailable_reason() says why.

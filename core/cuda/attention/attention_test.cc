@@ -16,6 +16,7 @@
 
 #include <cudnn.h>
 
+#include <cstdlib>
 #include <random>
 #include <string>
 
@@ -46,6 +47,53 @@ TEST(ForceFallbackFromEnvTest, AcceptsAutoAndFallbackOnly) {
 TEST(CudaAttentionTest, RefusesAnAllocatorThatIsNotCuda) {
   EXPECT_EQ(CudaAttention::Create(CpuAllocator::Create()).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Sets TRIDENT_CUDA_ATTENTION for one test, restoring it after.
+class ScopedAttentionEnv {
+ public:
+  explicit ScopedAttentionEnv(const char* value) {
+    const char* old = std::getenv(kName);
+    had_old_ = old != nullptr;
+    if (had_old_) old_ = old;
+    setenv(kName, value, /*overwrite=*/1);
+  }
+  ~ScopedAttentionEnv() {
+    if (had_old_) {
+      setenv(kName, old_.c_str(), 1);
+    } else {
+      unsetenv(kName);
+    }
+  }
+
+ private:
+  static constexpr const char* kName = "TRIDENT_CUDA_ATTENTION";
+  bool had_old_ = false;
+  std::string old_;
+};
+
+TEST(CudaAttentionTest, RefusesABadEnvironmentValueFirst) {
+  const ScopedAttentionEnv env("fast");
+  const absl::Status status = CudaAttention::Create(CpuAllocator::Create()).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("TRIDENT_CUDA_ATTENTION is \"fast\""));
+}
+
+TEST(CudaAttentionTest, TheEnvironmentForcesTheFallback) {
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
+  const ScopedAttentionEnv env("fallback");
+  auto attention = CudaAttention::Create(allocator);
+  ASSERT_TRUE(attention.ok()) << attention.status();
+  EXPECT_EQ((*attention)->cudnn_unavailable_reason(), "TRIDENT_CUDA_ATTENTION=fallback");
+  std::mt19937 rng(3);
+  const DType dtype = DType::kBFloat16;
+  const Tensor qkv =
+      Upload(RandomValues(rng, dtype, 1 * 64 * 3 * 128), {1, 64, 384}, dtype, allocator);
+  const Tensor out = Poisoned({1, 64, 128}, dtype, allocator);
+  const Tensor lse = Poisoned({1, 2, 64}, DType::kFloat32, allocator);
+  ASSERT_TRUE((*attention)->AttentionForward(nullptr, qkv, 2, out, lse).ok());
+  EXPECT_EQ((*attention)->last_path(), AttentionPath::kFallback);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
 
 struct DispatchCase {

@@ -15,6 +15,10 @@
 #     bench/gpu_gpt2/run_device_checks.sh run [.device/gpu_checks]
 #   runs each test binary, prints what it ran and each result, and exits
 #   non-zero if any test failed or none ran on a GPU.
+#
+#   There too: bench/gpu_gpt2/run_device_checks.sh baseline [args]
+#   trains the PyTorch GPT-2 124M baseline (torch_gpt2.py) on synthetic
+#   tokens and prints tokens/s and MFU per step and their medians.
 set -uo pipefail
 
 mode="${1:-}"
@@ -27,7 +31,8 @@ stage() {
     echo "stage: bazel query for the gpu tests failed" >&2
     exit 1
   }
-  # Benchmarks of the GPU kernels (tag gpu_bench): run after the tests.
+  # GPU benchmarks (tag gpu_bench): run after the tests; a benchmark that
+  # fails counts as a failed check.
   local benches
   benches=$(./bazelw query 'attr(tags, "\bgpu_bench\b", //...)' 2>/dev/null) || {
     echo "stage: bazel query for the gpu benchmarks failed" >&2
@@ -39,13 +44,15 @@ stage() {
   ./bazelw build -c opt ${targets} ${benches} || exit 1
   rm -rf "${dir}"
   mkdir -p "${dir}/bin" "${dir}/bench" "${dir}/lib"
-  local target binary destination
+  local target binary
   for target in ${targets} ${benches}; do
     # //pkg:name -> bazel-bin/pkg/name (bazel-bin now points at the opt build).
     binary="bazel-bin/$(echo "${target#//}" | tr ':' '/')"
-    destination="${dir}/bin/"
-    echo "${benches}" | grep -qxF "${target}" && destination="${dir}/bench/"
-    cp "${binary}" "${destination}"
+    if [[ " ${benches} " == *" ${target} "* ]]; then
+      cp "${binary}" "${dir}/bench/"
+    else
+      cp "${binary}" "${dir}/bin/"
+    fi
     # Every shared library outside glibc and outside cuBLASLt/cuDNN/NCCL.
     ldd "${binary}" | awk '$3 ~ /^\// {print $3}' |
       grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*)\.so|libcublas|libcudnn|libnccl' |
@@ -54,8 +61,8 @@ stage() {
   echo "stage: $(ls "${dir}/bin" | wc -l) binaries, $(du -sh "${dir}" | cut -f1) in ${dir}"
 }
 
-# Directories holding libcublasLt on the device machine: the toolkit, or the
-# nvidia-cublas wheel of the image's Python.
+# Directories holding libcublasLt and libcudnn on the device machine: the
+# toolkit, or the nvidia wheels of the image's Python (cuDNN's first).
 cuda_library_path() {
   local found=""
   for candidate in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
@@ -65,6 +72,13 @@ cuda_library_path() {
   wheel=$(python3 -c 'import nvidia.cu13, os; print(os.path.join(nvidia.cu13.__path__[0], "lib"))' \
             2>/dev/null)
   [[ -n "${wheel}" && -e "${wheel}/libcublasLt.so.13" ]] && found="${found}:${wheel}"
+  # cuDNN 9.19 (what the attention graphs were written against) lives only in
+  # the image's nvidia-cudnn wheel; an older cuDNN 9.14 sits in the system
+  # paths, so the wheel's directory goes first.
+  local cudnn
+  cudnn=$(python3 -c 'import nvidia.cudnn, os; print(os.path.join(nvidia.cudnn.__path__[0], "lib"))' \
+            2>/dev/null)
+  [[ -n "${cudnn}" && -e "${cudnn}/libcudnn.so.9" ]] && found="${cudnn}:${found#:}"
   echo "${found#:}"
 }
 
@@ -74,7 +88,7 @@ run() {
   local cuda_libs
   cuda_libs="$(cuda_library_path)"
   echo "run: GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1)"
-  echo "run: cuBLASLt from: ${cuda_libs:-NOT FOUND}"
+  echo "run: cuBLASLt/cuDNN from: ${cuda_libs:-NOT FOUND}"
   export LD_LIBRARY_PATH="${PWD}/${dir}/lib:${cuda_libs}${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
   local failed=0 ran=0 skipped_any=0 binary log
   for binary in "${dir}"/bin/*; do
@@ -106,11 +120,21 @@ run() {
   [[ ${failed} -eq 0 && ${ran} -gt 0 && ${skipped_any} -eq 0 ]]
 }
 
+# The PyTorch GPT-2 124M baseline (torch_gpt2.py) with the image's PyTorch;
+# extra arguments go to the script (e.g. --steps 10).
+baseline() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+  local python=/opt/torch/.venv/bin/python
+  [[ -x "${python}" ]] || python=python3
+  PYTHONUNBUFFERED=1 "${python}" bench/gpu_gpt2/torch_gpt2.py "$@"
+}
+
 case "${mode}" in
   stage) stage ;;
   run) run ;;
+  baseline) shift; baseline "$@" ;;
   *)
-    echo "usage: $0 stage|run [folder, default .device/gpu_checks]" >&2
+    echo "usage: $0 stage|run [folder, default .device/gpu_checks] | baseline [torch_gpt2.py args]" >&2
     exit 2
     ;;
 esac

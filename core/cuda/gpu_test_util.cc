@@ -26,6 +26,10 @@ std::shared_ptr<CudaCachingAllocator> GpuAllocatorOrNull(absl::string_view name,
   return *allocator;
 }
 
+std::string StorageDTypeName(const ::testing::TestParamInfo<DType>& info) {
+  return std::string(DTypeName(info.param));
+}
+
 float RoundedTo(DType dtype, float value) {
   switch (dtype) {
     case DType::kBFloat16:

@@ -15,11 +15,19 @@
 #include <string>
 #include <vector>
 
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/cuda/cuda_allocator.h"
 #include "core/dtype.h"
+#include "core/exec_context.h"
 #include "core/tensor.h"
+#include "gtest/gtest.h"
 
 namespace trident::cuda {
 
@@ -55,6 +63,33 @@ void ExpectClose(const std::vector<float>& actual, const std::vector<float>& exp
 // values are large, absolute error `tolerance * floor` near zero.
 void ExpectCloseRelative(const std::vector<float>& actual, const std::vector<float>& expected,
                          double tolerance, float floor, const std::string& what);
+
+// A GPU-vs-CPU test per storage dtype: a fresh seed per test (tests print
+// it with their failures) and a CPU context for the twin.
+class StorageDTypeTest : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    seed_ = std::random_device{}();
+    rng_.seed(seed_);
+  }
+  uint32_t seed_ = 0;
+  std::mt19937 rng_;
+  const ExecContext cpu_ = ExecContext::Cpu();
+};
+
+// "fp32", "bf16", "fp16": the parameter's name in test names.
+std::string StorageDTypeName(const ::testing::TestParamInfo<DType>& info);
+
+// For death tests of device-side traps: runs `launch` (returning the queued
+// status), synchronises, prints CUDA's verdict and aborts on an error.
+template <typename Launch>
+void LaunchSyncAndAbortOnError(Launch launch) {
+  const absl::Status queued = launch();
+  const cudaError_t error = cudaDeviceSynchronize();
+  std::fprintf(stderr, "queued: %s; synchronised: %s\n", queued.ToString().c_str(),
+               cudaGetErrorName(error));
+  if (error != cudaSuccess) std::abort();
+}
 
 }  // namespace trident::cuda
 

@@ -91,20 +91,7 @@ TEST(ElementwiseRefusalTest, RefusesHostTensorsAfterTheStructureChecks) {
 // ---------------------------------------------------------------------------
 // Against the CPU ops, per storage dtype.
 
-class ElementwiseVsCpuTest : public ::testing::TestWithParam<DType> {
- protected:
-  void SetUp() override {
-    seed_ = std::random_device{}();
-    rng_.seed(seed_);
-  }
-  uint32_t seed_ = 0;
-  std::mt19937 rng_;
-  const ExecContext cpu_ = ExecContext::Cpu();
-};
-
-std::string DTypeParamName(const ::testing::TestParamInfo<DType>& info) {
-  return std::string(DTypeName(info.param));
-}
+class ElementwiseVsCpuTest : public StorageDTypeTest {};
 
 // Element counts: one element, odd sizes (not multiples of the pack of 8 or a
 // warp), a GPT-2 small activation row block.
@@ -333,7 +320,7 @@ TEST_P(ElementwiseVsCpuTest, BiasGradIsTheColumnSumsAndDeterministic) {
 
 INSTANTIATE_TEST_SUITE_P(StorageDTypes, ElementwiseVsCpuTest,
                          ::testing::Values(DType::kFloat32, DType::kBFloat16, DType::kFloat16),
-                         DTypeParamName);
+                         StorageDTypeName);
 
 }  // namespace
 }  // namespace trident::cuda

@@ -154,16 +154,6 @@ INSTANTIATE_TEST_SUITE_P(
 
 // --- kAbort: the kernel traps; the next synchronisation reports it. ---
 
-// Runs `launch`, synchronises, prints CUDA's verdict and aborts on an error.
-template <typename Launch>
-void LaunchSyncAndAbortOnError(Launch launch) {
-  const absl::Status queued = launch();
-  const cudaError_t error = cudaDeviceSynchronize();
-  std::fprintf(stderr, "queued: %s; synchronised: %s\n", queued.ToString().c_str(),
-               cudaGetErrorName(error));
-  if (error != cudaSuccess) std::abort();
-}
-
 TEST(EmbeddingCudaDeathTest, AbortPolicyTrapsOnAnOutOfRangeId) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // A fresh process and CUDA context.
   TRIDENT_SKIP_WITHOUT_GPU(gpu);

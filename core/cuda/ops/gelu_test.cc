@@ -56,16 +56,7 @@ TEST(GeluRefusalTest, NamesTheOpAndTheArgument) {
   ExpectMessage(GeluForward(nullptr, x, x), "GeluForward: x is on cpu, expected a CUDA device");
 }
 
-class GeluVsCpuTest : public ::testing::TestWithParam<DType> {
- protected:
-  void SetUp() override {
-    seed_ = std::random_device{}();
-    rng_.seed(seed_);
-  }
-  uint32_t seed_ = 0;
-  std::mt19937 rng_;
-  const ExecContext cpu_ = ExecContext::Cpu();
-};
+class GeluVsCpuTest : public StorageDTypeTest {};
 
 // One element, odd sizes, and GPT-2 small's MLP activation for 64 tokens.
 constexpr int64_t kCounts[] = {1, 7, 1000, 100003, 64 * 3072};
@@ -122,9 +113,7 @@ TEST_P(GeluVsCpuTest, ForwardAndBackwardMatchTheCpu) {
 
 INSTANTIATE_TEST_SUITE_P(StorageDTypes, GeluVsCpuTest,
                          ::testing::Values(DType::kFloat32, DType::kBFloat16, DType::kFloat16),
-                         [](const ::testing::TestParamInfo<DType>& info) {
-                           return std::string(DTypeName(info.param));
-                         });
+                         StorageDTypeName);
 
 }  // namespace
 }  // namespace trident::cuda

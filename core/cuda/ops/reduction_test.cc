@@ -59,20 +59,7 @@ TEST(ReductionRefusalTest, NamesTheOpAndTheArgument) {
                 "MultiTensorSumOfSquares: tensors[0] is on cpu, expected a CUDA device");
 }
 
-class ReductionVsCpuTest : public ::testing::TestWithParam<DType> {
- protected:
-  void SetUp() override {
-    seed_ = std::random_device{}();
-    rng_.seed(seed_);
-  }
-  uint32_t seed_ = 0;
-  std::mt19937 rng_;
-  const ExecContext cpu_ = ExecContext::Cpu();
-};
-
-std::string DTypeParamName(const ::testing::TestParamInfo<DType>& info) {
-  return std::string(DTypeName(info.param));
-}
+class ReductionVsCpuTest : public StorageDTypeTest {};
 
 TEST_P(ReductionVsCpuTest, SumAndSumOfSquaresMatchTheCpuAndRepeatBitForBit) {
   TRIDENT_SKIP_WITHOUT_GPU(allocator);
@@ -157,7 +144,7 @@ TEST_P(ReductionVsCpuTest, MultiTensorSumOfSquaresIsTheSumOverTensors) {
 
 INSTANTIATE_TEST_SUITE_P(StorageDTypes, ReductionVsCpuTest,
                          ::testing::Values(DType::kFloat32, DType::kBFloat16, DType::kFloat16),
-                         DTypeParamName);
+                         StorageDTypeName);
 
 }  // namespace
 }  // namespace trident::cuda

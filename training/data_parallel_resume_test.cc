@@ -100,6 +100,19 @@ class DataParallelResumeTest : public ::testing::Test {
     return result;
   }
 
+  // //tools:convert_checkpoint's job: `ckpt` written under `target` as `out`.
+  absl::Status Convert(const std::string& ckpt, const Layout& target, const std::string& out,
+                       std::string* log) {
+    std::ostringstream lines;
+    TrainOptions options = WithLayout(TinyOptions(data_dir_), target);
+    options.resume_dir = ckpt;
+    options.convert_to = out;
+    options.log = &lines;
+    const absl::Status status = Train(options).status();
+    *log = lines.str();
+    return status;
+  }
+
   // The whole run and the run saved and resumed under the same layout.
   Resumed SaveAndResume(const Layout& l) {
     Resumed r;
@@ -241,6 +254,36 @@ TEST_F(DataParallelResumeTest, DivergedReplicasAreNotReshardedSilently) {
   refused = Resume(ckpt, tp2, &log);
   ASSERT_FALSE(refused.ok());
   EXPECT_THAT(refused.status().message(), HasSubstr("layout.tensor_parallel"));
+}
+
+// Offline conversion loads as a resume does: the state is carried into a
+// checkpoint of the same layout (which then resumes bitwise), dropped with
+// the logged line into another layout, and diverged replicas are refused.
+TEST_F(DataParallelResumeTest, ConversionCarriesTheStateOnlyWithinItsLayout) {
+  const Layout int8{.name = "int8_convert", .compression = GradientCompression::INT8};
+  const std::vector<double> whole = MustTrain(WithLayout(TinyOptions(data_dir_), int8)).losses;
+  const std::string ckpt = Save(int8);
+  const std::string out = io::testing::FreshTestDir("dp_resume_converted");
+  std::string log;
+
+  ASSERT_TRUE(Convert(ckpt, int8, out + "/same", &log).ok()) << log;
+  EXPECT_THAT(log, HasSubstr("restored the gradient compression state"));
+  absl::StatusOr<TrainResult> tail = Resume(out + "/same", int8, &log);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_THAT(log, HasSubstr("restored the gradient compression state"));
+  ExpectBitwiseTail({.whole = whole, .tail = tail->losses});
+
+  Layout tp2 = int8;
+  tp2.tp = 2;
+  ASSERT_TRUE(Convert(ckpt, tp2, out + "/tp2", &log).ok()) << log;
+  EXPECT_THAT(log, HasSubstr("dropped; error feedback restarts from zero residuals"));
+
+  const Layout local{.name = "local_sgd_convert", .dp_sync = topology::DpSync::LOCAL_SGD};
+  Layout local_tp2 = local;
+  local_tp2.tp = 2;
+  const absl::Status refused = Convert(Save(local), local_tp2, out + "/local_tp2", &log);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+  EXPECT_THAT(refused.message(), HasSubstr("replicas hold different parameters"));
 }
 
 }  // namespace

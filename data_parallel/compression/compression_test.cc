@@ -586,6 +586,9 @@ TEST(GradientSync, RestoreRefusesStateOfOtherShapesAndChangesNothing) {
   BucketSyncState wrong_q{.bucket = 0, .residual = std::vector<float>(64, 0.0f),
                           .powersgd_steps = 2,
                           .powersgd_q = {std::vector<float>(15, 0.0f)}};
+  BucketSyncState no_steps{.bucket = 0, .residual = std::vector<float>(64, 0.0f)};
+  refused = powersgd.RestoreState({no_steps}, {64});
+  EXPECT_NE(refused.message().find("without PowerSGD's step count"), std::string::npos) << refused;
   refused = powersgd.RestoreState({wrong_q}, {64});
   EXPECT_NE(refused.message().find("Q of matrix 0 has 15 elements; expected 16"),
             std::string::npos)

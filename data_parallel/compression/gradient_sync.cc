@@ -157,6 +157,10 @@ absl::Status GradientSync::RestoreState(const std::vector<BucketSyncState>& stat
       return refuse(s.bucket, absl::StrCat("the residual has ", s.residual.size(),
                                            " elements; the bucket has ", size));
     }
+    if (!s.powersgd_steps.has_value() && options_.compression == GradientCompression::kPowerSgd &&
+        !s.residual.empty()) {
+      return refuse(s.bucket, "a residual without PowerSGD's step count and Q's");
+    }
     if (s.powersgd_steps.has_value()) {
       if (options_.compression != GradientCompression::kPowerSgd) {
         return refuse(s.bucket, "PowerSGD state, but this run does not use PowerSGD");

@@ -634,6 +634,14 @@ int GradientReducer::gathered_buckets() const {
   return n;
 }
 
+absl::Status GradientReducer::RestoreSyncState(const std::vector<BucketSyncState>& state) {
+  // Compression runs at ZeRO stage 0 only, where every bucket has its buffer.
+  std::vector<int64_t> sizes;
+  sizes.reserve(buckets_.size());
+  for (const GradientBucket& b : buckets_) sizes.push_back(b.buffer.numel());
+  return sync_.RestoreState(state, sizes);
+}
+
 int64_t GradientReducer::gradient_bytes() const {
   int64_t bytes = 0;
   for (const GradientBucket& b : buckets_) {

@@ -287,6 +287,11 @@ class GradientReducer {
   int dp_size() const { return dp_size_; }
   // The bucket sums' algorithm, compression and their state (Top-K's K).
   const GradientSync& gradient_sync() const { return sync_; }
+  // Checkpoints: the compressors' carried-over state of this rank's buckets
+  // (GradientSync::ExportState), and its restore, checked against these
+  // buckets' sizes (GradientSync::RestoreState).
+  std::vector<BucketSyncState> ExportSyncState() const { return sync_.ExportState(); }
+  absl::Status RestoreSyncState(const std::vector<BucketSyncState>& state);
   // fp32 gradient bytes this rank holds: buckets (padding included), shards
   // and, under stage 2, the pool.
   int64_t gradient_bytes() const;

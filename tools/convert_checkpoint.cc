@@ -27,7 +27,12 @@
 // checkpoint writer. Ranks run because the names and shapes of a rank's
 // tensors (its tensor-parallel shards, pipeline stage, ZeRO windows of the
 // gradient buckets) are defined by the rank's model and optimizer; computing
-// them here would be a second definition to keep in step. Nothing is written
+// them here would be a second definition to keep in step. State that belongs
+// to the source's own ranks follows the resume's rules: the gradient
+// compressors' state is carried only into the same layout (dropped with a
+// logged line otherwise, training/compression_checkpoint.h), and a local SGD
+// or gossip checkpoint converts only to its own layout (training/reshard.h,
+// ResumeFromOwnRankFiles). Nothing is written
 // when an input is refused, and an existing output is replaced only with
 // --overwrite (a checkpoint directory) or never (a safetensors file).
 // Errors name the file and the field.

@@ -464,6 +464,23 @@ absl::Status WriteFreshSerialCheckpoint(const std::string& dir, CheckpointMeta m
   return checkpoint::SaveCheckpoint(dir, meta, blobs);
 }
 
+absl::StatusOr<bool> ResumeFromOwnRankFiles(const std::string& dir,
+                                            const CheckpointMeta& saved,
+                                            const CheckpointMeta& current) {
+  const topology::ParallelLayout& layout = saved.layout();
+  const bool replicas_differ =
+      layout.dp_sync() != topology::DpSync::SYNC && layout.data_parallel() > 1;
+  if (!replicas_differ && !saved.holds_compression_state()) return false;
+  const absl::Status same_job = checkpoint::CheckResumeCompatible(dir, saved, current);
+  if (same_job.ok()) return true;
+  if (!replicas_differ) return false;
+  return absl::FailedPreconditionError(absl::StrCat(
+      same_job.message(), " (a dp_sync=", topology::DpSync::Mode_Name(layout.dp_sync()),
+      " checkpoint: its ", layout.data_parallel(),
+      " replicas hold different parameters and AdamW moments, which only its own layout and "
+      "world size keep apart; it is not averaged or resharded)"));
+}
+
 std::string DescribeLayout(const CheckpointMeta& meta) {
   const topology::ParallelLayout& l = meta.layout();
   std::string text = absl::StrCat("tp=", l.tensor_parallel(), " pp=", l.pipeline_parallel(),

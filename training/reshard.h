@@ -76,6 +76,29 @@ absl::StatusOr<std::vector<checkpoint::LoadedTensor>> ReadSerialParameters(
 absl::Status WriteFreshSerialCheckpoint(const std::string& dir, checkpoint::CheckpointMeta meta,
                                         absl::Span<const checkpoint::LoadedTensor> tensors);
 
+// Whether each rank resumes from its own rank file instead of the manifest,
+// because copies the manifest keeps once (one window per placement) may
+// differ between the ranks that hold them:
+//   - local SGD and gossip (dp_sync local_sgd or gossip, data_parallel > 1):
+//     between averages the replicas hold different parameters, and AdamW's
+//     moments are always their own. Every rank file keeps its replica's (the
+//     data position fixes the local-SGD phase: averages follow steps H, 2H,
+//     ...). Such a checkpoint resumes only under its own model, layout and
+//     world size (checkpoint::CheckResumeCompatible): true then; under any
+//     other job (a layout change, a conversion, dp_sync=sync) it is refused,
+//     FAILED_PRECONDITION naming the differing field: the replicas are never
+//     averaged, nor replica 0 taken for all, silently.
+//   - lossy gradient compression (saved.holds_compression_state()): under
+//     tp > 1 the tp ranks' copies of a replicated parameter (LayerNorm,
+//     row-parallel biases) drift apart, since int8's block scales and Top-K's
+//     selection see the whole bucket, whose sharded part differs per tp rank.
+//     Under its own job: true, so the resume is exact; otherwise false (the
+//     manifest gives tp rank 0's copy to all, as an export does).
+// False otherwise: the manifest path, which reshards.
+absl::StatusOr<bool> ResumeFromOwnRankFiles(const std::string& dir,
+                                            const checkpoint::CheckpointMeta& saved,
+                                            const checkpoint::CheckpointMeta& current);
+
 // "tp=2 pp=2 dp=2 zero=1 vpp=1 layers_per_stage=[...]" for logs.
 std::string DescribeLayout(const checkpoint::CheckpointMeta& meta);
 

@@ -25,6 +25,7 @@
 #include "training/batch_geometry.h"
 #include "training/checkpoint/checkpoint.h"
 #include "training/checkpoint/checkpoint_series.h"
+#include "training/compression_checkpoint.h"
 #include "training/data/loader.h"
 #include "training/data/prepare_data.h"
 #include "training/data/token_file.h"
@@ -287,6 +288,11 @@ class RankTrainer {
   absl::Status LoadCheckpoint();
   // FP16: the loss scaler state a checkpoint carries (its meta).
   absl::Status RestoreLossScaler(const std::string& dir, const checkpoint::CheckpointMeta& meta);
+  // The gradient compressors' state, restored or dropped as
+  // PlanCompressionResume decides (with a logged line).
+  absl::Status RestoreCompressionState(const std::string& dir,
+                                       const checkpoint::CheckpointMeta& meta,
+                                       const checkpoint::CheckpointMeta& current);
   // Every rank's manifest, in rank order (a collective over the world).
   absl::StatusOr<std::vector<std::vector<checkpoint::ParameterManifest>>> GatherManifests(
       const std::vector<checkpoint::ParameterManifest>& mine);
@@ -583,6 +589,9 @@ absl::Status RankTrainer::WriteCheckpoint(const std::string& dir, int64_t next_s
                                  checkpoint::RankFileName(rank_)));
   ASSIGN_OR_RETURN(std::vector<std::vector<checkpoint::ParameterManifest>> manifests,
                    GatherManifests(manifest));
+  // Outside the manifest, this rank's own: the gradient compressors' state.
+  const CompressionStateBlobs compression(runner_->gradient_reducer().ExportSyncState());
+  compression.AppendTo(blobs);
   RETURN_IF_ERROR(checkpoint::WriteRankShard(checkpoint::PartialCheckpointDir(dir), rank_, blobs));
   RETURN_IF_ERROR(world_.Barrier());
   if (reporting()) {
@@ -591,6 +600,9 @@ absl::Status RankTrainer::WriteCheckpoint(const std::string& dir, int64_t next_s
     if (data_set != nullptr) *meta.mutable_data_set() = *data_set;
     RETURN_IF_ERROR(MergeManifests(manifests, &meta));
     meta.set_optimizer_step(runner_->optimizer().step());
+    if (KeepsCompressionState(config_.layout()) && !compression.empty()) {
+      meta.set_holds_compression_state(true);
+    }
     if (const LossScaler* scaler = runner_->loss_scaler(); scaler != nullptr) {
       const LossScaler::State state = scaler->state();
       checkpoint::LossScalerState* saved = meta.mutable_loss_scaler();
@@ -669,12 +681,16 @@ absl::Status RankTrainer::LoadCheckpoint() {
     log() << "resuming on other data than " << meta.data_set().train_path()
           << " (--allow_different_data)\n";
   }
-  if (!manifest) {
+  // Copies that may differ per rank (local SGD, gossip, lossy compression
+  // under tp) come from each rank's own file.
+  ASSIGN_OR_RETURN(const bool own_files, ResumeFromOwnRankFiles(dir, meta, current));
+  if (!manifest || own_files) {
     ASSIGN_OR_RETURN(checkpoint::TensorSet tensors, checkpoint::ReadRankShard(dir, rank_));
     RETURN_IF_ERROR(checkpoint::CheckStoredStep(dir, meta, tensors, AdamW::kStepName));
     RETURN_IF_ERROR(runner_->optimizer().LoadState(tensors));
     RETURN_IF_ERROR(runner_->ShareRestoredValues());
     RETURN_IF_ERROR(RestoreLossScaler(dir, meta));
+    RETURN_IF_ERROR(RestoreCompressionState(dir, meta, current));
     first_step_ = meta.step();
     return absl::OkStatus();
   }
@@ -698,8 +714,23 @@ absl::Status RankTrainer::LoadCheckpoint() {
   RETURN_IF_ERROR(runner_->optimizer().LoadState(*tensors));
   RETURN_IF_ERROR(runner_->ShareRestoredValues());
   RETURN_IF_ERROR(RestoreLossScaler(dir, meta));
+  RETURN_IF_ERROR(RestoreCompressionState(dir, meta, current));
   first_step_ = meta.step();
   return absl::OkStatus();
+}
+
+absl::Status RankTrainer::RestoreCompressionState(const std::string& dir,
+                                                  const checkpoint::CheckpointMeta& meta,
+                                                  const checkpoint::CheckpointMeta& current) {
+  const CompressionResumePlan plan = PlanCompressionResume(dir, meta, current);
+  if (reporting() && !plan.note.empty()) log() << plan.note << "\n";
+  if (!plan.restore) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const std::vector<data_parallel::BucketSyncState> state,
+                   ReadCompressionState(dir, meta, rank_));
+  const absl::Status restored = runner_->gradient_reducer().RestoreSyncState(state);
+  if (restored.ok()) return restored;
+  return absl::Status(restored.code(),
+                      absl::StrCat("checkpoint ", dir, " rank ", rank_, ": ", restored.message()));
 }
 
 absl::Status RankTrainer::RestoreLossScaler(const std::string& dir,

@@ -18,65 +18,17 @@
 #include "training/data/token_file.h"
 #include "training/precision.h"
 #include "training/train_config.h"
+#include "training/trainer_testing.h"
 
 namespace trident::training {
 namespace {
 
 using ::testing::HasSubstr;
 
-// A small English-like byte corpus, written as train.bin / val.bin.
-std::string WriteCorpus(const std::string& dir) {
-  const std::string text =
-      "The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins "
-      "with a single step. To be or not to be, that is the question. All that glitters is "
-      "not gold. ";
-  std::vector<int32_t> tokens;
-  for (int repeat = 0; repeat < 40; ++repeat) {
-    for (unsigned char c : text) tokens.push_back((c + repeat) % 256);
-  }
-  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/train.bin", 256, tokens));
-  tokens.resize(4000);
-  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/val.bin", 256, tokens));
-  return dir;
-}
-
-TrainOptions TinyOptions(const std::string& data_dir) {
-  TrainOptions options;
-  TrainConfig& c = options.config;
-  auto* m = c.mutable_model();
-  m->set_vocab_size(256);
-  m->set_context_length(32);
-  m->set_num_layers(2);
-  m->set_num_heads(4);
-  m->set_hidden_size(32);
-  auto* layout = c.mutable_layout();
-  layout->set_micro_batch_size(4);
-  layout->set_num_micro_batches(1);
-  auto* o = c.mutable_optimizer();
-  o->set_learning_rate(3e-3);
-  o->set_min_learning_rate(3e-4);
-  o->set_warmup_steps(2);
-  c.mutable_data()->set_train_path(data_dir + "/train.bin");
-  c.mutable_data()->set_val_path(data_dir + "/val.bin");
-  c.mutable_data()->set_seq_length(32);
-  c.set_steps(8);
-  c.set_eval_interval(4);
-  c.set_eval_batches(2);
-  c.set_log_interval(1000);
-  return options;
-}
-
-std::ostringstream& Sink() {
-  static std::ostringstream sink;
-  return sink;
-}
-
-TrainResult MustTrain(TrainOptions options) {
-  options.log = &Sink();
-  absl::StatusOr<TrainResult> result = Train(options);
-  TRIDENT_CHECK_OK(result.status());
-  return *std::move(result);
-}
+using ::trident::training::testing::MustTrain;
+using ::trident::training::testing::Sink;
+using ::trident::training::testing::TinyOptions;
+using ::trident::training::testing::WriteCorpus;
 
 class TrainerTest : public ::testing::Test {
  protected:

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -489,6 +490,109 @@ TEST(GradientSync, NonFiniteGradientsAreNotCompressed) {
   });
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
   EXPECT_NE(status.message().find("bucket 0 element 5 is nan"), std::string::npos) << status;
+}
+
+
+// ---------------------------------------------------------------------------
+// Checkpoints: a sync restored from another's ExportState continues exactly
+// as the original would have, and a state of other shapes is refused whole.
+
+// Two buckets of every lossy mode over 2 ranks: steps [0, 6) uninterrupted,
+// against steps [0, 3), ExportState, a fresh GradientSync, RestoreState, then
+// steps [3, 6). Every sum must match bit for bit (adaptive K moves the K of
+// later steps, PowerSGD warm-starts from Q and starts compressing at step 2).
+TEST(GradientSync, RestoredStateContinuesBitForBit) {
+  constexpr int kRanks = 2;
+  const std::vector<int64_t> sizes = {2 * 2 * kInt8Block, 960 + 7 + 512 + 5};
+  const std::vector<BucketMatrix> matrices = {{.offset = 0, .rows = 40, .cols = 24},
+                                              {.offset = 960 + 7, .rows = 16, .cols = 32}};
+  std::vector<ModeCase> modes;
+  for (const ModeCase& mode : AllModes()) {
+    if (mode.options.compression == GradientCompression::kInt8 ||
+        mode.options.compression == GradientCompression::kTopK) {
+      modes.push_back(mode);
+    }
+  }
+  GradientSyncOptions powersgd;
+  powersgd.compression = GradientCompression::kPowerSgd;
+  powersgd.powersgd_rank = 2;
+  powersgd.powersgd_start_step = 2;
+  modes.push_back({"powersgd", powersgd});
+  for (const ModeCase& mode : modes) {
+    SCOPED_TRACE(mode.name);
+    // sums[interrupted][rank]: every step's buckets, concatenated.
+    std::vector<float> sums[2][kRanks];
+    for (const bool interrupted : {false, true}) {
+      const absl::Status status =
+          comm::RunLocalRanks(kRanks, [&](int rank, comm::Communicator& dp) -> absl::Status {
+            auto sync = std::make_unique<GradientSync>(mode.options);
+            sync->DescribeBucket(1, matrices);
+            for (int step = 0; step < 6; ++step) {
+              if (interrupted && step == 3) {
+                const std::vector<BucketSyncState> saved = sync->ExportState();
+                EXPECT_EQ(saved.size(), 2u);
+                sync = std::make_unique<GradientSync>(mode.options);
+                sync->DescribeBucket(1, matrices);
+                if (absl::Status s = sync->RestoreState(saved, sizes); !s.ok()) return s;
+              }
+              for (int bucket = 0; bucket < 2; ++bucket) {
+                std::vector<float> g = GradientOf(rank, 10 * step + bucket, sizes[bucket]);
+                if (absl::Status s = sync->Sum(dp, bucket, absl::MakeSpan(g)); !s.ok()) return s;
+                sums[interrupted][rank].insert(sums[interrupted][rank].end(), g.begin(), g.end());
+              }
+            }
+            return absl::OkStatus();
+          });
+      ASSERT_TRUE(status.ok()) << status;
+    }
+    for (int rank = 0; rank < kRanks; ++rank) {
+      ASSERT_EQ(sums[0][rank].size(), sums[1][rank].size());
+      int64_t mismatches = 0;
+      for (size_t i = 0; i < sums[0][rank].size(); ++i) {
+        mismatches += Bits(sums[0][rank][i]) != Bits(sums[1][rank][i]) ? 1 : 0;
+      }
+      EXPECT_EQ(mismatches, 0) << "rank " << rank;
+    }
+  }
+}
+
+TEST(GradientSync, RestoreRefusesStateOfOtherShapesAndChangesNothing) {
+  GradientSyncOptions options;
+  options.compression = GradientCompression::kTopK;
+  GradientSync sync(options);
+  BucketSyncState good{.bucket = 0, .residual = std::vector<float>(8, 1.0f)};
+  ASSERT_TRUE(sync.RestoreState({good}, {8}).ok());
+
+  BucketSyncState short_residual{.bucket = 0, .residual = std::vector<float>(7, 2.0f)};
+  absl::Status refused = sync.RestoreState({short_residual}, {8});
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("bucket 0: the residual has 7 elements; the bucket has 8"),
+            std::string::npos)
+      << refused;
+  BucketSyncState missing_bucket{.bucket = 3, .residual = std::vector<float>(8, 2.0f)};
+  EXPECT_FALSE(sync.RestoreState({missing_bucket}, {8}).ok());
+  BucketSyncState powersgd_state{.bucket = 0, .residual = std::vector<float>(8, 2.0f),
+                                 .powersgd_steps = 1};
+  refused = sync.RestoreState({powersgd_state}, {8});
+  EXPECT_NE(refused.message().find("does not use PowerSGD"), std::string::npos) << refused;
+  ASSERT_EQ(sync.residual(0).size(), 8u);
+  EXPECT_EQ(sync.residual(0)[0], 1.0f);  // Unchanged by the refusals.
+
+  GradientSyncOptions p;
+  p.compression = GradientCompression::kPowerSgd;
+  p.powersgd_rank = 2;
+  GradientSync powersgd(p);
+  powersgd.DescribeBucket(0, {{.offset = 0, .rows = 8, .cols = 8}});
+  BucketSyncState wrong_q{.bucket = 0, .residual = std::vector<float>(64, 0.0f),
+                          .powersgd_steps = 2,
+                          .powersgd_q = {std::vector<float>(15, 0.0f)}};
+  BucketSyncState no_steps{.bucket = 0, .residual = std::vector<float>(64, 0.0f)};
+  refused = powersgd.RestoreState({no_steps}, {64});
+  EXPECT_NE(refused.message().find("without PowerSGD's step count"), std::string::npos) << refused;
+  refused = powersgd.RestoreState({wrong_q}, {64});
+  EXPECT_NE(refused.message().find("Q of matrix 0 has 15 elements; expected 16"),
+            std::string::npos)
+      << refused;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/comm/allreduce_algorithms.h"
@@ -94,6 +95,102 @@ std::vector<float>& GradientSync::ResidualOf(int bucket, int64_t size) {
   return residual;
 }
 
+PowerSgdBucket& GradientSync::PowerSgdOf(int bucket, int64_t size) {
+  auto it = powersgd_.find(bucket);
+  if (it == powersgd_.end()) {
+    const auto described = matrices_.find(bucket);
+    it = powersgd_
+             .try_emplace(bucket, size,
+                          described == matrices_.end() ? std::vector<BucketMatrix>()
+                                                       : described->second,
+                          options_.powersgd_rank, options_.powersgd_start_step,
+                          /*seed=*/static_cast<uint64_t>(bucket) * 1000003u)
+             .first;
+  }
+  return it->second;
+}
+
+AdaptiveK& GradientSync::AdaptiveKOf(int bucket) {
+  return adaptive_k_
+      .try_emplace(bucket, options_.topk_min_ratio, options_.topk_max_ratio,
+                   options_.topk_sparsity_ema)
+      .first->second;
+}
+
+std::vector<BucketSyncState> GradientSync::ExportState() const {
+  absl::btree_map<int, BucketSyncState> by_bucket;
+  const auto entry = [&by_bucket](int bucket) -> BucketSyncState& {
+    BucketSyncState& state = by_bucket[bucket];
+    state.bucket = bucket;
+    return state;
+  };
+  for (const auto& [bucket, residual] : residuals_) entry(bucket).residual = residual;
+  for (const auto& [bucket, adaptive] : adaptive_k_) {
+    if (adaptive.started()) entry(bucket).topk_sparsity = adaptive.sparsity();
+  }
+  for (const auto& [bucket, p] : powersgd_) {
+    BucketSyncState& state = entry(bucket);
+    state.residual.assign(p.residual().begin(), p.residual().end());
+    state.powersgd_steps = p.steps();
+    state.powersgd_q = p.q();
+  }
+  std::vector<BucketSyncState> result;
+  result.reserve(by_bucket.size());
+  for (auto& [bucket, state] : by_bucket) result.push_back(std::move(state));
+  return result;
+}
+
+absl::Status GradientSync::RestoreState(const std::vector<BucketSyncState>& state,
+                                        absl::Span<const int64_t> bucket_sizes) {
+  const auto refuse = [](int bucket, absl::string_view what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gradient compression state of bucket ", bucket, ": ", what));
+  };
+  // Checked first: PowerSGD's shapes by a trial restore into a scratch bucket.
+  for (const BucketSyncState& s : state) {
+    if (s.bucket < 0 || s.bucket >= static_cast<int>(bucket_sizes.size())) {
+      return refuse(s.bucket, absl::StrCat("no such bucket (this rank has ", bucket_sizes.size(),
+                                           ")"));
+    }
+    const int64_t size = bucket_sizes[s.bucket];
+    if (!s.residual.empty() && static_cast<int64_t>(s.residual.size()) != size) {
+      return refuse(s.bucket, absl::StrCat("the residual has ", s.residual.size(),
+                                           " elements; the bucket has ", size));
+    }
+    if (!s.powersgd_steps.has_value() && options_.compression == GradientCompression::kPowerSgd &&
+        !s.residual.empty()) {
+      return refuse(s.bucket, "a residual without PowerSGD's step count and Q's");
+    }
+    if (s.powersgd_steps.has_value()) {
+      if (options_.compression != GradientCompression::kPowerSgd) {
+        return refuse(s.bucket, "PowerSGD state, but this run does not use PowerSGD");
+      }
+      const auto described = matrices_.find(s.bucket);
+      PowerSgdBucket trial(size,
+                           described == matrices_.end() ? std::vector<BucketMatrix>()
+                                                        : described->second,
+                           options_.powersgd_rank, options_.powersgd_start_step, /*seed=*/0);
+      absl::Status shapes = trial.Restore(*s.powersgd_steps, s.powersgd_q, s.residual);
+      if (!shapes.ok()) return refuse(s.bucket, shapes.message());
+    }
+  }
+  residuals_.clear();
+  adaptive_k_.clear();
+  powersgd_.clear();
+  for (const BucketSyncState& s : state) {
+    const int64_t size = bucket_sizes[s.bucket];
+    if (s.powersgd_steps.has_value()) {
+      absl::Status restored =
+          PowerSgdOf(s.bucket, size).Restore(*s.powersgd_steps, s.powersgd_q, s.residual);
+      if (!restored.ok()) return restored;  // Checked above; cannot happen.
+      continue;
+    }
+    if (!s.residual.empty()) residuals_[s.bucket] = s.residual;
+    if (s.topk_sparsity.has_value()) AdaptiveKOf(s.bucket).Restore(*s.topk_sparsity);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status GradientSync::Compressed(comm::Communicator& dp, int bucket,
                                       absl::Span<float> gradient) {
   const GradientCompression mode = options_.compression;
@@ -128,20 +225,9 @@ absl::Status GradientSync::Compressed(comm::Communicator& dp, int bucket,
     }
     case GradientCompression::kTopK:
       return TopK(dp, bucket, gradient);
-    case GradientCompression::kPowerSgd: {
-      auto it = powersgd_.find(bucket);
-      if (it == powersgd_.end()) {
-        const auto described = matrices_.find(bucket);
-        it = powersgd_
-                 .try_emplace(bucket, static_cast<int64_t>(gradient.size()),
-                              described == matrices_.end() ? std::vector<BucketMatrix>()
-                                                           : described->second,
-                              options_.powersgd_rank, options_.powersgd_start_step,
-                              /*seed=*/static_cast<uint64_t>(bucket) * 1000003u)
-                 .first;
-      }
-      return it->second.Sum(dp, options_.algorithm, gradient);
-    }
+    case GradientCompression::kPowerSgd:
+      return PowerSgdOf(bucket, static_cast<int64_t>(gradient.size()))
+          .Sum(dp, options_.algorithm, gradient);
   }
   return absl::InternalError(absl::StrCat("unknown gradient compression ", static_cast<int>(mode)));
 }
@@ -160,10 +246,7 @@ absl::Status GradientSync::TopK(comm::Communicator& dp, int bucket, absl::Span<f
         !s.ok()) {
       return s;
     }
-    auto [it, inserted] = adaptive_k_.try_emplace(bucket, options_.topk_min_ratio,
-                                                  options_.topk_max_ratio,
-                                                  options_.topk_sparsity_ema);
-    k = it->second.Next(mean[0], d);
+    k = AdaptiveKOf(bucket).Next(mean[0], d);
   }
   topk_k_[bucket] = k;
   std::vector<int32_t> indices;

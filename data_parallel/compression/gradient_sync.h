@@ -24,9 +24,21 @@
 //
 // State: error-feedback residuals (one fp32 buffer per bucket, the bucket's
 // size) and adaptive-K averages live here, per bucket index, for the run.
+// What a resumed run needs to continue bit for bit (BucketSyncState, saved
+// per rank by training/compression_checkpoint.h):
+//   int8, topk  the error-feedback residual of every bucket;
+//   topk        with topk_adaptive, the moving average of the sparsity;
+//   powersgd    per bucket its step count (start_step counts them), the
+//               warm-start Q of every compressed matrix and the residual E.
+// Not state: the K of the latest Top-K reduction (recomputed before each
+// use; kept for the progress line), the buckets' matrices (the reducer
+// describes them when it is built), PowerSGD's last contribution (a probe
+// for tests) and PowerSGD's initial Q (a function of the bucket index).
+// bf16 and fp16 keep nothing between steps.
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -38,6 +50,21 @@
 #include "data_parallel/compression/topk.h"
 
 namespace trident::data_parallel {
+
+// One bucket's carried-over state (see the file comment); the parts a mode
+// does not use are empty.
+struct BucketSyncState {
+  int bucket = 0;
+  // int8 and Top-K error feedback, and PowerSGD's E: one value per bucket
+  // element.
+  std::vector<float> residual;
+  // Top-K with topk_adaptive: the sparsity average, once measured.
+  std::optional<double> topk_sparsity;
+  // PowerSGD: the sums taken and the Q of every compressed matrix (set
+  // exactly when this bucket was summed by PowerSGD).
+  std::optional<int64_t> powersgd_steps;
+  std::vector<std::vector<float>> powersgd_q;
+};
 
 class GradientSync {
  public:
@@ -72,10 +99,24 @@ class GradientSync {
   // Top-K: the K each bucket used at its latest reduction, by bucket index.
   const absl::flat_hash_map<int, int64_t>& topk_k() const { return topk_k_; }
 
+  // Every bucket's carried-over state, by increasing bucket index (buckets
+  // never summed by a lossy mode are left out: they start afresh anyway).
+  std::vector<BucketSyncState> ExportState() const;
+  // Continues from `state` (ExportState of a run with these options and
+  // buckets): bucket b's residual must have bucket_sizes[b] elements and its
+  // PowerSGD Q's the shapes this bucket's matrices give. Checked before
+  // anything changes; INVALID_ARGUMENT naming the bucket and the part
+  // otherwise. Buckets absent from `state` start afresh.
+  absl::Status RestoreState(const std::vector<BucketSyncState>& state,
+                            absl::Span<const int64_t> bucket_sizes);
+
  private:
   absl::Status Compressed(comm::Communicator& dp, int bucket, absl::Span<float> gradient);
   absl::Status TopK(comm::Communicator& dp, int bucket, absl::Span<float> gradient);
   std::vector<float>& ResidualOf(int bucket, int64_t size);
+  // PowerSGD's state of a bucket of `size` elements, made on first use.
+  PowerSgdBucket& PowerSgdOf(int bucket, int64_t size);
+  AdaptiveK& AdaptiveKOf(int bucket);
 
   GradientSyncOptions options_;
   absl::flat_hash_map<int, std::vector<float>> residuals_;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "core/check.h"
 #include "core/comm/allreduce_algorithms.h"
 #include "core/comm/communicator.h"
@@ -77,6 +78,33 @@ PowerSgdBucket::PowerSgdBucket(int64_t size, std::vector<BucketMatrix> matrices,
   for (int64_t i = 0; i < size; ++i) {
     if (!in_matrix[i]) uncompressed_.push_back(i);
   }
+}
+
+absl::Status PowerSgdBucket::Restore(int64_t steps, std::vector<std::vector<float>> q,
+                                     std::vector<float> residual) {
+  if (steps < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("PowerSGD steps is ", steps, "; must be >= 0"));
+  }
+  if (residual.size() != residual_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("PowerSGD residual has ", residual.size(),
+                                                   " elements; the bucket has ", residual_.size()));
+  }
+  if (q.size() != q_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("PowerSGD state has ", q.size(),
+                                                   " Q matrices; the bucket compresses ",
+                                                   q_.size()));
+  }
+  for (size_t k = 0; k < q.size(); ++k) {
+    if (q[k].size() != q_[k].size()) {
+      return absl::InvalidArgumentError(absl::StrCat("PowerSGD Q of matrix ", k, " has ",
+                                                     q[k].size(), " elements; expected ",
+                                                     q_[k].size(), " (cols x rank)"));
+    }
+  }
+  steps_ = steps;
+  q_ = std::move(q);
+  residual_ = std::move(residual);
+  return absl::OkStatus();
 }
 
 absl::Status PowerSgdBucket::Sum(comm::Communicator& dp, comm::AllReduceAlgorithm algorithm,

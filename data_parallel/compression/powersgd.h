@@ -64,6 +64,16 @@ class PowerSgdBucket {
   // feedback test), dense over the bucket (uncompressed elements: v itself).
   absl::Span<const float> last_sent() const { return last_sent_; }
 
+  // What carries over from one step to the next (checkpoints): the sums taken
+  // so far (compressed or not), the warm-start Q of every compressed matrix
+  // (cols x rank, in compressed() order) and the residual E.
+  int64_t steps() const { return steps_; }
+  const std::vector<std::vector<float>>& q() const { return q_; }
+  // Replaces that state by a saved one. INVALID_ARGUMENT, naming the part and
+  // both sizes, when the shapes are not this bucket's (then nothing changes).
+  absl::Status Restore(int64_t steps, std::vector<std::vector<float>> q,
+                       std::vector<float> residual);
+
  private:
   int rank_;
   int start_step_;

@@ -49,6 +49,14 @@ class AdaptiveK {
   // returns K for a bucket of `d` elements.
   int64_t Next(double measured_sparsity, int64_t d);
   double sparsity() const { return sparsity_; }
+  // Whether a measurement was folded in (the first one sets the average).
+  bool started() const { return started_; }
+  // Continues from a saved average (checkpoints), as if measurements had
+  // been folded in.
+  void Restore(double sparsity) {
+    sparsity_ = sparsity;
+    started_ = true;
+  }
 
  private:
   double min_ratio_, max_ratio_, beta_;

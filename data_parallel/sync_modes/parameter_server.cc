@@ -1,6 +1,8 @@
 #include "data_parallel/sync_modes/parameter_server.h"
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <list>
 #include <map>
@@ -18,6 +20,7 @@
 #include "core/dtype.h"
 #include "core/exec_context.h"
 #include "core/ops/optimizer.h"
+#include "core/ops/reduction.h"
 #include "core/status_macros.h"
 #include "core/tensor.h"
 
@@ -44,6 +47,10 @@ absl::Status ValidatePsOptions(const PsOptions& options, int64_t elements, int w
                "must be >= 0 (the clocks a worker may run ahead of the slowest)");
   }
   if (options.steps < 1) return bad("steps", options.steps, "must be >= 1");
+  if (!(options.grad_clip >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dp_sync=ps: grad_clip=", options.grad_clip, " must be >= 0 (0: no clipping)"));
+  }
   if (options.servers > elements) {
     return bad("ps_servers", options.servers,
                absl::StrCat("must be <= the ", elements,
@@ -102,7 +109,37 @@ absl::StatusOr<PsServer> PsServer::Create(const PsOptions& options, int server,
   return ps;
 }
 
-void PsServer::ApplyClock(const std::vector<std::vector<float>>& gradients) {
+absl::StatusOr<double> PsServer::GlobalNorm(comm::Communicator* servers) {
+  // Segment by segment, as the trainer's AdamW::GradientNorm sums its
+  // parameters: with one server the segments are the parameters and the
+  // norm is that of synchronous training bit for bit.
+  const ExecContext ctx = ExecContext::Cpu();
+  double squares = 0;
+  int64_t offset = 0;
+  for (const PsSegment& s : segments_) {
+    squares += ops::SumOfSquares(ctx, View(sum_.data() + offset, s.length));
+    offset += s.length;
+  }
+  if (options_.servers > 1) {
+    if (servers == nullptr || servers->size() != options_.servers) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dp_sync=ps: clipping with ps_servers=", options_.servers,
+          " needs the servers' communicator of ", options_.servers, " ranks"));
+    }
+    // Doubles travel as their bits: every server adds the same values in
+    // the same order, so all agree on the norm to the last bit.
+    int64_t bits = std::bit_cast<int64_t>(squares);
+    std::vector<int64_t> all(options_.servers);
+    RETURN_IF_ERROR(servers->AllGather(comm::ConstBuffer(&bits, 1, DType::kInt64),
+                                       comm::Buffer{all.data(), options_.servers, DType::kInt64}));
+    squares = 0;
+    for (int64_t b : all) squares += std::bit_cast<double>(b);
+  }
+  return std::sqrt(squares);
+}
+
+absl::Status PsServer::ApplyClock(const std::vector<std::vector<float>>& gradients,
+                                  comm::Communicator* servers) {
   // In worker-rank order, one fp32 rounding per addition: the sum a
   // rank-ordered all-reduce of the same gradients gives.
   std::copy(gradients[0].begin(), gradients[0].end(), sum_.begin());
@@ -112,6 +149,16 @@ void PsServer::ApplyClock(const std::vector<std::vector<float>>& gradients) {
   ops::AdamWOptions options = adamw_;
   options.step = version_ + 1;
   options.learning_rate = learning_rate_(version_);
+  if (options_.grad_clip > 0) {
+    ASSIGN_OR_RETURN(const double norm, GlobalNorm(servers));
+    if (!std::isfinite(norm)) {
+      return absl::InternalError(absl::StrCat("dp_sync=ps: clock ", version_ + 1,
+                                              ": the gradient norm is ", norm,
+                                              "; stopping rather than stepping"));
+    }
+    norms_.push_back(norm);
+    options.grad_scale = ops::ClipCoefficient(norm, static_cast<float>(options_.grad_clip));
+  }
   const ExecContext ctx = ExecContext::Cpu();
   int64_t offset = 0;
   for (const PsSegment& s : segments_) {
@@ -122,9 +169,10 @@ void PsServer::ApplyClock(const std::vector<std::vector<float>>& gradients) {
     offset += s.length;
   }
   ++version_;
+  return absl::OkStatus();
 }
 
-absl::Status PsServer::Serve(comm::Communicator& world) {
+absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* servers) {
   if (world.size() != options_.workers + options_.servers) {
     return absl::InvalidArgumentError(absl::StrCat(
         "dp_sync=ps: world size=", world.size(), " must be workers + ps_servers = ",
@@ -170,7 +218,7 @@ absl::Status PsServer::Serve(comm::Communicator& world) {
     // Updates, clock by clock, once every worker's gradient is in.
     while (arrived.count(version_) > 0 && arrived[version_] == workers) {
       const int64_t clock = version_;
-      ApplyClock(pending[clock]);
+      RETURN_IF_ERROR(ApplyClock(pending[clock], servers));
       for (int w = 0; w < workers; ++w) {
         applied_.push_back({.worker = w, .clock = clock, .read_version = read_version[w][clock]});
       }

@@ -53,11 +53,17 @@ struct PsOptions {
   int servers = 1;    // N: ranks [W, W + N).
   int staleness = 0;  // S >= 0.
   int64_t steps = 1;  // Clocks every worker runs.
+  // Gradient clipping at this global norm (0: none). The norm is that of the
+  // summed gradient over the whole vector, so the servers agree on it: each
+  // sums the squares of its window and they all-gather one double per clock
+  // (the `servers` communicator of PsServer::Serve).
+  double grad_clip = 0;
 };
 
 // Refuses options that cannot run, naming the field, the value and the rule:
-// workers >= 1, servers >= 1, staleness >= 0, steps >= 1, servers <= elements
-// (every window non-empty), and a communicator of exactly W + N ranks.
+// workers >= 1, servers >= 1, staleness >= 0, steps >= 1, grad_clip >= 0,
+// servers <= elements (every window non-empty), and a communicator of
+// exactly W + N ranks.
 absl::Status ValidatePsOptions(const PsOptions& options, int64_t elements, int world_size);
 
 // Window j of `elements` split into `servers` contiguous parts, the first
@@ -96,18 +102,28 @@ class PsServer {
 
   // Serves until every worker pushed `steps` gradients and pulled the final
   // parameters. Fails with DEADLINE_EXCEEDED, naming the workers still owing
-  // a gradient, when nothing arrives for world.timeout().
-  absl::Status Serve(comm::Communicator& world);
+  // a gradient, when nothing arrives for world.timeout(). With grad_clip > 0
+  // and several servers, `servers` is the communicator of the N server ranks
+  // in server order (server j its rank j); every server applies clock c only
+  // after the all-gather of clock c's squared norms.
+  absl::Status Serve(comm::Communicator& world, comm::Communicator* servers = nullptr);
 
   // This server's window of the parameters (after Serve: the final values).
   const std::vector<float>& values() const { return values_; }
   const PsWindow& window() const { return window_; }
   const std::vector<PsAppliedGradient>& applied() const { return applied_; }
   int64_t version() const { return version_; }
+  // The global gradient norm of every applied clock (with grad_clip > 0).
+  const std::vector<double>& norms() const { return norms_; }
 
  private:
   PsServer() = default;
-  void ApplyClock(const std::vector<std::vector<float>>& gradients);
+  absl::Status ApplyClock(const std::vector<std::vector<float>>& gradients,
+                          comm::Communicator* servers);
+  // The norm of the summed gradient of the whole vector: this window's
+  // squares (segment by segment, in double), all-gathered over the servers
+  // and added in server order.
+  absl::StatusOr<double> GlobalNorm(comm::Communicator* servers);
 
   PsOptions options_;
   PsWindow window_;
@@ -117,6 +133,7 @@ class PsServer {
   std::vector<float> values_, exp_avg_, exp_avg_sq_, sum_;
   int64_t version_ = 0;
   std::vector<PsAppliedGradient> applied_;
+  std::vector<double> norms_;
 };
 
 // One worker's side: push this clock's gradient, pull the next parameters.

@@ -20,6 +20,7 @@
 #include "topology/layout_validation.h"
 #include "topology/process_grid.h"
 #include "training/batch_geometry.h"
+#include "training/parameter_server_ranks.h"
 #include "training/step_runner.h"
 #include "training/synthetic_batch.h"
 #include "training/precision.h"
@@ -154,12 +155,24 @@ absl::Status RunRanks(const training::TrainConfig& config,
   ASSIGN_OR_RETURN(const topology::ProcessGrid grid,
                    topology::ProcessGrid::Create(layout, world_size));
   const training::BatchGeometry batch = training::BatchGeometry::Of(config);
-  return comm::RunLocalRanks(world_size, [&](int rank, comm::Communicator& world) {
+  // dp_sync=ps: the server ranks follow the grid's (training/parameter_server_ranks.h),
+  // serve for config.steps() clocks, and never run `body`.
+  const bool ps = layout.dp_sync() == topology::DpSync::PS;
+  return comm::RunLocalRanks(training::JobWorldSize(layout), [&](int rank,
+                                                                 comm::Communicator& world) {
+    if (training::IsParameterServerRank(layout, rank)) {
+      return training::ServeParameters(config, config.steps(), world);
+    }
+    std::unique_ptr<comm::Communicator> workers;
+    if (ps) {
+      ASSIGN_OR_RETURN(workers, training::CreateWorkerGroup(layout, world));
+    }
     const ExecContext ctx = ExecContext::Cpu();
     ASSIGN_OR_RETURN(const topology::GridCommunicators comms,
-                     topology::BuildGridCommunicators(grid, world));
+                     topology::BuildGridCommunicators(grid, ps ? *workers : world));
     ASSIGN_OR_RETURN(std::unique_ptr<training::StepRunner> runner,
-                     training::StepRunner::Create(config, grid, rank, comms, ctx));
+                     training::StepRunner::Create(config, grid, rank, comms, ctx,
+                                                  ps ? &world : nullptr));
     RankRun run{.rank = rank, .grid = grid, .comms = comms, .batch = batch, .runner = *runner};
     return body(run);
   });

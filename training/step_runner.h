@@ -63,7 +63,7 @@ namespace trident::training {
 
 struct StepResult {
   double loss = 0;       // Mean token loss of the global batch (every rank).
-  double grad_norm = 0;  // Before clipping (every rank).
+  double grad_norm = 0;  // Before clipping (every rank); NaN under dp_sync=ps.
   double lr = 0;         // The learning rate the step applied.
   // FP16: the loss scale the step ran with (0 without a loss scaler), and
   // whether the step was skipped because a gradient overflowed on some rank

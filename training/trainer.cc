@@ -518,7 +518,10 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
                                  .skipped = result.skipped,
                                  .skipped_steps = result.skipped_steps};
   }
-  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm, cpu_seconds,
+  // Under ps the norm is the servers' (they clip); the workers do not know it.
+  const std::optional<double> grad_norm =
+      ps_world_ != nullptr ? std::nullopt : std::optional<double>(result.grad_norm);
+  return reporter_->Step(step, seconds, result.loss, result.lr, grad_norm, cpu_seconds,
                          sync, loss_scale);
 }
 

@@ -14,6 +14,7 @@
 //   - Bad options are refused by name.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -178,6 +179,10 @@ TEST(ParameterServer, BadOptionsAreRefusedByName) {
               HasSubstr("world size=5 must be workers + ps_servers = 2 + 2"));
   EXPECT_THAT(message({.workers = 2, .servers = 1, .steps = 0}, 10, 3),
               HasSubstr("steps=0 must be >= 1"));
+  EXPECT_THAT(message({.workers = 2, .servers = 1, .grad_clip = -1}, 10, 3),
+              HasSubstr("grad_clip=-1 must be >= 0"));
+  EXPECT_THAT(message({.workers = 2, .servers = 1, .grad_clip = std::nan("")}, 10, 3),
+              HasSubstr("grad_clip=nan must be >= 0"));
   EXPECT_TRUE(ValidatePsOptions({.workers = 2, .servers = 2, .staleness = 3}, 10, 4).ok());
 }
 

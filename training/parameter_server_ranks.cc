@@ -4,13 +4,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/exec_context.h"
 #include "core/status_macros.h"
-#include "core/tensor.h"
-#include "tensor_parallel/tp_group.h"
 #include "training/lr_schedule.h"
 #include "training/optimizer.h"
-#include "training/stage_model.h"
 
 namespace trident::training {
 namespace {
@@ -64,37 +60,17 @@ absl::StatusOr<std::unique_ptr<comm::Communicator>> CreateWorkerGroup(
   return world.CreateGroup(workers, "ps_workers");
 }
 
-absl::Status ServeParameters(const TrainConfig& config, int64_t steps, comm::Communicator& world) {
-  const topology::ParallelLayout& layout = config.layout();
-  const data_parallel::PsOptions options = PsOptionsFor(config, steps);
+absl::Status ServeParameters(const TrainConfig& config, comm::Communicator& world) {
+  data_parallel::PsOptions options = PsOptionsFor(config, config.steps());
   const int server = world.rank() - options.workers;
   std::vector<int> server_ranks(options.servers);
   std::iota(server_ranks.begin(), server_ranks.end(), options.workers);
   ASSIGN_OR_RETURN(std::unique_ptr<comm::Communicator> servers,
                    world.CreateGroup(server_ranks, "ps_servers"));
-  // The initial values, exactly as a worker's model holds them (the same
-  // layout, stage and seed): fp32, since the workers' fp32 masters under
-  // mixed precision are copies of these.
-  std::vector<float> initial;
-  std::vector<data_parallel::PsSegment> segments;
-  {
-    const ExecContext ctx = ExecContext::Cpu();
-    ASSIGN_OR_RETURN(std::unique_ptr<StageModel> model,
-                     StageModel::Create(config.model(), layout, /*pipeline_stage=*/0,
-                                        tp::TpGroup(), ctx));
-    model->Initialize(static_cast<uint64_t>(config.seed()));
-    const ParameterList params = model->parameters();
-    segments = PsSegmentsOf(params);
-    for (const Parameter* p : params) {
-      const Tensor& v = p->value;
-      if (v.dtype() != DType::kFloat32) {
-        return absl::InternalError(absl::StrCat("parameter server: ", p->name, " is ",
-                                                DTypeName(v.dtype()), ", not fp32"));
-      }
-      const std::vector<float> values = v.ToVector<float>();
-      initial.insert(initial.end(), values.begin(), values.end());
-    }
-  }
+  // The values and moments (fresh from the seed, or a checkpoint's) and the
+  // steps to run come from worker 0 (StepRunner::StartParameterServers).
+  ASSIGN_OR_RETURN(data_parallel::PsStart start,
+                   data_parallel::ReceivePsStart(world, options, server));
   const AdamWSettings settings = AdamWSettingsFrom(config.optimizer());
   ops::AdamWOptions adamw;
   adamw.beta1 = settings.beta1;
@@ -104,13 +80,11 @@ absl::Status ServeParameters(const TrainConfig& config, int64_t steps, comm::Com
   const OptimizerConfig optimizer = config.optimizer();
   const int64_t total_steps = config.steps();
   ASSIGN_OR_RETURN(data_parallel::PsServer ps,
-                   data_parallel::PsServer::Create(
-                       options, server, initial, std::move(segments), adamw,
-                       [optimizer, total_steps](int64_t clock) {
-                         return LearningRate(clock, optimizer, total_steps);
+                   data_parallel::PsServer::CreateFromStart(
+                       options, server, std::move(start), adamw,
+                       [optimizer, total_steps](int64_t step) {
+                         return LearningRate(step, optimizer, total_steps);
                        }));
-  initial.clear();
-  initial.shrink_to_fit();
   return ps.Serve(world, servers.get());
 }
 

@@ -52,13 +52,14 @@ std::vector<data_parallel::PsSegment> PsSegmentsOf(const ParameterList& params);
 absl::StatusOr<std::unique_ptr<comm::Communicator>> CreateWorkerGroup(
     const topology::ParallelLayout& layout, comm::Communicator& world);
 
-// A server rank's whole job: its window of the initial parameters (the
-// model initialised from config.seed, as every worker initialises it; the
-// model is dropped once the window is taken), then PsServer::Serve until
-// every worker pulled its last parameters. The learning rate of clock c is
-// LearningRate(c, ...), the trainer's for step c; clipping uses the
-// servers' own communicator (made here, by the server ranks only).
-absl::Status ServeParameters(const TrainConfig& config, int64_t steps, comm::Communicator& world);
+// A server rank's whole job: its window of the values and AdamW's moments,
+// the first step and the steps to run, from worker 0
+// (StepRunner::StartParameterServers: fresh from the seed, or a checkpoint's
+// state), then PsServer::Serve until every worker pulled its last
+// parameters. The learning rate of step s is LearningRate(s, ...), the
+// trainer's; clipping uses the servers' own communicator (made here, by the
+// server ranks only).
+absl::Status ServeParameters(const TrainConfig& config, comm::Communicator& world);
 
 }  // namespace trident::training
 

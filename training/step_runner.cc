@@ -391,6 +391,54 @@ absl::Status StepRunner::ParameterServerStep(int64_t step, StepResult& result) {
   return absl::OkStatus();
 }
 
+absl::Status StepRunner::StartParameterServers(int64_t first_step, int64_t steps,
+                                               std::vector<int64_t> snapshot_versions) {
+  if (!ps_worker_.has_value()) {
+    return absl::FailedPreconditionError("StartParameterServers needs layout.dp_sync=ps");
+  }
+  if (ps_world_->rank() != 0) return absl::OkStatus();
+  data_parallel::PsStart start;
+  start.first_step = first_step;
+  start.steps = steps;
+  start.snapshot_versions = std::move(snapshot_versions);
+  const ParameterList& params = optimizer_->params();
+  start.segments = PsSegmentsOf(params);
+  const std::vector<Tensor> values = optimizer_->Fp32Values();
+  const auto append = [](const Tensor& tensor, std::vector<float>& flat) {
+    const std::vector<float> v = tensor.ToVector<float>();
+    flat.insert(flat.end(), v.begin(), v.end());
+  };
+  for (size_t i = 0; i < params.size(); ++i) {
+    append(values[i], start.values);
+    append(optimizer_->exp_avg(static_cast<int>(i)), start.exp_avg);
+    append(optimizer_->exp_avg_sq(static_cast<int>(i)), start.exp_avg_sq);
+  }
+  return data_parallel::SendPsStart(*ps_world_, PsOptionsFor(config_, steps), start);
+}
+
+absl::Status StepRunner::PullParameterServerState(int64_t optimizer_step) {
+  if (!ps_worker_.has_value()) {
+    return absl::FailedPreconditionError("PullParameterServerState needs layout.dp_sync=ps");
+  }
+  const int64_t elements = static_cast<int64_t>(ps_values_.size());
+  std::vector<float> exp_avg(elements), exp_avg_sq(elements);
+  RETURN_IF_ERROR(ps_worker_->PullState(*ps_world_, absl::MakeSpan(ps_values_),
+                                        absl::MakeSpan(exp_avg), absl::MakeSpan(exp_avg_sq)));
+  const std::vector<Tensor> values = optimizer_->Fp32Values();
+  int64_t offset = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int64_t n = values[i].numel();
+    values[i].CopyFrom(absl::MakeConstSpan(ps_values_).subspan(offset, n));
+    optimizer_->exp_avg(static_cast<int>(i)).CopyFrom(absl::MakeConstSpan(exp_avg).subspan(offset, n));
+    optimizer_->exp_avg_sq(static_cast<int>(i))
+        .CopyFrom(absl::MakeConstSpan(exp_avg_sq).subspan(offset, n));
+    offset += n;
+  }
+  optimizer_->CopyMastersToValues(ctx_);
+  optimizer_->set_step(optimizer_step);
+  return absl::OkStatus();
+}
+
 absl::Status StepRunner::ShareRestoredValues() {
   if (!optimizer_->has_masters() || !optimizer_->sharded()) return absl::OkStatus();
   return reducer_->GatherParameters(ctx_);

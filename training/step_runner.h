@@ -130,6 +130,20 @@ class StepRunner {
   static absl::StatusOr<pipeline::Schedule> MakeLayoutSchedule(
       const topology::ParallelLayout& layout);
 
+  // dp_sync=ps, on every worker before the first step: worker 0 sends the
+  // server ranks this runner's fp32 values and AdamW moments (initialised
+  // from the seed, or loaded from a checkpoint), the absolute `first_step`,
+  // the `steps` to run and the versions (1..steps, counted from first_step)
+  // after which the servers send every worker their state. Others: nothing.
+  absl::Status StartParameterServers(int64_t first_step, int64_t steps,
+                                     std::vector<int64_t> snapshot_versions);
+  // dp_sync=ps, on every worker, after the step that makes a version of
+  // StartParameterServers' list: the servers' values and moments into this
+  // runner's optimizer (values rounded into the model under bf16), whose
+  // step count becomes `optimizer_step`; the optimizer's checkpoint blobs
+  // are then the servers' state.
+  absl::Status PullParameterServerState(int64_t optimizer_step);
+
   // After optimizer().LoadState: with mixed precision under ZeRO 1-2 each
   // rank restored only its windows' masters (and rounded them into its
   // values); this gathers the other windows' values over dp. Collective.

@@ -261,12 +261,13 @@ class RankTrainer {
       if (CheckpointDue(step)) RETURN_IF_ERROR(SaveCheckpoint(paths_.save, step + 1));
       ASSIGN_OR_RETURN(const int signal_number, AgreedStopSignal());
       if (signal_number != 0 && ps_world_ != nullptr) {
-        // No checkpoint to continue from (CheckSupported): the job ends here,
-        // and the servers, still waiting for gradients, with it.
+        // The servers expect every step's gradients and would snapshot only
+        // the versions planned at the start: the job ends here, without a
+        // signal checkpoint (the last scheduled one, if any, resumes).
         return absl::AbortedError(absl::StrCat(
             "stopped by ", SignalName(signal_number), " after step ", step + 1, " of ",
-            config_.steps(), "; dp_sync=ps writes no checkpoint, so this run cannot be "
-            "continued"));
+            config_.steps(), "; dp_sync=ps writes no checkpoint at a signal (resume from the "
+            "last --save_interval checkpoint)"));
       }
       if (signal_number != 0) return StopForSignal(signal_number, step + 1);
     }
@@ -372,6 +373,16 @@ absl::Status RankTrainer::Setup() {
   last_step_ = options_.stop_at_step > 0
                    ? std::min<int64_t>(options_.stop_at_step, config_.steps())
                    : config_.steps();
+  if (ps_world_ != nullptr) {
+    // The servers take their state from worker 0 (fresh or resumed) and send
+    // it back after every step that writes a checkpoint.
+    std::vector<int64_t> snapshot_versions;
+    for (int64_t step = first_step_; step < last_step_; ++step) {
+      if (CheckpointDue(step)) snapshot_versions.push_back(step + 1 - first_step_);
+    }
+    RETURN_IF_ERROR(runner_->StartParameterServers(first_step_, last_step_ - first_step_,
+                                                   std::move(snapshot_versions)));
+  }
 
   RunReporterOptions report;
   if (reporting()) {
@@ -590,6 +601,9 @@ absl::Status RankTrainer::SaveCheckpoint(const std::string& root, int64_t next_s
   data_position.set_seed(position.seed);
   data_position.set_step(position.step);
   const checkpoint::DataSet data_set = DataSetOf(batches_->file());
+  // Under ps the values and moments are the servers': every worker pulls
+  // them into its optimizer, which then writes as a sync rank's does.
+  if (ps_world_ != nullptr) RETURN_IF_ERROR(runner_->PullParameterServerState(next_step));
   RETURN_IF_ERROR(WriteCheckpoint(dir, next_step, data_position, &data_set));
   if (reporting()) {
     RETURN_IF_ERROR(checkpoint::SetLatestCheckpoint(root, next_step));
@@ -806,15 +820,12 @@ absl::Status CheckSupported(const TrainOptions& options) {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
   }
   if (options.config.layout().dp_sync() == topology::DpSync::PS) {
-    // The servers hold the moments and the newest values; a checkpoint would
-    // have to gather them from the servers (and a resume hand them back).
-    const char* const kWhy = "dp_sync=ps writes and reads no checkpoints yet (AdamW's moments live "
-                             "on the server ranks)";
-    if (!options.save_dir.empty()) {
-      return Unsupported("--save", options.save_dir, absl::StrCat(kWhy, "; pass --save="));
+    // A conversion trains nothing, so the servers would have nothing to serve.
+    if (!options.convert_to.empty()) {
+      return Unsupported("--convert_to", options.convert_to,
+                         "a dp_sync=ps job converts no checkpoint (convert with the layout's "
+                         "dp_sync=sync twin: a ps checkpoint is a sync one)");
     }
-    if (!options.resume_dir.empty()) return Unsupported("--resume", options.resume_dir, kWhy);
-    if (!options.convert_to.empty()) return Unsupported("--convert_to", options.convert_to, kWhy);
   }
   return absl::OkStatus();
 }
@@ -833,9 +844,6 @@ absl::StatusOr<TrainResult> Train(const TrainOptions& options_in) {
   // Under dp_sync=ps the job launches the server ranks too.
   const int launched = JobWorldSize(layout);
   const bool ps = layout.dp_sync() == topology::DpSync::PS;
-  const int64_t steps_to_run = options.stop_at_step > 0
-                                   ? std::min<int64_t>(options.stop_at_step, options.config.steps())
-                                   : options.config.steps();
   // Refused before anything is allocated when it cannot fit.
   ASSIGN_OR_RETURN(job.memory, EstimateRankMemory(options.config));
   RETURN_IF_ERROR(CheckMemoryFits(job.memory, RanksOnThisMachine(options.backend, launched),
@@ -858,7 +866,7 @@ absl::StatusOr<TrainResult> Train(const TrainOptions& options_in) {
   RETURN_IF_ERROR(LaunchRanks(options.backend, launched,
                               [&](int rank, comm::Communicator& world) -> absl::Status {
     if (IsParameterServerRank(layout, rank)) {
-      return ServeParameters(options.config, steps_to_run, world);
+      return ServeParameters(options.config, world);
     }
     // Under ps everything the trainer does over its world runs over the
     // workers; the servers answer point to point only.

@@ -461,22 +461,14 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
       {[](TrainOptions& o) { o.config.mutable_layout()->set_sequence_parallel(true); },
        "sequence_parallel=true needs tensor_parallel > 1"},
       {[](TrainOptions& o) { o.device = "cuda"; }, "--device=cuda"},
-      // The parameter server runs, but its moments live on the servers:
-      // no checkpoints yet.
+      // A conversion trains nothing: no servers to run.
       {[](TrainOptions& o) {
          o.config.mutable_layout()->set_data_parallel(2);
          o.config.mutable_layout()->set_dp_sync(topology::DpSync::PS);
-         o.save_dir = "/tmp/never_written_ps_checkpoint";
+         o.convert_to = "/tmp/never_written_ps_conversion";
        },
-       "--save=/tmp/never_written_ps_checkpoint is not supported yet: dp_sync=ps writes and "
-       "reads no checkpoints yet"},
-      {[](TrainOptions& o) {
-         o.config.mutable_layout()->set_data_parallel(2);
-         o.config.mutable_layout()->set_dp_sync(topology::DpSync::PS);
-         o.save_dir = "";
-         o.resume_dir = "/tmp/no_ps_checkpoint";
-       },
-       "--resume=/tmp/no_ps_checkpoint is not supported yet: dp_sync=ps"},
+       "--convert_to=/tmp/never_written_ps_conversion is not supported yet: a dp_sync=ps job "
+       "converts no checkpoint"},
 
       {[](TrainOptions& o) { o.backend = "gloo"; }, "--backend=gloo is unknown"},
   };

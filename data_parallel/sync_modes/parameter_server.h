@@ -35,6 +35,14 @@
 //
 // Bytes per clock (fp32): a worker sends 4P (its gradient) and receives 4P
 // (the parameters); server j receives and sends 4 P_j W (P_j its window).
+//
+// Starting and snapshots (for a trainer's checkpoints). A run's servers may
+// take their state from worker 0 (SendPsStart / ReceivePsStart): the values,
+// AdamW's moments and the absolute step of clock 0 (a resumed run's), so a
+// server needs neither the model nor the checkpoint files. After the versions
+// listed in PsStart::snapshot_versions a server sends every worker its
+// window's values and moments (PsWorker::PullState), so that the workers can
+// write a checkpoint holding the servers' state.
 
 #include <cstdint>
 #include <functional>
@@ -89,6 +97,26 @@ struct PsSegment {
   bool weight_decay = false;
 };
 
+// A run's starting state as worker 0 sends it to the servers (whole vectors
+// on the sending side; ReceivePsStart returns one server's windows).
+struct PsStart {
+  int64_t first_step = 0;  // The absolute step of clock 0 (> 0 when resumed).
+  int64_t steps = 1;       // Clocks this run trains.
+  // Versions (1..steps) after which every worker receives the state.
+  std::vector<int64_t> snapshot_versions;
+  std::vector<PsSegment> segments;  // Of the whole vector.
+  std::vector<float> values, exp_avg, exp_avg_sq;
+};
+
+// Worker 0: sends every server its window of `start` (a header, then the
+// values and moments windows). `options.steps` is not used.
+absl::Status SendPsStart(comm::Communicator& world, const PsOptions& options,
+                         const PsStart& start);
+// Server `server`: receives its window of worker 0's PsStart (segments whole,
+// values and moments of its window only).
+absl::StatusOr<PsStart> ReceivePsStart(comm::Communicator& world, const PsOptions& options,
+                                       int server);
+
 class PsServer {
  public:
   // `initial` is the whole flat parameter vector (the workers' starting
@@ -99,6 +127,14 @@ class PsServer {
                                          std::vector<PsSegment> segments,
                                          const ops::AdamWOptions& adamw,
                                          std::function<double(int64_t)> learning_rate);
+  // From this server's window of a PsStart (ReceivePsStart): its values and
+  // moments, clock 0 at absolute step first_step (the learning rate of
+  // clock c is learning_rate(first_step + c), AdamW's step first_step + c +
+  // 1), options.steps = start.steps, and the snapshots it asks for.
+  static absl::StatusOr<PsServer> CreateFromStart(const PsOptions& options, int server,
+                                                  PsStart start,
+                                                  const ops::AdamWOptions& adamw,
+                                                  std::function<double(int64_t)> learning_rate);
 
   // Serves until every worker pushed `steps` gradients and pulled the final
   // parameters. Fails with DEADLINE_EXCEEDED, naming the workers still owing
@@ -131,6 +167,8 @@ class PsServer {
   ops::AdamWOptions adamw_;
   std::function<double(int64_t)> learning_rate_;
   std::vector<float> values_, exp_avg_, exp_avg_sq_, sum_;
+  int64_t first_step_ = 0;
+  std::vector<int64_t> snapshot_versions_;
   int64_t version_ = 0;
   std::vector<PsAppliedGradient> applied_;
   std::vector<double> norms_;
@@ -146,6 +184,12 @@ class PsWorker {
   absl::Status PushAndPull(comm::Communicator& world, absl::Span<const float> gradient,
                            absl::Span<float> values);
 
+  // Receives every server's snapshot of the version it asked for
+  // (PsStart::snapshot_versions), in the order they are due: the values and
+  // AdamW's moments of the whole vector.
+  absl::Status PullState(comm::Communicator& world, absl::Span<float> values,
+                         absl::Span<float> exp_avg, absl::Span<float> exp_avg_sq);
+
   int64_t clock() const { return clock_; }
 
  private:
@@ -157,6 +201,8 @@ class PsWorker {
 // Message tags of the protocol.
 inline constexpr int kPsGradientTag = 120;
 inline constexpr int kPsValuesTag = 121;
+inline constexpr int kPsStartTag = 122;
+inline constexpr int kPsStateTag = 123;
 
 }  // namespace trident::data_parallel
 

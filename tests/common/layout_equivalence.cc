@@ -161,7 +161,7 @@ absl::Status RunRanks(const training::TrainConfig& config,
   return comm::RunLocalRanks(training::JobWorldSize(layout), [&](int rank,
                                                                  comm::Communicator& world) {
     if (training::IsParameterServerRank(layout, rank)) {
-      return training::ServeParameters(config, config.steps(), world);
+      return training::ServeParameters(config, world);
     }
     std::unique_ptr<comm::Communicator> workers;
     if (ps) {
@@ -173,6 +173,7 @@ absl::Status RunRanks(const training::TrainConfig& config,
     ASSIGN_OR_RETURN(std::unique_ptr<training::StepRunner> runner,
                      training::StepRunner::Create(config, grid, rank, comms, ctx,
                                                   ps ? &world : nullptr));
+    if (ps) RETURN_IF_ERROR(runner->StartParameterServers(0, config.steps(), {}));
     RankRun run{.rank = rank, .grid = grid, .comms = comms, .batch = batch, .runner = *runner};
     return body(run);
   });

@@ -145,8 +145,9 @@ struct RankRun {
 
 // Runs `body` on every rank of `config`'s layout, ranks as threads of the
 // local backend; the first failure is returned. Under dp_sync=ps the
-// ps_servers server ranks run too (after the grid's), serving
-// config.steps() clocks, and `body` runs on the workers only.
+// ps_servers server ranks run too (after the grid's), started by worker 0
+// with its initial values for config.steps() clocks, and `body` runs on the
+// workers only.
 absl::Status RunRanks(const training::TrainConfig& config,
                       const std::function<absl::Status(RankRun&)>& body);
 

@@ -10,9 +10,11 @@
 #     printed). With staleness 1 which version a worker reads depends on
 #     timing, so runs differ by design: it must run, stay finite and lower
 #     the loss.
+#   - Checkpoints hold the servers' state: a ps run saved at step 3 and
+#     resumed (ps on local and MPI, or sync) gives steps 4-6 bit for bit.
 #   - Refused by name, each as a process that exits non-zero: the wrong
-#     process count (`-np 2`, naming workers + ps_servers and -np 3),
-#     --dp_sync=ps with checkpoints (--save), and with --precision=fp16.
+#     process count (`-np 2`, naming workers + ps_servers and -np 3) and
+#     --precision=fp16.
 # Every run is bounded by `timeout`.
 set -euo pipefail
 
@@ -85,6 +87,35 @@ for name in ("ps1.local", "ps1.mpi"):
     print(f"{name} (S=1): loss {losses[0]:.4f} -> {losses[-1]:.4f}")
 PY
 
+# Checkpoints: the servers' values and moments, pulled by the workers at
+# step 3, resume exactly: steps 4-6 of the resumed run (2 servers, local and
+# MPI) are the uninterrupted run's bit for bit. A ps checkpoint is a sync one
+# (dp 2): resumed with --dp_sync=sync it continues the same way.
+ps_flags=(--dp_sync=ps --ps_servers=2 --ps_staleness=0)
+run ckpt.local timeout 300 -- --backend=local "${ps_flags[@]}" --save="$work/ckpt" \
+  --save_interval=3 --keep_last=2
+step3="$(ls -d "$work"/ckpt/*3 | head -1)"
+[[ -d "$step3" ]] || { ls -R "$work/ckpt"; fail "no step-3 checkpoint"; }
+run resume.local timeout 300 -- --backend=local "${ps_flags[@]}" --resume="$step3"
+run resume.mpi "${mpi[@]}" -np 4 -- --backend=mpi "${ps_flags[@]}" --resume="$step3"
+run resume_sync.local timeout 300 -- --backend=local --resume="$step3"
+/usr/bin/python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+def steps(name):
+    return {r["step"]: r["loss"] for r in map(json.loads, open(f"{work}/{name}.jsonl"))
+            if "loss" in r}
+whole = steps("ckpt.local")
+assert sorted(whole) == list(range(1, 7)), whole.keys()
+assert whole == steps("ps0.local"), "2 servers and a checkpoint changed the losses"
+for name in ("resume.local", "resume.mpi", "resume_sync.local"):
+    resumed = steps(name)
+    assert sorted(resumed) == [4, 5, 6], (name, resumed.keys())
+    for s in resumed:
+        assert resumed[s] == whole[s], (name, s, resumed[s], whole[s])
+    print(f"{name}: steps 4-6 equal the uninterrupted ps run's bit for bit")
+PY
+
 # Refusals, each naming its rule.
 refused() {  # NAME EXPECTED_TEXT COMMAND...
   local name="$1" expected="$2"; shift 2
@@ -96,10 +127,6 @@ refused() {  # NAME EXPECTED_TEXT COMMAND...
 refused wrong_np "layout needs tp x pp x dp workers + ps_servers = 2 + 1 = 3 ranks (run mpirun -np 3)" \
   "${mpi[@]}" -np 2 "$train" --config="$work/config.textproto" --save= --backend=mpi \
   --dp_sync=ps --ps_servers=1
-refused save "dp_sync=ps writes and reads no checkpoints yet" \
-  timeout 300 "$train" --config="$work/config.textproto" --save="$work/ckpt" --backend=local \
-  --dp_sync=ps --ps_servers=1
-[[ ! -e "$work/ckpt" ]] || fail "the refused run created its save directory"
 refused fp16 "precision=fp16 does not combine with layout.dp_sync=ps" \
   timeout 300 "$train" --config="$work/config.textproto" --save= --backend=local \
   --dp_sync=ps --ps_servers=1 --precision=fp16

@@ -14,6 +14,7 @@
 #include "core/exec_context.h"
 #include "core/status_macros.h"
 #include "core/tensor.h"
+#include "core/tensor_comm.h"
 #include "gtest/gtest.h"
 #include "topology/grid_communicators.h"
 #include "topology/layout_names.h"
@@ -59,6 +60,11 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
   layout.set_cpu_offload(cpu_offload);
   layout.set_recompute(recompute);
   layout.set_dp_allreduce(dp_allreduce);
+  if (ps_servers > 0) {
+    layout.set_dp_sync(topology::DpSync::PS);
+    layout.set_ps_servers(ps_servers);
+    layout.set_ps_staleness(0);
+  }
   return layout;
 }
 
@@ -103,6 +109,7 @@ std::string LayoutName(const topology::ParallelLayout& l) {
   if (l.layers_per_stage_size() > 0) {
     absl::StrAppend(&name, "_split", absl::StrJoin(l.layers_per_stage(), "x"));
   }
+  if (l.dp_sync() == topology::DpSync::PS) absl::StrAppend(&name, "_ps", l.ps_servers());
   return name;
 }
 
@@ -203,6 +210,13 @@ absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
                        runner->TrainStep(step, inputs, targets, batch.tokens_per_step()));
       if (rank == 0) result.losses.push_back(step_result.loss);
       if (step == 0) {
+        if (layout.dp_sync() == topology::DpSync::PS) {
+          // The summed gradient lives on the servers only: add the workers'
+          // gradients over dp here (rank order, as the servers add them).
+          for (Parameter* p : runner->optimizer().params()) {
+            RETURN_IF_ERROR(r.comms.dp->AllReduce(AsCommBuffer(p->grad), comm::ReduceOp::kSum));
+          }
+        }
         ASSIGN_OR_RETURN(std::vector<training::NamedTensor> grads,
                          runner->GatherSerial(/*gradients=*/true));
         if (rank == 0) result.grads_after_step1 = ByName(grads);

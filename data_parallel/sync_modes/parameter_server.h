@@ -8,8 +8,8 @@
 // ranks [W, W + N). Servers are ranks of their own rather than threads of dp
 // ranks: a server must answer while its host worker computes, and a rank of
 // its own keeps that to the communicator's polling, with no second thread on
-// a communicator. (The trainer would launch tp = pp = 1 grids of W workers
-// plus N servers; see the README for what is built.)
+// a communicator. (The trainer launches W tp = pp = 1 workers plus N servers:
+// training/parameter_server_ranks.h.)
 //
 // Sharding. The flat fp32 parameter vector of P elements is cut into N
 // contiguous windows (PsWindowOf): server j owns window j and runs AdamW on it

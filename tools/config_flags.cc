@@ -68,8 +68,9 @@ ABSL_FLAG(std::optional<std::string>, dp_sync, std::nullopt,
           "how replicas stay together: sync (gradients summed every step; default), local_sgd "
           "(parameters averaged every --local_sgd_steps) or gossip (parameters mixed with ring "
           "neighbours every step) or ps (parameter server with bounded staleness: "
-          "--ps_servers, --ps_staleness; validated, not yet run by the trainer); local_sgd, "
-          "gossip and ps need --zero_stage=0 and --gradient_compression=none");
+          "--ps_servers, --ps_staleness; mpirun -np tp x pp x dp + ps_servers; not with "
+          "fp16); local_sgd, gossip and ps need --zero_stage=0 and "
+          "--gradient_compression=none");
 ABSL_FLAG(std::optional<int>, local_sgd_steps, std::nullopt,
           "local SGD: steps between parameter averages, >= 1 (default 8)");
 ABSL_FLAG(std::optional<int>, ps_servers, std::nullopt,

@@ -26,15 +26,16 @@ absl::Status ValidateBackend(absl::string_view name) {
 }
 
 absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBody& body,
-                         comm::CommOptions options) {
+                         comm::CommOptions options, absl::string_view world_rule) {
   RETURN_IF_ERROR(ValidateBackend(backend));
   if (backend == "local") return comm::RunLocalRanks(world_size, body, options);
 
   ASSIGN_OR_RETURN(std::unique_ptr<comm::MpiRuntime> runtime, comm::MpiRuntime::Initialize());
   if (runtime->world_size() != world_size) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "the launcher started ", runtime->world_size(), " processes, but the layout needs tp x pp "
-        "x dp = ", world_size, " ranks (run mpirun -np ", world_size, ")"));
+        "the launcher started ", runtime->world_size(), " processes, but the layout needs ",
+        world_rule, " = ",
+        world_size, " ranks (run mpirun -np ", world_size, ")"));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<comm::MpiCommunicator> world,
                    comm::MpiCommunicator::CreateWorld(options));

@@ -36,9 +36,10 @@ absl::Status ValidateBackend(absl::string_view name);
 // status 1), because the others may be waiting for it and MPI_Finalize would
 // wait for them; a single-process job returns its error. An MPI launch whose
 // process count is not `world_size` fails before any body runs (every rank
-// alike), saying which -np to use.
+// alike), saying which -np to use and `world_rule`, what the world is made
+// of (e.g. "tp x pp x dp", or "tp x pp x dp workers + ps_servers = 4 + 2").
 absl::Status LaunchRanks(absl::string_view backend, int world_size, const RankBody& body,
-                         comm::CommOptions options = {});
+                         comm::CommOptions options = {}, absl::string_view world_rule = "tp x pp x dp");
 
 // How many ranks of a `world_size`-rank job share this process's cores, so
 // that each takes its share of them: every rank on `local`; under MPI the

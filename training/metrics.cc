@@ -83,7 +83,8 @@ JsonLine TrainMetricsLine(const StepReport& m) {
   line.AddInt("step", m.step)
       .AddNumber("loss", m.loss)
       .AddNumber("lr", m.lr)
-      .AddNumber("grad_norm", m.grad_norm)
+      // Absent (dp_sync=ps) and non-finite both read null.
+      .AddNumber("grad_norm", m.grad_norm.value_or(std::nan("")))
       .AddNumber("tokens_per_s", m.tokens_per_s)
       .AddNumber("step_time_ms", m.step_time_ms);
   if (m.mfu.has_value()) {
@@ -196,10 +197,12 @@ std::string FormatDuration(double seconds) {
 }
 
 std::string FormatProgressLine(const StepReport& info) {
+  const std::string gnorm =
+      info.grad_norm.has_value() ? absl::StrFormat("%.3g", *info.grad_norm) : "n/a";
   std::string line = absl::StrCat(
       StepField(info.step, info.total_steps),
-      absl::StrFormat(" | loss %.4f | lr %.2e | gnorm %.3g | %.2e tok/s | %.3g TFLOP/s",
-                      info.loss, info.lr, info.grad_norm, info.tokens_per_s, info.model_tflops));
+      absl::StrFormat(" | loss %.4f | lr %.2e | gnorm %s | %.2e tok/s | %.3g TFLOP/s",
+                      info.loss, info.lr, gnorm, info.tokens_per_s, info.model_tflops));
   if (info.mfu.has_value()) absl::StrAppendFormat(&line, " | mfu %.1f%%", *info.mfu * 100.0);
   absl::StrAppend(&line, " | ", Milliseconds(info.step_time_ms), " ms/step | eta ",
                   info.eta_seconds.has_value() ? FormatDuration(*info.eta_seconds) : "?");

@@ -75,7 +75,9 @@ struct StepReport {
   int64_t total_steps = 0;  // of the run (the progress line's denominator)
   double loss = 0;
   double lr = 0;
-  double grad_norm = 0;  // before clipping
+  // Before clipping; empty when this rank does not know it (dp_sync=ps: the
+  // servers clip; JSON null, "gnorm n/a" on the progress line).
+  std::optional<double> grad_norm = 0.0;
   double tokens_per_s = 0;
   double step_time_ms = 0;
   std::optional<double> mfu;  // fraction; null when no peak is known

@@ -234,6 +234,22 @@ TEST(ProgressLineTest, FullLine) {
             "0.0617 TFLOP/s | mfu 12.3% | 85.0 ms/step | eta 0:00:16");
 }
 
+// dp_sync=ps: the workers do not know the gradient norm (the servers clip).
+TEST(ProgressLineTest, AnUnknownGradientNormReadsNotAvailable) {
+  StepReport info;
+  info.step = 2;
+  info.total_steps = 4;
+  info.loss = 5.25;
+  info.lr = 1e-4;
+  info.grad_norm = std::nullopt;
+  info.tokens_per_s = 1000;
+  info.step_time_ms = 10;
+  EXPECT_THAT(FormatProgressLine(info), HasSubstr("| lr 1.00e-04 | gnorm n/a | 1.00e+03 tok/s"));
+  const Json json = Parse(TrainMetricsLine(info).ToString());
+  ASSERT_FALSE(json.is_discarded());
+  EXPECT_TRUE(json["grad_norm"].is_null());
+}
+
 TEST(ProgressLineTest, PrecisionAndLossScaleAreShownAndWritten) {
   StepReport info;
   info.step = 3;

@@ -209,6 +209,10 @@ class AdamW {
 
   // Updates taken so far (0 before the first Step).
   int64_t step() const { return step_; }
+  // Sets the updates applied so far when they were applied elsewhere
+  // (dp_sync=ps: by the server ranks, whose state the worker copied into
+  // this optimizer's values and moments for a checkpoint).
+  void set_step(int64_t step) { step_ = step; }
   const AdamWSettings& settings() const { return settings_; }
   const ParameterList& params() const { return params_; }
   // Per parameter, or per window when sharded.

@@ -468,8 +468,11 @@ absl::StatusOr<bool> ResumeFromOwnRankFiles(const std::string& dir,
                                             const CheckpointMeta& saved,
                                             const CheckpointMeta& current) {
   const topology::ParallelLayout& layout = saved.layout();
-  const bool replicas_differ =
-      layout.dp_sync() != topology::DpSync::SYNC && layout.data_parallel() > 1;
+  // Local SGD and gossip replicas step apart; a ps checkpoint is written after
+  // the servers hand every worker the same values and moments, like sync's.
+  const bool replicas_differ = (layout.dp_sync() == topology::DpSync::LOCAL_SGD ||
+                                layout.dp_sync() == topology::DpSync::GOSSIP) &&
+                               layout.data_parallel() > 1;
   if (!replicas_differ && !saved.holds_compression_state()) return false;
   const absl::Status same_job = checkpoint::CheckResumeCompatible(dir, saved, current);
   if (same_job.ok()) return true;

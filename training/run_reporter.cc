@@ -29,7 +29,7 @@ std::optional<double> RunReporter::Mfu(double tokens_per_s) const {
 }
 
 absl::Status RunReporter::Step(int64_t step, double seconds, double loss, double lr,
-                               double grad_norm, std::optional<double> cpu_seconds,
+                               std::optional<double> grad_norm, std::optional<double> cpu_seconds,
                                const GradientSyncFigures& sync,
                                std::optional<LossScaleReport> loss_scale) {
   throughput_.AddStep(seconds, options_.tokens_per_step);

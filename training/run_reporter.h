@@ -70,7 +70,8 @@ class RunReporter {
   // known, `cpu_seconds` of this process's CPU time. `loss_scale` only with
   // fp16's loss scaler: then the JSONL line carries loss_scale and skipped,
   // and the progress line the scale and skip count.
-  absl::Status Step(int64_t step, double seconds, double loss, double lr, double grad_norm,
+  absl::Status Step(int64_t step, double seconds, double loss, double lr,
+                    std::optional<double> grad_norm,
                     std::optional<double> cpu_seconds = std::nullopt,
                     const GradientSyncFigures& sync = {},
                     std::optional<LossScaleReport> loss_scale = std::nullopt);

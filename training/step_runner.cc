@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +17,7 @@
 #include "pipeline/executor.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
+#include "training/parameter_server_ranks.h"
 #include "training/precision.h"
 
 namespace trident::training {
@@ -102,7 +104,10 @@ data_parallel::GradientSyncOptions GradientSyncFrom(const topology::ParallelLayo
   sync.topk_max_ratio = layout.topk_max_ratio();
   sync.topk_sparsity_threshold = layout.topk_sparsity_threshold();
   sync.topk_sparsity_ema = layout.topk_sparsity_ema();
-  sync.replica_local = layout.dp_sync() != topology::DpSync::SYNC;
+  // Local SGD and gossip step on their own rows' mean; ps runs no reducer
+  // sum at all (StepRunner::Create gives its reducer no dp group).
+  sync.replica_local = layout.dp_sync() == topology::DpSync::LOCAL_SGD ||
+                       layout.dp_sync() == topology::DpSync::GOSSIP;
   sync.powersgd_rank = layout.powersgd_rank();
   sync.powersgd_start_step = layout.powersgd_start_step();
   return sync;
@@ -123,7 +128,7 @@ data_parallel::ReplicaSyncOptions ReplicaSyncFrom(const topology::ParallelLayout
       options.mode = data_parallel::DpSyncMode::kGossip;
       break;
     case topology::DpSync::PS:
-      break;  // Refused before any StepRunner exists (trainer.cc, CheckSupported).
+      break;  // The servers update the parameters: nothing to mix (kSync).
   }
   options.local_sgd_steps = layout.local_sgd_steps();
   options.algorithm = GradientSyncFrom(layout).algorithm;
@@ -134,8 +139,15 @@ data_parallel::ReplicaSyncOptions ReplicaSyncFrom(const topology::ParallelLayout
 
 absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
     const TrainConfig& config, const topology::ProcessGrid& grid, int rank,
-    const topology::GridCommunicators& comms, const ExecContext& ctx) {
+    const topology::GridCommunicators& comms, const ExecContext& ctx,
+    comm::Communicator* ps_world) {
   const topology::ParallelLayout& layout = config.layout();
+  const bool ps = layout.dp_sync() == topology::DpSync::PS;
+  if (ps && (ps_world == nullptr || ps_world->size() != JobWorldSize(layout))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dp_sync=ps: the step runner needs the job's world of data_parallel + ps_servers = ",
+        JobWorldSize(layout), " ranks"));
+  }
   std::unique_ptr<StepRunner> runner(new StepRunner(config, comms, ctx));
   runner->coordinates_ = grid.CoordinatesOf(rank);
   ASSIGN_OR_RETURN(runner->model_,
@@ -151,7 +163,7 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   }
   ASSIGN_OR_RETURN(runner->reducer_,
                    data_parallel::GradientReducer::Create(
-                       runner->model_->parameters(), late, comms.dp.get(),
+                       runner->model_->parameters(), late, ps ? nullptr : comms.dp.get(),
                        {.bucket_mb = BucketMegabytes(layout, *runner->model_),
                         .overlap = layout.overlap_grad_reduce(),
                         .zero_stage = layout.zero_stage(),
@@ -214,6 +226,16 @@ absl::StatusOr<std::unique_ptr<StepRunner>> StepRunner::Create(
   // ZeRO 0, so they are unsharded); TrainStep rounds them into the values.
   runner->replica_sync_ = std::make_unique<data_parallel::ReplicaSync>(
       ReplicaSyncFrom(layout), runner->optimizer_->Fp32Values());
+  if (ps) {
+    int64_t elements = 0;
+    for (const Parameter* p : runner->optimizer_->params()) elements += p->value.numel();
+    ASSIGN_OR_RETURN(data_parallel::PsWorker worker,
+                     data_parallel::PsWorker::Create(PsOptionsFor(config, config.steps()), elements));
+    runner->ps_worker_.emplace(std::move(worker));
+    runner->ps_world_ = ps_world;
+    runner->ps_gradient_.resize(elements);
+    runner->ps_values_.resize(elements);
+  }
   ASSIGN_OR_RETURN(runner->schedule_, MakeLayoutSchedule(layout));
   ASSIGN_OR_RETURN(runner->forward_schedule_,
                    pipeline::MakeForwardOnlySchedule(layout.pipeline_parallel(),
@@ -286,6 +308,12 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   RETURN_IF_ERROR(reducer_->Finish());
 
   StepResult result;
+  if (ps_worker_.has_value()) {
+    RETURN_IF_ERROR(ParameterServerStep(step, result));
+    ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
+    result.loss = loss_sum / global_tokens;
+    return result;
+  }
   comm::Communicator* model_parallel = comms_.model_parallel.get();
   // Under ZeRO each replica holds the gradients of its own windows only: the
   // squares are summed over dp too (every element counted once, by its owner).
@@ -336,6 +364,79 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
   result.loss = loss_sum / global_tokens;
   return result;
+}
+
+absl::Status StepRunner::ParameterServerStep(int64_t step, StepResult& result) {
+  // The flat vector in the optimizer's parameter order, the order of the
+  // servers' segments (PsSegmentsOf over the same list).
+  const ParameterList& params = optimizer_->params();
+  int64_t offset = 0;
+  for (const Parameter* p : params) {
+    const int64_t n = p->grad.numel();
+    std::memcpy(ps_gradient_.data() + offset, p->grad.data<float>(), n * sizeof(float));
+    offset += n;
+  }
+  RETURN_IF_ERROR(ps_worker_->PushAndPull(*ps_world_, ps_gradient_, absl::MakeSpan(ps_values_)));
+  // The fp32 values AdamW would have updated: the parameters' values, or
+  // under bf16 the masters, which are then rounded into the values.
+  const std::vector<Tensor> values = optimizer_->Fp32Values();
+  offset = 0;
+  for (const Tensor& v : values) {
+    v.CopyFrom(absl::MakeConstSpan(ps_values_).subspan(offset, v.numel()));
+    offset += v.numel();
+  }
+  optimizer_->CopyMastersToValues(ctx_);
+  result.lr = LearningRate(step, config_.optimizer(), config_.steps());
+  result.grad_norm = std::numeric_limits<double>::quiet_NaN();
+  return absl::OkStatus();
+}
+
+absl::Status StepRunner::StartParameterServers(int64_t first_step, int64_t steps,
+                                               std::vector<int64_t> snapshot_versions) {
+  if (!ps_worker_.has_value()) {
+    return absl::FailedPreconditionError("StartParameterServers needs layout.dp_sync=ps");
+  }
+  if (ps_world_->rank() != 0) return absl::OkStatus();
+  data_parallel::PsStart start;
+  start.first_step = first_step;
+  start.steps = steps;
+  start.snapshot_versions = std::move(snapshot_versions);
+  const ParameterList& params = optimizer_->params();
+  start.segments = PsSegmentsOf(params);
+  const std::vector<Tensor> values = optimizer_->Fp32Values();
+  const auto append = [](const Tensor& tensor, std::vector<float>& flat) {
+    const std::vector<float> v = tensor.ToVector<float>();
+    flat.insert(flat.end(), v.begin(), v.end());
+  };
+  for (size_t i = 0; i < params.size(); ++i) {
+    append(values[i], start.values);
+    append(optimizer_->exp_avg(static_cast<int>(i)), start.exp_avg);
+    append(optimizer_->exp_avg_sq(static_cast<int>(i)), start.exp_avg_sq);
+  }
+  return data_parallel::SendPsStart(*ps_world_, PsOptionsFor(config_, steps), start);
+}
+
+absl::Status StepRunner::PullParameterServerState(int64_t optimizer_step) {
+  if (!ps_worker_.has_value()) {
+    return absl::FailedPreconditionError("PullParameterServerState needs layout.dp_sync=ps");
+  }
+  const int64_t elements = static_cast<int64_t>(ps_values_.size());
+  std::vector<float> exp_avg(elements), exp_avg_sq(elements);
+  RETURN_IF_ERROR(ps_worker_->PullState(*ps_world_, absl::MakeSpan(ps_values_),
+                                        absl::MakeSpan(exp_avg), absl::MakeSpan(exp_avg_sq)));
+  const std::vector<Tensor> values = optimizer_->Fp32Values();
+  int64_t offset = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const int64_t n = values[i].numel();
+    values[i].CopyFrom(absl::MakeConstSpan(ps_values_).subspan(offset, n));
+    optimizer_->exp_avg(static_cast<int>(i)).CopyFrom(absl::MakeConstSpan(exp_avg).subspan(offset, n));
+    optimizer_->exp_avg_sq(static_cast<int>(i))
+        .CopyFrom(absl::MakeConstSpan(exp_avg_sq).subspan(offset, n));
+    offset += n;
+  }
+  optimizer_->CopyMastersToValues(ctx_);
+  optimizer_->set_step(optimizer_step);
+  return absl::OkStatus();
 }
 
 absl::Status StepRunner::ShareRestoredValues() {

@@ -28,6 +28,15 @@
 //      (data_parallel/grad_buckets.h) and the optimizer updates the shards.
 // The step's loss is the last stage's, sent to every stage and summed over
 // data-parallel replicas in double precision.
+//
+// Under dp_sync=ps (tp = pp = 1) steps 4-6 are the parameter server's: the
+// gradients are not summed over dp; the worker pushes its flat gradient to
+// the server ranks and pulls the parameters of its next step
+// (data_parallel/sync_modes/parameter_server.h), which the servers' AdamW
+// made (with the trainer's learning rate for that step, and clipping at the
+// global norm the servers agree on). Under bf16 the pulled fp32 values are
+// the optimizer's masters and are rounded into the 16-bit values (as local
+// SGD and gossip do); the worker's own AdamW never steps.
 
 #include <memory>
 #include <optional>
@@ -38,6 +47,7 @@
 #include "core/exec_context.h"
 #include "core/tensor.h"
 #include "data_parallel/grad_buckets.h"
+#include "data_parallel/sync_modes/parameter_server.h"
 #include "data_parallel/sync_modes/replica_sync.h"
 #include "pipeline/schedule.h"
 #include "pipeline/simulator.h"
@@ -53,7 +63,7 @@ namespace trident::training {
 
 struct StepResult {
   double loss = 0;       // Mean token loss of the global batch (every rank).
-  double grad_norm = 0;  // Before clipping (every rank).
+  double grad_norm = 0;  // Before clipping (every rank); NaN under dp_sync=ps.
   double lr = 0;         // The learning rate the step applied.
   // FP16: the loss scale the step ran with (0 without a loss scaler), and
   // whether the step was skipped because a gradient overflowed on some rank
@@ -89,11 +99,13 @@ class StepRunner {
  public:
   // Builds this rank's stage model (initialised from config.seed), its AdamW
   // and the layout's schedule. `comms` and `ctx` must outlive the runner.
-  static absl::StatusOr<std::unique_ptr<StepRunner>> Create(const TrainConfig& config,
-                                                            const topology::ProcessGrid& grid,
-                                                            int rank,
-                                                            const topology::GridCommunicators& comms,
-                                                            const ExecContext& ctx);
+  // Under dp_sync=ps, `ps_world` is the job's world of W workers and N
+  // servers (training/parameter_server_ranks.h), `rank` the worker's rank in
+  // it and `grid` the workers' grid; it must outlive the runner too.
+  static absl::StatusOr<std::unique_ptr<StepRunner>> Create(
+      const TrainConfig& config, const topology::ProcessGrid& grid, int rank,
+      const topology::GridCommunicators& comms, const ExecContext& ctx,
+      comm::Communicator* ps_world = nullptr);
 
   // One optimisation step at 0-based `step` (for the learning rate) on this
   // replica's rows of the global batch: `inputs` and `targets` [m *
@@ -117,6 +129,20 @@ class StepRunner {
   // virtual stages.
   static absl::StatusOr<pipeline::Schedule> MakeLayoutSchedule(
       const topology::ParallelLayout& layout);
+
+  // dp_sync=ps, on every worker before the first step: worker 0 sends the
+  // server ranks this runner's fp32 values and AdamW moments (initialised
+  // from the seed, or loaded from a checkpoint), the absolute `first_step`,
+  // the `steps` to run and the versions (1..steps, counted from first_step)
+  // after which the servers send every worker their state. Others: nothing.
+  absl::Status StartParameterServers(int64_t first_step, int64_t steps,
+                                     std::vector<int64_t> snapshot_versions);
+  // dp_sync=ps, on every worker, after the step that makes a version of
+  // StartParameterServers' list: the servers' values and moments into this
+  // runner's optimizer (values rounded into the model under bf16), whose
+  // step count becomes `optimizer_step`; the optimizer's checkpoint blobs
+  // are then the servers' state.
+  absl::Status PullParameterServerState(int64_t optimizer_step);
 
   // After optimizer().LoadState: with mixed precision under ZeRO 1-2 each
   // rank restored only its windows' masters (and rounded them into its
@@ -145,6 +171,9 @@ class StepRunner {
   // is inf or NaN (AdamW::GradientsFinite): a flag all-reduced (max) over the
   // model-parallel group and then over dp, which together reach every rank.
   absl::StatusOr<bool> AnyGradientOverflowed();
+  // dp_sync=ps: steps 4-6 of the header on the servers; fills result's lr
+  // (grad_norm is NaN: the norm is known on the servers only).
+  absl::Status ParameterServerStep(int64_t step, StepResult& result);
 
   const TrainConfig& config_;
   const topology::GridCommunicators& comms_;
@@ -154,6 +183,12 @@ class StepRunner {
   std::unique_ptr<data_parallel::GradientReducer> reducer_;
   // Local SGD and gossip: when and how the replicas' parameters meet.
   std::unique_ptr<data_parallel::ReplicaSync> replica_sync_;
+  // dp_sync=ps: this worker's side of the protocol, the job's world, and the
+  // flat gradient and values it sends and receives.
+  std::optional<data_parallel::PsWorker> ps_worker_;
+  comm::Communicator* ps_world_ = nullptr;
+  std::vector<float> ps_gradient_;
+  std::vector<float> ps_values_;
   std::unique_ptr<AdamW> optimizer_;
   std::optional<LossScaler> loss_scaler_;
   pipeline::Schedule schedule_;

@@ -112,6 +112,12 @@ absl::Status ValidateOptimizer(const OptimizerConfig& opt) {
 }
 
 absl::Status ValidatePrecision(const TrainConfig& config) {
+  if (config.precision() == FP16 && config.layout().dp_sync() == topology::DpSync::PS) {
+    return Invalid(
+        "precision=fp16 does not combine with layout.dp_sync=ps: a step the loss scaler skips "
+        "would have to be skipped by every worker and server alike (use fp32 or bf16; under "
+        "bf16 the servers update fp32 values, which the workers round)");
+  }
   if (!config.has_loss_scale()) return absl::OkStatus();
   if (config.precision() != FP16) {
     return Invalid(absl::StrCat(

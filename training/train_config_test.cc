@@ -294,6 +294,12 @@ std::vector<BadCase> BadCases() {
          c.mutable_loss_scale()->set_min_scale(8);
        },
        {"loss_scale.min_scale=8", "<= loss_scale.initial_scale=4"}},
+      {"fp16_with_ps",
+       [](TrainConfig& c) {
+         c.set_precision(FP16);
+         c.mutable_layout()->set_dp_sync(topology::DpSync::PS);
+       },
+       {"precision=fp16", "layout.dp_sync=ps", "use fp32 or bf16"}},
       {"layout_tp_heads", [](TrainConfig& c) { c.mutable_layout()->set_tensor_parallel(3); },
        {"layout: ", "tensor_parallel=3"}},
       {"layout_micro_batch", [](TrainConfig& c) { c.mutable_layout()->set_micro_batch_size(0); },

@@ -34,6 +34,7 @@
 #include "training/launch.h"
 #include "training/memory_estimate.h"
 #include "training/metrics.h"
+#include "training/parameter_server_ranks.h"
 #include "training/run_files.h"
 #include "training/run_reporter.h"
 #include "training/loss_scaler.h"
@@ -143,7 +144,7 @@ void SplitRows(const std::vector<int32_t>& rows, int64_t n, int64_t seq, Tensor*
 // global rank 0 hands back.
 struct JobState {
   const TrainOptions* options = nullptr;
-  int world_size = 1;
+  int world_size = 1;  // The grid's: tp x pp x dp (under ps: the workers).
   int threads_per_rank = 1;
   MemoryEstimate memory;
 
@@ -234,7 +235,10 @@ absl::StatusOr<JobPaths> ShareJobPaths(comm::Communicator& world,
 // One rank's part of the job.
 class RankTrainer {
  public:
-  RankTrainer(JobState& job, JobPaths paths, int rank, comm::Communicator& world)
+  // `world` is the grid's world: under dp_sync=ps the workers' communicator,
+  // and `ps_world` the job's (workers and servers).
+  RankTrainer(JobState& job, JobPaths paths, int rank, comm::Communicator& world,
+              comm::Communicator* ps_world = nullptr)
       : job_(job),
         options_(*job.options),
         config_(options_.config),
@@ -243,6 +247,7 @@ class RankTrainer {
         data_(paths_.data),
         rank_(rank),
         world_(world),
+        ps_world_(ps_world),
         ctx_(ExecContext::Cpu(job.threads_per_rank)) {}
 
   // The whole run, as the user sees it: set up, then train, evaluate and
@@ -256,6 +261,15 @@ class RankTrainer {
       if (EvaluationDue(step)) RETURN_IF_ERROR(Evaluate(step + 1));
       if (CheckpointDue(step)) RETURN_IF_ERROR(SaveCheckpoint(paths_.save, step + 1));
       ASSIGN_OR_RETURN(const int signal_number, AgreedStopSignal());
+      if (signal_number != 0 && ps_world_ != nullptr) {
+        // The servers expect every step's gradients and would snapshot only
+        // the versions planned at the start: the job ends here, without a
+        // signal checkpoint (the last scheduled one, if any, resumes).
+        return absl::AbortedError(absl::StrCat(
+            "stopped by ", SignalName(signal_number), " after step ", step + 1, " of ",
+            config_.steps(), "; dp_sync=ps writes no checkpoint at a signal (resume from the "
+            "last --save_interval checkpoint)"));
+      }
       if (signal_number != 0) return StopForSignal(signal_number, step + 1);
     }
     if (!paths_.export_path.empty()) RETURN_IF_ERROR(ExportModel());
@@ -319,6 +333,7 @@ class RankTrainer {
   const DataPaths& data_;
   const int rank_;
   comm::Communicator& world_;
+  comm::Communicator* const ps_world_;  // dp_sync=ps only
   const ExecContext ctx_;
 
   std::optional<topology::ProcessGrid> grid_;
@@ -339,7 +354,7 @@ absl::Status RankTrainer::SetupModel() {
   grid_.emplace(std::move(grid));
   ASSIGN_OR_RETURN(comms_, topology::BuildGridCommunicators(*grid_, world_));
   dp_rank_ = grid_->CoordinatesOf(rank_).dp;
-  ASSIGN_OR_RETURN(runner_, StepRunner::Create(config_, *grid_, rank_, comms_, ctx_));
+  ASSIGN_OR_RETURN(runner_, StepRunner::Create(config_, *grid_, rank_, comms_, ctx_, ps_world_));
   return absl::OkStatus();
 }
 
@@ -364,6 +379,16 @@ absl::Status RankTrainer::Setup() {
   last_step_ = options_.stop_at_step > 0
                    ? std::min<int64_t>(options_.stop_at_step, config_.steps())
                    : config_.steps();
+  if (ps_world_ != nullptr) {
+    // The servers take their state from worker 0 (fresh or resumed) and send
+    // it back after every step that writes a checkpoint.
+    std::vector<int64_t> snapshot_versions;
+    for (int64_t step = first_step_; step < last_step_; ++step) {
+      if (CheckpointDue(step)) snapshot_versions.push_back(step + 1 - first_step_);
+    }
+    RETURN_IF_ERROR(runner_->StartParameterServers(first_step_, last_step_ - first_step_,
+                                                   std::move(snapshot_versions)));
+  }
 
   RunReporterOptions report;
   if (reporting()) {
@@ -454,9 +479,16 @@ std::string RankTrainer::Header() const {
                         job_.memory.total() / 1e6, job_.memory.parameter_bytes / 1e6,
                         job_.memory.gradient_bytes / 1e6, job_.memory.optimizer_state_bytes / 1e6,
                         job_.memory.activation_bytes / 1e6);
+  const topology::ParallelLayout& layout = config_.layout();
+  if (ps_world_ != nullptr) {
+    absl::StrAppend(&header, "\nparameter servers: ", layout.ps_servers(), " (ranks ",
+                    job_.world_size, "-", job_.world_size + layout.ps_servers() - 1,
+                    "), staleness ", layout.ps_staleness(), "; the ", job_.world_size,
+                    " ranks above are the workers");
+  }
   absl::StrAppend(&header, "\nthreads: ", job_.threads_per_rank, " per rank (", AvailableCores(),
                   " cores available to this process; ", options_.backend, " backend, ",
-                  job_.world_size, " ranks)");
+                  JobWorldSize(layout), " ranks)");
   if (options_.peak_flops > 0) {
     absl::StrAppendFormat(&header, "\nmfu: model FLOPs over %.3g TFLOP/s (%s)",
                           options_.peak_flops / 1e12, options_.peak_source);
@@ -477,6 +509,7 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
   comm::Communicator& dp = *comms_.dp;
   if (step == first_step_) ResetCommStats();
   dp.ResetStats();
+  if (ps_world_ != nullptr) ps_world_->ResetStats();
   const double cpu_before = ProcessCpuSeconds();
   Stopwatch watch;
   ASSIGN_OR_RETURN(const StepResult result,
@@ -485,7 +518,12 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
   const double cpu_seconds = ProcessCpuSeconds() - cpu_before;
   if (step == first_step_) RETURN_IF_ERROR(ReportMemory());
   RunReporter::GradientSyncFigures sync;
-  if (dp.size() > 1) sync.dp_bytes_sent = comm::RingEquivalentBytesSent(dp.stats(), dp.size());
+  if (dp.size() > 1 || ps_world_ != nullptr) {
+    // Under ps a worker's gradient goes to the servers (point to point on
+    // the job's world); the loss all-gather still runs over dp.
+    sync.dp_bytes_sent = comm::RingEquivalentBytesSent(dp.stats(), dp.size());
+    if (ps_world_ != nullptr) *sync.dp_bytes_sent += ps_world_->stats().bytes_of(comm::CommOp::kSend);
+  }
   const auto& topk_k = runner_->gradient_reducer().gradient_sync().topk_k();
   if (!topk_k.empty()) {
     sync.topk_k = 0;
@@ -497,13 +535,16 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
                                  .skipped = result.skipped,
                                  .skipped_steps = result.skipped_steps};
   }
-  return reporter_->Step(step, seconds, result.loss, result.lr, result.grad_norm, cpu_seconds,
+  // Under ps the norm is the servers' (they clip); the workers do not know it.
+  const std::optional<double> grad_norm =
+      ps_world_ != nullptr ? std::nullopt : std::optional<double>(result.grad_norm);
+  return reporter_->Step(step, seconds, result.loss, result.lr, grad_norm, cpu_seconds,
                          sync, loss_scale);
 }
 
 void RankTrainer::ResetCommStats() {
   for (comm::Communicator* c : {comms_.tp.get(), comms_.pp.get(), comms_.dp.get(),
-                                comms_.model_parallel.get(), comms_.embedding.get()}) {
+                                comms_.model_parallel.get(), comms_.embedding.get(), ps_world_}) {
     if (c != nullptr) c->ResetStats();
   }
 }
@@ -511,7 +552,8 @@ void RankTrainer::ResetCommStats() {
 int64_t RankTrainer::CommBytesSinceReset() const {
   int64_t bytes = 0;
   for (const comm::Communicator* c : {comms_.tp.get(), comms_.pp.get(), comms_.dp.get(),
-                                      comms_.model_parallel.get(), comms_.embedding.get()}) {
+                                      comms_.model_parallel.get(), comms_.embedding.get(),
+                                      ps_world_}) {
     if (c == nullptr) continue;
     for (int64_t b : c->stats().bytes) bytes += b;
   }
@@ -565,6 +607,9 @@ absl::Status RankTrainer::SaveCheckpoint(const std::string& root, int64_t next_s
   data_position.set_seed(position.seed);
   data_position.set_step(position.step);
   const checkpoint::DataSet data_set = DataSetOf(batches_->file());
+  // Under ps the values and moments are the servers': every worker pulls
+  // them into its optimizer, which then writes as a sync rank's does.
+  if (ps_world_ != nullptr) RETURN_IF_ERROR(runner_->PullParameterServerState(next_step));
   RETURN_IF_ERROR(WriteCheckpoint(dir, next_step, data_position, &data_set));
   if (reporting()) {
     RETURN_IF_ERROR(checkpoint::SetLatestCheckpoint(root, next_step));
@@ -806,10 +851,12 @@ absl::Status CheckSupported(const TrainOptions& options) {
     return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
   }
   if (options.config.layout().dp_sync() == topology::DpSync::PS) {
-    return Unsupported("layout.dp_sync", "ps",
-                       "the protocol runs in data_parallel/sync_modes/parameter_server.h (tested "
-                       "on the local and MPI backends); the trainer does not launch the server "
-                       "ranks yet");
+    // A conversion trains nothing, so the servers would have nothing to serve.
+    if (!options.convert_to.empty()) {
+      return Unsupported("--convert_to", options.convert_to,
+                         "a dp_sync=ps job converts no checkpoint (convert with the layout's "
+                         "dp_sync=sync twin: a ps checkpoint is a sync one)");
+    }
   }
   return absl::OkStatus();
 }
@@ -825,13 +872,16 @@ absl::StatusOr<TrainResult> Train(const TrainOptions& options_in) {
   JobState job;
   job.options = &options;
   job.world_size = layout.tensor_parallel() * layout.pipeline_parallel() * layout.data_parallel();
+  // Under dp_sync=ps the job launches the server ranks too.
+  const int launched = JobWorldSize(layout);
+  const bool ps = layout.dp_sync() == topology::DpSync::PS;
   // Refused before anything is allocated when it cannot fit.
   ASSIGN_OR_RETURN(job.memory, EstimateRankMemory(options.config));
-  RETURN_IF_ERROR(CheckMemoryFits(job.memory, RanksOnThisMachine(options.backend, job.world_size),
+  RETURN_IF_ERROR(CheckMemoryFits(job.memory, RanksOnThisMachine(options.backend, launched),
                                   AvailableMemoryBytes()));
   job.threads_per_rank = options.threads > 0
                              ? options.threads
-                             : CpuThreadsPerRank(RanksSharingCores(options.backend, job.world_size));
+                             : CpuThreadsPerRank(RanksSharingCores(options.backend, launched));
   if (options.peak_flops <= 0 && options.peak_flops_per_core > 0) {
     // The cores the job computes on: its threads, at most the cores its
     // processes may use (every rank on `local` shares this process's).
@@ -844,16 +894,26 @@ absl::StatusOr<TrainResult> Train(const TrainOptions& options_in) {
   }
   comm::CommOptions comm_options;
   comm_options.timeout = options.comm_timeout;
-  RETURN_IF_ERROR(LaunchRanks(options.backend, job.world_size,
+  RETURN_IF_ERROR(LaunchRanks(options.backend, launched,
                               [&](int rank, comm::Communicator& world) -> absl::Status {
+    if (IsParameterServerRank(layout, rank)) {
+      return ServeParameters(options.config, world);
+    }
+    // Under ps everything the trainer does over its world runs over the
+    // workers; the servers answer point to point only.
+    std::unique_ptr<comm::Communicator> workers;
+    if (ps) {
+      ASSIGN_OR_RETURN(workers, CreateWorkerGroup(layout, world));
+    }
+    comm::Communicator& grid_world = ps ? *workers : world;
     // Rank 0 prepares missing token files and checks every path while the
     // others wait (a shared filesystem under MPI), then hands out the result.
     absl::StatusOr<JobPaths> mine =
         rank == 0 ? PrepareJobPaths(options, log) : absl::StatusOr<JobPaths>(JobPaths());
-    ASSIGN_OR_RETURN(JobPaths paths, ShareJobPaths(world, mine));
-    RankTrainer trainer(job, std::move(paths), rank, world);
+    ASSIGN_OR_RETURN(JobPaths paths, ShareJobPaths(grid_world, mine));
+    RankTrainer trainer(job, std::move(paths), rank, grid_world, ps ? &world : nullptr);
     return trainer.Run();
-  }, comm_options));
+  }, comm_options, JobWorldRule(layout)));
   return std::move(job.result);
 }
 

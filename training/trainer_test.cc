@@ -413,11 +413,14 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
       {[](TrainOptions& o) { o.config.mutable_layout()->set_sequence_parallel(true); },
        "sequence_parallel=true needs tensor_parallel > 1"},
       {[](TrainOptions& o) { o.device = "cuda"; }, "--device=cuda"},
+      // A conversion trains nothing: no servers to run.
       {[](TrainOptions& o) {
          o.config.mutable_layout()->set_data_parallel(2);
          o.config.mutable_layout()->set_dp_sync(topology::DpSync::PS);
+         o.convert_to = "/tmp/never_written_ps_conversion";
        },
-       "layout.dp_sync=ps is not supported yet"},
+       "--convert_to=/tmp/never_written_ps_conversion is not supported yet: a dp_sync=ps job "
+       "converts no checkpoint"},
 
       {[](TrainOptions& o) { o.backend = "gloo"; }, "--backend=gloo is unknown"},
   };

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Loss against bytes: the table and the chart of run_loss_vs_bytes.sh's runs.
 
-Usage: make_loss_vs_bytes.py RUN_DIR SVG_OUT [TABLE_OUT]
+Usage: make_loss_vs_bytes.py [--previous=TABLE_MD] RUN_DIR SVG_OUT [TABLE_OUT]
 
 Reads RUN_DIR/<model>__<mode>.jsonl (the trainer's metrics: per step
 `dp_bytes_sent`, the bytes this rank put on the data-parallel wire, native
@@ -14,6 +14,10 @@ collectives counted as ring algorithms send them; validation lines
   - an SVG chart: x = bytes per step per rank (log scale), y = final
     validation loss, one marker shape per mode and one colour per model, in
     two panels: every point, and a zoom on those within 0.06 of the best.
+--previous=TABLE_MD (e.g. README.md) adds the rows of an earlier table of
+this script for the (model, mode) pairs RUN_DIR has no run of, so that new
+modes can be run alone and drawn with the old ones: their validation loss is
+the table's (4 decimals), their bytes exact.
 Only the Python standard library is used.
 """
 
@@ -33,6 +37,8 @@ MODES = [
     ("local_sgd_h4", "local SGD, H = 4"),
     ("gossip", "gossip (ring, 1/3)"),
     ("none_seed4321", "none, seed 4321"),
+    ("ps_s0", "parameter server, S = 0"),
+    ("ps_s2", "parameter server, S = 2"),
 ]
 MODELS = [("default", "default (4 layers, 0.84 M)", "#1f77b4"),
           ("8layer", "8 layers (1.6 M)", "#d62728")]
@@ -66,6 +72,25 @@ def load(run_dir):
     return runs
 
 
+def load_previous(path, runs):
+    """Adds the rows of an earlier table for pairs `runs` lacks."""
+    model_of = {label: model for model, label, _ in MODELS}
+    mode_of = {label: mode for mode, label in MODES}
+    with open(path) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) != 7 or cells[0] not in model_of or cells[1] not in mode_of:
+                continue
+            key = (model_of[cells[0]], mode_of[cells[1]])
+            if key in runs:
+                continue
+            total = int(cells[4].replace(",", ""))
+            per_step = float(cells[5].replace(",", ""))
+            runs[key] = {"steps": round(total / per_step), "total_bytes": total,
+                         "bytes_per_step": per_step, "val_step": None,
+                         "val_loss": float(cells[2])}
+
+
 def table(runs):
     lines = ["| model | mode | validation loss | vs none | bytes per rank, total | "
              "per step | fewer bytes than none |",
@@ -89,7 +114,7 @@ def table(runs):
 
 # One marker shape per mode (the legend names them), one colour per model.
 SHAPES = ["circle", "square", "diamond", "triangle", "down", "cross", "plus", "star",
-          "hexagon", "ring"]
+          "hexagon", "ring", "open_square", "open_diamond"]
 
 
 def marker(shape, x, y, colour, title):
@@ -100,6 +125,13 @@ def marker(shape, x, y, colour, title):
     if shape == "ring":
         return (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="none" stroke="{colour}" '
                 f'stroke-width="2">{tip}</circle>')
+    if shape in ("open_square", "open_diamond"):
+        if shape == "open_square":
+            d = f"M{x - r},{y - r}L{x + r},{y - r}L{x + r},{y + r}L{x - r},{y + r}Z"
+        else:
+            q = 1.3 * r
+            d = f"M{x},{y - q}L{x + q},{y}L{x},{y + q}L{x - q},{y}Z"
+        return f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="2">{tip}</path>'
     if shape == "square":
         return (f'<rect x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r}" height="{2 * r}" '
                 f'fill="{colour}">{tip}</rect>')
@@ -212,17 +244,21 @@ def svg(runs):
 
 
 def main():
-    if len(sys.argv) not in (3, 4):
+    args = [a for a in sys.argv[1:] if not a.startswith("--previous=")]
+    previous = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--previous=")]
+    if len(args) not in (2, 3) or len(previous) > 1:
         sys.exit(__doc__)
-    runs = load(sys.argv[1])
+    runs = load(args[0])
     if not runs:
-        sys.exit(f"no runs in {sys.argv[1]}")
+        sys.exit(f"no runs in {args[0]}")
+    if previous:
+        load_previous(previous[0], runs)
     text = table(runs)
     sys.stdout.write(text)
-    if len(sys.argv) == 4:
-        with open(sys.argv[3], "w") as f:
+    if len(args) == 3:
+        with open(args[2], "w") as f:
             f.write(text)
-    with open(sys.argv[2], "w") as f:
+    with open(args[1], "w") as f:
         f.write(svg(runs))
 
 

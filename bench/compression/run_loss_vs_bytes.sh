@@ -31,11 +31,15 @@ declare -A mode_flags=(
   [powersgd_r4]="--gradient_compression=powersgd --powersgd_rank=4"
   [local_sgd_h4]="--dp_sync=local_sgd --local_sgd_steps=4"
   [gossip]="--dp_sync=gossip"
+  # Parameter server: 4 workers + 1 server rank (5 ranks), synchronous
+  # (staleness 0) and with workers up to 2 steps ahead of the slowest.
+  [ps_s0]="--dp_sync=ps --ps_servers=1 --ps_staleness=0"
+  [ps_s2]="--dp_sync=ps --ps_servers=1 --ps_staleness=2"
   # Uncompressed with another seed (initialisation and data order): the
   # seed-to-seed spread that the margins of the README are compared with.
   [none_seed4321]="--seed=4321"
 )
-all_modes=(none bf16 fp16 int8 topk_1pct topk_adaptive powersgd_r4 local_sgd_h4 gossip)
+all_modes=(none bf16 fp16 int8 topk_1pct topk_adaptive powersgd_r4 local_sgd_h4 gossip ps_s0 ps_s2)
 modes=("$@")
 ((${#modes[@]})) || modes=("${all_modes[@]}")
 

@@ -1,6 +1,8 @@
 #include "data_parallel/sync_modes/parameter_server.h"
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <list>
 #include <map>
@@ -18,6 +20,7 @@
 #include "core/dtype.h"
 #include "core/exec_context.h"
 #include "core/ops/optimizer.h"
+#include "core/ops/reduction.h"
 #include "core/status_macros.h"
 #include "core/tensor.h"
 
@@ -44,6 +47,10 @@ absl::Status ValidatePsOptions(const PsOptions& options, int64_t elements, int w
                "must be >= 0 (the clocks a worker may run ahead of the slowest)");
   }
   if (options.steps < 1) return bad("steps", options.steps, "must be >= 1");
+  if (!(options.grad_clip >= 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dp_sync=ps: grad_clip=", options.grad_clip, " must be >= 0 (0: no clipping)"));
+  }
   if (options.servers > elements) {
     return bad("ps_servers", options.servers,
                absl::StrCat("must be <= the ", elements,
@@ -81,28 +88,109 @@ absl::StatusOr<PsServer> PsServer::Create(const PsOptions& options, int server,
     return absl::InvalidArgumentError(absl::StrCat("the parameter segments cover ", covered,
                                                    " elements, not the vector's ", elements));
   }
+  const PsWindow window = PsWindowOf(elements, options.servers, server);
+  PsStart start;
+  start.steps = options.steps;
+  start.segments = std::move(segments);
+  start.values.assign(initial.begin() + window.offset,
+                      initial.begin() + window.offset + window.length);
+  start.exp_avg.assign(window.length, 0.0f);
+  start.exp_avg_sq.assign(window.length, 0.0f);
+  return CreateFromStart(options, server, std::move(start), adamw, std::move(learning_rate));
+}
+
+absl::StatusOr<PsServer> PsServer::CreateFromStart(const PsOptions& options_in, int server,
+                                                   PsStart start, const ops::AdamWOptions& adamw,
+                                                   std::function<double(int64_t)> learning_rate) {
+  PsOptions options = options_in;
+  options.steps = start.steps;
+  int64_t elements = 0;
+  for (const PsSegment& s : start.segments) {
+    if (s.length < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dp_sync=ps: a parameter segment of ", s.length, " elements"));
+    }
+    elements += s.length;
+  }
+  RETURN_IF_ERROR(ValidatePsOptions(options, elements, options.workers + options.servers));
+  if (server < 0 || server >= options.servers) {
+    return absl::InvalidArgumentError(absl::StrCat("server ", server, " is not in [0, ps_servers=",
+                                                   options.servers, ")"));
+  }
   PsServer ps;
   ps.options_ = options;
   ps.window_ = PsWindowOf(elements, options.servers, server);
+  const int64_t length = ps.window_.length;
+  if (static_cast<int64_t>(start.values.size()) != length ||
+      static_cast<int64_t>(start.exp_avg.size()) != length ||
+      static_cast<int64_t>(start.exp_avg_sq.size()) != length) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dp_sync=ps: server ", server, "'s start holds ", start.values.size(), ", ",
+        start.exp_avg.size(), " and ", start.exp_avg_sq.size(),
+        " values and moments, not its window's ", length));
+  }
+  if (start.first_step < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("dp_sync=ps: first step ", start.first_step, " must be >= 0"));
+  }
+  std::sort(start.snapshot_versions.begin(), start.snapshot_versions.end());
+  for (int64_t v : start.snapshot_versions) {
+    if (v < 1 || v > options.steps) {
+      return absl::InvalidArgumentError(absl::StrCat("dp_sync=ps: snapshot version ", v,
+                                                     " is not in [1, ", options.steps, "]"));
+    }
+  }
   // The segments' parts inside the window, in order.
-  int64_t start = 0;
-  const int64_t end_of_window = ps.window_.offset + ps.window_.length;
-  for (const PsSegment& s : segments) {
-    const int64_t lo = std::max(start, ps.window_.offset);
-    const int64_t hi = std::min(start + s.length, end_of_window);
+  int64_t begin = 0;
+  const int64_t end_of_window = ps.window_.offset + length;
+  for (const PsSegment& s : start.segments) {
+    const int64_t lo = std::max(begin, ps.window_.offset);
+    const int64_t hi = std::min(begin + s.length, end_of_window);
     if (lo < hi) ps.segments_.push_back({.length = hi - lo, .weight_decay = s.weight_decay});
-    start += s.length;
+    begin += s.length;
   }
   ps.adamw_ = adamw;
   ps.learning_rate_ = std::move(learning_rate);
-  ps.values_.assign(initial.begin() + ps.window_.offset, initial.begin() + end_of_window);
-  ps.exp_avg_.assign(ps.window_.length, 0.0f);
-  ps.exp_avg_sq_.assign(ps.window_.length, 0.0f);
-  ps.sum_.assign(ps.window_.length, 0.0f);
+  ps.values_ = std::move(start.values);
+  ps.exp_avg_ = std::move(start.exp_avg);
+  ps.exp_avg_sq_ = std::move(start.exp_avg_sq);
+  ps.sum_.assign(length, 0.0f);
+  ps.first_step_ = start.first_step;
+  ps.snapshot_versions_ = std::move(start.snapshot_versions);
   return ps;
 }
 
-void PsServer::ApplyClock(const std::vector<std::vector<float>>& gradients) {
+absl::StatusOr<double> PsServer::GlobalNorm(comm::Communicator* servers) {
+  // Segment by segment, as the trainer's AdamW::GradientNorm sums its
+  // parameters: with one server the segments are the parameters and the
+  // norm is that of synchronous training bit for bit.
+  const ExecContext ctx = ExecContext::Cpu();
+  double squares = 0;
+  int64_t offset = 0;
+  for (const PsSegment& s : segments_) {
+    squares += ops::SumOfSquares(ctx, View(sum_.data() + offset, s.length));
+    offset += s.length;
+  }
+  if (options_.servers > 1) {
+    if (servers == nullptr || servers->size() != options_.servers) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dp_sync=ps: clipping with ps_servers=", options_.servers,
+          " needs the servers' communicator of ", options_.servers, " ranks"));
+    }
+    // Doubles travel as their bits: every server adds the same values in
+    // the same order, so all agree on the norm to the last bit.
+    int64_t bits = std::bit_cast<int64_t>(squares);
+    std::vector<int64_t> all(options_.servers);
+    RETURN_IF_ERROR(servers->AllGather(comm::ConstBuffer(&bits, 1, DType::kInt64),
+                                       comm::Buffer{all.data(), options_.servers, DType::kInt64}));
+    squares = 0;
+    for (int64_t b : all) squares += std::bit_cast<double>(b);
+  }
+  return std::sqrt(squares);
+}
+
+absl::Status PsServer::ApplyClock(const std::vector<std::vector<float>>& gradients,
+                                  comm::Communicator* servers) {
   // In worker-rank order, one fp32 rounding per addition: the sum a
   // rank-ordered all-reduce of the same gradients gives.
   std::copy(gradients[0].begin(), gradients[0].end(), sum_.begin());
@@ -110,8 +198,18 @@ void PsServer::ApplyClock(const std::vector<std::vector<float>>& gradients) {
     for (int64_t i = 0; i < window_.length; ++i) sum_[i] += gradients[w][i];
   }
   ops::AdamWOptions options = adamw_;
-  options.step = version_ + 1;
-  options.learning_rate = learning_rate_(version_);
+  options.step = first_step_ + version_ + 1;
+  options.learning_rate = learning_rate_(first_step_ + version_);
+  if (options_.grad_clip > 0) {
+    ASSIGN_OR_RETURN(const double norm, GlobalNorm(servers));
+    if (!std::isfinite(norm)) {
+      return absl::InternalError(absl::StrCat("dp_sync=ps: clock ", version_ + 1,
+                                              ": the gradient norm is ", norm,
+                                              "; stopping rather than stepping"));
+    }
+    norms_.push_back(norm);
+    options.grad_scale = ops::ClipCoefficient(norm, static_cast<float>(options_.grad_clip));
+  }
   const ExecContext ctx = ExecContext::Cpu();
   int64_t offset = 0;
   for (const PsSegment& s : segments_) {
@@ -122,9 +220,10 @@ void PsServer::ApplyClock(const std::vector<std::vector<float>>& gradients) {
     offset += s.length;
   }
   ++version_;
+  return absl::OkStatus();
 }
 
-absl::Status PsServer::Serve(comm::Communicator& world) {
+absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* servers) {
   if (world.size() != options_.workers + options_.servers) {
     return absl::InvalidArgumentError(absl::StrCat(
         "dp_sync=ps: world size=", world.size(), " must be workers + ps_servers = ",
@@ -170,9 +269,20 @@ absl::Status PsServer::Serve(comm::Communicator& world) {
     // Updates, clock by clock, once every worker's gradient is in.
     while (arrived.count(version_) > 0 && arrived[version_] == workers) {
       const int64_t clock = version_;
-      ApplyClock(pending[clock]);
+      RETURN_IF_ERROR(ApplyClock(pending[clock], servers));
       for (int w = 0; w < workers; ++w) {
         applied_.push_back({.worker = w, .clock = clock, .read_version = read_version[w][clock]});
+      }
+      if (std::binary_search(snapshot_versions_.begin(), snapshot_versions_.end(), version_)) {
+        // This version's state, to every worker (PsWorker::PullState).
+        for (int w = 0; w < workers; ++w) {
+          for (const std::vector<float>* state : {&values_, &exp_avg_, &exp_avg_sq_}) {
+            Reply& reply = replies.emplace_back();
+            reply.snapshot = *state;
+            reply.send = world.SendAsync(
+                comm::MakeConstBuffer(absl::MakeConstSpan(reply.snapshot)), w, kPsStateTag);
+          }
+        }
       }
       pending.erase(clock);
       arrived.erase(clock);
@@ -222,6 +332,108 @@ absl::Status PsServer::Serve(comm::Communicator& world) {
     }
     absl::SleepFor(absl::Microseconds(20));
   }
+}
+
+namespace {
+
+// PsStart's header: first_step, steps, snapshot count, segment count.
+constexpr int kPsStartHeader = 4;
+
+}  // namespace
+
+absl::Status SendPsStart(comm::Communicator& world, const PsOptions& options,
+                         const PsStart& start) {
+  const int64_t elements = static_cast<int64_t>(start.values.size());
+  int64_t covered = 0;
+  for (const PsSegment& s : start.segments) covered += s.length;
+  if (covered != elements || static_cast<int64_t>(start.exp_avg.size()) != elements ||
+      static_cast<int64_t>(start.exp_avg_sq.size()) != elements) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "SendPsStart: segments cover ", covered, " elements; values, moments hold ", elements,
+        ", ", start.exp_avg.size(), ", ", start.exp_avg_sq.size()));
+  }
+  RETURN_IF_ERROR(ValidatePsOptions(options, elements, world.size()));
+  const int64_t header[kPsStartHeader] = {start.first_step, start.steps,
+                                          static_cast<int64_t>(start.snapshot_versions.size()),
+                                          static_cast<int64_t>(start.segments.size())};
+  std::vector<int64_t> lists(start.snapshot_versions.begin(), start.snapshot_versions.end());
+  for (const PsSegment& s : start.segments) {
+    lists.push_back(s.length);
+    lists.push_back(s.weight_decay ? 1 : 0);
+  }
+  std::vector<comm::P2POp> ops;
+  for (int j = 0; j < options.servers; ++j) {
+    const PsWindow w = PsWindowOf(elements, options.servers, j);
+    const int server_rank = options.workers + j;
+    ops.push_back(comm::P2POp::Send(comm::ConstBuffer(header, kPsStartHeader, DType::kInt64),
+                                    server_rank, kPsStartTag));
+    ops.push_back(comm::P2POp::Send(
+        comm::ConstBuffer(lists.data(), static_cast<int64_t>(lists.size()), DType::kInt64),
+        server_rank, kPsStartTag));
+    for (const std::vector<float>* v : {&start.values, &start.exp_avg, &start.exp_avg_sq}) {
+      ops.push_back(comm::P2POp::Send(
+          comm::MakeConstBuffer(absl::MakeConstSpan(*v).subspan(w.offset, w.length)), server_rank,
+          kPsStartTag));
+    }
+  }
+  return world.BatchSendRecv(ops);
+}
+
+absl::StatusOr<PsStart> ReceivePsStart(comm::Communicator& world, const PsOptions& options,
+                                       int server) {
+  int64_t header[kPsStartHeader] = {};
+  RETURN_IF_ERROR(world.Recv(comm::Buffer{header, kPsStartHeader, DType::kInt64}, 0, kPsStartTag));
+  PsStart start;
+  start.first_step = header[0];
+  start.steps = header[1];
+  const int64_t snapshots = header[2];
+  const int64_t segments = header[3];
+  if (snapshots < 0 || segments < 1 || segments > (int64_t{1} << 30) ||
+      snapshots > (int64_t{1} << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat("ReceivePsStart: a header of ", snapshots,
+                                                   " snapshots and ", segments, " segments"));
+  }
+  std::vector<int64_t> lists(snapshots + 2 * segments);
+  RETURN_IF_ERROR(world.Recv(
+      comm::Buffer{lists.data(), static_cast<int64_t>(lists.size()), DType::kInt64}, 0,
+      kPsStartTag));
+  start.snapshot_versions.assign(lists.begin(), lists.begin() + snapshots);
+  int64_t elements = 0;
+  for (int64_t k = 0; k < segments; ++k) {
+    const int64_t length = lists[snapshots + 2 * k];
+    start.segments.push_back({.length = length, .weight_decay = lists[snapshots + 2 * k + 1] != 0});
+    elements += length;
+  }
+  if (options.servers < 1 || server < 0 || server >= options.servers || elements < options.servers) {
+    return absl::InvalidArgumentError(absl::StrCat("ReceivePsStart: server ", server, " of ",
+                                                   options.servers, " over ", elements,
+                                                   " elements"));
+  }
+  const PsWindow w = PsWindowOf(elements, options.servers, server);
+  for (std::vector<float>* v : {&start.values, &start.exp_avg, &start.exp_avg_sq}) {
+    v->resize(w.length);
+    RETURN_IF_ERROR(world.Recv(comm::MakeBuffer(absl::MakeSpan(*v)), 0, kPsStartTag));
+  }
+  return start;
+}
+
+absl::Status PsWorker::PullState(comm::Communicator& world, absl::Span<float> values,
+                                 absl::Span<float> exp_avg, absl::Span<float> exp_avg_sq) {
+  if (static_cast<int64_t>(values.size()) != elements_ ||
+      static_cast<int64_t>(exp_avg.size()) != elements_ ||
+      static_cast<int64_t>(exp_avg_sq.size()) != elements_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PullState: values and moments must hold ", elements_, " elements"));
+  }
+  std::vector<comm::P2POp> ops;
+  for (int j = 0; j < options_.servers; ++j) {
+    const PsWindow w = PsWindowOf(elements_, options_.servers, j);
+    for (absl::Span<float> v : {values, exp_avg, exp_avg_sq}) {
+      ops.push_back(comm::P2POp::Recv(comm::MakeBuffer(v.subspan(w.offset, w.length)),
+                                      options_.workers + j, kPsStateTag));
+    }
+  }
+  return world.BatchSendRecv(ops);
 }
 
 absl::StatusOr<PsWorker> PsWorker::Create(const PsOptions& options, int64_t elements) {

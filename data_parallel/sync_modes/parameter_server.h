@@ -8,8 +8,8 @@
 // ranks [W, W + N). Servers are ranks of their own rather than threads of dp
 // ranks: a server must answer while its host worker computes, and a rank of
 // its own keeps that to the communicator's polling, with no second thread on
-// a communicator. (The trainer would launch tp = pp = 1 grids of W workers
-// plus N servers; see the README for what is built.)
+// a communicator. (The trainer launches W tp = pp = 1 workers plus N servers:
+// training/parameter_server_ranks.h.)
 //
 // Sharding. The flat fp32 parameter vector of P elements is cut into N
 // contiguous windows (PsWindowOf): server j owns window j and runs AdamW on it
@@ -35,6 +35,14 @@
 //
 // Bytes per clock (fp32): a worker sends 4P (its gradient) and receives 4P
 // (the parameters); server j receives and sends 4 P_j W (P_j its window).
+//
+// Starting and snapshots (for a trainer's checkpoints). A run's servers may
+// take their state from worker 0 (SendPsStart / ReceivePsStart): the values,
+// AdamW's moments and the absolute step of clock 0 (a resumed run's), so a
+// server needs neither the model nor the checkpoint files. After the versions
+// listed in PsStart::snapshot_versions a server sends every worker its
+// window's values and moments (PsWorker::PullState), so that the workers can
+// write a checkpoint holding the servers' state.
 
 #include <cstdint>
 #include <functional>
@@ -53,11 +61,17 @@ struct PsOptions {
   int servers = 1;    // N: ranks [W, W + N).
   int staleness = 0;  // S >= 0.
   int64_t steps = 1;  // Clocks every worker runs.
+  // Gradient clipping at this global norm (0: none). The norm is that of the
+  // summed gradient over the whole vector, so the servers agree on it: each
+  // sums the squares of its window and they all-gather one double per clock
+  // (the `servers` communicator of PsServer::Serve).
+  double grad_clip = 0;
 };
 
 // Refuses options that cannot run, naming the field, the value and the rule:
-// workers >= 1, servers >= 1, staleness >= 0, steps >= 1, servers <= elements
-// (every window non-empty), and a communicator of exactly W + N ranks.
+// workers >= 1, servers >= 1, staleness >= 0, steps >= 1, grad_clip >= 0,
+// servers <= elements (every window non-empty), and a communicator of
+// exactly W + N ranks.
 absl::Status ValidatePsOptions(const PsOptions& options, int64_t elements, int world_size);
 
 // Window j of `elements` split into `servers` contiguous parts, the first
@@ -83,6 +97,26 @@ struct PsSegment {
   bool weight_decay = false;
 };
 
+// A run's starting state as worker 0 sends it to the servers (whole vectors
+// on the sending side; ReceivePsStart returns one server's windows).
+struct PsStart {
+  int64_t first_step = 0;  // The absolute step of clock 0 (> 0 when resumed).
+  int64_t steps = 1;       // Clocks this run trains.
+  // Versions (1..steps) after which every worker receives the state.
+  std::vector<int64_t> snapshot_versions;
+  std::vector<PsSegment> segments;  // Of the whole vector.
+  std::vector<float> values, exp_avg, exp_avg_sq;
+};
+
+// Worker 0: sends every server its window of `start` (a header, then the
+// values and moments windows). `options.steps` is not used.
+absl::Status SendPsStart(comm::Communicator& world, const PsOptions& options,
+                         const PsStart& start);
+// Server `server`: receives its window of worker 0's PsStart (segments whole,
+// values and moments of its window only).
+absl::StatusOr<PsStart> ReceivePsStart(comm::Communicator& world, const PsOptions& options,
+                                       int server);
+
 class PsServer {
  public:
   // `initial` is the whole flat parameter vector (the workers' starting
@@ -93,21 +127,39 @@ class PsServer {
                                          std::vector<PsSegment> segments,
                                          const ops::AdamWOptions& adamw,
                                          std::function<double(int64_t)> learning_rate);
+  // From this server's window of a PsStart (ReceivePsStart): its values and
+  // moments, clock 0 at absolute step first_step (the learning rate of
+  // clock c is learning_rate(first_step + c), AdamW's step first_step + c +
+  // 1), options.steps = start.steps, and the snapshots it asks for.
+  static absl::StatusOr<PsServer> CreateFromStart(const PsOptions& options, int server,
+                                                  PsStart start,
+                                                  const ops::AdamWOptions& adamw,
+                                                  std::function<double(int64_t)> learning_rate);
 
   // Serves until every worker pushed `steps` gradients and pulled the final
   // parameters. Fails with DEADLINE_EXCEEDED, naming the workers still owing
-  // a gradient, when nothing arrives for world.timeout().
-  absl::Status Serve(comm::Communicator& world);
+  // a gradient, when nothing arrives for world.timeout(). With grad_clip > 0
+  // and several servers, `servers` is the communicator of the N server ranks
+  // in server order (server j its rank j); every server applies clock c only
+  // after the all-gather of clock c's squared norms.
+  absl::Status Serve(comm::Communicator& world, comm::Communicator* servers = nullptr);
 
   // This server's window of the parameters (after Serve: the final values).
   const std::vector<float>& values() const { return values_; }
   const PsWindow& window() const { return window_; }
   const std::vector<PsAppliedGradient>& applied() const { return applied_; }
   int64_t version() const { return version_; }
+  // The global gradient norm of every applied clock (with grad_clip > 0).
+  const std::vector<double>& norms() const { return norms_; }
 
  private:
   PsServer() = default;
-  void ApplyClock(const std::vector<std::vector<float>>& gradients);
+  absl::Status ApplyClock(const std::vector<std::vector<float>>& gradients,
+                          comm::Communicator* servers);
+  // The norm of the summed gradient of the whole vector: this window's
+  // squares (segment by segment, in double), all-gathered over the servers
+  // and added in server order.
+  absl::StatusOr<double> GlobalNorm(comm::Communicator* servers);
 
   PsOptions options_;
   PsWindow window_;
@@ -115,8 +167,11 @@ class PsServer {
   ops::AdamWOptions adamw_;
   std::function<double(int64_t)> learning_rate_;
   std::vector<float> values_, exp_avg_, exp_avg_sq_, sum_;
+  int64_t first_step_ = 0;
+  std::vector<int64_t> snapshot_versions_;
   int64_t version_ = 0;
   std::vector<PsAppliedGradient> applied_;
+  std::vector<double> norms_;
 };
 
 // One worker's side: push this clock's gradient, pull the next parameters.
@@ -129,6 +184,12 @@ class PsWorker {
   absl::Status PushAndPull(comm::Communicator& world, absl::Span<const float> gradient,
                            absl::Span<float> values);
 
+  // Receives every server's snapshot of the version it asked for
+  // (PsStart::snapshot_versions), in the order they are due: the values and
+  // AdamW's moments of the whole vector.
+  absl::Status PullState(comm::Communicator& world, absl::Span<float> values,
+                         absl::Span<float> exp_avg, absl::Span<float> exp_avg_sq);
+
   int64_t clock() const { return clock_; }
 
  private:
@@ -140,6 +201,8 @@ class PsWorker {
 // Message tags of the protocol.
 inline constexpr int kPsGradientTag = 120;
 inline constexpr int kPsValuesTag = 121;
+inline constexpr int kPsStartTag = 122;
+inline constexpr int kPsStateTag = 123;
 
 }  // namespace trident::data_parallel
 

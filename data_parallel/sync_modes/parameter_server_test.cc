@@ -11,9 +11,12 @@
 //   - It trains: the objective falls by at least half of sync's drop.
 //   - Bytes per clock counted by the communicator: a worker sends and
 //     receives 4P, server j receives and sends 4 P_j W.
+//   - A run started by worker 0 and resumed from a snapshot continues bit for
+//     bit (SendPsStart, PsWorker::PullState, PsServer::CreateFromStart).
 //   - Bad options are refused by name.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -165,6 +168,99 @@ TEST(ParameterServer, WindowsTileTheVector) {
   }
 }
 
+// A run started by worker 0 (SendPsStart) with a snapshot after clock 3,
+// and a second run resumed from that snapshot (first_step 3): its 3 clocks
+// equal the first run's clocks 4-6 bit for bit (the moments, the AdamW step
+// count and the learning rate's clock carried over), and the first run
+// equals synchronous data parallelism (starting from worker 0's state is
+// starting from the same values).
+struct StartedRun {
+  std::vector<std::vector<float>> trajectory;  // Worker 0's values after each clock.
+  std::vector<float> values, exp_avg, exp_avg_sq;  // Worker 0's snapshot, if any.
+};
+
+StartedRun RunStarted(const PsOptions& options, PsStart start) {
+  StartedRun run;
+  const int world = options.workers + options.servers;
+  const absl::Status status = comm::RunLocalRanks(world, [&](int rank, comm::Communicator& comm) {
+    if (rank >= options.workers) {
+      const int server = rank - options.workers;
+      ASSIGN_OR_RETURN(PsStart mine, ReceivePsStart(comm, options, server));
+      ASSIGN_OR_RETURN(PsServer ps, PsServer::CreateFromStart(options, server, std::move(mine),
+                                                              testing::PsAdam(),
+                                                              testing::PsLearningRate));
+      return ps.Serve(comm);
+    }
+    if (rank == 0) RETURN_IF_ERROR(SendPsStart(comm, options, start));
+    ASSIGN_OR_RETURN(PsWorker worker, PsWorker::Create(options, kElements));
+    std::vector<float> x = start.values;
+    for (int64_t c = 0; c < start.steps; ++c) {
+      const std::vector<float> g = testing::PsGradient(rank, options.workers, x);
+      RETURN_IF_ERROR(worker.PushAndPull(comm, g, absl::MakeSpan(x)));
+      if (rank == 0) run.trajectory.push_back(x);
+      if (std::binary_search(start.snapshot_versions.begin(), start.snapshot_versions.end(),
+                             c + 1)) {
+        std::vector<float> v(kElements), m(kElements), s(kElements);
+        RETURN_IF_ERROR(worker.PullState(comm, absl::MakeSpan(v), absl::MakeSpan(m),
+                                         absl::MakeSpan(s)));
+        if (rank == 0) {
+          run.values = v;
+          run.exp_avg = m;
+          run.exp_avg_sq = s;
+        }
+      }
+    }
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(status.ok()) << status;
+  return run;
+}
+
+TEST(ParameterServer, AResumedRunContinuesBitForBit) {
+  const PsOptions options{.workers = 3, .servers = 2, .staleness = 0, .steps = 6};
+  PsStart fresh;
+  fresh.steps = 6;
+  fresh.snapshot_versions = {3};
+  fresh.segments = testing::PsSegments();
+  fresh.values = PsInitial();
+  fresh.exp_avg.assign(kElements, 0.0f);
+  fresh.exp_avg_sq.assign(kElements, 0.0f);
+  const StartedRun whole = RunStarted(options, fresh);
+  ASSERT_EQ(whole.trajectory.size(), 6u);
+  const std::vector<std::vector<float>> sync = SyncRun(options.workers, 6);
+  ASSERT_EQ(sync.size(), 6u);
+  for (int c = 0; c < 6; ++c) {
+    EXPECT_EQ(std::memcmp(whole.trajectory[c].data(), sync[c].data(), kElements * sizeof(float)),
+              0)
+        << "clock " << c + 1;
+  }
+  // The snapshot is version 3's values (what every worker pulled for clock 4).
+  ASSERT_EQ(whole.values.size(), static_cast<size_t>(kElements));
+  EXPECT_EQ(whole.values, whole.trajectory[2]);
+
+  PsStart resumed;
+  resumed.first_step = 3;
+  resumed.steps = 3;
+  resumed.segments = testing::PsSegments();
+  resumed.values = whole.values;
+  resumed.exp_avg = whole.exp_avg;
+  resumed.exp_avg_sq = whole.exp_avg_sq;
+  const StartedRun rest = RunStarted(options, resumed);
+  ASSERT_EQ(rest.trajectory.size(), 3u);
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_EQ(std::memcmp(rest.trajectory[c].data(), whole.trajectory[3 + c].data(),
+                          kElements * sizeof(float)),
+              0)
+        << "clock " << 4 + c;
+  }
+  // Without the moments the continuation differs (the test can tell).
+  resumed.exp_avg.assign(kElements, 0.0f);
+  resumed.exp_avg_sq.assign(kElements, 0.0f);
+  const StartedRun fresh_moments = RunStarted(options, resumed);
+  ASSERT_EQ(fresh_moments.trajectory.size(), 3u);
+  EXPECT_NE(fresh_moments.trajectory[0], whole.trajectory[3]);
+}
+
 TEST(ParameterServer, BadOptionsAreRefusedByName) {
   const auto message = [](const PsOptions& o, int64_t elements, int world) {
     return std::string(ValidatePsOptions(o, elements, world).message());
@@ -178,6 +274,10 @@ TEST(ParameterServer, BadOptionsAreRefusedByName) {
               HasSubstr("world size=5 must be workers + ps_servers = 2 + 2"));
   EXPECT_THAT(message({.workers = 2, .servers = 1, .steps = 0}, 10, 3),
               HasSubstr("steps=0 must be >= 1"));
+  EXPECT_THAT(message({.workers = 2, .servers = 1, .grad_clip = -1}, 10, 3),
+              HasSubstr("grad_clip=-1 must be >= 0"));
+  EXPECT_THAT(message({.workers = 2, .servers = 1, .grad_clip = std::nan("")}, 10, 3),
+              HasSubstr("grad_clip=nan must be >= 0"));
   EXPECT_TRUE(ValidatePsOptions({.workers = 2, .servers = 2, .staleness = 3}, 10, 4).ok());
 }
 

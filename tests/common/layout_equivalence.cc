@@ -14,12 +14,14 @@
 #include "core/exec_context.h"
 #include "core/status_macros.h"
 #include "core/tensor.h"
+#include "core/tensor_comm.h"
 #include "gtest/gtest.h"
 #include "topology/grid_communicators.h"
 #include "topology/layout_names.h"
 #include "topology/layout_validation.h"
 #include "topology/process_grid.h"
 #include "training/batch_geometry.h"
+#include "training/parameter_server_ranks.h"
 #include "training/step_runner.h"
 #include "training/synthetic_batch.h"
 #include "training/precision.h"
@@ -58,6 +60,11 @@ topology::ParallelLayout LayoutRow::ToLayout() const {
   layout.set_cpu_offload(cpu_offload);
   layout.set_recompute(recompute);
   layout.set_dp_allreduce(dp_allreduce);
+  if (ps_servers > 0) {
+    layout.set_dp_sync(topology::DpSync::PS);
+    layout.set_ps_servers(ps_servers);
+    layout.set_ps_staleness(0);
+  }
   return layout;
 }
 
@@ -102,6 +109,7 @@ std::string LayoutName(const topology::ParallelLayout& l) {
   if (l.layers_per_stage_size() > 0) {
     absl::StrAppend(&name, "_split", absl::StrJoin(l.layers_per_stage(), "x"));
   }
+  if (l.dp_sync() == topology::DpSync::PS) absl::StrAppend(&name, "_ps", l.ps_servers());
   return name;
 }
 
@@ -157,12 +165,25 @@ absl::Status RunRanks(const training::TrainConfig& config,
   ASSIGN_OR_RETURN(const topology::ProcessGrid grid,
                    topology::ProcessGrid::Create(layout, world_size));
   const training::BatchGeometry batch = training::BatchGeometry::Of(config);
-  return comm::RunLocalRanks(world_size, [&](int rank, comm::Communicator& world) {
+  // dp_sync=ps: the server ranks follow the grid's (training/parameter_server_ranks.h),
+  // serve for config.steps() clocks, and never run `body`.
+  const bool ps = layout.dp_sync() == topology::DpSync::PS;
+  return comm::RunLocalRanks(training::JobWorldSize(layout), [&](int rank,
+                                                                 comm::Communicator& world) {
+    if (training::IsParameterServerRank(layout, rank)) {
+      return training::ServeParameters(config, world);
+    }
+    std::unique_ptr<comm::Communicator> workers;
+    if (ps) {
+      ASSIGN_OR_RETURN(workers, training::CreateWorkerGroup(layout, world));
+    }
     const ExecContext ctx = ExecContext::Cpu();
     ASSIGN_OR_RETURN(const topology::GridCommunicators comms,
-                     topology::BuildGridCommunicators(grid, world));
+                     topology::BuildGridCommunicators(grid, ps ? *workers : world));
     ASSIGN_OR_RETURN(std::unique_ptr<training::StepRunner> runner,
-                     training::StepRunner::Create(config, grid, rank, comms, ctx));
+                     training::StepRunner::Create(config, grid, rank, comms, ctx,
+                                                  ps ? &world : nullptr));
+    if (ps) RETURN_IF_ERROR(runner->StartParameterServers(0, config.steps(), {}));
     RankRun run{.rank = rank, .grid = grid, .comms = comms, .batch = batch, .runner = *runner};
     return body(run);
   });
@@ -192,6 +213,13 @@ absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
                        runner->TrainStep(step, inputs, targets, batch.tokens_per_step()));
       if (rank == 0) result.losses.push_back(step_result.loss);
       if (step == 0) {
+        if (layout.dp_sync() == topology::DpSync::PS) {
+          // The summed gradient lives on the servers only: add the workers'
+          // gradients over dp here (rank order, as the servers add them).
+          for (Parameter* p : runner->optimizer().params()) {
+            RETURN_IF_ERROR(r.comms.dp->AllReduce(AsCommBuffer(p->grad), comm::ReduceOp::kSum));
+          }
+        }
         ASSIGN_OR_RETURN(std::vector<training::NamedTensor> grads,
                          runner->GatherSerial(/*gradients=*/true));
         if (rank == 0) result.grads_after_step1 = ByName(grads);

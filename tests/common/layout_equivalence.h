@@ -73,6 +73,11 @@ struct LayoutRow {
   // Mixed precision (training/train_config.proto): the row is compared with
   // the serial run of the same precision, within EquivalenceTolerance.
   training::Precision precision = training::FP32;
+  // > 0: the parameter server (dp_sync=ps, staleness 0) with this many
+  // server ranks beside the dp workers (tp = pp = 1). Its gradients after
+  // step 1 are the workers' gradients summed over dp by the harness (the sum
+  // the servers take; no worker holds it).
+  int ps_servers = 0;
 
   topology::ParallelLayout ToLayout() const;
   // EquivalenceConfig of this row's layout and model.
@@ -85,7 +90,8 @@ struct LayoutRow {
 // A readable, unique test name: "tp2_pp2_dp2_mbs1_m4_1f1b", with "_v2",
 // "_sp", "_split3x5", "_nooverlap" (gradients reduced after the backward) and
 // "_bucket0p01" (grad_bucket_mb other than 25), "_zero1"/"_zero2"/"_zero3" and
-// "_offload", "_recompute_selective"/"_recompute_full", "_ring"/"_tree" (dp_allreduce)
+// "_offload", "_recompute_selective"/"_recompute_full", "_ring"/"_tree" (dp_allreduce),
+// "_ps2" (dp_sync=ps with 2 servers)
 // where they apply (only [A-Za-z0-9_], as gtest needs).
 std::string LayoutName(const topology::ParallelLayout& layout);
 
@@ -155,7 +161,10 @@ struct RankRun {
 };
 
 // Runs `body` on every rank of `config`'s layout, ranks as threads of the
-// local backend; the first failure is returned.
+// local backend; the first failure is returned. Under dp_sync=ps the
+// ps_servers server ranks run too (after the grid's), started by worker 0
+// with its initial values for config.steps() clocks, and `body` runs on the
+// workers only.
 absl::Status RunRanks(const training::TrainConfig& config,
                       const std::function<absl::Status(RankRun&)>& body);
 

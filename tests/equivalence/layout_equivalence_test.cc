@@ -203,6 +203,17 @@ INSTANTIATE_TEST_SUITE_P(
                                 .dp_allreduce = topology::DpAllReduce::TREE}),
     RowName);
 
+// The parameter server with staleness 0 (dp_sync=ps; tests/equivalence/
+// ps_training_test.cc: bitwise the same as sync): 1 and 2 server ranks beside
+// dp 2 and 4 workers, and in bf16.
+INSTANTIATE_TEST_SUITE_P(
+    ParameterServer, LayoutEquivalence,
+    ::testing::Values(LayoutRow{.dp = 2, .micro_batch_size = 2, .ps_servers = 1},
+                      LayoutRow{.dp = 4, .micro_batches = 2, .ps_servers = 2},
+                      LayoutRow{.dp = 2, .micro_batch_size = 2, .precision = training::BF16,
+                                .ps_servers = 2}),
+    RowName);
+
 // Pipelines: pp in {2, 4}, m in {1, p, 2p, 8}, every schedule (interleaved
 // with v = 2 where m % p == 0).
 std::vector<LayoutRow> PipelineRows() {

@@ -171,8 +171,8 @@ expect_failure ps_servers_zero 1 "ps_servers=0 must be >= 1 with dp_sync=ps" \
   --config="$work/good.textproto" --dp=2 --dp_sync=ps --ps_servers=0
 expect_failure ps_staleness_without_ps 1 "ps_staleness=2 needs dp_sync=ps, got dp_sync=sync" \
   --config="$work/good.textproto" --dp=2 --ps_staleness=2
-expect_failure ps_in_trainer 1 "layout.dp_sync=ps is not supported yet" \
-  --config="$work/good.textproto" --dp=2 --dp_sync=ps --ps_servers=2 --ps_staleness=1
+expect_failure ps_with_fp16 1 "precision=fp16 does not combine with layout.dp_sync=ps" \
+  --config="$work/good.textproto" --dp=2 --dp_sync=ps --ps_servers=2 --precision=fp16
 grep -q "layers_per_stage" "$work/more_stages_than_layers.log" &&
   { echo "FAIL: hinted at a split that does not exist"; exit 1; }
 expect_failure eval_batches_zero 1 "eval_batches" --config="$work/good.textproto" --eval_batches=0

@@ -28,6 +28,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/comm/communicator.h"
 #include "core/dtype.h"
 #include "core/parameter.h"
 #include "core/status_macros.h"
@@ -86,7 +87,14 @@ bool BitwiseEqual(const std::vector<float>& a, const std::vector<float>& b) {
 using Key = std::tuple<int, int, int, int>;
 using Snapshots = std::map<Key, std::map<std::string, std::vector<float>>>;
 
-absl::Status Train(const Case& c, Snapshots& out) {
+// What world rank 0 sent over its dp group per step: bytes (all-reduce and
+// all-gather payloads, ring sends) and collective calls.
+struct DpTraffic {
+  double bytes_per_step = 0;
+  double calls_per_step = 0;
+};
+
+absl::Status Train(const Case& c, Snapshots& out, DpTraffic& traffic) {
   topology::ParallelLayout layout = c.row.ToLayout();
   layout.set_gradient_compression(c.mode.method);
   layout.set_topk_adaptive(c.mode.topk_adaptive);
@@ -116,6 +124,18 @@ absl::Status Train(const Case& c, Snapshots& out) {
       std::lock_guard<std::mutex> lock(mu);
       out[{step, at.dp, at.pp, at.tp}] = std::move(taken);
     }
+    if (r.rank == 0) {
+      const comm::CommStats& stats = r.comms.dp->stats();
+      int64_t bytes = 0;
+      int64_t calls = 0;
+      for (comm::CommOp op : {comm::CommOp::kAllReduce, comm::CommOp::kAllGather,
+                              comm::CommOp::kSend}) {
+        bytes += stats.bytes_of(op);
+        calls += stats.calls_of(op);
+      }
+      traffic = {.bytes_per_step = static_cast<double>(bytes) / kSteps,
+                 .calls_per_step = static_cast<double>(calls) / kSteps};
+    }
     return absl::OkStatus();
   });
 }
@@ -125,7 +145,8 @@ class TpReplicaIdentity : public ::testing::TestWithParam<Case> {};
 TEST_P(TpReplicaIdentity, ReplicatedParametersStayBitwiseEqualAcrossTpRanks) {
   const Case& c = GetParam();
   Snapshots snapshots;
-  ASSERT_TRUE(Train(c, snapshots).ok());
+  DpTraffic traffic;
+  ASSERT_TRUE(Train(c, snapshots, traffic).ok());
   int compared = 0;
   int differing = 0;
   double worst = 0;  // Largest |difference| of an element (NaN counts as infinite).
@@ -151,8 +172,11 @@ TEST_P(TpReplicaIdentity, ReplicatedParametersStayBitwiseEqualAcrossTpRanks) {
       }
     }
   }
-  std::printf("%-14s %s: %d of %d tensor copies differ across tp ranks, largest |difference| %g\n",
-              c.mode.name.c_str(), c.row.Name().c_str(), differing, compared, worst);
+  std::printf(
+      "%-14s %s: %d of %d tensor copies differ across tp ranks, largest |difference| %g; "
+      "dp traffic of rank 0 per step: %.0f bytes in %.1f calls\n",
+      c.mode.name.c_str(), c.row.Name().c_str(), differing, compared, worst,
+      traffic.bytes_per_step, traffic.calls_per_step);
   EXPECT_EQ(differing, 0) << "first: " << first << "; largest |difference| " << worst;
 }
 

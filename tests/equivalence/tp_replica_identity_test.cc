@@ -11,9 +11,12 @@
 //
 // For every compression mode, at tp 2 x dp 2 and tp 2 x pp 2 x dp 2 with
 // sequence parallelism, several buckets (grad_bucket_mb 0.01): after every
-// step, every tp-replicated parameter's value, its fp32 master (mixed
-// precision) and both AdamW moments are bitwise equal on every tp rank of
-// each (dp, pp) position. The tolerance is zero: bytes are compared.
+// step, every tp-replicated parameter's value, its summed gradient, its fp32
+// master (mixed precision) and both AdamW moments are bitwise equal on every
+// tp rank of each (dp, pp) position. The tolerance is zero: bits are
+// compared. The uncompressed rows show that the gradients entering the dp
+// sum are already equal across tp (under sequence parallelism once summed
+// over tp).
 
 #include <cmath>
 #include <cstdint>
@@ -117,6 +120,7 @@ absl::Status Train(const Case& c, Snapshots& out, DpTraffic& traffic) {
         const Parameter& p = *adam.params()[i];
         if (!p.layout.replicated()) continue;
         taken["value/" + p.name] = Take(p.value);
+        taken["grad/" + p.name] = Take(p.grad);  // The step's dp sum.
         if (adam.has_masters()) taken["master/" + p.name] = Take(fp32[i]);
         taken["adam_m/" + p.name] = Take(adam.exp_avg(i));
         taken["adam_v/" + p.name] = Take(adam.exp_avg_sq(i));

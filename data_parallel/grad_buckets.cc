@@ -94,10 +94,9 @@ std::vector<std::vector<Parameter*>> FillByReplication(
   std::vector<std::vector<Parameter*>> merged;
   size_t next[2] = {0, 0};
   while (next[0] < kinds[0].groups.size() || next[1] < kinds[1].groups.size()) {
-    const bool take_replicated =
-        next[0] == kinds[0].groups.size() ||
-        (next[1] < kinds[1].groups.size() &&
-         kinds[1].ready_at[next[1]] < kinds[0].ready_at[next[0]]);
+    const bool take_replicated = next[0] == kinds[0].groups.size() ||
+                                 (next[1] < kinds[1].groups.size() &&
+                                  kinds[1].ready_at[next[1]] < kinds[0].ready_at[next[0]]);
     Kind& kind = kinds[take_replicated ? 1 : 0];
     merged.push_back(std::move(kind.groups[next[take_replicated ? 1 : 0]++]));
   }

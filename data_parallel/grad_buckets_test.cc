@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -165,8 +167,8 @@ std::vector<std::unique_ptr<Parameter>> TensorParallelParams(int tp_rank) {
   params[3]->name = "bias";
   params[1]->grad = Tensor::Zeros({8, 8}, DType::kFloat32);
   params[1]->value = Tensor::Zeros({8, 8}, DType::kFloat32);
-  params[1]->layout = {.global_shape = {16, 8}, .split_dim = 0, .num_shards = 2,
-                       .shard_index = tp_rank};
+  params[1]->layout = {
+      .global_shape = {16, 8}, .split_dim = 0, .num_shards = 2, .shard_index = tp_rank};
   params[2]->grad = Tensor::Zeros({4, 8}, DType::kFloat32);
   params[2]->value = Tensor::Zeros({4, 8}, DType::kFloat32);
   for (int i : {0, 2, 3}) params[i]->layout.global_shape = params[i]->grad.shape();
@@ -204,12 +206,55 @@ TEST(GradientReducer, CompressedBucketsNeverMixTpSplitAndReplicatedParameters) {
   EXPECT_EQ(Names((*small)->buckets()[2]), (std::vector<std::string>{"ln"}));
 }
 
-// tp 2 x dp 2 on four local ranks (tp rank = rank % 2, dp group {tp, tp + 2}),
-// three steps of every compression mode: the replicated parameters'
-// gradients are the same on both tp ranks and the split one's are 1e9 times
-// larger on tp rank 0, as far apart as a compressor's per-bucket decisions
-// (fp16's dynamic scale, int8's block scales, Top-K's picks, the adaptive K)
-// can be pushed. The replicated sums must still be bitwise equal across tp.
+// (step, world rank) -> the replicated parameters' summed gradients, in order.
+using ReplicatedSums = std::map<std::pair<int, int>, std::vector<float>>;
+
+// World rank `rank` of a tp 2 x dp 2 grid (tp rank = rank % 2, dp group
+// {tp, tp + 2}): `steps` sums of TensorParallelParams's gradients with `sync`.
+// The replicated gradients are the same on both tp ranks; the split one's are
+// as small on tp rank 1 and 1e9 times larger on tp rank 0 (up to 5e4, below
+// fp16's largest), as far apart as a compressor's per-bucket decisions (fp16's
+// dynamic scale, int8's block scales, Top-K's picks, the adaptive K) can be
+// pushed.
+absl::Status SumOnTensorParallelRank(int rank, comm::Communicator& world,
+                                     const GradientSyncOptions& sync, int steps, absl::Mutex& mu,
+                                     ReplicatedSums& sums) {
+  const int tp = rank % 2;
+  const int dp = rank / 2;
+  const std::vector<int> members = {tp, tp + 2};
+  absl::StatusOr<std::unique_ptr<comm::Communicator>> group =
+      world.CreateGroup(members, absl::StrCat("dp", tp));
+  if (!group.ok()) return group.status();
+  auto params = TensorParallelParams(tp);
+  const ParameterList list = ListOf(params);
+  auto reducer =
+      GradientReducer::Create(list, {}, group->get(), {.bucket_mb = kBucketMb, .sync = sync});
+  if (!reducer.ok()) return reducer.status();
+  for (int step = 0; step < steps; ++step) {
+    (*reducer)->BeginStep();
+    for (Parameter* p : list) {
+      const bool large = !p->layout.replicated() && tp == 0;
+      float* g = p->grad.data<float>();
+      for (int64_t i = 0; i < p->grad.numel(); ++i) {
+        const float base = static_cast<float>(((i * 7 + step * 3 + dp * 5) % 11) - 5) * 1e-5f;
+        g[i] = large ? base * 1e9f : base;
+      }
+    }
+    for (int i = static_cast<int>(list.size()) - 1; i >= 0; --i) (*reducer)->MarkFinal({list[i]});
+    if (absl::Status s = (*reducer)->Finish(); !s.ok()) return s;
+    std::vector<float> replicated;
+    for (Parameter* p : list) {
+      if (!p->layout.replicated()) continue;
+      for (float v : p->grad.ToVector<float>()) replicated.push_back(v);
+    }
+    absl::MutexLock lock(&mu);
+    sums[{step, rank}] = std::move(replicated);
+  }
+  return absl::OkStatus();
+}
+
+// Three steps of every compression mode on that grid: the replicated sums are
+// bitwise equal across tp.
 TEST(GradientReducer, CompressedSumsOfReplicatedGradientsAgreeAcrossTpRanks) {
   struct Mode {
     std::string name;
@@ -227,48 +272,11 @@ TEST(GradientReducer, CompressedSumsOfReplicatedGradientsAgreeAcrossTpRanks) {
   constexpr int kSteps = 3;
   for (const Mode& mode : modes) {
     absl::Mutex mu;
-    // (step, rank) -> the replicated parameters' summed gradients, in order.
-    std::map<std::pair<int, int>, std::vector<float>> sums;
-    ASSERT_TRUE(comm::RunLocalRanks(4, [&](int rank, comm::Communicator& world) -> absl::Status {
-                  const int tp = rank % 2;
-                  const int dp = rank / 2;
-                  const std::vector<int> members = {tp, tp + 2};
-                  auto group = world.CreateGroup(members, absl::StrCat("dp", tp));
-                  if (!group.ok()) return group.status();
-                  auto params = TensorParallelParams(tp);
-                  const ParameterList list = ListOf(params);
-                  auto reducer = GradientReducer::Create(
-                      list, {}, group->get(), {.bucket_mb = kBucketMb, .sync = mode.sync});
-                  if (!reducer.ok()) return reducer.status();
-                  for (int step = 0; step < kSteps; ++step) {
-                    (*reducer)->BeginStep();
-                    for (Parameter* p : list) {
-                      const bool split = !p->layout.replicated();
-                      float* g = p->grad.data<float>();
-                      for (int64_t i = 0; i < p->grad.numel(); ++i) {
-                        // Replicated: small, varied values, the same on both tp
-                        // ranks; split: as small on tp rank 1, 1e9 times larger
-                        // on tp rank 0 (up to 5e4, below fp16's largest).
-                        const float base = static_cast<float>(
-                            ((i * 7 + step * 3 + dp * 5) % 11) - 5) * 1e-5f;
-                        g[i] = split && tp == 0 ? base * 1e9f : base;
-                      }
-                    }
-                    for (int i = static_cast<int>(list.size()) - 1; i >= 0; --i) {
-                      (*reducer)->MarkFinal({list[i]});
-                    }
-                    if (absl::Status s = (*reducer)->Finish(); !s.ok()) return s;
-                    std::vector<float> replicated;
-                    for (Parameter* p : list) {
-                      if (!p->layout.replicated()) continue;
-                      for (float v : p->grad.ToVector<float>()) replicated.push_back(v);
-                    }
-                    absl::MutexLock lock(&mu);
-                    sums[{step, rank}] = std::move(replicated);
-                  }
-                  return absl::OkStatus();
-                }).ok())
-        << mode.name;
+    ReplicatedSums sums;
+    const absl::Status run = comm::RunLocalRanks(4, [&](int rank, comm::Communicator& world) {
+      return SumOnTensorParallelRank(rank, world, mode.sync, kSteps, mu, sums);
+    });
+    ASSERT_TRUE(run.ok()) << mode.name << ": " << run;
     for (int step = 0; step < kSteps; ++step) {
       for (int dp = 0; dp < 2; ++dp) {
         const std::vector<float>& tp0 = sums.at({step, 2 * dp});

@@ -115,7 +115,8 @@ absl::Status Train(const Case& c, Snapshots& out, DpTraffic& traffic) {
       RETURN_IF_ERROR(
           r.runner.TrainStep(step, inputs, targets, r.batch.tokens_per_step()).status());
       std::map<std::string, std::vector<float>> taken;
-      const std::vector<Tensor> fp32 = adam.has_masters() ? adam.Fp32Values() : std::vector<Tensor>();
+      const std::vector<Tensor> fp32 =
+          adam.has_masters() ? adam.Fp32Values() : std::vector<Tensor>();
       for (int i = 0; i < static_cast<int>(adam.params().size()); ++i) {
         const Parameter& p = *adam.params()[i];
         if (!p.layout.replicated()) continue;
@@ -132,8 +133,8 @@ absl::Status Train(const Case& c, Snapshots& out, DpTraffic& traffic) {
       const comm::CommStats& stats = r.comms.dp->stats();
       int64_t bytes = 0;
       int64_t calls = 0;
-      for (comm::CommOp op : {comm::CommOp::kAllReduce, comm::CommOp::kAllGather,
-                              comm::CommOp::kSend}) {
+      for (comm::CommOp op :
+           {comm::CommOp::kAllReduce, comm::CommOp::kAllGather, comm::CommOp::kSend}) {
         bytes += stats.bytes_of(op);
         calls += stats.calls_of(op);
       }
@@ -179,8 +180,8 @@ TEST_P(TpReplicaIdentity, ReplicatedParametersStayBitwiseEqualAcrossTpRanks) {
   std::printf(
       "%-14s %s: %d of %d tensor copies differ across tp ranks, largest |difference| %g; "
       "dp traffic of rank 0 per step: %.0f bytes in %.1f calls\n",
-      c.mode.name.c_str(), c.row.Name().c_str(), differing, compared, worst,
-      traffic.bytes_per_step, traffic.calls_per_step);
+      c.mode.name.c_str(), c.row.Name().c_str(), differing, compared, worst, traffic.bytes_per_step,
+      traffic.calls_per_step);
   EXPECT_EQ(differing, 0) << "first: " << first << "; largest |difference| " << worst;
 }
 
@@ -196,7 +197,11 @@ std::vector<Case> Cases() {
   };
   const std::vector<LayoutRow> rows = {
       LayoutRow{.tp = 2, .dp = 2, .micro_batches = 2, .grad_bucket_mb = 0.01},
-      LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4, .sequence_parallel = true,
+      LayoutRow{.tp = 2,
+                .pp = 2,
+                .dp = 2,
+                .micro_batches = 4,
+                .sequence_parallel = true,
                 .grad_bucket_mb = 0.01},
   };
   std::vector<Case> cases;
@@ -204,9 +209,9 @@ std::vector<Case> Cases() {
     for (const Mode& mode : modes) cases.push_back({mode, row});
   }
   // Mixed precision: the fp32 masters are checked too.
-  cases.push_back({{.name = "int8_bf16", .method = GradientCompression::INT8,
-                    .precision = training::BF16},
-                   rows[0]});
+  cases.push_back(
+      {{.name = "int8_bf16", .method = GradientCompression::INT8, .precision = training::BF16},
+       rows[0]});
   return cases;
 }
 

@@ -60,6 +60,49 @@ std::vector<std::vector<Parameter*>> Fill(const std::vector<std::vector<Paramete
   return groups;
 }
 
+// Fill, except that under compression a bucket never mixes tp-split and
+// tp-replicated parameters (see "Compression and tensor parallelism" in
+// grad_buckets.h): each kind is filled on its own, and the buckets of both
+// are merged in the order they become ready, i.e. by the position of their
+// last unit in `units`, so that no bucket waits behind one that completes
+// later. When every unit is of one kind this is Fill.
+std::vector<std::vector<Parameter*>> FillByReplication(
+    const std::vector<std::vector<Parameter*>>& units, int64_t capacity) {
+  struct Kind {
+    std::vector<std::vector<Parameter*>> units;
+    std::vector<int> positions;  // Of each unit in `units`.
+    std::vector<std::vector<Parameter*>> groups;
+    std::vector<int> ready_at;  // Per group: the position of its last unit.
+  };
+  Kind kinds[2];  // [0] tp-split, [1] tp-replicated.
+  for (int i = 0; i < static_cast<int>(units.size()); ++i) {
+    // Compression runs at ZeRO stage 0, where every unit is one parameter.
+    TRIDENT_CHECK_EQ(units[i].size(), 1u) << "replication-pure buckets need one-parameter units";
+    Kind& kind = kinds[units[i].front()->layout.replicated() ? 1 : 0];
+    kind.units.push_back(units[i]);
+    kind.positions.push_back(i);
+  }
+  for (Kind& kind : kinds) {
+    kind.groups = Fill(kind.units, capacity);
+    // Fill keeps the units' order, so the groups' last units are found in turn.
+    int unit = -1;
+    for (const std::vector<Parameter*>& group : kind.groups) {
+      unit += static_cast<int>(group.size());
+      kind.ready_at.push_back(kind.positions[unit]);
+    }
+  }
+  std::vector<std::vector<Parameter*>> merged;
+  size_t next[2] = {0, 0};
+  while (next[0] < kinds[0].groups.size() || next[1] < kinds[1].groups.size()) {
+    const bool take_replicated = next[0] == kinds[0].groups.size() ||
+                                 (next[1] < kinds[1].groups.size() &&
+                                  kinds[1].ready_at[next[1]] < kinds[0].ready_at[next[0]]);
+    Kind& kind = kinds[take_replicated ? 1 : 0];
+    merged.push_back(std::move(kind.groups[next[take_replicated ? 1 : 0]++]));
+  }
+  return merged;
+}
+
 }  // namespace
 
 GradientReducer::GradientReducer(comm::Communicator* dp, const BucketOptions& options)
@@ -130,12 +173,17 @@ absl::StatusOr<std::unique_ptr<GradientReducer>> GradientReducer::Create(
   }
   const int64_t capacity =
       std::max<int64_t>(1, static_cast<int64_t>(options.bucket_mb * 1024 * 1024 / sizeof(float)));
+  // Compression acts at stage 0 only (ZeRO reduce-scatters natively).
+  const bool compressed =
+      options.sync.compression != GradientCompression::kNone && reducer->zero_stage_ == 0;
   const std::vector<std::vector<Parameter*>> early_groups =
-      Fill(Units(early_reversed, layer_of), capacity);
+      compressed ? FillByReplication(Units(early_reversed, layer_of), capacity)
+                 : Fill(Units(early_reversed, layer_of), capacity);
   // Stages 2-3: each layer's late parameters get a bucket of their own, so
   // that stage 3 gathers no other layer's values with a layer's.
   const std::vector<std::vector<Parameter*>> late_groups =
-      Fill(Units(late_reversed, layer_of), layer_of.empty() ? capacity : 1);
+      compressed ? FillByReplication(Units(late_reversed, layer_of), capacity)
+                 : Fill(Units(late_reversed, layer_of), layer_of.empty() ? capacity : 1);
   for (const bool is_late : {false, true}) {
     for (std::vector<Parameter*> group : is_late ? late_groups : early_groups) {
       GradientBucket bucket;

@@ -35,6 +35,25 @@
 // late parameters get trailing buckets of their own that only Finish starts,
 // after the caller's syncs.
 //
+// Compression and tensor parallelism. Tensor parallelism replicates some
+// parameters on every rank of a tp group (LayerNorms, row-parallel output
+// biases, the position embedding: ShardLayout::replicated()) and splits the
+// others. A replicated parameter's gradient is bitwise the same on every tp
+// rank (with sequence parallelism once the caller has summed its partials
+// over tp, before Finish), so an exact dp sum keeps the copies identical. A
+// compressor decides per bucket (int8's block scales, Top-K's picks and
+// adaptive K, PowerSGD's factors, fp16's dynamic scale): in a bucket that
+// also held split parameters, whose gradients differ across tp ranks, those
+// decisions, and so the replicated parameters' updates, would differ, and the
+// copies would drift apart. So when the sync compresses, a bucket never mixes
+// the two kinds: each kind is filled up to the capacity on its own, and the
+// buckets are numbered in the order they become ready (by the position of
+// their last parameter in reverse order of use). Every tp rank then holds the
+// same replicated buckets, with the same gradients, residuals and ring order,
+// and computes the same compressed sums. Uncompressed buckets are unchanged
+// (an exact sum is elementwise), and at tp 1 every parameter is replicated,
+// so the buckets are those of Fill there too.
+//
 // Progress. The local backend advances async collectives on its own progress
 // threads (core/comm/local/progress_pool.h). Open MPI's nonblocking
 // collectives only advance inside MPI calls, and the MPI backend is built for

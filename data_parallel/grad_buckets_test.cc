@@ -1,11 +1,15 @@
 #include "data_parallel/grad_buckets.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -149,6 +153,145 @@ TEST(GradientReducer, OverlapStartsEachBucketWhenItsLastGradientIsFinal) {
 TEST(GradientReducer, WithoutOverlapEveryBucketStartsAfterTheBackward) {
   ExpectLogAndSums(/*overlap=*/false, {"final p4", "final p3", "final p2", "final p1", "finish",
                                        "start 0", "start 1", "start 2", "start 3"});
+}
+
+// A tensor-parallel stage as the reducer sees it, in order of use: a
+// replicated LayerNorm weight "ln" (1-D), a split weight "w" (2-D, shard
+// `tp_rank` of 2 along dim 0), a replicated position embedding "wpe" (2-D)
+// and a replicated bias "bias" (1-D).
+std::vector<std::unique_ptr<Parameter>> TensorParallelParams(int tp_rank) {
+  auto params = MakeParams({48, 64, 32, 16});
+  params[0]->name = "ln";
+  params[1]->name = "w";
+  params[2]->name = "wpe";
+  params[3]->name = "bias";
+  params[1]->grad = Tensor::Zeros({8, 8}, DType::kFloat32);
+  params[1]->value = Tensor::Zeros({8, 8}, DType::kFloat32);
+  params[1]->layout = {
+      .global_shape = {16, 8}, .split_dim = 0, .num_shards = 2, .shard_index = tp_rank};
+  params[2]->grad = Tensor::Zeros({4, 8}, DType::kFloat32);
+  params[2]->value = Tensor::Zeros({4, 8}, DType::kFloat32);
+  for (int i : {0, 2, 3}) params[i]->layout.global_shape = params[i]->grad.shape();
+  return params;
+}
+
+TEST(GradientReducer, CompressedBucketsNeverMixTpSplitAndReplicatedParameters) {
+  auto params = TensorParallelParams(/*tp_rank=*/0);
+  const ParameterList list = ListOf(params);
+  // 1 KiB buckets (256 floats) hold all 160 elements: uncompressed, one
+  // bucket, as before; compressed, the split "w" alone, and the replicated
+  // ones in a bucket numbered by when it is ready (after "ln", the last used
+  // backwards, after "w").
+  auto none = GradientReducer::Create(list, {}, nullptr, {.bucket_mb = kBucketMb});
+  ASSERT_TRUE(none.ok()) << none.status();
+  ASSERT_EQ((*none)->buckets().size(), 1u);
+  EXPECT_EQ(Names((*none)->buckets()[0]), (std::vector<std::string>{"bias", "wpe", "w", "ln"}));
+  auto int8 = GradientReducer::Create(
+      list, {}, nullptr,
+      {.bucket_mb = kBucketMb, .sync = {.compression = GradientCompression::kInt8}});
+  ASSERT_TRUE(int8.ok()) << int8.status();
+  const auto& buckets = (*int8)->buckets();
+  ASSERT_EQ(buckets.size(), 2u);
+  EXPECT_EQ(Names(buckets[0]), (std::vector<std::string>{"w"}));
+  EXPECT_EQ(Names(buckets[1]), (std::vector<std::string>{"bias", "wpe", "ln"}));
+  // A 48-element capacity (192 bytes): "bias" + "wpe" fill one bucket, ready
+  // before "w", and "ln" another, ready after it.
+  auto small = GradientReducer::Create(
+      list, {}, nullptr,
+      {.bucket_mb = 192.0 / (1 << 20), .sync = {.compression = GradientCompression::kTopK}});
+  ASSERT_TRUE(small.ok()) << small.status();
+  ASSERT_EQ((*small)->buckets().size(), 3u);
+  EXPECT_EQ(Names((*small)->buckets()[0]), (std::vector<std::string>{"bias", "wpe"}));
+  EXPECT_EQ(Names((*small)->buckets()[1]), (std::vector<std::string>{"w"}));
+  EXPECT_EQ(Names((*small)->buckets()[2]), (std::vector<std::string>{"ln"}));
+}
+
+// (step, world rank) -> the replicated parameters' summed gradients, in order.
+using ReplicatedSums = std::map<std::pair<int, int>, std::vector<float>>;
+
+// World rank `rank` of a tp 2 x dp 2 grid (tp rank = rank % 2, dp group
+// {tp, tp + 2}): `steps` sums of TensorParallelParams's gradients with `sync`.
+// The replicated gradients are the same on both tp ranks; the split one's are
+// as small on tp rank 1 and 1e9 times larger on tp rank 0 (up to 5e4, below
+// fp16's largest), as far apart as a compressor's per-bucket decisions (fp16's
+// dynamic scale, int8's block scales, Top-K's picks, the adaptive K) can be
+// pushed.
+absl::Status SumOnTensorParallelRank(int rank, comm::Communicator& world,
+                                     const GradientSyncOptions& sync, int steps, absl::Mutex& mu,
+                                     ReplicatedSums& sums) {
+  const int tp = rank % 2;
+  const int dp = rank / 2;
+  const std::vector<int> members = {tp, tp + 2};
+  absl::StatusOr<std::unique_ptr<comm::Communicator>> group =
+      world.CreateGroup(members, absl::StrCat("dp", tp));
+  if (!group.ok()) return group.status();
+  auto params = TensorParallelParams(tp);
+  const ParameterList list = ListOf(params);
+  auto reducer =
+      GradientReducer::Create(list, {}, group->get(), {.bucket_mb = kBucketMb, .sync = sync});
+  if (!reducer.ok()) return reducer.status();
+  for (int step = 0; step < steps; ++step) {
+    (*reducer)->BeginStep();
+    for (Parameter* p : list) {
+      const bool large = !p->layout.replicated() && tp == 0;
+      float* g = p->grad.data<float>();
+      for (int64_t i = 0; i < p->grad.numel(); ++i) {
+        const float base = static_cast<float>(((i * 7 + step * 3 + dp * 5) % 11) - 5) * 1e-5f;
+        g[i] = large ? base * 1e9f : base;
+      }
+    }
+    for (int i = static_cast<int>(list.size()) - 1; i >= 0; --i) (*reducer)->MarkFinal({list[i]});
+    if (absl::Status s = (*reducer)->Finish(); !s.ok()) return s;
+    std::vector<float> replicated;
+    for (Parameter* p : list) {
+      if (!p->layout.replicated()) continue;
+      for (float v : p->grad.ToVector<float>()) replicated.push_back(v);
+    }
+    absl::MutexLock lock(&mu);
+    sums[{step, rank}] = std::move(replicated);
+  }
+  return absl::OkStatus();
+}
+
+// Three steps of every compression mode on that grid: the replicated sums are
+// bitwise equal across tp.
+TEST(GradientReducer, CompressedSumsOfReplicatedGradientsAgreeAcrossTpRanks) {
+  struct Mode {
+    std::string name;
+    GradientSyncOptions sync;
+  };
+  const std::vector<Mode> modes = {
+      {"bf16", {.compression = GradientCompression::kBf16}},
+      {"fp16", {.compression = GradientCompression::kFp16}},
+      {"int8", {.compression = GradientCompression::kInt8}},
+      {"topk", {.compression = GradientCompression::kTopK, .topk_ratio = 0.25}},
+      {"topk adaptive",
+       {.compression = GradientCompression::kTopK, .topk_ratio = 0.25, .topk_adaptive = true}},
+      {"powersgd", {.compression = GradientCompression::kPowerSgd, .powersgd_rank = 1}},
+  };
+  constexpr int kSteps = 3;
+  for (const Mode& mode : modes) {
+    absl::Mutex mu;
+    ReplicatedSums sums;
+    const absl::Status run = comm::RunLocalRanks(4, [&](int rank, comm::Communicator& world) {
+      return SumOnTensorParallelRank(rank, world, mode.sync, kSteps, mu, sums);
+    });
+    ASSERT_TRUE(run.ok()) << mode.name << ": " << run;
+    for (int step = 0; step < kSteps; ++step) {
+      for (int dp = 0; dp < 2; ++dp) {
+        const std::vector<float>& tp0 = sums.at({step, 2 * dp});
+        const std::vector<float>& tp1 = sums.at({step, 2 * dp + 1});
+        ASSERT_EQ(tp0.size(), tp1.size());
+        int differ = 0;
+        for (size_t i = 0; i < tp0.size(); ++i) {
+          differ += std::memcmp(&tp0[i], &tp1[i], sizeof(float)) != 0;
+        }
+        EXPECT_EQ(differ, 0) << mode.name << ", step " << step + 1 << ", dp rank " << dp << ": "
+                             << differ << " of " << tp0.size()
+                             << " replicated gradient elements differ across tp ranks";
+      }
+    }
+  }
 }
 
 // ZeRO stage 1 on two replicas: each element of every parameter is owned by

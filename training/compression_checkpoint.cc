@@ -236,6 +236,14 @@ CompressionResumePlan PlanCompressionResume(const std::string& dir,
                                  " belongs to its own layout's buckets (", same_job.message(),
                                  "): dropped; error feedback restarts from zero residuals")};
   }
+  if (saved.layout().tensor_parallel() > 1 && !saved.tp_replicated_buckets_apart()) {
+    return {.restore = false,
+            .note = absl::StrCat("gradient compression state of checkpoint ", dir,
+                                 " belongs to the buckets of an earlier build, which mixed "
+                                 "tp-split and tp-replicated parameters at tensor_parallel=",
+                                 saved.layout().tensor_parallel(),
+                                 ": dropped; error feedback restarts from zero residuals")};
+  }
   return {.restore = true,
           .note = absl::StrCat("restored the gradient compression state of ",
                                DescribeSync(current.layout()), " from checkpoint ", dir)};

@@ -18,8 +18,10 @@
 // state belongs to the bucket layout of the job that wrote it: a resume
 // restores it only when model, layout and world size are those of the
 // checkpoint (checkpoint::CheckResumeCompatible), and otherwise drops it with
-// a logged line, as it does when this job keeps no such state or the
-// checkpoint holds none (PlanCompressionResume). Nothing changes silently.
+// a logged line, as it does when this job keeps no such state, the
+// checkpoint holds none, or an earlier build wrote it at tp > 1 with other
+// buckets (CheckpointMeta::tp_replicated_buckets_apart unset)
+// (PlanCompressionResume). Nothing changes silently.
 
 #include <cstdint>
 #include <string>

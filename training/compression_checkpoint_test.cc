@@ -13,6 +13,7 @@
 #include "core/io/test_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "topology/layout.pb.h"
 #include "training/checkpoint/checkpoint_meta.h"
 #include "training/checkpoint/tensor_file.h"
 
@@ -94,6 +95,33 @@ TEST(CompressionCheckpoint, FilesThatDoNotHoldTheStateProperlyAreRefused) {
   status = ReadCompressionState(dir, meta, 0).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(status.message(), HasSubstr("does not belong to this checkpoint"));
+}
+
+// A compressed checkpoint of an earlier build (buckets that mixed tp-split
+// and tp-replicated parameters) restores its state only at tp 1, where the
+// buckets are unchanged.
+TEST(CompressionCheckpoint, StateOfEarlierBucketsIsDroppedAtTensorParallelAboveOne) {
+  for (const int tp : {1, 2}) {
+    checkpoint::CheckpointMeta current;
+    current.set_world_size(2 * tp);
+    current.set_seq_length(16);
+    current.mutable_layout()->set_tensor_parallel(tp);
+    current.mutable_layout()->set_data_parallel(2);
+    current.mutable_layout()->set_gradient_compression(topology::GradientCompression::INT8);
+    checkpoint::CheckpointMeta saved = current;
+    saved.set_holds_compression_state(true);
+    const CompressionResumePlan earlier = PlanCompressionResume("ckpt", saved, current);
+    EXPECT_EQ(earlier.restore, tp == 1) << "tp " << tp << ": " << earlier.note;
+    if (tp > 1) {
+      EXPECT_THAT(earlier.note,
+                  HasSubstr("belongs to the buckets of an earlier build, which mixed tp-split and "
+                            "tp-replicated parameters at tensor_parallel=2: dropped"));
+    }
+    saved.set_tp_replicated_buckets_apart(true);
+    const CompressionResumePlan now = PlanCompressionResume("ckpt", saved, current);
+    EXPECT_TRUE(now.restore) << "tp " << tp << ": " << now.note;
+    EXPECT_THAT(now.note, HasSubstr("restored the gradient compression state"));
+  }
 }
 
 }  // namespace

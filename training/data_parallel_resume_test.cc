@@ -183,6 +183,30 @@ TEST_F(DataParallelResumeTest, CheckpointWithoutCompressionStateStartsFromZeroRe
   EXPECT_TRUE(any_differs) << "zero residuals should change the resumed losses";
 }
 
+// A tp 2 checkpoint as an earlier build wrote it (compressed buckets that
+// mixed tp-split and tp-replicated parameters: no tp_replicated_buckets_apart)
+// holds residuals of other buckets than this build's: the resume drops them
+// with a logged line and runs on.
+TEST_F(DataParallelResumeTest, EarlierBuildsCompressionStateAtTensorParallelIsDropped) {
+  const Layout l{.name = "int8_tp2_old", .tp = 2, .compression = GradientCompression::INT8};
+  const std::string ckpt = Save(l);
+  const std::string dir = checkpoint::StepCheckpointDir(ckpt, kSaveAt);
+  const std::string meta_file = io::JoinPath(dir, "meta.textproto");
+  std::ifstream in(meta_file);
+  std::stringstream text;
+  text << in.rdbuf();
+  in.close();
+  ASSERT_THAT(text.str(), HasSubstr("tp_replicated_buckets_apart: true"));
+  std::ofstream(meta_file) << absl::StrReplaceAll(text.str(),
+                                                 {{"tp_replicated_buckets_apart: true", ""}});
+  std::string log;
+  absl::StatusOr<TrainResult> tail = Resume(dir, l, &log);
+  ASSERT_TRUE(tail.ok()) << tail.status();
+  EXPECT_THAT(log, HasSubstr("belongs to the buckets of an earlier build, which mixed tp-split "
+                             "and tp-replicated parameters at tensor_parallel=2: dropped"));
+  EXPECT_EQ(tail->losses.size(), 8u - kSaveAt);
+}
+
 // Where the state cannot follow, the resume logs why and runs on.
 TEST_F(DataParallelResumeTest, StateThatCannotFollowIsDroppedWithALoggedLine) {
   const Layout int8{.name = "int8_drop", .compression = GradientCompression::INT8};

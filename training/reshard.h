@@ -88,12 +88,13 @@ absl::Status WriteFreshSerialCheckpoint(const std::string& dir, checkpoint::Chec
 //     other job (a layout change, a conversion, dp_sync=sync) it is refused,
 //     FAILED_PRECONDITION naming the differing field: the replicas are never
 //     averaged, nor replica 0 taken for all, silently.
-//   - lossy gradient compression (saved.holds_compression_state()): under
-//     tp > 1 the tp ranks' copies of a replicated parameter (LayerNorm,
-//     row-parallel biases) drift apart, since int8's block scales and Top-K's
-//     selection see the whole bucket, whose sharded part differs per tp rank.
-//     Under its own job: true, so the resume is exact; otherwise false (the
-//     manifest gives tp rank 0's copy to all, as an export does).
+//   - lossy gradient compression (saved.holds_compression_state()): each
+//     rank's file holds its own state, and a checkpoint written before
+//     compressed buckets kept tp-replicated parameters apart
+//     (data_parallel/grad_buckets.h) may hold tp copies of a replicated
+//     parameter that drifted apart. Under its own job: true, so the resume is
+//     exact; otherwise false (the manifest gives tp rank 0's copy to all, as
+//     an export does).
 // False otherwise: the manifest path, which reshards.
 absl::StatusOr<bool> ResumeFromOwnRankFiles(const std::string& dir,
                                             const checkpoint::CheckpointMeta& saved,

@@ -647,6 +647,7 @@ absl::Status RankTrainer::WriteCheckpoint(const std::string& dir, int64_t next_s
     meta.set_optimizer_step(runner_->optimizer().step());
     if (KeepsCompressionState(config_.layout()) && !compression.empty()) {
       meta.set_holds_compression_state(true);
+      meta.set_tp_replicated_buckets_apart(true);
     }
     if (const LossScaler* scaler = runner_->loss_scaler(); scaler != nullptr) {
       const LossScaler::State state = scaler->state();

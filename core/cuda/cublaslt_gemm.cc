@@ -364,18 +364,17 @@ absl::Status LtGemm::LinearWeightGrad(cudaStream_t stream, const Tensor& x, cons
   return AccumulateInto(stream, dtype, bias_scratch.raw_data(), dbias.raw_data(), out);
 }
 
-absl::Status LtGemm::Gemm(cudaStream_t stream, const Tensor& a, ops::Trans trans_a,
-                          const Tensor& b, ops::Trans trans_b, const Tensor& c, float alpha,
-                          float beta) {
+absl::Status LtGemm::Gemm(cudaStream_t stream, const Tensor& a, ops::Trans trans_a, const Tensor& b,
+                          ops::Trans trans_b, const Tensor& c, float alpha, float beta) {
   const Device device = allocator_->device();
   if (!a.defined() || !b.defined() || !c.defined()) {
     return absl::InvalidArgumentError("Gemm: a, b and c must be defined");
   }
   const int rank = c.ndim();
   if ((rank != 2 && rank != 3) || a.ndim() != rank || b.ndim() != rank) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Gemm: a, b, c must all be 2-D (one product) or all 3-D (a batch); got ", a.ndim(), "-D, ",
-        b.ndim(), "-D, ", rank, "-D"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Gemm: a, b, c must all be 2-D (one product) or all 3-D (a batch); got ",
+                     a.ndim(), "-D, ", b.ndim(), "-D, ", rank, "-D"));
   }
   const DType dtype = c.dtype();
   RETURN_IF_ERROR(CheckFloatDType(dtype));
@@ -407,16 +406,15 @@ absl::Status LtGemm::Gemm(cudaStream_t stream, const Tensor& a, ops::Trans trans
           ", expected ", DTypeName(dtype), " on ", device.ToString(), " (one dtype per call)"));
     }
     if (t->dim(row) != rows || t->dim(col) != cols || (rank == 3 && t->dim(0) != gemm.batch)) {
-      return absl::InvalidArgumentError(absl::StrCat("Gemm: ", name, " has shape ",
-                                                     ShapeToString(t->shape()), ", expected [",
-                                                     rank == 3 ? absl::StrCat(gemm.batch, ", ") : "",
-                                                     rows, ", ", cols, "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Gemm: ", name, " has shape ", ShapeToString(t->shape()), ", expected [",
+                       rank == 3 ? absl::StrCat(gemm.batch, ", ") : "", rows, ", ", cols, "]"));
     }
     // cuBLASLt reads each stored matrix column-major with ld = row stride.
     if (t->stride(col) != 1 || t->stride(row) < std::max<int64_t>(cols, 1)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "Gemm: ", name, " has strides ", ShapeToString(t->strides()),
-          ": needs unit column stride and a row stride >= its ", cols, " columns"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("Gemm: ", name, " has strides ", ShapeToString(t->strides()),
+                       ": needs unit column stride and a row stride >= its ", cols, " columns"));
     }
   }
   if (gemm.m == 0 || gemm.n == 0 || gemm.batch == 0) return absl::OkStatus();
@@ -433,17 +431,18 @@ absl::Status LtGemm::Gemm(cudaStream_t stream, const Tensor& a, ops::Trans trans
   if (rank == 3) {
     // Every matrix of the batch must be as aligned as the plan assumes.
     for (const int64_t stride : {gemm.batch_stride_a, gemm.batch_stride_b, gemm.batch_stride_c}) {
-      alignment = std::min(alignment, PowerOfTwoAlignment(static_cast<uintptr_t>(stride) * element));
+      alignment =
+          std::min(alignment, PowerOfTwoAlignment(static_cast<uintptr_t>(stride) * element));
     }
   }
   key.alignment_bytes = alignment;
   ASSIGN_OR_RETURN(Plan * plan, PlanFor(key, key.layout, /*bias=*/nullptr, /*aux=*/nullptr));
   // A' = b, B' = a, C = D = c (gemm_layout.h). cuBLASLt does not read C when
   // beta is 0, so garbage or NaN there is fine, as core/ops/gemm.h promises.
-  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmul(
-      handle_->lt, plan->matmul, &alpha, b.raw_data(), plan->a, a.raw_data(), plan->b, &beta,
-      c.raw_data(), plan->d, c.raw_data(), plan->d, &plan->algo, workspace_.raw_data(),
-      static_cast<size_t>(options_.workspace_bytes), stream));
+  TRIDENT_CUBLAS_RETURN_IF_ERROR(
+      cublasLtMatmul(handle_->lt, plan->matmul, &alpha, b.raw_data(), plan->a, a.raw_data(),
+                     plan->b, &beta, c.raw_data(), plan->d, c.raw_data(), plan->d, &plan->algo,
+                     workspace_.raw_data(), static_cast<size_t>(options_.workspace_bytes), stream));
   return absl::OkStatus();
 }
 

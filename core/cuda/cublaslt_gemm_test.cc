@@ -21,17 +21,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/cuda/cuda_allocator.h"
+#include "core/cuda/gpu_test_util.h"
 #include "core/exec_context.h"
 #include "core/ops/gemm.h"
 #include "core/ops/linear.h"
-#include "core/cuda/gpu_test_util.h"
 #include "gtest/gtest.h"
 
 namespace trident::cuda {
 namespace {
 
 using ::trident::ops::LinearEpilogue;
-
 
 Tensor Host(const std::vector<float>& values, absl::Span<const int64_t> shape) {
   return Tensor::FromVector(values, shape);
@@ -298,16 +297,15 @@ TEST(LtGemmTest, GemmRefusesOperandsCublasLtCannotTakeByName) {
   const absl::Status shape = (*gemm)->Gemm(nullptr, a, Trans::kYes, b, Trans::kNo, c, 1, 0);
   EXPECT_NE(shape.message().find("a has shape [8, 16], expected [16, 8]"), std::string::npos)
       << shape;
-  const absl::Status column =
-      (*gemm)->Gemm(nullptr, a.Transpose(0, 1).Transpose(0, 1), Trans::kNo,
-                    Tensor::Zeros({4, 16}, DType::kFloat32, allocator).Transpose(0, 1), Trans::kNo,
-                    c, 1, 0);
+  const absl::Status column = (*gemm)->Gemm(
+      nullptr, a.Transpose(0, 1).Transpose(0, 1), Trans::kNo,
+      Tensor::Zeros({4, 16}, DType::kFloat32, allocator).Transpose(0, 1), Trans::kNo, c, 1, 0);
   EXPECT_NE(column.message().find("b has strides [1, 16]: needs unit column stride"),
             std::string::npos)
       << column;
-  const absl::Status mixed = (*gemm)->Gemm(
-      nullptr, a, Trans::kNo, Tensor::Zeros({16, 4}, DType::kBFloat16, allocator), Trans::kNo, c,
-      1, 0);
+  const absl::Status mixed =
+      (*gemm)->Gemm(nullptr, a, Trans::kNo, Tensor::Zeros({16, 4}, DType::kBFloat16, allocator),
+                    Trans::kNo, c, 1, 0);
   EXPECT_NE(mixed.message().find("b is bf16"), std::string::npos) << mixed;
 }
 

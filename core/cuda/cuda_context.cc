@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/cuda/host_sync.h"
+#include "core/cuda/stream_release.h"
 
 namespace trident::cuda {
 namespace {
@@ -59,6 +60,7 @@ void CudaContext::Release() {
   if (const absl::Status status = Synchronize(); !status.ok()) {
     std::fprintf(stderr, "CudaContext: queued work failed: %s\n", status.ToString().c_str());
   }
+  ReleaseStreamState(owned_stream_);
   const cudaError_t error = cudaStreamDestroy(static_cast<cudaStream_t>(owned_stream_));
   if (error != cudaSuccess) {
     std::fprintf(stderr, "CudaContext: %s\n",

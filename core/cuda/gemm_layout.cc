@@ -66,8 +66,8 @@ std::string LayoutToString(const LtGemmLayout& layout) {
                                      OperandToString(layout.a), OperandToString(layout.b),
                                      OperandToString(layout.d));
   if (layout.batch != 1) {
-    absl::StrAppendFormat(&text, " batch=%d strides %d/%d/%d", layout.batch,
-                          layout.a.batch_stride, layout.b.batch_stride, layout.d.batch_stride);
+    absl::StrAppendFormat(&text, " batch=%d strides %d/%d/%d", layout.batch, layout.a.batch_stride,
+                          layout.b.batch_stride, layout.d.batch_stride);
   }
   return text;
 }

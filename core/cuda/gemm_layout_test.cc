@@ -143,13 +143,12 @@ TEST(GemmLayoutTest, GeneralProductMatchesTheRowMajorDefinition) {
 }
 
 TEST(GemmLayoutTest, LinearLayoutsAreTheGeneralMappingOfTheirOperands) {
-  EXPECT_EQ(ForwardLayout(kTokens, kIn, kOut),
-            GemmLayout({.m = kTokens,
-                        .n = kOut,
-                        .k = kIn,
-                        .row_stride_a = kIn,
-                        .row_stride_b = kOut,
-                        .row_stride_c = kOut}));
+  EXPECT_EQ(ForwardLayout(kTokens, kIn, kOut), GemmLayout({.m = kTokens,
+                                                           .n = kOut,
+                                                           .k = kIn,
+                                                           .row_stride_a = kIn,
+                                                           .row_stride_b = kOut,
+                                                           .row_stride_c = kOut}));
   // cuBLASLt needs ld >= rows of every stored operand.
   for (const LtGemmLayout& layout :
        {ForwardLayout(kTokens, kIn, kOut), WeightGradLayout(kTokens, kIn, kOut)}) {

@@ -19,8 +19,9 @@ const char* LtEpilogueName(LtEpilogue epilogue) {
 }
 
 std::string GemmPlanKeyToString(const GemmPlanKey& key) {
-  return absl::StrCat(LayoutToString(key.layout), " ", DTypeName(key.dtype), key.allow_tf32 ? "(tf32)" : "", " ",
-                      LtEpilogueName(key.epilogue), " align ", key.alignment_bytes);
+  return absl::StrCat(LayoutToString(key.layout), " ", DTypeName(key.dtype),
+                      key.allow_tf32 ? "(tf32)" : "", " ", LtEpilogueName(key.epilogue), " align ",
+                      key.alignment_bytes);
 }
 
 }  // namespace trident::cuda

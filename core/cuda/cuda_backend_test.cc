@@ -93,10 +93,9 @@ TEST(CudaBackendTest, PublicOpsOnACudaContextMatchTheCpu) {
   const std::vector<float> a = RandomValues(rng, DType::kFloat32, kM * kK);
   const std::vector<float> b = RandomValues(rng, DType::kFloat32, kK * kN);
 
-  const Tensor c_gpu = ops::Matmul(gpu, Upload(a, {kM, kK}, DType::kFloat32, gpu.allocator()),
-                                   ops::Trans::kNo,
-                                   Upload(b, {kK, kN}, DType::kFloat32, gpu.allocator()),
-                                   ops::Trans::kNo);
+  const Tensor c_gpu =
+      ops::Matmul(gpu, Upload(a, {kM, kK}, DType::kFloat32, gpu.allocator()), ops::Trans::kNo,
+                  Upload(b, {kK, kN}, DType::kFloat32, gpu.allocator()), ops::Trans::kNo);
   const Tensor c_cpu = ops::Matmul(cpu, Tensor::FromVector(a, {kM, kK}), ops::Trans::kNo,
                                    Tensor::FromVector(b, {kK, kN}), ops::Trans::kNo);
   ASSERT_TRUE(context->Synchronize().ok());

@@ -7,8 +7,10 @@
 #include "core/cuda/cuda_backend.h"
 
 #include <cmath>
+#include <functional>
 #include <memory>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -124,6 +126,238 @@ TEST(CudaBackendTest, PublicOpsOnACudaContextMatchTheCpu) {
   const int64_t before_count = HostSyncCount();
   EXPECT_EQ(ops::CountTargets(gpu, gpu_targets, -100), 4);
   EXPECT_EQ(HostSyncCount(), before_count + 1);
+}
+
+// ---- Every Backend method, through its public op, on both devices. ----
+//
+// Each case makes its tensors from the same host values on the CPU and on the
+// GPU, runs the same public op(s) on each context and compares every tensor
+// afterwards (inputs too: several ops work in place). This checks the
+// forwarding (right kernel, right arguments in the right order, the context's
+// stream); each kernel's accuracy is its own test's job (core/cuda/ops/*_test,
+// cublaslt_gemm_test, attention_test). So the bound only has to tell "the
+// same computation" from "other arguments": per element
+// |gpu - cpu| <= 1e-4 * max(|cpu|, 1), fp32 throughout, NaN never passing.
+
+enum class Init { kUniform, kPositive, kIds };
+
+struct TensorSpec {
+  Shape shape;
+  Init init = Init::kUniform;
+  int32_t max_id =
+      0;  // kIds: uniform in [0, max_id); every fifth is -100 (ignored / out of range).
+};
+
+using OpRun = std::function<void(const ExecContext&, const std::vector<Tensor>&)>;
+
+struct OpCase {
+  std::string name;
+  std::vector<TensorSpec> tensors;
+  OpRun run;
+};
+
+std::vector<OpCase> OpCases() {
+  using ops::Trans;
+  constexpr int64_t kR = 6, kC = 40, kN = 16, kRows = 10;
+  const TensorSpec rc{{kR, kC}}, c{{kC}}, r_pos{{kR}, Init::kPositive}, r{{kR}};
+  const TensorSpec ids{{kR}, Init::kIds, kRows}, targets{{kR}, Init::kIds, kC};
+  ops::CrossEntropyOptions ce;
+  ce.valid_columns = kC - 3;  // Padding columns excluded from the softmax.
+  ce.vocab_size = kC - 3;
+  const TensorSpec ce_targets{{kR}, Init::kIds, kC - 3};
+  return {
+      {"Fill", {rc}, [](auto& ctx, auto& t) { ops::Fill(ctx, t[0], 2.5f); }},
+      {"Copy", {rc, rc}, [](auto& ctx, auto& t) { ops::Copy(ctx, t[0], t[1]); }},
+      {"Add", {rc, rc, rc}, [](auto& ctx, auto& t) { ops::Add(ctx, t[0], t[1], t[2]); }},
+      {"Axpy", {rc, rc}, [](auto& ctx, auto& t) { ops::Axpy(ctx, 0.5f, t[0], t[1]); }},
+      {"Scale", {rc}, [](auto& ctx, auto& t) { ops::Scale(ctx, t[0], -3.0f); }},
+      {"BroadcastRows", {c, rc}, [](auto& ctx, auto& t) { ops::BroadcastRows(ctx, t[0], t[1]); }},
+      {"BiasAdd", {c, rc}, [](auto& ctx, auto& t) { ops::BiasAdd(ctx, t[0], t[1]); }},
+      {"BiasGrad", {rc, c}, [](auto& ctx, auto& t) { ops::BiasGrad(ctx, t[0], t[1]); }},
+      {"Gemm",
+       {rc, {{kC, kN}}, {{kR, kN}}},
+       [](auto& ctx, auto& t) {
+         ops::Gemm(ctx, t[0], Trans::kNo, t[1], Trans::kNo, t[2], 0.5f, 1);
+       }},
+      {"BatchedGemm",
+       {{{2, kR, kC}}, {{2, kN, kC}}, {{2, kR, kN}}},
+       [](auto& ctx, auto& t) {
+         ops::BatchedGemm(ctx, t[0], Trans::kNo, t[1], Trans::kYes, t[2], 1.0f, 0.0f);
+       }},
+      {"LinearForward",
+       {rc, {{kC, kN}}, {{kN}}, {{kR, kN}}, {{kR, kN}}, {{kR, kN}}},
+       [](auto& ctx, auto& t) {
+         ops::LinearForward(ctx, t[0], t[1], t[2], ops::LinearEpilogue::kBias, t[3]);
+         ops::LinearForward(ctx, t[0], t[1], t[2], ops::LinearEpilogue::kBiasGelu, t[4], t[5]);
+       }},
+      {"LinearWeightGrad",
+       {rc, {{kR, kN}}, {{kC, kN}}, {{kN}}},
+       [](auto& ctx, auto& t) { ops::LinearWeightGrad(ctx, t[0], t[1], t[2], t[3]); }},
+      {"LayerNormForward",
+       {rc, c, c, rc, r, r},
+       [](auto& ctx, auto& t) {
+         ops::LayerNormForward(ctx, t[0], t[1], t[2], 1e-5f, t[3], t[4], t[5]);
+       }},
+      {"LayerNormBackwardInput",
+       {rc, c, r, r_pos, rc, rc},
+       [](auto& ctx, auto& t) {
+         ops::LayerNormBackwardInput(ctx, t[0], t[1], t[2], t[3], t[4], t[5]);
+       }},
+      {"AddLayerNormForward",
+       {rc, rc, c, c, rc, rc, r, r},
+       [](auto& ctx, auto& t) {
+         ops::AddLayerNormForward(ctx, t[0], t[1], t[2], t[3], 1e-5f, t[4], t[5], t[6], t[7]);
+       }},
+      {"AddLayerNormBackwardInput",
+       {rc, c, r, r_pos, rc, rc, rc},
+       [](auto& ctx, auto& t) {
+         ops::AddLayerNormBackwardInput(ctx, t[0], t[1], t[2], t[3], t[4], t[5], t[6]);
+       }},
+      {"LayerNormBackwardWeights",
+       {rc, r, r_pos, rc, c, c},
+       [](auto& ctx, auto& t) {
+         ops::LayerNormBackwardWeights(ctx, t[0], t[1], t[2], t[3], t[4], t[5]);
+       }},
+      {"GeluForward", {rc, rc}, [](auto& ctx, auto& t) { ops::GeluForward(ctx, t[0], t[1]); }},
+      {"GeluBackward",
+       {rc, rc, rc},
+       [](auto& ctx, auto& t) { ops::GeluBackward(ctx, t[0], t[1], t[2]); }},
+      {"GatherRows",
+       {ids, {{kRows, kC}}, rc},
+       [](auto& ctx, auto& t) { ops::GatherRows(ctx, t[0], t[1], /*row_start=*/2, t[2]); }},
+      {"ScatterAddRows",
+       {ids, rc, {{kRows, kC}}},
+       [](auto& ctx, auto& t) { ops::ScatterAddRows(ctx, t[0], t[1], /*row_start=*/2, t[2]); }},
+      {"AddPositionEmbedding",
+       {{{5, kC}}, {{2, 3, kC}}},
+       [](auto& ctx, auto& t) { ops::AddPositionEmbedding(ctx, t[0], t[1]); }},
+      {"PositionEmbeddingGrad",
+       {{{2, 3, kC}}, {{5, kC}}},
+       [](auto& ctx, auto& t) { ops::PositionEmbeddingGrad(ctx, t[0], t[1]); }},
+      {"RowMax", {rc, r}, [ce](auto& ctx, auto& t) { ops::RowMax(ctx, t[0], ce, t[1]); }},
+      {"RowSumExp",
+       {rc, r, r},
+       [ce](auto& ctx, auto& t) { ops::RowSumExp(ctx, t[0], t[1], ce, t[2]); }},
+      {"TargetLogit",
+       {rc, ce_targets, r},
+       [ce](auto& ctx, auto& t) { ops::TargetLogit(ctx, t[0], t[1], ce, t[2]); }},
+      {"CrossEntropyForward",
+       {rc, ce_targets, r, r},
+       [ce](auto& ctx, auto& t) { ops::CrossEntropyForward(ctx, t[0], t[1], ce, t[2], t[3]); }},
+      {"CrossEntropyBackward",
+       {rc, ce_targets, r, r, rc},
+       [ce](auto& ctx, auto& t) {
+         ops::CrossEntropyForward(ctx, t[0], t[1], ce, t[2], t[3]);
+         ops::CrossEntropyBackward(ctx, t[0], t[1], t[3], 0.25f, ce, t[4]);
+       }},
+      {"CombineCrossEntropyParts",
+       {r, r_pos, r, targets, r, r},
+       [](auto& ctx, auto& t) {
+         ops::CombineCrossEntropyParts(ctx, t[0], t[1], t[2], t[3], -100, t[4], t[5]);
+       }},
+      {"AdamWStep",
+       {rc, rc, rc, {{kR, kC}, Init::kPositive}},
+       [](auto& ctx, auto& t) {
+         ops::AdamWOptions options;
+         options.learning_rate = 1e-2;
+         options.weight_decay = 0.1;
+         options.step = 3;
+         options.grad_scale = 0.5f;
+         ops::AdamWStep(ctx, t[0], t[1], t[2], t[3], options, ops::WeightDecay::kApply);
+       }},
+      // B = 2, T = 8, 2 heads of 16: qkv [2, 8, 96], out [2, 8, 32], lse [2, 2, 8].
+      {"AttentionForwardBackward",
+       {{{2, 8, 96}}, {{2, 8, 32}}, {{2, 2, 8}}, {{2, 8, 32}}, {{2, 8, 96}}},
+       [](auto& ctx, auto& t) {
+         ops::AttentionForward(ctx, t[0], 2, t[1], t[2]);
+         ops::AttentionBackward(ctx, t[0], t[1], t[2], t[3], 2, t[4]);
+       }},
+  };
+}
+
+std::vector<float> InitialValues(const TensorSpec& spec, int64_t n, std::mt19937& rng) {
+  std::vector<float> v = RandomValues(rng, DType::kFloat32, n);
+  if (spec.init == Init::kPositive) {
+    for (float& x : v) x = 0.5f + std::abs(x);
+  } else if (spec.init == Init::kIds) {
+    std::uniform_int_distribution<int32_t> id(0, spec.max_id - 1);
+    for (int64_t i = 0; i < n; ++i) v[i] = i % 5 == 4 ? -100.0f : static_cast<float>(id(rng));
+  }
+  return v;
+}
+
+Tensor MakeTensor(const TensorSpec& spec, const std::vector<float>& values,
+                  const std::shared_ptr<Allocator>& allocator) {
+  if (spec.init != Init::kIds) {
+    const Tensor t = Tensor::Empty(spec.shape, DType::kFloat32, allocator);
+    t.CopyFrom(values);
+    return t;
+  }
+  std::vector<int32_t> ids(values.begin(), values.end());
+  const Tensor t = Tensor::Empty(spec.shape, DType::kInt32, allocator);
+  t.CopyFrom(ids);
+  return t;
+}
+
+std::vector<float> Values(const Tensor& t) {
+  if (t.dtype() != DType::kInt32) return t.ToVector<float>();
+  const std::vector<int32_t> ids = t.ToVector<int32_t>();
+  return std::vector<float>(ids.begin(), ids.end());
+}
+
+// The cases themselves, on the CPU alone (runs everywhere): every public op
+// accepts its operands (a refused one would abort the GPU test's binary) and
+// leaves only finite values.
+TEST(CudaBackendTest, EveryOpCaseRunsOnTheCpu) {
+  const ExecContext cpu = ExecContext::Cpu();
+  std::mt19937 rng(11);
+  for (const OpCase& op : OpCases()) {
+    std::vector<Tensor> tensors;
+    for (const TensorSpec& spec : op.tensors) {
+      int64_t n = 1;
+      for (int64_t d : spec.shape) n *= d;
+      tensors.push_back(MakeTensor(spec, InitialValues(spec, n, rng), cpu.allocator()));
+    }
+    op.run(cpu, tensors);
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      for (float v : Values(tensors[i])) {
+        ASSERT_TRUE(std::isfinite(v)) << op.name << " tensor " << i;
+      }
+    }
+  }
+}
+
+TEST(CudaBackendTest, EveryMethodThroughItsPublicOpMatchesTheCpu) {
+  TRIDENT_SKIP_WITHOUT_GPU(unused_allocator);
+  absl::StatusOr<CudaContext> context = MakeCudaContext(0, "backend_test");
+  ASSERT_TRUE(context.ok()) << context.status();
+  const ExecContext& gpu = context->exec();
+  const ExecContext cpu = ExecContext::Cpu();
+  std::mt19937 rng(11);
+  for (const OpCase& op : OpCases()) {
+    SCOPED_TRACE(op.name);
+    std::vector<Tensor> on_cpu, on_gpu;
+    for (const TensorSpec& spec : op.tensors) {
+      int64_t n = 1;
+      for (int64_t d : spec.shape) n *= d;
+      const std::vector<float> values = InitialValues(spec, n, rng);
+      on_cpu.push_back(MakeTensor(spec, values, cpu.allocator()));
+      on_gpu.push_back(MakeTensor(spec, values, gpu.allocator()));
+    }
+    op.run(cpu, on_cpu);
+    op.run(gpu, on_gpu);
+    ASSERT_TRUE(context->Synchronize().ok());
+    for (size_t i = 0; i < on_cpu.size(); ++i) {
+      ExpectCloseRelative(Values(on_gpu[i]), Values(on_cpu[i]), 1e-4, 1.0f,
+                          absl::StrCat(op.name, " tensor ", i));
+    }
+  }
+  const ExecContext cpu_ctx = ExecContext::Cpu();
+  std::vector<float> values = RandomValues(rng, DType::kFloat32, 1000);
+  const Tensor host = Tensor::FromVector(values, {1000});
+  const Tensor device = Upload(values, {1000}, DType::kFloat32, gpu.allocator());
+  EXPECT_NEAR(ops::Sum(gpu, device), ops::Sum(cpu_ctx, host), 1e-9);
+  EXPECT_NEAR(ops::SumOfSquares(gpu, device), ops::SumOfSquares(cpu_ctx, host), 1e-9);
 }
 
 }  // namespace

@@ -109,13 +109,12 @@ class DeviceRun {
     if (values_from == nullptr) {
       stage_->Initialize(ctx_, /*seed=*/1234);
     } else {
-      // The CPU model's fp32 values, before either side rounds to 16 bits.
+      // The reference model's fp32 values (its masters under mixed precision),
+      // before this side rounds to 16 bits.
       const ParameterList mine = stage_->parameters();
-      const ParameterList theirs = values_from->stage_->parameters();
+      const std::vector<Tensor> theirs = values_from->optimizer_->Fp32Values();
       if (mine.size() != theirs.size()) return absl::InternalError("parameter lists differ");
-      for (size_t i = 0; i < mine.size(); ++i) {
-        mine[i]->value.CopyFrom(theirs[i]->value.ToVector<float>());
-      }
+      for (size_t i = 0; i < mine.size(); ++i) mine[i]->value.CopyFrom(cuda::Download(theirs[i]));
     }
     absl::StatusOr<std::unique_ptr<training::AdamW>> optimizer = training::AdamW::Create(
         ctx_, stage_->parameters(), training::AdamWSettingsFrom(OptimizerSettings()));
@@ -189,19 +188,13 @@ class DeviceRun {
   int64_t step_ = 0;
 };
 
-class GptStageGpuTest : public ::testing::TestWithParam<ModelCase> {};
-
-TEST_P(GptStageGpuTest, TrainsAsTheCpuModelDoes) {
-  TRIDENT_SKIP_WITHOUT_GPU(unused_allocator);
-  const ModelCase c = GetParam();
-  const Tolerance tolerance = ToleranceFor(c.dtype);
-  absl::StatusOr<cuda::CudaContext> context = cuda::MakeCudaContext(0, "gpt_stage_gpu_test");
-  ASSERT_TRUE(context.ok()) << context.status();
-  // Model code makes parameters on the device's default allocator.
-  SetDefaultAllocator(Device::Cuda(0), context->allocator());
-  const ExecContext& gpu = context->exec();
-  const ExecContext cpu = ExecContext::Cpu(AvailableCores());
-
+// Trains `c` on `reference` and on `under_test` from the reference model's
+// values and the same tokens, and compares: the loss and every gradient of
+// step 1, the fp32 parameters after kSteps. With `cuda` (the context behind
+// `under_test`), step 2's host syncs are counted too.
+void ExpectSameTraining(const ModelCase& c, const ExecContext& reference,
+                        const ExecContext& under_test, const Tolerance& tolerance,
+                        cuda::CudaContext* cuda) {
   // Random tokens; every seventh target ignored, so CountTargets matters.
   const int64_t n = int64_t{c.micro_batch_size} * c.micro_batches * c.seq;
   std::mt19937 rng(99);
@@ -210,55 +203,88 @@ TEST_P(GptStageGpuTest, TrainsAsTheCpuModelDoes) {
   for (int32_t& t : inputs) t = id(rng);
   for (int64_t i = 0; i < n; ++i) targets[i] = i % 7 == 3 ? transformer::kIgnoreIndex : id(rng);
 
-  DeviceRun on_cpu(c, cpu), on_gpu(c, gpu);
-  ASSERT_TRUE(on_cpu.Create(inputs, targets, nullptr).ok());
-  ASSERT_TRUE(on_gpu.Create(inputs, targets, &on_cpu).ok());
+  DeviceRun want(c, reference), got(c, under_test);
+  ASSERT_TRUE(want.Create(inputs, targets, nullptr).ok());
+  ASSERT_TRUE(got.Create(inputs, targets, &want).ok());
 
   // Step 1: the loss and every gradient.
-  absl::StatusOr<double> cpu_loss = on_cpu.ForwardBackward();
-  absl::StatusOr<double> gpu_loss = on_gpu.ForwardBackward();
-  ASSERT_TRUE(cpu_loss.ok()) << cpu_loss.status();
-  ASSERT_TRUE(gpu_loss.ok()) << gpu_loss.status();
-  const double loss_difference = std::abs(*gpu_loss - *cpu_loss) / std::abs(*cpu_loss);
+  absl::StatusOr<double> want_loss = want.ForwardBackward();
+  absl::StatusOr<double> got_loss = got.ForwardBackward();
+  ASSERT_TRUE(want_loss.ok()) << want_loss.status();
+  ASSERT_TRUE(got_loss.ok()) << got_loss.status();
+  const double loss_difference = std::abs(*got_loss - *want_loss) / std::abs(*want_loss);
   EXPECT_TRUE(loss_difference < tolerance.loss)  // False for NaN.
-      << "loss: gpu " << *gpu_loss << ", cpu " << *cpu_loss;
+      << "loss: " << *got_loss << " on " << under_test.device() << ", " << *want_loss << " on "
+      << reference.device();
+  const TensorsByName want_gradients = want.Gradients();
+  ASSERT_EQ(want_gradients.size(), want.num_parameters());  // Names are unique.
+  int nonzero = 0;
+  for (const auto& [name, values] : want_gradients) nonzero += MaxAbs(values) > 0;
+  EXPECT_GT(nonzero, 0) << "a step without gradients compares nothing";
   double worst_gradient = 0;
-  ExpectSameTensors(on_gpu.Gradients(), on_cpu.Gradients(), "gradient after step 1", c.hidden,
+  ExpectSameTensors(got.Gradients(), want_gradients, "gradient after step 1", c.hidden,
                     /*key_bias_out=*/false, tolerance.gradients, &worst_gradient);
-  ASSERT_TRUE(on_cpu.Update().ok());
-  ASSERT_TRUE(on_gpu.Update().ok());
+  ASSERT_TRUE(want.Update().ok());
+  ASSERT_TRUE(got.Update().ok());
 
-  // Steps 2 and 3, the second one's host syncs counted.
+  // Steps 2 to kSteps, the second one's host syncs counted.
   for (int step = 2; step <= kSteps; ++step) {
-    ASSERT_TRUE(on_cpu.ForwardBackward().ok());
-    ASSERT_TRUE(context->Synchronize().ok());
+    ASSERT_TRUE(want.ForwardBackward().ok());
+    ASSERT_TRUE(want.Update().ok());
+    if (cuda != nullptr) ASSERT_TRUE(cuda->Synchronize().ok());
     const int64_t syncs_before = cuda::HostSyncCount();
-    ASSERT_TRUE(on_gpu.ForwardBackward().ok());
-    ASSERT_TRUE(on_cpu.Update().ok());
-    ASSERT_TRUE(on_gpu.Update().ok());
+    ASSERT_TRUE(got.ForwardBackward().ok());
+    ASSERT_TRUE(got.Update().ok());
     const int64_t syncs = cuda::HostSyncCount() - syncs_before;
-    if (step == 2) {
+    if (cuda != nullptr && step == 2) {
       const int64_t needed =
-          2 * int64_t{c.micro_batches} + static_cast<int64_t>(on_gpu.num_parameters());
+          2 * int64_t{c.micro_batches} + static_cast<int64_t>(got.num_parameters());
       EXPECT_EQ(syncs, needed) << "host syncs of one step: per micro-batch the loss sum and "
                                   "its target count, one per parameter for the gradient norm";
     }
   }
   double worst_parameter = 0;
-  ExpectSameTensors(on_gpu.Fp32Parameters(), on_cpu.Fp32Parameters(),
+  ExpectSameTensors(got.Fp32Parameters(), want.Fp32Parameters(),
                     absl::StrCat("parameters after ", kSteps, " steps"), c.hidden,
                     /*key_bias_out=*/true, tolerance.parameters, &worst_parameter);
   // Printed so that a GPU run records how much room the tolerances leave.
-  std::printf("%s: loss %.3g, worst gradient %.3g, worst parameter %.3g (relative)\n",
-              c.name.c_str(), loss_difference, worst_gradient, worst_parameter);
+  std::printf("%s on %s: loss %.3g, worst gradient %.3g, worst parameter %.3g (relative)\n",
+              c.name.c_str(), under_test.device().ToString().c_str(), loss_difference,
+              worst_gradient, worst_parameter);
+}
+
+const ModelCase kHarnessFp32{"harness_fp32", 8, 32, 4, 16, 61, 2, 2, DType::kFloat32};
+const ModelCase kHarnessBf16{"harness_bf16", 8, 32, 4, 16, 61, 2, 2, DType::kBFloat16};
+
+// The comparison itself, here without a GPU: two CPU runs of the harness's
+// model are the same computation, so they must agree exactly (a difference
+// would be the test's own doing, e.g. tokens or values not shared).
+TEST(GptStageComparisonTest, TwoCpuRunsAgreeExactly) {
+  const ExecContext cpu = ExecContext::Cpu(AvailableCores());
+  for (const ModelCase& c : {kHarnessFp32, kHarnessBf16}) {
+    SCOPED_TRACE(c.name);
+    ExpectSameTraining(c, cpu, cpu, Tolerance{1e-12, 1e-12, 1e-12}, nullptr);
+  }
+}
+
+class GptStageGpuTest : public ::testing::TestWithParam<ModelCase> {};
+
+TEST_P(GptStageGpuTest, TrainsAsTheCpuModelDoes) {
+  TRIDENT_SKIP_WITHOUT_GPU(unused_allocator);
+  const ModelCase c = GetParam();
+  absl::StatusOr<cuda::CudaContext> context = cuda::MakeCudaContext(0, "gpt_stage_gpu_test");
+  ASSERT_TRUE(context.ok()) << context.status();
+  // Model code makes parameters on the device's default allocator.
+  SetDefaultAllocator(Device::Cuda(0), context->allocator());
+  ExpectSameTraining(c, ExecContext::Cpu(AvailableCores()), context->exec(), ToleranceFor(c.dtype),
+                     &*context);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Models, GptStageGpuTest,
     ::testing::Values(
         // The layout-equivalence harness's model (EquivalenceConfig).
-        ModelCase{"harness_fp32", 8, 32, 4, 16, 61, 2, 2, DType::kFloat32},
-        ModelCase{"harness_bf16", 8, 32, 4, 16, 61, 2, 2, DType::kBFloat16},
+        kHarnessFp32, kHarnessBf16,
         // GPT-2 small's width, heads and a 128-token context, two layers; a
         // vocabulary of 8192 keeps the CPU reference fast.
         ModelCase{"gpt2_like_fp32", 2, 768, 12, 128, 8192, 1, 2, DType::kFloat32},

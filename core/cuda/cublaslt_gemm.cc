@@ -96,6 +96,13 @@ int CommonAlignment(std::initializer_list<const void*> pointers) {
   return alignment;
 }
 
+// The row stride a matrix operand is read with (cuBLASLt's ld): a single row
+// has no meaningful row stride (views of one row may carry any), so it is read
+// with ld = its column count, as core/ops/gemm.cc describes such calls.
+int64_t RowStride(const Tensor& t) {
+  return t.dim(-2) <= 1 ? std::max<int64_t>(t.dim(-1), 1) : t.stride(-2);
+}
+
 // One operand of a call: defined, on `device`, of `dtype`, contiguous, and of
 // `shape` ([rows, cols] or the bias's [cols]).
 absl::Status CheckOperand(const char* role, const Tensor& t, absl::Span<const int64_t> shape,
@@ -386,9 +393,9 @@ absl::Status LtGemm::Gemm(cudaStream_t stream, const Tensor& a, ops::Trans trans
                     .k = ta ? a.dim(row) : a.dim(col),
                     .transpose_a = ta,
                     .transpose_b = tb,
-                    .row_stride_a = a.stride(row),
-                    .row_stride_b = b.stride(row),
-                    .row_stride_c = c.stride(row)};
+                    .row_stride_a = RowStride(a),
+                    .row_stride_b = RowStride(b),
+                    .row_stride_c = RowStride(c)};
   if (rank == 3) {
     gemm.batch = c.dim(0);
     gemm.batch_stride_a = a.stride(0);
@@ -411,7 +418,7 @@ absl::Status LtGemm::Gemm(cudaStream_t stream, const Tensor& a, ops::Trans trans
                        rank == 3 ? absl::StrCat(gemm.batch, ", ") : "", rows, ", ", cols, "]"));
     }
     // cuBLASLt reads each stored matrix column-major with ld = row stride.
-    if (t->stride(col) != 1 || t->stride(row) < std::max<int64_t>(cols, 1)) {
+    if ((cols > 1 && t->stride(col) != 1) || RowStride(*t) < std::max<int64_t>(cols, 1)) {
       return absl::InvalidArgumentError(
           absl::StrCat("Gemm: ", name, " has strides ", ShapeToString(t->strides()),
                        ": needs unit column stride and a row stride >= its ", cols, " columns"));

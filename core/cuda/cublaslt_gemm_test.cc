@@ -225,6 +225,17 @@ std::vector<GeneralCase> GeneralCases() {
                        .beta = 0.5f});
     }
   }
+  // A single row whose row stride means nothing (a transposed column: strides
+  // [1, 1]), times a window: read with ld = its width, as the CPU op does.
+  cases.push_back({.name = "gemm_single_row",
+                   .batched = false,
+                   .trans_a = Trans::kNo,
+                   .trans_b = Trans::kNo,
+                   .a = {Shape{70, 1}, [](const Tensor& t) { return t.Transpose(0, 1); }},
+                   .b = {Shape{70, 64}, window(45)},
+                   .c = {Shape{1, 64}, window(45)},
+                   .alpha = 1.0f,
+                   .beta = 0.0f});
   // Batched attention products over the heads of a fused QKV activation:
   // qkv [T, 3, H, D] viewed per head [H, T, D] (batch stride D, row stride
   // 3 H D). Scores = Q K^T into [H, T, T]; context = P V into [T, H, D] viewed
@@ -261,6 +272,24 @@ std::vector<GeneralCase> GeneralCases() {
                    .alpha = -0.5f,
                    .beta = 0.25f});
   return cases;
+}
+
+// The cases' views on the CPU alone (runs everywhere): the CPU op accepts
+// every one (a refused view would abort the GPU test's binary).
+TEST(LtGemmGeneralCasesTest, RunOnTheCpu) {
+  const ExecContext cpu = ExecContext::Cpu();
+  for (const GeneralCase& g : GeneralCases()) {
+    SCOPED_TRACE(g.name);
+    const Tensor a = Tensor::Zeros(g.a.buffer, DType::kFloat32);
+    const Tensor b = Tensor::Zeros(g.b.buffer, DType::kFloat32);
+    const Tensor c = Tensor::Zeros(g.c.buffer, DType::kFloat32);
+    if (g.batched) {
+      ops::BatchedGemm(cpu, g.a.view(a), g.trans_a, g.b.view(b), g.trans_b, g.c.view(c), g.alpha,
+                       g.beta);
+    } else {
+      ops::Gemm(cpu, g.a.view(a), g.trans_a, g.b.view(b), g.trans_b, g.c.view(c), g.alpha, g.beta);
+    }
+  }
 }
 
 class LtGemmGeneralVsCpuTest : public ::testing::TestWithParam<Case> {};

@@ -12,12 +12,14 @@
 // device fault): the backend aborts naming the op and the status, as the CPU
 // backend does with its CHECKs. No status is ignored.
 //
-// Per-stream state: cuBLASLt plans and workspace (LtGemm, workspace from the
-// context's allocator) and attention plans (CudaAttention) are made lazily for
-// each (device, stream) on first use, under a mutex, and dropped when a
-// CudaContext destroys its stream (stream_release.h). Each is used by the one
-// thread that drives its stream: one rank thread per device and stream is
-// safe; two threads sharing one stream are not.
+// Per-stream state: cuBLASLt plans and workspace (LtGemm) and attention plans
+// (CudaAttention) are made lazily for each (device, stream) on first use,
+// under a mutex, and dropped when a CudaContext destroys its stream
+// (stream_release.h). The workspace comes from the allocator of the first
+// context seen on that stream (contexts that differ only by WithAllocator
+// share it). Each is used by the one thread that drives its stream: one rank
+// thread per device and stream is safe; two threads sharing one stream are
+// not.
 //
 // The current device of the calling thread is set to the context's device
 // before each launch, so a rank thread needs no cudaSetDevice of its own.

@@ -11,6 +11,12 @@
 // must not outlive the CudaContext. Destruction waits for the stream's work,
 // then destroys it. The allocator is shared (tensors keep it alive).
 //
+// Model code makes parameters with Tensor::Zeros(shape, dtype, device), i.e.
+// on DefaultAllocator(device) (core/device.h), which nothing registers for a
+// GPU by itself: a trainer calls SetDefaultAllocator(Device::Cuda(i),
+// context.allocator()) once per device (a process-wide setting, so it is the
+// caller's decision, not this factory's).
+//
 // This header needs no CUDA headers, so trainer code can hold a CudaContext.
 
 #include <memory>

@@ -4,8 +4,8 @@
 // The count of host synchronisations: every place in core/cuda/ where the host
 // waits for the device (cudaStreamSynchronize, cudaDeviceSynchronize, a
 // device->host copy such as a reduction's read-back or CopyTensorAsync into
-// host memory, the
-// allocator's synchronous transfers) calls CountHostSync() once. A training
+// host memory, the allocator's synchronous transfers and cache release) calls
+// CountHostSync() once. A training
 // step should wait only where it needs a number on the host (the loss, the
 // gradient norm when clipping); tests read HostSyncCount() before and after a
 // step to hold it to that.

@@ -1,6 +1,7 @@
 #include "core/cuda/copy.h"
 
 #include "absl/strings/str_cat.h"
+#include "core/cuda/host_sync.h"
 
 namespace trident::cuda {
 
@@ -19,6 +20,9 @@ absl::Status CopyTensorAsync(cudaStream_t stream, const Tensor& src, const Tenso
         "CopyTensorAsync: ", src.is_contiguous() ? "dst" : "src", " must be contiguous"));
   }
   if (src.nbytes() == 0) return absl::OkStatus();
+  // Into pageable host memory the copy returns once the data has landed: the
+  // host waits for the stream (copy.h).
+  if (dst.device().is_cpu() && !src.device().is_cpu()) CountHostSync();
   const cudaError_t error =
       cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyDefault, stream);
   if (error != cudaSuccess) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -66,6 +67,8 @@ cudaDataType_t CudaDataType(DType dtype) {
 
 cublasLtEpilogue_t CublasEpilogue(LtEpilogue epilogue) {
   switch (epilogue) {
+    case LtEpilogue::kNone:
+      return CUBLASLT_EPILOGUE_DEFAULT;
     case LtEpilogue::kBias:
       return CUBLASLT_EPILOGUE_BIAS;
     case LtEpilogue::kBiasGeluAux:
@@ -76,18 +79,28 @@ cublasLtEpilogue_t CublasEpilogue(LtEpilogue epilogue) {
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
-// The largest power of two <= 256 dividing the address.
-int AddressAlignment(const void* ptr) {
-  const auto address = reinterpret_cast<uintptr_t>(ptr);
+// The largest power of two <= 256 dividing `value` (an address or a byte offset).
+int PowerOfTwoAlignment(uintptr_t value) {
   int alignment = 256;
-  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  while (alignment > 1 && value % alignment != 0) alignment /= 2;
   return alignment;
+}
+
+int AddressAlignment(const void* ptr) {
+  return PowerOfTwoAlignment(reinterpret_cast<uintptr_t>(ptr));
 }
 
 int CommonAlignment(std::initializer_list<const void*> pointers) {
   int alignment = 256;
   for (const void* p : pointers) alignment = std::min(alignment, AddressAlignment(p));
   return alignment;
+}
+
+// The row stride a matrix operand is read with (cuBLASLt's ld): a single row
+// has no meaningful row stride (views of one row may carry any), so it is read
+// with ld = its column count, as core/ops/gemm.cc describes such calls.
+int64_t RowStride(const Tensor& t) {
+  return t.dim(-2) <= 1 ? std::max<int64_t>(t.dim(-1), 1) : t.stride(-2);
 }
 
 // One operand of a call: defined, on `device`, of `dtype`, contiguous, and of
@@ -192,7 +205,9 @@ absl::Status LtGemm::SetEpiloguePointers(Plan& plan, void* bias, void* aux) {
 absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key, const LtGemmLayout& layout,
                                               void* bias, void* aux) {
   if (auto it = plans_.find(key); it != plans_.end()) {
-    RETURN_IF_ERROR(SetEpiloguePointers(*it->second, bias, aux));
+    if (key.epilogue != LtEpilogue::kNone) {
+      RETURN_IF_ERROR(SetEpiloguePointers(*it->second, bias, aux));
+    }
     return it->second.get();
   }
 
@@ -207,8 +222,10 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key, const LtGe
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
       plan->matmul, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b, sizeof(trans_b)));
   const cublasLtEpilogue_t epilogue = CublasEpilogue(key.epilogue);
-  TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
-      plan->matmul, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+  if (key.epilogue != LtEpilogue::kNone) {
+    TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
+        plan->matmul, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
+  }
   if (key.epilogue == LtEpilogue::kBiasGeluAux) {
     // The pre-activation is stored like D: column-major [m, n], ld m.
     const int64_t aux_ld = layout.d.ld;
@@ -222,10 +239,18 @@ absl::StatusOr<LtGemm::Plan*> LtGemm::PlanFor(const GemmPlanKey& key, const LtGe
                               std::pair{&layout.d, &plan->d}}) {
     TRIDENT_CUBLAS_RETURN_IF_ERROR(
         cublasLtMatrixLayoutCreate(out, type, operand->rows, operand->cols, operand->ld));
+    if (layout.batch != 1) {
+      const int32_t batch = static_cast<int32_t>(layout.batch);
+      const int64_t stride = operand->batch_stride;
+      TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutSetAttribute(
+          *out, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof(batch)));
+      TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatrixLayoutSetAttribute(
+          *out, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)));
+    }
   }
   // The heuristic reads the epilogue pointers' values (not their contents) to
   // judge their alignment, so they are set before it is asked.
-  RETURN_IF_ERROR(SetEpiloguePointers(*plan, bias, aux));
+  if (key.epilogue != LtEpilogue::kNone) RETURN_IF_ERROR(SetEpiloguePointers(*plan, bias, aux));
 
   cublasLtMatmulPreference_t preference = nullptr;
   TRIDENT_CUBLAS_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&preference));
@@ -292,10 +317,7 @@ absl::Status LtGemm::LinearForward(cudaStream_t stream, const Tensor& x, const T
   if (tokens == 0 || out == 0) return absl::OkStatus();
 
   const LtGemmLayout layout = ForwardLayout(tokens, in, out);
-  GemmPlanKey key{.m = layout.m,
-                  .n = layout.n,
-                  .k = layout.k,
-                  .transpose_b = layout.b.transpose,
+  GemmPlanKey key{.layout = layout,
                   .dtype = dtype,
                   .epilogue = gelu ? LtEpilogue::kBiasGeluAux : LtEpilogue::kBias,
                   .allow_tf32 = options_.allow_tf32};
@@ -328,10 +350,7 @@ absl::Status LtGemm::LinearWeightGrad(cudaStream_t stream, const Tensor& x, cons
   if (tokens == 0 || in == 0 || out == 0) return absl::OkStatus();
 
   const LtGemmLayout layout = WeightGradLayout(tokens, in, out);
-  GemmPlanKey key{.m = layout.m,
-                  .n = layout.n,
-                  .k = layout.k,
-                  .transpose_b = layout.b.transpose,
+  GemmPlanKey key{.layout = layout,
                   .dtype = dtype,
                   .epilogue = LtEpilogue::kBiasGradA,
                   .allow_tf32 = options_.allow_tf32};
@@ -350,6 +369,88 @@ absl::Status LtGemm::LinearWeightGrad(cudaStream_t stream, const Tensor& x, cons
       dweight.raw_data(), plan->d, dweight.raw_data(), plan->d, &plan->algo, workspace_.raw_data(),
       static_cast<size_t>(options_.workspace_bytes), stream));
   return AccumulateInto(stream, dtype, bias_scratch.raw_data(), dbias.raw_data(), out);
+}
+
+absl::Status LtGemm::Gemm(cudaStream_t stream, const Tensor& a, ops::Trans trans_a, const Tensor& b,
+                          ops::Trans trans_b, const Tensor& c, float alpha, float beta) {
+  const Device device = allocator_->device();
+  if (!a.defined() || !b.defined() || !c.defined()) {
+    return absl::InvalidArgumentError("Gemm: a, b and c must be defined");
+  }
+  const int rank = c.ndim();
+  if ((rank != 2 && rank != 3) || a.ndim() != rank || b.ndim() != rank) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Gemm: a, b, c must all be 2-D (one product) or all 3-D (a batch); got ",
+                     a.ndim(), "-D, ", b.ndim(), "-D, ", rank, "-D"));
+  }
+  const DType dtype = c.dtype();
+  RETURN_IF_ERROR(CheckFloatDType(dtype));
+  const bool ta = trans_a == ops::Trans::kYes;
+  const bool tb = trans_b == ops::Trans::kYes;
+  const int row = rank - 2, col = rank - 1;
+  RowMajorGemm gemm{.m = c.dim(row),
+                    .n = c.dim(col),
+                    .k = ta ? a.dim(row) : a.dim(col),
+                    .transpose_a = ta,
+                    .transpose_b = tb,
+                    .row_stride_a = RowStride(a),
+                    .row_stride_b = RowStride(b),
+                    .row_stride_c = RowStride(c)};
+  if (rank == 3) {
+    gemm.batch = c.dim(0);
+    gemm.batch_stride_a = a.stride(0);
+    gemm.batch_stride_b = b.stride(0);
+    gemm.batch_stride_c = c.stride(0);
+  }
+  const int64_t a_rows = ta ? gemm.k : gemm.m, a_cols = ta ? gemm.m : gemm.k;
+  const int64_t b_rows = tb ? gemm.n : gemm.k, b_cols = tb ? gemm.k : gemm.n;
+  for (const auto& [name, t, rows, cols] :
+       {std::tuple{"a", &a, a_rows, a_cols}, std::tuple{"b", &b, b_rows, b_cols},
+        std::tuple{"c", &c, gemm.m, gemm.n}}) {
+    if (t->device() != device || t->dtype() != dtype) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "Gemm: ", name, " is ", DTypeName(t->dtype()), " on ", t->device().ToString(),
+          ", expected ", DTypeName(dtype), " on ", device.ToString(), " (one dtype per call)"));
+    }
+    if (t->dim(row) != rows || t->dim(col) != cols || (rank == 3 && t->dim(0) != gemm.batch)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Gemm: ", name, " has shape ", ShapeToString(t->shape()), ", expected [",
+                       rank == 3 ? absl::StrCat(gemm.batch, ", ") : "", rows, ", ", cols, "]"));
+    }
+    // cuBLASLt reads each stored matrix column-major with ld = row stride.
+    if ((cols > 1 && t->stride(col) != 1) || RowStride(*t) < std::max<int64_t>(cols, 1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Gemm: ", name, " has strides ", ShapeToString(t->strides()),
+                       ": needs unit column stride and a row stride >= its ", cols, " columns"));
+    }
+  }
+  if (gemm.m == 0 || gemm.n == 0 || gemm.batch == 0) return absl::OkStatus();
+  if (gemm.k == 0) {
+    return absl::InvalidArgumentError("Gemm: the inner dimension k is 0 (cuBLASLt needs k >= 1)");
+  }
+
+  GemmPlanKey key{.layout = GemmLayout(gemm),
+                  .dtype = dtype,
+                  .epilogue = LtEpilogue::kNone,
+                  .allow_tf32 = options_.allow_tf32};
+  const size_t element = DTypeSize(dtype);
+  int alignment = CommonAlignment({a.raw_data(), b.raw_data(), c.raw_data()});
+  if (rank == 3) {
+    // Every matrix of the batch must be as aligned as the plan assumes.
+    for (const int64_t stride : {gemm.batch_stride_a, gemm.batch_stride_b, gemm.batch_stride_c}) {
+      alignment =
+          std::min(alignment, PowerOfTwoAlignment(static_cast<uintptr_t>(stride) * element));
+    }
+  }
+  key.alignment_bytes = alignment;
+  ASSIGN_OR_RETURN(Plan * plan, PlanFor(key, key.layout, /*bias=*/nullptr, /*aux=*/nullptr));
+  // A' = b, B' = a, C = D = c (gemm_layout.h). cuBLASLt does not read C when
+  // beta is 0, so garbage or NaN there is fine, as core/ops/gemm.h promises.
+  TRIDENT_CUBLAS_RETURN_IF_ERROR(
+      cublasLtMatmul(handle_->lt, plan->matmul, &alpha, b.raw_data(), plan->a, a.raw_data(),
+                     plan->b, &beta, c.raw_data(), plan->d, c.raw_data(), plan->d, &plan->algo,
+                     workspace_.raw_data(), static_cast<size_t>(options_.workspace_bytes), stream));
+  return absl::OkStatus();
 }
 
 }  // namespace trident::cuda

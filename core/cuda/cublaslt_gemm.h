@@ -1,13 +1,18 @@
 #ifndef TRIDENT_CORE_CUDA_CUBLASLT_GEMM_H_
 #define TRIDENT_CORE_CUDA_CUBLASLT_GEMM_H_
 
-// The linear layer's fused products (core/ops/linear.h) as single cuBLASLt
-// calls on one GPU:
+// The project's matrix products as single cuBLASLt calls on one GPU: the
+// general products of core/ops/gemm.h,
+//   Gemm:                     C = alpha op(A) op(B) + beta C  (2-D, or a 3-D batch)
+// and the linear layer's fused ones (core/ops/linear.h):
 //   LinearForward kBias:      y = x W + b                  (EPILOGUE_BIAS)
 //   LinearForward kBiasGelu:  pre = x W + b, y = GELU(pre) (EPILOGUE_GELU_AUX_BIAS)
 //   LinearWeightGrad:         dW += x^T dy, db += colsum(dy) (EPILOGUE_BGRADA)
 // with x [M, K], W [K, N] (row-major, GPT-2's Conv1D layout), b [N]; how these
 // map onto cuBLASLt's column-major operands is in gemm_layout.h.
+//
+// Gemm takes operands with unit column stride and any row stride (column
+// windows in place) and, batched, any batch stride.
 //
 // Types: every tensor of one call has the same dtype, fp32, bf16 or fp16;
 // products accumulate in fp32 (CUBLAS_COMPUTE_32F) and alpha/beta are fp32.
@@ -48,6 +53,13 @@ class LtGemm {
   ~LtGemm();
   LtGemm(const LtGemm&) = delete;
   LtGemm& operator=(const LtGemm&) = delete;
+
+  // C = alpha op(A) op(B) + beta C with core/ops/gemm.h's shapes: a, b, c all
+  // 2-D, or all 3-D [batch, rows, cols] (BatchedGemm). beta = 0 never reads C.
+  // INVALID_ARGUMENT naming the operand for a shape, dtype, device or stride
+  // cuBLASLt cannot take, or an inner dimension k = 0.
+  absl::Status Gemm(cudaStream_t stream, const Tensor& a, ops::Trans trans_a, const Tensor& b,
+                    ops::Trans trans_b, const Tensor& c, float alpha, float beta);
 
   // `pre` must have y's shape for kBiasGelu and is ignored for kBias.
   absl::Status LinearForward(cudaStream_t stream, const Tensor& x, const Tensor& weight,

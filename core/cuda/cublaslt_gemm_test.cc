@@ -14,22 +14,23 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <random>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/cuda/cuda_allocator.h"
-#include "core/exec_context.h"
-#include "core/ops/linear.h"
 #include "core/cuda/gpu_test_util.h"
+#include "core/exec_context.h"
+#include "core/ops/gemm.h"
+#include "core/ops/linear.h"
 #include "gtest/gtest.h"
 
 namespace trident::cuda {
 namespace {
 
 using ::trident::ops::LinearEpilogue;
-
 
 Tensor Host(const std::vector<float>& values, absl::Span<const int64_t> shape) {
   return Tensor::FromVector(values, shape);
@@ -134,6 +135,208 @@ INSTANTIATE_TEST_SUITE_P(DTypesAndShapes, LtGemmVsCpuTest,
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return info.param.Name();
                          });
+
+// ---- The general products of core/ops/gemm.h. ----
+//
+// Each case runs on views of bigger buffers (row strides wider than the
+// matrices, batches inside one activation) and compares the WHOLE buffer of C
+// with the CPU op on the same views of the same host values: the product
+// inside the view, the untouched values outside it. The scale of each element
+// is |alpha| |op(A)| |op(B)| + |beta| |C0|, computed by the CPU op on the
+// absolute values (the terms' magnitude sum, as above).
+
+// `values` with each element replaced by its absolute value.
+std::vector<float> Abs(std::vector<float> values) {
+  for (float& v : values) v = std::abs(v);
+  return values;
+}
+
+// The view of a buffer a test case multiplies with: the buffer's shape, then
+// how to take the operand out of a tensor of that shape.
+struct OperandView {
+  Shape buffer;
+  std::function<Tensor(const Tensor&)> view;
+};
+
+struct GeneralCase {
+  std::string name;
+  bool batched;
+  ops::Trans trans_a, trans_b;
+  OperandView a, b, c;
+  float alpha, beta;
+};
+
+void RunGeneralCase(const std::shared_ptr<CudaCachingAllocator>& allocator, LtGemm& gemm,
+                    DType dtype, double tolerance, const GeneralCase& g, std::mt19937& rng) {
+  SCOPED_TRACE(absl::StrCat(g.name, " ", DTypeName(dtype)));
+  auto numel = [](const Shape& s) {
+    int64_t n = 1;
+    for (int64_t d : s) n *= d;
+    return n;
+  };
+  const std::vector<float> a = RandomValues(rng, dtype, numel(g.a.buffer));
+  const std::vector<float> b = RandomValues(rng, dtype, numel(g.b.buffer));
+  const std::vector<float> c0 = RandomValues(rng, dtype, numel(g.c.buffer));
+  const Tensor da = Upload(a, g.a.buffer, dtype, allocator);
+  const Tensor db = Upload(b, g.b.buffer, dtype, allocator);
+  const Tensor dc = Upload(c0, g.c.buffer, dtype, allocator);
+  ASSERT_TRUE(gemm.Gemm(nullptr, g.a.view(da), g.trans_a, g.b.view(db), g.trans_b, g.c.view(dc),
+                        g.alpha, g.beta)
+                  .ok());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+
+  const ExecContext cpu = ExecContext::Cpu();
+  auto cpu_run = [&](const std::vector<float>& ha, const std::vector<float>& hb,
+                     const std::vector<float>& hc, float alpha, float beta) {
+    const Tensor ta = Host(ha, g.a.buffer), tb = Host(hb, g.b.buffer), tc = Host(hc, g.c.buffer);
+    if (g.batched) {
+      ops::BatchedGemm(cpu, g.a.view(ta), g.trans_a, g.b.view(tb), g.trans_b, g.c.view(tc), alpha,
+                       beta);
+    } else {
+      ops::Gemm(cpu, g.a.view(ta), g.trans_a, g.b.view(tb), g.trans_b, g.c.view(tc), alpha, beta);
+    }
+    return tc.ToVector<float>();
+  };
+  const std::vector<float> expected = cpu_run(a, b, c0, g.alpha, g.beta);
+  const std::vector<float> scale =
+      cpu_run(Abs(a), Abs(b), Abs(c0), std::abs(g.alpha), std::abs(g.beta));
+  ExpectClose(Download(dc), expected, scale, tolerance, g.name);
+}
+
+std::vector<GeneralCase> GeneralCases() {
+  using ops::Trans;
+  // 2-D: op(A) [37, 70], op(B) [70, 45], C a column window [37, 45] of a
+  // [37, 64] buffer (row stride 64); A and B stored with padded rows too.
+  auto window = [](int64_t cols) {
+    return [cols](const Tensor& t) { return t.Slice(1, 8, cols); };
+  };
+  std::vector<GeneralCase> cases;
+  for (const Trans ta : {Trans::kNo, Trans::kYes}) {
+    for (const Trans tb : {Trans::kNo, Trans::kYes}) {
+      const bool ya = ta == Trans::kYes, yb = tb == Trans::kYes;
+      cases.push_back({.name = absl::StrCat("gemm_", ya ? "T" : "N", yb ? "T" : "N"),
+                       .batched = false,
+                       .trans_a = ta,
+                       .trans_b = tb,
+                       .a = {ya ? Shape{70, 56} : Shape{37, 88}, window(ya ? 37 : 70)},
+                       .b = {yb ? Shape{45, 88} : Shape{70, 64}, window(yb ? 70 : 45)},
+                       .c = {Shape{37, 64}, window(45)},
+                       .alpha = 0.75f,
+                       .beta = 0.5f});
+    }
+  }
+  // A single row whose row stride means nothing (a transposed column: strides
+  // [1, 1]), times a window: read with ld = its width, as the CPU op does.
+  cases.push_back({.name = "gemm_single_row",
+                   .batched = false,
+                   .trans_a = Trans::kNo,
+                   .trans_b = Trans::kNo,
+                   .a = {Shape{70, 1}, [](const Tensor& t) { return t.Transpose(0, 1); }},
+                   .b = {Shape{70, 64}, window(45)},
+                   .c = {Shape{1, 64}, window(45)},
+                   .alpha = 1.0f,
+                   .beta = 0.0f});
+  // Batched attention products over the heads of a fused QKV activation:
+  // qkv [T, 3, H, D] viewed per head [H, T, D] (batch stride D, row stride
+  // 3 H D). Scores = Q K^T into [H, T, T]; context = P V into [T, H, D] viewed
+  // [H, T, D] (batch stride D, row stride H D), beta = 0 over NaN-free values.
+  constexpr int64_t kT = 48, kH = 4, kD = 16;
+  auto head_part = [](int part) {
+    return [part](const Tensor& qkv) { return qkv.Select(1, part).Transpose(0, 1); };
+  };
+  cases.push_back({.name = "batched_scores_NT",
+                   .batched = true,
+                   .trans_a = Trans::kNo,
+                   .trans_b = Trans::kYes,
+                   .a = {Shape{kT, 3, kH, kD}, head_part(0)},
+                   .b = {Shape{kT, 3, kH, kD}, head_part(1)},
+                   .c = {Shape{kH, kT, kT}, [](const Tensor& t) { return t; }},
+                   .alpha = 0.25f,
+                   .beta = 0.0f});
+  cases.push_back({.name = "batched_context_NN",
+                   .batched = true,
+                   .trans_a = Trans::kNo,
+                   .trans_b = Trans::kNo,
+                   .a = {Shape{kH, kT, kT}, [](const Tensor& t) { return t; }},
+                   .b = {Shape{kT, 3, kH, kD}, head_part(2)},
+                   .c = {Shape{kT, kH, kD}, [](const Tensor& t) { return t.Transpose(0, 1); }},
+                   .alpha = 1.0f,
+                   .beta = 1.0f});
+  cases.push_back({.name = "batched_dq_NN_TN",
+                   .batched = true,
+                   .trans_a = Trans::kYes,
+                   .trans_b = Trans::kNo,
+                   .a = {Shape{kH, kT, kT}, [](const Tensor& t) { return t; }},
+                   .b = {Shape{kT, 3, kH, kD}, head_part(1)},
+                   .c = {Shape{kT, 3, kH, kD}, head_part(0)},
+                   .alpha = -0.5f,
+                   .beta = 0.25f});
+  return cases;
+}
+
+// The cases' views on the CPU alone (runs everywhere): the CPU op accepts
+// every one (a refused view would abort the GPU test's binary).
+TEST(LtGemmGeneralCasesTest, RunOnTheCpu) {
+  const ExecContext cpu = ExecContext::Cpu();
+  for (const GeneralCase& g : GeneralCases()) {
+    SCOPED_TRACE(g.name);
+    const Tensor a = Tensor::Zeros(g.a.buffer, DType::kFloat32);
+    const Tensor b = Tensor::Zeros(g.b.buffer, DType::kFloat32);
+    const Tensor c = Tensor::Zeros(g.c.buffer, DType::kFloat32);
+    if (g.batched) {
+      ops::BatchedGemm(cpu, g.a.view(a), g.trans_a, g.b.view(b), g.trans_b, g.c.view(c), g.alpha,
+                       g.beta);
+    } else {
+      ops::Gemm(cpu, g.a.view(a), g.trans_a, g.b.view(b), g.trans_b, g.c.view(c), g.alpha, g.beta);
+    }
+  }
+}
+
+class LtGemmGeneralVsCpuTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(LtGemmGeneralVsCpuTest, GemmAndBatchedGemmMatchTheCpuOpsOnViews) {
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
+  const Case c = GetParam();
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  std::mt19937 rng(seed);
+  auto gemm = LtGemm::Create(allocator, {.allow_tf32 = c.tf32});
+  ASSERT_TRUE(gemm.ok()) << gemm.status();
+  for (const GeneralCase& g : GeneralCases()) {
+    RunGeneralCase(allocator, **gemm, c.dtype, c.tolerance, g, rng);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(DTypes, LtGemmGeneralVsCpuTest,
+                         ::testing::Values(Case{DType::kFloat32, false, 1e-5, 0, 0, 0},
+                                           Case{DType::kBFloat16, false, 1e-2, 0, 0, 0},
+                                           Case{DType::kFloat16, false, 2e-3, 0, 0, 0}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(DTypeName(info.param.dtype));
+                         });
+
+TEST(LtGemmTest, GemmRefusesOperandsCublasLtCannotTakeByName) {
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
+  auto gemm = LtGemm::Create(allocator);
+  ASSERT_TRUE(gemm.ok()) << gemm.status();
+  const Tensor a = Tensor::Zeros({8, 16}, DType::kFloat32, allocator);
+  const Tensor b = Tensor::Zeros({16, 4}, DType::kFloat32, allocator);
+  const Tensor c = Tensor::Empty({8, 4}, DType::kFloat32, allocator);
+  using ops::Trans;
+  const absl::Status shape = (*gemm)->Gemm(nullptr, a, Trans::kYes, b, Trans::kNo, c, 1, 0);
+  EXPECT_NE(shape.message().find("a has shape [8, 16], expected [16, 8]"), std::string::npos)
+      << shape;
+  const absl::Status column = (*gemm)->Gemm(
+      nullptr, a.Transpose(0, 1).Transpose(0, 1), Trans::kNo,
+      Tensor::Zeros({4, 16}, DType::kFloat32, allocator).Transpose(0, 1), Trans::kNo, c, 1, 0);
+  EXPECT_NE(column.message().find("b has strides [1, 16]: needs unit column stride"),
+            std::string::npos)
+      << column;
+  const absl::Status mixed =
+      (*gemm)->Gemm(nullptr, a, Trans::kNo, Tensor::Zeros({16, 4}, DType::kBFloat16, allocator),
+                    Trans::kNo, c, 1, 0);
+  EXPECT_NE(mixed.message().find("b is bf16"), std::string::npos) << mixed;
+}
 
 TEST(LtGemmTest, ChoosesOneAlgorithmPerShapeAndEpilogue) {
   TRIDENT_SKIP_WITHOUT_GPU(allocator);

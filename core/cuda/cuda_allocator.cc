@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
+#include "core/cuda/host_sync.h"
 #include "core/cuda/size_classes.h"
 
 namespace trident::cuda {
@@ -89,6 +90,7 @@ void CudaCachingAllocator::ReleaseCacheLocked() {
   if (cached_bytes_ == 0) return;
   // cudaFree waits for the device, so work still using a cached block is done.
   CheckCuda(cudaSetDevice(device_index_), "cudaSetDevice");
+  CountHostSync();
   for (auto& [size_class, blocks] : free_lists_) {
     for (void* block : blocks) {
       CheckCuda(cudaFree(block), "cudaFree");
@@ -114,22 +116,36 @@ int64_t CudaCachingAllocator::device_allocations() const {
   return device_allocations_;
 }
 
+// The synchronous transfers run on the legacy default stream, which is not
+// ordered with the non-blocking streams of contexts (cuda_context.h): a block
+// may still be in use by a kernel queued there (freed on the host, handed out
+// again), or a result written there may not have landed yet. So each
+// transfer waits for the whole device before and after: one host sync,
+// counted, and the reason these are for tests, loaders and checkpoints only.
 void CudaCachingAllocator::CopyFromHost(void* dst, const void* host_src, size_t bytes) const {
   if (bytes == 0) return;
   CheckCuda(cudaSetDevice(device_index_), "cudaSetDevice");
+  CountHostSync();
+  CheckCuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize before a copy to the device");
   CheckCuda(cudaMemcpy(dst, host_src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+  CheckCuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize after a copy to the device");
 }
 
 void CudaCachingAllocator::CopyToHost(void* host_dst, const void* src, size_t bytes) const {
   if (bytes == 0) return;
   CheckCuda(cudaSetDevice(device_index_), "cudaSetDevice");
+  CountHostSync();
+  CheckCuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize before a copy to the host");
   CheckCuda(cudaMemcpy(host_dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy to host");
 }
 
 void CudaCachingAllocator::SetZero(void* dst, size_t bytes) const {
   if (bytes == 0) return;
   CheckCuda(cudaSetDevice(device_index_), "cudaSetDevice");
+  CountHostSync();
+  CheckCuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize before cudaMemset");
   CheckCuda(cudaMemset(dst, 0, bytes), "cudaMemset");
+  CheckCuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize after cudaMemset");
 }
 
 }  // namespace trident::cuda

@@ -45,7 +45,10 @@ class CudaCachingAllocator final : public Allocator {
   ~CudaCachingAllocator() override;
 
   Device device() const override { return Device::Cuda(device_index_); }
-  // Synchronous cudaMemcpy / cudaMemset; abort with the CUDA error on failure.
+  // Synchronous cudaMemcpy / cudaMemset, each waiting for the whole device
+  // before (and, towards the device, after) so that it is ordered with every
+  // stream's work: one counted host sync each (host_sync.h). Abort with the
+  // CUDA error on failure.
   void CopyFromHost(void* dst, const void* host_src, size_t bytes) const override;
   void CopyToHost(void* host_dst, const void* src, size_t bytes) const override;
   void SetZero(void* dst, size_t bytes) const override;

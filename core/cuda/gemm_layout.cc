@@ -4,26 +4,52 @@
 
 namespace trident::cuda {
 
-LtGemmLayout ForwardLayout(int64_t tokens, int64_t in_features, int64_t out_features) {
+LtGemmLayout GemmLayout(const RowMajorGemm& gemm) {
   LtGemmLayout layout;
-  layout.m = out_features;
-  layout.n = tokens;
-  layout.k = in_features;
-  layout.a = {.rows = out_features, .cols = in_features, .ld = out_features, .transpose = false};
-  layout.b = {.rows = in_features, .cols = tokens, .ld = in_features, .transpose = false};
-  layout.d = {.rows = out_features, .cols = tokens, .ld = out_features, .transpose = false};
+  layout.m = gemm.n;
+  layout.n = gemm.m;
+  layout.k = gemm.k;
+  layout.batch = gemm.batch;
+  // Stored B is [k, n] (or [n, k] when transposed); read column-major it is
+  // its transpose, so op(A') = op(B)^T [n, k] needs a transpose exactly when
+  // B is stored transposed. Likewise for B' = A.
+  layout.a = {.rows = gemm.transpose_b ? gemm.k : gemm.n,
+              .cols = gemm.transpose_b ? gemm.n : gemm.k,
+              .ld = gemm.row_stride_b,
+              .transpose = gemm.transpose_b,
+              .batch_stride = gemm.batch_stride_b};
+  layout.b = {.rows = gemm.transpose_a ? gemm.m : gemm.k,
+              .cols = gemm.transpose_a ? gemm.k : gemm.m,
+              .ld = gemm.row_stride_a,
+              .transpose = gemm.transpose_a,
+              .batch_stride = gemm.batch_stride_a};
+  layout.d = {.rows = gemm.n,
+              .cols = gemm.m,
+              .ld = gemm.row_stride_c,
+              .transpose = false,
+              .batch_stride = gemm.batch_stride_c};
   return layout;
 }
 
+LtGemmLayout ForwardLayout(int64_t tokens, int64_t in_features, int64_t out_features) {
+  // y [tokens, out] = x [tokens, in] W [in, out].
+  return GemmLayout({.m = tokens,
+                     .n = out_features,
+                     .k = in_features,
+                     .row_stride_a = in_features,
+                     .row_stride_b = out_features,
+                     .row_stride_c = out_features});
+}
+
 LtGemmLayout WeightGradLayout(int64_t tokens, int64_t in_features, int64_t out_features) {
-  LtGemmLayout layout;
-  layout.m = out_features;
-  layout.n = in_features;
-  layout.k = tokens;
-  layout.a = {.rows = out_features, .cols = tokens, .ld = out_features, .transpose = false};
-  layout.b = {.rows = in_features, .cols = tokens, .ld = in_features, .transpose = true};
-  layout.d = {.rows = out_features, .cols = in_features, .ld = out_features, .transpose = false};
-  return layout;
+  // dW [in, out] = x^T [in, tokens] dy [tokens, out].
+  return GemmLayout({.m = in_features,
+                     .n = out_features,
+                     .k = tokens,
+                     .transpose_a = true,
+                     .row_stride_a = in_features,
+                     .row_stride_b = out_features,
+                     .row_stride_c = out_features});
 }
 
 namespace {
@@ -36,9 +62,14 @@ std::string OperandToString(const LtOperand& operand) {
 }  // namespace
 
 std::string LayoutToString(const LtGemmLayout& layout) {
-  return absl::StrFormat("m=%d n=%d k=%d A%s B%s D%s", layout.m, layout.n, layout.k,
-                         OperandToString(layout.a), OperandToString(layout.b),
-                         OperandToString(layout.d));
+  std::string text = absl::StrFormat("m=%d n=%d k=%d A%s B%s D%s", layout.m, layout.n, layout.k,
+                                     OperandToString(layout.a), OperandToString(layout.b),
+                                     OperandToString(layout.d));
+  if (layout.batch != 1) {
+    absl::StrAppendFormat(&text, " batch=%d strides %d/%d/%d", layout.batch, layout.a.batch_stride,
+                          layout.b.batch_stride, layout.d.batch_stride);
+  }
+  return text;
 }
 
 }  // namespace trident::cuda

@@ -78,9 +78,95 @@ TEST(GemmLayoutTest, BiasRunsAlongTheRowsOfD) {
   EXPECT_EQ(grad.a.rows, kOut);
 }
 
+// Element (i, j) of op(X) for a row-major stored operand with row stride `ld`.
+float RowMajorAt(const std::vector<float>& data, int64_t offset, bool transpose, int64_t ld,
+                 int64_t i, int64_t j) {
+  return transpose ? data[offset + j * ld + i] : data[offset + i * ld + j];
+}
+
+// Every Trans combination, padded row strides and a batch at odd strides: the
+// cuBLASLt reading of GemmLayout's answer is the row-major product of
+// core/ops/gemm.h, and it touches no padding element of C.
+TEST(GemmLayoutTest, GeneralProductMatchesTheRowMajorDefinition) {
+  constexpr int64_t kM = 3, kN = 4, kK = 5, kBatch = 2;
+  for (const bool ta : {false, true}) {
+    for (const bool tb : {false, true}) {
+      RowMajorGemm gemm{.m = kM, .n = kN, .k = kK, .transpose_a = ta, .transpose_b = tb};
+      gemm.row_stride_a = (ta ? kM : kK) + 2;
+      gemm.row_stride_b = (tb ? kK : kN) + 1;
+      gemm.row_stride_c = kN + 3;
+      gemm.batch = kBatch;
+      gemm.batch_stride_a = gemm.row_stride_a * (ta ? kK : kM) + 7;
+      gemm.batch_stride_b = gemm.row_stride_b * (tb ? kN : kK) + 5;
+      gemm.batch_stride_c = gemm.row_stride_c * kM + 1;
+      const std::vector<float> a = Sequence(gemm.batch_stride_a * kBatch, 1);
+      const std::vector<float> b = Sequence(gemm.batch_stride_b * kBatch, 2);
+      const LtGemmLayout layout = GemmLayout(gemm);
+      ASSERT_EQ(layout.batch, kBatch);
+      std::vector<float> c(gemm.batch_stride_c * kBatch, -99.0f);
+      for (int64_t batch = 0; batch < kBatch; ++batch) {
+        // cuBLASLt's reading: D(i, j) at d[i + j * ld] in batch `batch`.
+        for (int64_t i = 0; i < layout.m; ++i) {
+          for (int64_t j = 0; j < layout.n; ++j) {
+            float sum = 0.0f;
+            for (int64_t p = 0; p < layout.k; ++p) {
+              const float a_ip = layout.a.transpose
+                                     ? b[batch * layout.a.batch_stride + p + i * layout.a.ld]
+                                     : b[batch * layout.a.batch_stride + i + p * layout.a.ld];
+              const float b_pj = layout.b.transpose
+                                     ? a[batch * layout.b.batch_stride + j + p * layout.b.ld]
+                                     : a[batch * layout.b.batch_stride + p + j * layout.b.ld];
+              sum += a_ip * b_pj;
+            }
+            c[batch * layout.d.batch_stride + i + j * layout.d.ld] = sum;
+          }
+        }
+        for (int64_t i = 0; i < kM; ++i) {
+          for (int64_t j = 0; j < kN; ++j) {
+            float expected = 0.0f;
+            for (int64_t p = 0; p < kK; ++p) {
+              expected += RowMajorAt(a, batch * gemm.batch_stride_a, ta, gemm.row_stride_a, i, p) *
+                          RowMajorAt(b, batch * gemm.batch_stride_b, tb, gemm.row_stride_b, p, j);
+            }
+            EXPECT_EQ(c[batch * gemm.batch_stride_c + i * gemm.row_stride_c + j], expected)
+                << "ta " << ta << " tb " << tb << " batch " << batch << " C[" << i << ", " << j
+                << "]";
+          }
+          for (int64_t j = kN; j < gemm.row_stride_c; ++j) {
+            EXPECT_EQ(c[batch * gemm.batch_stride_c + i * gemm.row_stride_c + j], -99.0f)
+                << "padding of C written";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(GemmLayoutTest, LinearLayoutsAreTheGeneralMappingOfTheirOperands) {
+  EXPECT_EQ(ForwardLayout(kTokens, kIn, kOut), GemmLayout({.m = kTokens,
+                                                           .n = kOut,
+                                                           .k = kIn,
+                                                           .row_stride_a = kIn,
+                                                           .row_stride_b = kOut,
+                                                           .row_stride_c = kOut}));
+  // cuBLASLt needs ld >= rows of every stored operand.
+  for (const LtGemmLayout& layout :
+       {ForwardLayout(kTokens, kIn, kOut), WeightGradLayout(kTokens, kIn, kOut)}) {
+    for (const LtOperand& x : {layout.a, layout.b, layout.d}) EXPECT_GE(x.ld, x.rows);
+  }
+}
+
 TEST(GemmLayoutTest, DescribesItself) {
   EXPECT_EQ(LayoutToString(ForwardLayout(kTokens, kIn, kOut)),
             "m=4 n=5 k=3 A[4 x 3, ld 4, N] B[3 x 5, ld 3, N] D[4 x 5, ld 4, N]");
+  LtGemmLayout batched = ForwardLayout(kTokens, kIn, kOut);
+  batched.batch = 2;
+  batched.a.batch_stride = 12;
+  batched.b.batch_stride = 15;
+  batched.d.batch_stride = 20;
+  EXPECT_EQ(LayoutToString(batched),
+            "m=4 n=5 k=3 A[4 x 3, ld 4, N] B[3 x 5, ld 3, N] D[4 x 5, ld 4, N] batch=2 strides "
+            "12/15/20");
 }
 
 }  // namespace

@@ -6,6 +6,8 @@ namespace trident::cuda {
 
 const char* LtEpilogueName(LtEpilogue epilogue) {
   switch (epilogue) {
+    case LtEpilogue::kNone:
+      return "none";
     case LtEpilogue::kBias:
       return "bias";
     case LtEpilogue::kBiasGeluAux:
@@ -17,9 +19,9 @@ const char* LtEpilogueName(LtEpilogue epilogue) {
 }
 
 std::string GemmPlanKeyToString(const GemmPlanKey& key) {
-  return absl::StrCat("m=", key.m, " n=", key.n, " k=", key.k, " B:", key.transpose_b ? "T" : "N",
-                      " ", DTypeName(key.dtype), key.allow_tf32 ? "(tf32)" : "", " ",
-                      LtEpilogueName(key.epilogue), " align ", key.alignment_bytes);
+  return absl::StrCat(LayoutToString(key.layout), " ", DTypeName(key.dtype),
+                      key.allow_tf32 ? "(tf32)" : "", " ", LtEpilogueName(key.epilogue), " align ",
+                      key.alignment_bytes);
 }
 
 }  // namespace trident::cuda

@@ -9,25 +9,27 @@
 #include <cstdint>
 #include <string>
 
+#include "core/cuda/gemm_layout.h"
 #include "core/dtype.h"
 
 namespace trident::cuda {
 
-// The fused epilogues of core/ops/linear.h, as cuBLASLt names them.
+// The fused epilogues of core/ops/linear.h, as cuBLASLt names them, or none
+// (the plain products of core/ops/gemm.h).
 enum class LtEpilogue : uint8_t {
+  kNone,         // CUBLASLT_EPILOGUE_DEFAULT
   kBias,         // CUBLASLT_EPILOGUE_BIAS
   kBiasGeluAux,  // CUBLASLT_EPILOGUE_GELU_AUX_BIAS: y = GELU(pre), pre kept
   kBiasGradA,    // CUBLASLT_EPILOGUE_BGRADA: bias gradient of A (see gemm_layout.h)
 };
 
-// "bias", "bias_gelu_aux", "bgrada".
+// "none", "bias", "bias_gelu_aux", "bgrada".
 const char* LtEpilogueName(LtEpilogue epilogue);
 
 struct GemmPlanKey {
-  int64_t m = 0;
-  int64_t n = 0;
-  int64_t k = 0;
-  bool transpose_b = false;  // the only operand flag our two layouts vary
+  // Shape, operand flags, leading dimensions and batch: everything the
+  // matrix-layout descriptors are made from.
+  LtGemmLayout layout;
   DType dtype = DType::kFloat32;
   LtEpilogue epilogue = LtEpilogue::kBias;
   // fp32 only: lets cuBLASLt use TF32 tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32).
@@ -41,12 +43,13 @@ struct GemmPlanKey {
 
   template <typename H>
   friend H AbslHashValue(H h, const GemmPlanKey& key) {
-    return H::combine(std::move(h), key.m, key.n, key.k, key.transpose_b, key.dtype, key.epilogue,
-                      key.allow_tf32, key.alignment_bytes);
+    return H::combine(std::move(h), key.layout, key.dtype, key.epilogue, key.allow_tf32,
+                      key.alignment_bytes);
   }
 };
 
-// "m=768 n=1024 k=3072 B:N bf16 bias_gelu_aux align 256" for logs and errors.
+// "m=768 n=1024 k=3072 A[...] B[...] D[...] bf16 bias_gelu_aux align 256"
+// (LayoutToString, then the rest) for logs and errors.
 std::string GemmPlanKeyToString(const GemmPlanKey& key);
 
 }  // namespace trident::cuda

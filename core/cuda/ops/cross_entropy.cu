@@ -1,3 +1,4 @@
+#include "core/cuda/host_sync.h"
 #include "core/cuda/ops/cross_entropy.h"
 
 #include <cmath>
@@ -439,6 +440,7 @@ absl::StatusOr<int64_t> CountTargets(cudaStream_t stream, const Tensor& targets,
                                                              cudaMemcpyDeviceToHost, stream)
                                            : cudaSuccess;
   const cudaError_t freed = cudaFreeAsync(device_count, stream);
+  CountHostSync();
   const cudaError_t synced = cudaStreamSynchronize(stream);
   if (!launched.ok()) return launched;
   for (const cudaError_t e : {copied, freed, synced}) {

@@ -1,3 +1,4 @@
+#include "core/cuda/host_sync.h"
 #include "core/cuda/ops/reduction.h"
 
 #include <cstdint>
@@ -168,6 +169,7 @@ absl::StatusOr<double> ReduceToHost(cudaStream_t stream, absl::string_view op,
   }
   // Freed in stream order, after everything above that reads it.
   const absl::Status freed = CudaStatus(op, "cudaFreeAsync", cudaFreeAsync(scratch, stream));
+  CountHostSync();  // The read-back: the sum is a host value.
   const absl::Status synced =
       CudaStatus(op, "cudaStreamSynchronize", cudaStreamSynchronize(stream));
   RETURN_IF_ERROR(status);

@@ -4,10 +4,15 @@
 // (relative) of the CPU's (the bound; the CPU layouts agree to 1e-5,
 // the GPU's kernels sum in other orders). bf16: within the mixed-precision
 // tolerance (training/precision.h) of the CPU's fp32 run, as the CPU's bf16
-// run is. NaN never passes. Skips without a GPU.
+// run is. NaN never passes. And the GPU's state leaves and returns through
+// host copies: a checkpoint written at step 10 resumes on the GPU bit for bit
+// (as on the CPU) and on the CPU within 1e-4, and the export is written. Skips
+// without a GPU.
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -32,7 +37,8 @@ struct TrainedRun {
 };
 
 TrainedRun TrainDefaultModel(const std::string& data_dir, Precision precision,
-                             const std::string& device) {
+                             const std::string& device,
+                             const std::function<void(TrainOptions&)>& adjust = nullptr) {
   TrainOptions options;
   absl::StatusOr<TrainConfig> config = DefaultTrainConfig();
   EXPECT_TRUE(config.ok()) << config.status();
@@ -52,6 +58,7 @@ TrainedRun TrainDefaultModel(const std::string& data_dir, Precision precision,
   layout->set_micro_batch_size(8);
   layout->set_num_micro_batches(1);
   layout->clear_global_batch_size();
+  if (adjust != nullptr) adjust(options);
   std::ostringstream log;
   options.log = &log;
   absl::StatusOr<TrainResult> result = Train(options);
@@ -95,6 +102,43 @@ TEST(CudaTrainTest, DefaultModelSerialTracksTheCpuRun) {
                "GPU bf16 against CPU fp32");
   ExpectTracks(cpu_bf16.losses, cpu_fp32.losses, kMixedPrecisionLossTolerance,
                "CPU bf16 against CPU fp32 (the same bound, for scale)");
+}
+
+TEST(CudaTrainTest, CheckpointResumeAndExportFromTheGpu) {
+  TRIDENT_SKIP_WITHOUT_GPU(gpu);
+  const std::string dir = io::testing::FreshTestDir("cuda_train_checkpoint");
+  const std::string data_dir = testing::WriteEnglishLikeTokenFiles(dir);
+  const std::string ckpt = dir + "/ckpt";
+  const std::string exported = dir + "/model.safetensors";
+
+  const TrainedRun whole = TrainDefaultModel(data_dir, FP32, "cuda");
+  ASSERT_EQ(whole.losses.size(), kSteps);
+  const TrainedRun head = TrainDefaultModel(data_dir, FP32, "cuda", [&](TrainOptions& o) {
+    o.save_dir = ckpt;
+    o.stop_at_step = kSteps / 2;
+  });
+  ASSERT_EQ(head.losses.size(), kSteps / 2);
+  const TrainedRun tail = TrainDefaultModel(data_dir, FP32, "cuda", [&](TrainOptions& o) {
+    o.resume_dir = ckpt;
+    o.export_path = exported;
+  });
+  ASSERT_EQ(tail.losses.size(), kSteps / 2);
+  for (int s = 0; s < kSteps / 2; ++s) {
+    EXPECT_EQ(head.losses[s], whole.losses[s]) << "step " << s + 1;  // Bitwise.
+    EXPECT_EQ(tail.losses[s], whole.losses[kSteps / 2 + s]) << "step " << kSteps / 2 + s + 1;
+  }
+  EXPECT_GT(std::filesystem::file_size(exported), 4u * 800000) << "the export holds the weights";
+
+  // The GPU's checkpoint, resumed on the CPU.
+  const TrainedRun on_cpu =
+      TrainDefaultModel(data_dir, FP32, "cpu", [&](TrainOptions& o) { o.resume_dir = ckpt; });
+  ASSERT_EQ(on_cpu.losses.size(), kSteps / 2);
+  const std::vector<double> gpu_tail(whole.losses.begin() + kSteps / 2, whole.losses.end());
+  for (int s = 0; s < kSteps / 2; ++s) {
+    const double difference = std::abs(on_cpu.losses[s] - gpu_tail[s]) / gpu_tail[s];
+    EXPECT_TRUE(difference <= kFp32Tolerance)
+        << "step " << kSteps / 2 + s + 1 << ": CPU " << on_cpu.losses[s] << ", GPU " << gpu_tail[s];
+  }
 }
 
 }  // namespace

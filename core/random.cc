@@ -133,7 +133,8 @@ bool FilledThroughHost(const ExecContext& ctx, const Tensor& tensor, const char*
       << tensor.DebugString();
   const int64_t cols = tensor.dim(1);
   for (int64_t r = 0; r < tensor.dim(0); ++r) {
-    tensor.Slice(0, r, 1).CopyFrom(absl::MakeConstSpan(values + r * cols, static_cast<size_t>(cols)));
+    tensor.Slice(0, r, 1).CopyFrom(
+        absl::MakeConstSpan(values + r * cols, static_cast<size_t>(cols)));
   }
   return true;
 }
@@ -175,10 +176,10 @@ float UniformValue(uint64_t seed, uint64_t name_hash, int64_t global_index, floa
 
 void FillNormal(const ExecContext& ctx, const Tensor& tensor, uint64_t seed, absl::string_view name,
                 float std, const MatrixShard& shard) {
-  if (FilledThroughHost(ctx, tensor, "FillNormal", [&](const ExecContext& host_ctx,
-                                                       const Tensor& host) {
-        FillNormal(host_ctx, host, seed, name, std, shard);
-      })) {
+  if (FilledThroughHost(ctx, tensor, "FillNormal",
+                        [&](const ExecContext& host_ctx, const Tensor& host) {
+                          FillNormal(host_ctx, host, seed, name, std, shard);
+                        })) {
     return;
   }
   const MatrixView m = AsMatrix(ctx, tensor, "FillNormal");
@@ -209,10 +210,10 @@ void FillNormal(const ExecContext& ctx, const Tensor& tensor, uint64_t seed, abs
 void FillUniform(const ExecContext& ctx, const Tensor& tensor, uint64_t seed,
                  absl::string_view name, float low, float high, const MatrixShard& shard) {
   TRIDENT_CHECK(low <= high) << "FillUniform(" << name << "): low " << low << " > high " << high;
-  if (FilledThroughHost(ctx, tensor, "FillUniform", [&](const ExecContext& host_ctx,
-                                                        const Tensor& host) {
-        FillUniform(host_ctx, host, seed, name, low, high, shard);
-      })) {
+  if (FilledThroughHost(ctx, tensor, "FillUniform",
+                        [&](const ExecContext& host_ctx, const Tensor& host) {
+                          FillUniform(host_ctx, host, seed, name, low, high, shard);
+                        })) {
     return;
   }
   const MatrixView m = AsMatrix(ctx, tensor, "FillUniform");
@@ -228,10 +229,10 @@ void FillUniform(const ExecContext& ctx, const Tensor& tensor, uint64_t seed,
 }
 
 void FillConstant(const ExecContext& ctx, const Tensor& tensor, float value) {
-  if (FilledThroughHost(ctx, tensor, "FillConstant", [&](const ExecContext& host_ctx,
-                                                         const Tensor& host) {
-        FillConstant(host_ctx, host, value);
-      })) {
+  if (FilledThroughHost(ctx, tensor, "FillConstant",
+                        [&](const ExecContext& host_ctx, const Tensor& host) {
+                          FillConstant(host_ctx, host, value);
+                        })) {
     return;
   }
   const MatrixView m = AsMatrix(ctx, tensor, "FillConstant");

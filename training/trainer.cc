@@ -470,7 +470,9 @@ std::string RankTrainer::Header() const {
   absl::StrAppend(&header, "\nthreads: ", job_.threads_per_rank, " per rank (", AvailableCores(),
                   " cores available to this process; ", options_.backend, " backend, ",
                   job_.world_size, " ranks)");
-  if (!job_.device_description.empty()) absl::StrAppend(&header, "\ndevice: ", job_.device_description);
+  if (!job_.device_description.empty()) {
+    absl::StrAppend(&header, "\ndevice: ", job_.device_description);
+  }
   if (options_.peak_flops > 0) {
     absl::StrAppendFormat(&header, "\nmfu: model FLOPs over %.3g TFLOP/s (%s)",
                           options_.peak_flops / 1e12, options_.peak_source);

@@ -809,6 +809,10 @@ absl::Status CheckCudaSupported(const TrainOptions& options) {
                        "with --device=cuda: the one GPU rank runs in this process "
                        "(--backend=local)");
   }
+  if (layout.dp_sync() == topology::DpSync::PS) {
+    return Unsupported("layout.dp_sync", "ps",
+                       "with --device=cuda: its server ranks are ranks beyond the one GPU rank");
+  }
   const Accelerator* cuda = FindAccelerator("cuda");
   if (cuda == nullptr) {
     return Unsupported("--device", "cuda",

@@ -477,6 +477,11 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
        },
        "--backend=mpi is not supported yet: with --device=cuda"},
       {[](TrainOptions& o) {
+         o.device = "cuda";
+         o.config.mutable_layout()->set_dp_sync(topology::DpSync::PS);
+       },
+       "layout.dp_sync=ps is not supported yet: with --device=cuda"},
+      {[](TrainOptions& o) {
          o.config.mutable_layout()->set_data_parallel(2);
          o.config.mutable_layout()->set_dp_sync(topology::DpSync::PS);
        },

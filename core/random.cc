@@ -122,7 +122,9 @@ bool FilledThroughHost(const ExecContext& ctx, const Tensor& tensor, const char*
   TRIDENT_CHECK(tensor.device() == ctx.device())
       << what << " of " << tensor.DebugString() << " with a " << ctx.device() << " context";
   const Tensor host = Tensor::Empty(tensor.shape(), DType::kFloat32);
-  fill(ExecContext::Cpu(ctx.num_threads()), host);
+  // Every core: a GPU rank's context has one CPU thread, and GPT-2's 124 M
+  // values take seconds on one.
+  fill(ExecContext::Cpu(AvailableCores()), host);
   const float* values = host.data<float>();
   if (tensor.is_contiguous()) {
     tensor.CopyFrom(absl::MakeConstSpan(values, static_cast<size_t>(tensor.numel())));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numbers>
 
+#include "absl/types/span.h"
 #include "core/check.h"
 
 namespace trident {
@@ -108,6 +109,38 @@ int64_t MinRowsPerChunk(int64_t cols) {
   return std::max<int64_t>(1, 4096 / std::max<int64_t>(cols, 1));
 }
 
+// A fill of a tensor on another device (a GPU parameter): the same fill into
+// a contiguous host tensor of its shape (same [rows, cols] geometry, hence the
+// same values), then copied up, row by row for a strided view (each row of a
+// view with unit column stride is contiguous). The copies are the allocator's
+// synchronous ones: initialisation, not the hot path. False for a CPU tensor.
+template <typename HostFill>
+bool FilledThroughHost(const ExecContext& ctx, const Tensor& tensor, const char* what,
+                       HostFill fill) {
+  TRIDENT_CHECK(tensor.defined()) << what << " of an undefined tensor";
+  if (tensor.device().is_cpu()) return false;
+  TRIDENT_CHECK(tensor.device() == ctx.device())
+      << what << " of " << tensor.DebugString() << " with a " << ctx.device() << " context";
+  const Tensor host = Tensor::Empty(tensor.shape(), DType::kFloat32);
+  // Every core: a GPU rank's context has one CPU thread, and GPT-2's 124 M
+  // values take seconds on one.
+  fill(ExecContext::Cpu(AvailableCores()), host);
+  const float* values = host.data<float>();
+  if (tensor.is_contiguous()) {
+    tensor.CopyFrom(absl::MakeConstSpan(values, static_cast<size_t>(tensor.numel())));
+    return true;
+  }
+  TRIDENT_CHECK(tensor.ndim() == 2 && tensor.stride(-1) == 1)
+      << what << " needs a contiguous tensor or a 2-D view with unit column stride, got "
+      << tensor.DebugString();
+  const int64_t cols = tensor.dim(1);
+  for (int64_t r = 0; r < tensor.dim(0); ++r) {
+    tensor.Slice(0, r, 1).CopyFrom(
+        absl::MakeConstSpan(values + r * cols, static_cast<size_t>(cols)));
+  }
+  return true;
+}
+
 }  // namespace
 
 std::array<uint32_t, 4> Philox4x32_10(std::array<uint32_t, 4> counter,
@@ -145,6 +178,12 @@ float UniformValue(uint64_t seed, uint64_t name_hash, int64_t global_index, floa
 
 void FillNormal(const ExecContext& ctx, const Tensor& tensor, uint64_t seed, absl::string_view name,
                 float std, const MatrixShard& shard) {
+  if (FilledThroughHost(ctx, tensor, "FillNormal",
+                        [&](const ExecContext& host_ctx, const Tensor& host) {
+                          FillNormal(host_ctx, host, seed, name, std, shard);
+                        })) {
+    return;
+  }
   const MatrixView m = AsMatrix(ctx, tensor, "FillNormal");
   const Geometry g = ResolveShard(m, shard, "FillNormal");
   const uint64_t hash = NameHash(name);
@@ -173,6 +212,12 @@ void FillNormal(const ExecContext& ctx, const Tensor& tensor, uint64_t seed, abs
 void FillUniform(const ExecContext& ctx, const Tensor& tensor, uint64_t seed,
                  absl::string_view name, float low, float high, const MatrixShard& shard) {
   TRIDENT_CHECK(low <= high) << "FillUniform(" << name << "): low " << low << " > high " << high;
+  if (FilledThroughHost(ctx, tensor, "FillUniform",
+                        [&](const ExecContext& host_ctx, const Tensor& host) {
+                          FillUniform(host_ctx, host, seed, name, low, high, shard);
+                        })) {
+    return;
+  }
   const MatrixView m = AsMatrix(ctx, tensor, "FillUniform");
   const Geometry g = ResolveShard(m, shard, "FillUniform");
   const uint64_t hash = NameHash(name);
@@ -186,6 +231,12 @@ void FillUniform(const ExecContext& ctx, const Tensor& tensor, uint64_t seed,
 }
 
 void FillConstant(const ExecContext& ctx, const Tensor& tensor, float value) {
+  if (FilledThroughHost(ctx, tensor, "FillConstant",
+                        [&](const ExecContext& host_ctx, const Tensor& host) {
+                          FillConstant(host_ctx, host, value);
+                        })) {
+    return;
+  }
   const MatrixView m = AsMatrix(ctx, tensor, "FillConstant");
   for (int64_t r = 0; r < m.rows; ++r) {
     float* row = m.data + r * m.row_stride;

@@ -20,10 +20,12 @@
 // Uniform: one Philox call per element j = i; words 0-1 make u in [0, 1); the
 //   value is float(low + (high - low) * u), computed in double.
 //
-// Shards of matrices: see MatrixShard. Fill functions accept CPU fp32 tensors:
+// Shards of matrices: see MatrixShard. Fill functions accept fp32 tensors:
 // contiguous ones of any rank (viewed as [rows, last dim]) or 1-/2-D views with a
 // unit last-dim stride and any row stride (e.g. a column slice of a local
-// weight). A GPU parameter is initialised on the host and copied.
+// weight). A tensor on another device (a GPU parameter, with a context of that
+// device) is filled on the host and copied up with the allocator's synchronous
+// copies, so it holds bit for bit what a CPU tensor would.
 
 #include <array>
 #include <cstdint>

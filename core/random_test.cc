@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -141,6 +144,55 @@ TEST(FillConstantTest, FillsContiguousAndStridedViews) {
   FillConstant(ctx, t.Slice(1, 1, 2), 1.5f);
   EXPECT_EQ(t.ToVector<float>(),
             (std::vector<float>{0, 1.5, 1.5, 0, 0, 1.5, 1.5, 0, 0, 1.5, 1.5, 0}));
+}
+
+// Host memory that calls itself GPU 0 and counts the host transfers: stands
+// in for a device allocator, so the fills' staging path runs without a GPU.
+class OtherDeviceAllocator final : public Allocator {
+ public:
+  OtherDeviceAllocator() : Allocator("fake-gpu") {}
+  Device device() const override { return Device::Cuda(0); }
+  void CopyFromHost(void* dst, const void* host_src, size_t bytes) const override {
+    ++copies_from_host;
+    std::memcpy(dst, host_src, bytes);
+  }
+  void CopyToHost(void* host_dst, const void* src, size_t bytes) const override {
+    std::memcpy(host_dst, src, bytes);
+  }
+  void SetZero(void* dst, size_t bytes) const override { std::memset(dst, 0, bytes); }
+  mutable int copies_from_host = 0;
+
+ protected:
+  void* RawAllocate(size_t bytes) override { return std::aligned_alloc(kAlignment, bytes); }
+  void RawFree(void* ptr, size_t) override { std::free(ptr); }
+};
+
+TEST(FillOnAnotherDeviceTest, StagedThroughTheHostBitForBit) {
+  auto gpu = std::make_shared<OtherDeviceAllocator>();
+  const ExecContext gpu_ctx(Device::Cuda(0), nullptr, 1, gpu);
+  const ExecContext cpu_ctx = ExecContext::Cpu();
+  const MatrixShard shard{.global_rows = 6, .global_cols = 10, .row_offset = 2, .col_offset = 3};
+
+  // Contiguous: one upload, the CPU fill's bits.
+  Tensor on_gpu = Tensor::Zeros({4, 5}, DType::kFloat32, gpu);
+  Tensor on_cpu = Tensor::Zeros({4, 5}, DType::kFloat32);
+  FillNormal(gpu_ctx, on_gpu, 7, "h.0.attn.c_attn.weight", 0.02f, shard);
+  FillNormal(cpu_ctx, on_cpu, 7, "h.0.attn.c_attn.weight", 0.02f, shard);
+  EXPECT_EQ(gpu->copies_from_host, 1);
+  EXPECT_EQ(on_gpu.ToVector<float>(), on_cpu.ToVector<float>());
+
+  // A column window (strided view): one upload per row, the rest untouched.
+  Tensor whole_gpu = Tensor::Zeros({4, 8}, DType::kFloat32, gpu);
+  Tensor whole_cpu = Tensor::Zeros({4, 8}, DType::kFloat32);
+  gpu->copies_from_host = 0;
+  FillUniform(gpu_ctx, whole_gpu.Slice(1, 2, 5), 3, "w", -1.0f, 1.0f, shard);
+  FillUniform(cpu_ctx, whole_cpu.Slice(1, 2, 5), 3, "w", -1.0f, 1.0f, shard);
+  EXPECT_EQ(gpu->copies_from_host, 4);
+  EXPECT_EQ(whole_gpu.ToVector<float>(), whole_cpu.ToVector<float>());
+
+  FillConstant(gpu_ctx, whole_gpu.Slice(1, 0, 1), 2.5f);
+  FillConstant(cpu_ctx, whole_cpu.Slice(1, 0, 1), 2.5f);
+  EXPECT_EQ(whole_gpu.ToVector<float>(), whole_cpu.ToVector<float>());
 }
 
 TEST(FillDeathTest, BadShardsAndTensorsAbort) {

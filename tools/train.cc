@@ -154,7 +154,7 @@ absl::StatusOr<training::TrainOptions> OptionsFromFlags() {
   if (peak_tflops > 0) {
     options.peak_flops = peak_tflops * 1e12;
     options.peak_source = "--peak_tflops";
-  } else {
+  } else if (options.device != "cuda") {  // A GPU's peak comes from its datasheet (trainer.h).
     const training::CpuPeak peak = training::MeasuredCpuPeak(training::DefaultCpuPeakCache());
     options.peak_flops_per_core = peak.flops_per_core;
     options.peak_source = peak.source;

@@ -105,6 +105,11 @@ absl::StatusOr<std::vector<NamedTensor>> GatherModelTensors(const ExecContext& c
         ops::Copy(ctx, t.tensor, widened);
         t.tensor = widened;
       }
+      // A GPU rank's tensors come to the host (NamedTensor's contract: what
+      // is exported, compared or sent to stage 0 is host memory).
+      if (!t.tensor.device().is_cpu()) {
+        t.tensor = Tensor::FromVector(t.tensor.ToVector<float>(), t.tensor.shape());
+      }
       mine.push_back({model.model_chunk(chunk), std::move(t)});
     }
   }

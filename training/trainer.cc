@@ -22,6 +22,7 @@
 #include "topology/layout_names.h"
 #include "topology/layout_validation.h"
 #include "topology/process_grid.h"
+#include "training/accelerator.h"
 #include "training/batch_geometry.h"
 #include "training/checkpoint/checkpoint.h"
 #include "training/checkpoint/checkpoint_series.h"
@@ -29,6 +30,7 @@
 #include "training/data/loader.h"
 #include "training/data/prepare_data.h"
 #include "training/data/token_file.h"
+#include "training/device_peak.h"
 #include "training/export.h"
 #include "training/flops.h"
 #include "training/launch.h"
@@ -147,6 +149,10 @@ struct JobState {
   int world_size = 1;  // The grid's: tp x pp x dp (under ps: the workers).
   int threads_per_rank = 1;
   MemoryEstimate memory;
+  // --device=cuda: the GPU the (single) rank runs on, and how the header names
+  // it; null on the CPU.
+  std::unique_ptr<AcceleratorRank> device;
+  std::string device_description;
 
   absl::Mutex mu;
   TrainResult result;
@@ -248,7 +254,8 @@ class RankTrainer {
         rank_(rank),
         world_(world),
         ps_world_(ps_world),
-        ctx_(ExecContext::Cpu(job.threads_per_rank)) {}
+        ctx_(job.device != nullptr ? job.device->exec()
+                                   : ExecContext::Cpu(job.threads_per_rank)) {}
 
   // The whole run, as the user sees it: set up, then train, evaluate and
   // save on schedule, and export at the end. A stop signal ends the loop
@@ -288,6 +295,9 @@ class RankTrainer {
                                const checkpoint::DataPosition& data_position,
                                const checkpoint::DataSet* data_set);
   absl::Status OpenData();
+  // --device=cuda: the step's host tensor (inputs, targets) uploaded to the
+  // rank's GPU on its stream; nothing on the CPU.
+  absl::Status MoveToRankDevice(Tensor* tensor) const;
   std::string Header() const;
   absl::Status TrainStep(int64_t step);
   absl::Status ReportMemory();
@@ -355,6 +365,15 @@ absl::Status RankTrainer::SetupModel() {
   ASSIGN_OR_RETURN(comms_, topology::BuildGridCommunicators(*grid_, world_));
   dp_rank_ = grid_->CoordinatesOf(rank_).dp;
   ASSIGN_OR_RETURN(runner_, StepRunner::Create(config_, *grid_, rank_, comms_, ctx_, ps_world_));
+  // The initial values went up with the allocator's synchronous copies, on
+  // the device's default stream: done before the rank's stream reads them.
+  if (job_.device != nullptr) RETURN_IF_ERROR(job_.device->WaitForDevice());
+  return absl::OkStatus();
+}
+
+absl::Status RankTrainer::MoveToRankDevice(Tensor* tensor) const {
+  if (job_.device == nullptr) return absl::OkStatus();
+  ASSIGN_OR_RETURN(*tensor, job_.device->Upload(*tensor));
   return absl::OkStatus();
 }
 
@@ -489,6 +508,9 @@ std::string RankTrainer::Header() const {
   absl::StrAppend(&header, "\nthreads: ", job_.threads_per_rank, " per rank (", AvailableCores(),
                   " cores available to this process; ", options_.backend, " backend, ",
                   JobWorldSize(layout), " ranks)");
+  if (!job_.device_description.empty()) {
+    absl::StrAppend(&header, "\ndevice: ", job_.device_description);
+  }
   if (options_.peak_flops > 0) {
     absl::StrAppendFormat(&header, "\nmfu: model FLOPs over %.3g TFLOP/s (%s)",
                           options_.peak_flops / 1e12, options_.peak_source);
@@ -506,6 +528,8 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
                    batches_->Rows(step, batch_.ReplicaRows(dp_rank_)));
   Tensor inputs, targets;
   SplitRows(tokens, batch_.replica_rows(), batch_.seq_length, &inputs, &targets);
+  RETURN_IF_ERROR(MoveToRankDevice(&inputs));
+  RETURN_IF_ERROR(MoveToRankDevice(&targets));
   comm::Communicator& dp = *comms_.dp;
   if (step == first_step_) ResetCommStats();
   dp.ResetStats();
@@ -514,6 +538,9 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
   Stopwatch watch;
   ASSIGN_OR_RETURN(const StepResult result,
                    runner_->TrainStep(step, inputs, targets, batch_.tokens_per_step()));
+  // On a GPU the step's last kernels (AdamW) may still run: the step's time
+  // includes them.
+  if (job_.device != nullptr) RETURN_IF_ERROR(job_.device->WaitForDevice());
   const double seconds = watch.ElapsedSeconds();
   const double cpu_seconds = ProcessCpuSeconds() - cpu_before;
   if (step == first_step_) RETURN_IF_ERROR(ReportMemory());
@@ -590,6 +617,8 @@ absl::Status RankTrainer::Evaluate(int64_t after_step) {
                                               absl::MakeSpan(tokens)));
     Tensor inputs, targets;
     SplitRows(tokens, batch_.replica_rows(), batch_.seq_length, &inputs, &targets);
+    RETURN_IF_ERROR(MoveToRankDevice(&inputs));
+    RETURN_IF_ERROR(MoveToRankDevice(&targets));
     ASSIGN_OR_RETURN(const double batch_loss, runner_->EvaluateLossSum(inputs, targets));
     loss_sum += batch_loss;
   }
@@ -840,6 +869,68 @@ absl::Status RankTrainer::Publish() {
   return absl::OkStatus();
 }
 
+// --device=cuda: one GPU running the serial layout's one rank, in this
+// process; refused by name before anything is built otherwise.
+absl::Status CheckCudaSupported(const TrainOptions& options) {
+  const ParallelLayout& layout = options.config.layout();
+  if (layout.tensor_parallel() * layout.pipeline_parallel() * layout.data_parallel() != 1) {
+    return Unsupported(
+        "--device", "cuda",
+        absl::StrCat("with tensor_parallel=", layout.tensor_parallel(), ", pipeline_parallel=",
+                     layout.pipeline_parallel(), ", data_parallel=", layout.data_parallel(),
+                     ": a GPU runs the serial layout (1 x 1 x 1) only; NCCL communicators are "
+                     "not built yet"));
+  }
+  if (options.backend != "local") {
+    return Unsupported("--backend", options.backend,
+                       "with --device=cuda: the one GPU rank runs in this process "
+                       "(--backend=local)");
+  }
+  if (layout.dp_sync() == topology::DpSync::PS) {
+    return Unsupported("layout.dp_sync", "ps",
+                       "with --device=cuda: its server ranks are ranks beyond the one GPU rank");
+  }
+  const Accelerator* cuda = FindAccelerator("cuda");
+  if (cuda == nullptr) {
+    return Unsupported("--device", "cuda",
+                       "this binary was built without CUDA (no CUDA Toolkit at build time)");
+  }
+  if (absl::StatusOr<std::vector<AcceleratorDevice>> devices = cuda->VisibleDevices();
+      !devices.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--device=cuda: no GPU is visible: ", devices.status().message()));
+  }
+  return absl::OkStatus();
+}
+
+// --device=cuda (checked by CheckCudaSupported): GPU 0 for the one rank, its
+// free memory against the job's estimate, and MFU's peak from its datasheet
+// unless --peak_tflops named one.
+absl::Status OpenCudaDevice(JobState& job, TrainOptions& options, std::ostream& log) {
+  const Accelerator* cuda = FindAccelerator("cuda");
+  ASSIGN_OR_RETURN(const std::vector<AcceleratorDevice> devices, cuda->VisibleDevices());
+  const AcceleratorDevice& gpu = devices.front();
+  const double needed = static_cast<double>(job.memory.total());
+  if (gpu.free_memory_bytes > 0 && needed > static_cast<double>(gpu.free_memory_bytes)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "--device=cuda: this job needs about %.3g GB (estimated), more than the %.3g GB free on "
+        "GPU %d (%s); use a smaller model or micro-batch",
+        needed / 1e9, gpu.free_memory_bytes / 1e9, gpu.index, gpu.name));
+  }
+  ASSIGN_OR_RETURN(job.device, cuda->Open(gpu.index));
+  job.device_description = absl::StrCat("cuda:", gpu.index, " (", gpu.name, ")");
+  options.peak_flops_per_core = 0;  // A CPU figure; the job computes on the GPU.
+  if (options.peak_flops > 0) return absl::OkStatus();
+  if (std::optional<DevicePeak> peak = DatasheetPeak(gpu.name, options.config.precision())) {
+    options.peak_flops = peak->flops_per_second;
+    options.peak_source = peak->source;
+  } else {
+    log << "unknown GPU: no MFU (" << gpu.name << " has no datasheet peak here; --peak_tflops "
+        << "names one)\n";
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status CheckSupported(const TrainOptions& options) {
@@ -848,9 +939,7 @@ absl::Status CheckSupported(const TrainOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("--device=", options.device, " is unknown: use cpu or cuda"));
   }
-  if (options.device == "cuda") {
-    return Unsupported("--device", "cuda", "the ops have CPU kernels only so far");
-  }
+  if (options.device == "cuda") RETURN_IF_ERROR(CheckCudaSupported(options));
   if (options.config.layout().dp_sync() == topology::DpSync::PS) {
     // A conversion trains nothing, so the servers would have nothing to serve.
     if (!options.convert_to.empty()) {
@@ -878,8 +967,12 @@ absl::StatusOr<TrainResult> Train(const TrainOptions& options_in) {
   const bool ps = layout.dp_sync() == topology::DpSync::PS;
   // Refused before anything is allocated when it cannot fit.
   ASSIGN_OR_RETURN(job.memory, EstimateRankMemory(options.config));
-  RETURN_IF_ERROR(CheckMemoryFits(job.memory, RanksOnThisMachine(options.backend, launched),
-                                  AvailableMemoryBytes()));
+  if (options.device == "cuda") {
+    RETURN_IF_ERROR(OpenCudaDevice(job, options, log));
+  } else {
+    RETURN_IF_ERROR(CheckMemoryFits(job.memory, RanksOnThisMachine(options.backend, launched),
+                                    AvailableMemoryBytes()));
+  }
   job.threads_per_rank = options.threads > 0
                              ? options.threads
                              : CpuThreadsPerRank(RanksSharingCores(options.backend, launched));

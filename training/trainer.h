@@ -33,7 +33,9 @@ namespace trident::training {
 struct TrainOptions {
   TrainConfig config;
   std::string backend = "local";  // "local" (threads) or "mpi" (processes).
-  std::string device = "cpu";     // "cpu" or "cuda".
+  // "cpu" or "cuda": one GPU (GPU 0) for the serial layout, --backend=local,
+  // in a binary linking //training/cuda:cuda_accelerator (CheckSupported).
+  std::string device = "cpu";
   // Outputs ("{run}" in a path: a fresh run directory, training/run_files.h).
   // Every path is checked before the first step (training/run_files.h).
   std::string metrics_out;        // JSONL file; empty for none.
@@ -69,7 +71,9 @@ struct TrainOptions {
   // of MFU, and how it was obtained (printed in the header). Measured or given
   // by the caller, once: 0 prints no MFU.
   // Or, when peak_flops is 0, one core's peak (training/cpu_peak.h): the job's
-  // peak is then this times the cores the job computes on.
+  // peak is then this times the cores the job computes on. With --device=cuda
+  // and peak_flops 0: the GPU's datasheet peak (training/device_peak.h), or
+  // no MFU for a GPU not in that table.
   double peak_flops = 0;
   double peak_flops_per_core = 0;
   std::string peak_source;

@@ -412,7 +412,27 @@ TEST_F(TrainerTest, UnsupportedFeaturesAreRefusedByName) {
       // splits nothing on one tensor-parallel rank.
       {[](TrainOptions& o) { o.config.mutable_layout()->set_sequence_parallel(true); },
        "sequence_parallel=true needs tensor_parallel > 1"},
-      {[](TrainOptions& o) { o.device = "cuda"; }, "--device=cuda"},
+      // This test does not link //training/cuda:cuda_accelerator: a CPU-only
+      // build's answer. Layouts are refused first, GPU or not.
+      {[](TrainOptions& o) { o.device = "cuda"; },
+       "--device=cuda is not supported yet: this binary was built without CUDA"},
+      {[](TrainOptions& o) {
+         o.device = "cuda";
+         o.config.mutable_layout()->set_tensor_parallel(2);
+       },
+       "--device=cuda is not supported yet: with tensor_parallel=2, pipeline_parallel=1, "
+       "data_parallel=1: a GPU runs the serial layout (1 x 1 x 1) only; NCCL communicators are "
+       "not built yet"},
+      {[](TrainOptions& o) {
+         o.device = "cuda";
+         o.backend = "mpi";
+       },
+       "--backend=mpi is not supported yet: with --device=cuda"},
+      {[](TrainOptions& o) {
+         o.device = "cuda";
+         o.config.mutable_layout()->set_dp_sync(topology::DpSync::PS);
+       },
+       "layout.dp_sync=ps is not supported yet: with --device=cuda"},
       // A conversion trains nothing: no servers to run.
       {[](TrainOptions& o) {
          o.config.mutable_layout()->set_data_parallel(2);

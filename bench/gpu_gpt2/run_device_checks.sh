@@ -19,6 +19,12 @@
 #   There too: bench/gpu_gpt2/run_device_checks.sh baseline [args]
 #   trains the PyTorch GPT-2 124M baseline (torch_gpt2.py) on synthetic
 #   tokens and prints tokens/s and MFU per step and their medians.
+#
+#   And: bench/gpu_gpt2/run_device_checks.sh gpt2 [folder] [bench flags]
+#   runs our GPT-2 124M benchmark (gpu_gpt2_bench, tag gpu_gpt2_bench: staged
+#   into FOLDER/gpt2, not run by `run`), then the PyTorch baseline with the
+#   same micro-batch, in one invocation, and prints ours / PyTorch of the
+#   median tokens/s.
 set -uo pipefail
 
 mode="${1:-}"
@@ -38,17 +44,25 @@ stage() {
     echo "stage: bazel query for the gpu benchmarks failed" >&2
     exit 1
   }
+  # The GPT-2 124M benchmark (tag gpu_gpt2_bench): run by the gpt2 mode only.
+  local gpt2
+  gpt2=$(./bazelw query 'attr(tags, "\bgpu_gpt2_bench\b", //...)' 2>/dev/null) || {
+    echo "stage: bazel query for the GPT-2 benchmark failed" >&2
+    exit 1
+  }
   echo "stage: building with -c opt:"
-  echo "${targets} ${benches}" | tr ' ' '\n' | sed '/^$/d; s/^/  /'
+  echo "${targets} ${benches} ${gpt2}" | tr ' ' '\n' | sed '/^$/d; s/^/  /'
   # shellcheck disable=SC2086
-  ./bazelw build -c opt ${targets} ${benches} || exit 1
+  ./bazelw build -c opt ${targets} ${benches} ${gpt2} || exit 1
   rm -rf "${dir}"
-  mkdir -p "${dir}/bin" "${dir}/bench" "${dir}/lib"
+  mkdir -p "${dir}/bin" "${dir}/bench" "${dir}/gpt2" "${dir}/lib"
   local target binary
-  for target in ${targets} ${benches}; do
+  for target in ${targets} ${benches} ${gpt2}; do
     # //pkg:name -> bazel-bin/pkg/name (bazel-bin now points at the opt build).
     binary="bazel-bin/$(echo "${target#//}" | tr ':' '/')"
-    if [[ " ${benches} " == *" ${target} "* ]]; then
+    if [[ " ${gpt2} " == *" ${target} "* ]]; then
+      cp "${binary}" "${dir}/gpt2/"
+    elif [[ " ${benches} " == *" ${target} "* ]]; then
       cp "${binary}" "${dir}/bench/"
     else
       cp "${binary}" "${dir}/bin/"
@@ -129,12 +143,49 @@ baseline() {
   PYTHONUNBUFFERED=1 "${python}" bench/gpu_gpt2/torch_gpt2.py "$@"
 }
 
+# Ours, then PyTorch's, GPT-2 124M on this GPU in one invocation; prints the
+# ratio of the median tokens/s (ours / PyTorch). Extra arguments go to
+# gpu_gpt2_bench (--micro_batch_size is passed on to the baseline's
+# --batch_size).
+gpt2() {
+  cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+  local bench="${dir}/gpt2/gpu_gpt2_bench"
+  [[ -x "${bench}" ]] || { echo "gpt2: no ${bench}: stage it first" >&2; exit 1; }
+  local micro_batch=16 arg
+  for arg in "$@"; do
+    [[ "${arg}" == --micro_batch_size=* ]] && micro_batch="${arg#--micro_batch_size=}"
+  done
+  local cuda_libs ours theirs
+  cuda_libs="$(cuda_library_path)"
+  ours="$(mktemp)" theirs="$(mktemp)"
+  echo "=== ours: gpu_gpt2_bench $*"
+  LD_LIBRARY_PATH="${PWD}/${dir}/lib:${cuda_libs}${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}" \
+    "${bench}" "$@" 2>&1 | tee "${ours}"
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "gpt2: our benchmark failed"; exit 1; }
+  echo "=== PyTorch: torch_gpt2.py --batch_size ${micro_batch}"
+  baseline --batch_size "${micro_batch}" 2>&1 | tee "${theirs}"
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "gpt2: the PyTorch baseline failed"; exit 1; }
+  local our_rate their_rate
+  our_rate=$(sed -n 's/^median over [0-9]* timed steps: \([0-9.]*\) tokens\/s.*/\1/p' "${ours}")
+  their_rate=$(sed -n 's/^median over [0-9]* timed steps: \([0-9.]*\) tokens\/s.*/\1/p' "${theirs}")
+  rm -f "${ours}" "${theirs}"
+  [[ -n "${our_rate}" && -n "${their_rate}" ]] || { echo "gpt2: a median line is missing"; exit 1; }
+  awk -v a="${our_rate}" -v b="${their_rate}" 'BEGIN {
+    printf "gpt2: ours %.0f tokens/s, PyTorch %.0f tokens/s: ours / PyTorch = %.3f\n", a, b, a / b }'
+}
+
 case "${mode}" in
   stage) stage ;;
   run) run ;;
   baseline) shift; baseline "$@" ;;
+  gpt2)
+    shift
+    # An optional folder first, then the benchmark's flags.
+    if [[ $# -gt 0 && "$1" != --* ]]; then dir="$1"; shift; else dir=".device/gpu_checks"; fi
+    gpt2 "$@"
+    ;;
   *)
-    echo "usage: $0 stage|run [folder, default .device/gpu_checks] | baseline [torch_gpt2.py args]" >&2
+    echo "usage: $0 stage|run [folder, default .device/gpu_checks] | baseline [torch_gpt2.py args] | gpt2 [folder] [gpu_gpt2_bench flags]" >&2
     exit 2
     ;;
 esac

@@ -1,0 +1,20 @@
+#ifndef TRIDENT_TRAINING_TEST_CORPUS_H_
+#define TRIDENT_TRAINING_TEST_CORPUS_H_
+
+// Token files for tests that train the default model and compare loss curves
+// (precisions, devices): a generated English-like text, since the Brown
+// corpus is not available inside a test's sandbox.
+
+#include <string>
+
+namespace trident::training::testing {
+
+// Writes DIR/train.bin (about 64 k byte tokens: sentences drawn by a fixed
+// linear congruential generator from a small vocabulary of words, enough for
+// 200 steps of the default model without memorising) and DIR/val.bin (its
+// first 8192 tokens); returns DIR.
+std::string WriteEnglishLikeTokenFiles(const std::string& dir);
+
+}  // namespace trident::training::testing
+
+#endif  // TRIDENT_TRAINING_TEST_CORPUS_H_

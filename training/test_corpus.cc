@@ -9,6 +9,22 @@
 
 namespace trident::training::testing {
 
+std::string WriteCorpus(const std::string& dir) {
+  const std::string text =
+      "The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins "
+      "with a single step. To be or not to be, that is the question. All that glitters is "
+      "not gold. ";
+  std::vector<int32_t> tokens;
+  for (int repeat = 0; repeat < 40; ++repeat) {
+    for (unsigned char c : text) tokens.push_back((c + repeat) % 256);
+  }
+  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/train.bin", 256, tokens));
+  tokens.resize(4000);
+  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/val.bin", 256, tokens));
+  return dir;
+}
+
+
 std::string WriteEnglishLikeTokenFiles(const std::string& dir) {
   const std::vector<std::string> words = {
       "the",   "of",    "and",  "to",     "a",      "in",    "that",  "is",    "was",

@@ -9,21 +9,6 @@
 
 namespace trident::training::testing {
 
-std::string WriteCorpus(const std::string& dir) {
-  const std::string text =
-      "The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins "
-      "with a single step. To be or not to be, that is the question. All that glitters is "
-      "not gold. ";
-  std::vector<int32_t> tokens;
-  for (int repeat = 0; repeat < 40; ++repeat) {
-    for (unsigned char c : text) tokens.push_back((c + repeat) % 256);
-  }
-  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/train.bin", 256, tokens));
-  tokens.resize(4000);
-  TRIDENT_CHECK_OK(data::WriteTokenFile(dir + "/val.bin", 256, tokens));
-  return dir;
-}
-
 TrainOptions TinyOptions(const std::string& data_dir) {
   TrainOptions options;
   TrainConfig& c = options.config;

@@ -33,20 +33,20 @@ dir="${2:-.device/gpu_checks}"
 stage() {
   cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
   local targets
-  targets=$(./bazelw query 'attr(tags, "\bgpu\b", tests(//...))' 2>/dev/null) || {
+  targets=$(./bazelw query 'attr(tags, "\bgpu\b", tests(//...))' 2>/dev/null | tr '\n' ' ') || {
     echo "stage: bazel query for the gpu tests failed" >&2
     exit 1
   }
   # GPU benchmarks (tag gpu_bench): run after the tests; a benchmark that
   # fails counts as a failed check.
   local benches
-  benches=$(./bazelw query 'attr(tags, "\bgpu_bench\b", //...)' 2>/dev/null) || {
+  benches=$(./bazelw query 'attr(tags, "\bgpu_bench\b", //...)' 2>/dev/null | tr '\n' ' ') || {
     echo "stage: bazel query for the gpu benchmarks failed" >&2
     exit 1
   }
   # The GPT-2 124M benchmark (tag gpu_gpt2_bench): run by the gpt2 mode only.
   local gpt2
-  gpt2=$(./bazelw query 'attr(tags, "\bgpu_gpt2_bench\b", //...)' 2>/dev/null) || {
+  gpt2=$(./bazelw query 'attr(tags, "\bgpu_gpt2_bench\b", //...)' 2>/dev/null | tr '\n' ' ') || {
     echo "stage: bazel query for the GPT-2 benchmark failed" >&2
     exit 1
   }

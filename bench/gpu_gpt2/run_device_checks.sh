@@ -11,7 +11,8 @@
 #   OpenBLAS, libstdc++, cudart). cuBLASLt (~500 MB) is not copied: the device
 #   image's CUDA 13 provides it.
 #
-#   There (the device tool carries the ignored .device/ folder):
+#   There (the device tool carries the ignored .device/gpu_checks.tar.gz, the
+#   staged folder packed under its 64 MiB limit; `run` unpacks it):
 #     bench/gpu_gpt2/run_device_checks.sh run [.device/gpu_checks]
 #   runs each test binary, prints what it ran and each result, and exits
 #   non-zero if any test failed or none ran on a GPU.
@@ -73,6 +74,17 @@ stage() {
       xargs -r cp -L -t "${dir}/lib/"
   done
   echo "stage: $(ls "${dir}/bin" | wc -l) binaries, $(du -sh "${dir}" | cut -f1) in ${dir}"
+  # The device tool carries at most 64 MiB (OpenBLAS alone is 36 MB): carry
+  # the archive, which `run` unpacks when the folder is not there.
+  tar czf "${dir}.tar.gz" -C "$(dirname "${dir}")" "$(basename "${dir}")" || exit 1
+  echo "stage: carry ${dir}.tar.gz ($(du -sh "${dir}.tar.gz" | cut -f1))"
+}
+
+# Unpacks the staged archive next to it when the folder itself was not carried.
+unpack() {
+  if [[ ! -d "${dir}/bin" && -f "${dir}.tar.gz" ]]; then
+    tar xzf "${dir}.tar.gz" -C "$(dirname "${dir}")" || exit 1
+  fi
 }
 
 # Directories holding libcublasLt and libcudnn on the device machine: the
@@ -98,6 +110,7 @@ cuda_library_path() {
 
 run() {
   cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+  unpack
   [[ -d "${dir}/bin" ]] || { echo "run: no ${dir}/bin: stage it first" >&2; exit 1; }
   local cuda_libs
   cuda_libs="$(cuda_library_path)"
@@ -149,6 +162,7 @@ baseline() {
 # --batch_size).
 gpt2() {
   cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+  unpack
   local bench="${dir}/gpt2/gpu_gpt2_bench"
   [[ -x "${bench}" ]] || { echo "gpt2: no ${bench}: stage it first" >&2; exit 1; }
   local micro_batch=16 arg

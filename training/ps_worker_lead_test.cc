@@ -13,8 +13,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <filesystem>
+#include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -36,11 +39,16 @@ struct LeadRecord {
   std::vector<double> losses;
 };
 
-LeadRecord TrainWithSlowWorker(const std::string& data_dir, int staleness) {
+// `meet_every` > 0: evaluate and save a checkpoint (to `save_dir`) every
+// that many steps, where the workers meet by design.
+LeadRecord TrainWithSlowWorker(const std::string& data_dir, int staleness, int meet_every = 0,
+                               const std::string& save_dir = "") {
   TrainOptions options = testing::TinyOptions(data_dir);
   TrainConfig& config = options.config;
   config.set_steps(kSteps);
-  config.set_eval_interval(0);
+  config.set_eval_interval(meet_every);
+  config.set_checkpoint_interval(meet_every);
+  options.save_dir = save_dir;
   topology::ParallelLayout& layout = *config.mutable_layout();
   layout.set_data_parallel(kWorkers);
   layout.set_micro_batch_size(1);
@@ -84,6 +92,22 @@ TEST_F(PsWorkerLeadTest, WithStalenessTwoFastWorkersRunTwoStepsAheadAndNoMore) {
   for (int s = 0; s < kSteps; ++s) {
     EXPECT_TRUE(std::isfinite(record.losses[s])) << "step " << s + 1;
   }
+}
+
+// Evaluations and checkpoints every 4 steps are collective: the pending
+// reductions complete before them, the run ends with every step reported
+// and the last checkpoint written, and the lead stays within S.
+TEST_F(PsWorkerLeadTest, EvaluationsAndCheckpointsDrainThePendingSteps) {
+  const std::string save_dir = io::testing::FreshTestDir("ps_worker_lead_save") + "/ckpt";
+  const LeadRecord record =
+      TrainWithSlowWorker(data_dir_, /*staleness=*/2, /*meet_every=*/4, save_dir);
+  EXPECT_GE(record.max_lead, 0);
+  EXPECT_LE(record.max_lead, 2);
+  ASSERT_EQ(record.losses.size(), static_cast<size_t>(kSteps));
+  for (int s = 0; s < kSteps; ++s) {
+    EXPECT_TRUE(std::isfinite(record.losses[s])) << "step " << s + 1;
+  }
+  EXPECT_TRUE(std::filesystem::exists(absl::StrCat(save_dir, "/latest")));
 }
 
 TEST_F(PsWorkerLeadTest, WithStalenessZeroWorkersStayInLockstep) {

@@ -53,9 +53,9 @@ DeferredStepReductions::CompleteThrough(int64_t last) {
     const absl::Status signal = p->signal->Wait();
     for (const absl::Status& status : {loss, signal}) {
       if (!status.ok()) {
-        return absl::Status(status.code(), absl::StrCat("step ", p->step + 1,
-                                                        "'s deferred reductions: ",
-                                                        status.message()));
+        return absl::Status(
+            status.code(),
+            absl::StrCat("step ", p->step + 1, "'s deferred reductions: ", status.message()));
       }
     }
     completed.push_back({.step = p->step,

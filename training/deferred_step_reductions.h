@@ -39,9 +39,9 @@ class DeferredStepReductions {
  public:
   // A step whose reductions completed.
   struct Completed {
-    int64_t step = 0;       // 0-based.
-    double loss_sum = 0;    // Summed over the replicas (SumReplicaLosses).
-    int stop_signal = 0;    // The largest signal number any worker saw; 0: none.
+    int64_t step = 0;     // 0-based.
+    double loss_sum = 0;  // Summed over the replicas (SumReplicaLosses).
+    int stop_signal = 0;  // The largest signal number any worker saw; 0: none.
   };
 
   // `replicas`: the group the loss is summed over (the dp group); `workers`:

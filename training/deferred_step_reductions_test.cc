@@ -39,8 +39,8 @@ TEST(DeferredStepReductionsTest, CompletesEachStepLagStepsLaterWithTheSumAndTheL
   constexpr int kLag = 2;
   std::vector<std::vector<int64_t>> completed_after(kRanks * kSteps);
   std::vector<std::vector<DeferredStepReductions::Completed>> results(kRanks);
-  const absl::Status status = comm::RunLocalRanks(
-      kRanks, [&](int rank, comm::Communicator& world) -> absl::Status {
+  const absl::Status status =
+      comm::RunLocalRanks(kRanks, [&](int rank, comm::Communicator& world) -> absl::Status {
         DeferredStepReductions reductions(world, world, kLag);
         for (int64_t step = 0; step < kSteps; ++step) {
           reductions.Start(step, LossOf(rank, step), rank == 1 && step == 3 ? 15 : 0);
@@ -91,7 +91,8 @@ TEST(DeferredStepReductionsTest, AWorkerRunsLagStepsAheadWithoutWaiting) {
   comm::CommOptions options;
   options.timeout = absl::Seconds(20);
   const absl::Status status = comm::RunLocalRanks(
-      kRanks, [&](int rank, comm::Communicator& world) -> absl::Status {
+      kRanks,
+      [&](int rank, comm::Communicator& world) -> absl::Status {
         DeferredStepReductions reductions(world, world, kLag);
         if (rank != 0) rank0_ran_ahead.WaitForNotification();
         for (int64_t step = 0; step <= kLag; ++step) {

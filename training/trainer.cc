@@ -254,7 +254,9 @@ class RankTrainer {
 
   // The whole run, as the user sees it: set up, then train, evaluate and
   // save on schedule, and export at the end. A stop signal ends the loop
-  // after the step it arrived in, with a checkpoint.
+  // after the step it arrived in, with a checkpoint (under dp_sync=ps with
+  // staleness S the workers agree on it S steps later, and ps ends with an
+  // error instead: see below).
   absl::Status Run() {
     if (!options_.convert_to.empty()) return Convert();
     RETURN_IF_ERROR(Setup());

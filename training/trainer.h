@@ -8,7 +8,9 @@
 //
 //   for step in [first, last):
 //     train one step          (StepRunner::TrainStep on this replica's rows)
-//     report it               (RunReporter: progress line + metrics JSONL)
+//     report it               (RunReporter: progress line + metrics JSONL;
+//                              under dp_sync=ps with staleness S, S steps
+//                              later: training/deferred_step_reductions.h)
 //     maybe evaluate          (every eval_interval steps and at the end)
 //     maybe save a checkpoint (every checkpoint_interval steps and at the end)
 //   maybe export; print the summary

@@ -80,17 +80,18 @@ absl::Status Run() {
   for (int& s : straggler) s = static_cast<int>(rng() % absl::GetFlag(FLAGS_workers));
   // Prepares the token files (when missing) and warms the caches, untimed.
   RETURN_IF_ERROR(SecondsToTrain(0, 2, {}).status());
-  std::printf("ps in the trainer: default model, %d workers, %d servers, %lld steps, a random "
-              "straggler per step +%.0f ms\n",
-              absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_servers),
-              static_cast<long long>(steps), absl::GetFlag(FLAGS_straggler_ms));
+  std::printf(
+      "ps in the trainer: default model, %d workers, %d servers, %lld steps, a random "
+      "straggler per step +%.0f ms\n",
+      absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_servers), static_cast<long long>(steps),
+      absl::GetFlag(FLAGS_straggler_ms));
   std::vector<double> ratios;
   for (int r = 0; r < absl::GetFlag(FLAGS_repeats); ++r) {
     ASSIGN_OR_RETURN(const double sync_seconds, SecondsToTrain(0, steps, straggler));
     ASSIGN_OR_RETURN(const double stale_seconds, SecondsToTrain(staleness, steps, straggler));
     ratios.push_back(stale_seconds / sync_seconds);
-    std::printf("repeat %d: S=0 %.2f s, S=%d %.2f s, ratio %.3f\n", r + 1, sync_seconds,
-                staleness, stale_seconds, ratios.back());
+    std::printf("repeat %d: S=0 %.2f s, S=%d %.2f s, ratio %.3f\n", r + 1, sync_seconds, staleness,
+                stale_seconds, ratios.back());
     std::fflush(stdout);
   }
   std::printf("S=%d / S=0 wall time: %.3f - %.3f over %zu repeats\n", staleness,

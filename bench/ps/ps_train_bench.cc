@@ -2,8 +2,8 @@
 // (configs/default.textproto) trained by `Train` under --dp_sync=ps at
 // tp = pp = 1, dp = --workers, with --servers server ranks, on the local
 // backend. Every step one worker, drawn at random per step (seeded, the same
-// draw for every run), is a straggler: it sleeps --straggler_ms after that
-// step (TrainOptions::after_step_for_testing; no trainer flag does this).
+// draw for every run) or --straggler every step, is a straggler: it sleeps
+// --straggler_ms after that step (TrainOptions::after_step_for_testing; no trainer flag does this).
 // With S = 0 every step waits for its straggler; with S > 0 the workers meet
 // only through the servers and the delays average out, as in ps_bench.
 // Prints, per repeat, the wall time of --steps steps at S = 0 and at S =
@@ -18,11 +18,13 @@
 #include <cstdio>
 #include <random>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/status_macros.h"
@@ -35,6 +37,8 @@ ABSL_FLAG(int, servers, 1, "server ranks");
 ABSL_FLAG(int, staleness, 2, "the staleness bound compared with S = 0");
 ABSL_FLAG(int64_t, steps, 50, "steps per run");
 ABSL_FLAG(double, straggler_ms, 100.0, "the straggler's extra time per step");
+ABSL_FLAG(int, straggler, -1,
+          "the worker that straggles every step; -1: one drawn at random per step");
 ABSL_FLAG(int, repeats, 3, "S = 0 / S = staleness pairs, run one after the other");
 ABSL_FLAG(int, threads, 1, "compute threads per worker");
 
@@ -78,13 +82,17 @@ absl::Status Run() {
   std::mt19937 rng(12345);
   std::vector<int> straggler(steps);
   for (int& s : straggler) s = static_cast<int>(rng() % absl::GetFlag(FLAGS_workers));
+  if (absl::GetFlag(FLAGS_straggler) >= 0) {
+    std::fill(straggler.begin(), straggler.end(), absl::GetFlag(FLAGS_straggler));
+  }
   // Prepares the token files (when missing) and warms the caches, untimed.
   RETURN_IF_ERROR(SecondsToTrain(0, 2, {}).status());
-  std::printf(
-      "ps in the trainer: default model, %d workers, %d servers, %lld steps, a random "
-      "straggler per step +%.0f ms\n",
-      absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_servers), static_cast<long long>(steps),
-      absl::GetFlag(FLAGS_straggler_ms));
+  const int fixed = absl::GetFlag(FLAGS_straggler);
+  const std::string who = fixed >= 0 ? absl::StrCat("worker ", fixed, " straggling every step")
+                                     : "a random straggler per step";
+  std::printf("ps in the trainer: default model, %d workers, %d servers, %lld steps, %s +%.0f ms\n",
+              absl::GetFlag(FLAGS_workers), absl::GetFlag(FLAGS_servers),
+              static_cast<long long>(steps), who.c_str(), absl::GetFlag(FLAGS_straggler_ms));
   std::vector<double> ratios;
   for (int r = 0; r < absl::GetFlag(FLAGS_repeats); ++r) {
     ASSIGN_OR_RETURN(const double sync_seconds, SecondsToTrain(0, steps, straggler));

@@ -15,6 +15,7 @@
 #include "data_parallel/compression/gradient_sync_options.h"
 #include "data_parallel/sync_modes/replica_sync.h"
 #include "pipeline/executor.h"
+#include "training/deferred_step_reductions.h"
 #include "training/lr_schedule.h"
 #include "training/model_gather.h"
 #include "training/parameter_server_ranks.h"
@@ -278,9 +279,7 @@ absl::StatusOr<double> StepRunner::ShareLoss(double value) {
   std::vector<int64_t> all(dp);
   RETURN_IF_ERROR(comms_.dp->AllGather(comm::ConstBuffer(&bits, 1, DType::kInt64),
                                        comm::Buffer{all.data(), dp, DType::kInt64}));
-  double sum = 0;
-  for (int64_t b : all) sum += std::bit_cast<double>(b);
-  return sum;
+  return SumReplicaLosses(all);
 }
 
 absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inputs,
@@ -310,6 +309,11 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   StepResult result;
   if (ps_worker_.has_value()) {
     RETURN_IF_ERROR(ParameterServerStep(step, result));
+    result.replica_loss_sum = model_->loss_sum();
+    if (!share_loss_) {
+      result.loss = std::numeric_limits<double>::quiet_NaN();
+      return result;
+    }
     ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
     result.loss = loss_sum / global_tokens;
     return result;
@@ -388,6 +392,16 @@ absl::Status StepRunner::ParameterServerStep(int64_t step, StepResult& result) {
   optimizer_->CopyMastersToValues(ctx_);
   result.lr = LearningRate(step, config_.optimizer(), config_.steps());
   result.grad_norm = std::numeric_limits<double>::quiet_NaN();
+  return absl::OkStatus();
+}
+
+absl::Status StepRunner::SkipLossShare() {
+  if (!ps_worker_.has_value()) {
+    return absl::FailedPreconditionError(
+        "StepRunner::SkipLossShare needs layout.dp_sync=ps (one pipeline stage, whose loss is "
+        "the replica's)");
+  }
+  share_loss_ = false;
   return absl::OkStatus();
 }
 

@@ -62,7 +62,11 @@
 namespace trident::training {
 
 struct StepResult {
-  double loss = 0;       // Mean token loss of the global batch (every rank).
+  double loss = 0;       // Mean token loss of the global batch (every rank);
+                         // NaN after StepRunner::SkipLossShare.
+  // dp_sync=ps: this replica's sum of token losses (what `loss` sums over
+  // the replicas); 0 otherwise.
+  double replica_loss_sum = 0;
   double grad_norm = 0;  // Before clipping (every rank); NaN under dp_sync=ps.
   double lr = 0;         // The learning rate the step applied.
   // FP16: the loss scale the step ran with (0 without a loss scaler), and
@@ -130,6 +134,12 @@ class StepRunner {
   static absl::StatusOr<pipeline::Schedule> MakeLayoutSchedule(
       const topology::ParallelLayout& layout);
 
+  // dp_sync=ps: TrainStep no longer sums the loss over the replicas (a
+  // blocking all-gather over the workers, a barrier every step); its
+  // result's loss is NaN and the caller sums replica_loss_sum itself, later
+  // (training/deferred_step_reductions.h). FAILED_PRECONDITION otherwise.
+  absl::Status SkipLossShare();
+
   // dp_sync=ps, on every worker before the first step: worker 0 sends the
   // server ranks this runner's fp32 values and AdamW moments (initialised
   // from the seed, or loaded from a checkpoint), the absolute `first_step`,
@@ -189,6 +199,7 @@ class StepRunner {
   comm::Communicator* ps_world_ = nullptr;
   std::vector<float> ps_gradient_;
   std::vector<float> ps_values_;
+  bool share_loss_ = true;  // False after SkipLossShare.
   std::unique_ptr<AdamW> optimizer_;
   std::optional<LossScaler> loss_scaler_;
   pipeline::Schedule schedule_;

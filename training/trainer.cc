@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -30,6 +31,7 @@
 #include "training/data/loader.h"
 #include "training/data/prepare_data.h"
 #include "training/data/token_file.h"
+#include "training/deferred_step_reductions.h"
 #include "training/device_peak.h"
 #include "training/export.h"
 #include "training/flops.h"
@@ -259,15 +261,32 @@ class RankTrainer {
 
   // The whole run, as the user sees it: set up, then train, evaluate and
   // save on schedule, and export at the end. A stop signal ends the loop
-  // after the step it arrived in, with a checkpoint.
+  // after the step it arrived in, with a checkpoint (under dp_sync=ps with
+  // staleness S the workers agree on it S steps later, and ps ends with an
+  // error instead: see below).
   absl::Status Run() {
     if (!options_.convert_to.empty()) return Convert();
     RETURN_IF_ERROR(Setup());
     for (int64_t step = first_step_; step < last_step_; ++step) {
       RETURN_IF_ERROR(TrainStep(step));
+      // Under ps with staleness the step's reductions complete S steps
+      // later; all of them before an evaluation or a checkpoint (where the
+      // workers meet anyway) and at the end, so every line and note comes
+      // in step order.
+      int deferred_signal = 0;
+      if (deferred_.has_value()) {
+        ASSIGN_OR_RETURN(deferred_signal,
+                         CompleteDeferredSteps(step, /*all=*/EvaluationDue(step) ||
+                                                             CheckpointDue(step) ||
+                                                             step + 1 == last_step_));
+      }
+      if (options_.after_step_for_testing) options_.after_step_for_testing(rank_, step);
       if (EvaluationDue(step)) RETURN_IF_ERROR(Evaluate(step + 1));
       if (CheckpointDue(step)) RETURN_IF_ERROR(SaveCheckpoint(paths_.save, step + 1));
-      ASSIGN_OR_RETURN(const int signal_number, AgreedStopSignal());
+      int signal_number = deferred_signal;
+      if (!deferred_.has_value()) {
+        ASSIGN_OR_RETURN(signal_number, AgreedStopSignal());
+      }
       if (signal_number != 0 && ps_world_ != nullptr) {
         // The servers expect every step's gradients and would snapshot only
         // the versions planned at the start: the job ends here, without a
@@ -300,6 +319,10 @@ class RankTrainer {
   absl::Status MoveToRankDevice(Tensor* tensor) const;
   std::string Header() const;
   absl::Status TrainStep(int64_t step);
+  // Under ps with staleness: completes the deferred reductions due after
+  // `step` (all pending ones when `all`), reports those steps, and returns
+  // the largest stop signal any of them agreed on (0: none).
+  absl::StatusOr<int> CompleteDeferredSteps(int64_t step, bool all);
   absl::Status ReportMemory();
   // The payload counters of this rank's grid communicators (comm::CommStats):
   // reset before the first step, read after it.
@@ -355,6 +378,18 @@ class RankTrainer {
   int64_t first_step_ = 0;
   int64_t last_step_ = 0;
   std::string last_checkpoint_;  // the newest checkpoint this run wrote
+  // dp_sync=ps with staleness S > 0: the steps' loss sums and stop-signal
+  // agreements, completed S steps after their step; and what those steps'
+  // progress lines need besides the loss, in step order.
+  std::optional<DeferredStepReductions> deferred_;
+  struct UnreportedStep {
+    int64_t step = 0;
+    double seconds = 0;
+    double lr = 0;
+    double cpu_seconds = 0;
+    RunReporter::GradientSyncFigures sync;
+  };
+  std::deque<UnreportedStep> unreported_;
   int dp_rank_ = 0;
 };
 
@@ -407,6 +442,12 @@ absl::Status RankTrainer::Setup() {
     }
     RETURN_IF_ERROR(runner_->StartParameterServers(first_step_, last_step_ - first_step_,
                                                    std::move(snapshot_versions)));
+    // With staleness the workers must not meet every step: the loss sum
+    // and the stop-signal agreement are deferred by S steps.
+    if (const int staleness = config_.layout().ps_staleness(); staleness > 0) {
+      RETURN_IF_ERROR(runner_->SkipLossShare());
+      deferred_.emplace(*comms_.dp, world_, staleness);
+    }
   }
 
   RunReporterOptions report;
@@ -504,6 +545,10 @@ std::string RankTrainer::Header() const {
                     job_.world_size, "-", job_.world_size + layout.ps_servers() - 1,
                     "), staleness ", layout.ps_staleness(), "; the ", job_.world_size,
                     " ranks above are the workers");
+    if (layout.ps_staleness() > 0) {
+      absl::StrAppend(&header, "; with no barrier among them, a step's line follows up to ",
+                      layout.ps_staleness(), " steps later");
+    }
   }
   absl::StrAppend(&header, "\nthreads: ", job_.threads_per_rank, " per rank (", AvailableCores(),
                   " cores available to this process; ", options_.backend, " backend, ",
@@ -544,6 +589,11 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
   const double seconds = watch.ElapsedSeconds();
   const double cpu_seconds = ProcessCpuSeconds() - cpu_before;
   if (step == first_step_) RETURN_IF_ERROR(ReportMemory());
+  // Started before the payload is read, so the loss all-gather counts in
+  // dp_bytes_sent as the blocking one does.
+  if (deferred_.has_value()) {
+    deferred_->Start(step, result.replica_loss_sum, StopSignals::Received());
+  }
   RunReporter::GradientSyncFigures sync;
   if (dp.size() > 1 || ps_world_ != nullptr) {
     // Under ps a worker's gradient goes to the servers (point to point on
@@ -562,11 +612,38 @@ absl::Status RankTrainer::TrainStep(int64_t step) {
                                  .skipped = result.skipped,
                                  .skipped_steps = result.skipped_steps};
   }
+  if (deferred_.has_value()) {
+    unreported_.push_back({.step = step,
+                           .seconds = seconds,
+                           .lr = result.lr,
+                           .cpu_seconds = cpu_seconds,
+                           .sync = sync});
+    return absl::OkStatus();
+  }
   // Under ps the norm is the servers' (they clip); the workers do not know it.
   const std::optional<double> grad_norm =
       ps_world_ != nullptr ? std::nullopt : std::optional<double>(result.grad_norm);
   return reporter_->Step(step, seconds, result.loss, result.lr, grad_norm, cpu_seconds,
                          sync, loss_scale);
+}
+
+absl::StatusOr<int> RankTrainer::CompleteDeferredSteps(int64_t step, bool all) {
+  ASSIGN_OR_RETURN(const std::vector<DeferredStepReductions::Completed> completed,
+                   all ? deferred_->CompleteAll() : deferred_->CompleteDue(step));
+  int signal_number = 0;
+  for (const DeferredStepReductions::Completed& c : completed) {
+    if (unreported_.empty() || unreported_.front().step != c.step) {
+      return absl::InternalError(absl::StrCat("step ", c.step + 1,
+                                              "'s reductions completed out of order"));
+    }
+    const UnreportedStep s = unreported_.front();
+    unreported_.pop_front();
+    // Under ps the norm is the servers' (they clip); the workers do not know it.
+    RETURN_IF_ERROR(reporter_->Step(s.step, s.seconds, c.loss_sum / batch_.tokens_per_step(),
+                                    s.lr, std::nullopt, s.cpu_seconds, s.sync));
+    signal_number = std::max(signal_number, c.stop_signal);
+  }
+  return signal_number;
 }
 
 void RankTrainer::ResetCommStats() {

@@ -8,7 +8,9 @@
 //
 //   for step in [first, last):
 //     train one step          (StepRunner::TrainStep on this replica's rows)
-//     report it               (RunReporter: progress line + metrics JSONL)
+//     report it               (RunReporter: progress line + metrics JSONL;
+//                              under dp_sync=ps with staleness S, S steps
+//                              later: training/deferred_step_reductions.h)
 //     maybe evaluate          (every eval_interval steps and at the end)
 //     maybe save a checkpoint (every checkpoint_interval steps and at the end)
 //   maybe export; print the summary
@@ -19,6 +21,8 @@
 // Layout features that are not implemented yet are refused with an
 // UNIMPLEMENTED error naming the field; they are never silently ignored.
 
+#include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <utility>
@@ -82,6 +86,11 @@ struct TrainOptions {
   int threads = 0;
   // How long a rank waits for its peers in one operation before the job fails.
   absl::Duration comm_timeout = absl::Seconds(60);
+  // Tests and benchmarks only (no flag sets it): called on each training
+  // rank's thread after its 0-based `step` (under dp_sync=ps, once the
+  // reductions due after that step completed), with its rank. It may sleep,
+  // making that rank slow.
+  std::function<void(int rank, int64_t step)> after_step_for_testing;
 };
 
 struct TrainResult {

@@ -17,6 +17,7 @@
 //     loss by at least half of sync's drop (first loss minus the mean of the
 //     last 5), the bound of dp_sync_training_test.cc.
 
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -26,9 +27,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "core/status_macros.h"
+#include "core/tensor.h"
 #include "gtest/gtest.h"
 #include "tests/common/layout_equivalence.h"
 #include "topology/layout.pb.h"
+#include "training/deferred_step_reductions.h"
+#include "training/synthetic_batch.h"
 #include "training/train_config.pb.h"
 
 namespace trident::testing {
@@ -126,6 +131,46 @@ TEST(PsTraining, StalenessTwoLowersTheLossOverFiftyStepsAtDp4) {
   std::printf("sync drop %.4f, ps (2 servers, S = 2) drop %.4f\n", sync_drop, ps_drop);
   EXPECT_GE(sync_drop, 0.5) << "synchronous data parallelism must learn for the bound to matter";
   EXPECT_GE(ps_drop, 0.5 * sync_drop);  // NaN fails too.
+}
+
+// StepRunner::SkipLossShare, what the trainer uses under ps with S > 0 to
+// sum the loss later without a barrier: refused outside ps; under ps the
+// step's loss is NaN and the replicas' replica_loss_sum, added in replica
+// order (SumReplicaLosses, as the trainer's deferred reduction does), is the
+// loss the shared step reports, bit for bit.
+TEST(PsTraining, SkippedLossShareLeavesTheSumsOfTheSharedLoss) {
+  const LayoutRow row{.dp = 2, .micro_batch_size = 2};
+  const absl::Status refused = RunRanks(row.ToConfig(1), [](RankRun& r) -> absl::Status {
+    const absl::Status status = r.runner.SkipLossShare();
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    EXPECT_NE(status.message().find("dp_sync=ps"), absl::string_view::npos) << status;
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(refused.ok()) << refused;
+
+  const training::TrainConfig config = PsConfig(row, /*steps=*/1, /*servers=*/1, /*staleness=*/0);
+  const TrainedRun shared = MustTrain(config, "ps, loss shared");
+  ASSERT_EQ(shared.losses.size(), 1u);
+  std::vector<int64_t> replica_sums(row.dp);
+  double tokens = 0;
+  const absl::Status status = RunRanks(config, [&](RankRun& r) -> absl::Status {
+    RETURN_IF_ERROR(r.runner.SkipLossShare());
+    const int dp = r.grid.CoordinatesOf(r.rank).dp;
+    Tensor inputs, targets;
+    training::SyntheticRows(static_cast<uint64_t>(config.seed()), 0, r.batch.ReplicaRows(dp),
+                            r.batch.seq_length, config.model().vocab_size(), &inputs, &targets);
+    tokens = r.batch.tokens_per_step();
+    ASSIGN_OR_RETURN(const training::StepResult result,
+                     r.runner.TrainStep(0, inputs, targets, tokens));
+    EXPECT_TRUE(std::isnan(result.loss)) << "rank " << r.rank << ": " << result.loss;
+    replica_sums[dp] = std::bit_cast<int64_t>(result.replica_loss_sum);
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(status.ok()) << status;
+  const double loss = training::SumReplicaLosses(replica_sums) / tokens;
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_EQ(std::memcmp(&loss, &shared.losses[0], sizeof(double)), 0)
+      << "deferred " << loss << ", shared " << shared.losses[0];
 }
 
 }  // namespace

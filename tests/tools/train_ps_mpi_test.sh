@@ -12,6 +12,10 @@
 #     the loss.
 #   - Checkpoints hold the servers' state: a ps run saved at step 3 and
 #     resumed (ps on local and MPI, or sync) gives steps 4-6 bit for bit.
+#   - A stop signal under ps with staleness 2 (the stop agreement deferred
+#     by 2 steps, no barrier): SIGTERM ends the job with exit status 1 and
+#     a message saying that ps writes no checkpoint at a signal, and no
+#     checkpoint is written.
 #   - Refused by name, each as a process that exits non-zero: the wrong
 #     process count (`-np 2`, naming workers + ps_servers and -np 3) and
 #     --precision=fp16.
@@ -115,6 +119,28 @@ for name in ("resume.local", "resume.mpi", "resume_sync.local"):
         assert resumed[s] == whole[s], (name, s, resumed[s], whole[s])
     print(f"{name}: steps 4-6 equal the uninterrupted ps run's bit for bit")
 PY
+
+# SIGTERM under ps with staleness 2: the workers agree on the signal 2 steps
+# later, all after the same step, and end the job without a checkpoint.
+# (No `timeout` wrapper: it would pass the signal on twice, and a second
+# signal exits at once.)
+"$train" --config="$work/config.textproto" --backend=local --dp_sync=ps \
+  --ps_servers=1 --ps_staleness=2 --steps=100000 --metrics_out="$work/term.jsonl" \
+  --save="$work/term_ckpt" > "$work/term.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 1200); do  # up to 60 s on a loaded machine
+  [[ -s "$work/term.jsonl" ]] && break
+  sleep 0.05
+done
+[[ -s "$work/term.jsonl" ]] || { kill -9 "$pid"; cat "$work/term.log"; fail "no ps step within 60 s"; }
+kill -TERM "$pid"
+status=0
+wait "$pid" || status=$?
+[[ $status -eq 1 ]] || { cat "$work/term.log"; fail "ps S=2: exit status $status after SIGTERM, not 1"; }
+grep -q "stopped by SIGTERM after step .*dp_sync=ps writes no checkpoint at a signal" \
+  "$work/term.log" || { cat "$work/term.log"; fail "ps S=2: no stop message"; }
+[[ ! -e "$work/term_ckpt/latest" ]] || fail "ps S=2: a checkpoint was written at the signal"
+echo "ps S=2: SIGTERM ends the job (exit 1) without a checkpoint, as documented"
 
 # Refusals, each naming its rule.
 refused() {  # NAME EXPECTED_TEXT COMMAND...

@@ -20,6 +20,7 @@
 #include "training/default_config.h"
 #include "training/precision.h"
 #include "training/test_corpus.h"
+#include "training/trainer_testing.h"
 #include "training/trainer.h"
 
 namespace trident::training {
@@ -28,25 +29,8 @@ namespace {
 constexpr int kSteps = 200;
 
 std::vector<double> Losses(const std::string& data_dir, Precision precision, bool serial) {
-  TrainOptions options;
-  absl::StatusOr<TrainConfig> config = DefaultTrainConfig();
-  TRIDENT_CHECK_OK(config.status());
-  options.config = *config;
+  TrainOptions options = testing::DefaultJob(data_dir, kSteps, serial);
   options.config.set_precision(precision);
-  options.config.set_steps(kSteps);
-  options.config.set_eval_interval(0);
-  options.config.clear_data();
-  options.config.mutable_data()->set_train_path(data_dir + "/train.bin");
-  options.config.mutable_data()->set_val_path(data_dir + "/val.bin");
-  if (serial) {
-    auto* layout = options.config.mutable_layout();
-    layout->set_tensor_parallel(1);
-    layout->set_pipeline_parallel(1);
-    layout->set_data_parallel(1);
-    layout->set_micro_batch_size(8);
-    layout->set_num_micro_batches(1);
-    layout->clear_global_batch_size();
-  }
   std::ostringstream sink;
   options.log = &sink;
   absl::StatusOr<TrainResult> result = Train(options);

@@ -20,6 +20,7 @@
 #include "training/accelerator.h"
 #include "training/default_config.h"
 #include "training/test_corpus.h"
+#include "training/trainer_testing.h"
 #include "training/trainer.h"
 
 namespace trident::training {
@@ -93,25 +94,10 @@ class TrainerAcceleratorTest : public ::testing::Test {
 
   // The default model, serial layout, one CPU thread (the stand-in's).
   static TrainOptions Options(const std::string& device) {
-    TrainOptions options;
-    absl::StatusOr<TrainConfig> config = DefaultTrainConfig();
-    EXPECT_TRUE(config.ok()) << config.status();
-    options.config = *config;
+    TrainOptions options = testing::DefaultJob(*data_dir_, kSteps, /*serial=*/true);
     options.device = device;
     options.threads = 1;
-    options.config.set_steps(kSteps);
-    options.config.set_eval_interval(0);
     options.config.set_log_interval(1);
-    options.config.clear_data();
-    options.config.mutable_data()->set_train_path(*data_dir_ + "/train.bin");
-    options.config.mutable_data()->set_val_path(*data_dir_ + "/val.bin");
-    auto* layout = options.config.mutable_layout();
-    layout->set_tensor_parallel(1);
-    layout->set_pipeline_parallel(1);
-    layout->set_data_parallel(1);
-    layout->set_micro_batch_size(8);
-    layout->set_num_micro_batches(1);
-    layout->clear_global_batch_size();
     return options;
   }
 

@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "core/check.h"
 #include "training/data/token_file.h"
+#include "training/default_config.h"
 
 namespace trident::training::testing {
 
@@ -32,6 +33,28 @@ TrainOptions TinyOptions(const std::string& data_dir) {
   c.set_eval_interval(4);
   c.set_eval_batches(2);
   c.set_log_interval(1000);
+  return options;
+}
+
+TrainOptions DefaultJob(const std::string& data_dir, int steps, bool serial) {
+  absl::StatusOr<TrainConfig> config = DefaultTrainConfig();
+  TRIDENT_CHECK_OK(config.status());
+  TrainOptions options;
+  options.config = *std::move(config);
+  options.config.set_steps(steps);
+  options.config.set_eval_interval(0);
+  options.config.clear_data();
+  options.config.mutable_data()->set_train_path(data_dir + "/train.bin");
+  options.config.mutable_data()->set_val_path(data_dir + "/val.bin");
+  if (serial) {
+    auto* layout = options.config.mutable_layout();
+    layout->set_tensor_parallel(1);
+    layout->set_pipeline_parallel(1);
+    layout->set_data_parallel(1);
+    layout->set_micro_batch_size(8);
+    layout->set_num_micro_batches(1);
+    layout->clear_global_batch_size();
+  }
   return options;
 }
 

@@ -17,6 +17,12 @@ namespace trident::training::testing {
 // tokens, serial layout, validation every 4 steps.
 TrainOptions TinyOptions(const std::string& data_dir);
 
+// The embedded default job (`DefaultTrainConfig`) on DIR/train.bin and
+// DIR/val.bin (e.g. WriteEnglishLikeTokenFiles'), `steps` steps, no
+// evaluation; with `serial`, its global batch as one micro-batch of 8 on the
+// serial layout (tp = pp = dp = 1).
+TrainOptions DefaultJob(const std::string& data_dir, int steps, bool serial);
+
 // Where tests send progress lines they do not read.
 std::ostringstream& Sink();
 

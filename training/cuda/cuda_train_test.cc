@@ -23,6 +23,7 @@
 #include "training/default_config.h"
 #include "training/precision.h"
 #include "training/test_corpus.h"
+#include "training/trainer_testing.h"
 #include "training/trainer.h"
 
 namespace trident::training {
@@ -39,25 +40,9 @@ struct TrainedRun {
 TrainedRun TrainDefaultModel(const std::string& data_dir, Precision precision,
                              const std::string& device,
                              const std::function<void(TrainOptions&)>& adjust = nullptr) {
-  TrainOptions options;
-  absl::StatusOr<TrainConfig> config = DefaultTrainConfig();
-  EXPECT_TRUE(config.ok()) << config.status();
-  if (!config.ok()) return {};
-  options.config = *config;
+  TrainOptions options = testing::DefaultJob(data_dir, kSteps, /*serial=*/true);
   options.device = device;
   options.config.set_precision(precision);
-  options.config.set_steps(kSteps);
-  options.config.set_eval_interval(0);
-  options.config.clear_data();
-  options.config.mutable_data()->set_train_path(data_dir + "/train.bin");
-  options.config.mutable_data()->set_val_path(data_dir + "/val.bin");
-  auto* layout = options.config.mutable_layout();
-  layout->set_tensor_parallel(1);
-  layout->set_pipeline_parallel(1);
-  layout->set_data_parallel(1);
-  layout->set_micro_batch_size(8);
-  layout->set_num_micro_batches(1);
-  layout->clear_global_batch_size();
   if (adjust != nullptr) adjust(options);
   std::ostringstream log;
   options.log = &log;

@@ -245,4 +245,23 @@ std::string Tensor::DebugString() const {
                       contiguous_ ? "" : " (strided)");
 }
 
+std::vector<float> Tensor::ToFloatVector() const {
+  switch (dtype_) {
+    case DType::kBFloat16: {
+      std::vector<float> out;
+      out.reserve(static_cast<size_t>(numel_));
+      for (BFloat16 v : ToVector<BFloat16>()) out.push_back(ToFloat(v));
+      return out;
+    }
+    case DType::kFloat16: {
+      std::vector<float> out;
+      out.reserve(static_cast<size_t>(numel_));
+      for (Float16 v : ToVector<Float16>()) out.push_back(ToFloat(v));
+      return out;
+    }
+    default:
+      return ToVector<float>();  // Checks the dtype.
+  }
+}
+
 }  // namespace trident

@@ -163,6 +163,9 @@ class Tensor {
   }
   template <typename T>
   std::vector<T> ToVector() const;
+  // A float tensor's values widened to fp32 (exact from bf16 and fp16),
+  // wherever it lives: what tests compare.
+  std::vector<float> ToFloatVector() const;
   // The single element of a one-element tensor.
   template <typename T>
   T Item() const {

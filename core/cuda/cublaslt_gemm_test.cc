@@ -88,10 +88,10 @@ TEST_P(LtGemmVsCpuTest, ForwardAndWeightGradMatchTheCpuOps) {
     ops::LinearForward(cpu, Host(x, {m, k}), Host(w, {k, n}), Host(b, {n}), epilogue, cpu_y,
                        cpu_pre);
     // GELU's slope is at most 1.13: its output error is within 1.2x the input's.
-    ExpectClose(Download(y), cpu_y.ToVector<float>(), forward_scale,
+    ExpectClose(y.ToFloatVector(), cpu_y.ToVector<float>(), forward_scale,
                 c.tolerance * (gelu ? 1.2 : 1.0), name + " y");
     if (gelu) {
-      ExpectClose(Download(pre), cpu_pre.ToVector<float>(), forward_scale, c.tolerance,
+      ExpectClose(pre.ToFloatVector(), cpu_pre.ToVector<float>(), forward_scale, c.tolerance,
                   name + " pre");
     }
   }
@@ -121,8 +121,8 @@ TEST_P(LtGemmVsCpuTest, ForwardAndWeightGradMatchTheCpuOps) {
       dw_scale[i * n + o] = static_cast<float>(sw);
     }
   }
-  ExpectClose(Download(grad_w), cpu_dw.ToVector<float>(), dw_scale, c.tolerance, "dW");
-  ExpectClose(Download(grad_b), cpu_db.ToVector<float>(), db_scale, c.tolerance, "db");
+  ExpectClose(grad_w.ToFloatVector(), cpu_dw.ToVector<float>(), dw_scale, c.tolerance, "dW");
+  ExpectClose(grad_b.ToFloatVector(), cpu_db.ToVector<float>(), db_scale, c.tolerance, "db");
 }
 
 INSTANTIATE_TEST_SUITE_P(DTypesAndShapes, LtGemmVsCpuTest,
@@ -200,7 +200,7 @@ void RunGeneralCase(const std::shared_ptr<CudaCachingAllocator>& allocator, LtGe
   const std::vector<float> expected = cpu_run(a, b, c0, g.alpha, g.beta);
   const std::vector<float> scale =
       cpu_run(Abs(a), Abs(b), Abs(c0), std::abs(g.alpha), std::abs(g.beta));
-  ExpectClose(Download(dc), expected, scale, tolerance, g.name);
+  ExpectClose(dc.ToFloatVector(), expected, scale, tolerance, g.name);
 }
 
 std::vector<GeneralCase> GeneralCases() {

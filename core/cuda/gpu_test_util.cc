@@ -72,20 +72,6 @@ Tensor Upload(const std::vector<float>& values, absl::Span<const int64_t> shape,
   return t;
 }
 
-std::vector<float> Download(const Tensor& t) {
-  std::vector<float> out;
-  switch (t.dtype()) {
-    case DType::kBFloat16:
-      for (BFloat16 v : t.ToVector<BFloat16>()) out.push_back(ToFloat(v));
-      return out;
-    case DType::kFloat16:
-      for (Float16 v : t.ToVector<Float16>()) out.push_back(ToFloat(v));
-      return out;
-    default:
-      return t.ToVector<float>();
-  }
-}
-
 Tensor Poisoned(absl::Span<const int64_t> shape, DType dtype,
                 const std::shared_ptr<Allocator>& allocator) {
   return Upload(std::vector<float>(NumElements(shape), std::numeric_limits<float>::quiet_NaN()),

@@ -47,9 +47,6 @@ std::vector<float> RandomValues(std::mt19937& rng, DType dtype, int64_t n, float
 Tensor Upload(const std::vector<float>& values, absl::Span<const int64_t> shape, DType dtype,
               const std::shared_ptr<Allocator>& allocator);
 
-// A float tensor's values as fp32, wherever it lives.
-std::vector<float> Download(const Tensor& t);
-
 // A tensor of `dtype` on `allocator`'s device full of quiet NaNs.
 Tensor Poisoned(absl::Span<const int64_t> shape, DType dtype,
                 const std::shared_ptr<Allocator>& allocator);

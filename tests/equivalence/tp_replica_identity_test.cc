@@ -66,22 +66,6 @@ struct Case {
 // gtest prints a failing case's parameter with this (not as raw bytes).
 void PrintTo(const Case& c, std::ostream* os) { *os << c.mode.name << " " << c.row.Name(); }
 
-// A tensor's elements as fp32 (exact for the 16-bit values of mixed
-// precision), compared bit for bit.
-std::vector<float> Take(const Tensor& t) {
-  std::vector<float> out;
-  switch (t.dtype()) {
-    case DType::kBFloat16:
-      for (BFloat16 v : t.ToVector<BFloat16>()) out.push_back(ToFloat(v));
-      return out;
-    case DType::kFloat16:
-      for (Float16 v : t.ToVector<Float16>()) out.push_back(ToFloat(v));
-      return out;
-    default:
-      return t.ToVector<float>();
-  }
-}
-
 bool BitwiseEqual(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
@@ -120,11 +104,11 @@ absl::Status Train(const Case& c, Snapshots& out, DpTraffic& traffic) {
       for (int i = 0; i < static_cast<int>(adam.params().size()); ++i) {
         const Parameter& p = *adam.params()[i];
         if (!p.layout.replicated()) continue;
-        taken["value/" + p.name] = Take(p.value);
-        taken["grad/" + p.name] = Take(p.grad);  // The step's dp sum.
-        if (adam.has_masters()) taken["master/" + p.name] = Take(fp32[i]);
-        taken["adam_m/" + p.name] = Take(adam.exp_avg(i));
-        taken["adam_v/" + p.name] = Take(adam.exp_avg_sq(i));
+        taken["value/" + p.name] = p.value.ToFloatVector();
+        taken["grad/" + p.name] = p.grad.ToFloatVector();  // The step's dp sum.
+        if (adam.has_masters()) taken["master/" + p.name] = fp32[i].ToFloatVector();
+        taken["adam_m/" + p.name] = adam.exp_avg(i).ToFloatVector();
+        taken["adam_v/" + p.name] = adam.exp_avg_sq(i).ToFloatVector();
       }
       std::lock_guard<std::mutex> lock(mu);
       out[{step, at.dp, at.pp, at.tp}] = std::move(taken);

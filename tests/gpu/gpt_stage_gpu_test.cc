@@ -114,7 +114,7 @@ class DeviceRun {
       const ParameterList mine = stage_->parameters();
       const std::vector<Tensor> theirs = values_from->optimizer_->Fp32Values();
       if (mine.size() != theirs.size()) return absl::InternalError("parameter lists differ");
-      for (size_t i = 0; i < mine.size(); ++i) mine[i]->value.CopyFrom(cuda::Download(theirs[i]));
+      for (size_t i = 0; i < mine.size(); ++i) mine[i]->value.CopyFrom(theirs[i].ToFloatVector());
     }
     absl::StatusOr<std::unique_ptr<training::AdamW>> optimizer = training::AdamW::Create(
         ctx_, stage_->parameters(), training::AdamWSettingsFrom(OptimizerSettings()));
@@ -164,7 +164,7 @@ class DeviceRun {
 
   TensorsByName Gradients() const {
     TensorsByName out;
-    for (const Parameter* p : stage_->parameters()) out[p->name] = cuda::Download(p->grad);
+    for (const Parameter* p : stage_->parameters()) out[p->name] = p->grad.ToFloatVector();
     return out;
   }
 
@@ -173,7 +173,7 @@ class DeviceRun {
     TensorsByName out;
     const ParameterList params = stage_->parameters();
     const std::vector<Tensor> values = optimizer_->Fp32Values();
-    for (size_t i = 0; i < params.size(); ++i) out[params[i]->name] = cuda::Download(values[i]);
+    for (size_t i = 0; i < params.size(); ++i) out[params[i]->name] = values[i].ToFloatVector();
     return out;
   }
 

@@ -91,10 +91,10 @@ void ExpectAttentionMatchesCpu(const std::shared_ptr<Allocator>& allocator, cons
   // dqkv's last dim is [3][H][D]: element k is in third (k / C) % 3.
   auto third = [channels](size_t k) { return static_cast<int>((k / channels) % 3); };
 
-  ExpectClose(Download(gpu_out), expected_out, MagnitudeOrRms(expected_out, one_group, 1),
+  ExpectClose(gpu_out.ToFloatVector(), expected_out, MagnitudeOrRms(expected_out, one_group, 1),
               tolerances.out, "out");
-  ExpectCloseRelative(Download(gpu_lse), expected_lse, tolerances.lse, 1.0f, "lse");
-  ExpectClose(Download(gpu_dqkv), expected_dqkv, MagnitudeOrRms(expected_dqkv, third, 3),
+  ExpectCloseRelative(gpu_lse.ToFloatVector(), expected_lse, tolerances.lse, 1.0f, "lse");
+  ExpectClose(gpu_dqkv.ToFloatVector(), expected_dqkv, MagnitudeOrRms(expected_dqkv, third, 3),
               tolerances.grad, "dqkv");
 }
 

@@ -107,8 +107,8 @@ TEST_P(AdamWVsCpuTest, TenStepsMatchTheCpuStepByStep) {
   for (int64_t step = 1; step <= 10; ++step) {
     options.step = step;
     const std::vector<float> g = RandomValues(rng, c.grad_dtype, n);
-    const std::vector<float> p0 = Download(param), m0 = Download(exp_avg),
-                             v0 = Download(exp_avg_sq);
+    const std::vector<float> p0 = param.ToFloatVector(), m0 = exp_avg.ToFloatVector(),
+                             v0 = exp_avg_sq.ToFloatVector();
     // The CPU's step from the same state.
     const Tensor cpu_p = Tensor::FromVector(p0, {n});
     const Tensor cpu_m = Tensor::FromVector(m0, {n});
@@ -139,9 +139,9 @@ TEST_P(AdamWVsCpuTest, TenStepsMatchTheCpuStepByStep) {
                                       step_size * std::abs(expected_m[i]) / denom);
     }
     const std::string at = absl::StrCat(" at step ", step);
-    ExpectClose(Download(exp_avg), expected_m, m_scale, 1e-5, "exp_avg" + at);
-    ExpectClose(Download(exp_avg_sq), expected_v, v_scale, 1e-5, "exp_avg_sq" + at);
-    ExpectClose(Download(param), expected_p, p_scale, param_tolerance, "param" + at);
+    ExpectClose(exp_avg.ToFloatVector(), expected_m, m_scale, 1e-5, "exp_avg" + at);
+    ExpectClose(exp_avg_sq.ToFloatVector(), expected_v, v_scale, 1e-5, "exp_avg_sq" + at);
+    ExpectClose(param.ToFloatVector(), expected_p, p_scale, param_tolerance, "param" + at);
   }
 }
 
@@ -161,7 +161,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Bitwise comparison of two float tensors' values; non-finite values fail.
 void ExpectSameBits(const Tensor& a, const Tensor& b, const std::string& what) {
-  const std::vector<float> va = Download(a), vb = Download(b);
+  const std::vector<float> va = a.ToFloatVector(), vb = b.ToFloatVector();
   ASSERT_EQ(va.size(), vb.size()) << what;
   int failures = 0;
   for (size_t i = 0; i < va.size(); ++i) {

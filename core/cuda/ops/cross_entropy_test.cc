@@ -106,10 +106,10 @@ TEST_P(CrossEntropyVsCpuTest, FusedForwardAndBackwardMatchTheCpu) {
   const Tensor cpu_losses = Tensor::Empty({rows}, DType::kFloat32);
   const Tensor cpu_lse = Tensor::Empty({rows}, DType::kFloat32);
   ops::CrossEntropyForward(cpu, h_logits, h_targets, options, cpu_losses, cpu_lse);
-  ExpectCloseRelative(Download(losses), cpu_losses.ToVector<float>(), kRowTolerance, 1.0f,
+  ExpectCloseRelative(losses.ToFloatVector(), cpu_losses.ToVector<float>(), kRowTolerance, 1.0f,
                       "losses");
   const std::vector<float> expected_lse = cpu_lse.ToVector<float>();
-  ExpectCloseRelative(Download(lse), expected_lse, kRowTolerance, 1.0f, "logsumexp");
+  ExpectCloseRelative(lse.ToFloatVector(), expected_lse, kRowTolerance, 1.0f, "logsumexp");
 
   // The backward from the CPU's logsumexp (both sides the same input).
   const float grad_scale = 1.0f / 37.0f;
@@ -129,15 +129,15 @@ TEST_P(CrossEntropyVsCpuTest, FusedForwardAndBackwardMatchTheCpu) {
                         (j == targets[r] ? 1.0 : 0.0)));
     }
   }
-  const std::vector<float> gpu_dlogits = Download(dlogits);
-  ExpectClose(gpu_dlogits, Download(cpu_dlogits), scale, c.tolerance, "dlogits");
+  const std::vector<float> gpu_dlogits = dlogits.ToFloatVector();
+  ExpectClose(gpu_dlogits, cpu_dlogits.ToFloatVector(), scale, c.tolerance, "dlogits");
 
   // In place (dlogits = logits) gives the same bits.
   ASSERT_TRUE(
       CrossEntropyBackward(nullptr, g_logits, g_targets, g_lse, grad_scale, options, g_logits)
           .ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  ExpectClose(Download(g_logits), gpu_dlogits, std::vector<float>(rows * cols, 1.0f), 0.0,
+  ExpectClose(g_logits.ToFloatVector(), gpu_dlogits, std::vector<float>(rows * cols, 1.0f), 0.0,
               "in-place dlogits");
 }
 
@@ -191,9 +191,9 @@ TEST(CrossEntropyCudaTest, ShardBuildingBlocksMatchTheCpu) {
     ops::TargetLogit(cpu, h_logits, h_targets, options, cpu_target);
     // A max and a pick are exact; the sum of exponentials is fp32 arithmetic.
     const std::vector<float> ones(rows, 1.0f);
-    ExpectClose(Download(row_max), cpu_max.ToVector<float>(), ones, 0.0, "row_max");
-    ExpectClose(Download(target), cpu_target.ToVector<float>(), ones, 0.0, "target_logit");
-    ExpectCloseRelative(Download(sum_exp), cpu_sum.ToVector<float>(), kRowTolerance, 1.0f,
+    ExpectClose(row_max.ToFloatVector(), cpu_max.ToVector<float>(), ones, 0.0, "row_max");
+    ExpectClose(target.ToFloatVector(), cpu_target.ToVector<float>(), ones, 0.0, "target_logit");
+    ExpectCloseRelative(sum_exp.ToFloatVector(), cpu_sum.ToVector<float>(), kRowTolerance, 1.0f,
                         "sum_exp");
 
     // Combine (from the CPU's parts on both sides).
@@ -209,9 +209,10 @@ TEST(CrossEntropyCudaTest, ShardBuildingBlocksMatchTheCpu) {
     const Tensor cpu_lse = Tensor::Empty({rows}, DType::kFloat32);
     ops::CombineCrossEntropyParts(cpu, cpu_max, cpu_sum, cpu_target, h_targets,
                                   options.ignore_index, cpu_losses, cpu_lse);
-    ExpectCloseRelative(Download(losses), cpu_losses.ToVector<float>(), kRowTolerance, 1.0f,
+    ExpectCloseRelative(losses.ToFloatVector(), cpu_losses.ToVector<float>(), kRowTolerance, 1.0f,
                         "losses");
-    ExpectCloseRelative(Download(lse), cpu_lse.ToVector<float>(), kRowTolerance, 1.0f, "logsumexp");
+    ExpectCloseRelative(lse.ToFloatVector(), cpu_lse.ToVector<float>(), kRowTolerance, 1.0f,
+                        "logsumexp");
 
     // This shard's gradient: padding columns and other shards' targets honoured.
     const float grad_scale = 0.5f;
@@ -235,7 +236,7 @@ TEST(CrossEntropyCudaTest, ShardBuildingBlocksMatchTheCpu) {
                           (is_target ? 1.0 : 0.0)));
       }
     }
-    ExpectClose(Download(dlogits), Download(cpu_dlogits), scale,
+    ExpectClose(dlogits.ToFloatVector(), cpu_dlogits.ToFloatVector(), scale,
                 dtype == DType::kFloat32 ? 1e-5 : 1e-2, "shard dlogits");
   }
 }
@@ -280,7 +281,7 @@ TEST(CrossEntropyCudaTest, TwoShardsComposeToTheWholeVocabulary) {
   for (int k = 0; k < 2; ++k) {
     const Tensor part = Row(rows, gpu);
     ASSERT_TRUE(RowMax(nullptr, shards[k], options[k], part).ok());
-    const std::vector<float> v = Download(part);
+    const std::vector<float> v = part.ToFloatVector();
     for (int64_t r = 0; r < rows; ++r) m[r] = std::max(m[r], v[r]);
   }
   const Tensor g_m = Upload(m, {rows}, DType::kFloat32, gpu);
@@ -288,7 +289,7 @@ TEST(CrossEntropyCudaTest, TwoShardsComposeToTheWholeVocabulary) {
     const Tensor sum_part = Row(rows, gpu), target_part = Row(rows, gpu);
     ASSERT_TRUE(RowSumExp(nullptr, shards[k], g_m, options[k], sum_part).ok());
     ASSERT_TRUE(TargetLogit(nullptr, shards[k], g_targets, options[k], target_part).ok());
-    const std::vector<float> sv = Download(sum_part), tv = Download(target_part);
+    const std::vector<float> sv = sum_part.ToFloatVector(), tv = target_part.ToFloatVector();
     for (int64_t r = 0; r < rows; ++r) {
       s[r] += sv[r];
       t[r] += tv[r];
@@ -300,13 +301,13 @@ TEST(CrossEntropyCudaTest, TwoShardsComposeToTheWholeVocabulary) {
                                        composed_losses, composed_lse)
                   .ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  ExpectCloseRelative(Download(composed_losses), Download(losses), kRowTolerance, 1.0f,
+  ExpectCloseRelative(composed_losses.ToFloatVector(), losses.ToFloatVector(), kRowTolerance, 1.0f,
                       "composed losses");
-  ExpectCloseRelative(Download(composed_lse), Download(lse), kRowTolerance, 1.0f,
+  ExpectCloseRelative(composed_lse.ToFloatVector(), lse.ToFloatVector(), kRowTolerance, 1.0f,
                       "composed logsumexp");
 
   // Each shard's gradient is its columns of the whole gradient; padding is 0.
-  const std::vector<float> whole = Download(whole_dlogits);
+  const std::vector<float> whole = whole_dlogits.ToFloatVector();
   for (int k = 0; k < 2; ++k) {
     const Tensor dshard = Poisoned({rows, local}, DType::kFloat32, gpu);
     ASSERT_TRUE(CrossEntropyBackward(nullptr, shards[k], g_targets, composed_lse, grad_scale,
@@ -322,7 +323,7 @@ TEST(CrossEntropyCudaTest, TwoShardsComposeToTheWholeVocabulary) {
         scale[r * local + j] = targets[r] == -100 ? 0.0f : 2.0f * grad_scale;
       }
     }
-    ExpectClose(Download(dshard), expected, scale, kRowTolerance,
+    ExpectClose(dshard.ToFloatVector(), expected, scale, kRowTolerance,
                 absl::StrCat("shard ", k, " dlogits"));
   }
 }

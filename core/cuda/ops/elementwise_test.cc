@@ -69,7 +69,8 @@ TEST(ElementwiseRefusalTest, NamesTheOpTheArgumentAndTheRule) {
   const Tensor x = Tensor::Zeros({3, 4}, DType::kFloat32);
   ExpectMessage(BiasAdd(nullptr, Tensor::Zeros({5}, DType::kFloat32), x),
                 "BiasAdd: x has shape [3, 4]: its last dim must be 5 (the length of bias)");
-  ExpectMessage(BroadcastRows(nullptr, x, x), "BroadcastRows: row has shape [3, 4], expected one dim");
+  ExpectMessage(BroadcastRows(nullptr, x, x),
+                "BroadcastRows: row has shape [3, 4], expected one dim");
   ExpectMessage(BiasGrad(nullptr, x.Transpose(0, 1), Tensor::Zeros({3}, DType::kFloat32)),
                 "BiasGrad: dy must be contiguous");
   // A conversion needs contiguous tensors; a same-dtype copy takes any strides.
@@ -105,7 +106,7 @@ TEST_P(ElementwiseVsCpuTest, FillAndScale) {
     const Tensor x = Poisoned({n}, dtype, allocator);
     ASSERT_TRUE(Fill(nullptr, x, 0.3f).ok());
     Sync();
-    ExpectClose(Download(x), std::vector<float>(n, RoundedTo(dtype, 0.3f)),
+    ExpectClose(x.ToFloatVector(), std::vector<float>(n, RoundedTo(dtype, 0.3f)),
                 std::vector<float>(n, 1.0f), 0.0, absl::StrCat("Fill n=", n));
 
     const std::vector<float> v = RandomValues(rng_, dtype, n);
@@ -114,7 +115,7 @@ TEST_P(ElementwiseVsCpuTest, FillAndScale) {
     Sync();
     const Tensor expected = Host(v, {n});
     ops::Scale(cpu_, expected, -1.7f);
-    ExpectCloseRelative(Download(y), RoundedAll(dtype, expected.ToVector<float>()),
+    ExpectCloseRelative(y.ToFloatVector(), RoundedAll(dtype, expected.ToVector<float>()),
                         ToleranceFor(dtype), 1e-30f, absl::StrCat("Scale n=", n));
   }
 }
@@ -137,11 +138,12 @@ TEST_P(ElementwiseVsCpuTest, AddAndAxpy) {
     const Tensor out = Poisoned({n}, dtype, allocator);
     ASSERT_TRUE(Add(nullptr, ga, gb, out).ok());
     Sync();
-    ExpectClose(Download(out), expected, scale, ToleranceFor(dtype), absl::StrCat("Add n=", n));
+    ExpectClose(out.ToFloatVector(), expected, scale, ToleranceFor(dtype),
+                absl::StrCat("Add n=", n));
     // In place: out is a.
     ASSERT_TRUE(Add(nullptr, ga, gb, ga).ok());
     Sync();
-    ExpectClose(Download(ga), expected, scale, ToleranceFor(dtype),
+    ExpectClose(ga.ToFloatVector(), expected, scale, ToleranceFor(dtype),
                 absl::StrCat("Add in place n=", n));
 
     // y += alpha x, with x of this dtype into an fp32 y and into a y of this dtype.
@@ -154,9 +156,8 @@ TEST_P(ElementwiseVsCpuTest, AddAndAxpy) {
       ops::Axpy(cpu_, alpha, Host(a, {n}), cpu_y);
       std::vector<float> axpy_scale(n);
       for (int64_t i = 0; i < n; ++i) axpy_scale[i] = std::abs(b[i]) + std::abs(alpha * a[i]);
-      ExpectClose(Download(gy), RoundedAll(y_dtype, cpu_y.ToVector<float>()), axpy_scale,
-                  ToleranceFor(y_dtype),
-                  absl::StrCat("Axpy into ", DTypeName(y_dtype), " n=", n));
+      ExpectClose(gy.ToFloatVector(), RoundedAll(y_dtype, cpu_y.ToVector<float>()), axpy_scale,
+                  ToleranceFor(y_dtype), absl::StrCat("Axpy into ", DTypeName(y_dtype), " n=", n));
     }
   }
 }
@@ -172,7 +173,7 @@ TEST_P(ElementwiseVsCpuTest, CopyConvertsToEveryFloatDType) {
       ASSERT_TRUE(Copy(nullptr, Upload(v, {n}, dtype, allocator), dst).ok());
       Sync();
       // Conversion rounds once to nearest even: exactly what the host does.
-      ExpectClose(Download(dst), RoundedAll(to, v), std::vector<float>(n, 1.0f), 0.0,
+      ExpectClose(dst.ToFloatVector(), RoundedAll(to, v), std::vector<float>(n, 1.0f), 0.0,
                   absl::StrCat("Copy to ", DTypeName(to), " n=", n));
     }
     if (n < 2) continue;
@@ -181,7 +182,7 @@ TEST_P(ElementwiseVsCpuTest, CopyConvertsToEveryFloatDType) {
     const Tensor dst = Poisoned({n}, DType::kFloat32, allocator);
     ASSERT_TRUE(Copy(nullptr, src.Flat(1, n - 1), dst.Flat(1, n - 1)).ok());
     Sync();
-    const std::vector<float> got = Download(dst);
+    const std::vector<float> got = dst.ToFloatVector();
     EXPECT_TRUE(std::isnan(got[0])) << "Copy wrote outside its view";
     ExpectClose(std::vector<float>(got.begin() + 1, got.end()),
                 std::vector<float>(v.begin() + 1, v.end()), std::vector<float>(n - 1, 1.0f), 0.0,
@@ -205,8 +206,9 @@ TEST_P(ElementwiseVsCpuTest, CopyBetweenAnyStrides) {
   const Tensor cpu_transposed = Tensor::Empty({2, 7, 5}, DType::kFloat32);
   ops::Copy(cpu_, Host(v, {2, 5, 7}).Transpose(1, 2), cpu_transposed);
   const std::vector<float> ones(v.size(), 1.0f);
-  ExpectClose(Download(transposed), cpu_transposed.ToVector<float>(), ones, 0.0, "transposed");
-  ExpectClose(Download(back), v, ones, 0.0, "round trip");
+  ExpectClose(transposed.ToFloatVector(), cpu_transposed.ToVector<float>(), ones, 0.0,
+              "transposed");
+  ExpectClose(back.ToFloatVector(), v, ones, 0.0, "round trip");
 }
 
 // A same-dtype copy moves bits: integer ids (4 bytes) and int64 (8 bytes)
@@ -244,8 +246,8 @@ TEST(ElementwiseTest, CopyMovesIntegersBetweenAnyStrides) {
 struct RowShape {
   int64_t rows, cols;
 };
-constexpr RowShape kRowShapes[] = {{1, 1},     {3, 5},     {37, 77},     {257, 5},
-                                   {1000, 33}, {64, 768},  {129, 3072}, {20011, 17}};
+constexpr RowShape kRowShapes[] = {{1, 1},     {3, 5},    {37, 77},    {257, 5},
+                                   {1000, 33}, {64, 768}, {129, 3072}, {20011, 17}};
 
 TEST_P(ElementwiseVsCpuTest, BroadcastRowsAndBiasAdd) {
   TRIDENT_SKIP_WITHOUT_GPU(allocator);
@@ -259,7 +261,7 @@ TEST_P(ElementwiseVsCpuTest, BroadcastRowsAndBiasAdd) {
     Sync();
     const Tensor cpu_out = Tensor::Empty({s.rows, s.cols}, DType::kFloat32);
     ops::BroadcastRows(cpu_, Host(bias, {s.cols}), cpu_out);
-    ExpectClose(Download(out), cpu_out.ToVector<float>(),
+    ExpectClose(out.ToFloatVector(), cpu_out.ToVector<float>(),
                 std::vector<float>(s.rows * s.cols, 1.0f), 0.0, "BroadcastRows " + shape);
 
     // x += bias, the bias in this dtype and in fp32.
@@ -274,7 +276,7 @@ TEST_P(ElementwiseVsCpuTest, BroadcastRowsAndBiasAdd) {
       for (size_t i = 0; i < x.size(); ++i) {
         scale[i] = std::abs(x[i]) + std::abs(bias[i % s.cols]);
       }
-      ExpectClose(Download(gx), RoundedAll(dtype, cpu_x.ToVector<float>()), scale,
+      ExpectClose(gx.ToFloatVector(), RoundedAll(dtype, cpu_x.ToVector<float>()), scale,
                   ToleranceFor(dtype),
                   absl::StrCat("BiasAdd ", DTypeName(bias_dtype), " bias ", shape));
     }
@@ -306,10 +308,10 @@ TEST_P(ElementwiseVsCpuTest, BiasGradIsTheColumnSumsAndDeterministic) {
       const Tensor again = Upload(db0, {s.cols}, db_dtype, allocator);
       ASSERT_TRUE(BiasGrad(nullptr, gdy, again).ok());
       Sync();
-      const std::vector<float> got = Download(db);
+      const std::vector<float> got = db.ToFloatVector();
       ExpectClose(got, RoundedAll(db_dtype, cpu_db.ToVector<float>()), scale,
                   ToleranceFor(db_dtype), what);
-      const std::vector<float> got_again = Download(again);
+      const std::vector<float> got_again = again.ToFloatVector();
       for (int64_t c = 0; c < s.cols; ++c) {
         ASSERT_EQ(std::bit_cast<uint32_t>(got[c]), std::bit_cast<uint32_t>(got_again[c]))
             << what << ": column " << c << " differs between two runs";

@@ -100,8 +100,8 @@ TEST_P(EmbeddingVsCpuTest, GatherScatterAndPositionsMatchTheCpuExactly) {
   const Tensor cpu_out = Tensor::Empty(act_shape, c.dtype);
   ops::GatherRows(cpu, h_ids, Upload(table, table_shape, c.dtype, HostAllocator()), c.row_start,
                   cpu_out);
-  const std::vector<float> gathered = Download(out);
-  ExpectSame(gathered, Download(cpu_out), "GatherRows");
+  const std::vector<float> gathered = out.ToFloatVector();
+  ExpectSame(gathered, cpu_out.ToFloatVector(), "GatherRows");
 
   // AddPositionEmbedding onto the gathered rows.
   const std::vector<float> wpe = RandomValues(rng, c.dtype, (c.seq + 3) * cols);
@@ -109,7 +109,7 @@ TEST_P(EmbeddingVsCpuTest, GatherScatterAndPositionsMatchTheCpuExactly) {
   ASSERT_TRUE(AddPositionEmbedding(nullptr, Upload(wpe, wpe_shape, c.dtype, gpu), out).ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   ops::AddPositionEmbedding(cpu, Upload(wpe, wpe_shape, c.dtype, HostAllocator()), cpu_out);
-  ExpectSame(Download(out), Download(cpu_out), "AddPositionEmbedding");
+  ExpectSame(out.ToFloatVector(), cpu_out.ToFloatVector(), "AddPositionEmbedding");
 
   // ScatterAddRows onto existing gradients (repeated ids sum in token order).
   const std::vector<float> dout = RandomValues(rng, c.dtype, n * cols);
@@ -122,7 +122,7 @@ TEST_P(EmbeddingVsCpuTest, GatherScatterAndPositionsMatchTheCpuExactly) {
   const Tensor h_dout = Upload(dout, act_shape, c.dtype, HostAllocator());
   const Tensor cpu_dtable = Upload(dtable0, table_shape, c.grad_dtype, HostAllocator());
   ops::ScatterAddRows(cpu, h_ids, h_dout, c.row_start, cpu_dtable);
-  ExpectSame(Download(dtable), Download(cpu_dtable), "ScatterAddRows");
+  ExpectSame(dtable.ToFloatVector(), cpu_dtable.ToFloatVector(), "ScatterAddRows");
 
   // PositionEmbeddingGrad onto existing gradients (rows >= T untouched).
   const std::vector<float> dwpe0 = RandomValues(rng, c.grad_dtype, (c.seq + 3) * cols);
@@ -131,7 +131,7 @@ TEST_P(EmbeddingVsCpuTest, GatherScatterAndPositionsMatchTheCpuExactly) {
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const Tensor cpu_dwpe = Upload(dwpe0, wpe_shape, c.grad_dtype, HostAllocator());
   ops::PositionEmbeddingGrad(cpu, h_dout, cpu_dwpe);
-  ExpectSame(Download(dwpe), Download(cpu_dwpe), "PositionEmbeddingGrad");
+  ExpectSame(dwpe.ToFloatVector(), cpu_dwpe.ToFloatVector(), "PositionEmbeddingGrad");
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -95,18 +95,18 @@ TEST_P(GeluVsCpuTest, ForwardAndBackwardMatchTheCpu) {
     const Tensor gdx = Poisoned({n}, dtype, allocator);
     ASSERT_TRUE(GeluBackward(nullptr, gx, gdy, gdx).ok());
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    ExpectCloseRelative(Download(gy), expected_y, tolerance, scale_floor,
+    ExpectCloseRelative(gy.ToFloatVector(), expected_y, tolerance, scale_floor,
                         absl::StrCat("GeluForward n=", n));
-    ExpectClose(Download(gdx), expected_dx, backward_scale, tolerance,
+    ExpectClose(gdx.ToFloatVector(), expected_dx, backward_scale, tolerance,
                 absl::StrCat("GeluBackward n=", n));
 
     // In place: dx into dy, then y into x (the backward reads x first).
     ASSERT_TRUE(GeluBackward(nullptr, gx, gdy, gdy).ok());
     ASSERT_TRUE(GeluForward(nullptr, gx, gx).ok());
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    ExpectClose(Download(gdy), expected_dx, backward_scale, tolerance,
+    ExpectClose(gdy.ToFloatVector(), expected_dx, backward_scale, tolerance,
                 absl::StrCat("GeluBackward in place n=", n));
-    ExpectCloseRelative(Download(gx), expected_y, tolerance, scale_floor,
+    ExpectCloseRelative(gx.ToFloatVector(), expected_y, tolerance, scale_floor,
                         absl::StrCat("GeluForward in place n=", n));
   }
 }

@@ -104,10 +104,10 @@ TEST_P(LayerNormVsCpuTest, ForwardAndFusedAddForwardMatchTheCpu) {
   const Tensor cpu_rstd = Tensor::Empty({rows}, DType::kFloat32);
   ops::LayerNormForward(cpu, Upload(a, shape, c.dtype, HostAllocator()), h_gamma, h_beta,
                         ops::kLayerNormEpsilon, cpu_y, cpu_mean, cpu_rstd);
-  ExpectCloseRelative(Download(y), Download(cpu_y), c.tolerance, 1.0f, "y");
-  ExpectClose(Download(mean), cpu_mean.ToVector<float>(), RowMeanAbs(a, rows, cols),
+  ExpectCloseRelative(y.ToFloatVector(), cpu_y.ToFloatVector(), c.tolerance, 1.0f, "y");
+  ExpectClose(mean.ToFloatVector(), cpu_mean.ToVector<float>(), RowMeanAbs(a, rows, cols),
               kStatisticsTolerance, "mean");
-  ExpectCloseRelative(Download(rstd), cpu_rstd.ToVector<float>(), kStatisticsTolerance, 0.0f,
+  ExpectCloseRelative(rstd.ToFloatVector(), cpu_rstd.ToVector<float>(), kStatisticsTolerance, 0.0f,
                       "rstd");
 
   // AddLayerNormForward(a, b): sum is a + b rounded once, bit for bit.
@@ -120,16 +120,17 @@ TEST_P(LayerNormVsCpuTest, ForwardAndFusedAddForwardMatchTheCpu) {
                                   ops::kLayerNormEpsilon, sum, fused_y, fused_mean, fused_rstd)
                   .ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const std::vector<float> gpu_sum = Download(sum);
+  const std::vector<float> gpu_sum = sum.ToFloatVector();
   std::vector<float> expected_sum(a.size());
   for (size_t i = 0; i < a.size(); ++i) expected_sum[i] = RoundedTo(c.dtype, a[i] + b[i]);
   ExpectClose(gpu_sum, expected_sum, std::vector<float>(a.size(), 1.0f), 0.0, "sum");
   const Tensor cpu_fused_y = Tensor::Empty(shape, c.dtype);
   ops::LayerNormForward(cpu, Upload(expected_sum, shape, c.dtype, HostAllocator()), h_gamma, h_beta,
                         ops::kLayerNormEpsilon, cpu_fused_y, cpu_mean, cpu_rstd);
-  ExpectCloseRelative(Download(fused_y), Download(cpu_fused_y), c.tolerance, 1.0f, "fused y");
-  ExpectCloseRelative(Download(fused_rstd), cpu_rstd.ToVector<float>(), kStatisticsTolerance, 0.0f,
-                      "fused rstd");
+  ExpectCloseRelative(fused_y.ToFloatVector(), cpu_fused_y.ToFloatVector(), c.tolerance, 1.0f,
+                      "fused y");
+  ExpectCloseRelative(fused_rstd.ToFloatVector(), cpu_rstd.ToVector<float>(), kStatisticsTolerance,
+                      0.0f, "fused rstd");
 
   // The fused kernel is the unfused LayerNorm of the stored sum, bit for bit.
   const Tensor unfused_y = Poisoned(shape, c.dtype, gpu);
@@ -137,8 +138,8 @@ TEST_P(LayerNormVsCpuTest, ForwardAndFusedAddForwardMatchTheCpu) {
                                ops::kLayerNormEpsilon, unfused_y, mean, rstd)
                   .ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const std::vector<float> unfused = Download(unfused_y);
-  ExpectClose(Download(fused_y), unfused, std::vector<float>(unfused.size(), 1.0f), 0.0,
+  const std::vector<float> unfused = unfused_y.ToFloatVector();
+  ExpectClose(fused_y.ToFloatVector(), unfused, std::vector<float>(unfused.size(), 1.0f), 0.0,
               "fused y vs unfused y");
 
   // In place (y = x; sum = a, the residual stream updated where it lies): the
@@ -155,9 +156,10 @@ TEST_P(LayerNormVsCpuTest, ForwardAndFusedAddForwardMatchTheCpu) {
                                   mean, rstd)
                   .ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  ExpectClose(Download(x_in_place), Download(y), ones, 0.0, "in-place y");
-  ExpectClose(Download(a_in_place), gpu_sum, ones, 0.0, "in-place sum");
-  ExpectClose(Download(y_of_in_place_sum), Download(fused_y), ones, 0.0, "y of the in-place sum");
+  ExpectClose(x_in_place.ToFloatVector(), y.ToFloatVector(), ones, 0.0, "in-place y");
+  ExpectClose(a_in_place.ToFloatVector(), gpu_sum, ones, 0.0, "in-place sum");
+  ExpectClose(y_of_in_place_sum.ToFloatVector(), fused_y.ToFloatVector(), ones, 0.0,
+              "y of the in-place sum");
 }
 
 TEST_P(LayerNormVsCpuTest, BackwardInputAndWeightsMatchTheCpu) {
@@ -209,15 +211,15 @@ TEST_P(LayerNormVsCpuTest, BackwardInputAndWeightsMatchTheCpu) {
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   const Tensor cpu_dx = Tensor::Empty(shape, c.dtype);
   ops::LayerNormBackwardInput(cpu, h_x, h_gamma, h_mean, h_rstd, h_dy, cpu_dx);
-  const std::vector<float> gpu_dx = Download(dx);
-  ExpectClose(gpu_dx, Download(cpu_dx), dx_scale, c.tolerance, "dx");
+  const std::vector<float> gpu_dx = dx.ToFloatVector();
+  ExpectClose(gpu_dx, cpu_dx.ToFloatVector(), dx_scale, c.tolerance, "dx");
 
   // In place (dx = dy): the same bits.
   const Tensor dy_in_place = Upload(dy, shape, c.dtype, gpu);
   ASSERT_TRUE(
       LayerNormBackwardInput(nullptr, g_x, g_gamma, g_mean, g_rstd, dy_in_place, dy_in_place).ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  ExpectClose(Download(dy_in_place), gpu_dx, std::vector<float>(gpu_dx.size(), 1.0f), 0.0,
+  ExpectClose(dy_in_place.ToFloatVector(), gpu_dx, std::vector<float>(gpu_dx.size(), 1.0f), 0.0,
               "in-place dx");
 
   // AddLayerNormBackwardInput, in place over d_residual.
@@ -231,12 +233,13 @@ TEST_P(LayerNormVsCpuTest, BackwardInputAndWeightsMatchTheCpu) {
                                  Upload(d_residual, shape, c.dtype, HostAllocator()), cpu_fused_dx);
   std::vector<float> fused_scale = dx_scale;
   for (size_t i = 0; i < fused_scale.size(); ++i) fused_scale[i] += std::abs(d_residual[i]);
-  ExpectClose(Download(fused_dx), Download(cpu_fused_dx), fused_scale, c.tolerance, "fused dx");
+  ExpectClose(fused_dx.ToFloatVector(), cpu_fused_dx.ToFloatVector(), fused_scale, c.tolerance,
+              "fused dx");
   if (c.dtype == DType::kFloat32) {
     // In fp32 the fused form is the unfused one plus d_residual, bit for bit.
     std::vector<float> unfused(gpu_dx.size());
     for (size_t i = 0; i < unfused.size(); ++i) unfused[i] = gpu_dx[i] + d_residual[i];
-    ExpectClose(Download(fused_dx), unfused, std::vector<float>(unfused.size(), 1.0f), 0.0,
+    ExpectClose(fused_dx.ToFloatVector(), unfused, std::vector<float>(unfused.size(), 1.0f), 0.0,
                 "fused dx vs unfused dx + d_residual");
   }
 
@@ -260,9 +263,9 @@ TEST_P(LayerNormVsCpuTest, BackwardInputAndWeightsMatchTheCpu) {
     dgamma_scale[k] = static_cast<float>(sg);
     dbeta_scale[k] = static_cast<float>(sb);
   }
-  const std::vector<float> first_dgamma = Download(dgamma);
-  ExpectClose(first_dgamma, Download(cpu_dgamma), dgamma_scale, c.tolerance, "dgamma");
-  ExpectClose(Download(dbeta), Download(cpu_dbeta), dbeta_scale, c.tolerance, "dbeta");
+  const std::vector<float> first_dgamma = dgamma.ToFloatVector();
+  ExpectClose(first_dgamma, cpu_dgamma.ToFloatVector(), dgamma_scale, c.tolerance, "dgamma");
+  ExpectClose(dbeta.ToFloatVector(), cpu_dbeta.ToFloatVector(), dbeta_scale, c.tolerance, "dbeta");
 
   // Deterministic: the same call from the same start gives the same bits.
   const Tensor again = Upload(dgamma0, {cols}, c.dtype, gpu);
@@ -270,7 +273,7 @@ TEST_P(LayerNormVsCpuTest, BackwardInputAndWeightsMatchTheCpu) {
                                        Upload(dbeta0, {cols}, c.dtype, gpu))
                   .ok());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  ExpectClose(Download(again), first_dgamma, std::vector<float>(cols, 1.0f), 0.0,
+  ExpectClose(again.ToFloatVector(), first_dgamma, std::vector<float>(cols, 1.0f), 0.0,
               "dgamma run twice");
 }
 
@@ -323,8 +326,8 @@ TEST(LayerNormCudaTest, Fp32GradientsOfBf16WeightsMatchTheCpu) {
     scale_b[k] = static_cast<float>(sb);
   }
   // fp32 output: the fp32 tolerance, against a double reference.
-  ExpectClose(Download(dgamma), expected_g, scale_g, 1e-5, "fp32 dgamma");
-  ExpectClose(Download(dbeta), expected_b, scale_b, 1e-5, "fp32 dbeta");
+  ExpectClose(dgamma.ToFloatVector(), expected_g, scale_g, 1e-5, "fp32 dgamma");
+  ExpectClose(dbeta.ToFloatVector(), expected_b, scale_b, 1e-5, "fp32 dbeta");
 }
 
 // --- Refusals: host tensors, no GPU needed. ---

@@ -185,6 +185,11 @@ double OpClassTimer::SumOfSquares(const ExecContext& ctx, const Tensor& x) const
   return Timed(OpClass::kPointwise, ctx, [&] { return inner_.SumOfSquares(ctx, x); });
 }
 
+double OpClassTimer::MultiTensorSum(const ExecContext& ctx,
+                                    absl::Span<const Tensor> tensors) const {
+  return Timed(OpClass::kPointwise, ctx, [&] { return inner_.MultiTensorSum(ctx, tensors); });
+}
+
 double OpClassTimer::MultiTensorSumOfSquares(const ExecContext& ctx,
                                              absl::Span<const Tensor> tensors) const {
   return Timed(OpClass::kPointwise, ctx,

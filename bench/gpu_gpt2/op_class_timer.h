@@ -63,6 +63,8 @@ class OpClassTimer final : public ops::Backend {
   void BiasGrad(const ExecContext& ctx, const Tensor& dy, const Tensor& dbias) const override;
   double Sum(const ExecContext& ctx, const Tensor& x) const override;
   double SumOfSquares(const ExecContext& ctx, const Tensor& x) const override;
+  double MultiTensorSum(const ExecContext& ctx,
+                        absl::Span<const Tensor> tensors) const override;
   double MultiTensorSumOfSquares(const ExecContext& ctx,
                                  absl::Span<const Tensor> tensors) const override;
   void LayerNormForward(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,

@@ -127,6 +127,12 @@ double CudaBackend::SumOfSquares(const ExecContext& ctx, const Tensor& x) const 
                     ::trident::cuda::SumOfSquares(StreamOf(ctx, "SumOfSquares"), x));
 }
 
+double CudaBackend::MultiTensorSum(const ExecContext& ctx,
+                                   absl::Span<const Tensor> tensors) const {
+  return ValueOrDie("MultiTensorSum", ::trident::cuda::MultiTensorSum(
+                                          StreamOf(ctx, "MultiTensorSum"), tensors));
+}
+
 double CudaBackend::MultiTensorSumOfSquares(const ExecContext& ctx,
                                             absl::Span<const Tensor> tensors) const {
   return ValueOrDie("MultiTensorSumOfSquares",

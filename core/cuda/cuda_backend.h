@@ -66,6 +66,8 @@ class CudaBackend final : public ops::Backend {
 
   double Sum(const ExecContext& ctx, const Tensor& x) const override;
   double SumOfSquares(const ExecContext& ctx, const Tensor& x) const override;
+  double MultiTensorSum(const ExecContext& ctx,
+                        absl::Span<const Tensor> tensors) const override;
   double MultiTensorSumOfSquares(const ExecContext& ctx,
                                  absl::Span<const Tensor> tensors) const override;
 

@@ -61,6 +61,8 @@ class Backend {
   // reduction.h
   virtual double Sum(const ExecContext& ctx, const Tensor& x) const = 0;
   virtual double SumOfSquares(const ExecContext& ctx, const Tensor& x) const = 0;
+  virtual double MultiTensorSum(const ExecContext& ctx,
+                                absl::Span<const Tensor> tensors) const = 0;
   virtual double MultiTensorSumOfSquares(const ExecContext& ctx,
                                          absl::Span<const Tensor> tensors) const = 0;
 

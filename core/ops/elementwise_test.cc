@@ -215,6 +215,20 @@ TEST(ReductionTest, MultiTensorSumOfSquaresIsThePerTensorLoopBitForBit) {
   EXPECT_EQ(MultiTensorSumOfSquares(ExecContext::Cpu(), {}), 0.0);
 }
 
+TEST(ReductionTest, MultiTensorSumIsThePerTensorLoopBitForBit) {
+  const std::vector<Tensor> tensors = {RandomTensor({70000}, 31), RandomTensor({0}, 32),
+                                       RandomTensor({1}, 33), RandomTensor({8191}, 34)};
+  for (int threads : {1, 3}) {
+    ExecContext ctx = ExecContext::Cpu(threads);
+    double loop = 0.0;
+    for (const Tensor& t : tensors) loop += Sum(ctx, t);
+    const double multi = MultiTensorSum(ctx, tensors);
+    ASSERT_TRUE(std::isfinite(multi));
+    EXPECT_EQ(std::bit_cast<uint64_t>(multi), std::bit_cast<uint64_t>(loop));
+  }
+  EXPECT_EQ(MultiTensorSum(ExecContext::Cpu(), {}), 0.0);
+}
+
 TEST(ReductionTest, MultiTensorSumOfSquaresIsNotFiniteWhenAnyElementIsNot) {
   ExecContext ctx = ExecContext::Cpu();
   Tensor bad = RandomTensor({1000}, 26);
@@ -236,6 +250,8 @@ TEST(ElementwiseDeathTest, BadArgumentsAbort) {
                "converts between float dtypes only");
   EXPECT_DEATH(MultiTensorSumOfSquares(ctx, {a, b.Transpose(0, 1)}),
                "MultiTensorSumOfSquares.*tensors\\[1\\].*must be contiguous");
+  EXPECT_DEATH(MultiTensorSum(ctx, {b.Transpose(0, 1)}),
+               "MultiTensorSum.*tensors\\[0\\].*must be contiguous");
 }
 
 }  // namespace

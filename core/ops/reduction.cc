@@ -18,11 +18,25 @@ double SumOfSquares(const ExecContext& ctx, const Tensor& x) {
   return BackendFor(ctx).SumOfSquares(ctx, x);
 }
 
-double MultiTensorSumOfSquares(const ExecContext& ctx, absl::Span<const Tensor> tensors) {
+namespace {
+
+void CheckEachContiguous(const ExecContext& ctx, const char* op,
+                         absl::Span<const Tensor> tensors) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     const std::string name = absl::StrCat("tensors[", i, "]");
-    internal::CheckContiguous(ctx, "MultiTensorSumOfSquares", name.c_str(), tensors[i]);
+    internal::CheckContiguous(ctx, op, name.c_str(), tensors[i]);
   }
+}
+
+}  // namespace
+
+double MultiTensorSum(const ExecContext& ctx, absl::Span<const Tensor> tensors) {
+  CheckEachContiguous(ctx, "MultiTensorSum", tensors);
+  return BackendFor(ctx).MultiTensorSum(ctx, tensors);
+}
+
+double MultiTensorSumOfSquares(const ExecContext& ctx, absl::Span<const Tensor> tensors) {
+  CheckEachContiguous(ctx, "MultiTensorSumOfSquares", tensors);
   return BackendFor(ctx).MultiTensorSumOfSquares(ctx, tensors);
 }
 

@@ -20,6 +20,11 @@ double Sum(const ExecContext& ctx, const Tensor& x);
 // sum_i x[i]^2 (the squared L2 norm; see GlobalL2Norm in optimizer.h).
 double SumOfSquares(const ExecContext& ctx, const Tensor& x);
 
+// sum over `tensors` of Sum(t): a step's loss from its micro-batches' token
+// losses with one read-back. Each tensor summed as Sum does, the tensors' sums
+// added in the order given (on the CPU: the same bits as a loop over Sum).
+double MultiTensorSum(const ExecContext& ctx, absl::Span<const Tensor> tensors);
+
 // sum over `tensors` of SumOfSquares(t): the squared global norm of many
 // tensors (the gradient norm) with one read-back instead of one per tensor.
 // Each tensor's sum is blocked as in SumOfSquares and the tensors' sums are

@@ -40,6 +40,8 @@ class CpuBackendImpl : public Backend {
 
   double Sum(const ExecContext& ctx, const Tensor& x) const override;
   double SumOfSquares(const ExecContext& ctx, const Tensor& x) const override;
+  double MultiTensorSum(const ExecContext& ctx,
+                        absl::Span<const Tensor> tensors) const override;
   double MultiTensorSumOfSquares(const ExecContext& ctx,
                                  absl::Span<const Tensor> tensors) const override;
 

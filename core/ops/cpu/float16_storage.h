@@ -56,6 +56,8 @@ class Float16StorageBackend final : public Backend {
 
   double Sum(const ExecContext& ctx, const Tensor& x) const override;
   double SumOfSquares(const ExecContext& ctx, const Tensor& x) const override;
+  double MultiTensorSum(const ExecContext& ctx,
+                        absl::Span<const Tensor> tensors) const override;
   double MultiTensorSumOfSquares(const ExecContext& ctx,
                                  absl::Span<const Tensor> tensors) const override;
 

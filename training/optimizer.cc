@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
@@ -346,13 +347,13 @@ void AdamW::ZeroGrad(const ExecContext& ctx) const {
 
 bool AdamW::GradientsFinite(const ExecContext& ctx) const {
   // A sum of squares in double is finite exactly when every element is.
-  double sum_of_squares = 0.0;
+  std::vector<Tensor> grads;
   if (sharded()) {
-    for (const StateWindow& w : windows_) sum_of_squares += ops::SumOfSquares(ctx, w.grad);
+    for (const StateWindow& w : windows_) grads.push_back(w.grad);
   } else {
-    for (const Parameter* p : params_) sum_of_squares += ops::SumOfSquares(ctx, p->grad);
+    for (const Parameter* p : params_) grads.push_back(p->grad);
   }
-  return std::isfinite(sum_of_squares);
+  return std::isfinite(ops::MultiTensorSumOfSquares(ctx, grads));
 }
 
 void AdamW::SetNormFilter(const NormFilter& counts) {
@@ -363,19 +364,19 @@ void AdamW::SetNormFilter(const NormFilter& counts) {
 
 absl::StatusOr<double> AdamW::GradientNorm(const ExecContext& ctx,
                                            const SquaredNormReducer& reduce) const {
-  double sum_of_squares = 0.0;
+  // One read-back for all the gradients (on a GPU, one host sync per step).
+  std::vector<Tensor> grads;
   if (sharded()) {
     // Each element once: its owner's window.
     for (size_t k = 0; k < windows_.size(); ++k) {
-      if (counts_in_norm_[window_param_[k]]) {
-        sum_of_squares += ops::SumOfSquares(ctx, windows_[k].grad);
-      }
+      if (counts_in_norm_[window_param_[k]]) grads.push_back(windows_[k].grad);
     }
   } else {
     for (size_t i = 0; i < params_.size(); ++i) {
-      if (counts_in_norm_[i]) sum_of_squares += ops::SumOfSquares(ctx, params_[i]->grad);
+      if (counts_in_norm_[i]) grads.push_back(params_[i]->grad);
     }
   }
+  double sum_of_squares = ops::MultiTensorSumOfSquares(ctx, grads);
   if (reduce != nullptr) RETURN_IF_ERROR(reduce(sum_of_squares));
   return std::sqrt(sum_of_squares);
 }

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/ops/reduction.h"
 #include "core/status_macros.h"
 #include "topology/layer_split.h"
 #include "training/recompute_policy.h"
@@ -63,7 +64,7 @@ void StageModel::SetMicroBatches(const Tensor& inputs, const Tensor& targets,
   micro_batch_size_ = micro_batch_size;
   loss_scale_ = loss_scale;
   forward_only_ = forward_only;
-  loss_sum_ = 0;
+  micro_batch_losses_.clear();
   peak_stash_bytes_ = 0;
   weight_passes_.assign(chunks_.size(), 0);
 }
@@ -109,6 +110,11 @@ std::vector<int64_t> StageModel::OutputShape(int chunk, int mb) const {
   return InputShape(chunk, mb);
 }
 
+double StageModel::LossSum() const {
+  // On the CPU the same bits as adding ops::Sum of each in turn.
+  return ops::MultiTensorSum(ctx_, micro_batch_losses_);
+}
+
 absl::StatusOr<Tensor> StageModel::Forward(int chunk, int mb, const Tensor& input) {
   transformer::GptStage& gpt = *chunks_[chunk];
   const bool first = gpt.spec().has_embedding;
@@ -116,7 +122,7 @@ absl::StatusOr<Tensor> StageModel::Forward(int chunk, int mb, const Tensor& inpu
   const Tensor targets = last ? MicroBatchRows(targets_, mb) : Tensor();
   ASSIGN_OR_RETURN(Tensor output, gpt.Forward(ctx_, mb, first ? MicroBatchRows(inputs_, mb) : input,
                                               targets, micro_batch_size_, inputs_.dim(1)));
-  if (last) loss_sum_ += gpt.LossSum(mb);
+  if (last) micro_batch_losses_.push_back(gpt.Losses(mb));
   if (forward_only_) {
     gpt.Discard(mb);
   } else {

@@ -69,14 +69,16 @@ class StageModel : public pipeline::PipelineStage {
   // micro_batch_size). `loss_scale` multiplies the summed token losses in the
   // backward (1 / tokens of the global batch). With `forward_only`, every
   // chunk drops a micro-batch's activations right after its forward
-  // (evaluation). Resets loss_sum() and the stash peak.
+  // (evaluation). Resets LossSum() and the stash peak.
   void SetMicroBatches(const Tensor& inputs, const Tensor& targets, int micro_batch_size,
                        float loss_scale, bool forward_only);
 
   // Last stage: the sum of the token losses of the micro-batches run since
-  // SetMicroBatches, added in the order their forwards ran (micro-batch order
-  // in every schedule). 0 on other stages.
-  double loss_sum() const { return loss_sum_; }
+  // SetMicroBatches, each micro-batch's sum (ops::Sum) added in the order their
+  // forwards ran (micro-batch order in every schedule). 0 on other stages.
+  // The losses wait on the device until this is called: one read-back (on a
+  // GPU, one host sync) however many micro-batches ran; read it once a step.
+  double LossSum() const;
   // The most activation bytes this stage's chunks held at once since
   // SetMicroBatches (GptStage::StashBytes, sampled after every forward).
   int64_t peak_stash_bytes() const { return peak_stash_bytes_; }
@@ -145,7 +147,9 @@ class StageModel : public pipeline::PipelineStage {
   int micro_batch_size_ = 0;
   float loss_scale_ = 0;
   bool forward_only_ = false;
-  double loss_sum_ = 0;
+  // The last stage's token losses of each micro-batch run since
+  // SetMicroBatches, in forward order (GptStage::Losses).
+  std::vector<Tensor> micro_batch_losses_;
   int64_t peak_stash_bytes_ = 0;
   // W passes run per local chunk since SetMicroBatches.
   std::vector<int> weight_passes_;

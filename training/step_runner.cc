@@ -309,12 +309,12 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   StepResult result;
   if (ps_worker_.has_value()) {
     RETURN_IF_ERROR(ParameterServerStep(step, result));
-    result.replica_loss_sum = model_->loss_sum();
+    result.replica_loss_sum = model_->LossSum();
     if (!share_loss_) {
       result.loss = std::numeric_limits<double>::quiet_NaN();
       return result;
     }
-    ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
+    ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(result.replica_loss_sum));
     result.loss = loss_sum / global_tokens;
     return result;
   }
@@ -365,7 +365,7 @@ absl::StatusOr<StepResult> StepRunner::TrainStep(int64_t step, const Tensor& inp
   // Local SGD and gossip: the replicas, which stepped alone, meet.
   RETURN_IF_ERROR(replica_sync_->AfterStep(*comms_.dp, step));
   if (replica_sync_->MixesAfter(step)) optimizer_->CopyMastersToValues(ctx_);
-  ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->loss_sum()));
+  ASSIGN_OR_RETURN(const double loss_sum, ShareLoss(model_->LossSum()));
   result.loss = loss_sum / global_tokens;
   return result;
 }
@@ -473,7 +473,7 @@ absl::StatusOr<double> StepRunner::EvaluateLossSum(const Tensor& inputs, const T
                           /*forward_only=*/true);
   RETURN_IF_ERROR(pipeline::RunStageSchedule(forward_schedule_, coordinates_.pp, *model_,
                                              comms_.pp.get()));
-  return ShareLoss(model_->loss_sum());
+  return ShareLoss(model_->LossSum());
 }
 
 absl::StatusOr<std::vector<NamedTensor>> StepRunner::GatherSerial(bool gradients) {

@@ -3,8 +3,6 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
-#include "core/ops/cross_entropy.h"
-#include "core/ops/reduction.h"
 #include "core/status_macros.h"
 #include "transformer/model_config.h"
 
@@ -133,7 +131,7 @@ int64_t GptStage::StashBytes() const {
     }
     const HeadActivations& h = m.head;
     for (const Tensor* t : {&h.input, &h.ln_out, &h.ln.mean, &h.ln.rstd, &h.targets, &h.logits,
-                            &h.logsumexp, &h.d_ln_out}) {
+                            &h.losses, &h.logsumexp, &h.d_ln_out}) {
       add(*t);
     }
   }
@@ -235,20 +233,20 @@ absl::StatusOr<Tensor> GptStage::Forward(const ExecContext& ctx, int mb, const T
   // Logits and the loss stay fp32 under mixed precision (the softmax over the
   // vocabulary is where 16-bit rounding would hurt most).
   h.logits = Tensor::Empty({n, vocab_shard_.rows.size()}, DType::kFloat32, ctx.allocator());
-  Tensor losses = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
+  h.losses = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
   h.logsumexp = Tensor::Empty({n}, DType::kFloat32, ctx.allocator());
   RETURN_IF_ERROR(
-      loss_->Forward(ctx, head_wte_->value, h.ln_out, h.targets, h.logits, losses, h.logsumexp));
+      loss_->Forward(ctx, head_wte_->value, h.ln_out, h.targets, h.logits, h.losses, h.logsumexp));
   leave(layer);
-  h.loss_sum = ops::Sum(ctx, losses);
-  h.loss_tokens = ops::CountTargets(ctx, h.targets, kIgnoreIndex);
+  // The losses stay on the device (Losses): reading their sum here would wait
+  // for the device once per micro-batch.
   return Tensor();
 }
 
-double GptStage::LossSum(int mb) const {
+Tensor GptStage::Losses(int mb) const {
   auto it = stash_.find(mb);
   TRIDENT_CHECK(spec_.has_head && it != stash_.end()) << "no loss for micro-batch " << mb;
-  return it->second.head.loss_sum;
+  return it->second.head.losses;
 }
 
 Tensor GptStage::Logits(int mb) const {
@@ -256,12 +254,6 @@ Tensor GptStage::Logits(int mb) const {
   TRIDENT_CHECK(spec_.has_head && it != stash_.end() && !it->second.backward_input_done)
       << "no logits for micro-batch " << mb;
   return it->second.head.logits;
-}
-
-int64_t GptStage::LossTokens(int mb) const {
-  auto it = stash_.find(mb);
-  TRIDENT_CHECK(spec_.has_head && it != stash_.end()) << "no loss for micro-batch " << mb;
-  return it->second.head.loss_tokens;
 }
 
 absl::StatusOr<Tensor> GptStage::BackwardInput(const ExecContext& ctx, int mb,

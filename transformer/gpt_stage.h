@@ -77,7 +77,7 @@ class GptStage {
   // [B, T] int32 on the last stage (ignored elsewhere). Returns the output
   // activation [B, T, hidden] (with sequence parallelism: this rank's row chunk
   // [B * T / tp, hidden]; its gradient comes back shaped the same), or an
-  // undefined tensor on the last stage, whose output is the loss (LossSum).
+  // undefined tensor on the last stage, whose output is the loss (Losses).
   absl::StatusOr<Tensor> Forward(const ExecContext& ctx, int mb, const Tensor& input,
                                  const Tensor& targets);
   // As above, with the micro-batch's shape given, for an input that does not
@@ -87,13 +87,16 @@ class GptStage {
   absl::StatusOr<Tensor> Forward(const ExecContext& ctx, int mb, const Tensor& input,
                                  const Tensor& targets, int64_t batch, int64_t seq);
 
-  // Last stage, after Forward(mb): the sum of the token losses of mb and the
-  // number of tokens that count (not ignored).
-  double LossSum(int mb) const;
+  // Last stage, after Forward(mb): the token losses of mb [B * T] fp32 (0 where
+  // the target is ignored), left on the stage's device. Nothing is read back
+  // here: a step sums its micro-batches' losses with one read-back
+  // (ops::MultiTensorSum), one micro-batch with ops::Sum. The count of tokens
+  // that count needs no device: the targets came from the host
+  // (ops::CountTargets on them there).
+  Tensor Losses(int mb) const;
   // Last stage, between Forward(mb) and BackwardInput(mb): this rank's logits
   // [B * T, local vocabulary] (its vocabulary shard, padding columns included).
   Tensor Logits(int mb) const;
-  int64_t LossTokens(int mb) const;
 
   // Backward of mb for the input only. `grad_output` is dLoss/d(output) on
   // non-last stages; on the last stage it is ignored and the loss is
@@ -192,8 +195,7 @@ class GptStage {
     Tensor logits;     // [N, local vocab]; dLoss/dlogits after BackwardInput.
     Tensor logsumexp;  // [N]
     Tensor d_ln_out;  // Shaped like `input`.
-    double loss_sum = 0;
-    int64_t loss_tokens = 0;
+    Tensor losses;     // [N] fp32 token losses, until Discard.
   };
   struct MicroBatch {
     Tensor tokens;  // First stage only.

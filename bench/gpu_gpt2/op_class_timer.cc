@@ -185,6 +185,17 @@ double OpClassTimer::SumOfSquares(const ExecContext& ctx, const Tensor& x) const
   return Timed(OpClass::kPointwise, ctx, [&] { return inner_.SumOfSquares(ctx, x); });
 }
 
+double OpClassTimer::MultiTensorSum(const ExecContext& ctx,
+                                    absl::Span<const Tensor> tensors) const {
+  return Timed(OpClass::kPointwise, ctx, [&] { return inner_.MultiTensorSum(ctx, tensors); });
+}
+
+double OpClassTimer::MultiTensorSumOfSquares(const ExecContext& ctx,
+                                             absl::Span<const Tensor> tensors) const {
+  return Timed(OpClass::kPointwise, ctx,
+               [&] { return inner_.MultiTensorSumOfSquares(ctx, tensors); });
+}
+
 void OpClassTimer::LayerNormForward(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
                                     const Tensor& beta, float epsilon, const Tensor& y,
                                     const Tensor& mean, const Tensor& rstd) const {

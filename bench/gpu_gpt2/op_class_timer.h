@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "core/ops/backend.h"
 
 namespace trident::bench {
@@ -62,6 +63,10 @@ class OpClassTimer final : public ops::Backend {
   void BiasGrad(const ExecContext& ctx, const Tensor& dy, const Tensor& dbias) const override;
   double Sum(const ExecContext& ctx, const Tensor& x) const override;
   double SumOfSquares(const ExecContext& ctx, const Tensor& x) const override;
+  double MultiTensorSum(const ExecContext& ctx,
+                        absl::Span<const Tensor> tensors) const override;
+  double MultiTensorSumOfSquares(const ExecContext& ctx,
+                                 absl::Span<const Tensor> tensors) const override;
   void LayerNormForward(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
                         const Tensor& beta, float epsilon, const Tensor& y, const Tensor& mean,
                         const Tensor& rstd) const override;

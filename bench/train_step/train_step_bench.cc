@@ -55,6 +55,7 @@
 #include "core/io/user_path.h"
 #include "core/ops/attention.h"
 #include "core/ops/gemm.h"
+#include "core/ops/reduction.h"
 #include "core/random.h"
 #include "core/status_macros.h"
 #include "core/tensor.h"
@@ -196,14 +197,14 @@ class TrainStepRunner {
 
     const int64_t mbs = config_.layout().micro_batch_size();
     const float loss_scale = static_cast<float>(1.0 / static_cast<double>(tokens_per_step()));
-    double loss_sum = 0;
+    std::vector<Tensor> losses;  // Per micro-batch, summed once after the loop.
     for (int mb = 0; mb < config_.layout().num_micro_batches(); ++mb) {
       set_phase(kForward);
       RETURN_IF_ERROR(
           stage_
               ->Forward(ctx_, mb, inputs_.Slice(0, mb * mbs, mbs), targets_.Slice(0, mb * mbs, mbs))
               .status());
-      loss_sum += stage_->LossSum(mb);
+      losses.push_back(stage_->Losses(mb));
       lap(kForward);
       set_phase(kBackwardInput);
       RETURN_IF_ERROR(stage_->BackwardInput(ctx_, mb, Tensor(), loss_scale).status());
@@ -212,6 +213,9 @@ class TrainStepRunner {
       RETURN_IF_ERROR(stage_->BackwardWeights(ctx_, mb));
       lap(kBackwardWeights);
     }
+    set_phase(kForward);
+    const double loss_sum = ops::MultiTensorSum(ctx_, losses);
+    lap(kForward);
 
     set_phase(kGradNorm);
     ASSIGN_OR_RETURN(const double norm, optimizer_->GradientNorm(ctx_));

@@ -127,6 +127,19 @@ double CudaBackend::SumOfSquares(const ExecContext& ctx, const Tensor& x) const 
                     ::trident::cuda::SumOfSquares(StreamOf(ctx, "SumOfSquares"), x));
 }
 
+double CudaBackend::MultiTensorSum(const ExecContext& ctx,
+                                   absl::Span<const Tensor> tensors) const {
+  return ValueOrDie("MultiTensorSum", ::trident::cuda::MultiTensorSum(
+                                          StreamOf(ctx, "MultiTensorSum"), tensors));
+}
+
+double CudaBackend::MultiTensorSumOfSquares(const ExecContext& ctx,
+                                            absl::Span<const Tensor> tensors) const {
+  return ValueOrDie("MultiTensorSumOfSquares",
+                    ::trident::cuda::MultiTensorSumOfSquares(
+                        StreamOf(ctx, "MultiTensorSumOfSquares"), tensors));
+}
+
 int64_t CudaBackend::CountTargets(const ExecContext& ctx, const Tensor& targets,
                                   int32_t ignore_index) const {
   return ValueOrDie("CountTargets", ::trident::cuda::CountTargets(StreamOf(ctx, "CountTargets"),

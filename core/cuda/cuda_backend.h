@@ -31,6 +31,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "core/cuda/attention/attention.h"
 #include "core/cuda/cublaslt_gemm.h"
 #include "core/ops/backend.h"
@@ -65,6 +66,10 @@ class CudaBackend final : public ops::Backend {
 
   double Sum(const ExecContext& ctx, const Tensor& x) const override;
   double SumOfSquares(const ExecContext& ctx, const Tensor& x) const override;
+  double MultiTensorSum(const ExecContext& ctx,
+                        absl::Span<const Tensor> tensors) const override;
+  double MultiTensorSumOfSquares(const ExecContext& ctx,
+                                 absl::Span<const Tensor> tensors) const override;
 
   void LayerNormForward(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
                         const Tensor& beta, float epsilon, const Tensor& y, const Tensor& mean,

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "core/device.h"
 #include "core/exec_context.h"
 #include "core/ops/types.h"
@@ -60,6 +61,10 @@ class Backend {
   // reduction.h
   virtual double Sum(const ExecContext& ctx, const Tensor& x) const = 0;
   virtual double SumOfSquares(const ExecContext& ctx, const Tensor& x) const = 0;
+  virtual double MultiTensorSum(const ExecContext& ctx,
+                                absl::Span<const Tensor> tensors) const = 0;
+  virtual double MultiTensorSumOfSquares(const ExecContext& ctx,
+                                         absl::Span<const Tensor> tensors) const = 0;
 
   // layer_norm.h
   virtual void LayerNormForward(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,

@@ -1,6 +1,8 @@
 #include "core/ops/elementwise.h"
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "core/exec_context.h"
@@ -196,6 +198,46 @@ TEST(ReductionTest, SumAndSumOfSquaresInDoubleAndThreadIndependent) {
   }
 }
 
+TEST(ReductionTest, MultiTensorSumOfSquaresIsThePerTensorLoopBitForBit) {
+  // Sizes across the 64 Ki block edge, an empty tensor and a scalar; the
+  // contract is the per-tensor loop in tensor order, so equality is exact.
+  const std::vector<Tensor> tensors = {RandomTensor({70000}, 21), RandomTensor({0}, 22),
+                                       RandomTensor({1}, 23), RandomTensor({131073}, 24),
+                                       RandomTensor({37, 5}, 25)};
+  for (int threads : {1, 3}) {
+    ExecContext ctx = ExecContext::Cpu(threads);
+    double loop = 0.0;
+    for (const Tensor& t : tensors) loop += SumOfSquares(ctx, t);
+    const double multi = MultiTensorSumOfSquares(ctx, tensors);
+    ASSERT_TRUE(std::isfinite(multi));
+    EXPECT_EQ(std::bit_cast<uint64_t>(multi), std::bit_cast<uint64_t>(loop));
+  }
+  EXPECT_EQ(MultiTensorSumOfSquares(ExecContext::Cpu(), {}), 0.0);
+}
+
+TEST(ReductionTest, MultiTensorSumIsThePerTensorLoopBitForBit) {
+  const std::vector<Tensor> tensors = {RandomTensor({70000}, 31), RandomTensor({0}, 32),
+                                       RandomTensor({1}, 33), RandomTensor({8191}, 34)};
+  for (int threads : {1, 3}) {
+    ExecContext ctx = ExecContext::Cpu(threads);
+    double loop = 0.0;
+    for (const Tensor& t : tensors) loop += Sum(ctx, t);
+    const double multi = MultiTensorSum(ctx, tensors);
+    ASSERT_TRUE(std::isfinite(multi));
+    EXPECT_EQ(std::bit_cast<uint64_t>(multi), std::bit_cast<uint64_t>(loop));
+  }
+  EXPECT_EQ(MultiTensorSum(ExecContext::Cpu(), {}), 0.0);
+}
+
+TEST(ReductionTest, MultiTensorSumOfSquaresIsNotFiniteWhenAnyElementIsNot) {
+  ExecContext ctx = ExecContext::Cpu();
+  Tensor bad = RandomTensor({1000}, 26);
+  bad.data<float>()[517] = std::nanf("");
+  EXPECT_TRUE(std::isnan(MultiTensorSumOfSquares(ctx, {RandomTensor({10}, 27), bad})));
+  bad.data<float>()[517] = INFINITY;
+  EXPECT_TRUE(std::isinf(MultiTensorSumOfSquares(ctx, {bad, RandomTensor({10}, 27)})));
+}
+
 TEST(ElementwiseDeathTest, BadArgumentsAbort) {
   ExecContext ctx = ExecContext::Cpu();
   Tensor a = Tensor::Empty({2, 3}, DType::kFloat32), b = Tensor::Empty({3, 2}, DType::kFloat32);
@@ -206,6 +248,10 @@ TEST(ElementwiseDeathTest, BadArgumentsAbort) {
                "bias is fp32\\[2\\] cpu but must be \\[3\\]");
   EXPECT_DEATH(Copy(ctx, Tensor::Empty({2, 3}, DType::kInt32), a),
                "converts between float dtypes only");
+  EXPECT_DEATH(MultiTensorSumOfSquares(ctx, {a, b.Transpose(0, 1)}),
+               "MultiTensorSumOfSquares.*tensors\\[1\\].*must be contiguous");
+  EXPECT_DEATH(MultiTensorSum(ctx, {b.Transpose(0, 1)}),
+               "MultiTensorSum.*tensors\\[0\\].*must be contiguous");
 }
 
 }  // namespace

@@ -289,6 +289,8 @@ TEST(Float16StorageTest, LayerOpsEqualTheFp32OpsRoundedOnce) {
     BiasGrad(ctx, f32(dy), db32);
     EXPECT_EQ(db.ToVector<float>(), db32.ToVector<float>());
     EXPECT_EQ(SumOfSquares(ctx, dy), SumOfSquares(ctx, f32(dy)));
+    EXPECT_EQ(MultiTensorSumOfSquares(ctx, {dy, x, db}),
+              SumOfSquares(ctx, f32(dy)) + SumOfSquares(ctx, f32(x)) + SumOfSquares(ctx, db));
   }
 }
 

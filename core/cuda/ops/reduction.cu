@@ -185,6 +185,15 @@ absl::StatusOr<double> ReduceOne(cudaStream_t stream, absl::string_view op, cons
   return ReduceToHost(stream, op, absl::MakeConstSpan(&x, 1), square);
 }
 
+absl::StatusOr<double> ReduceMany(cudaStream_t stream, absl::string_view op,
+                                  absl::Span<const Tensor> tensors, bool square) {
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    RETURN_IF_ERROR(CheckFloatOperand(op, absl::StrCat("tensors[", i, "]"), tensors[i]));
+  }
+  RETURN_IF_ERROR(CheckOnOneCudaDevice(op, "tensors", tensors));
+  return ReduceToHost(stream, op, tensors, square);
+}
+
 }  // namespace
 
 absl::StatusOr<double> Sum(cudaStream_t stream, const Tensor& x) {
@@ -195,14 +204,13 @@ absl::StatusOr<double> SumOfSquares(cudaStream_t stream, const Tensor& x) {
   return ReduceOne(stream, "SumOfSquares", x, /*square=*/true);
 }
 
+absl::StatusOr<double> MultiTensorSum(cudaStream_t stream, absl::Span<const Tensor> tensors) {
+  return ReduceMany(stream, "MultiTensorSum", tensors, /*square=*/false);
+}
+
 absl::StatusOr<double> MultiTensorSumOfSquares(cudaStream_t stream,
                                                absl::Span<const Tensor> tensors) {
-  constexpr absl::string_view kOp = "MultiTensorSumOfSquares";
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    RETURN_IF_ERROR(CheckFloatOperand(kOp, absl::StrCat("tensors[", i, "]"), tensors[i]));
-  }
-  RETURN_IF_ERROR(CheckOnOneCudaDevice(kOp, "tensors", tensors));
-  return ReduceToHost(stream, kOp, tensors, /*square=*/true);
+  return ReduceMany(stream, "MultiTensorSumOfSquares", tensors, /*square=*/true);
 }
 
 }  // namespace trident::cuda

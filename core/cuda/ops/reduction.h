@@ -37,6 +37,10 @@ absl::StatusOr<double> Sum(cudaStream_t stream, const Tensor& x);
 // sum_i x[i]^2.
 absl::StatusOr<double> SumOfSquares(cudaStream_t stream, const Tensor& x);
 
+// sum over the tensors of sum_i t[i] (a step's loss from its micro-batches'
+// token losses): as MultiTensorSumOfSquares, without the square.
+absl::StatusOr<double> MultiTensorSum(cudaStream_t stream, absl::Span<const Tensor> tensors);
+
 // sum over the tensors of sum_i t[i]^2 (the squared global gradient norm): one
 // launch for every 256 tensors (usually all), any mix of float dtypes and
 // sizes (empty tensors add nothing), then one launch adding every partial.

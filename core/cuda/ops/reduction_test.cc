@@ -57,6 +57,11 @@ TEST(ReductionRefusalTest, NamesTheOpAndTheArgument) {
   const std::vector<Tensor> host = {ok, ok};
   ExpectMessage(MultiTensorSumOfSquares(nullptr, host).status(),
                 "MultiTensorSumOfSquares: tensors[0] is on cpu, expected a CUDA device");
+  ExpectMessage(MultiTensorSum(nullptr, strided).status(),
+                "MultiTensorSum: tensors[1] must be contiguous");
+  const std::vector<Tensor> ids = {ok, Tensor::Zeros({3}, DType::kInt32)};
+  ExpectMessage(MultiTensorSum(nullptr, ids).status(),
+                "MultiTensorSum: tensors[1] has dtype int32, expected fp32, bf16 or fp16");
 }
 
 class ReductionVsCpuTest : public StorageDTypeTest {};
@@ -140,6 +145,36 @@ TEST_P(ReductionVsCpuTest, MultiTensorSumOfSquaresIsTheSumOverTensors) {
   const absl::StatusOr<double> none = MultiTensorSumOfSquares(nullptr, {});
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(*none, 0.0);
+}
+
+TEST_P(ReductionVsCpuTest, MultiTensorSumIsTheSumOverTensors) {
+  TRIDENT_SKIP_WITHOUT_GPU(allocator);
+  SCOPED_TRACE(absl::StrCat("seed ", seed_));
+  const DType dtype = GetParam();
+  // Micro-batches' token losses: [B * T] each (odd sizes, an empty one), then
+  // more tensors than one launch's table holds. Signed values: the bound is
+  // on sum |x| (ExpectDoubleSumClose).
+  for (int count : {5, 300}) {
+    std::vector<Tensor> tensors;
+    double expected = 0.0, abs_sum = 0.0;
+    int64_t total = 0;
+    for (int i = 0; i < count; ++i) {
+      const int64_t sizes[] = {1, 1024, 0, 65537, 8191};
+      const int64_t n = count == 5 ? sizes[i] : 513 + i;
+      const std::vector<float> v = RandomValues(rng_, dtype, n);
+      tensors.push_back(Upload(v, {n}, dtype, allocator));
+      expected += ops::Sum(cpu_, Tensor::FromVector(v, {n}));
+      for (float f : v) abs_sum += std::abs(f);
+      total += n;
+    }
+    const absl::StatusOr<double> got = MultiTensorSum(nullptr, tensors);
+    ASSERT_TRUE(got.ok()) << got.status();
+    ExpectDoubleSumClose(*got, expected, total, abs_sum, absl::StrCat(count, " tensors"));
+    const absl::StatusOr<double> again = MultiTensorSum(nullptr, tensors);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(std::bit_cast<uint64_t>(*got), std::bit_cast<uint64_t>(*again))
+        << count << " tensors: differs between two runs";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(StorageDTypes, ReductionVsCpuTest,

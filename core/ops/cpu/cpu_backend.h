@@ -8,6 +8,7 @@
 // parallelised over the context's threads. One source file per op family
 // implements that family's methods.
 
+#include "absl/types/span.h"
 #include "core/ops/backend.h"
 
 namespace trident::ops::cpu {
@@ -39,6 +40,10 @@ class CpuBackendImpl : public Backend {
 
   double Sum(const ExecContext& ctx, const Tensor& x) const override;
   double SumOfSquares(const ExecContext& ctx, const Tensor& x) const override;
+  double MultiTensorSum(const ExecContext& ctx,
+                        absl::Span<const Tensor> tensors) const override;
+  double MultiTensorSumOfSquares(const ExecContext& ctx,
+                                 absl::Span<const Tensor> tensors) const override;
 
   void LayerNormForward(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
                         const Tensor& beta, float epsilon, const Tensor& y, const Tensor& mean,

@@ -248,4 +248,21 @@ double CpuBackendImpl::SumOfSquares(const ExecContext& ctx, const Tensor& x) con
   });
 }
 
+double CpuBackendImpl::MultiTensorSum(const ExecContext& ctx,
+                                      absl::Span<const Tensor> tensors) const {
+  // Tensor order, each blocked as Sum: the same bits as a loop over Sum.
+  double sum = 0.0;
+  for (const Tensor& t : tensors) sum += Sum(ctx, t);
+  return sum;
+}
+
+double CpuBackendImpl::MultiTensorSumOfSquares(const ExecContext& ctx,
+                                               absl::Span<const Tensor> tensors) const {
+  // Tensor order, each tensor blocked as SumOfSquares: the same bits as the
+  // per-tensor loop the optimizer ran before this op existed.
+  double sum = 0.0;
+  for (const Tensor& t : tensors) sum += SumOfSquares(ctx, t);
+  return sum;
+}
+
 }  // namespace trident::ops::cpu

@@ -279,6 +279,21 @@ double Float16StorageBackend::SumOfSquares(const ExecContext& ctx, const Tensor&
   return fp32_.SumOfSquares(ctx, x32);
 }
 
+double Float16StorageBackend::MultiTensorSum(const ExecContext& ctx,
+                                             absl::Span<const Tensor> tensors) const {
+  double sum = 0.0;
+  for (const Tensor& t : tensors) sum += Sum(ctx, t);
+  return sum;
+}
+
+double Float16StorageBackend::MultiTensorSumOfSquares(const ExecContext& ctx,
+                                                      absl::Span<const Tensor> tensors) const {
+  // Each 16-bit tensor widened on its own (one fp32 copy alive at a time).
+  double sum = 0.0;
+  for (const Tensor& t : tensors) sum += SumOfSquares(ctx, t);
+  return sum;
+}
+
 void Float16StorageBackend::LayerNormForward(const ExecContext& ctx, const Tensor& x,
                                              const Tensor& gamma, const Tensor& beta,
                                              float epsilon, const Tensor& y, const Tensor& mean,

@@ -22,6 +22,7 @@
 // The dispatch registers the CPU backend wrapped in this decorator, so ops the
 // CPU backend gains later get 16-bit storage with one forwarding method here.
 
+#include "absl/types/span.h"
 #include "core/ops/backend.h"
 
 namespace trident::ops::cpu {
@@ -55,6 +56,10 @@ class Float16StorageBackend final : public Backend {
 
   double Sum(const ExecContext& ctx, const Tensor& x) const override;
   double SumOfSquares(const ExecContext& ctx, const Tensor& x) const override;
+  double MultiTensorSum(const ExecContext& ctx,
+                        absl::Span<const Tensor> tensors) const override;
+  double MultiTensorSumOfSquares(const ExecContext& ctx,
+                                 absl::Span<const Tensor> tensors) const override;
 
   void LayerNormForward(const ExecContext& ctx, const Tensor& x, const Tensor& gamma,
                         const Tensor& beta, float epsilon, const Tensor& y, const Tensor& mean,

@@ -262,8 +262,8 @@ class RankTrainer {
   // The whole run, as the user sees it: set up, then train, evaluate and
   // save on schedule, and export at the end. A stop signal ends the loop
   // after the step it arrived in, with a checkpoint (under dp_sync=ps with
-  // staleness S the workers agree on it S steps later, and ps ends with an
-  // error instead: see below).
+  // staleness S the workers agree on it S steps later; ps first ends the
+  // servers' run there: StopParameterServers).
   absl::Status Run() {
     if (!options_.convert_to.empty()) return Convert();
     RETURN_IF_ERROR(Setup());
@@ -288,13 +288,8 @@ class RankTrainer {
         ASSIGN_OR_RETURN(signal_number, AgreedStopSignal());
       }
       if (signal_number != 0 && ps_world_ != nullptr) {
-        // The servers expect every step's gradients and would snapshot only
-        // the versions planned at the start: the job ends here, without a
-        // signal checkpoint (the last scheduled one, if any, resumes).
-        return absl::AbortedError(absl::StrCat(
-            "stopped by ", SignalName(signal_number), " after step ", step + 1, " of ",
-            config_.steps(), "; dp_sync=ps writes no checkpoint at a signal (resume from the "
-            "last --save_interval checkpoint)"));
+        ASSIGN_OR_RETURN(const bool stopped, StopParameterServers(signal_number, step));
+        if (!stopped) continue;  // The final step: the run ends as planned.
       }
       if (signal_number != 0) return StopForSignal(signal_number, step + 1);
     }
@@ -331,6 +326,13 @@ class RankTrainer {
   absl::Status Evaluate(int64_t after_step);
   absl::Status SaveCheckpoint(const std::string& dir, int64_t next_step);
   absl::StatusOr<int> AgreedStopSignal();
+  // dp_sync=ps, at a stop signal agreed after `step`: completes the deferred
+  // steps (their lines come first) and ends the servers' run after `step`,
+  // so that StopForSignal's checkpoint pulls their state. False after the
+  // run's final step when no checkpoint is due there: the servers have
+  // served every planned step and hold no state to send, so the run ends as
+  // planned (with a note) instead.
+  absl::StatusOr<bool> StopParameterServers(int signal_number, int64_t step);
   absl::Status StopForSignal(int signal_number, int64_t next_step);
   absl::Status LoadCheckpoint();
   // FP16: the loss scaler state a checkpoint carries (its meta).
@@ -917,6 +919,18 @@ absl::StatusOr<int> RankTrainer::AgreedStopSignal() {
   RETURN_IF_ERROR(world_.AllReduce(comm::Buffer{&signal_number, 1, DType::kInt32},
                                    comm::ReduceOp::kMax));
   return signal_number;
+}
+
+absl::StatusOr<bool> RankTrainer::StopParameterServers(int signal_number, int64_t step) {
+  if (deferred_.has_value()) RETURN_IF_ERROR(CompleteDeferredSteps(step, /*all=*/true).status());
+  if (step + 1 == last_step_) {
+    if (CheckpointDue(step)) return true;  // Saved already; the servers are done.
+    reporter_->Note(absl::StrCat(SignalName(signal_number), " arrived in the final step ",
+                                 step + 1, ": dp_sync=ps ends the run as planned"));
+    return false;
+  }
+  RETURN_IF_ERROR(runner_->StopParameterServers());
+  return true;
 }
 
 absl::Status RankTrainer::StopForSignal(int signal_number, int64_t next_step) {

@@ -302,7 +302,8 @@ absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* serv
       if (stopped > 0 && pushed[w] >= stop_clock) {
         return absl::InternalError(absl::StrCat(
             "parameter server (", comm::DescribeGroup(world), "): worker ", w, " pushed clock ",
-            pushed[w], " after another worker stopped after clock ", stop_clock));
+            pushed[w], " after another worker stopped after clock ", stop_clock,
+            " (every worker must stop after the same clock)"));
       }
       const int64_t clock = pushed[w]++;
       std::vector<std::vector<float>>& slot = pending[clock];

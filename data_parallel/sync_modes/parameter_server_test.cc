@@ -14,7 +14,9 @@
 //     and sends 4 P_j W.
 //   - An early stop after clock k < steps (S = 0 and S = 2): the servers
 //     apply exactly k clocks and return, every worker pulls the same version-k
-//     state, with S = 0 sync's values after clock k bit for bit.
+//     state, with S = 0 sync's values after clock k bit for bit; a stop at a
+//     snapshot version sends the state once; workers stopping after
+//     different clocks fail by rule; a stop after the last clock is refused.
 //   - A run started by worker 0 and resumed from a snapshot continues bit for
 //     bit (SendPsStart, PsWorker::PullState, PsServer::CreateFromStart).
 //   - Bad options are refused by name.
@@ -239,6 +241,35 @@ TEST(ParameterServer, AStopAtASnapshotVersionSendsTheStateOnce) {
         EXPECT_FALSE(worker.Stop(comm).ok());
         return absl::OkStatus();
       });
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST(ParameterServer, WorkersStoppingAfterDifferentClocksAreAnError) {
+  // Worker 0 stops after clock 2, worker 1 pushes clock 2: whichever the
+  // server takes first, it fails naming the rule (and the world aborts).
+  const PsOptions options{.workers = 2, .servers = 1, .staleness = 0, .steps = 5};
+  const absl::Status status = comm::RunLocalRanks(3, [&](int rank, comm::Communicator& comm) {
+    return testing::RunPsRank(comm, options, /*slow_worker=*/-1, /*stop_after=*/2 + rank)
+        .status();
+  });
+  EXPECT_THAT(status.message(), HasSubstr("every worker must stop after the same clock"));
+}
+
+TEST(ParameterServer, AStopAfterTheLastClockIsRefused) {
+  // After `steps` clocks the servers are done: there is no run to end.
+  const PsOptions options{.workers = 1, .servers = 1, .staleness = 0, .steps = 2};
+  const absl::Status status = comm::RunLocalRanks(2, [&](int rank, comm::Communicator& comm) {
+    if (rank == 1) return testing::RunPsRank(comm, options).status();
+    ASSIGN_OR_RETURN(PsWorker worker, PsWorker::Create(options, kElements));
+    std::vector<float> x = PsInitial();
+    for (int c = 0; c < 2; ++c) {
+      RETURN_IF_ERROR(worker.PushAndPull(comm, testing::PsGradient(0, 1, x), absl::MakeSpan(x)));
+    }
+    const absl::Status stop = worker.Stop(comm);
+    EXPECT_EQ(stop.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(stop.message(), HasSubstr("all 2 clocks ran"));
+    return absl::OkStatus();
+  });
   EXPECT_TRUE(status.ok()) << status;
 }
 

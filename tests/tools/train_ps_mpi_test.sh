@@ -154,6 +154,8 @@ stop_and_resume() {  # NAME SIGNAL EXIT_STATUS LAUNCHER... -- FLAGS...
     { cat "$work/$name.log"; fail "$name: no stop line"; }
   grep -q -- "--resume=$work/${name}_ckpt" "$work/$name.log" ||
     { cat "$work/$name.log"; fail "$name: no resume hint"; }
+  grep -o "stopped by SIG$signal after step [0-9]* of [0-9]*" "$work/$name.log" | head -1 |
+    sed "s/^/$name: /"
   [[ -s "$work/${name}_ckpt/latest/rank_00001.tensors" ]] || fail "$name: no checkpoint"
   "${launcher[@]}" "$train" --config="$work/config.textproto" --metrics_out="$work/$name.jsonl" \
     --save= --resume="$work/${name}_ckpt" "${long[@]}" "$@" > "$work/$name.resumed.log" 2>&1 ||

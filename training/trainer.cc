@@ -287,11 +287,13 @@ class RankTrainer {
       if (!deferred_.has_value()) {
         ASSIGN_OR_RETURN(signal_number, AgreedStopSignal());
       }
-      if (signal_number != 0 && ps_world_ != nullptr) {
-        ASSIGN_OR_RETURN(const bool stopped, StopParameterServers(signal_number, step));
-        if (!stopped) continue;  // The final step: the run ends as planned.
-      }
+      if (signal_number != 0 && ps_world_ != nullptr) RETURN_IF_ERROR(StopParameterServers(step));
       if (signal_number != 0) return StopForSignal(signal_number, step + 1);
+    }
+    // Under ps the servers sent their final state (a snapshot version): the
+    // workers take it unless a checkpoint at the last step took it already.
+    if (ps_world_ != nullptr && last_step_ > first_step_ && !CheckpointDue(last_step_ - 1)) {
+      RETURN_IF_ERROR(runner_->PullParameterServerState(last_step_));
     }
     if (!paths_.export_path.empty()) RETURN_IF_ERROR(ExportModel());
     reporter_->Finish(last_checkpoint_, paths_.export_path);
@@ -327,12 +329,10 @@ class RankTrainer {
   absl::Status SaveCheckpoint(const std::string& dir, int64_t next_step);
   absl::StatusOr<int> AgreedStopSignal();
   // dp_sync=ps, at a stop signal agreed after `step`: completes the deferred
-  // steps (their lines come first) and ends the servers' run after `step`,
-  // so that StopForSignal's checkpoint pulls their state. False after the
-  // run's final step when no checkpoint is due there: the servers have
-  // served every planned step and hold no state to send, so the run ends as
-  // planned (with a note) instead.
-  absl::StatusOr<bool> StopParameterServers(int signal_number, int64_t step);
+  // steps (their lines come first) and, before the run's last step, ends the
+  // servers' run after `step`, so that StopForSignal's checkpoint pulls
+  // their state (after the last step they sent it as planned).
+  absl::Status StopParameterServers(int64_t step);
   absl::Status StopForSignal(int signal_number, int64_t next_step);
   absl::Status LoadCheckpoint();
   // FP16: the loss scaler state a checkpoint carries (its meta).
@@ -437,10 +437,13 @@ absl::Status RankTrainer::Setup() {
                    : config_.steps();
   if (ps_world_ != nullptr) {
     // The servers take their state from worker 0 (fresh or resumed) and send
-    // it back after every step that writes a checkpoint.
+    // it back after every step that writes a checkpoint, and after the last
+    // step (a stop signal there saves it; otherwise the run's end pulls it).
     std::vector<int64_t> snapshot_versions;
     for (int64_t step = first_step_; step < last_step_; ++step) {
-      if (CheckpointDue(step)) snapshot_versions.push_back(step + 1 - first_step_);
+      if (CheckpointDue(step) || step + 1 == last_step_) {
+        snapshot_versions.push_back(step + 1 - first_step_);
+      }
     }
     RETURN_IF_ERROR(runner_->StartParameterServers(first_step_, last_step_ - first_step_,
                                                    std::move(snapshot_versions)));
@@ -921,16 +924,10 @@ absl::StatusOr<int> RankTrainer::AgreedStopSignal() {
   return signal_number;
 }
 
-absl::StatusOr<bool> RankTrainer::StopParameterServers(int signal_number, int64_t step) {
+absl::Status RankTrainer::StopParameterServers(int64_t step) {
   if (deferred_.has_value()) RETURN_IF_ERROR(CompleteDeferredSteps(step, /*all=*/true).status());
-  if (step + 1 == last_step_) {
-    if (CheckpointDue(step)) return true;  // Saved already; the servers are done.
-    reporter_->Note(absl::StrCat(SignalName(signal_number), " arrived in the final step ",
-                                 step + 1, ": dp_sync=ps ends the run as planned"));
-    return false;
-  }
-  RETURN_IF_ERROR(runner_->StopParameterServers());
-  return true;
+  if (step + 1 == last_step_) return absl::OkStatus();
+  return runner_->StopParameterServers();
 }
 
 absl::Status RankTrainer::StopForSignal(int signal_number, int64_t next_step) {

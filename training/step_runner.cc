@@ -430,6 +430,13 @@ absl::Status StepRunner::StartParameterServers(int64_t first_step, int64_t steps
   return data_parallel::SendPsStart(*ps_world_, PsOptionsFor(config_, steps), start);
 }
 
+absl::Status StepRunner::StopParameterServers() {
+  if (!ps_worker_.has_value()) {
+    return absl::FailedPreconditionError("StopParameterServers needs layout.dp_sync=ps");
+  }
+  return ps_worker_->Stop(*ps_world_);
+}
+
 absl::Status StepRunner::PullParameterServerState(int64_t optimizer_step) {
   if (!ps_worker_.has_value()) {
     return absl::FailedPreconditionError("PullParameterServerState needs layout.dp_sync=ps");

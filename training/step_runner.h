@@ -153,6 +153,11 @@ class StepRunner {
   // step count becomes `optimizer_step`; the optimizer's checkpoint blobs
   // are then the servers' state.
   absl::Status PullParameterServerState(int64_t optimizer_step);
+  // dp_sync=ps, on every worker after the same step, before the run's last:
+  // ends the servers' run there (PsWorker::Stop). The servers then send
+  // that version's state unless it was in StartParameterServers' list:
+  // PullParameterServerState takes it.
+  absl::Status StopParameterServers();
 
   // After optimizer().LoadState: with mixed precision under ZeRO 1-2 each
   // rank restored only its windows' masters (and rounded them into its

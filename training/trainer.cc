@@ -262,8 +262,8 @@ class RankTrainer {
   // The whole run, as the user sees it: set up, then train, evaluate and
   // save on schedule, and export at the end. A stop signal ends the loop
   // after the step it arrived in, with a checkpoint (under dp_sync=ps with
-  // staleness S the workers agree on it S steps later, and ps ends with an
-  // error instead: see below).
+  // staleness S the workers agree on it S steps later; ps first ends the
+  // servers' run there: StopParameterServers).
   absl::Status Run() {
     if (!options_.convert_to.empty()) return Convert();
     RETURN_IF_ERROR(Setup());
@@ -287,16 +287,13 @@ class RankTrainer {
       if (!deferred_.has_value()) {
         ASSIGN_OR_RETURN(signal_number, AgreedStopSignal());
       }
-      if (signal_number != 0 && ps_world_ != nullptr) {
-        // The servers expect every step's gradients and would snapshot only
-        // the versions planned at the start: the job ends here, without a
-        // signal checkpoint (the last scheduled one, if any, resumes).
-        return absl::AbortedError(absl::StrCat(
-            "stopped by ", SignalName(signal_number), " after step ", step + 1, " of ",
-            config_.steps(), "; dp_sync=ps writes no checkpoint at a signal (resume from the "
-            "last --save_interval checkpoint)"));
-      }
+      if (signal_number != 0 && ps_world_ != nullptr) RETURN_IF_ERROR(StopParameterServers(step));
       if (signal_number != 0) return StopForSignal(signal_number, step + 1);
+    }
+    // Under ps the servers sent their final state (a snapshot version): the
+    // workers take it unless a checkpoint at the last step took it already.
+    if (ps_world_ != nullptr && last_step_ > first_step_ && !CheckpointDue(last_step_ - 1)) {
+      RETURN_IF_ERROR(runner_->PullParameterServerState(last_step_));
     }
     if (!paths_.export_path.empty()) RETURN_IF_ERROR(ExportModel());
     reporter_->Finish(last_checkpoint_, paths_.export_path);
@@ -331,6 +328,11 @@ class RankTrainer {
   absl::Status Evaluate(int64_t after_step);
   absl::Status SaveCheckpoint(const std::string& dir, int64_t next_step);
   absl::StatusOr<int> AgreedStopSignal();
+  // dp_sync=ps, at a stop signal agreed after `step`: completes the deferred
+  // steps (their lines come first) and, before the run's last step, ends the
+  // servers' run after `step`, so that StopForSignal's checkpoint pulls
+  // their state (after the last step they sent it as planned).
+  absl::Status StopParameterServers(int64_t step);
   absl::Status StopForSignal(int signal_number, int64_t next_step);
   absl::Status LoadCheckpoint();
   // FP16: the loss scaler state a checkpoint carries (its meta).
@@ -435,10 +437,13 @@ absl::Status RankTrainer::Setup() {
                    : config_.steps();
   if (ps_world_ != nullptr) {
     // The servers take their state from worker 0 (fresh or resumed) and send
-    // it back after every step that writes a checkpoint.
+    // it back after every step that writes a checkpoint, and after the last
+    // step (a stop signal there saves it; otherwise the run's end pulls it).
     std::vector<int64_t> snapshot_versions;
     for (int64_t step = first_step_; step < last_step_; ++step) {
-      if (CheckpointDue(step)) snapshot_versions.push_back(step + 1 - first_step_);
+      if (CheckpointDue(step) || step + 1 == last_step_) {
+        snapshot_versions.push_back(step + 1 - first_step_);
+      }
     }
     RETURN_IF_ERROR(runner_->StartParameterServers(first_step_, last_step_ - first_step_,
                                                    std::move(snapshot_versions)));
@@ -917,6 +922,12 @@ absl::StatusOr<int> RankTrainer::AgreedStopSignal() {
   RETURN_IF_ERROR(world_.AllReduce(comm::Buffer{&signal_number, 1, DType::kInt32},
                                    comm::ReduceOp::kMax));
   return signal_number;
+}
+
+absl::Status RankTrainer::StopParameterServers(int64_t step) {
+  if (deferred_.has_value()) RETURN_IF_ERROR(CompleteDeferredSteps(step, /*all=*/true).status());
+  if (step + 1 == last_step_) return absl::OkStatus();
+  return runner_->StopParameterServers();
 }
 
 absl::Status RankTrainer::StopForSignal(int signal_number, int64_t next_step) {

@@ -6,7 +6,8 @@
 // straggler; with S > 0 fast workers run ahead and the delays average out.
 // Prints, per S, the wall time of --clocks clocks, its ratio to S = 0 measured
 // in the same run, the largest staleness the servers recorded, and the bytes
-// a worker sent per clock (counted) against the formula 4P.
+// a worker sent per clock (counted) against the formula 4(P + N) (its
+// gradient and one push header per server).
 //
 //   bazel run //bench/ps:ps_bench -- --workers=4 --servers=2
 
@@ -95,7 +96,7 @@ int Main() {
               workers, servers, static_cast<long long>(clocks), static_cast<long long>(elements),
               absl::GetFlag(FLAGS_compute_ms), absl::GetFlag(FLAGS_straggler_ms));
   std::printf("%3s %10s %12s %15s %22s\n", "S", "seconds", "vs S=0", "max staleness",
-              "worker bytes/clock (4P)");
+              "worker bytes/clock (4(P+N))");
   double baseline = 0;
   for (int staleness : {0, 1, 2, 4, 8}) {
     const PsOptions options{
@@ -115,7 +116,7 @@ int Main() {
     std::printf("%3d %10.3f %12.3f %15lld %14lld (%lld)\n", staleness, m->seconds,
                 m->seconds / baseline, static_cast<long long>(m->worst_staleness),
                 static_cast<long long>(m->worker_bytes_sent / clocks),
-                static_cast<long long>(4 * elements));
+                static_cast<long long>(4 * (elements + servers)));
   }
   return 0;
 }

@@ -193,9 +193,11 @@ absl::Status PsServer::ApplyClock(const std::vector<std::vector<float>>& gradien
                                   comm::Communicator* servers) {
   // In worker-rank order, one fp32 rounding per addition: the sum a
   // rank-ordered all-reduce of the same gradients gives.
-  std::copy(gradients[0].begin(), gradients[0].end(), sum_.begin());
+  // Each push leads with its header: the window starts at element 1.
+  std::copy(gradients[0].begin() + 1, gradients[0].end(), sum_.begin());
   for (size_t w = 1; w < gradients.size(); ++w) {
-    for (int64_t i = 0; i < window_.length; ++i) sum_[i] += gradients[w][i];
+    const float* gradient = gradients[w].data() + 1;
+    for (int64_t i = 0; i < window_.length; ++i) sum_[i] += gradient[i];
   }
   ops::AdamWOptions options = adamw_;
   options.step = first_step_ + version_ + 1;
@@ -231,11 +233,16 @@ absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* serv
   }
   const int workers = options_.workers;
   const int64_t steps = options_.steps;
-  const int64_t length = window_.length;
+  const int64_t length = window_.length + 1;  // A push: header, then window.
   std::vector<std::vector<float>> inbox(workers, std::vector<float>(length));
   std::vector<std::unique_ptr<comm::CommHandle>> recvs(workers);
   std::vector<int64_t> pushed(workers, 0);  // Gradients received from each worker.
   std::vector<int64_t> pulled(workers, 0);  // Parameter replies sent to each.
+  // The clocks after which each worker stopped (-1: not stopped).
+  std::vector<int64_t> stopped_after(workers, -1);
+  int stopped = 0;
+  int64_t stop_clock = 0;  // The clock every worker stopped after.
+  bool stop_state_sent = false;
   // read_version[w][c]: the version worker w computed clock c on.
   std::vector<std::vector<int64_t>> read_version(workers, std::vector<int64_t>{0});
   std::map<int64_t, std::vector<std::vector<float>>> pending;  // By clock, by worker.
@@ -245,6 +252,20 @@ absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* serv
     std::unique_ptr<comm::CommHandle> send;
   };
   std::list<Reply> replies;
+  // This version's state, to every worker (PsWorker::PullState).
+  const auto send_state = [&] {
+    for (int w = 0; w < workers; ++w) {
+      for (const std::vector<float>* state : {&values_, &exp_avg_, &exp_avg_sq_}) {
+        Reply& reply = replies.emplace_back();
+        reply.snapshot = *state;
+        reply.send = world.SendAsync(comm::MakeConstBuffer(absl::MakeConstSpan(reply.snapshot)),
+                                     w, kPsStateTag);
+      }
+    }
+  };
+  const auto is_snapshot = [&](int64_t version) {
+    return std::binary_search(snapshot_versions_.begin(), snapshot_versions_.end(), version);
+  };
   const auto post = [&](int w) {
     recvs[w] = world.RecvAsync(comm::MakeBuffer(absl::MakeSpan(inbox[w])), w, kPsGradientTag);
   };
@@ -257,6 +278,33 @@ absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* serv
       if (recvs[w] == nullptr || !recvs[w]->Test()) continue;
       RETURN_IF_ERROR(recvs[w]->Wait());
       recvs[w].reset();
+      progressed = true;
+      if (inbox[w][0] == kPsPushStop) {
+        // No receive is posted again: this worker pushes nothing more.
+        stopped_after[w] = pushed[w];
+        stop_clock = pushed[w];
+        ++stopped;
+        for (int v = 0; v < workers; ++v) {
+          if (stopped_after[v] >= 0 ? stopped_after[v] != pushed[w] : pushed[v] > pushed[w]) {
+            return absl::InternalError(absl::StrCat(
+                "parameter server (", comm::DescribeGroup(world), "): worker ", w,
+                " stopped after clock ", pushed[w], " but worker ", v, " pushed ", pushed[v],
+                stopped_after[v] >= 0 ? " and stopped" : "",
+                " (every worker must stop after the same clock)"));
+          }
+        }
+        continue;
+      }
+      if (inbox[w][0] != kPsPushGradient) {
+        return absl::InternalError(absl::StrCat("parameter server: worker ", w,
+                                                "'s push has header ", inbox[w][0]));
+      }
+      if (stopped > 0 && pushed[w] >= stop_clock) {
+        return absl::InternalError(absl::StrCat(
+            "parameter server (", comm::DescribeGroup(world), "): worker ", w, " pushed clock ",
+            pushed[w], " after another worker stopped after clock ", stop_clock,
+            " (every worker must stop after the same clock)"));
+      }
       const int64_t clock = pushed[w]++;
       std::vector<std::vector<float>>& slot = pending[clock];
       if (slot.empty()) slot.resize(workers);
@@ -264,7 +312,6 @@ absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* serv
       inbox[w].resize(length);
       ++arrived[clock];
       if (pushed[w] < steps) post(w);
-      progressed = true;
     }
     // Updates, clock by clock, once every worker's gradient is in.
     while (arrived.count(version_) > 0 && arrived[version_] == workers) {
@@ -273,17 +320,7 @@ absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* serv
       for (int w = 0; w < workers; ++w) {
         applied_.push_back({.worker = w, .clock = clock, .read_version = read_version[w][clock]});
       }
-      if (std::binary_search(snapshot_versions_.begin(), snapshot_versions_.end(), version_)) {
-        // This version's state, to every worker (PsWorker::PullState).
-        for (int w = 0; w < workers; ++w) {
-          for (const std::vector<float>* state : {&values_, &exp_avg_, &exp_avg_sq_}) {
-            Reply& reply = replies.emplace_back();
-            reply.snapshot = *state;
-            reply.send = world.SendAsync(
-                comm::MakeConstBuffer(absl::MakeConstSpan(reply.snapshot)), w, kPsStateTag);
-          }
-        }
-      }
+      if (is_snapshot(version_)) send_state();
       pending.erase(clock);
       arrived.erase(clock);
       progressed = true;
@@ -310,8 +347,20 @@ absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* serv
       RETURN_IF_ERROR(it->send->Wait());
       it = replies.erase(it);
     }
+    // Every worker stopped after clock k: once version k is reached its
+    // state goes out (unless it went out as a snapshot already).
+    const bool all_stopped = stopped == workers;
+    if (all_stopped && !stop_state_sent && version_ == stop_clock) {
+      if (!is_snapshot(version_)) send_state();
+      stop_state_sent = true;
+      progressed = true;
+    }
     bool done = replies.empty();
-    for (int w = 0; w < workers; ++w) done = done && pulled[w] == steps;
+    if (all_stopped) {
+      done = done && stop_state_sent;
+    } else {
+      for (int w = 0; w < workers; ++w) done = done && pulled[w] == steps;
+    }
     if (done) return absl::OkStatus();
     if (progressed) {
       last_progress = absl::Now();
@@ -320,7 +369,7 @@ absl::Status PsServer::Serve(comm::Communicator& world, comm::Communicator* serv
     if (absl::Now() - last_progress > world.timeout()) {
       std::vector<int> owing;
       for (int w = 0; w < workers; ++w) {
-        if (pushed[w] < steps) owing.push_back(world.world_ranks()[w]);
+        if (pushed[w] < steps && stopped_after[w] < 0) owing.push_back(world.world_ranks()[w]);
       }
       return absl::DeadlineExceededError(absl::StrCat(
           "parameter server (", comm::DescribeGroup(world), ") heard nothing for ",
@@ -441,6 +490,7 @@ absl::StatusOr<PsWorker> PsWorker::Create(const PsOptions& options, int64_t elem
   PsWorker worker;
   worker.options_ = options;
   worker.elements_ = elements;
+  worker.pushes_.resize(elements + options.servers);
   return worker;
 }
 
@@ -452,22 +502,50 @@ absl::Status PsWorker::PushAndPull(comm::Communicator& world, absl::Span<const f
                                                    elements_, " elements, got ", gradient.size(),
                                                    " and ", values.size()));
   }
+  if (stopped_) return absl::FailedPreconditionError("PushAndPull: this worker stopped");
   if (clock_ >= options_.steps) {
     return absl::FailedPreconditionError(
         absl::StrCat("PushAndPull: all ", options_.steps, " clocks already ran"));
   }
+  RETURN_IF_ERROR(Push(world, kPsPushGradient, gradient, values));
+  ++clock_;
+  return absl::OkStatus();
+}
+
+absl::Status PsWorker::Stop(comm::Communicator& world) {
+  if (stopped_) return absl::FailedPreconditionError("PsWorker::Stop: this worker stopped already");
+  if (clock_ >= options_.steps) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "PsWorker::Stop: all ", options_.steps, " clocks ran; the servers are done"));
+  }
+  RETURN_IF_ERROR(Push(world, kPsPushStop, {}, {}));
+  stopped_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status PsWorker::Push(comm::Communicator& world, float header,
+                            absl::Span<const float> gradient, absl::Span<float> values) {
   std::vector<comm::P2POp> ops;
   for (int j = 0; j < options_.servers; ++j) {
     const PsWindow w = PsWindowOf(elements_, options_.servers, j);
     const int server_rank = options_.workers + j;
-    ops.push_back(comm::P2POp::Send(
-        comm::MakeConstBuffer(gradient.subspan(w.offset, w.length)), server_rank, kPsGradientTag));
-    ops.push_back(comm::P2POp::Recv(comm::MakeBuffer(values.subspan(w.offset, w.length)),
-                                    server_rank, kPsValuesTag));
+    // The header sits just before the window: pushes_ holds one more
+    // element per server before it.
+    const absl::Span<float> push = absl::MakeSpan(pushes_).subspan(w.offset + j, w.length + 1);
+    push[0] = header;
+    if (gradient.empty()) {
+      std::fill(push.begin() + 1, push.end(), 0.0f);
+    } else {
+      std::copy_n(gradient.begin() + w.offset, w.length, push.begin() + 1);
+    }
+    ops.push_back(comm::P2POp::Send(comm::MakeConstBuffer(absl::Span<const float>(push)),
+                                    server_rank, kPsGradientTag));
+    if (!values.empty()) {
+      ops.push_back(comm::P2POp::Recv(comm::MakeBuffer(values.subspan(w.offset, w.length)),
+                                      server_rank, kPsValuesTag));
+    }
   }
-  RETURN_IF_ERROR(world.BatchSendRecv(ops));
-  ++clock_;
-  return absl::OkStatus();
+  return world.BatchSendRecv(ops);
 }
 
 }  // namespace trident::data_parallel

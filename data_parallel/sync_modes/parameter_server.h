@@ -29,12 +29,25 @@
 //     (S = staleness): a worker more than S clocks ahead of the slowest worker
 //     waits. The final pull (c' = steps) waits for version = steps, so every
 //     worker ends with the same parameters.
+// Every push leads with a one-element header (kPsPushGradient or
+// kPsPushStop) because a server keeps a gradient receive posted for each
+// worker's next clock and the communicator cannot cancel it: an early end
+// must arrive as a message that receive matches. A worker that has pushed
+// k < steps clocks and was told to stop (the trainer's stop signal, agreed
+// by every worker after the same step) sends a stop push instead of clock k
+// (PsWorker::Stop). A server that holds a stop after clock k from every
+// worker (all the same k, else an error) applies clocks < k, sends every
+// worker its version-k state unless k was already a snapshot version, and
+// returns: the workers then pull that state (PsWorker::PullState) and write
+// the checkpoint as at a scheduled save.
 // So a gradient of clock c is computed on parameters that miss at most S of
 // the updates 1..c: staleness = c - (version it read) <= S. With S = 0 every
 // worker reads version c at clock c: synchronous data parallelism.
 //
-// Bytes per clock (fp32): a worker sends 4P (its gradient) and receives 4P
-// (the parameters); server j receives and sends 4 P_j W (P_j its window).
+// Bytes per clock (fp32): a worker sends 4(P + N) (its gradient and one
+// header per server) and receives 4P (the parameters); server j receives
+// 4 (P_j + 1) W and sends 4 P_j W (P_j its window). A stop costs a worker one
+// push more, 4(P + N) bytes, once.
 //
 // Starting and snapshots (for a trainer's checkpoints). A run's servers may
 // take their state from worker 0 (SendPsStart / ReceivePsStart): the values,
@@ -137,7 +150,8 @@ class PsServer {
                                                   std::function<double(int64_t)> learning_rate);
 
   // Serves until every worker pushed `steps` gradients and pulled the final
-  // parameters. Fails with DEADLINE_EXCEEDED, naming the workers still owing
+  // parameters, or until every worker stopped after the same clock k and
+  // the version-k state went out (see Protocol). Fails with DEADLINE_EXCEEDED, naming the workers still owing
   // a gradient, when nothing arrives for world.timeout(). With grad_clip > 0
   // and several servers, `servers` is the communicator of the N server ranks
   // in server order (server j its rank j); every server applies clock c only
@@ -190,13 +204,31 @@ class PsWorker {
   absl::Status PullState(comm::Communicator& world, absl::Span<float> values,
                          absl::Span<float> exp_avg, absl::Span<float> exp_avg_sq);
 
+  // Ends this worker's run after clock() < steps clocks: a stop push to
+  // every server in place of the next gradient. Every worker must stop after
+  // the same clock. The servers then send the state of that version unless
+  // it was a snapshot version already: pull it with PullState.
+  absl::Status Stop(comm::Communicator& world);
+
   int64_t clock() const { return clock_; }
 
  private:
+  // Sends server j its push: `header`, then `gradient`'s window (zeros for
+  // a stop); with `values`, receives the parameters of the next clock too.
+  absl::Status Push(comm::Communicator& world, float header, absl::Span<const float> gradient,
+                    absl::Span<float> values);
+
   PsOptions options_;
   int64_t elements_ = 0;
   int64_t clock_ = 0;
+  bool stopped_ = false;
+  // The pushes as sent: server j's header and window at pushes_[offset_j + j].
+  std::vector<float> pushes_;
 };
+
+// A push's header (its first element), then the window of the gradient.
+inline constexpr float kPsPushGradient = 0.0f;
+inline constexpr float kPsPushStop = 1.0f;
 
 // Message tags of the protocol.
 inline constexpr int kPsGradientTag = 120;

@@ -9,8 +9,14 @@
 //     a slow worker makes the others run ahead (the bound is asserted, the
 //     observed maximum printed, never a time).
 //   - It trains: the objective falls by at least half of sync's drop.
-//   - Bytes per clock counted by the communicator: a worker sends and
-//     receives 4P, server j receives and sends 4 P_j W.
+//   - Bytes per clock counted by the communicator: a worker sends 4(P + N)
+//     (a header per server) and receives 4P, server j receives 4 (P_j + 1) W
+//     and sends 4 P_j W.
+//   - An early stop after clock k < steps (S = 0 and S = 2): the servers
+//     apply exactly k clocks and return, every worker pulls the same version-k
+//     state, with S = 0 sync's values after clock k bit for bit; a stop at a
+//     snapshot version sends the state once; workers stopping after
+//     different clocks fail by rule; a stop after the last clock is refused.
 //   - A run started by worker 0 and resumed from a snapshot continues bit for
 //     bit (SendPsStart, PsWorker::PullState, PsServer::CreateFromStart).
 //   - Bad options are refused by name.
@@ -64,14 +70,18 @@ struct PsRun {
   std::vector<comm::CommStats> stats;                   // By rank.
 };
 
-PsRun RunPs(const PsOptions& options, int slow_worker = -1) {
+PsRun RunPs(const PsOptions& options, int slow_worker = -1, int64_t stop_after = -1,
+            std::vector<testing::PsRankResult>* results = nullptr) {
   PsRun run;
   const int world = options.workers + options.servers;
+  if (results != nullptr) results->assign(world, {});
   run.trajectory.resize(options.workers);
   run.applied.resize(options.servers);
   run.stats.resize(world);
   const absl::Status status = comm::RunLocalRanks(world, [&](int rank, comm::Communicator& comm) {
-    ASSIGN_OR_RETURN(testing::PsRankResult mine, testing::RunPsRank(comm, options, slow_worker));
+    ASSIGN_OR_RETURN(testing::PsRankResult mine,
+                     testing::RunPsRank(comm, options, slow_worker, stop_after));
+    if (results != nullptr) (*results)[rank] = mine;
     if (rank < options.workers) {
       run.trajectory[rank] = std::move(mine.trajectory);
     } else {
@@ -145,14 +155,122 @@ TEST(ParameterServer, BytesPerClockAreTheFormula) {
   const PsRun ps = RunPs({.workers = kWorkers, .servers = kServers, .staleness = 1,
                           .steps = kSteps});
   for (int w = 0; w < kWorkers; ++w) {
-    EXPECT_EQ(ps.stats[w].bytes_of(comm::CommOp::kSend), 4 * kElements * kSteps);
+    EXPECT_EQ(ps.stats[w].bytes_of(comm::CommOp::kSend), 4 * (kElements + kServers) * kSteps);
     EXPECT_EQ(ps.stats[w].bytes_of(comm::CommOp::kRecv), 4 * kElements * kSteps);
   }
   for (int j = 0; j < kServers; ++j) {
     const int64_t window = PsWindowOf(kElements, kServers, j).length;
-    EXPECT_EQ(ps.stats[kWorkers + j].bytes_of(comm::CommOp::kRecv), 4 * window * kWorkers * kSteps);
+    EXPECT_EQ(ps.stats[kWorkers + j].bytes_of(comm::CommOp::kRecv),
+              4 * (window + 1) * kWorkers * kSteps);
     EXPECT_EQ(ps.stats[kWorkers + j].bytes_of(comm::CommOp::kSend), 4 * window * kWorkers * kSteps);
   }
+}
+
+TEST(ParameterServer, AnEarlyStopEndsEveryWorkerOnTheSameStateAndTheServersReturn) {
+  constexpr int kWorkers = 3, kServers = 2;
+  constexpr int64_t kSteps = 12, kStop = 7;
+  const std::vector<std::vector<float>> sync = SyncRun(kWorkers, kSteps);
+  for (int staleness : {0, 2}) {
+    std::vector<testing::PsRankResult> results;
+    // RunPs fails the test unless every rank, servers included, returns OK.
+    const PsRun ps = RunPs({.workers = kWorkers, .servers = kServers, .staleness = staleness,
+                            .steps = kSteps},
+                           /*slow_worker=*/kWorkers - 1, /*stop_after=*/kStop, &results);
+    for (const std::vector<PsAppliedGradient>& applied : ps.applied) {
+      EXPECT_EQ(applied.size(), static_cast<size_t>(kWorkers * kStop)) << "S=" << staleness;
+      for (const PsAppliedGradient& a : applied) EXPECT_LT(a.clock, kStop);
+    }
+    ASSERT_EQ(results[0].stop_values.size(), static_cast<size_t>(kElements));
+    for (int w = 0; w < kWorkers; ++w) {
+      EXPECT_EQ(ps.trajectory[w].size(), static_cast<size_t>(kStop));
+      EXPECT_EQ(results[w].stop_values, results[0].stop_values) << "S=" << staleness << " w " << w;
+      EXPECT_EQ(results[w].stop_exp_avg, results[0].stop_exp_avg);
+      EXPECT_EQ(results[w].stop_exp_avg_sq, results[0].stop_exp_avg_sq);
+    }
+    for (float v : results[0].stop_exp_avg_sq) ASSERT_TRUE(std::isfinite(v) && v > 0);
+    if (staleness == 0) {
+      // Version k's values: what sync holds after clock k, and what the
+      // workers pulled for clock k.
+      EXPECT_EQ(std::memcmp(results[0].stop_values.data(), sync[kStop - 1].data(),
+                            kElements * sizeof(float)),
+                0);
+      EXPECT_EQ(results[0].stop_values, ps.trajectory[0].back());
+    } else {
+      // Not sync's trajectory, but the same k updates: it still trains.
+      EXPECT_LT(PsObjective(results[0].stop_values, kWorkers),
+                PsObjective(PsInitial(), kWorkers));
+    }
+  }
+}
+
+TEST(ParameterServer, AStopAtASnapshotVersionSendsTheStateOnce) {
+  // The snapshot of version 3 is the stop's state: the workers pull it once
+  // and nothing is left unreceived (the run would fail at teardown or hang).
+  const PsOptions options{.workers = 2, .servers = 2, .staleness = 0, .steps = 6};
+  const absl::Status status =
+      comm::RunLocalRanks(4, [&](int rank, comm::Communicator& comm) -> absl::Status {
+        if (rank >= options.workers) {
+          const int server = rank - options.workers;
+          ASSIGN_OR_RETURN(PsStart mine, ReceivePsStart(comm, options, server));
+          ASSIGN_OR_RETURN(PsServer ps,
+                           PsServer::CreateFromStart(options, server, std::move(mine),
+                                                     testing::PsAdam(), testing::PsLearningRate));
+          RETURN_IF_ERROR(ps.Serve(comm));
+          EXPECT_EQ(ps.version(), 3);
+          return absl::OkStatus();
+        }
+        if (rank == 0) {
+          PsStart start;
+          start.steps = 6;
+          start.snapshot_versions = {3};
+          start.segments = testing::PsSegments();
+          start.values = PsInitial();
+          start.exp_avg.assign(kElements, 0.0f);
+          start.exp_avg_sq.assign(kElements, 0.0f);
+          RETURN_IF_ERROR(SendPsStart(comm, options, start));
+        }
+        ASSIGN_OR_RETURN(PsWorker worker, PsWorker::Create(options, kElements));
+        std::vector<float> x = PsInitial(), m(kElements), v(kElements);
+        for (int c = 0; c < 3; ++c) {
+          RETURN_IF_ERROR(
+              worker.PushAndPull(comm, testing::PsGradient(rank, 2, x), absl::MakeSpan(x)));
+        }
+        RETURN_IF_ERROR(worker.PullState(comm, absl::MakeSpan(x), absl::MakeSpan(m),
+                                         absl::MakeSpan(v)));
+        RETURN_IF_ERROR(worker.Stop(comm));
+        EXPECT_FALSE(worker.Stop(comm).ok());
+        return absl::OkStatus();
+      });
+  EXPECT_TRUE(status.ok()) << status;
+}
+
+TEST(ParameterServer, WorkersStoppingAfterDifferentClocksAreAnError) {
+  // Worker 0 stops after clock 2, worker 1 pushes clock 2: whichever the
+  // server takes first, it fails naming the rule (and the world aborts).
+  const PsOptions options{.workers = 2, .servers = 1, .staleness = 0, .steps = 5};
+  const absl::Status status = comm::RunLocalRanks(3, [&](int rank, comm::Communicator& comm) {
+    return testing::RunPsRank(comm, options, /*slow_worker=*/-1, /*stop_after=*/2 + rank)
+        .status();
+  });
+  EXPECT_THAT(status.message(), HasSubstr("every worker must stop after the same clock"));
+}
+
+TEST(ParameterServer, AStopAfterTheLastClockIsRefused) {
+  // After `steps` clocks the servers are done: there is no run to end.
+  const PsOptions options{.workers = 1, .servers = 1, .staleness = 0, .steps = 2};
+  const absl::Status status = comm::RunLocalRanks(2, [&](int rank, comm::Communicator& comm) {
+    if (rank == 1) return testing::RunPsRank(comm, options).status();
+    ASSIGN_OR_RETURN(PsWorker worker, PsWorker::Create(options, kElements));
+    std::vector<float> x = PsInitial();
+    for (int c = 0; c < 2; ++c) {
+      RETURN_IF_ERROR(worker.PushAndPull(comm, testing::PsGradient(0, 1, x), absl::MakeSpan(x)));
+    }
+    const absl::Status stop = worker.Stop(comm);
+    EXPECT_EQ(stop.code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(stop.message(), HasSubstr("all 2 clocks ran"));
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(status.ok()) << status;
 }
 
 TEST(ParameterServer, WindowsTileTheVector) {

@@ -83,7 +83,7 @@ absl::StatusOr<std::vector<std::vector<float>>> SyncRun(comm::Communicator& dp, 
 }
 
 absl::StatusOr<PsRankResult> RunPsRank(comm::Communicator& world, const PsOptions& options,
-                                       int slow_worker) {
+                                       int slow_worker, int64_t stop_after) {
   PsRankResult result;
   const int rank = world.rank();
   if (rank >= options.workers) {
@@ -97,11 +97,21 @@ absl::StatusOr<PsRankResult> RunPsRank(comm::Communicator& world, const PsOption
   }
   ASSIGN_OR_RETURN(PsWorker worker, PsWorker::Create(options, kPsElements));
   std::vector<float> x = PsInitial();
-  for (int64_t c = 0; c < options.steps; ++c) {
+  const int64_t clocks = stop_after >= 0 ? stop_after : options.steps;
+  for (int64_t c = 0; c < clocks; ++c) {
     const std::vector<float> g = PsGradient(rank, options.workers, x);
     if (rank == slow_worker) absl::SleepFor(absl::Milliseconds(2));
     RETURN_IF_ERROR(worker.PushAndPull(world, g, absl::MakeSpan(x)));
     result.trajectory.push_back(x);
+  }
+  if (stop_after >= 0) {
+    RETURN_IF_ERROR(worker.Stop(world));
+    result.stop_values.resize(kPsElements);
+    result.stop_exp_avg.resize(kPsElements);
+    result.stop_exp_avg_sq.resize(kPsElements);
+    RETURN_IF_ERROR(worker.PullState(world, absl::MakeSpan(result.stop_values),
+                                     absl::MakeSpan(result.stop_exp_avg),
+                                     absl::MakeSpan(result.stop_exp_avg_sq)));
   }
   return result;
 }

@@ -38,14 +38,17 @@ absl::StatusOr<std::vector<std::vector<float>>> SyncRun(comm::Communicator& dp, 
 
 // One rank's part of a parameter-server run on `world` (workers first, then
 // servers). `slow_worker` (>= 0) sleeps 2 ms before each push, so that the
-// others run ahead.
+// others run ahead. `stop_after` (>= 0, < steps): every worker stops after
+// that many clocks (PsWorker::Stop) and pulls the servers' state.
 struct PsRankResult {
   std::vector<std::vector<float>> trajectory;  // A worker's values after each pull.
+  // With stop_after: the state a worker pulled at the stop.
+  std::vector<float> stop_values, stop_exp_avg, stop_exp_avg_sq;
   std::vector<PsAppliedGradient> applied;      // A server's record.
   int64_t window = 0;                          // A server's window length.
 };
 absl::StatusOr<PsRankResult> RunPsRank(comm::Communicator& world, const PsOptions& options,
-                                       int slow_worker = -1);
+                                       int slow_worker = -1, int64_t stop_after = -1);
 
 }  // namespace trident::data_parallel::testing
 

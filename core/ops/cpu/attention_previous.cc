@@ -18,6 +18,21 @@
 namespace trident::ops::cpu {
 namespace {
 
+// vec_math.h's MaxOf as it was (scalar code: GCC does not vectorise it), so
+// the baseline stays the old kernel. max_i x[i] (n >= 1).
+float PreviousMaxOf(const float* x, int64_t n) {
+  float lanes[kLanes];
+  for (int l = 0; l < kLanes; ++l) lanes[l] = x[0];
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) lanes[l] = lanes[l] > x[i + l] ? lanes[l] : x[i + l];
+  }
+  float m = lanes[0];
+  for (int l = 1; l < kLanes; ++l) m = m > lanes[l] ? m : lanes[l];
+  for (; i < n; ++i) m = m > x[i] ? m : x[i];
+  return m;
+}
+
 // Query rows per tile: a GEMM of this many rows is efficient, and the skipped
 // part of the diagonal tile stays small.
 constexpr int64_t kQueryTile = 64;
@@ -94,7 +109,7 @@ void PreviousAttentionForward(const ExecContext& ctx, const Tensor& qkv, int num
           for (int64_t r = 0; r < rows; ++r) {
             float* srow = s + r * kKeyTile;
             const int64_t n = CausalWidth(i0 + r, j0, cols);
-            const float tile_max = MaxOf(srow, n);
+            const float tile_max = PreviousMaxOf(srow, n);
             const float m = first ? tile_max : std::max(row_max[r], tile_max);
             const double sum = ExpShiftSum(srow, n, m);
             std::fill(srow + n, srow + cols, 0.0f);

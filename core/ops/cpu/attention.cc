@@ -194,12 +194,13 @@ void CpuBackendImpl::AttentionBackward(const ExecContext& ctx, const Tensor& qkv
             const int64_t n = CausalWidth(i0 + r, j0, cols);
             const float row_lse = task_lse[i0 + r];
             const float delta = row_delta[r];
-            for (int64_t j = 0; j < n; ++j) {
-              prow[j] = FastExp(prow[j] - row_lse);
-              dsrow[j] = prow[j] * (dsrow[j] - delta);
+            // One pass over the whole tile row, the future columns set to 0:
+            // the trip count is a multiple of the vector width (unlike n).
+            for (int64_t j = 0; j < cols; ++j) {
+              const float prob_j = j < n ? FastExp(prow[j] - row_lse) : 0.0f;
+              prow[j] = prob_j;
+              dsrow[j] = prob_j * (dsrow[j] - delta);
             }
-            std::fill(prow + n, prow + cols, 0.0f);
-            std::fill(dsrow + n, dsrow + cols, 0.0f);
           }
           Sgemm(Trans::kYes, Trans::kNo, cols, head_dim, rows, 1.0f, prob, kKeyTile, d_o + i0 * c,
                 c, 1.0f, g.v + j0 * g.ld, g.ld);

@@ -78,16 +78,25 @@ inline float GeluDerivative(float x) {
   return s + x * s * (1.0f - s) * 2.0f * du;
 }
 
-// max_i x[i] (n >= 1).
+// max_i x[i] (n >= 1), lane l taking the elements i = l mod kLanes as in the
+// other reductions. Written with GCC's vector type: in the lane-array form GCC
+// 12 emits one scalar vmaxss per element (it does not SLP-vectorise the
+// compare-select), and attention calls it once per score row.
 inline float MaxOf(const float* x, int64_t n) {
-  float lanes[kLanes];
-  for (int l = 0; l < kLanes; ++l) lanes[l] = x[0];
+  using Lanes = float __attribute__((vector_size(kLanes * sizeof(float))));
+  float m = x[0];
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) lanes[l] = lanes[l] > x[i + l] ? lanes[l] : x[i + l];
+  if (n >= kLanes) {
+    Lanes lanes;
+    __builtin_memcpy(&lanes, x, sizeof(lanes));
+    for (i = kLanes; i + kLanes <= n; i += kLanes) {
+      Lanes v;
+      __builtin_memcpy(&v, x + i, sizeof(v));
+      lanes = lanes > v ? lanes : v;
+    }
+    m = lanes[0];
+    for (int l = 1; l < kLanes; ++l) m = m > lanes[l] ? m : lanes[l];
   }
-  float m = lanes[0];
-  for (int l = 1; l < kLanes; ++l) m = m > lanes[l] ? m : lanes[l];
   for (; i < n; ++i) m = m > x[i] ? m : x[i];
   return m;
 }

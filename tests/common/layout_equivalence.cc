@@ -1,9 +1,11 @@
 #include "tests/common/layout_equivalence.h"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -239,6 +241,29 @@ absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config) {
     return absl::OkStatus();
   }));
   return result;
+}
+
+double LossDrop(const std::vector<double>& losses) {
+  if (losses.size() < 5) return NAN;
+  const double last5 = std::accumulate(losses.end() - 5, losses.end(), 0.0) / 5;
+  return losses.front() - last5;
+}
+
+LossCurve TrainLossCurve(const training::TrainConfig& config, const std::string& name) {
+  absl::StatusOr<TrainedRun> run = TrainLayout(config);
+  EXPECT_TRUE(run.ok()) << name << ": " << run.status();
+  if (!run.ok()) return {};
+  const std::vector<double>& losses = run->losses;
+  EXPECT_EQ(losses.size(), static_cast<size_t>(config.steps())) << name;
+  for (size_t s = 0; s < losses.size(); ++s) {
+    EXPECT_TRUE(std::isfinite(losses[s])) << name << " step " << s + 1;
+  }
+  const LossCurve curve{.losses = losses, .drop = LossDrop(losses)};
+  if (!losses.empty()) {
+    std::printf("%-22s first loss %.4f, mean of last 5 %.4f, drop %.4f\n", name.c_str(),
+                losses.front(), losses.front() - curve.drop, curve.drop);
+  }
+  return curve;
 }
 
 const TrainedRun& SerialRun(const training::TrainConfig& config) {

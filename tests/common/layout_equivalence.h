@@ -21,6 +21,7 @@
 // differences are the orders of floating-point sums (all-reduce of partial
 // GEMMs, gradients accumulated over replicas), so 1e-5 is tight.
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -171,6 +172,19 @@ absl::Status RunRanks(const training::TrainConfig& config,
 // Trains config.steps() steps of `config` as described above; a layout that
 // breaks a rule of topology::ValidateLayout is refused with its message.
 absl::StatusOr<TrainedRun> TrainLayout(const training::TrainConfig& config);
+
+// What the lossy and asynchronous modes' "it trains" tests bound: a run's
+// losses and their drop, the first loss minus the mean of the last five.
+struct LossCurve {
+  std::vector<double> losses;
+  double drop = NAN;
+};
+double LossDrop(const std::vector<double>& losses);
+
+// Trains `config` (TrainLayout); expects config.steps() finite losses (a
+// gtest failure naming `name` otherwise, and an empty curve if it failed)
+// and prints the drop under `name`.
+LossCurve TrainLossCurve(const training::TrainConfig& config, const std::string& name);
 
 // The serial twin's run of `config`, trained once per process and shared.
 const TrainedRun& SerialRun(const training::TrainConfig& config);

@@ -17,7 +17,6 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -38,42 +37,26 @@ struct Mode {
   int local_sgd_steps = 0;  // 0: the layout's default.
 };
 
-struct Curve {
-  std::vector<double> losses;
-  double drop = NAN;
-};
-
-Curve Train(const Mode& mode, const LayoutRow& row) {
+LossCurve Train(const Mode& mode, const LayoutRow& row) {
   topology::ParallelLayout layout = row.ToLayout();
   layout.set_dp_sync(mode.sync);
   if (mode.local_sgd_steps > 0) layout.set_local_sgd_steps(mode.local_sgd_steps);
   training::TrainConfig config = EquivalenceConfig(layout, kSteps);
   config.set_precision(row.precision);
-  absl::StatusOr<TrainedRun> run = TrainLayout(config);
-  EXPECT_TRUE(run.ok()) << mode.name << ": " << run.status();
-  if (!run.ok()) return {};
-  const std::vector<double>& losses = run->losses;
-  EXPECT_EQ(losses.size(), static_cast<size_t>(kSteps));
-  for (size_t s = 0; s < losses.size(); ++s) {
-    EXPECT_TRUE(std::isfinite(losses[s])) << mode.name << " step " << s + 1;
-  }
-  const double last5 = std::accumulate(losses.end() - 5, losses.end(), 0.0) / 5;
-  std::printf("%-22s first loss %.4f, mean of last 5 %.4f, drop %.4f\n", mode.name.c_str(),
-              losses.front(), last5, losses.front() - last5);
-  return {losses, losses.front() - last5};
+  return TrainLossCurve(config, mode.name);
 }
 
 // Trains every mode on `row`; returns the curves by mode name.
-std::map<std::string, Curve> ExpectEveryModeTrains(const LayoutRow& row) {
-  std::map<std::string, Curve> curves;
-  const Curve sync = Train({.name = "sync"}, row);
+std::map<std::string, LossCurve> ExpectEveryModeTrains(const LayoutRow& row) {
+  std::map<std::string, LossCurve> curves;
+  const LossCurve sync = Train({.name = "sync"}, row);
   EXPECT_GE(sync.drop, 0.5) << "synchronous data parallelism must learn for the bound to matter";
   for (const Mode& mode : std::vector<Mode>{
            {.name = "local_sgd H=1", .sync = topology::DpSync::LOCAL_SGD, .local_sgd_steps = 1},
            {.name = "local_sgd H=4", .sync = topology::DpSync::LOCAL_SGD, .local_sgd_steps = 4},
            {.name = "local_sgd H=8", .sync = topology::DpSync::LOCAL_SGD},
            {.name = "gossip", .sync = topology::DpSync::GOSSIP}}) {
-    const Curve curve = Train(mode, row);
+    const LossCurve curve = Train(mode, row);
     EXPECT_GE(curve.drop, 0.5 * sync.drop) << mode.name;  // NaN fails too.
     EXPECT_NE(curve.losses, sync.losses) << mode.name;
     curves[mode.name] = curve;
@@ -89,7 +72,7 @@ TEST(DpSyncTraining, EveryModeLowersTheLossOverFiftyStepsAtDp4) {
 // local SGD with H = 1: fl((a + b) / 2) in double equals fl(a + b) / 2 in fp32
 // (halving is exact), and the losses agree bit for bit.
 TEST(DpSyncTraining, EveryModeLowersTheLossOnATp2Pp2Dp2Grid) {
-  std::map<std::string, Curve> curves =
+  std::map<std::string, LossCurve> curves =
       ExpectEveryModeTrains(LayoutRow{.tp = 2, .pp = 2, .dp = 2, .micro_batches = 4});
   EXPECT_EQ(curves["gossip"].losses, curves["local_sgd H=1"].losses);
   EXPECT_FALSE(curves["gossip"].losses.empty());
@@ -99,13 +82,13 @@ TEST(DpSyncTraining, EveryModeLowersTheLossOnATp2Pp2Dp2Grid) {
 // updates), then round them into the bf16 values; against bf16 sync.
 TEST(DpSyncTraining, LocalSgdAndGossipTrainInBf16AtDp4) {
   const LayoutRow row{.dp = 4, .micro_batch_size = 2, .precision = training::BF16};
-  const Curve sync = Train({.name = "sync bf16"}, row);
+  const LossCurve sync = Train({.name = "sync bf16"}, row);
   EXPECT_GE(sync.drop, 0.5) << "synchronous data parallelism must learn for the bound to matter";
   for (const Mode& mode : std::vector<Mode>{
            {.name = "local_sgd H=4 bf16", .sync = topology::DpSync::LOCAL_SGD,
             .local_sgd_steps = 4},
            {.name = "gossip bf16", .sync = topology::DpSync::GOSSIP}}) {
-    const Curve curve = Train(mode, row);
+    const LossCurve curve = Train(mode, row);
     EXPECT_GE(curve.drop, 0.5 * sync.drop) << mode.name;  // NaN fails too.
     EXPECT_NE(curve.losses, sync.losses) << mode.name;
   }

@@ -11,7 +11,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -36,35 +35,18 @@ struct Mode {
 
 // The losses of `mode`'s run, and its drop: first step's loss minus the mean
 // of the last 5.
-struct Curve {
-  std::vector<double> losses;
-  double drop = NAN;
-};
-
-Curve Train(const Mode& mode) {
+LossCurve Train(const Mode& mode) {
   topology::ParallelLayout layout =
       LayoutRow{.dp = 4, .micro_batch_size = 2, .grad_bucket_mb = 0.01}.ToLayout();
   layout.set_gradient_compression(mode.method);
   layout.set_topk_ratio(mode.topk_ratio);
   layout.set_topk_adaptive(mode.topk_adaptive);
   layout.set_compression_scaling(mode.scaling);
-  const training::TrainConfig config = EquivalenceConfig(layout, kSteps);
-  absl::StatusOr<TrainedRun> run = TrainLayout(config);
-  EXPECT_TRUE(run.ok()) << mode.name << ": " << run.status();
-  if (!run.ok()) return {};
-  const std::vector<double>& losses = run->losses;
-  EXPECT_EQ(losses.size(), static_cast<size_t>(kSteps));
-  for (size_t s = 0; s < losses.size(); ++s) {
-    EXPECT_TRUE(std::isfinite(losses[s])) << mode.name << " step " << s + 1;
-  }
-  const double last5 = std::accumulate(losses.end() - 5, losses.end(), 0.0) / 5;
-  std::printf("%-16s first loss %.4f, mean of last 5 %.4f, drop %.4f\n", mode.name.c_str(),
-              losses.front(), last5, losses.front() - last5);
-  return {losses, losses.front() - last5};
+  return TrainLossCurve(EquivalenceConfig(layout, kSteps), mode.name);
 }
 
 TEST(GradientCompressionTraining, EveryModeLowersTheLossOverFiftySteps) {
-  const Curve none = Train({.name = "none"});
+  const LossCurve none = Train({.name = "none"});
   const double reference = none.drop;
   ASSERT_GE(reference, 0.5) << "uncompressed data parallelism must learn for the bound to matter";
   using topology::GradientCompression;
@@ -79,7 +61,7 @@ TEST(GradientCompressionTraining, EveryModeLowersTheLossOverFiftySteps) {
            {.name = "topk adaptive", .method = GradientCompression::TOPK,
             .topk_adaptive = true},
            {.name = "powersgd r4", .method = GradientCompression::POWERSGD}}) {
-    const Curve curve = Train(mode);
+    const LossCurve curve = Train(mode);
     EXPECT_GE(curve.drop, 0.5 * reference) << mode.name;  // NaN fails too.
     // The mode really ran: its rounding shows in the losses.
     EXPECT_NE(curve.losses, none.losses) << mode.name;

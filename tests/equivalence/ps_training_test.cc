@@ -21,7 +21,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -111,11 +110,6 @@ INSTANTIATE_TEST_SUITE_P(
                           info.param.precision == training::BF16 ? "_bf16" : "");
     });
 
-double Drop(const std::vector<double>& losses) {
-  const double last5 = std::accumulate(losses.end() - 5, losses.end(), 0.0) / 5;
-  return losses.front() - last5;
-}
-
 TEST(PsTraining, StalenessTwoLowersTheLossOverFiftyStepsAtDp4) {
   constexpr int kSteps = 50;
   const LayoutRow row{.dp = 4, .micro_batch_size = 2};
@@ -126,8 +120,8 @@ TEST(PsTraining, StalenessTwoLowersTheLossOverFiftyStepsAtDp4) {
   for (size_t s = 0; s < ps.losses.size(); ++s) {
     EXPECT_TRUE(std::isfinite(ps.losses[s])) << "step " << s + 1;
   }
-  const double sync_drop = Drop(sync.losses);
-  const double ps_drop = Drop(ps.losses);
+  const double sync_drop = LossDrop(sync.losses);
+  const double ps_drop = LossDrop(ps.losses);
   std::printf("sync drop %.4f, ps (2 servers, S = 2) drop %.4f\n", sync_drop, ps_drop);
   EXPECT_GE(sync_drop, 0.5) << "synchronous data parallelism must learn for the bound to matter";
   EXPECT_GE(ps_drop, 0.5 * sync_drop);  // NaN fails too.
